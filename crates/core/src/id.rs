@@ -1,0 +1,283 @@
+//! Identifiers validated at the boundary.
+//!
+//! A [`TaskId`] ends up in SQL parameters, in file names (`task-<id>.lock`) and in
+//! shell output, so it is restricted to a small alphabet that is safe in all three:
+//! once a value of this type exists it cannot escape a directory or smuggle a
+//! control character into a terminal.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Longest task or agent id we accept, in bytes (all accepted characters are ASCII).
+pub const MAX_ID_LEN: usize = 128;
+
+/// A task identifier: 1–128 characters of `[A-Za-z0-9._-]`, not starting with `.` or
+/// `-`, and never containing `..`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TaskId(String);
+
+impl TaskId {
+    /// Validates `s` as a task id.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming what is wrong and what is allowed.
+    pub fn new(s: &str) -> Result<Self, Error> {
+        let why = if s.is_empty() {
+            Some("it is empty".to_owned())
+        } else if s.len() > MAX_ID_LEN {
+            Some(format!(
+                "it is {} bytes long (at most {MAX_ID_LEN})",
+                s.len()
+            ))
+        } else if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            Some(format!("it contains {}", describe_char(c)))
+        } else if s.starts_with('.') || s.starts_with('-') {
+            Some("it starts with '.' or '-'".to_owned())
+        } else if s.contains("..") {
+            Some("it contains '..'".to_owned())
+        } else {
+            None
+        };
+        match why {
+            None => Ok(TaskId(s.to_owned())),
+            Some(why) => Err(Error::invalid(
+                "task id",
+                format!(
+                    "{} is not a valid task id: {why}; allowed: 1-{MAX_ID_LEN} characters of \
+                     A-Z a-z 0-9 . _ -, not starting with '.' or '-', without '..'",
+                    quote(s)
+                ),
+            )),
+        }
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        TaskId::new(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TaskId::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Who is acting: for display and history only. Authority over a task comes from the
+/// fencing token, never from this name.
+///
+/// 1–128 printable characters without whitespace other than a plain space.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct AgentId(String);
+
+impl AgentId {
+    /// Validates `s` as an agent id.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming what is wrong and what is allowed.
+    pub fn new(s: &str) -> Result<Self, Error> {
+        let why = if s.trim().is_empty() {
+            Some("it is empty".to_owned())
+        } else if s.len() > MAX_ID_LEN {
+            Some(format!(
+                "it is {} bytes long (at most {MAX_ID_LEN})",
+                s.len()
+            ))
+        } else {
+            s.chars()
+                .find(|c| c.is_control())
+                .map(|c| format!("it contains {}", describe_char(c)))
+        };
+        match why {
+            None => Ok(AgentId(s.to_owned())),
+            Some(why) => Err(Error::invalid(
+                "agent id",
+                format!(
+                    "{} is not a valid agent id: {why}; allowed: 1-{MAX_ID_LEN} bytes of \
+                     printable characters",
+                    quote(s)
+                ),
+            )),
+        }
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AgentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for AgentId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        AgentId::new(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for AgentId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        AgentId::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A tag on a task: 1–64 characters of `[A-Za-z0-9._:/-]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Tag(String);
+
+impl Tag {
+    /// Validates `s` as a tag.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming what is wrong and what is allowed.
+    pub fn new(s: &str) -> Result<Self, Error> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'));
+        if ok {
+            Ok(Tag(s.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "tag",
+                format!(
+                    "{} is not a valid tag; allowed: 1-64 characters of A-Z a-z 0-9 . _ - : /",
+                    quote(s)
+                ),
+            ))
+        }
+    }
+
+    /// The tag as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Tag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Tag::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Quotes user input for an error message: escaped, and cut short when long, so a
+/// 10 kB or binary argument cannot flood the terminal.
+pub fn quote(s: &str) -> String {
+    const SHOW: usize = 40;
+    let mut out: String = s.chars().take(SHOW).flat_map(char::escape_debug).collect();
+    if s.chars().count() > SHOW {
+        out.push('…');
+    }
+    format!("\"{out}\"")
+}
+
+fn describe_char(c: char) -> String {
+    match c {
+        '\0' => "a NUL byte".to_owned(),
+        '/' | '\\' => format!("a path separator '{c}'"),
+        c if c.is_control() => format!("a control character (U+{:04X})", c as u32),
+        c if c.is_whitespace() => "whitespace".to_owned(),
+        c => format!("'{c}'"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_accepted() {
+        for s in [
+            "T-1",
+            "a",
+            "feature.login_v2",
+            "A-b.C_d",
+            &"x".repeat(MAX_ID_LEN),
+        ] {
+            assert_eq!(TaskId::new(s).unwrap().as_str(), s);
+        }
+    }
+
+    #[test]
+    fn task_ids_refused_with_reason() {
+        let cases = [
+            ("", "empty"),
+            ("../x", "path separator"),
+            ("a/b", "path separator"),
+            ("a\\b", "path separator"),
+            ("a..b", "'..'"),
+            (".hidden", "starts with"),
+            ("-flag", "starts with"),
+            ("a\0b", "NUL"),
+            ("a b", "whitespace"),
+            ("é", "'é'"),
+        ];
+        for (s, why) in cases {
+            let msg = TaskId::new(s).unwrap_err().to_string();
+            assert!(msg.contains(why), "{s:?}: {msg}");
+            assert!(msg.contains("allowed"), "{s:?}: {msg}");
+        }
+        let long = "x".repeat(10_000);
+        let msg = TaskId::new(&long).unwrap_err().to_string();
+        assert!(msg.contains("10000 bytes"), "{msg}");
+        assert!(
+            msg.len() < 400,
+            "error message must not echo 10 kB: {}",
+            msg.len()
+        );
+    }
+
+    #[test]
+    fn agent_ids() {
+        assert!(AgentId::new("agent-host-1").is_ok());
+        assert!(AgentId::new("Claude Code").is_ok());
+        assert!(AgentId::new("").is_err());
+        assert!(AgentId::new("  ").is_err());
+        assert!(AgentId::new("a\nb").is_err());
+        assert!(AgentId::new(&"a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn ids_deserialize_through_validation() {
+        assert!(serde_json::from_str::<TaskId>("\"T-1\"").is_ok());
+        assert!(serde_json::from_str::<TaskId>("\"../etc\"").is_err());
+        assert!(serde_json::from_str::<Tag>("\"a b\"").is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! Leases, fencing tokens, and what a claim can come back with.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::quote;
+use crate::{AgentId, Error, Millis, Status, TaskId};
+
+/// A fencing token: a per-task integer that grows with every new claim of the task and
+/// is never handed out twice. Every write a lease protects (renew, release, done, and
+/// updates under a live lease) presents it; the store refuses a token that is not the
+/// task's current one.
+///
+/// It fences out stale holders; it is not a secret (see `docs/design.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Token(pub i64);
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for Token {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().parse::<i64>() {
+            Ok(n) if n > 0 => Ok(Token(n)),
+            _ => Err(Error::invalid(
+                "token",
+                format!(
+                    "{} is not a fencing token; allowed: the positive integer a claim returned",
+                    quote(s)
+                ),
+            )),
+        }
+    }
+}
+
+/// A granted lease: proof of holding `task` until `lock_until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    /// The task held.
+    #[serde(rename = "id")]
+    pub task: TaskId,
+    /// Who holds it (for display; authority is the token).
+    pub agent: AgentId,
+    /// The fencing token to present on renew, release, done and update.
+    pub token: Token,
+    /// When this holder first claimed the task.
+    pub assigned_at: Millis,
+    /// When the lease runs out unless renewed (database clock).
+    pub lock_until: Millis,
+    /// The task row's version after the claim.
+    pub version: i64,
+}
+
+/// What a claim of one task came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The caller holds the task now.
+    Claimed(Lease),
+    /// The caller does not hold the task, and why.
+    Refused(Refusal),
+}
+
+/// Why a task could not be claimed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Refusal {
+    /// Another lease is live (possibly the caller's own, claimed without its token).
+    Held {
+        /// The holder.
+        by: AgentId,
+        /// When its lease runs out unless renewed.
+        until: Millis,
+    },
+    /// No task has that id.
+    NotFound,
+    /// The task exists but cannot be claimed now.
+    NotClaimable {
+        /// Why not.
+        why: Unclaimable,
+    },
+}
+
+/// Why an existing, unheld task is not claimable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Unclaimable {
+    /// The task is finished or abandoned.
+    Closed {
+        /// `done` or `cancelled`.
+        status: Status,
+    },
+    /// Some dependencies are not done yet.
+    Waiting {
+        /// The dependencies that are not done.
+        on: Vec<TaskId>,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Held { by, until } => write!(f, "held by {by} until {until}"),
+            Refusal::NotFound => f.write_str("no such task"),
+            Refusal::NotClaimable {
+                why: Unclaimable::Closed { status },
+            } => write!(f, "not claimable: it is {status}"),
+            Refusal::NotClaimable {
+                why: Unclaimable::Waiting { on },
+            } => {
+                let on: Vec<&str> = on.iter().map(TaskId::as_str).collect();
+                write!(f, "not claimable: waiting on {}", on.join(", "))
+            }
+        }
+    }
+}
+
+/// What an all-or-nothing batch claim came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Every task was claimed, in the order asked.
+    Claimed(Vec<Lease>),
+    /// Nothing was claimed; these ids are why.
+    Refused(Vec<(TaskId, Refusal)>),
+}
+
+/// A lease ended by `reap` because it had run out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reaped {
+    /// The task, now `todo` again.
+    pub id: TaskId,
+    /// Who held the expired lease.
+    pub agent: AgentId,
+    /// The expired lease's token (now stale).
+    pub token: Token,
+    /// When it ran out.
+    pub lock_until: Millis,
+}
+
+/// Why a token no longer holds its task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LostWhy {
+    /// Another claim happened since: the token is stale.
+    Stale {
+        /// The current holder, if the task is still leased.
+        holder: Option<AgentId>,
+    },
+    /// The token is the latest, but its lease was ended (released, done, reaped or
+    /// forced) and the task is now in `status`.
+    Ended {
+        /// Where the task is now.
+        status: Status,
+    },
+    /// The task never issued this token.
+    Unknown,
+}

@@ -1,0 +1,31 @@
+//! The backend-neutral core of tasklease: tasks, leases and fencing tokens, and the
+//! [`Store`] contract that every backend (SQLite, PostgreSQL) implements. No I/O lives
+//! here.
+//!
+//! # The one decision this crate encodes
+//!
+//! A lease is *time-bounded and fenced*. Time-bounded, so a dead agent's claim lapses on
+//! its own and nobody has to decide that an agent is dead. Fenced, because time alone
+//! cannot be trusted: an agent paused past its lease (a laptop lid, a GC pause, a
+//! debugger) wakes up believing it still holds the task. Every claim of a task hands
+//! out a larger [`Token`]; every write a lease protects presents it, and the store
+//! refuses any token but the current one. Expiry makes progress possible; the token
+//! makes it safe.
+//!
+//! Results say what happened ([`ClaimOutcome`], [`Refusal`]) rather than collapsing
+//! "someone else holds it" into an error string, and errors ([`Error`]) name the
+//! situation in task terms, never in SQL terms.
+
+mod error;
+pub mod id;
+mod lease;
+mod store;
+mod task;
+pub mod time;
+
+pub use error::{Error, ErrorKind, Result};
+pub use id::{AgentId, Tag, TaskId};
+pub use lease::{BatchOutcome, ClaimOutcome, Lease, LostWhy, Reaped, Refusal, Token, Unclaimable};
+pub use store::Store;
+pub use task::{ListFilter, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch, validate_title};
+pub use time::{Clock, LeaseDuration, Millis};

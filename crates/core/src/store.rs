@@ -1,0 +1,136 @@
+//! The contract every store implements.
+
+use crate::{
+    AgentId, BatchOutcome, ClaimOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Reaped,
+    ReleaseTo, Result, Task, TaskId, TaskPatch, Token,
+};
+
+/// The operations on tasks and leases, the same for every backend.
+///
+/// Every method is one database transaction: it either happens completely or not at
+/// all. Lease times are read from the store's clock (the database's, unless a test
+/// injected a [`crate::Clock::Manual`]). `agent` is who is acting, recorded for history;
+/// authority over a leased task comes only from its [`Token`].
+///
+/// Policy — retries, renewal cadence, reaping schedules — lives above this trait.
+pub trait Store: Send + Sync {
+    /// Creates a task in `todo`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`](crate::Error::Invalid) for bad fields or a dependency that does
+    /// not exist; [`Error::Exists`](crate::Error::Exists) when the id is taken.
+    fn add(&self, task: &NewTask) -> Result<Task>;
+
+    /// One task, or `None`.
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn show(&self, id: &TaskId) -> Result<Option<Task>>;
+
+    /// Tasks matching `filter`, by priority then age.
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn list(&self, filter: &ListFilter) -> Result<Vec<Task>>;
+
+    /// Claims one task in one conditional statement: of many concurrent claimers exactly
+    /// one gets [`ClaimOutcome::Claimed`]. A task whose lease ran out is free to anyone
+    /// and its token grows. The holder presenting its current `token` re-claims: the
+    /// lease is extended and the token kept.
+    ///
+    /// # Errors
+    /// Only store failures; every refusal is a [`ClaimOutcome::Refused`].
+    fn claim(
+        &self,
+        id: &TaskId,
+        agent: &AgentId,
+        lease: LeaseDuration,
+        token: Option<Token>,
+    ) -> Result<ClaimOutcome>;
+
+    /// Claims the highest-priority ready task — `todo` with every dependency done, or
+    /// `in_progress` under an expired lease — oldest first within a priority, in one
+    /// atomic step. `None` when nothing is ready.
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn claim_next(&self, agent: &AgentId, lease: LeaseDuration) -> Result<Option<Lease>>;
+
+    /// Claims every task in `ids` in one transaction, or none of them. On refusal,
+    /// lists each id that could not be claimed and why.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`](crate::Error::Invalid) for an empty list or a repeated id;
+    /// store failures.
+    fn claim_batch(
+        &self,
+        ids: &[TaskId],
+        agent: &AgentId,
+        lease: LeaseDuration,
+    ) -> Result<BatchOutcome>;
+
+    /// Extends the lease to `now + lease`. Works while `token` is the task's current
+    /// token and the task is `in_progress`, even if the lease ran out, as long as nobody
+    /// claimed it since.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the token no longer holds the
+    /// task; [`Error::NotFound`](crate::Error::NotFound).
+    fn renew(
+        &self,
+        id: &TaskId,
+        token: Token,
+        lease: LeaseDuration,
+        agent: &AgentId,
+    ) -> Result<Lease>;
+
+    /// Ends the lease and puts the task in `to`.
+    ///
+    /// # Errors
+    /// As [`Store::renew`].
+    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, agent: &AgentId) -> Result<Task>;
+
+    /// Ends whatever lease the task has, without a token: the admin escape hatch,
+    /// recorded as forced. The old token becomes stale.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound).
+    fn release_force(&self, id: &TaskId, to: ReleaseTo, agent: &AgentId) -> Result<Task>;
+
+    /// Ends the lease and marks the task `done`, which may make dependants ready.
+    ///
+    /// # Errors
+    /// As [`Store::renew`].
+    fn done(&self, id: &TaskId, token: Token, agent: &AgentId) -> Result<Task>;
+
+    /// Returns every task whose lease ran out to `todo`, in one statement. Claims treat
+    /// expired leases as free anyway, so this is housekeeping, not correctness.
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn reap(&self, agent: &AgentId) -> Result<Vec<Reaped>>;
+
+    /// Changes fields if the task is still at `expect_version`. A task under a live
+    /// lease changes only with its current `token`. Moving a task out of `in_progress`
+    /// ends its lease.
+    ///
+    /// # Errors
+    /// [`Error::VersionConflict`](crate::Error::VersionConflict) with the current
+    /// version; [`Error::NotHolder`](crate::Error::NotHolder) or
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) under a live lease without the
+    /// right token; [`Error::NotFound`](crate::Error::NotFound).
+    fn update(
+        &self,
+        id: &TaskId,
+        expect_version: i64,
+        patch: &TaskPatch,
+        token: Option<Token>,
+        agent: &AgentId,
+    ) -> Result<Task>;
+
+    /// The store's clock, as leases see it.
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn now(&self) -> Result<Millis>;
+}

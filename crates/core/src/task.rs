@@ -1,0 +1,404 @@
+//! Tasks: what they hold and the values their fields may take.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::quote;
+use crate::{AgentId, Error, Millis, Tag, TaskId};
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $s:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vmeta])* $variant,)+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The name used in SQL, JSON and on the command line.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $s,)+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self, Error> {
+                match s {
+                    $($s => Ok($name::$variant),)+
+                    _ => Err(Error::invalid($what, format!(
+                        "{} is not a {}; allowed: {}",
+                        quote(s),
+                        $what,
+                        [$($s),+].join(", "),
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// Where a task is in its life.
+    Status, "status" {
+        /// Ready to be claimed once its dependencies are done.
+        #[default]
+        Todo = "todo",
+        /// Held under a lease by an agent.
+        InProgress = "in_progress",
+        /// Work finished, awaiting review; claimable by id.
+        Review = "review",
+        /// Finished. Not claimable; unblocks dependants.
+        Done = "done",
+        /// Abandoned. Not claimable.
+        Cancelled = "cancelled",
+        /// Waiting on something outside tasklease; claimable by id.
+        Blocked = "blocked",
+    }
+}
+
+string_enum! {
+    /// How urgent a task is. `claim --next` takes `critical` before `high` before
+    /// `medium` before `low`, oldest first within one priority.
+    Priority, "priority" {
+        /// Before everything else.
+        Critical = "critical",
+        /// Before medium and low.
+        High = "high",
+        /// The default.
+        #[default]
+        Medium = "medium",
+        /// Last.
+        Low = "low",
+    }
+}
+
+impl Priority {
+    /// Sort rank: 0 is claimed first.
+    pub fn rank(self) -> i64 {
+        match self {
+            Priority::Critical => 0,
+            Priority::High => 1,
+            Priority::Medium => 2,
+            Priority::Low => 3,
+        }
+    }
+
+    /// The priority of a sort rank, if it is one.
+    pub fn from_rank(rank: i64) -> Option<Priority> {
+        Priority::ALL.get(usize::try_from(rank).ok()?).copied()
+    }
+}
+
+/// The statuses a lease holder may hand a task back in when releasing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseTo {
+    /// Back to the pool (the default).
+    #[default]
+    Todo,
+    /// Finished, for someone to look at.
+    Review,
+    /// Cannot go on for now.
+    Blocked,
+}
+
+impl ReleaseTo {
+    /// The status the task ends in.
+    pub fn status(self) -> Status {
+        match self {
+            ReleaseTo::Todo => Status::Todo,
+            ReleaseTo::Review => Status::Review,
+            ReleaseTo::Blocked => Status::Blocked,
+        }
+    }
+}
+
+impl FromStr for ReleaseTo {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "todo" => Ok(ReleaseTo::Todo),
+            "review" => Ok(ReleaseTo::Review),
+            "blocked" => Ok(ReleaseTo::Blocked),
+            _ => Err(Error::invalid(
+                "status",
+                format!(
+                    "{} is not a status a task can be released to; allowed: todo, review, \
+                     blocked (use `done` to finish a task)",
+                    quote(s)
+                ),
+            )),
+        }
+    }
+}
+
+/// A task as stored. The fencing token is not part of it: only the holder learns it,
+/// from the claim.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Task {
+    /// The id.
+    pub id: TaskId,
+    /// One line saying what to do.
+    pub title: String,
+    /// Longer text; may be empty.
+    pub description: String,
+    /// Where the task is in its life.
+    pub status: Status,
+    /// How urgent.
+    pub priority: Priority,
+    /// Free-form labels.
+    pub tags: Vec<Tag>,
+    /// Tasks that must be done before this one is ready.
+    pub deps: Vec<TaskId>,
+    /// How many of `deps` are not done yet.
+    pub waiting_on: i64,
+    /// Optimistic-concurrency counter, bumped by every change to the row.
+    pub version: i64,
+    /// The agent holding the lease, when `status` is `in_progress`.
+    pub assignee: Option<AgentId>,
+    /// When the current holder first claimed it.
+    pub assigned_at: Option<Millis>,
+    /// When the current lease runs out (database clock).
+    pub lock_until: Option<Millis>,
+    /// How many leases have ended without the task being done (released, reaped,
+    /// forced).
+    pub attempts: i64,
+    /// Creation time (database clock).
+    pub created_at: Millis,
+    /// Time of the last change (database clock).
+    pub updated_at: Millis,
+}
+
+impl Task {
+    /// Whether a lease on this task is live at `now`.
+    pub fn is_leased_at(&self, now: Millis) -> bool {
+        self.status == Status::InProgress && self.lock_until.is_some_and(|u| now < u)
+    }
+}
+
+/// A task to create.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct NewTask {
+    /// The id; `None` lets the store pick the next free `T-<n>`.
+    pub id: Option<TaskId>,
+    /// One line saying what to do; must not be empty.
+    pub title: String,
+    /// Longer text.
+    #[serde(default)]
+    pub description: String,
+    /// How urgent.
+    #[serde(default)]
+    pub priority: Priority,
+    /// Free-form labels.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// Tasks that must be done first; each must exist.
+    #[serde(default)]
+    pub deps: Vec<TaskId>,
+}
+
+impl NewTask {
+    /// Checks what the types cannot: a title, and no repeated or self dependencies.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the field.
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_title(&self.title)?;
+        validate_text("description", &self.description)?;
+        for (i, d) in self.deps.iter().enumerate() {
+            if self.deps[..i].contains(d) {
+                return Err(Error::invalid(
+                    "dependency",
+                    format!("dependency {d} is given twice"),
+                ));
+            }
+            if self.id.as_ref() == Some(d) {
+                return Err(Error::invalid(
+                    "dependency",
+                    format!("task {d} cannot depend on itself"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The longest title or description we store, in bytes.
+pub const MAX_TEXT_LEN: usize = 64 * 1024;
+
+/// Checks a title: not blank, at most [`MAX_TEXT_LEN`] bytes, no control characters
+/// other than tab.
+///
+/// # Errors
+/// [`Error::Invalid`].
+pub fn validate_title(title: &str) -> Result<(), Error> {
+    if title.trim().is_empty() {
+        return Err(Error::invalid(
+            "title",
+            "the title is empty; give a one-line summary of the task",
+        ));
+    }
+    if title.contains(['\n', '\r']) {
+        return Err(Error::invalid(
+            "title",
+            "the title has a line break; put longer text in the description",
+        ));
+    }
+    validate_text("title", title)
+}
+
+fn validate_text(what: &'static str, s: &str) -> Result<(), Error> {
+    if s.len() > MAX_TEXT_LEN {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "the {what} is {} bytes long; allowed: at most {MAX_TEXT_LEN}",
+                s.len()
+            ),
+        ));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "the {what} contains a control character (U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Changes to a task made under optimistic concurrency: fields left `None` stay.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct TaskPatch {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New priority.
+    pub priority: Option<Priority>,
+    /// New status. `in_progress` is refused: claim instead. Leaving `in_progress`
+    /// ends the lease.
+    pub status: Option<Status>,
+    /// Replaces every tag.
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl TaskPatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == TaskPatch::default()
+    }
+
+    /// Checks what the types cannot.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the field.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.is_empty() {
+            return Err(Error::invalid(
+                "update",
+                "nothing to change; give at least one of title, description, priority, \
+                 status, tags",
+            ));
+        }
+        if let Some(t) = &self.title {
+            validate_title(t)?;
+        }
+        if let Some(d) = &self.description {
+            validate_text("description", d)?;
+        }
+        if self.status == Some(Status::InProgress) {
+            return Err(Error::invalid(
+                "status",
+                "a task is put in_progress only by claiming it; allowed here: todo, review, \
+                 done, cancelled, blocked",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Which tasks `list` returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only tasks in one of these statuses (all when empty).
+    pub statuses: Vec<Status>,
+    /// Only tasks held by this agent.
+    pub assignee: Option<AgentId>,
+    /// Only tasks with this tag.
+    pub tag: Option<Tag>,
+    /// At most this many (all when `None`).
+    pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_priorities_parse() {
+        for s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>().unwrap(), *s);
+        }
+        for p in Priority::ALL {
+            assert_eq!(p.as_str().parse::<Priority>().unwrap(), *p);
+            assert_eq!(Priority::from_rank(p.rank()), Some(*p));
+        }
+        let msg = "urgent".parse::<Priority>().unwrap_err().to_string();
+        assert!(msg.contains("critical, high, medium, low"), "{msg}");
+        let msg = "doing".parse::<Status>().unwrap_err().to_string();
+        assert!(msg.contains("todo, in_progress"), "{msg}");
+        assert!("done".parse::<ReleaseTo>().is_err());
+    }
+
+    #[test]
+    fn new_task_validation() {
+        let mut t = NewTask {
+            title: "x".into(),
+            ..Default::default()
+        };
+        assert!(t.validate().is_ok());
+        t.title = " ".into();
+        assert!(t.validate().is_err());
+        t.title = "a\nb".into();
+        assert!(t.validate().is_err());
+        t.title = "ok".into();
+        let a = TaskId::new("A").unwrap();
+        t.deps = vec![a.clone(), a.clone()];
+        assert!(t.validate().is_err());
+        t.deps = vec![a.clone()];
+        t.id = Some(a);
+        assert!(t.validate().is_err());
+    }
+
+    #[test]
+    fn patch_validation() {
+        assert!(TaskPatch::default().validate().is_err());
+        let p = TaskPatch {
+            status: Some(Status::InProgress),
+            ..Default::default()
+        };
+        assert!(p.validate().is_err());
+        let p = TaskPatch {
+            priority: Some(Priority::High),
+            ..Default::default()
+        };
+        assert!(p.validate().is_ok());
+    }
+}

@@ -1,0 +1,10 @@
+-- Finish a task by its lease's current token.
+UPDATE tasks SET
+    status      = 'done',
+    assignee    = NULL,
+    assigned_at = NULL,
+    lock_until  = NULL,
+    version     = version + 1,
+    updated_at  = :now
+WHERE id = :id AND status = 'in_progress' AND fence = :token
+RETURNING seq

@@ -1,0 +1,6 @@
+-- The dependencies of a task that are not done.
+SELECT d.id FROM task_deps
+  JOIN tasks d ON d.seq = task_deps.dep
+  JOIN tasks t ON t.seq = task_deps.task
+ WHERE t.id = :id AND d.status <> 'done'
+ ORDER BY d.seq

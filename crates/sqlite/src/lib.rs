@@ -1,0 +1,921 @@
+//! The embedded default store: one SQLite file in WAL mode, shared by every agent
+//! process on one host.
+//!
+//! # Why one conditional statement per claim, under `BEGIN IMMEDIATE`
+//!
+//! SQLite has one writer at a time. A transaction that starts as a reader and later
+//! writes (`BEGIN DEFERRED`, SELECT then UPDATE) can find, in WAL mode, that another
+//! writer committed in between; SQLite then answers `SQLITE_BUSY` at once, without
+//! waiting, and the read it based its decision on is stale. So every write here takes
+//! the write lock up front with `BEGIN IMMEDIATE` — waiting its turn under the busy
+//! timeout — and decides *inside* one `UPDATE … WHERE <claimable> RETURNING`. Zero rows
+//! back means "not claimable"; only then, still inside the same write transaction, do
+//! we read the row to explain why. There is no window in which two claimers can both
+//! see a task as free.
+//!
+//! Every transaction reads the clock once (`sql/now.sql`) and binds that instant as
+//! `:now` to each statement, so a multi-statement transaction sees one consistent
+//! "now", taken from SQLite (`unixepoch('subsec')`) rather than from the caller.
+//!
+//! Known limits: SQLite serializes writers, so throughput does not grow with agents;
+//! WAL needs shared memory, so the file must be on a local disk of one host — agents on
+//! several machines use the PostgreSQL store instead.
+
+mod migrate;
+mod sql;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{named_params, params_from_iter};
+use tasklease_core::{
+    AgentId, BatchOutcome, ClaimOutcome, Clock, Error, Lease, LeaseDuration, ListFilter, LostWhy,
+    Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result, Status, Store, Tag, Task,
+    TaskId, TaskPatch, Token, Unclaimable,
+};
+
+pub use migrate::{LATEST_VERSION, Migrated};
+
+/// How hard SQLite flushes each commit to disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Survives a crash of any process; the last commits may be lost on power loss.
+    #[default]
+    Normal,
+    /// Also survives power loss, at one fsync per commit.
+    Full,
+}
+
+impl std::str::FromStr for Synchronous {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "normal" => Ok(Synchronous::Normal),
+            "full" => Ok(Synchronous::Full),
+            _ => Err(Error::invalid(
+                "synchronous",
+                format!(
+                    "{} is not a synchronous mode; allowed: normal, full",
+                    tasklease_core::id::quote(s)
+                ),
+            )),
+        }
+    }
+}
+
+/// How to open a store.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Flush policy for commits.
+    pub synchronous: Synchronous,
+    /// How long a writer waits for the write lock before giving up.
+    pub busy_timeout: Duration,
+    /// Where "now" comes from; [`Clock::Database`] outside tests.
+    pub clock: Clock,
+    /// Copy the database aside (online backup) before applying migrations to an
+    /// existing database.
+    pub backup_before_migrate: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(30),
+            clock: Clock::Database,
+            backup_before_migrate: true,
+        }
+    }
+}
+
+/// A task store in one SQLite file.
+///
+/// One connection, guarded by a mutex: SQLite allows one writer per database anyway,
+/// and processes, not threads, are the unit of concurrency here.
+pub struct SqliteStore {
+    /// The only connection; the mutex makes the store `Sync` for in-process callers
+    /// (the MCP server's worker threads).
+    conn: Mutex<Connection>,
+    /// Source of `:now` for every transaction.
+    clock: Clock,
+    /// The database file, for backups and messages.
+    path: PathBuf,
+    /// What opening did to the schema.
+    migrated: Migrated,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, readable by its owner only) the database at `path`
+    /// and brings its schema up to date.
+    ///
+    /// # Errors
+    /// [`Error::SchemaTooNew`] for a database written by a newer tasklease;
+    /// [`Error::Store`] when the file cannot be opened or migrated.
+    pub fn open(path: &Path, opts: &Options) -> Result<SqliteStore> {
+        create_private(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let ctx = || format!("cannot open the database {}", path.display());
+        let mut conn =
+            Connection::open_with_flags(path, flags).map_err(|e| Error::store(ctx(), e))?;
+        configure(&conn, opts).map_err(|e| Error::store(ctx(), e))?;
+        let migrated = migrate::migrate(&mut conn, path, opts.backup_before_migrate)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            clock: opts.clock.clone(),
+            path: path.to_owned(),
+            migrated,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What opening did to the schema: versions and any backup written.
+    pub fn migrated(&self) -> &Migrated {
+        &self.migrated
+    }
+
+    /// Writes a consistent copy of the live database to `dest` (SQLite's online backup,
+    /// safe while other processes write), readable by its owner only.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the copy fails.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        migrate::backup(&self.lock(), dest)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-transaction dropped (rolled back) the transaction; the connection
+        // itself is still sound.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction with the transaction's `now`, and
+    /// commits if it returns `Ok`.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>, i64) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db("begin a write transaction", e))?;
+        let now = read_now(&tx, &self.clock)?;
+        let out = f(&tx, now)?;
+        tx.commit().map_err(|e| db("commit", e))?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a read transaction (one consistent snapshot).
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|e| db("begin a read transaction", e))?;
+        f(&tx)
+    }
+}
+
+/// Creates the file owner-only before SQLite sees it, so the database (and the `-wal`
+/// and `-shm` files SQLite creates with the same mode) is never world-readable.
+fn create_private(path: &Path) -> Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::store(
+            format!("cannot create the database {}", path.display()),
+            e,
+        )),
+    }
+}
+
+fn configure(conn: &Connection, opts: &Options) -> rusqlite::Result<()> {
+    conn.busy_timeout(opts.busy_timeout)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    let sync = match opts.synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
+    }
+    Ok(())
+}
+
+fn db(context: &str, e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && f.code == rusqlite::ErrorCode::DatabaseBusy
+    {
+        return Error::store(
+            format!("{context}: the database stayed locked by other writers past the busy timeout"),
+            e,
+        );
+    }
+    Error::store(context.to_owned(), e)
+}
+
+/// Maps a rusqlite result into ours with a context line.
+trait Ctx<T> {
+    fn ctx(self, context: &str) -> Result<T>;
+}
+
+impl<T> Ctx<T> for rusqlite::Result<T> {
+    fn ctx(self, context: &str) -> Result<T> {
+        self.map_err(|e| db(context, e))
+    }
+}
+
+fn read_now(conn: &Connection, clock: &Clock) -> Result<i64> {
+    conn.prepare_cached(sql::NOW)
+        .and_then(|mut s| s.query_row(named_params! {":now": clock.injected()}, |r| r.get(0)))
+        .ctx("read the database clock")
+}
+
+fn record(
+    tx: &Connection,
+    now: i64,
+    task: &TaskId,
+    kind: &str,
+    agent: &AgentId,
+    token: Option<i64>,
+    detail: Option<&str>,
+) -> Result<()> {
+    tx.prepare_cached(sql::EVENT)
+        .and_then(|mut s| {
+            s.execute(named_params! {
+                ":now": now, ":task": task.as_str(), ":kind": kind, ":agent": agent.as_str(),
+                ":token": token, ":detail": detail,
+            })
+        })
+        .ctx("record the lease event")?;
+    Ok(())
+}
+
+/// The lease columns of one row, read to explain a refusal.
+struct LeaseRow {
+    status: Status,
+    assignee: Option<String>,
+    lock_until: Option<i64>,
+    fence: i64,
+    waiting_on: i64,
+    version: i64,
+}
+
+fn lease_row(tx: &Connection, id: &TaskId) -> Result<Option<LeaseRow>> {
+    let row = tx
+        .prepare_cached(sql::LEASE)
+        .and_then(|mut s| {
+            s.query_row(named_params! {":id": id.as_str()}, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .optional()
+        })
+        .ctx("read the task's lease")?;
+    row.map(
+        |(status, assignee, lock_until, fence, waiting_on, version)| {
+            Ok(LeaseRow {
+                status: parse_status(&status)?,
+                assignee,
+                lock_until,
+                fence,
+                waiting_on,
+                version,
+            })
+        },
+    )
+    .transpose()
+}
+
+impl LeaseRow {
+    fn live_holder(&self, now: i64) -> Option<(AgentId, Millis)> {
+        if self.status != Status::InProgress {
+            return None;
+        }
+        match (&self.assignee, self.lock_until) {
+            (Some(a), Some(u)) if now < u => Some((agent(a).ok()?, Millis(u))),
+            _ => None,
+        }
+    }
+}
+
+/// Why a claim's conditional UPDATE matched nothing.
+fn explain_refusal(tx: &Connection, now: i64, id: &TaskId) -> Result<Refusal> {
+    let Some(row) = lease_row(tx, id)? else {
+        return Ok(Refusal::NotFound);
+    };
+    if matches!(row.status, Status::Done | Status::Cancelled) {
+        return Ok(Refusal::NotClaimable {
+            why: Unclaimable::Closed { status: row.status },
+        });
+    }
+    if let Some((by, until)) = row.live_holder(now) {
+        return Ok(Refusal::Held { by, until });
+    }
+    if row.waiting_on > 0 {
+        let on = waiting_on(tx, id)?;
+        return Ok(Refusal::NotClaimable {
+            why: Unclaimable::Waiting { on },
+        });
+    }
+    Err(Error::store(
+        format!("claim of {id} matched nothing"),
+        "the task looks claimable; this is a bug in tasklease",
+    ))
+}
+
+fn waiting_on(tx: &Connection, id: &TaskId) -> Result<Vec<TaskId>> {
+    let ids: Vec<String> = tx
+        .prepare_cached(sql::WAITING_ON)
+        .and_then(|mut s| {
+            s.query_map(named_params! {":id": id.as_str()}, |r| r.get(0))?
+                .collect()
+        })
+        .ctx("read the task's dependencies")?;
+    ids.iter().map(|s| task_id(s)).collect()
+}
+
+/// Why a token-guarded UPDATE matched nothing.
+fn explain_lost(tx: &Connection, now: i64, id: &TaskId, token: Token) -> Result<Error> {
+    let Some(row) = lease_row(tx, id)? else {
+        return Ok(Error::NotFound(id.clone()));
+    };
+    let why = if token.0 <= 0 || token.0 > row.fence {
+        LostWhy::Unknown
+    } else if token.0 < row.fence {
+        LostWhy::Stale {
+            holder: row.live_holder(now).map(|(a, _)| a),
+        }
+    } else {
+        LostWhy::Ended { status: row.status }
+    };
+    Ok(Error::LeaseLost {
+        task: id.clone(),
+        token,
+        why,
+    })
+}
+
+fn claim_one(
+    tx: &Connection,
+    now: i64,
+    id: &TaskId,
+    who: &AgentId,
+    lease: LeaseDuration,
+    token: Option<Token>,
+) -> Result<ClaimOutcome> {
+    let row = tx
+        .prepare_cached(sql::CLAIM)
+        .and_then(|mut s| {
+            s.query_row(
+                named_params! {
+                    ":id": id.as_str(), ":agent": who.as_str(), ":now": now,
+                    ":lease_ms": lease.as_millis(), ":token": token.map(|t| t.0),
+                },
+                |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+        })
+        .ctx("claim the task")?;
+    let Some((fence, assigned_at, lock_until, version)) = row else {
+        return Ok(ClaimOutcome::Refused(explain_refusal(tx, now, id)?));
+    };
+    let kind = if token == Some(Token(fence)) {
+        "reclaimed"
+    } else {
+        "claimed"
+    };
+    record(tx, now, id, kind, who, Some(fence), None)?;
+    Ok(ClaimOutcome::Claimed(Lease {
+        task: id.clone(),
+        agent: who.clone(),
+        token: Token(fence),
+        assigned_at: Millis(assigned_at),
+        lock_until: Millis(lock_until),
+        version,
+    }))
+}
+
+/// Runs a token-guarded statement that returns the task's `seq`, then reads the task.
+fn end_lease(
+    tx: &Connection,
+    now: i64,
+    sql: &str,
+    id: &TaskId,
+    token: Token,
+    status: Option<Status>,
+) -> Result<Option<Task>> {
+    let id_str = id.as_str();
+    let mut params: Vec<(&str, &dyn rusqlite::ToSql)> =
+        vec![(":id", &id_str), (":token", &token.0), (":now", &now)];
+    let status_str = status.map(Status::as_str);
+    if let Some(s) = &status_str {
+        params.push((":status", s));
+    }
+    let seq: Option<i64> = tx
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params.as_slice(), |r| r.get(0)).optional())
+        .ctx("end the lease")?;
+    seq.map(|seq| task_by_seq(tx, seq)).transpose()
+}
+
+fn task_by_seq(tx: &Connection, seq: i64) -> Result<Task> {
+    let q = format!("{} WHERE seq = ?1", sql::TASK_COLUMNS);
+    let raw = tx
+        .prepare_cached(&q)
+        .and_then(|mut s| s.query_row([seq], RawTask::from_row))
+        .ctx("read the task")?;
+    raw.into_task()
+}
+
+fn tags_json(tags: &[Tag]) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_owned())
+}
+
+impl Store for SqliteStore {
+    fn add(&self, task: &NewTask) -> Result<Task> {
+        task.validate()?;
+        self.write(|tx, now| {
+            let id = match &task.id {
+                Some(id) => id.clone(),
+                None => next_free_id(tx)?,
+            };
+            let seq: i64 = tx
+                .prepare_cached(sql::ADD)
+                .and_then(|mut s| {
+                    s.query_row(
+                        named_params! {
+                            ":id": id.as_str(), ":title": task.title, ":description": task.description,
+                            ":priority": task.priority.rank(), ":tags": tags_json(&task.tags), ":now": now,
+                        },
+                        |r| r.get(0),
+                    )
+                })
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        Error::Exists(id.clone())
+                    }
+                    e => db("add the task", e),
+                })?;
+            for dep in &task.deps {
+                let n = tx
+                    .prepare_cached(sql::ADD_DEP)
+                    .and_then(|mut s| s.execute(named_params! {":task": seq, ":dep": dep.as_str()}))
+                    .ctx("add a dependency")?;
+                if n == 0 {
+                    return Err(Error::invalid(
+                        "dependency",
+                        format!("dependency {dep} does not exist; add it first"),
+                    ));
+                }
+            }
+            task_by_seq(tx, seq)
+        })
+    }
+
+    fn show(&self, id: &TaskId) -> Result<Option<Task>> {
+        self.read(|tx| {
+            let q = format!("{} WHERE id = ?1", sql::TASK_COLUMNS);
+            let raw = tx
+                .prepare_cached(&q)
+                .and_then(|mut s| s.query_row([id.as_str()], RawTask::from_row).optional())
+                .ctx("read the task")?;
+            raw.map(RawTask::into_task).transpose()
+        })
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<Vec<Task>> {
+        let mut q = format!("{} WHERE 1", sql::TASK_COLUMNS);
+        let mut args: Vec<String> = Vec::new();
+        if !filter.statuses.is_empty() {
+            let marks = vec!["?"; filter.statuses.len()].join(", ");
+            q.push_str(&format!(" AND status IN ({marks})"));
+            args.extend(filter.statuses.iter().map(|s| s.as_str().to_owned()));
+        }
+        if let Some(a) = &filter.assignee {
+            q.push_str(" AND assignee = ?");
+            args.push(a.as_str().to_owned());
+        }
+        if let Some(t) = &filter.tag {
+            q.push_str(" AND EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = ?)");
+            args.push(t.as_str().to_owned());
+        }
+        q.push_str(" ORDER BY priority, seq");
+        if let Some(n) = filter.limit {
+            q.push_str(&format!(" LIMIT {n}"));
+        }
+        self.read(|tx| {
+            let raws: Vec<RawTask> = tx
+                .prepare(&q)
+                .and_then(|mut s| {
+                    s.query_map(params_from_iter(&args), RawTask::from_row)?
+                        .collect()
+                })
+                .ctx("list tasks")?;
+            raws.into_iter().map(RawTask::into_task).collect()
+        })
+    }
+
+    fn claim(
+        &self,
+        id: &TaskId,
+        agent: &AgentId,
+        lease: LeaseDuration,
+        token: Option<Token>,
+    ) -> Result<ClaimOutcome> {
+        self.write(|tx, now| claim_one(tx, now, id, agent, lease, token))
+    }
+
+    fn claim_next(&self, who: &AgentId, lease: LeaseDuration) -> Result<Option<Lease>> {
+        self.write(|tx, now| {
+            let row = tx
+                .prepare_cached(sql::CLAIM_NEXT)
+                .and_then(|mut s| {
+                    s.query_row(
+                        named_params! {":agent": who.as_str(), ":now": now, ":lease_ms": lease.as_millis()},
+                        |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, i64>(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                            ))
+                        },
+                    )
+                    .optional()
+                })
+                .ctx("claim the next task")?;
+            let Some((id, fence, assigned_at, lock_until, version)) = row else {
+                return Ok(None);
+            };
+            let id = task_id(&id)?;
+            record(tx, now, &id, "claimed", who, Some(fence), None)?;
+            Ok(Some(Lease {
+                task: id,
+                agent: who.clone(),
+                token: Token(fence),
+                assigned_at: Millis(assigned_at),
+                lock_until: Millis(lock_until),
+                version,
+            }))
+        })
+    }
+
+    fn claim_batch(
+        &self,
+        ids: &[TaskId],
+        agent: &AgentId,
+        lease: LeaseDuration,
+    ) -> Result<BatchOutcome> {
+        validate_batch(ids)?;
+        let mut conn = self.lock();
+        let mut tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db("begin a write transaction", e))?;
+        let now = read_now(&tx, &self.clock)?;
+        let mut leases = Vec::with_capacity(ids.len());
+        let mut refused = Vec::new();
+        {
+            // Claim what we can inside a savepoint so a refusal undoes the rest;
+            // refusals are still explained from inside the write lock.
+            let sp = tx.savepoint().ctx("open a savepoint")?;
+            for id in ids {
+                match claim_one(&sp, now, id, agent, lease, None)? {
+                    ClaimOutcome::Claimed(l) => leases.push(l),
+                    ClaimOutcome::Refused(r) => refused.push((id.clone(), r)),
+                }
+            }
+            if refused.is_empty() {
+                sp.commit().ctx("commit the batch")?;
+            } else {
+                sp.finish().ctx("roll back the batch")?;
+            }
+        }
+        tx.commit().ctx("commit")?;
+        Ok(if refused.is_empty() {
+            BatchOutcome::Claimed(leases)
+        } else {
+            BatchOutcome::Refused(refused)
+        })
+    }
+
+    fn renew(
+        &self,
+        id: &TaskId,
+        token: Token,
+        lease: LeaseDuration,
+        who: &AgentId,
+    ) -> Result<Lease> {
+        self.write(|tx, now| {
+            let row = tx
+                .prepare_cached(sql::RENEW)
+                .and_then(|mut s| {
+                    s.query_row(
+                        named_params! {":id": id.as_str(), ":token": token.0, ":now": now, ":lease_ms": lease.as_millis()},
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                    )
+                    .optional()
+                })
+                .ctx("renew the lease")?;
+            let Some((holder, fence, assigned_at, lock_until, version)) = row else {
+                return Err(explain_lost(tx, now, id, token)?);
+            };
+            record(tx, now, id, "renewed", who, Some(fence), None)?;
+            Ok(Lease {
+                task: id.clone(),
+                agent: agent(&holder)?,
+                token: Token(fence),
+                assigned_at: Millis(assigned_at),
+                lock_until: Millis(lock_until),
+                version,
+            })
+        })
+    }
+
+    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, who: &AgentId) -> Result<Task> {
+        self.write(|tx, now| {
+            let Some(task) = end_lease(tx, now, sql::RELEASE, id, token, Some(to.status()))? else {
+                return Err(explain_lost(tx, now, id, token)?);
+            };
+            let detail = format!("to {}", to.status());
+            record(tx, now, id, "released", who, Some(token.0), Some(&detail))?;
+            Ok(task)
+        })
+    }
+
+    fn release_force(&self, id: &TaskId, to: ReleaseTo, who: &AgentId) -> Result<Task> {
+        self.write(|tx, now| {
+            let Some(row) = lease_row(tx, id)? else {
+                return Err(Error::NotFound(id.clone()));
+            };
+            if row.status != Status::InProgress {
+                return Err(Error::invalid(
+                    "task",
+                    format!(
+                        "{id} is {} and has no lease; nothing to release",
+                        row.status
+                    ),
+                ));
+            }
+            let token = Token(row.fence);
+            let task = end_lease(tx, now, sql::RELEASE_FORCE, id, token, Some(to.status()))?
+                .ok_or_else(|| {
+                    Error::store("force release", "the lease vanished inside the write lock")
+                })?;
+            let detail = format!(
+                "held by {} until {}; to {}",
+                row.assignee.as_deref().unwrap_or("?"),
+                Millis(row.lock_until.unwrap_or_default()),
+                to.status()
+            );
+            record(tx, now, id, "forced", who, Some(token.0), Some(&detail))?;
+            Ok(task)
+        })
+    }
+
+    fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Task> {
+        self.write(|tx, now| {
+            let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
+                return Err(explain_lost(tx, now, id, token)?);
+            };
+            record(tx, now, id, "done", who, Some(token.0), None)?;
+            Ok(task)
+        })
+    }
+
+    fn reap(&self, who: &AgentId) -> Result<Vec<Reaped>> {
+        self.write(|tx, now| {
+            let rows: Vec<(String, String, i64, i64)> = tx
+                .prepare_cached(sql::EXPIRED)
+                .and_then(|mut s| {
+                    s.query_map(named_params! {":now": now}, |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?
+                    .collect()
+                })
+                .ctx("list expired leases")?;
+            let n = tx
+                .prepare_cached(sql::REAP)
+                .and_then(|mut s| s.execute(named_params! {":now": now}))
+                .ctx("reap expired leases")?;
+            if n != rows.len() {
+                return Err(Error::store(
+                    "reap",
+                    format!("listed {} expired leases but ended {n}", rows.len()),
+                ));
+            }
+            let mut reaped = Vec::with_capacity(rows.len());
+            for (id, holder, fence, until) in rows {
+                let id = task_id(&id)?;
+                let detail = format!("lease of {holder} ran out at {}", Millis(until));
+                record(tx, now, &id, "reaped", who, Some(fence), Some(&detail))?;
+                reaped.push(Reaped {
+                    id,
+                    agent: agent(&holder)?,
+                    token: Token(fence),
+                    lock_until: Millis(until),
+                });
+            }
+            Ok(reaped)
+        })
+    }
+
+    fn update(
+        &self,
+        id: &TaskId,
+        expect_version: i64,
+        patch: &TaskPatch,
+        token: Option<Token>,
+        _who: &AgentId,
+    ) -> Result<Task> {
+        patch.validate()?;
+        self.write(|tx, now| {
+            let tags = patch.tags.as_deref().map(tags_json);
+            let seq: Option<i64> = tx
+                .prepare_cached(sql::UPDATE)
+                .and_then(|mut s| {
+                    s.query_row(
+                        named_params! {
+                            ":id": id.as_str(), ":expect": expect_version, ":now": now,
+                            ":token": token.map(|t| t.0),
+                            ":title": patch.title, ":description": patch.description,
+                            ":priority": patch.priority.map(Priority::rank),
+                            ":status": patch.status.map(Status::as_str), ":tags": tags,
+                        },
+                        |r| r.get(0),
+                    )
+                    .optional()
+                })
+                .ctx("update the task")?;
+            if let Some(seq) = seq {
+                return task_by_seq(tx, seq);
+            }
+            let Some(row) = lease_row(tx, id)? else {
+                return Err(Error::NotFound(id.clone()));
+            };
+            if let Some((holder, until)) = row.live_holder(now)
+                && token != Some(Token(row.fence))
+            {
+                return Err(match token {
+                    None => Error::NotHolder {
+                        task: id.clone(),
+                        holder,
+                        until,
+                    },
+                    Some(t) => explain_lost(tx, now, id, t)?,
+                });
+            }
+            Err(Error::VersionConflict {
+                task: id.clone(),
+                expected: expect_version,
+                current: row.version,
+            })
+        })
+    }
+
+    fn now(&self) -> Result<Millis> {
+        read_now(&self.lock(), &self.clock).map(Millis)
+    }
+}
+
+fn validate_batch(ids: &[TaskId]) -> Result<()> {
+    if ids.is_empty() {
+        return Err(Error::invalid(
+            "task id",
+            "a batch claim needs at least one task id",
+        ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            return Err(Error::invalid(
+                "task id",
+                format!("task {id} is given twice in the batch"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn next_free_id(tx: &Connection) -> Result<TaskId> {
+    let mut n: i64 = tx
+        .prepare_cached(sql::NEXT_ID)
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .ctx("pick a task id")?;
+    loop {
+        let id = format!("T-{n}");
+        let taken = tx
+            .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")
+            .and_then(|mut s| s.exists([&id]))
+            .ctx("pick a task id")?;
+        if !taken {
+            return TaskId::new(&id);
+        }
+        n += 1;
+    }
+}
+
+/// A task row as SQLite returns it, before validation.
+struct RawTask {
+    id: String,
+    title: String,
+    description: String,
+    status: String,
+    priority: i64,
+    tags: String,
+    deps: String,
+    waiting_on: i64,
+    version: i64,
+    assignee: Option<String>,
+    assigned_at: Option<i64>,
+    lock_until: Option<i64>,
+    attempts: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl RawTask {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTask> {
+        Ok(RawTask {
+            id: r.get(0)?,
+            title: r.get(1)?,
+            description: r.get(2)?,
+            status: r.get(3)?,
+            priority: r.get(4)?,
+            tags: r.get(5)?,
+            deps: r.get(6)?,
+            waiting_on: r.get(7)?,
+            version: r.get(8)?,
+            assignee: r.get(9)?,
+            assigned_at: r.get(10)?,
+            lock_until: r.get(11)?,
+            attempts: r.get(12)?,
+            created_at: r.get(13)?,
+            updated_at: r.get(14)?,
+        })
+    }
+
+    fn into_task(self) -> Result<Task> {
+        let corrupt = |what: &str| {
+            Error::store(
+                format!("task {} has a corrupt {what}", self.id),
+                "the database holds a value tasklease never writes",
+            )
+        };
+        let tags: Vec<Tag> = serde_json::from_str(&self.tags).map_err(|_| corrupt("tag list"))?;
+        let deps: Vec<TaskId> =
+            serde_json::from_str(&self.deps).map_err(|_| corrupt("dependency list"))?;
+        Ok(Task {
+            id: task_id(&self.id)?,
+            priority: Priority::from_rank(self.priority).ok_or_else(|| corrupt("priority"))?,
+            status: parse_status(&self.status)?,
+            assignee: self.assignee.as_deref().map(agent).transpose()?,
+            title: self.title,
+            description: self.description,
+            tags,
+            deps,
+            waiting_on: self.waiting_on,
+            version: self.version,
+            assigned_at: self.assigned_at.map(Millis),
+            lock_until: self.lock_until.map(Millis),
+            attempts: self.attempts,
+            created_at: Millis(self.created_at),
+            updated_at: Millis(self.updated_at),
+        })
+    }
+}
+
+fn parse_status(s: &str) -> Result<Status> {
+    s.parse().map_err(|_| {
+        Error::store(
+            "read a task",
+            format!("unknown status {s:?} in the database"),
+        )
+    })
+}
+
+fn task_id(s: &str) -> Result<TaskId> {
+    TaskId::new(s).map_err(|e| Error::store("read a task id", e.to_string()))
+}
+
+fn agent(s: &str) -> Result<AgentId> {
+    AgentId::new(s).map_err(|e| Error::store("read an agent id", e.to_string()))
+}

@@ -1,0 +1,28 @@
+//! The SQL this store runs, one file per operation under `sql/`. The PostgreSQL store
+//! keeps files of the same names.
+
+macro_rules! sql {
+    ($($name:ident = $file:literal;)+) => {
+        $(pub(crate) const $name: &str = include_str!(concat!("../sql/", $file));)+
+    };
+}
+
+sql! {
+    ADD = "add.sql";
+    ADD_DEP = "add_dep.sql";
+    CLAIM = "claim.sql";
+    CLAIM_NEXT = "claim_next.sql";
+    DONE = "done.sql";
+    EVENT = "event.sql";
+    EXPIRED = "expired.sql";
+    LEASE = "lease.sql";
+    NEXT_ID = "next_id.sql";
+    NOW = "now.sql";
+    REAP = "reap.sql";
+    RELEASE = "release.sql";
+    RELEASE_FORCE = "release_force.sql";
+    RENEW = "renew.sql";
+    TASK_COLUMNS = "task_columns.sql";
+    UPDATE = "update.sql";
+    WAITING_ON = "waiting_on.sql";
+}

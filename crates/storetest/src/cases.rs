@@ -1,0 +1,819 @@
+//! The cases. Each takes a fresh fixture and panics on a broken contract.
+
+use std::sync::{Arc, Barrier};
+
+use tasklease_core::{
+    BatchOutcome, ClaimOutcome, Clock, Error, Lease, LeaseDuration, ListFilter, LostWhy, Millis,
+    NewTask, Priority, Refusal, ReleaseTo, Status, Store, Tag, TaskId, TaskPatch, Token,
+    Unclaimable,
+};
+
+use crate::{Fixture, T0, agent};
+
+/// The lease used where its length does not matter.
+const LEASE: LeaseDuration = LeaseDuration::DEFAULT;
+
+fn minutes(n: i64) -> LeaseDuration {
+    LeaseDuration::from_millis(n * 60_000).expect("valid lease")
+}
+
+fn id(s: &str) -> TaskId {
+    TaskId::new(s).expect("valid test id")
+}
+
+fn setup(f: &dyn Fixture) -> (Box<dyn Store>, Clock) {
+    let clock = Clock::manual(T0);
+    (f.open(&clock), clock)
+}
+
+fn add(s: &dyn Store, name: &str, prio: Priority, deps: &[&str]) -> TaskId {
+    let t = s
+        .add(&NewTask {
+            id: Some(id(name)),
+            title: format!("task {name}"),
+            priority: prio,
+            deps: deps.iter().map(|d| id(d)).collect(),
+            ..Default::default()
+        })
+        .expect("add");
+    t.id
+}
+
+fn claimed(o: ClaimOutcome) -> Lease {
+    match o {
+        ClaimOutcome::Claimed(l) => l,
+        ClaimOutcome::Refused(r) => panic!("expected a claim, got refusal: {r}"),
+    }
+}
+
+fn refused(o: ClaimOutcome) -> Refusal {
+    match o {
+        ClaimOutcome::Refused(r) => r,
+        ClaimOutcome::Claimed(l) => panic!("expected a refusal, got a claim: {l:?}"),
+    }
+}
+
+fn status(s: &dyn Store, t: &TaskId) -> Status {
+    s.show(t).expect("show").expect("task exists").status
+}
+
+fn count(s: &dyn Store) -> usize {
+    s.list(&ListFilter::default()).expect("list").len()
+}
+
+/// A task added comes back with every field as given and defaults for the rest.
+pub fn add_and_show(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    add(&*s, "dep", Priority::Low, &[]);
+    let t = s
+        .add(&NewTask {
+            id: Some(id("A-1")),
+            title: "write the parser".into(),
+            description: "line one\nline two".into(),
+            priority: Priority::High,
+            tags: vec![Tag::new("backend").unwrap(), Tag::new("p:x/y").unwrap()],
+            deps: vec![id("dep")],
+        })
+        .unwrap();
+    assert_eq!(t.id, id("A-1"));
+    assert_eq!(t.title, "write the parser");
+    assert_eq!(t.description, "line one\nline two");
+    assert_eq!(t.status, Status::Todo);
+    assert_eq!(t.priority, Priority::High);
+    assert_eq!(t.tags.len(), 2);
+    assert_eq!(t.deps, vec![id("dep")]);
+    assert_eq!(t.waiting_on, 1);
+    assert_eq!(t.version, 1);
+    assert_eq!(t.assignee, None);
+    assert_eq!(t.lock_until, None);
+    assert_eq!(t.created_at, T0);
+    assert_eq!(s.show(&id("A-1")).unwrap(), Some(t));
+    assert_eq!(s.show(&id("nope")).unwrap(), None);
+}
+
+/// Tasks without an id get `T-<n>`, skipping ids already taken.
+pub fn add_generates_ids(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    let new = |title: &str| NewTask {
+        title: title.into(),
+        ..Default::default()
+    };
+    assert_eq!(s.add(&new("a")).unwrap().id, id("T-1"));
+    add(&*s, "T-3", Priority::Medium, &[]);
+    assert_eq!(s.add(&new("b")).unwrap().id, id("T-4"));
+    add(&*s, "T-5", Priority::Medium, &[]);
+    assert_eq!(s.add(&new("c")).unwrap().id, id("T-6"));
+}
+
+/// Bad input is refused with a clear error and changes nothing.
+pub fn add_refuses_bad_input(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    add(&*s, "a", Priority::Medium, &[]);
+    let dup = s.add(&NewTask {
+        id: Some(id("a")),
+        title: "again".into(),
+        ..Default::default()
+    });
+    assert!(matches!(dup, Err(Error::Exists(_))), "{dup:?}");
+    let bad_dep = s.add(&NewTask {
+        id: Some(id("b")),
+        title: "x".into(),
+        deps: vec![id("a"), id("missing")],
+        ..Default::default()
+    });
+    match bad_dep {
+        Err(Error::Invalid { message, .. }) => assert!(message.contains("missing"), "{message}"),
+        other => panic!("expected invalid dependency, got {other:?}"),
+    }
+    let empty = s.add(&NewTask {
+        title: "  ".into(),
+        ..Default::default()
+    });
+    assert!(matches!(empty, Err(Error::Invalid { .. })), "{empty:?}");
+    assert_eq!(count(&*s), 1, "refused adds must leave nothing behind");
+    assert!(s.show(&id("b")).unwrap().is_none());
+}
+
+/// A claim grants a lease until now + duration, and the row shows the holder.
+pub fn claim_grants_lease(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    clock.advance(1000);
+    let l = claimed(s.claim(&t, &agent("a"), minutes(5), None).unwrap());
+    assert_eq!(l.task, t);
+    assert_eq!(l.agent, agent("a"));
+    assert!(l.token.0 >= 1);
+    assert_eq!(l.assigned_at, Millis(T0.0 + 1000));
+    assert_eq!(l.lock_until, Millis(T0.0 + 1000 + 300_000));
+    let row = s.show(&t).unwrap().unwrap();
+    assert_eq!(row.status, Status::InProgress);
+    assert_eq!(row.assignee, Some(agent("a")));
+    assert_eq!(row.lock_until, Some(l.lock_until));
+    assert_eq!(row.version, l.version);
+    assert!(row.version > 1, "a claim bumps the version");
+    assert!(row.is_leased_at(Millis(T0.0 + 2000)));
+}
+
+/// Held, not found, closed and waiting are each reported as such.
+pub fn claim_refusals(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &agent("a"), LEASE, None).unwrap());
+    assert_eq!(
+        refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
+        Refusal::Held {
+            by: agent("a"),
+            until: l.lock_until
+        }
+    );
+    // The holder itself, without its token, is told it holds the task.
+    assert!(matches!(
+        refused(s.claim(&t, &agent("a"), LEASE, None).unwrap()),
+        Refusal::Held { .. }
+    ));
+    assert_eq!(
+        refused(s.claim(&id("ghost"), &agent("b"), LEASE, None).unwrap()),
+        Refusal::NotFound
+    );
+    s.done(&t, l.token, &agent("a")).unwrap();
+    assert_eq!(
+        refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
+        Refusal::NotClaimable {
+            why: Unclaimable::Closed {
+                status: Status::Done
+            }
+        }
+    );
+    let c = add(&*s, "c", Priority::Medium, &[]);
+    let v = s.show(&c).unwrap().unwrap().version;
+    let patch = TaskPatch {
+        status: Some(Status::Cancelled),
+        ..Default::default()
+    };
+    s.update(&c, v, &patch, None, &agent("admin")).unwrap();
+    assert_eq!(
+        refused(s.claim(&c, &agent("b"), LEASE, None).unwrap()),
+        Refusal::NotClaimable {
+            why: Unclaimable::Closed {
+                status: Status::Cancelled
+            }
+        }
+    );
+    add(&*s, "d1", Priority::Medium, &[]);
+    add(&*s, "d2", Priority::Medium, &[]);
+    let w = add(&*s, "w", Priority::Medium, &["d1", "t", "d2"]);
+    assert_eq!(
+        refused(s.claim(&w, &agent("b"), LEASE, None).unwrap()),
+        Refusal::NotClaimable {
+            why: Unclaimable::Waiting {
+                on: vec![id("d1"), id("d2")]
+            }
+        }
+    );
+}
+
+/// The holder presenting its token re-claims: the lease grows, the token stays.
+pub fn reclaim_with_token(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let l1 = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    clock.advance(30_000);
+    let l2 = claimed(
+        s.claim(&t, &agent("a"), minutes(10), Some(l1.token))
+            .unwrap(),
+    );
+    assert_eq!(l2.token, l1.token);
+    assert_eq!(l2.assigned_at, l1.assigned_at);
+    assert_eq!(l2.lock_until, Millis(T0.0 + 30_000 + 600_000));
+    // A wrong token is not a re-claim.
+    assert!(matches!(
+        refused(
+            s.claim(&t, &agent("a"), minutes(1), Some(Token(l1.token.0 + 7)))
+                .unwrap()
+        ),
+        Refusal::Held { .. }
+    ));
+}
+
+/// An expired lease is free to anyone, with a larger token; the old token is stale.
+pub fn expiry_lets_another_claim(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let a = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    clock.advance(59_999);
+    assert!(matches!(
+        refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
+        Refusal::Held { .. }
+    ));
+    clock.advance(1); // now == lock_until: the lease is over
+    let b = claimed(s.claim(&t, &agent("b"), LEASE, None).unwrap());
+    assert!(b.token > a.token);
+    assert_eq!(b.agent, agent("b"));
+    let row = s.show(&t).unwrap().unwrap();
+    assert_eq!(row.assignee, Some(agent("b")));
+    assert_eq!(row.attempts, 1, "the lapsed lease counts as an attempt");
+    match s.done(&t, a.token, &agent("a")) {
+        Err(Error::LeaseLost {
+            why: LostWhy::Stale { holder },
+            ..
+        }) => assert_eq!(holder, Some(agent("b"))),
+        other => panic!("late done with a stale token must be refused, got {other:?}"),
+    }
+    assert_eq!(status(&*s, &t), Status::InProgress);
+}
+
+/// Tokens strictly increase over a task's life, whatever ended each lease.
+pub fn tokens_increase_per_task(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let mut last = Token(0);
+    let mut next = |s: &dyn Store| {
+        let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+        assert!(l.token > last, "{} after {last}", l.token);
+        last = l.token;
+        l
+    };
+    let l = next(&*s);
+    s.release(&t, l.token, ReleaseTo::Todo, &agent("a"))
+        .unwrap();
+    next(&*s);
+    clock.advance(120_000);
+    let l = next(&*s);
+    s.release_force(&t, ReleaseTo::Todo, &agent("admin"))
+        .unwrap();
+    let _ = l;
+    next(&*s);
+    clock.advance(120_000);
+    s.reap(&agent("reaper")).unwrap();
+    let l = next(&*s);
+    s.release(&t, l.token, ReleaseTo::Blocked, &agent("a"))
+        .unwrap();
+    next(&*s);
+}
+
+/// Renew moves the end to now + duration, and works after expiry if nobody claimed.
+pub fn renew_extends(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    clock.advance(50_000);
+    let r = s.renew(&t, l.token, minutes(2), &agent("a")).unwrap();
+    assert_eq!(r.token, l.token);
+    assert_eq!(r.lock_until, Millis(T0.0 + 50_000 + 120_000));
+    assert!(r.version > l.version);
+    clock.advance(500_000); // expired, but nobody took it
+    let r2 = s.renew(&t, l.token, minutes(1), &agent("a")).unwrap();
+    assert_eq!(r2.lock_until, Millis(T0.0 + 550_000 + 60_000));
+    assert!(matches!(
+        refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
+        Refusal::Held { .. }
+    ));
+}
+
+/// Release ends the lease in the status asked for.
+pub fn release_hands_back(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    for (name, to) in [
+        ("a", ReleaseTo::Todo),
+        ("b", ReleaseTo::Review),
+        ("c", ReleaseTo::Blocked),
+    ] {
+        let t = add(&*s, name, Priority::Medium, &[]);
+        let l = claimed(s.claim(&t, &agent("x"), LEASE, None).unwrap());
+        let row = s.release(&t, l.token, to, &agent("x")).unwrap();
+        assert_eq!(row.status, to.status());
+        assert_eq!(row.assignee, None);
+        assert_eq!(row.lock_until, None);
+        assert_eq!(row.assigned_at, None);
+        // Released to any of these, it can be claimed again by id.
+        let again = claimed(s.claim(&t, &agent("y"), LEASE, None).unwrap());
+        assert!(again.token > l.token);
+    }
+}
+
+/// Done finishes the task and makes dependants ready.
+pub fn done_unblocks_dependants(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    let a = add(&*s, "a", Priority::Low, &[]);
+    let b = add(&*s, "b", Priority::Low, &[]);
+    let c = add(&*s, "c", Priority::Critical, &["a", "b"]);
+    let la = claimed(s.claim(&a, &agent("x"), LEASE, None).unwrap());
+    let row = s.done(&a, la.token, &agent("x")).unwrap();
+    assert_eq!(row.status, Status::Done);
+    assert_eq!(row.assignee, None);
+    assert_eq!(s.show(&c).unwrap().unwrap().waiting_on, 1);
+    let lb = claimed(s.claim(&b, &agent("x"), LEASE, None).unwrap());
+    s.done(&b, lb.token, &agent("x")).unwrap();
+    assert_eq!(s.show(&c).unwrap().unwrap().waiting_on, 0);
+    let next = s
+        .claim_next(&agent("y"), LEASE)
+        .unwrap()
+        .expect("c is ready");
+    assert_eq!(next.task, c);
+    // Re-opening a dependency blocks the dependant again.
+    let v = s.show(&a).unwrap().unwrap().version;
+    let reopen = TaskPatch {
+        status: Some(Status::Todo),
+        ..Default::default()
+    };
+    s.update(&a, v, &reopen, None, &agent("admin")).unwrap();
+    assert_eq!(s.show(&c).unwrap().unwrap().waiting_on, 1);
+}
+
+/// A token that is stale, unknown, or whose lease ended is refused by renew, release
+/// and done, and nothing changes.
+pub fn stale_token_refused_everywhere(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let old = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    clock.advance(61_000);
+    let new = claimed(s.claim(&t, &agent("b"), minutes(1), None).unwrap());
+    let before = s.show(&t).unwrap().unwrap();
+    let who = agent("a");
+    let attempts: [(&str, Result<(), Error>); 3] = [
+        ("renew", s.renew(&t, old.token, LEASE, &who).map(drop)),
+        (
+            "release",
+            s.release(&t, old.token, ReleaseTo::Todo, &who).map(drop),
+        ),
+        ("done", s.done(&t, old.token, &who).map(drop)),
+    ];
+    for (op, r) in attempts {
+        match r {
+            Err(Error::LeaseLost {
+                why: LostWhy::Stale { .. },
+                token,
+                ..
+            }) => assert_eq!(token, old.token, "{op}"),
+            other => panic!("{op} with a stale token: {other:?}"),
+        }
+    }
+    let unknown = Token(new.token.0 + 100);
+    assert!(matches!(
+        s.renew(&t, unknown, LEASE, &who),
+        Err(Error::LeaseLost {
+            why: LostWhy::Unknown,
+            ..
+        })
+    ));
+    assert_eq!(
+        s.show(&t).unwrap().unwrap(),
+        before,
+        "refusals change nothing"
+    );
+    s.done(&t, new.token, &agent("b")).unwrap();
+    match s.release(&t, new.token, ReleaseTo::Todo, &agent("b")) {
+        Err(Error::LeaseLost {
+            why: LostWhy::Ended { status },
+            ..
+        }) => assert_eq!(status, Status::Done),
+        other => panic!("release after done: {other:?}"),
+    }
+    assert!(matches!(
+        s.renew(&id("ghost"), new.token, LEASE, &who),
+        Err(Error::NotFound(_))
+    ));
+}
+
+/// Claim-next: critical before high before medium before low, oldest first.
+pub fn claim_next_order(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    add(&*s, "low1", Priority::Low, &[]);
+    add(&*s, "med1", Priority::Medium, &[]);
+    add(&*s, "crit1", Priority::Critical, &[]);
+    add(&*s, "med2", Priority::Medium, &[]);
+    add(&*s, "high1", Priority::High, &[]);
+    add(&*s, "crit2", Priority::Critical, &[]);
+    let order: Vec<String> = std::iter::from_fn(|| s.claim_next(&agent("a"), LEASE).unwrap())
+        .map(|l| l.task.to_string())
+        .collect();
+    assert_eq!(order, ["crit1", "crit2", "high1", "med1", "med2", "low1"]);
+}
+
+/// Claim-next skips tasks whose dependencies are not done, and review/blocked tasks.
+pub fn claim_next_dependencies(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    let base = add(&*s, "base", Priority::Low, &[]);
+    add(&*s, "top", Priority::Critical, &["base"]);
+    let r = add(&*s, "rev", Priority::Critical, &[]);
+    let l = claimed(s.claim(&r, &agent("a"), LEASE, None).unwrap());
+    s.release(&r, l.token, ReleaseTo::Review, &agent("a"))
+        .unwrap();
+    let first = s.claim_next(&agent("a"), LEASE).unwrap().unwrap();
+    assert_eq!(first.task, base, "top waits on base; rev is in review");
+    assert!(s.claim_next(&agent("a"), LEASE).unwrap().is_none());
+    s.done(&base, first.token, &agent("a")).unwrap();
+    assert_eq!(
+        s.claim_next(&agent("a"), LEASE).unwrap().unwrap().task,
+        id("top")
+    );
+}
+
+/// Claim-next takes over an expired lease, in priority order with todo tasks.
+pub fn claim_next_takes_expired(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let hi = add(&*s, "hi", Priority::High, &[]);
+    add(&*s, "lo", Priority::Low, &[]);
+    let old = claimed(s.claim(&hi, &agent("a"), minutes(1), None).unwrap());
+    assert_eq!(
+        s.claim_next(&agent("b"), LEASE).unwrap().unwrap().task,
+        id("lo")
+    );
+    assert!(s.claim_next(&agent("b"), LEASE).unwrap().is_none());
+    clock.advance(60_000);
+    let took = s.claim_next(&agent("b"), LEASE).unwrap().unwrap();
+    assert_eq!(took.task, hi);
+    assert!(took.token > old.token);
+    assert!(s.renew(&hi, old.token, LEASE, &agent("a")).is_err());
+}
+
+/// Claim-next on an empty or exhausted store says so.
+pub fn claim_next_empty(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    assert!(s.claim_next(&agent("a"), LEASE).unwrap().is_none());
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let l = s.claim_next(&agent("a"), LEASE).unwrap().unwrap();
+    s.done(&t, l.token, &agent("a")).unwrap();
+    assert!(s.claim_next(&agent("a"), LEASE).unwrap().is_none());
+}
+
+/// A batch claims every task or none, and says why per id.
+pub fn batch_all_or_nothing(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    for n in ["a", "b", "c", "d"] {
+        add(&*s, n, Priority::Medium, &[]);
+    }
+    let held = claimed(s.claim(&id("c"), &agent("other"), LEASE, None).unwrap());
+    let before: Vec<_> = s.list(&ListFilter::default()).unwrap();
+    let out = s
+        .claim_batch(
+            &[id("a"), id("c"), id("b"), id("ghost")],
+            &agent("me"),
+            LEASE,
+        )
+        .unwrap();
+    match out {
+        BatchOutcome::Refused(why) => {
+            assert_eq!(
+                why,
+                vec![
+                    (
+                        id("c"),
+                        Refusal::Held {
+                            by: agent("other"),
+                            until: held.lock_until
+                        }
+                    ),
+                    (id("ghost"), Refusal::NotFound),
+                ]
+            );
+        }
+        BatchOutcome::Claimed(l) => panic!("batch must refuse, claimed {l:?}"),
+    }
+    assert_eq!(
+        s.list(&ListFilter::default()).unwrap(),
+        before,
+        "a refused batch claims nothing"
+    );
+    match s
+        .claim_batch(&[id("a"), id("b"), id("d")], &agent("me"), LEASE)
+        .unwrap()
+    {
+        BatchOutcome::Claimed(leases) => {
+            let ids: Vec<_> = leases.iter().map(|l| l.task.as_str()).collect();
+            assert_eq!(ids, ["a", "b", "d"]);
+            for l in &leases {
+                s.renew(&l.task, l.token, LEASE, &agent("me")).unwrap();
+            }
+        }
+        BatchOutcome::Refused(r) => panic!("batch of free tasks refused: {r:?}"),
+    }
+}
+
+/// An empty batch or a repeated id is bad input.
+pub fn batch_bad_input(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    add(&*s, "a", Priority::Medium, &[]);
+    assert!(matches!(
+        s.claim_batch(&[], &agent("me"), LEASE),
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.claim_batch(&[id("a"), id("a")], &agent("me"), LEASE),
+        Err(Error::Invalid { .. })
+    ));
+    assert_eq!(status(&*s, &id("a")), Status::Todo);
+}
+
+/// Updates apply only at the expected version; a stale one reports the current.
+pub fn update_optimistic(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let v1 = s.show(&t).unwrap().unwrap().version;
+    let p = TaskPatch {
+        title: Some("renamed".into()),
+        priority: Some(Priority::Critical),
+        tags: Some(vec![Tag::new("x").unwrap()]),
+        ..Default::default()
+    };
+    let row = s.update(&t, v1, &p, None, &agent("a")).unwrap();
+    assert_eq!(row.title, "renamed");
+    assert_eq!(row.priority, Priority::Critical);
+    assert_eq!(row.tags, vec![Tag::new("x").unwrap()]);
+    assert_eq!(row.description, "", "fields not in the patch stay");
+    assert_eq!(row.version, v1 + 1);
+    let lost = TaskPatch {
+        title: Some("lost update".into()),
+        ..Default::default()
+    };
+    match s.update(&t, v1, &lost, None, &agent("b")) {
+        Err(Error::VersionConflict {
+            expected, current, ..
+        }) => {
+            assert_eq!(expected, v1);
+            assert_eq!(current, v1 + 1);
+        }
+        other => panic!("stale version must conflict: {other:?}"),
+    }
+    assert_eq!(s.show(&t).unwrap().unwrap().title, "renamed");
+    assert!(matches!(
+        s.update(&id("ghost"), 1, &lost, None, &agent("b")),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        s.update(&t, v1 + 1, &TaskPatch::default(), None, &agent("b")),
+        Err(Error::Invalid { .. })
+    ));
+}
+
+/// Under a live lease only the token holder may update; leaving in_progress ends it.
+pub fn update_under_lease(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let p = TaskPatch {
+        description: Some("notes".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.update(&t, l.version, &p, None, &agent("b")),
+        Err(Error::NotHolder { .. })
+    ));
+    assert!(matches!(
+        s.update(&t, l.version, &p, Some(Token(l.token.0 + 1)), &agent("b")),
+        Err(Error::LeaseLost { .. })
+    ));
+    let row = s
+        .update(&t, l.version, &p, Some(l.token), &agent("a"))
+        .unwrap();
+    assert_eq!(row.description, "notes");
+    assert_eq!(row.status, Status::InProgress, "still leased");
+    s.renew(&t, l.token, minutes(1), &agent("a")).unwrap();
+    let to_review = TaskPatch {
+        status: Some(Status::Review),
+        ..Default::default()
+    };
+    let v = s.show(&t).unwrap().unwrap().version;
+    let row = s
+        .update(&t, v, &to_review, Some(l.token), &agent("a"))
+        .unwrap();
+    assert_eq!(row.status, Status::Review);
+    assert_eq!(row.assignee, None);
+    assert!(s.renew(&t, l.token, LEASE, &agent("a")).is_err());
+    // An expired lease no longer protects the task.
+    let l2 = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    clock.advance(60_000);
+    let row = s.update(&t, l2.version, &p, None, &agent("b")).unwrap();
+    assert_eq!(row.version, l2.version + 1);
+}
+
+/// Reap returns exactly the expired leases to todo and lists them.
+pub fn reap_expired(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let a = add(&*s, "a", Priority::Medium, &[]);
+    let b = add(&*s, "b", Priority::Medium, &[]);
+    let c = add(&*s, "c", Priority::Medium, &[]);
+    let la = claimed(s.claim(&a, &agent("x"), minutes(1), None).unwrap());
+    claimed(s.claim(&b, &agent("y"), minutes(10), None).unwrap());
+    clock.advance(90_000);
+    assert_eq!(s.reap(&agent("r")).unwrap().len(), 1);
+    let reaped_again = s.reap(&agent("r")).unwrap();
+    assert!(reaped_again.is_empty(), "{reaped_again:?}");
+    assert_eq!(status(&*s, &a), Status::Todo);
+    assert_eq!(status(&*s, &b), Status::InProgress);
+    assert_eq!(status(&*s, &c), Status::Todo);
+    assert_eq!(s.show(&a).unwrap().unwrap().attempts, 1);
+    assert!(matches!(
+        s.done(&a, la.token, &agent("x")),
+        Err(Error::LeaseLost {
+            why: LostWhy::Ended { .. },
+            ..
+        })
+    ));
+    clock.advance(600_000);
+    let r = s.reap(&agent("r")).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].id, b);
+    assert_eq!(r[0].agent, agent("y"));
+}
+
+/// Force release needs no token, ends the lease, and stales the old token.
+pub fn release_force(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &agent("a"), LEASE, None).unwrap());
+    let row = s
+        .release_force(&t, ReleaseTo::Blocked, &agent("admin"))
+        .unwrap();
+    assert_eq!(row.status, Status::Blocked);
+    assert_eq!(row.assignee, None);
+    assert!(matches!(
+        s.done(&t, l.token, &agent("a")),
+        Err(Error::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        s.release_force(&t, ReleaseTo::Todo, &agent("admin")),
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.release_force(&id("ghost"), ReleaseTo::Todo, &agent("admin")),
+        Err(Error::NotFound(_))
+    ));
+}
+
+/// Many handles (connections) race for one task: exactly one wins, every round.
+pub fn one_winner_across_handles(f: &dyn Fixture) {
+    const HANDLES: usize = 8;
+    const ROUNDS: usize = 20;
+    let clock = Clock::manual(T0);
+    let stores: Vec<Box<dyn Store>> = (0..HANDLES).map(|_| f.open(&clock)).collect();
+    for round in 0..ROUNDS {
+        let t = add(&*stores[0], &format!("r{round}"), Priority::Medium, &[]);
+        let barrier = Arc::new(Barrier::new(HANDLES));
+        let wins: usize = std::thread::scope(|sc| {
+            let handles: Vec<_> = stores
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let (barrier, t) = (barrier.clone(), t.clone());
+                    sc.spawn(move || {
+                        barrier.wait();
+                        match s.claim(&t, &agent(&format!("h{i}")), LEASE, None).unwrap() {
+                            ClaimOutcome::Claimed(_) => 1,
+                            ClaimOutcome::Refused(Refusal::Held { .. }) => 0,
+                            ClaimOutcome::Refused(r) => panic!("unexpected refusal {r}"),
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(wins, 1, "round {round}: {wins} winners");
+    }
+}
+
+/// Handles draining a queue with claim-next never get the same task.
+pub fn claim_next_across_handles(f: &dyn Fixture) {
+    const HANDLES: usize = 6;
+    const TASKS: usize = 120;
+    let clock = Clock::manual(T0);
+    let stores: Vec<Box<dyn Store>> = (0..HANDLES).map(|_| f.open(&clock)).collect();
+    for i in 0..TASKS {
+        add(&*stores[0], &format!("q{i}"), Priority::ALL[i % 4], &[]);
+    }
+    let mut got: Vec<String> = std::thread::scope(|sc| {
+        let hs: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                sc.spawn(move || {
+                    let me = agent(&format!("h{i}"));
+                    std::iter::from_fn(|| s.claim_next(&me, LEASE).unwrap())
+                        .map(|l| l.task.to_string())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    got.sort();
+    let before = got.len();
+    got.dedup();
+    assert_eq!(before, got.len(), "a task was claimed twice");
+    assert_eq!(got.len(), TASKS, "every task claimed");
+}
+
+/// With the database clock, leases are stamped from the database's time.
+pub fn database_clock(f: &dyn Fixture) {
+    let s = f.open(&Clock::Database);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let now = s.now().unwrap();
+    assert!(
+        (now.0 - wall).abs() < 60_000,
+        "database clock {now} is far from this host's"
+    );
+    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    assert!(l.assigned_at.0 >= now.0);
+    assert_eq!(l.lock_until.0 - l.assigned_at.0, 60_000);
+}
+
+/// List filters by status, assignee and tag, ordered by priority then age.
+pub fn list_filters(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    add(&*s, "a", Priority::Low, &[]);
+    s.add(&NewTask {
+        id: Some(id("b")),
+        title: "b".into(),
+        priority: Priority::High,
+        tags: vec![Tag::new("ui").unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    add(&*s, "c", Priority::High, &[]);
+    claimed(s.claim(&id("c"), &agent("x"), LEASE, None).unwrap());
+    let ids = |f: ListFilter| -> Vec<String> {
+        s.list(&f)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id.to_string())
+            .collect()
+    };
+    assert_eq!(ids(ListFilter::default()), ["b", "c", "a"]);
+    assert_eq!(
+        ids(ListFilter {
+            statuses: vec![Status::Todo],
+            ..Default::default()
+        }),
+        ["b", "a"]
+    );
+    assert_eq!(
+        ids(ListFilter {
+            assignee: Some(agent("x")),
+            ..Default::default()
+        }),
+        ["c"]
+    );
+    assert_eq!(
+        ids(ListFilter {
+            tag: Some(Tag::new("ui").unwrap()),
+            ..Default::default()
+        }),
+        ["b"]
+    );
+    assert_eq!(
+        ids(ListFilter {
+            limit: Some(1),
+            ..Default::default()
+        }),
+        ["b"]
+    );
+}
+
+/// Random operation sequences agree with a model of the lease state machine.
+pub fn state_machine_model(f: &dyn Fixture) {
+    crate::model::check(f);
+}

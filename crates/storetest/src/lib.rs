@@ -1,0 +1,62 @@
+//! The conformance suite: every behaviour of the [`Store`] contract, written once and
+//! run against every backend.
+//!
+//! A backend's `tests/conformance.rs` provides a [`Fixture`] — one isolated database
+//! (its own file, schema or server database) that can be opened any number of times —
+//! and invokes [`conformance!`], which expands to one `#[test]` per case. Cases run
+//! on a [`Clock::Manual`] so expiry is tested by moving time, not by sleeping; the one
+//! exception checks that the database clock is really used.
+//!
+//! ```ignore
+//! struct Sqlite(tempfile::TempDir);
+//! impl tasklease_storetest::Fixture for Sqlite { /* open(&self, clock) */ }
+//! tasklease_storetest::conformance!(|| Sqlite::new());
+//! ```
+
+pub mod cases;
+mod model;
+
+pub use tasklease_core::Store;
+use tasklease_core::{AgentId, Clock, Millis};
+
+/// One isolated database a case runs against.
+pub trait Fixture: Send + Sync {
+    /// Opens a new handle (its own connection) on this fixture's database, reading time
+    /// from `clock`. Handles opened from one fixture see the same data.
+    fn open(&self, clock: &Clock) -> Box<dyn Store>;
+}
+
+/// The instant manual clocks start at: 2026-11-27T00:00:00Z.
+pub const T0: Millis = Millis(1_795_737_600_000);
+
+/// An agent id for tests.
+pub fn agent(name: &str) -> AgentId {
+    AgentId::new(name).expect("test agent id is valid")
+}
+
+/// Expands to one `#[test]` per conformance case, each on a fresh fixture from `$new`.
+#[macro_export]
+macro_rules! conformance {
+    ($new:expr) => {
+        $crate::conformance!(@cases $new;
+            add_and_show, add_generates_ids, add_refuses_bad_input,
+            claim_grants_lease, claim_refusals, reclaim_with_token,
+            expiry_lets_another_claim, tokens_increase_per_task, renew_extends,
+            release_hands_back, done_unblocks_dependants, stale_token_refused_everywhere,
+            claim_next_order, claim_next_dependencies, claim_next_takes_expired, claim_next_empty,
+            batch_all_or_nothing, batch_bad_input,
+            update_optimistic, update_under_lease, reap_expired, release_force,
+            one_winner_across_handles, claim_next_across_handles, database_clock,
+            list_filters, state_machine_model
+        );
+    };
+    (@cases $new:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let fixture = ($new)();
+                $crate::cases::$case(&fixture);
+            }
+        )+
+    };
+}
