@@ -190,6 +190,13 @@ impl fmt::Display for Tag {
     }
 }
 
+impl FromStr for Tag {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Tag::new(s)
+    }
+}
+
 impl<'de> Deserialize<'de> for Tag {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;

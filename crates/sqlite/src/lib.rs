@@ -36,7 +36,7 @@ use tasklease_core::{
     TaskId, TaskPatch, Token, Unclaimable,
 };
 
-pub use migrate::{LATEST_VERSION, Migrated};
+pub use migrate::{LATEST_VERSION, Migrated, backup_path};
 
 /// How hard SQLite flushes each commit to disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -86,7 +86,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path, backup_first: bool) ->
 }
 
 /// `<db>.bak-v<version>-<UTC time>` beside the database.
-pub(crate) fn backup_path(db: &Path, version: i64) -> PathBuf {
+pub fn backup_path(db: &Path, version: i64) -> PathBuf {
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ");
     let mut name = db.file_name().unwrap_or_default().to_owned();
     name.push(format!(".bak-v{version}-{stamp}"));

@@ -1,0 +1,59 @@
+//! One module per verb. Each turns parsed arguments into library calls and a
+//! [`Report`]; none prints directly.
+
+mod claim;
+mod lease;
+mod tasks;
+
+use tasklease::open::{self, DbSpec, OpenOptions};
+use tasklease::{AgentId, Result, Store};
+
+use crate::args::{Cli, Cmd};
+use crate::output::Report;
+
+/// What every verb may need, resolved lazily so bad input is refused before any
+/// database is touched.
+pub struct Ctx<'a> {
+    pub cli: &'a Cli,
+}
+
+impl Ctx<'_> {
+    pub fn spec(&self) -> Result<DbSpec> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| tasklease::Error::store("cannot read the current directory", e))?;
+        DbSpec::discover(self.cli.db.as_deref(), &cwd)
+    }
+
+    pub fn options(&self) -> OpenOptions {
+        OpenOptions {
+            synchronous: self.cli.synchronous,
+            ..OpenOptions::default()
+        }
+    }
+
+    pub fn store(&self) -> Result<Box<dyn Store>> {
+        open::open(&self.spec()?, &self.options())
+    }
+
+    pub fn agent(&self) -> Result<AgentId> {
+        tasklease::identity::agent_id(self.cli.agent.as_deref())
+    }
+}
+
+pub fn run(cli: &Cli) -> Result<Report> {
+    let cx = Ctx { cli };
+    match &cli.cmd {
+        Cmd::Init => tasks::init(&cx),
+        Cmd::Add(a) => tasks::add(&cx, a),
+        Cmd::List(a) => tasks::list(&cx, a),
+        Cmd::Show { id } => tasks::show(&cx, id),
+        Cmd::Update(a) => tasks::update(&cx, a),
+        Cmd::Migrate { backup } => tasks::migrate(&cx, *backup),
+        Cmd::AgentId => tasks::agent_id(&cx),
+        Cmd::Claim(a) => claim::run(&cx, a),
+        Cmd::Renew { id, token, lease } => lease::renew(&cx, id, *token, *lease),
+        Cmd::Release(a) => lease::release(&cx, a),
+        Cmd::Done { id, token } => lease::done(&cx, id, *token),
+        Cmd::Reap => lease::reap(&cx),
+    }
+}

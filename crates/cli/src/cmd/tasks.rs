@@ -1,0 +1,239 @@
+//! The verbs on tasks themselves: `init`, `add`, `list`, `show`, `update`, `migrate`,
+//! `agent-id`.
+
+use serde_json::json;
+use tasklease::open::{self, DbSpec, OpenOptions};
+use tasklease::{AgentId, Error, ListFilter, Millis, NewTask, Result, Task, TaskId, TaskPatch};
+
+use super::Ctx;
+use crate::args::{AddArgs, ListArgs, UpdateArgs};
+use crate::output::{Report, task_json, time_left};
+
+pub fn init(cx: &Ctx<'_>) -> Result<Report> {
+    let spec = match cx.cli.db.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => DbSpec::parse(s),
+        None => {
+            let cwd = std::env::current_dir()
+                .map_err(|e| Error::store("cannot read the current directory", e))?;
+            let root = tasklease::project::find_root(&cwd).unwrap_or(cwd);
+            DbSpec::Sqlite {
+                path: tasklease::project::db_path(&root),
+                explicit: false,
+            }
+        }
+    };
+    let existed = matches!(&spec, DbSpec::Sqlite { path, .. } if path.exists());
+    open::open(
+        &spec,
+        &OpenOptions {
+            create: true,
+            ..cx.options()
+        },
+    )?;
+    let db = spec.display();
+    let human = if existed {
+        format!("tasklease database already at {db}")
+    } else {
+        format!("created tasklease database at {db}")
+    };
+    Ok(Report::ok(
+        json!({"ok": true, "db": db, "created": !existed}),
+        human,
+    ))
+}
+
+pub fn add(cx: &Ctx<'_>, a: &AddArgs) -> Result<Report> {
+    let new = NewTask {
+        id: a.id.clone(),
+        title: a.title.clone(),
+        description: a.description.clone(),
+        priority: a.priority,
+        tags: a.tags.clone(),
+        deps: a.deps.clone(),
+    };
+    new.validate()?;
+    let store = cx.store()?;
+    let task = store.add(&new)?;
+    let now = store.now()?;
+    Ok(Report::ok(
+        json!({"ok": true, "task": task_json(&task, now)}),
+        format!("added {}: {}", task.id, task.title),
+    ))
+}
+
+pub fn list(cx: &Ctx<'_>, a: &ListArgs) -> Result<Report> {
+    let assignee = match (&a.assignee, a.mine) {
+        (Some(s), _) => Some(AgentId::new(s)?),
+        (None, true) => Some(cx.agent()?),
+        (None, false) => None,
+    };
+    let filter = ListFilter {
+        statuses: a.statuses.clone(),
+        assignee,
+        tag: a.tag.clone(),
+        limit: a.limit,
+    };
+    let store = cx.store()?;
+    let tasks = store.list(&filter)?;
+    let now = store.now()?;
+    Ok(Report::ok(
+        json!({
+            "ok": true,
+            "count": tasks.len(),
+            "tasks": tasks.iter().map(|t| task_json(t, now)).collect::<Vec<_>>(),
+        }),
+        table(&tasks, now),
+    ))
+}
+
+fn table(tasks: &[Task], now: Millis) -> String {
+    if tasks.is_empty() {
+        return "no tasks".into();
+    }
+    let rows: Vec<[String; 5]> = tasks
+        .iter()
+        .map(|t| {
+            let holder = match (&t.assignee, t.lock_until) {
+                (Some(a), Some(u)) => format!("{a} ({})", time_left(u, now)),
+                _ if t.waiting_on > 0 => format!("waiting on {}", t.waiting_on),
+                _ => String::new(),
+            };
+            [
+                t.id.to_string(),
+                t.status.to_string(),
+                t.priority.to_string(),
+                holder,
+                t.title.clone(),
+            ]
+        })
+        .collect();
+    let head = ["ID", "STATUS", "PRIORITY", "HOLDER", "TITLE"].map(String::from);
+    let mut width = [0usize; 4];
+    for r in std::iter::once(&head).chain(&rows) {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    std::iter::once(&head)
+        .chain(&rows)
+        .map(|r| {
+            format!(
+                "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                w0 = width[0],
+                w1 = width[1],
+                w2 = width[2],
+                w3 = width[3]
+            )
+            .trim_end()
+            .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn show(cx: &Ctx<'_>, id: &TaskId) -> Result<Report> {
+    let store = cx.store()?;
+    let task = store.show(id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
+    let now = store.now()?;
+    Ok(Report::ok(
+        json!({"ok": true, "task": task_json(&task, now)}),
+        describe(&task, now),
+    ))
+}
+
+fn describe(t: &Task, now: Millis) -> String {
+    let mut s = format!(
+        "{}: {}\n  status    {}\n  priority  {}\n  version   {}",
+        t.id, t.title, t.status, t.priority, t.version
+    );
+    if let (Some(a), Some(u)) = (&t.assignee, t.lock_until) {
+        s.push_str(&format!(
+            "\n  holder    {a} until {u} ({})",
+            time_left(u, now)
+        ));
+    }
+    if !t.deps.is_empty() {
+        let deps: Vec<&str> = t.deps.iter().map(TaskId::as_str).collect();
+        s.push_str(&format!(
+            "\n  deps      {} ({} not done)",
+            deps.join(", "),
+            t.waiting_on
+        ));
+    }
+    if !t.tags.is_empty() {
+        let tags: Vec<&str> = t.tags.iter().map(|t| t.as_str()).collect();
+        s.push_str(&format!("\n  tags      {}", tags.join(", ")));
+    }
+    if t.attempts > 0 {
+        s.push_str(&format!("\n  attempts  {}", t.attempts));
+    }
+    if !t.description.is_empty() {
+        s.push_str(&format!("\n\n{}", t.description));
+    }
+    s
+}
+
+pub fn update(cx: &Ctx<'_>, a: &UpdateArgs) -> Result<Report> {
+    let patch = TaskPatch {
+        title: a.title.clone(),
+        description: a.description.clone(),
+        priority: a.priority,
+        status: a.status,
+        tags: if a.clear_tags {
+            Some(Vec::new())
+        } else if a.tags.is_empty() {
+            None
+        } else {
+            Some(a.tags.clone())
+        },
+    };
+    patch.validate()?;
+    let agent = cx.agent()?;
+    let store = cx.store()?;
+    let task = store.update(&a.id, a.expect_version, &patch, a.token, &agent)?;
+    let now = store.now()?;
+    Ok(Report::ok(
+        json!({"ok": true, "task": task_json(&task, now)}),
+        format!("updated {} (now at version {})", task.id, task.version),
+    ))
+}
+
+pub fn migrate(cx: &Ctx<'_>, backup: bool) -> Result<Report> {
+    let r = open::migrate(&cx.spec()?, &cx.options(), backup)?;
+    let backups: Vec<String> = [&r.migrated.backup, &r.backup]
+        .into_iter()
+        .flatten()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut human = if r.migrated.from == r.migrated.to {
+        format!("{} is up to date (schema version {})", r.db, r.migrated.to)
+    } else {
+        format!(
+            "migrated {} from schema version {} to {}",
+            r.db, r.migrated.from, r.migrated.to
+        )
+    };
+    for b in &backups {
+        human.push_str(&format!("\nbackup written to {b}"));
+    }
+    Ok(Report::ok(
+        json!({
+            "ok": true,
+            "db": r.db,
+            "from": r.migrated.from,
+            "to": r.migrated.to,
+            "backups": backups,
+        }),
+        human,
+    ))
+}
+
+pub fn agent_id(cx: &Ctx<'_>) -> Result<Report> {
+    let a = cx.agent()?;
+    Ok(Report::ok(json!({"ok": true, "agent": a}), a.to_string()))
+}

@@ -1,0 +1,51 @@
+//! Exit codes. They are part of the interface: scripts and agents branch on them, so
+//! they never change meaning.
+
+use std::process::ExitCode;
+
+use tasklease::{Error, ErrorKind};
+
+/// What a run came to, as an exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: done as asked.
+    Ok = 0,
+    /// 1: runtime error (database, I/O).
+    Runtime = 1,
+    /// 2: bad input or usage; nothing was changed.
+    Usage = 2,
+    /// 3: held by another agent, batch conflict, or stale version.
+    Conflict = 3,
+    /// 4: nothing to claim (nothing ready, or the task is done/cancelled/waiting).
+    Empty = 4,
+    /// 5: lease lost, stale token, or not the holder.
+    LeaseLost = 5,
+}
+
+impl Exit {
+    /// The exit code for an error.
+    pub fn of(e: &Error) -> Exit {
+        match e.kind() {
+            ErrorKind::Invalid => Exit::Usage,
+            ErrorKind::Conflict => Exit::Conflict,
+            ErrorKind::LeaseLost => Exit::LeaseLost,
+            _ => Exit::Runtime,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// The table printed in `--help` and the README.
+pub const TABLE: &str = "\
+Exit codes:
+  0  ok
+  1  runtime error (database, I/O)
+  2  bad input or usage; nothing was changed
+  3  held by another agent, batch conflict, or stale --expect-version
+  4  nothing to claim (none ready; or done, cancelled, waiting on dependencies)
+  5  lease lost: stale token, lease ended, or not the holder";

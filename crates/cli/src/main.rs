@@ -1,0 +1,25 @@
+//! `tasklease`: the command-line front end. Parses arguments, runs one verb against the
+//! library, prints one result (human text, or exactly one JSON object with `--json`),
+//! and exits with a stable code (see [`exit`]).
+
+mod args;
+mod cmd;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let wants_json = std::env::args_os().skip(1).any(|a| a == "--json");
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return output::usage_error(e, wants_json),
+    };
+    let out = output::Output { json: cli.json };
+    match cmd::run(&cli) {
+        Ok(report) => out.report(report),
+        Err(e) => out.error(&e),
+    }
+}

@@ -1,0 +1,197 @@
+//! Printing results: human text on stdout, or exactly one JSON object on stdout with
+//! `--json`. Diagnostics and refusals go to stderr.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+use tasklease::{Error, Lease, Millis, Task};
+
+use crate::exit::Exit;
+
+/// What a verb produced.
+pub struct Report {
+    /// The machine-readable result.
+    pub json: Value,
+    /// The same for people; empty prints nothing.
+    pub human: String,
+    /// How the run ends.
+    pub exit: Exit,
+}
+
+impl Report {
+    /// A successful report.
+    pub fn ok(json: Value, human: impl Into<String>) -> Report {
+        Report {
+            json,
+            human: human.into(),
+            exit: Exit::Ok,
+        }
+    }
+
+    /// A report of something not done (refusals): human text goes to stderr.
+    pub fn refused(exit: Exit, json: Value, human: impl Into<String>) -> Report {
+        Report {
+            json,
+            human: human.into(),
+            exit,
+        }
+    }
+}
+
+/// The chosen output format.
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    pub fn report(&self, r: Report) -> ExitCode {
+        if self.json {
+            print_json(&r.json);
+        }
+        if r.exit == Exit::Ok {
+            if !self.json && !r.human.is_empty() {
+                print_line(&r.human);
+            }
+        } else if !r.human.is_empty() {
+            eprintln!("tasklease: {}", r.human);
+        }
+        r.exit.into()
+    }
+
+    pub fn error(&self, e: &Error) -> ExitCode {
+        let exit = Exit::of(e);
+        if self.json {
+            print_json(&error_json(e.code(), &e.to_string(), exit));
+        }
+        eprintln!("tasklease: {e}");
+        exit.into()
+    }
+}
+
+fn error_json(code: &str, message: &str, exit: Exit) -> Value {
+    json!({"ok": false, "error": {"code": code, "message": message, "exit": exit as u8}})
+}
+
+fn print_json(v: &Value) {
+    print_line(&v.to_string());
+}
+
+fn print_line(s: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`tasklease list | head`) is not an error worth a panic.
+    let _ = writeln!(out, "{s}");
+}
+
+/// Reports a command-line parse failure (exit 2), or prints help/version (exit 0).
+///
+/// clap echoes an invalid value whole; a 10 kB argument must not come back as a 10 kB
+/// error, so validation errors are re-worded around our own (already shortened)
+/// message and any other long line is cut.
+pub fn usage_error(e: clap::Error, json: bool) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind as K};
+    match e.kind() {
+        K::DisplayHelp | K::DisplayVersion => {
+            let _ = e.print();
+            return Exit::Ok.into();
+        }
+        K::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return Exit::Usage.into();
+        }
+        _ => {}
+    }
+    let rendered = e.render().to_string();
+    let message = match (
+        e.kind(),
+        e.get(ContextKind::InvalidArg),
+        std::error::Error::source(&e),
+    ) {
+        (K::ValueValidation, Some(ContextValue::String(arg)), Some(src)) => {
+            format!("invalid value for '{arg}': {src}")
+        }
+        _ => rendered
+            .lines()
+            .next()
+            .unwrap_or("invalid arguments")
+            .trim_start_matches("error: ")
+            .to_owned(),
+    };
+    let message = shorten(&message, 400);
+    if json {
+        print_json(&error_json("usage", &message, Exit::Usage));
+    }
+    eprintln!("error: {message}");
+    for line in rendered.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        eprintln!("{}", shorten(line, 400));
+    }
+    Exit::Usage.into()
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max).collect();
+    out.push('…');
+    out
+}
+
+/// A lease as JSON: the fields every claim result carries.
+pub fn lease_json(l: &Lease) -> Value {
+    json!({
+        "id": l.task,
+        "agent": l.agent,
+        "token": l.token,
+        "assigned_at": l.assigned_at.to_rfc3339(),
+        "lock_until": l.lock_until.to_rfc3339(),
+        "lock_until_ms": l.lock_until.0,
+        "version": l.version,
+    })
+}
+
+/// A task as JSON, with its lease judged at `now`.
+pub fn task_json(t: &Task, now: Millis) -> Value {
+    let rfc = |m: Option<Millis>| m.map(Millis::to_rfc3339);
+    json!({
+        "id": t.id,
+        "title": t.title,
+        "description": t.description,
+        "status": t.status,
+        "priority": t.priority,
+        "tags": t.tags,
+        "deps": t.deps,
+        "waiting_on": t.waiting_on,
+        "version": t.version,
+        "assignee": t.assignee,
+        "assigned_at": rfc(t.assigned_at),
+        "lock_until": rfc(t.lock_until),
+        "lease_live": t.is_leased_at(now),
+        "lease_left_ms": t.lock_until.filter(|_| t.status == tasklease::Status::InProgress).map(|u| u.since(now)),
+        "attempts": t.attempts,
+        "created_at": t.created_at.to_rfc3339(),
+        "updated_at": t.updated_at.to_rfc3339(),
+    })
+}
+
+/// `12m30s left`, `expired 5s ago`.
+pub fn time_left(until: Millis, now: Millis) -> String {
+    let d = until.since(now);
+    if d > 0 {
+        format!("{} left", human_ms(d))
+    } else {
+        format!("expired {} ago", human_ms(-d))
+    }
+}
+
+/// A duration for people, to two units: `2h5m`, `45s`, `300ms`.
+pub fn human_ms(ms: i64) -> String {
+    let s = ms / 1000;
+    match s {
+        86_400.. => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+        3600.. => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        60.. => format!("{}m{}s", s / 60, s % 60),
+        1.. => format!("{s}s"),
+        _ => format!("{ms}ms"),
+    }
+}

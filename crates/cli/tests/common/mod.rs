@@ -1,0 +1,88 @@
+//! Helpers for driving the real `tasklease` binary against a real database file.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A scratch project: a temp dir holding `.git` and an initialized database.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join(".git")).expect("mkdir .git");
+        let p = Project { dir };
+        p.ok(&["init"]);
+        p
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.root().join(".tasklease/tasklease.db")
+    }
+
+    /// A command for the binary, run in the project, with a fixed agent name.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .current_dir(self.root())
+            .env_remove("TASKLEASE_DB")
+            .env_remove("TASKLEASE_SYNCHRONOUS")
+            .env("TASKLEASE_AGENT", "tester");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run tasklease")
+    }
+
+    /// Runs and asserts exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tasklease {args:?} failed ({:?}):\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs with `--json`, asserts the exit code, and parses the one JSON object.
+    pub fn json(&self, args: &[&str], code: i32) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "tasklease {all:?}: stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        parse_one(&out.stdout)
+    }
+}
+
+/// Parses stdout that must be exactly one JSON object.
+pub fn parse_one(stdout: &[u8]) -> Value {
+    let s = std::str::from_utf8(stdout).expect("utf-8 stdout");
+    let mut lines = s.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or_else(|| panic!("no JSON on stdout"));
+    assert!(lines.next().is_none(), "more than one line on stdout: {s}");
+    let v: Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert!(v.is_object(), "not an object: {v}");
+    v
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tasklease"))
+}

@@ -1,0 +1,28 @@
+//! tasklease: coordination for several AI coding agents (or any worker processes)
+//! working on one project — tasks claimed atomically under fenced leases.
+//!
+//! This crate is the library the CLI and the MCP server are thin layers over. It
+//! re-exports the backend-neutral core ([`Store`], [`TaskId`], [`Lease`], …) and adds
+//! what every front end needs and no store should know: where the project's database
+//! lives ([`project`]), who the calling agent is ([`identity`]), and how to open the
+//! right store from a `--db` value ([`open`]).
+//!
+//! ```no_run
+//! use tasklease::{LeaseDuration, open::{DbSpec, OpenOptions}};
+//!
+//! # fn main() -> tasklease::Result<()> {
+//! let spec = DbSpec::discover(None, &std::env::current_dir().unwrap())?;
+//! let store = tasklease::open::open(&spec, &OpenOptions::default())?;
+//! let me = tasklease::identity::agent_id(None)?;
+//! if let Some(lease) = store.claim_next(&me, LeaseDuration::DEFAULT)? {
+//!     // ... work, renewing with lease.token before lease.lock_until ...
+//!     store.done(&lease.task, lease.token, &me)?;
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod identity;
+pub mod open;
+pub mod project;
+
+pub use tasklease_core::*;
