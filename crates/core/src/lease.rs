@@ -161,3 +161,79 @@ pub enum LostWhy {
     /// The task never issued this token.
     Unknown,
 }
+
+/// What happened to a lease, as recorded in the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A new lease was granted (a new token).
+    Claimed,
+    /// The holder re-claimed with its token: lease extended, token kept.
+    Reclaimed,
+    /// The holder renewed.
+    Renewed,
+    /// The holder handed the task back.
+    Released,
+    /// The holder finished the task.
+    Done,
+    /// `reap` ended an expired lease.
+    Reaped,
+    /// `release --force` ended a lease without its token.
+    Forced,
+}
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::Claimed,
+        EventKind::Reclaimed,
+        EventKind::Renewed,
+        EventKind::Released,
+        EventKind::Done,
+        EventKind::Reaped,
+        EventKind::Forced,
+    ];
+
+    /// The name stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Claimed => "claimed",
+            EventKind::Reclaimed => "reclaimed",
+            EventKind::Renewed => "renewed",
+            EventKind::Released => "released",
+            EventKind::Done => "done",
+            EventKind::Reaped => "reaped",
+            EventKind::Forced => "forced",
+        }
+    }
+
+    /// The kind named `s`, if any.
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of the lease history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Position in the history: larger is later.
+    pub seq: i64,
+    /// When (database clock).
+    pub at: Millis,
+    /// The task.
+    pub task: TaskId,
+    /// What happened.
+    pub kind: EventKind,
+    /// Who acted (the claimer, renewer, releaser, reaper or admin).
+    pub agent: AgentId,
+    /// The lease's token.
+    pub token: Option<Token>,
+    /// More, in words (e.g. whose lease was reaped or forced).
+    pub detail: Option<String>,
+}

@@ -25,7 +25,10 @@ pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::{AgentId, Tag, TaskId};
-pub use lease::{BatchOutcome, ClaimOutcome, Lease, LostWhy, Reaped, Refusal, Token, Unclaimable};
+pub use lease::{
+    BatchOutcome, ClaimOutcome, Event, EventKind, Lease, LostWhy, Reaped, Refusal, Token,
+    Unclaimable,
+};
 pub use store::Store;
 pub use task::{ListFilter, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch, validate_title};
 pub use time::{Clock, LeaseDuration, Millis};

@@ -1,8 +1,8 @@
 //! The contract every store implements.
 
 use crate::{
-    AgentId, BatchOutcome, ClaimOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Reaped,
-    ReleaseTo, Result, Task, TaskId, TaskPatch, Token,
+    AgentId, BatchOutcome, ClaimOutcome, Event, Lease, LeaseDuration, ListFilter, Millis, NewTask,
+    Reaped, ReleaseTo, Result, Task, TaskId, TaskPatch, Token,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -127,6 +127,12 @@ pub trait Store: Send + Sync {
         token: Option<Token>,
         agent: &AgentId,
     ) -> Result<Task>;
+
+    /// The lease history, oldest first: the last `limit` events, of one task or of all.
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn log(&self, task: Option<&TaskId>, limit: u32) -> Result<Vec<Event>>;
 
     /// The store's clock, as leases see it.
     ///

@@ -31,9 +31,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
-    AgentId, BatchOutcome, ClaimOutcome, Clock, Error, Lease, LeaseDuration, ListFilter, LostWhy,
-    Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result, Status, Store, Tag, Task,
-    TaskId, TaskPatch, Token, Unclaimable,
+    AgentId, BatchOutcome, ClaimOutcome, Clock, Error, Event, EventKind, Lease, LeaseDuration,
+    ListFilter, LostWhy, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result, Status,
+    Store, Tag, Task, TaskId, TaskPatch, Token, Unclaimable,
 };
 
 pub use migrate::{LATEST_VERSION, Migrated, backup_path};
@@ -245,7 +245,7 @@ fn record(
     tx: &Connection,
     now: i64,
     task: &TaskId,
-    kind: &str,
+    kind: EventKind,
     agent: &AgentId,
     token: Option<i64>,
     detail: Option<&str>,
@@ -253,7 +253,7 @@ fn record(
     tx.prepare_cached(sql::EVENT)
         .and_then(|mut s| {
             s.execute(named_params! {
-                ":now": now, ":task": task.as_str(), ":kind": kind, ":agent": agent.as_str(),
+                ":now": now, ":task": task.as_str(), ":kind": kind.as_str(), ":agent": agent.as_str(),
                 ":token": token, ":detail": detail,
             })
         })
@@ -397,9 +397,9 @@ fn claim_one(
         return Ok(ClaimOutcome::Refused(explain_refusal(tx, now, id)?));
     };
     let kind = if token == Some(Token(fence)) {
-        "reclaimed"
+        EventKind::Reclaimed
     } else {
-        "claimed"
+        EventKind::Claimed
     };
     record(tx, now, id, kind, who, Some(fence), None)?;
     Ok(ClaimOutcome::Claimed(Lease {
@@ -568,7 +568,7 @@ impl Store for SqliteStore {
                 return Ok(None);
             };
             let id = task_id(&id)?;
-            record(tx, now, &id, "claimed", who, Some(fence), None)?;
+            record(tx, now, &id, EventKind::Claimed, who, Some(fence), None)?;
             Ok(Some(Lease {
                 task: id,
                 agent: who.clone(),
@@ -639,7 +639,7 @@ impl Store for SqliteStore {
             let Some((holder, fence, assigned_at, lock_until, version)) = row else {
                 return Err(explain_lost(tx, now, id, token)?);
             };
-            record(tx, now, id, "renewed", who, Some(fence), None)?;
+            record(tx, now, id, EventKind::Renewed, who, Some(fence), None)?;
             Ok(Lease {
                 task: id.clone(),
                 agent: agent(&holder)?,
@@ -657,7 +657,15 @@ impl Store for SqliteStore {
                 return Err(explain_lost(tx, now, id, token)?);
             };
             let detail = format!("to {}", to.status());
-            record(tx, now, id, "released", who, Some(token.0), Some(&detail))?;
+            record(
+                tx,
+                now,
+                id,
+                EventKind::Released,
+                who,
+                Some(token.0),
+                Some(&detail),
+            )?;
             Ok(task)
         })
     }
@@ -687,7 +695,15 @@ impl Store for SqliteStore {
                 Millis(row.lock_until.unwrap_or_default()),
                 to.status()
             );
-            record(tx, now, id, "forced", who, Some(token.0), Some(&detail))?;
+            record(
+                tx,
+                now,
+                id,
+                EventKind::Forced,
+                who,
+                Some(token.0),
+                Some(&detail),
+            )?;
             Ok(task)
         })
     }
@@ -697,7 +713,7 @@ impl Store for SqliteStore {
             let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
                 return Err(explain_lost(tx, now, id, token)?);
             };
-            record(tx, now, id, "done", who, Some(token.0), None)?;
+            record(tx, now, id, EventKind::Done, who, Some(token.0), None)?;
             Ok(task)
         })
     }
@@ -727,7 +743,15 @@ impl Store for SqliteStore {
             for (id, holder, fence, until) in rows {
                 let id = task_id(&id)?;
                 let detail = format!("lease of {holder} ran out at {}", Millis(until));
-                record(tx, now, &id, "reaped", who, Some(fence), Some(&detail))?;
+                record(
+                    tx,
+                    now,
+                    &id,
+                    EventKind::Reaped,
+                    who,
+                    Some(fence),
+                    Some(&detail),
+                )?;
                 reaped.push(Reaped {
                     id,
                     agent: agent(&holder)?,
@@ -789,6 +813,50 @@ impl Store for SqliteStore {
                 expected: expect_version,
                 current: row.version,
             })
+        })
+    }
+
+    fn log(&self, task: Option<&TaskId>, limit: u32) -> Result<Vec<Event>> {
+        self.read(|tx| {
+            let map = |r: &rusqlite::Row<'_>| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            };
+            let rows: Vec<_> = match task {
+                Some(t) => tx.prepare_cached(sql::LOG_TASK).and_then(|mut s| {
+                    s.query_map(named_params! {":task": t.as_str(), ":limit": limit}, map)?
+                        .collect()
+                }),
+                None => tx
+                    .prepare_cached(sql::LOG)
+                    .and_then(|mut s| s.query_map(named_params! {":limit": limit}, map)?.collect()),
+            }
+            .ctx("read the lease history")?;
+            rows.into_iter()
+                .map(|(seq, at, task, kind, who, token, detail)| {
+                    Ok(Event {
+                        seq,
+                        at: Millis(at),
+                        task: task_id(&task)?,
+                        kind: EventKind::parse(&kind).ok_or_else(|| {
+                            Error::store(
+                                "read the lease history",
+                                format!("unknown event kind {kind:?}"),
+                            )
+                        })?,
+                        agent: agent(&who)?,
+                        token: token.map(Token),
+                        detail,
+                    })
+                })
+                .collect()
         })
     }
 

@@ -16,6 +16,8 @@ sql! {
     EVENT = "event.sql";
     EXPIRED = "expired.sql";
     LEASE = "lease.sql";
+    LOG = "log.sql";
+    LOG_TASK = "log_task.sql";
     NEXT_ID = "next_id.sql";
     NOW = "now.sql";
     REAP = "reap.sql";

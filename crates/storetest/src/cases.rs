@@ -3,8 +3,8 @@
 use std::sync::{Arc, Barrier};
 
 use tasklease_core::{
-    BatchOutcome, ClaimOutcome, Clock, Error, Lease, LeaseDuration, ListFilter, LostWhy, Millis,
-    NewTask, Priority, Refusal, ReleaseTo, Status, Store, Tag, TaskId, TaskPatch, Token,
+    BatchOutcome, ClaimOutcome, Clock, Error, EventKind, Lease, LeaseDuration, ListFilter, LostWhy,
+    Millis, NewTask, Priority, Refusal, ReleaseTo, Status, Store, Tag, TaskId, TaskPatch, Token,
     Unclaimable,
 };
 
@@ -816,4 +816,70 @@ pub fn list_filters(f: &dyn Fixture) {
 /// Random operation sequences agree with a model of the lease state machine.
 pub fn state_machine_model(f: &dyn Fixture) {
     crate::model::check(f);
+}
+
+/// Every lease event is recorded, in order, with its agent and token.
+pub fn history_records_each_step(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let other = add(&*s, "other", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    claimed(s.claim(&t, &agent("a"), minutes(1), Some(l.token)).unwrap());
+    s.renew(&t, l.token, minutes(1), &agent("a")).unwrap();
+    s.release(&t, l.token, ReleaseTo::Todo, &agent("a"))
+        .unwrap();
+    let l2 = claimed(s.claim(&t, &agent("b"), minutes(1), None).unwrap());
+    clock.advance(61_000);
+    s.reap(&agent("reaper")).unwrap();
+    let l3 = claimed(s.claim(&t, &agent("c"), minutes(1), None).unwrap());
+    s.release_force(&t, ReleaseTo::Todo, &agent("admin"))
+        .unwrap();
+    let l4 = claimed(s.claim(&t, &agent("d"), minutes(1), None).unwrap());
+    s.done(&t, l4.token, &agent("d")).unwrap();
+    claimed(s.claim(&other, &agent("z"), minutes(1), None).unwrap());
+    // Refusals are not lease events.
+    let _ = s.done(&t, l.token, &agent("a"));
+    let log = s.log(Some(&t), 100).unwrap();
+    let got: Vec<(EventKind, &str, Option<i64>)> = log
+        .iter()
+        .map(|e| (e.kind, e.agent.as_str(), e.token.map(|t| t.0)))
+        .collect();
+    use EventKind::*;
+    let (t1, t2, t3, t4) = (l.token.0, l2.token.0, l3.token.0, l4.token.0);
+    assert_eq!(
+        got,
+        vec![
+            (Claimed, "a", Some(t1)),
+            (Reclaimed, "a", Some(t1)),
+            (Renewed, "a", Some(t1)),
+            (Released, "a", Some(t1)),
+            (Claimed, "b", Some(t2)),
+            (Reaped, "reaper", Some(t2)),
+            (Claimed, "c", Some(t3)),
+            (Forced, "admin", Some(t3)),
+            (Claimed, "d", Some(t4)),
+            (Done, "d", Some(t4)),
+        ]
+    );
+    assert!(
+        log.windows(2)
+            .all(|w| w[0].seq < w[1].seq && w[0].at <= w[1].at)
+    );
+    assert!(log.iter().all(|e| e.task == t));
+    assert!(
+        log[5].detail.as_deref().unwrap_or("").contains('b'),
+        "reap names the holder"
+    );
+    assert!(
+        log[7].detail.as_deref().unwrap_or("").contains('c'),
+        "force names the holder"
+    );
+    let all = s.log(None, 100).unwrap();
+    assert_eq!(all.len(), 11);
+    assert_eq!(all.last().unwrap().task, other);
+    let last2 = s.log(Some(&t), 2).unwrap();
+    assert_eq!(
+        last2.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [Claimed, Done]
+    );
 }
