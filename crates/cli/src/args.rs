@@ -91,6 +91,54 @@ pub enum Cmd {
     },
     /// Print the agent id this process would use
     AgentId,
+    /// Measure claims/s and latency with N agent processes on a fresh database
+    Bench(BenchArgs),
+    /// One benchmark agent process (started by `bench`)
+    #[command(hide = true)]
+    BenchWorker(BenchWorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Agent processes
+    #[arg(long, default_value_t = 4)]
+    pub agents: usize,
+    /// Tasks to fill the database with
+    #[arg(long, default_value_t = 100_000)]
+    pub tasks: u64,
+    /// Length of the measured run
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// What each agent does: next (claim) or next-done (claim, then done)
+    #[arg(long, default_value = "next")]
+    pub mode: tasklease::bench::Mode,
+    /// Also run the raw SQL baseline on a fresh database of the same kind, and print the ratio
+    #[arg(long)]
+    pub baseline: bool,
+    /// Make every fifth task depend on the two before it
+    #[arg(long)]
+    pub deps: bool,
+    /// Directory for the benchmark's SQLite files [default: a new temporary directory]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Test the verifier: one agent reports one of its claims twice
+    #[arg(long, hide = true)]
+    pub inject_double_claim: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchWorkerArgs {
+    #[arg(long)]
+    pub mode: tasklease::bench::Mode,
+    #[arg(long)]
+    pub seconds: f64,
+    /// Start time, epoch milliseconds, so all workers begin together
+    #[arg(long)]
+    pub start_at: u64,
+    #[arg(long)]
+    pub raw: bool,
+    #[arg(long)]
+    pub inject_double_claim: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,8 +6,11 @@ CREATE TABLE tasks (
     id           TEXT    NOT NULL UNIQUE,      -- validated TaskId
     title        TEXT    NOT NULL,
     description  TEXT    NOT NULL DEFAULT '',
+    -- CHECKs are written as OR chains: SQLite builds a temporary table for every
+    -- evaluation of `x IN (<list>)`, on every update of the row.
     status       TEXT    NOT NULL DEFAULT 'todo'
-                 CHECK (status IN ('todo', 'in_progress', 'review', 'done', 'cancelled', 'blocked')),
+                 CHECK (status = 'todo' OR status = 'in_progress' OR status = 'review'
+                        OR status = 'done' OR status = 'cancelled' OR status = 'blocked'),
     priority     INTEGER NOT NULL DEFAULT 2 CHECK (priority BETWEEN 0 AND 3),  -- 0 = critical
     tags         TEXT    NOT NULL DEFAULT '[]',                                -- JSON array
     version      INTEGER NOT NULL DEFAULT 1,   -- optimistic counter, bumped on every change
@@ -52,15 +55,26 @@ BEGIN
      WHERE seq IN (SELECT task FROM task_deps WHERE dep = NEW.seq);
 END;
 
--- Lease history: one row per lease event.
+-- Lease history: one row per lease event. No index but the rowid: every claim
+-- appends here, and an index would add a page to every commit; `log ID` scans the
+-- (retention-bounded) table instead.
 CREATE TABLE events (
     seq    INTEGER PRIMARY KEY,
     at     INTEGER NOT NULL,
     task   TEXT    NOT NULL,
     kind   TEXT    NOT NULL
-           CHECK (kind IN ('claimed', 'reclaimed', 'renewed', 'released', 'done', 'reaped', 'forced')),
+           CHECK (kind = 'claimed' OR kind = 'reclaimed' OR kind = 'renewed' OR kind = 'released'
+                  OR kind = 'done' OR kind = 'reaped' OR kind = 'forced'),
     agent  TEXT    NOT NULL,
     token  INTEGER,
     detail TEXT
 ) STRICT;
-CREATE INDEX events_task ON events (task, seq);
+
+-- Every new lease (a new fencing token) is recorded by the statement that grants it,
+-- so no claim path can forget to, and no extra statement runs per claim.
+CREATE TRIGGER tasks_claimed AFTER UPDATE OF fence ON tasks
+WHEN NEW.fence <> OLD.fence
+BEGIN
+    INSERT INTO events (at, task, kind, agent, token)
+    VALUES (NEW.assigned_at, NEW.id, 'claimed', NEW.assignee, NEW.fence);
+END;

@@ -12,6 +12,6 @@ UPDATE tasks SET
     updated_at  = :now
 WHERE id = :id
   AND waiting_on = 0
-  AND (status IN ('todo', 'review', 'blocked')
+  AND (status = 'todo' OR status = 'review' OR status = 'blocked'
        OR (status = 'in_progress' AND (lock_until <= :now OR fence = :token)))
 RETURNING fence, assigned_at, lock_until, version

@@ -1,25 +1,33 @@
 -- Claim the highest-priority ready task, oldest first, in one statement.
--- Ready: todo with every dependency done (the tasks_ready index), or in_progress
--- under an expired lease (the tasks_lease index).
+-- Ready: todo with every dependency done (the tasks_ready index, already in
+-- (priority, seq) order), or in_progress under an expired lease (the tasks_lease index).
+-- The common case — no lease has expired — is one index probe and one index seek;
+-- only when some lease has expired does the statement merge and sort both candidates.
+-- It reads the clock itself (one statement sees one instant), so the hot path needs no
+-- separate clock query; coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER)) is NULL outside tests.
 UPDATE tasks SET
     fence       = fence + 1,
     attempts    = attempts + (status = 'in_progress'),
     status      = 'in_progress',
     assignee    = :agent,
-    assigned_at = :now,
-    lock_until  = :now + :lease_ms,
+    assigned_at = coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER)),
+    lock_until  = coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER)) + :lease_ms,
     version     = version + 1,
-    updated_at  = :now
-WHERE seq = (
-    SELECT seq FROM (
-        SELECT seq, priority FROM (
-            SELECT seq, priority FROM tasks
-             WHERE status = 'todo' AND waiting_on = 0
-             ORDER BY priority, seq LIMIT 1)
-        UNION ALL
-        SELECT seq, priority FROM (
-            SELECT seq, priority FROM tasks
-             WHERE status = 'in_progress' AND lock_until <= :now AND waiting_on = 0
-             ORDER BY priority, seq LIMIT 1)
-    ) ORDER BY priority, seq LIMIT 1)
+    updated_at  = coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER))
+WHERE seq = CASE
+    WHEN NOT EXISTS (SELECT 1 FROM tasks WHERE status = 'in_progress' AND lock_until <= coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER)))
+    THEN (SELECT seq FROM tasks WHERE status = 'todo' AND waiting_on = 0
+           ORDER BY priority, seq LIMIT 1)
+    ELSE (SELECT seq FROM (
+              SELECT seq, priority FROM (
+                  SELECT seq, priority FROM tasks
+                   WHERE status = 'todo' AND waiting_on = 0
+                   ORDER BY priority, seq LIMIT 1)
+              UNION ALL
+              SELECT seq, priority FROM (
+                  SELECT seq, priority FROM tasks
+                   WHERE status = 'in_progress' AND lock_until <= coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER)) AND waiting_on = 0
+                   ORDER BY priority, seq LIMIT 1)
+          ) ORDER BY priority, seq LIMIT 1)
+END
 RETURNING id, fence, assigned_at, lock_until, version

@@ -1,4 +1,4 @@
--- The last :limit lease events of one task, oldest first (the events_task index).
+-- The last :limit lease events of one task, oldest first.
 SELECT seq, at, task, kind, agent, token, detail FROM (
     SELECT * FROM events WHERE task = :task ORDER BY seq DESC LIMIT :limit
 ) ORDER BY seq

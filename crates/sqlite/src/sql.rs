@@ -28,3 +28,10 @@ sql! {
     UPDATE = "update.sql";
     WAITING_ON = "waiting_on.sql";
 }
+
+/// One task's columns by rowid.
+pub(crate) const TASK_BY_SEQ: &str =
+    concat!(include_str!("../sql/task_columns.sql"), " WHERE seq = ?1");
+/// One task's columns by id.
+pub(crate) const TASK_BY_ID: &str =
+    concat!(include_str!("../sql/task_columns.sql"), " WHERE id = ?1");

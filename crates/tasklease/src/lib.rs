@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
 pub mod identity;
 pub mod open;
 pub mod project;

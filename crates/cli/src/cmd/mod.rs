@@ -1,6 +1,7 @@
 //! One module per verb. Each turns parsed arguments into library calls and a
 //! [`Report`]; none prints directly.
 
+mod bench;
 mod claim;
 mod lease;
 mod tasks;
@@ -55,5 +56,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Release(a) => lease::release(&cx, a),
         Cmd::Done { id, token } => lease::done(&cx, id, *token),
         Cmd::Reap => lease::reap(&cx),
+        Cmd::Bench(a) => bench::run(&cx, a),
+        Cmd::BenchWorker(a) => bench::worker(&cx, a),
     }
 }

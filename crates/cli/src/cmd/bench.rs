@@ -1,0 +1,376 @@
+//! `tasklease bench`: N real agent processes (this binary, as `bench-worker`) loop
+//! claim-next for a fixed time on a freshly filled database; the parent gathers their
+//! reports, checks that no task was held twice, and prints claims/s, latency and
+//! fairness — with `--baseline`, next to the raw SQL floor measured in the same run.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tasklease::bench::{self, Mode, Raw, Summary, WorkerReport};
+use tasklease::open::{DbSpec, Synchronous};
+use tasklease::{Error, LeaseDuration, Result};
+
+use super::Ctx;
+use crate::args::{BenchArgs, BenchWorkerArgs};
+use crate::exit::Exit;
+use crate::output::Report;
+
+/// Bench leases outlast any run, so a task granted twice is a double claim.
+const LEASE: LeaseDuration = LeaseDuration::MAX;
+
+pub fn run(cx: &Ctx<'_>, a: &BenchArgs) -> Result<Report> {
+    if a.agents == 0 || a.agents > 512 {
+        return Err(Error::invalid(
+            "agents",
+            "--agents must be between 1 and 512",
+        ));
+    }
+    if !(a.seconds > 0.0 && a.seconds <= 3600.0) {
+        return Err(Error::invalid(
+            "seconds",
+            "--seconds must be more than 0 and at most 3600",
+        ));
+    }
+    if a.tasks == 0 {
+        return Err(Error::invalid("tasks", "--tasks must be at least 1"));
+    }
+    if cx.cli.db.is_some() {
+        return Err(Error::invalid(
+            "db",
+            "bench always fills fresh databases and never touches yours; use --dir to \
+             choose where its SQLite files go",
+        ));
+    }
+    let tmp;
+    let dir: &Path = match &a.dir {
+        Some(d) => d,
+        None => {
+            tmp = tempdir()?;
+            &tmp.0
+        }
+    };
+    let mut runs = vec![("tasklease", false)];
+    if a.baseline {
+        runs.push(("raw baseline", true));
+    }
+    let mut results: Vec<(&str, Summary, Vec<bench::DoubleClaim>)> = Vec::new();
+    for (label, raw) in runs {
+        let path = dir.join(format!(
+            "bench-{}-{}.db",
+            if raw { "raw" } else { "tasklease" },
+            std::process::id()
+        ));
+        let out = one_run(cx, a, label, &path, raw);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+        let (summary, doubles) = out?;
+        results.push((label, summary, doubles));
+    }
+    Ok(report(cx, a, &results))
+}
+
+fn one_run(
+    cx: &Ctx<'_>,
+    a: &BenchArgs,
+    label: &str,
+    path: &Path,
+    raw: bool,
+) -> Result<(Summary, Vec<bench::DoubleClaim>)> {
+    let sync = cx.cli.synchronous;
+    let spec = DbSpec::Sqlite {
+        path: path.to_owned(),
+        explicit: true,
+    };
+    progress(format_args!("{label}: filling {} tasks…", a.tasks));
+    bench::prefill(&spec, a.tasks, a.deps, raw, sync)?;
+    let spawn_allowance = 300 + 30 * a.agents as u64;
+    let start_at = epoch_ms() + spawn_allowance;
+    let children = (0..a.agents)
+        .map(|i| spawn_worker(path, sync, a, i, start_at, raw))
+        .collect::<Result<Vec<Child>>>()?;
+    progress(format_args!(
+        "{label}: {} agents, {:.1}s…",
+        a.agents, a.seconds
+    ));
+    let started = Instant::now();
+    let reports = collect(children, started, spawn_allowance, a.seconds)?;
+    let summary = bench::summarize(&reports, Duration::from_secs_f64(a.seconds));
+    let mut doubles = bench::double_claims(&reports);
+    // The database must agree with what the agents reported.
+    let store = tasklease::open::open(&spec, &cx.options())?;
+    let status = match a.mode {
+        Mode::Next => tasklease::Status::InProgress,
+        Mode::NextDone => tasklease::Status::Done,
+    };
+    let held = store
+        .list(&tasklease::ListFilter {
+            statuses: vec![status],
+            ..Default::default()
+        })?
+        .len() as u64;
+    let reported: std::collections::HashSet<&str> = reports
+        .iter()
+        .flat_map(|r| r.claims.iter().map(|(t, _)| t.as_str()))
+        .collect();
+    if held != reported.len() as u64 {
+        doubles.push(bench::DoubleClaim {
+            task: format!(
+                "(the database has {held} tasks {status}; agents reported {} distinct claims)",
+                reported.len()
+            ),
+            holders: Vec::new(),
+        });
+    }
+    progress(format_args!(
+        "{label}: {:.0} claims/s, p99 {}µs",
+        summary.claims_per_s, summary.p99_us
+    ));
+    Ok((summary, doubles))
+}
+
+fn spawn_worker(
+    path: &Path,
+    sync: Synchronous,
+    a: &BenchArgs,
+    i: usize,
+    start_at: u64,
+    raw: bool,
+) -> Result<Child> {
+    let exe = std::env::current_exe().map_err(|e| Error::store("find the tasklease binary", e))?;
+    let mut c = Command::new(exe);
+    c.arg("bench-worker")
+        .arg("--db")
+        .arg(path)
+        .arg("--agent")
+        .arg(format!("bench-{i}"))
+        .arg("--synchronous")
+        .arg(match sync {
+            Synchronous::Normal => "normal",
+            Synchronous::Full => "full",
+        })
+        .arg("--mode")
+        .arg(match a.mode {
+            Mode::Next => "next",
+            Mode::NextDone => "next-done",
+        })
+        .arg("--seconds")
+        .arg(a.seconds.to_string())
+        .arg("--start-at")
+        .arg(start_at.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if raw {
+        c.arg("--raw");
+    }
+    if a.inject_double_claim && i == 0 && !raw {
+        c.arg("--inject-double-claim");
+    }
+    c.spawn()
+        .map_err(|e| Error::store("start a bench agent", e))
+}
+
+fn collect(
+    children: Vec<Child>,
+    started: Instant,
+    allowance_ms: u64,
+    seconds: f64,
+) -> Result<Vec<WorkerReport>> {
+    let total = Duration::from_millis(allowance_ms) + Duration::from_secs_f64(seconds);
+    let ticker = std::thread::spawn(move || {
+        while started.elapsed() < total {
+            std::thread::sleep(Duration::from_millis(1000));
+            let left = total.saturating_sub(started.elapsed());
+            progress(format_args!("  {:.0}s left", left.as_secs_f64().ceil()));
+        }
+    });
+    let mut reports = Vec::with_capacity(children.len());
+    for mut child in children {
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| Error::store("read a bench agent's report", e))?;
+        let status = child
+            .wait()
+            .map_err(|e| Error::store("wait for a bench agent", e))?;
+        if !status.success() {
+            return Err(Error::store(
+                "a bench agent failed",
+                format!("exit status {status}; see its message above"),
+            ));
+        }
+        let r: WorkerReport = serde_json::from_str(&line)
+            .map_err(|e| Error::store("parse a bench agent's report", e))?;
+        reports.push(r);
+    }
+    let _ = ticker.join();
+    Ok(reports)
+}
+
+fn report(
+    cx: &Ctx<'_>,
+    a: &BenchArgs,
+    results: &[(&str, Summary, Vec<bench::DoubleClaim>)],
+) -> Report {
+    let sync = match cx.cli.synchronous {
+        Synchronous::Normal => "normal",
+        Synchronous::Full => "full",
+    };
+    let ours = &results[0].1;
+    let ratio = results
+        .get(1)
+        .map(|b| ours.claims_per_s / b.1.claims_per_s.max(1e-9));
+    let doubles: Vec<&bench::DoubleClaim> = results.iter().flat_map(|r| &r.2).collect();
+    let ms = |us: u32| us as f64 / 1000.0;
+    let mut human = format!(
+        "tasklease bench: SQLite (synchronous={sync}), {} agents, {}s, mode {}, {} tasks{}\n\
+         {:<14} {:>10} {:>9} {:>9} {:>9}  {:>15}\n",
+        a.agents,
+        a.seconds,
+        match a.mode {
+            Mode::Next => "next",
+            Mode::NextDone => "next-done",
+        },
+        a.tasks,
+        if a.deps { " (with dependencies)" } else { "" },
+        "",
+        "claims/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "share min/max",
+    );
+    for (label, s, _) in results {
+        human.push_str(&format!(
+            "{:<14} {:>10.0} {:>9.3} {:>9.3} {:>9.1}  {:>6.1}% / {:>4.1}%{}\n",
+            label,
+            s.claims_per_s,
+            ms(s.p50_us),
+            ms(s.p99_us),
+            ms(s.max_us),
+            s.min_share * 100.0,
+            s.max_share * 100.0,
+            if s.exhausted {
+                "  (ran out of tasks)"
+            } else {
+                ""
+            },
+        ));
+    }
+    if let Some(r) = ratio {
+        human.push_str(&format!("ratio tasklease / raw baseline: {r:.2}\n"));
+    }
+    let verified = doubles.is_empty();
+    if verified {
+        human.push_str("verified: no task was held by two agents at once");
+    } else {
+        human.push_str("VERIFICATION FAILED: tasks held by two agents at once:");
+        for d in &doubles {
+            human.push_str(&format!("\n  {} {:?}", d.task, d.holders));
+        }
+    }
+    let mut j = json!({
+        "ok": verified,
+        "backend": "sqlite",
+        "synchronous": sync,
+        "agents": a.agents,
+        "seconds": a.seconds,
+        "tasks": a.tasks,
+        "deps": a.deps,
+        "mode": a.mode,
+        "tasklease": ours,
+        "baseline": results.get(1).map(|b| &b.1),
+        "ratio": ratio,
+        "verified": verified,
+        "double_claims": doubles,
+    });
+    if verified {
+        Report::ok(j, human)
+    } else {
+        j["error"] = json!({"code": "double_claim", "message": "a task was held by two agents at once", "exit": 1});
+        Report {
+            json: j,
+            human,
+            exit: Exit::Runtime,
+        }
+    }
+}
+
+pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
+    let spec = cx.spec()?;
+    let agent = cx.agent()?;
+    let start_at = UNIX_EPOCH + Duration::from_millis(a.start_at);
+    let lease_ms = LEASE.as_millis();
+    let run = |claim: &mut dyn FnMut() -> Result<Option<(String, i64)>>,
+               done: &mut dyn FnMut(&str, i64) -> Result<()>| {
+        if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
+            std::thread::sleep(wait);
+        }
+        let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
+        bench::work(agent.as_str(), a.mode, deadline, claim, done)
+    };
+    let mut r = if a.raw {
+        let raw = std::cell::RefCell::new(Raw::open(&spec, cx.cli.synchronous)?);
+        run(
+            &mut || raw.borrow_mut().claim_next(agent.as_str(), lease_ms),
+            &mut |id, tok| raw.borrow_mut().done(id, tok),
+        )?
+    } else {
+        let store = cx.store()?;
+        run(
+            &mut || {
+                Ok(store
+                    .claim_next(&agent, LEASE)?
+                    .map(|l| (l.task.to_string(), l.token.0)))
+            },
+            &mut |id, tok| {
+                store
+                    .done(&tasklease::TaskId::new(id)?, tasklease::Token(tok), &agent)
+                    .map(drop)
+            },
+        )?
+    };
+    if a.inject_double_claim
+        && let Some(first) = r.claims.first().cloned()
+    {
+        r.claims.push(first);
+    }
+    let line = serde_json::to_string(&r).map_err(|e| Error::store("write the report", e))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").map_err(|e| Error::store("write the report", e))?;
+    Ok(Report::ok(Value::Null, ""))
+}
+
+/// One progress line on stderr (stdout carries only the result).
+fn progress(args: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "bench: {args}");
+}
+
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+fn tempdir() -> Result<TempDir> {
+    let d = std::env::temp_dir().join(format!("tasklease-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).map_err(|e| Error::store("create a temporary directory", e))?;
+    Ok(TempDir(d))
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
