@@ -17,6 +17,9 @@ pub struct Report {
     pub human: String,
     /// How the run ends.
     pub exit: Exit,
+    /// A child command's exit status to end with instead of `exit` (`lock … -- CMD`
+    /// passes its command's status through).
+    pub status: Option<u8>,
 }
 
 impl Report {
@@ -26,6 +29,7 @@ impl Report {
             json,
             human: human.into(),
             exit: Exit::Ok,
+            status: None,
         }
     }
 
@@ -35,6 +39,7 @@ impl Report {
             json,
             human: human.into(),
             exit,
+            status: None,
         }
     }
 }
@@ -56,7 +61,10 @@ impl Output {
         } else if !r.human.is_empty() {
             eprintln!("tasklease: {}", r.human);
         }
-        r.exit.into()
+        match r.status {
+            Some(code) => ExitCode::from(code),
+            None => r.exit.into(),
+        }
     }
 
     pub fn error(&self, e: &Error) -> ExitCode {

@@ -3,6 +3,7 @@
 
 mod claim;
 mod lease;
+mod lock;
 mod tasks;
 
 use tasklease::open::{self, DbSpec, OpenOptions};
@@ -55,5 +56,8 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Release(a) => lease::release(&cx, a),
         Cmd::Done { id, token } => lease::done(&cx, id, *token),
         Cmd::Reap => lease::reap(&cx),
+        Cmd::Lock(a) => lock::lock(&cx, a),
+        Cmd::Locks => lock::locks(&cx),
+        Cmd::Git(a) => lock::git(&cx, a),
     }
 }
