@@ -59,23 +59,16 @@ impl Repo {
 
     /// A `tasklease … -- sh -c 'echo locked; cat'` that holds its lock until released.
     fn hold(&self, agent: &str, args: &[&str]) -> Holder {
-        self.hold_in(self.root(), agent, args)
-    }
-
-    fn hold_in(&self, dir: &Path, agent: &str, args: &[&str]) -> Holder {
         let mut all = args.to_vec();
         all.extend(["--", "sh", "-c", "echo locked; cat >/dev/null"]);
         let mut child = self
-            .cmd_in(dir, agent, &all)
+            .cmd(agent, &all)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn holder");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line(child.stdout.as_mut().unwrap());
         assert_eq!(line, "locked\n", "the holder did not get its lock");
         let stdin = child.stdin.take();
         Holder { child, stdin }
@@ -133,12 +126,15 @@ fn wait_for(mut c: Command, announce: &str) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn waiter");
-    let mut line = String::new();
-    BufReader::new(child.stderr.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = first_line(child.stderr.as_mut().unwrap());
     assert!(line.contains(announce), "waiter said {line:?}");
     (child, line)
+}
+
+fn first_line(from: impl std::io::Read) -> String {
+    let mut line = String::new();
+    BufReader::new(from).read_line(&mut line).unwrap();
+    line
 }
 
 fn still_running(c: &mut Child, for_at_least: Duration) -> bool {
@@ -421,21 +417,11 @@ fn two_worktrees_share_the_git_lock_but_not_task_locks() {
 fn a_command_under_a_lock_can_ask_for_it_again() {
     let r = Repo::new();
     // `tasklease git` inside `tasklease lock git` would otherwise wait on its parent.
-    let out = r
-        .cmd(
-            "tester",
-            &[
-                "lock",
-                "git",
-                "--",
-                "sh",
-                "-c",
-                r#""$0" git --timeout 5s status --short"#,
-            ],
-        )
-        .arg(common::bin())
-        .output()
-        .unwrap();
+    let out = nested(
+        &r,
+        &["lock", "git"],
+        r#""$0" git --timeout 5s status --short"#,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("running under it"),
@@ -443,22 +429,11 @@ fn a_command_under_a_lock_can_ask_for_it_again() {
         stderr(&out)
     );
     // Exclusive under a shared parent can never succeed: refused, not a hang.
-    let out = r
-        .cmd(
-            "tester",
-            &[
-                "lock",
-                "state",
-                "--shared",
-                "--",
-                "sh",
-                "-c",
-                r#""$0" lock state -- true"#,
-            ],
-        )
-        .arg(common::bin())
-        .output()
-        .unwrap();
+    let out = nested(
+        &r,
+        &["lock", "state", "--shared"],
+        r#""$0" lock state -- true"#,
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("wait forever"), "{}", stderr(&out));
     // Another holder's lock is no parent's: the inherited variable alone does not pass.
@@ -476,6 +451,13 @@ fn a_command_under_a_lock_can_ask_for_it_again() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     h.release();
+}
+
+/// `tasklease OUTER -- sh -c INNER`, with `$0` in INNER the tasklease binary.
+fn nested(r: &Repo, outer: &[&str], inner: &str) -> Output {
+    let mut args = outer.to_vec();
+    args.extend(["--", "sh", "-c", inner]);
+    r.cmd("tester", &args).arg(common::bin()).output().unwrap()
 }
 
 #[test]
@@ -527,11 +509,7 @@ fn a_path_lock_is_shared_with_flock_1() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("flock(1) from util-linux");
-    let mut line = String::new();
-    BufReader::new(flock.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "locked\n");
+    assert_eq!(first_line(flock.stdout.as_mut().unwrap()), "locked\n");
     let out = r.run(&["lock", "path", f, "--timeout", "0", "--", "true"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
