@@ -307,9 +307,9 @@ fn shared_holders_coexist_and_an_exclusive_request_waits_for_all() {
     let s2 = r.hold("reader2", &["lock", "state", "--shared", "--timeout", "0"]);
     let (mut writer, said) = wait_for(
         r.cmd("writer", &["lock", "state", "--", "true"]),
-        "waiting for state lock held by reader",
+        "waiting for state lock held shared by reader",
     );
-    assert!(said.contains(", shared"), "{said}");
+    assert!(said.contains(") since 20"), "{said}");
     s1.release();
     assert!(still_running(&mut writer, Duration::from_millis(300)));
     let listed = parse_one(&r.run(&["locks", "--json"]).stdout);

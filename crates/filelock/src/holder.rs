@@ -75,18 +75,14 @@ impl Serialize for Holder {
     }
 }
 
-/// `alice (pid 42 on build-1) since 2026-11-27T14:03:32.123Z`, with `shared` noted.
+/// `alice (pid 42 on build-1) since 2026-11-27T14:03:32.123Z`.
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "{} (pid {} on {}) since {}",
             self.agent, self.pid, self.host, self.since
-        )?;
-        if self.mode == Mode::Shared {
-            f.write_str(", shared")?;
-        }
-        Ok(())
+        )
     }
 }
 
@@ -175,7 +171,7 @@ mod tests {
         };
         assert_eq!(
             h.to_string(),
-            "alice (pid 42 on build-1) since 1970-01-01T00:00:00.000Z, shared"
+            "alice (pid 42 on build-1) since 1970-01-01T00:00:00.000Z"
         );
     }
 }

@@ -406,20 +406,19 @@ pub struct Busy {
     pub holder: Option<Holder>,
 }
 
-impl Busy {
-    /// `alice (pid 42 on h) since …`, or what is known when no record says.
-    pub fn held_by(&self) -> String {
-        match &self.holder {
-            Some(h) => h.to_string(),
-            None => "another process (it left no holder record)".into(),
-        }
-    }
-}
-
-/// `git lock held by alice (pid 42 on h) since …`.
+/// `git lock held by alice (pid 42 on h) since …`, `state lock held shared by …`, or
+/// what is known when no record says.
 impl fmt::Display for Busy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} held by {}", self.lock, self.held_by())
+        match &self.holder {
+            Some(h) if h.mode == Mode::Shared => write!(f, "{} held shared by {h}", self.lock),
+            Some(h) => write!(f, "{} held by {h}", self.lock),
+            None => write!(
+                f,
+                "{} held by another process (it left no holder record)",
+                self.lock
+            ),
+        }
     }
 }
 
