@@ -17,8 +17,8 @@ pub struct Report {
     pub human: String,
     /// How the run ends.
     pub exit: Exit,
-    /// A child command's exit status to end with instead of `exit` (`lock … -- CMD`
-    /// passes its command's status through).
+    /// An exit status passed through from a child process (`run`), used instead of
+    /// `exit`'s number.
     pub status: Option<u8>,
 }
 
@@ -61,10 +61,7 @@ impl Output {
         } else if !r.human.is_empty() {
             eprintln!("tasklease: {}", r.human);
         }
-        match r.status {
-            Some(code) => ExitCode::from(code),
-            None => r.exit.into(),
-        }
+        r.status.map_or_else(|| r.exit.into(), ExitCode::from)
     }
 
     pub fn error(&self, e: &Error) -> ExitCode {
