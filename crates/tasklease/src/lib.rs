@@ -4,9 +4,8 @@
 //! This crate is the library the CLI and the MCP server are thin layers over. It
 //! re-exports the backend-neutral core ([`Store`], [`TaskId`], [`Lease`], …) and adds
 //! what every front end needs and no store should know: where the project's database
-//! lives ([`project`]), who the calling agent is ([`identity`]), how to open the
-//! right store from a `--db` value ([`open`]), and the project's file locks
-//! ([`locks`]: task, state and repo-wide git locks, and who holds them).
+//! lives ([`project`]), who the calling agent is ([`identity`]), and how to open the
+//! right store from a `--db` value ([`open`]).
 //!
 //! ```no_run
 //! use tasklease::{LeaseDuration, open::{DbSpec, OpenOptions}};
@@ -21,6 +20,9 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! The project's file locks — per task, the state lock, and the repository-wide git
+//! lock — and who holds them are in [`locks`].
 
 pub mod identity;
 pub mod locks;
