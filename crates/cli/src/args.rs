@@ -89,14 +89,14 @@ pub enum Cmd {
         #[arg(long)]
         backup: bool,
     },
-    /// Print the agent id this process would use
-    AgentId,
     /// Run a command holding a file lock, like flock(1); exits with the command's status
     Lock(LockArgs),
     /// List the project's file locks: free or held, how, and by whom
     Locks,
     /// Run git holding the repository-wide git lock (`lock git -- git ARGS…`)
     Git(GitArgs),
+    /// Print the agent id this process would use
+    AgentId,
 }
 
 #[derive(Debug, Args)]
