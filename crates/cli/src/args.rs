@@ -89,6 +89,12 @@ pub enum Cmd {
         #[arg(long)]
         backup: bool,
     },
+    /// Run a command holding a file lock, like flock(1); exits with the command's status
+    Lock(LockArgs),
+    /// List the project's file locks: free or held, how, and by whom
+    Locks,
+    /// Run git holding the repository-wide git lock (`lock git -- git ARGS…`)
+    Git(GitArgs),
     /// Print the agent id this process would use
     AgentId,
     /// Measure claims/s and latency with N agent processes on a fresh database
@@ -139,6 +145,82 @@ pub struct BenchWorkerArgs {
     pub raw: bool,
     #[arg(long)]
     pub inject_double_claim: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(subcommand)]
+    pub target: LockTarget,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockTarget {
+    /// The repository-wide git lock, shared by every worktree of the repository
+    Git(LockRun),
+    /// The project's state lock
+    State(LockRun),
+    /// One task's lock
+    Task {
+        /// The task id (a lock needs no task in the database)
+        id: TaskId,
+        #[command(flatten)]
+        run: LockRun,
+    },
+    /// Any file (created if missing), to share a lock with other tools such as flock(1)
+    Path {
+        /// The lock file
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        run: LockRun,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LockRun {
+    /// Give up (exit 3) if the lock is still held after this long, e.g. 30s, 2m; 0 tries
+    /// once [default: wait as long as it takes]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+    /// Hold it shared: shared holders run together; an exclusive request waits for all
+    #[arg(long)]
+    pub shared: bool,
+    /// The command to run while holding the lock, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct GitArgs {
+    /// Give up (exit 3) if the git lock is still held after this long; 0 tries once
+    /// [default: wait as long as it takes]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+    /// Arguments for git
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "GIT ARGS"
+    )]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// A wait: `0` (try once) or a duration like a lease's (`30s`, `2m`, `1h30m`).
+fn parse_timeout(s: &str) -> Result<std::time::Duration, tasklease::Error> {
+    if s.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    tasklease::time::parse_duration_ms(s)
+        .map(|ms| std::time::Duration::from_millis(ms.unsigned_abs()))
+        .map_err(|why| {
+            tasklease::Error::invalid(
+                "timeout",
+                format!(
+                    "{} is not a timeout: {why}; allowed: 0 (try once) or a number with a unit \
+                     (ms, s, m, h, d), e.g. 500ms, 30s, 2m",
+                    tasklease::id::quote(s)
+                ),
+            )
+        })
 }
 
 #[derive(Debug, Args)]

@@ -14,7 +14,7 @@ pub enum Exit {
     Runtime = 1,
     /// 2: bad input or usage; nothing was changed.
     Usage = 2,
-    /// 3: held by another agent, batch conflict, or stale version.
+    /// 3: held by another agent, batch conflict, stale version, or a busy file lock.
     Conflict = 3,
     /// 4: nothing to claim (nothing ready, or the task is done/cancelled/waiting).
     Empty = 4,
@@ -46,6 +46,8 @@ Exit codes:
   0  ok
   1  runtime error (database, I/O)
   2  bad input or usage; nothing was changed
-  3  held by another agent, batch conflict, or stale --expect-version
+  3  held by another agent, batch conflict, stale --expect-version, or a file
+     lock still held when --timeout ran out
   4  nothing to claim (none ready; or done, cancelled, waiting on dependencies)
-  5  lease lost: stale token, lease ended, or not the holder";
+  5  lease lost: stale token, lease ended, or not the holder
+`lock … -- CMD` and `git` exit with the command's status once it has run.";

@@ -17,6 +17,9 @@ pub struct Report {
     pub human: String,
     /// How the run ends.
     pub exit: Exit,
+    /// An exit status passed through from a child process (`run`), used instead of
+    /// `exit`'s number.
+    pub status: Option<u8>,
 }
 
 impl Report {
@@ -26,6 +29,7 @@ impl Report {
             json,
             human: human.into(),
             exit: Exit::Ok,
+            status: None,
         }
     }
 
@@ -35,6 +39,7 @@ impl Report {
             json,
             human: human.into(),
             exit,
+            status: None,
         }
     }
 }
@@ -56,7 +61,7 @@ impl Output {
         } else if !r.human.is_empty() {
             eprintln!("tasklease: {}", r.human);
         }
-        r.exit.into()
+        r.status.map_or_else(|| r.exit.into(), ExitCode::from)
     }
 
     pub fn error(&self, e: &Error) -> ExitCode {

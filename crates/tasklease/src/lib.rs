@@ -20,9 +20,13 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! The project's file locks — per task, the state lock, and the repository-wide git
+//! lock — and who holds them are in [`locks`].
 
 pub mod bench;
 pub mod identity;
+pub mod locks;
 pub mod open;
 pub mod project;
 

@@ -4,6 +4,7 @@
 mod bench;
 mod claim;
 mod lease;
+mod lock;
 mod tasks;
 
 use tasklease::open::{self, DbSpec, OpenOptions};
@@ -51,6 +52,9 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Update(a) => tasks::update(&cx, a),
         Cmd::Migrate { backup } => tasks::migrate(&cx, *backup),
         Cmd::AgentId => tasks::agent_id(&cx),
+        Cmd::Lock(a) => lock::lock(&cx, a),
+        Cmd::Locks => lock::locks(&cx),
+        Cmd::Git(a) => lock::git(&cx, a),
         Cmd::Claim(a) => claim::run(&cx, a),
         Cmd::Renew { id, token, lease } => lease::renew(&cx, id, *token, *lease),
         Cmd::Release(a) => lease::release(&cx, a),
