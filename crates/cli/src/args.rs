@@ -127,7 +127,7 @@ pub struct BenchArgs {
     /// Directory for the benchmark's SQLite files [default: a new temporary directory]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
-    /// Test the verifier: one agent reports one of its claims twice
+    /// Test the verifier: pretend a second agent also reported one claimed task
     #[arg(long, hide = true)]
     pub inject_double_claim: bool,
 }
@@ -143,8 +143,6 @@ pub struct BenchWorkerArgs {
     pub start_at: u64,
     #[arg(long)]
     pub raw: bool,
-    #[arg(long)]
-    pub inject_double_claim: bool,
 }
 
 #[derive(Debug, Args)]
