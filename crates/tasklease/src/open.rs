@@ -105,6 +105,9 @@ pub struct OpenOptions {
     pub clock: Clock,
     /// Create a missing project database (only `init` does).
     pub create: bool,
+    /// The process makes a call or two and exits (CLI verbs), rather than staying
+    /// (an MCP server, `run`, bench agents): tunes WAL checkpointing.
+    pub one_shot: bool,
 }
 
 impl Default for OpenOptions {
@@ -114,6 +117,7 @@ impl Default for OpenOptions {
             busy_timeout: Duration::from_secs(30),
             clock: Clock::Database,
             create: false,
+            one_shot: false,
         }
     }
 }
@@ -165,6 +169,7 @@ fn open_sqlite(spec: &DbSpec, opts: &OpenOptions) -> Result<SqliteStore> {
             busy_timeout: opts.busy_timeout,
             clock: opts.clock.clone(),
             backup_before_migrate: true,
+            one_shot: opts.one_shot,
         },
     )
 }

@@ -323,7 +323,11 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
             &mut |id, tok| raw.borrow_mut().done(id, tok),
         )?
     } else {
-        let store = cx.store()?;
+        let opts = tasklease::open::OpenOptions {
+            one_shot: false,
+            ..cx.options()
+        };
+        let store = tasklease::open::open(&spec, &opts)?;
         run(
             &mut || {
                 Ok(store

@@ -29,6 +29,8 @@ impl Ctx<'_> {
     pub fn options(&self) -> OpenOptions {
         OpenOptions {
             synchronous: self.cli.synchronous,
+            // Long-running verbs open their store with `one_shot: false`.
+            one_shot: true,
             ..OpenOptions::default()
         }
     }
