@@ -65,7 +65,7 @@ impl Target {
             };
             Error::store(
                 format!("cannot connect to PostgreSQL at {}{hint}", self.display),
-                e,
+                full(&e),
             )
         })?;
         Ok(Conn {
@@ -202,7 +202,7 @@ pub(crate) fn run<T>(
                      it took effect is unknown — look (tasklease show / list) before retrying",
                     target.display
                 ),
-                e,
+                full(&e),
             ));
         }
         let rolled_back = e
@@ -260,7 +260,7 @@ pub(crate) fn translate(what: &str, e: postgres::Error) -> Error {
                 "could not {what}: the statement ran past the statement timeout (the \
                  database is overloaded, or another session holds a lock for long)"
             ),
-            e,
+            full(&e),
         );
     }
     if e.code() == Some(&SqlState::UNDEFINED_TABLE) || e.code() == Some(&SqlState::UNDEFINED_FUNCTION) {
@@ -269,10 +269,23 @@ pub(crate) fn translate(what: &str, e: postgres::Error) -> Error {
                 "could not {what}: the tasklease tables are missing from this schema \
                  (were they dropped, or does search_path point elsewhere?)"
             ),
-            e,
+            full(&e),
         );
     }
-    Error::store(format!("could not {what}"), e)
+    Error::store(format!("could not {what}"), full(&e))
+}
+
+/// The error with its causes: tokio-postgres's own `Display` says only "db error" or
+/// "error connecting to server" and keeps the server's message in the source.
+fn full(e: &postgres::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }
 
 /// The statement timeout as the server option that sets it.
