@@ -46,9 +46,10 @@ LANGUAGE sql STABLE AS $$
      WHERE task_deps.task = task_seq
 $$;
 
--- waiting_on counts the dependencies that are not done. `add` locks each dependency
--- FOR SHARE before inserting the edge, and `done` updates the dependency's row, so
--- the two serialize and neither can miss the other's change.
+-- waiting_on counts the dependencies that are not done. An edge added while its
+-- dependency is being finished must be seen by one side: `add` locks the dependency
+-- FOR SHARE before inserting the edge, and `done`/`update` lock it FOR UPDATE, so the
+-- two serialize and the later one's trigger sees the earlier one's commit.
 CREATE FUNCTION task_deps_added() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
