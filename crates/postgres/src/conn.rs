@@ -3,11 +3,12 @@
 //!
 //! # Reconnecting, and which operations are retried
 //!
-//! Before every operation the connection is polled without a round trip; if the
-//! server has gone away while it was idle (a restart, `pg_terminate_backend`, an idle
-//! timeout), a new connection replaces it before anything is sent. That covers the
-//! common case — a long-lived process (the MCP server, `tasklease run`) whose
-//! connection died between calls — at no cost on the hot path.
+//! Before an operation on a connection that sat idle for a while, the connection is
+//! polled without a round trip; if the server has gone away meanwhile (a restart,
+//! `pg_terminate_backend`, an idle timeout), a new connection replaces it before
+//! anything is sent. That covers the common case — a long-lived process (the MCP
+//! server, `tasklease run`) whose connection died between calls — at no cost on the
+//! hot path, where connections are never idle.
 //!
 //! If the connection breaks *during* an operation, whether the server committed it
 //! cannot be known from here: the statement may have run and only the reply been
@@ -28,7 +29,7 @@
 
 use std::collections::HashMap;
 use std::error::Error as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls, Row, Statement, types::ToSql};
@@ -45,7 +46,15 @@ pub(crate) struct Conn {
     /// Bind/Execute round trip with no Parse. Emptied on reconnect (statements belong
     /// to the server session).
     prepared: HashMap<&'static str, Statement>,
+    /// When the connection last carried an operation; a connection idle for longer
+    /// than [`IDLE_CHECK`] is checked before use.
+    last_used: Instant,
 }
+
+/// How long a connection may sit idle before it is checked for having been closed by
+/// the server. The check costs up to a millisecond (a timer tick), so busy
+/// connections skip it.
+const IDLE_CHECK: Duration = Duration::from_millis(250);
 
 /// How a store reaches its server: the parsed configuration with our defaults
 /// applied, and a printable description without credentials.
@@ -71,6 +80,7 @@ impl Target {
         Ok(Conn {
             client,
             prepared: HashMap::new(),
+            last_used: Instant::now(),
         })
     }
 }
@@ -85,13 +95,16 @@ pub(crate) enum Retry {
 }
 
 impl Conn {
-    /// Whether the server closed the connection while it was idle. Polls the socket
-    /// without sending anything.
+    /// Whether the server closed the connection while it was idle, found without
+    /// sending anything. A server that ended the session has sent an error or end of
+    /// stream that sits unread on the socket; the client only learns of socket
+    /// readiness when its runtime turns the I/O driver, which a zero-length wait for
+    /// notifications does (a timer tick, no round trip).
     fn closed(&mut self) -> bool {
-        let _ = postgres::fallible_iterator::FallibleIterator::next(
-            &mut self.client.notifications().iter(),
+        let polled = postgres::fallible_iterator::FallibleIterator::next(
+            &mut self.client.notifications().timeout_iter(Duration::ZERO),
         );
-        self.client.is_closed()
+        polled.is_err() || self.client.is_closed()
     }
 
     fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
@@ -174,9 +187,10 @@ pub(crate) fn run<T>(
     retry: Retry,
     mut op: impl FnMut(&mut Conn) -> Result<T, Failure>,
 ) -> Result<T> {
-    if conn.closed() {
+    if conn.last_used.elapsed() > IDLE_CHECK && conn.closed() {
         *conn = target.connect()?;
     }
+    conn.last_used = Instant::now();
     let mut rerun = 0;
     loop {
         let e = match op(conn) {
