@@ -219,9 +219,9 @@ pub(crate) fn run<T>(
                 full(&e),
             ));
         }
-        let rolled_back = e
-            .code()
-            .is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE);
+        let rolled_back = e.code().is_some_and(|c| {
+            *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+        });
         if rolled_back && rerun < 3 {
             rerun += 1;
             continue;
@@ -277,7 +277,9 @@ pub(crate) fn translate(what: &str, e: postgres::Error) -> Error {
             full(&e),
         );
     }
-    if e.code() == Some(&SqlState::UNDEFINED_TABLE) || e.code() == Some(&SqlState::UNDEFINED_FUNCTION) {
+    if e.code() == Some(&SqlState::UNDEFINED_TABLE)
+        || e.code() == Some(&SqlState::UNDEFINED_FUNCTION)
+    {
         return Error::store(
             format!(
                 "could not {what}: the tasklease tables are missing from this schema \

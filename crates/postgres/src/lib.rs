@@ -355,7 +355,10 @@ fn task(r: &Row) -> Result<Task, Failure> {
         deps: deps.into_iter().map(task_id).collect::<Result<_>>()?,
         waiting_on: r.try_get("waiting_on")?,
         version: r.try_get("version")?,
-        assignee: r.try_get::<_, Option<String>>("assignee")?.map(agent).transpose()?,
+        assignee: r
+            .try_get::<_, Option<String>>("assignee")?
+            .map(agent)
+            .transpose()?,
         assigned_at: r.try_get::<_, Option<i64>>("assigned_at")?.map(Millis),
         lock_until: r.try_get::<_, Option<i64>>("lock_until")?.map(Millis),
         attempts: r.try_get("attempts")?,
@@ -372,7 +375,10 @@ fn lease_state(r: &Row) -> Result<Option<LeaseState>, Failure> {
     };
     Ok(Some(LeaseState {
         status: status(st)?,
-        assignee: r.try_get::<_, Option<String>>("cur_assignee")?.map(agent).transpose()?,
+        assignee: r
+            .try_get::<_, Option<String>>("cur_assignee")?
+            .map(agent)
+            .transpose()?,
         lock_until: r.try_get::<_, Option<i64>>("cur_lock_until")?.map(Millis),
         fence: r.try_get("cur_fence")?,
         waiting_on: r.try_get("cur_waiting_on")?,
@@ -549,10 +555,21 @@ impl Store for PgStore {
         self.run("claim the task", Retry::Write, |c| {
             let r = c.query_one(
                 sql::CLAIM,
-                &[&id.as_str(), &who.as_str(), &now, &lease_for.as_millis(), &token],
+                &[
+                    &id.as_str(),
+                    &who.as_str(),
+                    &now,
+                    &lease_for.as_millis(),
+                    &token,
+                ],
             )?;
             if r.try_get::<_, Option<i64>>("token")?.is_some() {
-                return Ok(ClaimOutcome::Claimed(lease(&r, id.clone(), who.clone(), "token")?));
+                return Ok(ClaimOutcome::Claimed(lease(
+                    &r,
+                    id.clone(),
+                    who.clone(),
+                    "token",
+                )?));
             }
             let now = Millis(r.try_get("now")?);
             Ok(ClaimOutcome::Refused(refusal(&r, id, now)?))
@@ -562,7 +579,10 @@ impl Store for PgStore {
     fn claim_next(&self, who: &AgentId, lease_for: LeaseDuration) -> Result<Option<Lease>> {
         let now = self.now_param();
         self.run("claim the next task", Retry::Write, |c| {
-            let Some(r) = c.query_opt(sql::CLAIM_NEXT, &[&who.as_str(), &now, &lease_for.as_millis()])?
+            let Some(r) = c.query_opt(
+                sql::CLAIM_NEXT,
+                &[&who.as_str(), &now, &lease_for.as_millis()],
+            )?
             else {
                 return Ok(None);
             };
@@ -612,7 +632,13 @@ impl Store for PgStore {
         self.run("renew the lease", Retry::Write, |c| {
             let r = c.query_one(
                 sql::RENEW,
-                &[&id.as_str(), &token.0, &now, &lease_for.as_millis(), &who.as_str()],
+                &[
+                    &id.as_str(),
+                    &token.0,
+                    &now,
+                    &lease_for.as_millis(),
+                    &who.as_str(),
+                ],
             )?;
             if let Some(holder) = r.try_get::<_, Option<String>>("assignee")? {
                 return lease(&r, id.clone(), agent(holder)?, "fence");
@@ -631,7 +657,13 @@ impl Store for PgStore {
         self.run("release the task", Retry::Write, |c| {
             let r = c.query_one(
                 sql::RELEASE,
-                &[&id.as_str(), &token.0, &now, &who.as_str(), &to.status().as_str()],
+                &[
+                    &id.as_str(),
+                    &token.0,
+                    &now,
+                    &who.as_str(),
+                    &to.status().as_str(),
+                ],
             )?;
             ended(&r, id, token)
         })
@@ -651,7 +683,10 @@ impl Store for PgStore {
                 None => Error::NotFound(id.clone()),
                 Some(state) => Error::invalid(
                     "task",
-                    format!("{id} is {} and has no lease; nothing to release", state.status),
+                    format!(
+                        "{id} is {} and has no lease; nothing to release",
+                        state.status
+                    ),
                 ),
             }
             .into())
@@ -799,9 +834,18 @@ mod tests {
         let opts = Options::default();
         let t = target("postgres://bob:s3cret@db.example:5433/tasks", &opts).unwrap();
         assert_eq!(t.display, "postgres://bob@db.example:5433/tasks");
-        let t = target("host=/run/pg port=5432 user=a password=s3cret dbname=x", &opts).unwrap();
+        let t = target(
+            "host=/run/pg port=5432 user=a password=s3cret dbname=x",
+            &opts,
+        )
+        .unwrap();
         assert_eq!(t.display, "postgres://a@/run/pg:5432/x");
-        assert!(t.config.get_options().unwrap().contains("statement_timeout=30000"));
+        assert!(
+            t.config
+                .get_options()
+                .unwrap()
+                .contains("statement_timeout=30000")
+        );
     }
 
     #[test]

@@ -70,7 +70,10 @@ fn version(client: &mut Client) -> Result<(String, i64)> {
         return Ok((schema, 0));
     }
     let v: i64 = client
-        .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
         .map_err(db("read the schema version"))?
         .get(0);
     Ok((schema, v))
@@ -86,9 +89,7 @@ pub(crate) fn migrate(client: &mut Client) -> Result<Migrated> {
             to: found,
         });
     }
-    let mut tx = client
-        .transaction()
-        .map_err(db("begin the migration"))?;
+    let mut tx = client.transaction().map_err(db("begin the migration"))?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
         &[&LOCK_CLASS],
@@ -102,7 +103,10 @@ pub(crate) fn migrate(client: &mut Client) -> Result<Migrated> {
     )
     .map_err(db("create the schema_migrations table"))?;
     let from: i64 = tx
-        .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
         .map_err(db("read the schema version"))?
         .get(0);
     refuse_newer(from)?;

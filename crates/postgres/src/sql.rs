@@ -35,6 +35,9 @@ sql! {
 /// drift apart.
 pub(crate) static CLAIM_BATCH_WAIT: LazyLock<&'static str> = LazyLock::new(|| {
     let wait = CLAIM_BATCH.replace("FOR UPDATE SKIP LOCKED", "FOR UPDATE");
-    assert_ne!(wait, CLAIM_BATCH, "claim_batch.sql must lock with SKIP LOCKED");
+    assert_ne!(
+        wait, CLAIM_BATCH,
+        "claim_batch.sql must lock with SKIP LOCKED"
+    );
     Box::leak(wait.into_boxed_str())
 });

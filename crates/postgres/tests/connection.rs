@@ -110,7 +110,11 @@ fn claim_next_passes_over_a_row_another_session_is_writing() {
         .claim_next(&agent("a"), LeaseDuration::DEFAULT)
         .unwrap()
         .expect("the unlocked task");
-    assert_eq!(lease.task, id("second"), "SKIP LOCKED: never waits on 'first'");
+    assert_eq!(
+        lease.task,
+        id("second"),
+        "SKIP LOCKED: never waits on 'first'"
+    );
     assert!(
         store
             .claim_next(&agent("a"), LeaseDuration::DEFAULT)

@@ -915,6 +915,9 @@ pub fn waiting_on_exact_under_concurrent_add_and_done(f: &dyn Fixture) {
     }
     for t in dependants {
         let row = adder.show(&t).unwrap().unwrap();
-        assert_eq!(row.waiting_on, 0, "{t} still waits on its finished dependency");
+        assert_eq!(
+            row.waiting_on, 0,
+            "{t} still waits on its finished dependency"
+        );
     }
 }

@@ -26,9 +26,9 @@ impl Project {
     /// there is no server to test against (a failure under CI=true).
     pub fn postgres() -> Option<Project> {
         let server = tasklease_postgres::testing::server()?;
-        Some(Project::with(Some(tasklease_postgres::testing::Scratch::new(
-            &server,
-        ))))
+        Some(Project::with(Some(
+            tasklease_postgres::testing::Scratch::new(&server),
+        )))
     }
 
     fn with(pg: Option<tasklease_postgres::testing::Scratch>) -> Project {
