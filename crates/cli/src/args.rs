@@ -16,8 +16,9 @@ use crate::exit;
 #[derive(Debug, Parser)]
 #[command(name = "tasklease", version, after_help = exit::TABLE)]
 pub struct Cli {
-    /// Database: a SQLite file path, or a postgres:// URL [default: the project's
-    /// .tasklease/tasklease.db, found from the current directory upwards]
+    /// Database: a SQLite file path, or a PostgreSQL connection string (postgres://…
+    /// URL or key=value pairs) [default: the project's .tasklease/tasklease.db, found
+    /// from the current directory upwards]
     #[arg(long, global = true, env = "TASKLEASE_DB", value_name = "PATH|URL")]
     pub db: Option<String>,
 

@@ -1,5 +1,6 @@
 //! Concurrency with real OS processes: agents are processes, so races are run between
-//! processes of the built binary, never threads sharing one connection.
+//! processes of the built binary, never threads sharing one connection. Each race
+//! runs against both stores (`each_store!`): a SQLite file and a PostgreSQL schema.
 
 mod common;
 
@@ -100,11 +101,15 @@ fn finish(children: Vec<Child>) -> Vec<(i32, Value, String)> {
         .collect()
 }
 
-#[test]
-fn sixteen_processes_claim_one_task_exactly_one_wins() {
+each_store!(
+    sixteen_processes_claim_one_task_exactly_one_wins,
+    twenty_processes_drain_the_queue_each_task_done_once,
+    overlapping_batches_are_all_or_nothing_under_contention,
+);
+
+fn sixteen_processes_claim_one_task_exactly_one_wins(p: &Project) {
     const PROCS: usize = 16;
     const ROUNDS: usize = 12;
-    let p = Project::new();
     let mut start = StartLine::new(p.root());
     for round in 0..ROUNDS {
         let id = format!("race-{round}");
@@ -112,7 +117,7 @@ fn sixteen_processes_claim_one_task_exactly_one_wins() {
         let agents: Vec<String> = (0..PROCS).map(|i| format!("agent-{i}")).collect();
         let children: Vec<Child> = agents
             .iter()
-            .map(|a| start.spawn(&p, &["claim", &id, "--agent", a, "--json"]))
+            .map(|a| start.spawn(p, &["claim", &id, "--agent", a, "--json"]))
             .collect();
         start.go(PROCS);
         let results = finish(children);
@@ -137,17 +142,14 @@ fn sixteen_processes_claim_one_task_exactly_one_wins() {
     }
 }
 
-#[test]
-fn twenty_processes_drain_the_queue_each_task_done_once() {
+fn twenty_processes_drain_the_queue_each_task_done_once(p: &Project) {
     const AGENTS: usize = 20;
     const TASKS: usize = 300;
-    let p = Project::new();
     let ids: Vec<String> = (0..TASKS).map(|i| format!("T-{i}")).collect();
     for chunk in ids.chunks(50) {
         // Adding through the CLI, a few at a time in parallel, is itself a test.
         std::thread::scope(|s| {
             for id in chunk {
-                let p = &p;
                 s.spawn(move || {
                     p.ok(&[
                         "add",
@@ -166,7 +168,6 @@ fn twenty_processes_drain_the_queue_each_task_done_once() {
     let logs: Vec<Vec<(String, i64, i64, &'static str)>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..AGENTS)
             .map(|i| {
-                let p = &p;
                 s.spawn(move || {
                     let me = format!("w{i}");
                     let mut log = Vec::new();
@@ -227,10 +228,8 @@ fn twenty_processes_drain_the_queue_each_task_done_once() {
     assert_eq!(l["count"], TASKS);
 }
 
-#[test]
-fn overlapping_batches_are_all_or_nothing_under_contention() {
+fn overlapping_batches_are_all_or_nothing_under_contention(p: &Project) {
     const PROCS: usize = 12;
-    let p = Project::new();
     for i in 0..PROCS {
         p.ok(&["add", "ring", "--id", &format!("b{i}")]);
     }
@@ -243,7 +242,7 @@ fn overlapping_batches_are_all_or_nothing_under_contention() {
         .enumerate()
         .map(|(i, b)| {
             start.spawn(
-                &p,
+                p,
                 &["claim", &b[0], &b[1], "--agent", &format!("g{i}"), "--json"],
             )
         })

@@ -237,3 +237,104 @@ pub struct Event {
     /// More, in words (e.g. whose lease was reaped or forced).
     pub detail: Option<String>,
 }
+
+/// The lease columns of one task row, as a store reads them — inside the write that
+/// was refused — to say why. Shared by every store so each explains refusals alike.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseState {
+    /// The row's status.
+    pub status: Status,
+    /// The lease holder, if the row has one.
+    pub assignee: Option<AgentId>,
+    /// The lease end, if the row has one.
+    pub lock_until: Option<Millis>,
+    /// The latest token issued for the task.
+    pub fence: i64,
+    /// How many dependencies are not done.
+    pub waiting_on: i64,
+}
+
+impl LeaseState {
+    /// The holder and lease end, if a lease is live at `now`.
+    pub fn live_holder(&self, now: Millis) -> Option<(AgentId, Millis)> {
+        match (self.status, &self.assignee, self.lock_until) {
+            (Status::InProgress, Some(a), Some(u)) if now < u => Some((a.clone(), u)),
+            _ => None,
+        }
+    }
+
+    /// Why a claim of this row at `now` was refused; `waiting` lists the dependencies
+    /// that are not done, and is called only when that is the reason.
+    ///
+    /// # Errors
+    /// Whatever `waiting` returns, and [`Error::Store`] when the row looks claimable
+    /// (the store's claim statement and this explanation disagree: a bug).
+    pub fn refusal(
+        &self,
+        task: &TaskId,
+        now: Millis,
+        waiting: impl FnOnce() -> Result<Vec<TaskId>, Error>,
+    ) -> Result<Refusal, Error> {
+        if matches!(self.status, Status::Done | Status::Cancelled) {
+            return Ok(Refusal::NotClaimable {
+                why: Unclaimable::Closed {
+                    status: self.status,
+                },
+            });
+        }
+        if let Some((by, until)) = self.live_holder(now) {
+            return Ok(Refusal::Held { by, until });
+        }
+        if self.waiting_on > 0 {
+            return Ok(Refusal::NotClaimable {
+                why: Unclaimable::Waiting { on: waiting()? },
+            });
+        }
+        Err(Error::store(
+            format!("claim of {task} matched nothing"),
+            "the task looks claimable; this is a bug in tasklease",
+        ))
+    }
+
+    /// The error for `token` presented on this row at `now` and refused.
+    pub fn lost(&self, task: &TaskId, token: Token, now: Millis) -> Error {
+        let why = if token.0 <= 0 || token.0 > self.fence {
+            LostWhy::Unknown
+        } else if token.0 < self.fence {
+            LostWhy::Stale {
+                holder: self.live_holder(now).map(|(a, _)| a),
+            }
+        } else {
+            LostWhy::Ended {
+                status: self.status,
+            }
+        };
+        Error::LeaseLost {
+            task: task.clone(),
+            token,
+            why,
+        }
+    }
+}
+
+/// Checks the ids of a batch claim: at least one, none repeated.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the problem.
+pub fn validate_batch(ids: &[TaskId]) -> Result<(), Error> {
+    if ids.is_empty() {
+        return Err(Error::invalid(
+            "task id",
+            "a batch claim needs at least one task id",
+        ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            return Err(Error::invalid(
+                "task id",
+                format!("task {id} is given twice in the batch"),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -33,8 +33,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Error, Event, EventKind, Lease, LeaseDuration,
-    ListFilter, LostWhy, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result, Status,
-    Store, Tag, Task, TaskId, TaskPatch, Token, Unclaimable,
+    LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result, Status,
+    Store, Tag, Task, TaskId, TaskPatch, Token, validate_batch,
 };
 
 pub use migrate::{LATEST_VERSION, Migrated, backup_path};
@@ -324,13 +324,9 @@ fn record(
     Ok(())
 }
 
-/// The lease columns of one row, read to explain a refusal.
+/// The lease columns of one row, read to explain a refusal, and its version.
 struct LeaseRow {
-    status: Status,
-    assignee: Option<String>,
-    lock_until: Option<i64>,
-    fence: i64,
-    waiting_on: i64,
+    lease: LeaseState,
     version: i64,
 }
 
@@ -341,8 +337,8 @@ fn lease_row(tx: &Connection, id: &TaskId) -> Result<Option<LeaseRow>> {
             s.query_row(named_params! {":id": id.as_str()}, |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
@@ -354,11 +350,13 @@ fn lease_row(tx: &Connection, id: &TaskId) -> Result<Option<LeaseRow>> {
     row.map(
         |(status, assignee, lock_until, fence, waiting_on, version)| {
             Ok(LeaseRow {
-                status: parse_status(&status)?,
-                assignee,
-                lock_until,
-                fence,
-                waiting_on,
+                lease: LeaseState {
+                    status: parse_status(&status)?,
+                    assignee: assignee.as_deref().map(agent).transpose()?,
+                    lock_until: lock_until.map(Millis),
+                    fence,
+                    waiting_on,
+                },
                 version,
             })
         },
@@ -366,41 +364,12 @@ fn lease_row(tx: &Connection, id: &TaskId) -> Result<Option<LeaseRow>> {
     .transpose()
 }
 
-impl LeaseRow {
-    fn live_holder(&self, now: i64) -> Option<(AgentId, Millis)> {
-        if self.status != Status::InProgress {
-            return None;
-        }
-        match (&self.assignee, self.lock_until) {
-            (Some(a), Some(u)) if now < u => Some((agent(a).ok()?, Millis(u))),
-            _ => None,
-        }
-    }
-}
-
 /// Why a claim's conditional UPDATE matched nothing.
 fn explain_refusal(tx: &Connection, now: i64, id: &TaskId) -> Result<Refusal> {
     let Some(row) = lease_row(tx, id)? else {
         return Ok(Refusal::NotFound);
     };
-    if matches!(row.status, Status::Done | Status::Cancelled) {
-        return Ok(Refusal::NotClaimable {
-            why: Unclaimable::Closed { status: row.status },
-        });
-    }
-    if let Some((by, until)) = row.live_holder(now) {
-        return Ok(Refusal::Held { by, until });
-    }
-    if row.waiting_on > 0 {
-        let on = waiting_on(tx, id)?;
-        return Ok(Refusal::NotClaimable {
-            why: Unclaimable::Waiting { on },
-        });
-    }
-    Err(Error::store(
-        format!("claim of {id} matched nothing"),
-        "the task looks claimable; this is a bug in tasklease",
-    ))
+    row.lease.refusal(id, Millis(now), || waiting_on(tx, id))
 }
 
 fn waiting_on(tx: &Connection, id: &TaskId) -> Result<Vec<TaskId>> {
@@ -419,20 +388,7 @@ fn explain_lost(tx: &Connection, now: i64, id: &TaskId, token: Token) -> Result<
     let Some(row) = lease_row(tx, id)? else {
         return Ok(Error::NotFound(id.clone()));
     };
-    let why = if token.0 <= 0 || token.0 > row.fence {
-        LostWhy::Unknown
-    } else if token.0 < row.fence {
-        LostWhy::Stale {
-            holder: row.live_holder(now).map(|(a, _)| a),
-        }
-    } else {
-        LostWhy::Ended { status: row.status }
-    };
-    Ok(Error::LeaseLost {
-        task: id.clone(),
-        token,
-        why,
-    })
+    Ok(row.lease.lost(id, token, Millis(now)))
 }
 
 fn claim_one(
@@ -732,24 +688,24 @@ impl Store for SqliteStore {
             let Some(row) = lease_row(tx, id)? else {
                 return Err(Error::NotFound(id.clone()));
             };
-            if row.status != Status::InProgress {
+            if row.lease.status != Status::InProgress {
                 return Err(Error::invalid(
                     "task",
                     format!(
                         "{id} is {} and has no lease; nothing to release",
-                        row.status
+                        row.lease.status
                     ),
                 ));
             }
-            let token = Token(row.fence);
+            let token = Token(row.lease.fence);
             let task = end_lease(tx, now, sql::RELEASE_FORCE, id, token, Some(to.status()))?
                 .ok_or_else(|| {
                     Error::store("force release", "the lease vanished inside the write lock")
                 })?;
             let detail = format!(
                 "held by {} until {}; to {}",
-                row.assignee.as_deref().unwrap_or("?"),
-                Millis(row.lock_until.unwrap_or_default()),
+                row.lease.assignee.as_ref().map_or("?", AgentId::as_str),
+                row.lease.lock_until.unwrap_or(Millis(0)),
                 to.status()
             );
             record(
@@ -853,8 +809,8 @@ impl Store for SqliteStore {
             let Some(row) = lease_row(tx, id)? else {
                 return Err(Error::NotFound(id.clone()));
             };
-            if let Some((holder, until)) = row.live_holder(now)
-                && token != Some(Token(row.fence))
+            if let Some((holder, until)) = row.lease.live_holder(Millis(now))
+                && token != Some(Token(row.lease.fence))
             {
                 return Err(match token {
                     None => Error::NotHolder {
@@ -920,24 +876,6 @@ impl Store for SqliteStore {
     fn now(&self) -> Result<Millis> {
         read_now(&self.lock(), &self.clock).map(Millis)
     }
-}
-
-fn validate_batch(ids: &[TaskId]) -> Result<()> {
-    if ids.is_empty() {
-        return Err(Error::invalid(
-            "task id",
-            "a batch claim needs at least one task id",
-        ));
-    }
-    for (i, id) in ids.iter().enumerate() {
-        if ids[..i].contains(id) {
-            return Err(Error::invalid(
-                "task id",
-                format!("task {id} is given twice in the batch"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn next_free_id(tx: &Connection) -> Result<TaskId> {

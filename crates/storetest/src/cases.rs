@@ -883,3 +883,41 @@ pub fn history_records_each_step(f: &dyn Fixture) {
         [Claimed, Done]
     );
 }
+
+/// Dependants added on one handle while their dependency is finished on another
+/// still count exactly the dependencies that are not done: an edge added just before
+/// the `done` commits must not be missed by either side.
+pub fn waiting_on_exact_under_concurrent_add_and_done(f: &dyn Fixture) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const DEPS: usize = 15;
+    let clock = Clock::manual(T0);
+    let (adder, finisher) = (f.open(&clock), f.open(&clock));
+    let mut dependants = Vec::new();
+    for k in 0..DEPS {
+        let d = add(&*finisher, &format!("dep{k}"), Priority::Medium, &[]);
+        let l = claimed(finisher.claim(&d, &agent("w"), LEASE, None).unwrap());
+        let finished = AtomicBool::new(false);
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                finisher.done(&d, l.token, &agent("w")).unwrap();
+                finished.store(true, Ordering::SeqCst);
+            });
+            // Keep adding dependants until the done has committed, so some add's
+            // transaction is open around it.
+            let mut n = 0;
+            while !finished.load(Ordering::SeqCst) || n < 2 {
+                let name = format!("t{k}-{n}");
+                dependants.push(add(&*adder, &name, Priority::Medium, &[d.as_str()]));
+                n += 1;
+            }
+        });
+    }
+    for t in dependants {
+        let row = adder.show(&t).unwrap().unwrap();
+        assert_eq!(
+            row.waiting_on, 0,
+            "{t} still waits on its finished dependency"
+        );
+    }
+}

@@ -1,12 +1,14 @@
 //! Choosing and opening a store from a `--db` value.
 //!
 //! `--db` (or `TASKLEASE_DB`) is either a file path — the embedded SQLite store — or a
-//! `postgres://` / `postgresql://` URL. Without it, the project's
+//! PostgreSQL connection string: a `postgres://` / `postgresql://` URL, or libpq-style
+//! `key=value` pairs (`host=/run/postgresql dbname=tasks`). Without it, the project's
 //! `.tasklease/tasklease.db` is used (see [`crate::project`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tasklease_postgres::{Options as PgOptions, PgStore};
 pub use tasklease_sqlite::{Migrated, Synchronous};
 use tasklease_sqlite::{Options as SqliteOptions, SqliteStore};
 
@@ -27,15 +29,36 @@ pub enum DbSpec {
     },
     /// A PostgreSQL server.
     Postgres {
-        /// The connection URL (may hold a password: never print it whole).
+        /// The connection string, a URL or `key=value` pairs (may hold a password:
+        /// never print it whole).
         url: String,
     },
 }
 
+/// libpq's connection keywords that tokio-postgres understands: a `--db` value whose
+/// first word is `<one of these>=` is a connection string, not a file name.
+const PG_KEYS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "options",
+    "application_name",
+    "sslmode",
+    "connect_timeout",
+    "keepalives",
+    "target_session_attrs",
+];
+
 impl DbSpec {
     /// Interprets an explicit `--db` value.
     pub fn parse(s: &str) -> DbSpec {
-        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        let pairs = s
+            .split_once('=')
+            .is_some_and(|(key, _)| PG_KEYS.contains(&key.trim()));
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") || pairs {
             DbSpec::Postgres { url: s.to_owned() }
         } else {
             DbSpec::Sqlite {
@@ -79,19 +102,10 @@ impl DbSpec {
     }
 }
 
-/// `url` with any password replaced by `***`.
+/// A PostgreSQL connection string (URL or `key=value` pairs) with any password
+/// replaced by `***`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        _ => url.to_owned(),
-    }
+    tasklease_postgres::redact(url)
 }
 
 /// How to open a store.
@@ -99,7 +113,8 @@ pub fn redact_url(url: &str) -> String {
 pub struct OpenOptions {
     /// SQLite flush policy.
     pub synchronous: Synchronous,
-    /// How long a writer waits for its turn before failing.
+    /// How long a writer waits for its turn before failing (SQLite's busy timeout;
+    /// PostgreSQL's `statement_timeout`).
     pub busy_timeout: Duration,
     /// Where "now" comes from; the database clock outside tests.
     pub clock: Clock,
@@ -128,40 +143,40 @@ impl Default for OpenOptions {
 /// [`Error::Invalid`] when the project database does not exist yet (run `init`);
 /// [`Error::SchemaTooNew`]; [`Error::Store`] for I/O and database failures.
 pub fn open(spec: &DbSpec, opts: &OpenOptions) -> Result<Box<dyn Store>> {
-    Ok(Box::new(open_sqlite(spec, opts)?))
+    Ok(match spec {
+        DbSpec::Postgres { url } => Box::new(open_postgres(url, opts)?),
+        DbSpec::Sqlite { path, explicit } => Box::new(open_sqlite(path, *explicit, opts)?),
+    })
 }
 
-fn open_sqlite(spec: &DbSpec, opts: &OpenOptions) -> Result<SqliteStore> {
-    let path = match spec {
-        DbSpec::Sqlite { path, explicit } => {
-            if !*explicit && !opts.create && !path.exists() {
-                return Err(Error::invalid(
-                    "db",
-                    format!(
-                        "no tasklease database at {}; run `tasklease init` in the project root",
-                        path.display()
-                    ),
-                ));
-            }
-            if !*explicit && opts.create {
-                let root = path
-                    .parent()
-                    .and_then(Path::parent)
-                    .ok_or_else(|| Error::invalid("db", "the database path has no parent"))?;
-                project::create_state_dir(root)?;
-            }
-            path
-        }
-        DbSpec::Postgres { url } => {
-            return Err(Error::invalid(
-                "db",
-                format!(
-                    "{} is a PostgreSQL URL, and this build has no PostgreSQL store",
-                    redact_url(url)
-                ),
-            ));
-        }
-    };
+fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
+    PgStore::open(
+        url,
+        &PgOptions {
+            clock: opts.clock.clone(),
+            statement_timeout: opts.busy_timeout,
+            ..PgOptions::default()
+        },
+    )
+}
+
+fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<SqliteStore> {
+    if !explicit && !opts.create && !path.exists() {
+        return Err(Error::invalid(
+            "db",
+            format!(
+                "no tasklease database at {}; run `tasklease init` in the project root",
+                path.display()
+            ),
+        ));
+    }
+    if !explicit && opts.create {
+        let root = path
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| Error::invalid("db", "the database path has no parent"))?;
+        project::create_state_dir(root)?;
+    }
     SqliteStore::open(
         path,
         &SqliteOptions {
@@ -189,9 +204,14 @@ pub struct MigrateReport {
 /// the database (SQLite's online backup), whether or not anything is pending.
 ///
 /// # Errors
-/// As [`open`].
+/// As [`open`]; [`Error::Invalid`] for `backup` on PostgreSQL, whose backups are the
+/// server operator's (`pg_dump`), not something one agent can take for everyone.
 pub fn migrate(spec: &DbSpec, opts: &OpenOptions, backup: bool) -> Result<MigrateReport> {
-    let store = open_sqlite(spec, opts)?;
+    let (path, explicit) = match spec {
+        DbSpec::Sqlite { path, explicit } => (path, *explicit),
+        DbSpec::Postgres { url } => return migrate_postgres(url, opts, backup),
+    };
+    let store = open_sqlite(path, explicit, opts)?;
     let backup = if backup {
         let dest = tasklease_sqlite::backup_path(store.path(), store.migrated().to);
         store.backup_to(&dest)?;
@@ -203,6 +223,28 @@ pub fn migrate(spec: &DbSpec, opts: &OpenOptions, backup: bool) -> Result<Migrat
         db: spec.display(),
         migrated: store.migrated().clone(),
         backup,
+    })
+}
+
+fn migrate_postgres(url: &str, opts: &OpenOptions, backup: bool) -> Result<MigrateReport> {
+    if backup {
+        return Err(Error::invalid(
+            "backup",
+            "--backup copies a SQLite file; for PostgreSQL, back up with the server's own \
+             tools (e.g. pg_dump), then run `tasklease migrate` without --backup. \
+             Migrations run in one transaction, so a failed one leaves the old schema",
+        ));
+    }
+    let store = open_postgres(url, opts)?;
+    let m = store.migrated();
+    Ok(MigrateReport {
+        db: format!("{} (schema {})", store.display(), m.schema),
+        migrated: Migrated {
+            from: m.from,
+            to: m.to,
+            backup: None,
+        },
+        backup: None,
     })
 }
 
@@ -221,7 +263,19 @@ mod tests {
             DbSpec::Postgres { .. }
         ));
         assert!(matches!(
+            DbSpec::parse("host=/run/postgresql dbname=tasks"),
+            DbSpec::Postgres { .. }
+        ));
+        assert!(matches!(
+            DbSpec::parse("dbname = tasks"),
+            DbSpec::Postgres { .. }
+        ));
+        assert!(matches!(
             DbSpec::parse("x.db"),
+            DbSpec::Sqlite { explicit: true, .. }
+        ));
+        assert!(matches!(
+            DbSpec::parse("dir/a=b.db"),
             DbSpec::Sqlite { explicit: true, .. }
         ));
     }
@@ -235,6 +289,10 @@ mod tests {
         assert_eq!(
             redact_url("postgres://db.example/tasks"),
             "postgres://db.example/tasks"
+        );
+        assert_eq!(
+            redact_url("host=db password=s3cret"),
+            "host=db password=***"
         );
     }
 }

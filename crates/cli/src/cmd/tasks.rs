@@ -22,15 +22,24 @@ pub fn init(cx: &Ctx<'_>) -> Result<Report> {
             }
         }
     };
-    let existed = matches!(&spec, DbSpec::Sqlite { path, .. } if path.exists());
-    open::open(
-        &spec,
-        &OpenOptions {
-            create: true,
-            ..cx.options()
-        },
-    )?;
-    let db = spec.display();
+    let (existed, db) = match &spec {
+        DbSpec::Sqlite { path, .. } => {
+            let existed = path.exists();
+            open::open(
+                &spec,
+                &OpenOptions {
+                    create: true,
+                    ..cx.options()
+                },
+            )?;
+            (existed, spec.display())
+        }
+        // The server and schema exist already; `init` creates the tables in them.
+        DbSpec::Postgres { .. } => {
+            let r = open::migrate(&spec, &cx.options(), false)?;
+            (r.migrated.from > 0, r.db)
+        }
+    };
     let human = if existed {
         format!("tasklease database already at {db}")
     } else {

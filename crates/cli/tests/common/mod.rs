@@ -1,4 +1,5 @@
-//! Helpers for driving the real `tasklease` binary against a real database file.
+//! Helpers for driving the real `tasklease` binary against a real database: a SQLite
+//! file in a scratch project, or a scratch schema on the test PostgreSQL server.
 
 #![allow(dead_code)]
 
@@ -7,16 +8,33 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// A scratch project: a temp dir holding `.git` and an initialized database.
+/// A scratch project: a temp dir holding `.git` and an initialized database — the
+/// project's SQLite file, or a schema of its own on the test PostgreSQL server.
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL schema every command uses (through `TASKLEASE_DB`), if any.
+    pub pg: Option<tasklease_postgres::testing::Scratch>,
 }
 
 impl Project {
+    /// A project on the default store, SQLite.
     pub fn new() -> Project {
+        Project::with(None)
+    }
+
+    /// A project on a fresh schema of the test PostgreSQL server, or `None` when
+    /// there is no server to test against (a failure under CI=true).
+    pub fn postgres() -> Option<Project> {
+        let server = tasklease_postgres::testing::server()?;
+        Some(Project::with(Some(
+            tasklease_postgres::testing::Scratch::new(&server),
+        )))
+    }
+
+    fn with(pg: Option<tasklease_postgres::testing::Scratch>) -> Project {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join(".git")).expect("mkdir .git");
-        let p = Project { dir };
+        let p = Project { dir, pg };
         p.ok(&["init"]);
         p
     }
@@ -34,9 +52,12 @@ impl Project {
         let mut c = Command::new(bin());
         c.args(args)
             .current_dir(self.root())
-            .env_remove("TASKLEASE_DB")
             .env_remove("TASKLEASE_SYNCHRONOUS")
             .env("TASKLEASE_AGENT", "tester");
+        match &self.pg {
+            Some(pg) => c.env("TASKLEASE_DB", pg.conn()),
+            None => c.env_remove("TASKLEASE_DB"),
+        };
         c
     }
 
@@ -85,4 +106,28 @@ pub fn parse_one(stdout: &[u8]) -> Value {
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tasklease"))
+}
+
+/// Runs a test body, `fn name(p: &Project)`, once per store: as the tests
+/// `name::sqlite` and `name::postgres` (the latter skips without a server, except
+/// under CI=true).
+#[macro_export]
+macro_rules! each_store {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name(&$crate::common::Project::new());
+                }
+
+                #[test]
+                fn postgres() {
+                    if let Some(p) = $crate::common::Project::postgres() {
+                        super::$name(&p);
+                    }
+                }
+            }
+        )+
+    };
 }

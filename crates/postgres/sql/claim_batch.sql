@@ -1,0 +1,55 @@
+-- Claim every task in $1, or none, in one statement. SKIP LOCKED: a row another
+-- agent is writing right now is not waited for; it comes back as `skipped` (it
+-- exists but we could not look at it) and the caller tries again. Nothing is claimed
+-- unless every id asked for was locked here and is free.
+-- $1 ids (text[], no repeats), $2 agent, $3 injected now, $4 lease ms
+WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
+asked AS (SELECT id, ord FROM unnest($1::text[]) WITH ORDINALITY AS a (id, ord)),
+cur AS MATERIALIZED (
+    SELECT seq, id, status, assignee, lock_until, fence, waiting_on FROM tasks
+     WHERE id = ANY ($1::text[])
+     ORDER BY seq
+       FOR UPDATE SKIP LOCKED
+),
+free AS (
+    SELECT cur.seq FROM cur, now
+     WHERE cur.waiting_on = 0
+       AND (cur.status IN ('todo', 'review', 'blocked')
+            OR (cur.status = 'in_progress' AND cur.lock_until <= now.t))
+),
+every AS (SELECT count(*) = cardinality($1::text[]) AS ok FROM free),
+claimed AS (
+    UPDATE tasks t SET
+        fence       = t.fence + 1,
+        attempts    = t.attempts + (t.status = 'in_progress')::int,
+        status      = 'in_progress',
+        assignee    = $2,
+        assigned_at = now.t,
+        lock_until  = now.t + $4,
+        version     = t.version + 1,
+        updated_at  = now.t
+      FROM free, now, every
+     WHERE t.seq = free.seq AND every.ok
+    RETURNING t.id, t.fence, t.assigned_at, t.lock_until, t.version
+),
+event AS (
+    INSERT INTO events (at, task, kind, agent, token)
+    SELECT now.t, claimed.id, 'claimed', $2, claimed.fence
+      FROM claimed JOIN asked USING (id), now
+     ORDER BY asked.ord
+)
+SELECT asked.id, now.t AS now,
+       claimed.fence AS token, claimed.assigned_at, claimed.lock_until, claimed.version,
+       cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,
+       cur.fence AS cur_fence, cur.waiting_on AS cur_waiting_on,
+       free.seq IS NOT NULL AS free,
+       (cur.seq IS NULL AND EXISTS (SELECT 1 FROM tasks WHERE tasks.id = asked.id)) AS skipped,
+       CASE WHEN claimed.fence IS NULL AND cur.waiting_on > 0 THEN
+           ARRAY(SELECT d.id FROM task_deps JOIN tasks d ON d.seq = task_deps.dep
+                  WHERE task_deps.task = cur.seq AND d.status <> 'done' ORDER BY d.seq)
+       END AS cur_waiting
+  FROM asked CROSS JOIN now
+  LEFT JOIN cur ON cur.id = asked.id
+  LEFT JOIN free ON free.seq = cur.seq
+  LEFT JOIN claimed ON claimed.id = asked.id
+ ORDER BY asked.ord

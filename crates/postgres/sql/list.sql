@@ -1,0 +1,8 @@
+-- Tasks by priority, then age. Each filter is off when its parameter is empty/NULL.
+-- $1 statuses (text[], empty = all), $2 assignee, $3 tag, $4 limit
+SELECT tasks.*, task_deps_of(seq) AS deps FROM tasks
+ WHERE (cardinality($1::text[]) = 0 OR status = ANY ($1))
+   AND ($2::text IS NULL OR assignee = $2)
+   AND ($3::text IS NULL OR $3 = ANY (tags))
+ ORDER BY priority, seq
+ LIMIT $4

@@ -1,0 +1,29 @@
+-- End a lease by its current token and hand the task back in $5. One statement:
+-- lock the row, end the lease, record; returns the task after, or the locked row's
+-- state to explain why not.
+-- $1 id, $2 token, $3 injected now, $4 agent, $5 status (todo, review, blocked)
+WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
+cur AS MATERIALIZED (
+    SELECT seq, status, assignee, lock_until, fence, waiting_on FROM tasks WHERE id = $1 FOR UPDATE
+),
+ended AS (
+    UPDATE tasks t SET
+        status      = $5,
+        assignee    = NULL,
+        assigned_at = NULL,
+        lock_until  = NULL,
+        attempts    = t.attempts + ($5 <> 'review')::int,
+        version     = t.version + 1,
+        updated_at  = now.t
+      FROM cur, now
+     WHERE t.seq = cur.seq AND cur.status = 'in_progress' AND cur.fence = $2
+    RETURNING t.*
+),
+event AS (
+    INSERT INTO events (at, task, kind, agent, token, detail)
+    SELECT now.t, $1, 'released', $4, $2, 'to ' || $5 FROM ended, now
+)
+SELECT now.t AS now, ended.*, task_deps_of(ended.seq) AS deps,
+       cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,
+       cur.fence AS cur_fence, cur.waiting_on AS cur_waiting_on
+  FROM now LEFT JOIN cur ON true LEFT JOIN ended ON true

@@ -1,0 +1,32 @@
+-- Optimistic update: only at version $2, and under a live lease only with its token
+-- ($4). Leaving in_progress ends the lease. One statement; returns the task after,
+-- or the locked row's state to explain why not.
+-- $1 id, $2 expected version, $3 injected now, $4 token, $5 title, $6 description,
+-- $7 priority rank, $8 status, $9 tags (each NULL: unchanged)
+WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
+cur AS MATERIALIZED (
+    SELECT seq, status, assignee, lock_until, fence, waiting_on, version FROM tasks WHERE id = $1 FOR UPDATE
+),
+updated AS (
+    UPDATE tasks t SET
+        title       = coalesce($5, t.title),
+        description = coalesce($6, t.description),
+        priority    = coalesce($7, t.priority),
+        tags        = coalesce($9, t.tags),
+        status      = coalesce($8, t.status),
+        assignee    = CASE WHEN coalesce($8, t.status) = 'in_progress' THEN t.assignee END,
+        assigned_at = CASE WHEN coalesce($8, t.status) = 'in_progress' THEN t.assigned_at END,
+        lock_until  = CASE WHEN coalesce($8, t.status) = 'in_progress' THEN t.lock_until END,
+        version     = t.version + 1,
+        updated_at  = now.t
+      FROM cur, now
+     WHERE t.seq = cur.seq
+       AND cur.version = $2
+       AND NOT (cur.status = 'in_progress' AND cur.lock_until > now.t
+                AND cur.fence IS DISTINCT FROM $4::bigint)
+    RETURNING t.*
+)
+SELECT now.t AS now, updated.*, task_deps_of(updated.seq) AS deps,
+       cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,
+       cur.fence AS cur_fence, cur.waiting_on AS cur_waiting_on, cur.version AS cur_version
+  FROM now LEFT JOIN cur ON true LEFT JOIN updated ON true

@@ -1,0 +1,873 @@
+//! The store for agents on several hosts: one PostgreSQL database (or one schema of
+//! it) that every agent connects to.
+//!
+//! # Why every lease operation is one statement
+//!
+//! PostgreSQL lets many writers work at once, so the question is not how to take a
+//! write lock but how to decide and act without a window between the two. Each lease
+//! operation is a single autocommit statement built from data-modifying CTEs: it
+//! locks the task row, changes it only if the condition still holds on the locked
+//! (latest) version, writes the history row, and returns either the result or the
+//! locked row's state so a refusal can be explained — one round trip, no
+//! `BEGIN`/`COMMIT`, and nothing an agent decides on can be stale. Statements are
+//! prepared once per connection, so the hot path is a single Bind/Execute.
+//!
+//! How rows are locked follows what the caller is asking:
+//!
+//! - `claim --next` and batch claims use `FOR UPDATE SKIP LOCKED`: a claimer never
+//!   waits on a row another agent is claiming, it takes the next one. A batch that
+//!   skipped a row tries again a few times (the other claim commits within
+//!   microseconds), then waits for the lock once, so the answer is always definite;
+//!   batches stay all or nothing.
+//! - `claim ID`, renew, release and done use `FOR UPDATE`: the answer is about that
+//!   one row, and after a concurrent writer commits, the refusal must name the holder
+//!   that actually won.
+//!
+//! Leases are judged by the server's clock (`clock_timestamp()`, read once per
+//! statement), never an agent's, so agents with skewed clocks agree. Tests inject a
+//! [`Clock::Manual`] instant through the same parameter.
+//!
+//! Known limits: no TLS (connect over a unix socket, a private network or a tunnel);
+//! `PG*` environment variables fill in only host, port, user, database and password,
+//! and `~/.pgpass` is not read.
+
+mod conn;
+mod migrate;
+mod sql;
+pub mod testing;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use postgres::{Config, Row};
+use tasklease_core::{
+    AgentId, BatchOutcome, ClaimOutcome, Clock, Error, Event, EventKind, Lease, LeaseDuration,
+    LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result, Status,
+    Store, Tag, Task, TaskId, TaskPatch, Token, validate_batch,
+};
+
+use conn::{Conn, Failure, Retry, Target};
+pub use migrate::{LATEST_VERSION, Migrated};
+
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where "now" comes from; [`Clock::Database`] outside tests.
+    pub clock: Clock,
+    /// How long to wait for the server to accept a connection, unless the connection
+    /// string sets `connect_timeout`.
+    pub connect_timeout: Duration,
+    /// The server aborts any statement running longer (`statement_timeout`), e.g. one
+    /// stuck behind a lock that a crashed session's transaction holds. A connection
+    /// string's own `options=-c statement_timeout=…` wins.
+    pub statement_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: Clock::Database,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A task store in a PostgreSQL database.
+///
+/// One connection, guarded by a mutex: agents are processes, each with its own
+/// connection; the mutex only makes a store shareable by an in-process server's
+/// worker threads.
+pub struct PgStore {
+    /// The connection and its prepared statements; replaced when the server drops it.
+    conn: Mutex<Conn>,
+    /// How to reconnect, and how to name the server in messages (no credentials).
+    target: Target,
+    /// Source of the injected `now` parameter; [`Clock::Database`] sends NULL.
+    clock: Clock,
+    /// What opening did to the schema.
+    migrated: Migrated,
+}
+
+impl PgStore {
+    /// Connects to the server `conn` names — a `postgres://` URL or `key=value` pairs
+    /// — and brings the schema up to date (in the first schema on `search_path`).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed connection string or a `search_path` with no
+    /// existing schema; [`Error::SchemaTooNew`]; [`Error::Store`] when the server
+    /// cannot be reached or the migration fails.
+    pub fn open(conn: &str, opts: &Options) -> Result<PgStore> {
+        let target = target(conn, opts)?;
+        let mut c = target.connect()?;
+        let migrated = migrate::migrate(c.client())?;
+        Ok(PgStore {
+            conn: Mutex::new(c),
+            target,
+            clock: opts.clock.clone(),
+            migrated,
+        })
+    }
+
+    /// What opening did to the schema.
+    pub fn migrated(&self) -> &Migrated {
+        &self.migrated
+    }
+
+    /// The server, for messages: hosts, port, database and user, never a password.
+    pub fn display(&self) -> &str {
+        &self.target.display
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Conn> {
+        // A panic mid-operation left no transaction open (each is one statement, or
+        // rolled back on drop); the connection itself is still sound.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn run<T>(
+        &self,
+        what: &str,
+        retry: Retry,
+        op: impl FnMut(&mut Conn) -> Result<T, Failure>,
+    ) -> Result<T> {
+        conn::run(&mut self.lock(), &self.target, what, retry, op)
+    }
+
+    fn now_param(&self) -> Option<i64> {
+        self.clock.injected()
+    }
+}
+
+/// Parses a connection string and applies our defaults.
+fn target(s: &str, opts: &Options) -> Result<Target> {
+    let mut config: Config = s.parse().map_err(|e| {
+        Error::invalid(
+            "db",
+            format!(
+                "{} is not a PostgreSQL connection string ({e}); allowed: a URL such as \
+                 postgres://agent@db.example:5432/tasks, or key=value pairs such as \
+                 host=/run/postgresql dbname=tasks user=agent",
+                redact(s)
+            ),
+        )
+    })?;
+    fill_from_env(&mut config, |k| std::env::var(k).ok());
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(opts.connect_timeout);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("tasklease");
+    }
+    let mut options = conn::statement_timeout_option(opts.statement_timeout);
+    if let Some(theirs) = config.get_options() {
+        options.push(' ');
+        options.push_str(theirs);
+    }
+    config.options(&options);
+    let display = describe(&config);
+    Ok(Target { config, display })
+}
+
+/// Fills what the connection string left out from libpq's `PGHOST`, `PGPORT`,
+/// `PGUSER`, `PGDATABASE` and `PGPASSWORD`, then libpq's defaults for the host (the
+/// local socket directory if it exists, else localhost).
+fn fill_from_env(config: &mut Config, var: impl Fn(&str) -> Option<String>) {
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        match var("PGHOST") {
+            Some(hosts) => {
+                for h in hosts.split(',') {
+                    config.host(h);
+                }
+            }
+            None if std::path::Path::new("/var/run/postgresql").is_dir() => {
+                config.host("/var/run/postgresql");
+            }
+            None => {
+                config.host("localhost");
+            }
+        }
+    }
+    if config.get_ports().is_empty()
+        && let Some(p) = var("PGPORT").and_then(|p| p.parse().ok())
+    {
+        config.port(p);
+    }
+    if config.get_user().is_none()
+        && let Some(u) = var("PGUSER")
+    {
+        config.user(&u);
+    }
+    if config.get_dbname().is_none()
+        && let Some(d) = var("PGDATABASE")
+    {
+        config.dbname(&d);
+    }
+    if config.get_password().is_none()
+        && let Some(p) = var("PGPASSWORD")
+    {
+        config.password(p);
+    }
+}
+
+/// `postgres://user@host:port/db`, built from the parsed configuration, so it can hold
+/// no password whatever the user typed.
+fn describe(config: &Config) -> String {
+    use postgres::config::Host;
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
+        })
+        .chain(config.get_hostaddrs().iter().map(ToString::to_string))
+        .collect();
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+    let mut s = String::from("postgres://");
+    if let Some(u) = config.get_user() {
+        s.push_str(u);
+        s.push('@');
+    }
+    s.push_str(&hosts.join(","));
+    if !ports.is_empty() {
+        s.push(':');
+        s.push_str(&ports.join(","));
+    }
+    if let Some(d) = config.get_dbname() {
+        s.push('/');
+        s.push_str(d);
+    }
+    s
+}
+
+/// A connection string with any password replaced by `***`: in a URL's user info or
+/// `password=` query parameter, or a `password=` pair.
+pub fn redact(conn: &str) -> String {
+    if let Some((scheme, rest)) = conn.split_once("://") {
+        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        let authority = match authority.rsplit_once('@') {
+            Some((userinfo, host)) if userinfo.contains(':') => {
+                let user = userinfo.split(':').next().unwrap_or("");
+                format!("{user}:***@{host}")
+            }
+            _ => authority.to_owned(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let pairs: Vec<String> = query
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                        _ => kv.to_owned(),
+                    })
+                    .collect();
+                format!("{path}?{}", pairs.join("&"))
+            }
+            None => tail.to_owned(),
+        };
+        return format!("{scheme}://{authority}{tail}");
+    }
+    redact_pairs(conn)
+}
+
+/// `key=value` pairs with the value of `password` replaced, quoted or not.
+fn redact_pairs(conn: &str) -> String {
+    let mut out = String::with_capacity(conn.len());
+    let mut rest = conn;
+    while let Some(at) = find_key(rest, "password") {
+        out.push_str(&rest[..at]);
+        let after_key = &rest[at + "password".len()..];
+        let eq = after_key.find('=').map_or(0, |i| i + 1);
+        let raw = &after_key[eq..];
+        let value = raw.trim_start();
+        out.push_str(&rest[at..at + "password".len() + eq + raw.len() - value.len()]);
+        let end = if let Some(q) = value.strip_prefix('\'') {
+            let mut i = 0;
+            let b = q.as_bytes();
+            while i < b.len() && b[i] != b'\'' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            (i + 2).min(value.len())
+        } else {
+            value.find(char::is_whitespace).unwrap_or(value.len())
+        };
+        out.push_str("***");
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where `key` starts as a key (at the start or after whitespace, then `=`).
+fn find_key(s: &str, key: &str) -> Option<usize> {
+    let lower = s.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(key) {
+        let at = from + i;
+        let before_ok = at == 0 || lower.as_bytes()[at - 1].is_ascii_whitespace();
+        let after_ok = lower[at + key.len()..].trim_start().starts_with('=');
+        if before_ok && after_ok {
+            return Some(at);
+        }
+        from = at + key.len();
+    }
+    None
+}
+
+// ----- reading rows ---------------------------------------------------------------
+
+fn corrupt(what: &str, value: &str) -> Error {
+    Error::store(
+        format!("read {what}"),
+        format!("the database holds {value:?}, which tasklease never writes"),
+    )
+}
+
+fn task_id(s: String) -> Result<TaskId> {
+    TaskId::new(&s).map_err(|_| corrupt("a task id", &s))
+}
+
+fn agent(s: String) -> Result<AgentId> {
+    AgentId::new(&s).map_err(|_| corrupt("an agent id", &s))
+}
+
+fn status(s: String) -> Result<Status> {
+    s.parse().map_err(|_| corrupt("a status", &s))
+}
+
+/// A task from a row holding `tasks.*` and `deps`.
+fn task(r: &Row) -> Result<Task, Failure> {
+    let priority: i64 = r.try_get("priority")?;
+    let tags: Vec<String> = r.try_get("tags")?;
+    let deps: Vec<String> = r.try_get("deps")?;
+    Ok(Task {
+        id: task_id(r.try_get("id")?)?,
+        title: r.try_get("title")?,
+        description: r.try_get("description")?,
+        status: status(r.try_get("status")?)?,
+        priority: Priority::from_rank(priority)
+            .ok_or_else(|| corrupt("a priority", &priority.to_string()))?,
+        tags: tags
+            .into_iter()
+            .map(|t| Tag::new(&t).map_err(|_| corrupt("a tag", &t)))
+            .collect::<Result<_>>()?,
+        deps: deps.into_iter().map(task_id).collect::<Result<_>>()?,
+        waiting_on: r.try_get("waiting_on")?,
+        version: r.try_get("version")?,
+        assignee: r
+            .try_get::<_, Option<String>>("assignee")?
+            .map(agent)
+            .transpose()?,
+        assigned_at: r.try_get::<_, Option<i64>>("assigned_at")?.map(Millis),
+        lock_until: r.try_get::<_, Option<i64>>("lock_until")?.map(Millis),
+        attempts: r.try_get("attempts")?,
+        created_at: Millis(r.try_get("created_at")?),
+        updated_at: Millis(r.try_get("updated_at")?),
+    })
+}
+
+/// The locked row's lease state from the `cur_*` columns; `None` when there was no
+/// row (no such task).
+fn lease_state(r: &Row) -> Result<Option<LeaseState>, Failure> {
+    let Some(st) = r.try_get::<_, Option<String>>("cur_status")? else {
+        return Ok(None);
+    };
+    Ok(Some(LeaseState {
+        status: status(st)?,
+        assignee: r
+            .try_get::<_, Option<String>>("cur_assignee")?
+            .map(agent)
+            .transpose()?,
+        lock_until: r.try_get::<_, Option<i64>>("cur_lock_until")?.map(Millis),
+        fence: r.try_get("cur_fence")?,
+        waiting_on: r.try_get("cur_waiting_on")?,
+    }))
+}
+
+/// Why a claim statement's row came back unclaimed.
+fn refusal(r: &Row, id: &TaskId, now: Millis) -> Result<Refusal, Failure> {
+    let Some(state) = lease_state(r)? else {
+        return Ok(Refusal::NotFound);
+    };
+    let waiting = || -> Result<Vec<TaskId>> {
+        let ids: Option<Vec<String>> = r
+            .try_get("cur_waiting")
+            .map_err(|e| conn::translate("read the dependencies", e))?;
+        ids.unwrap_or_default().into_iter().map(task_id).collect()
+    };
+    Ok(state.refusal(id, now, waiting)?)
+}
+
+/// The task a lease-ending statement returns, or why the token was refused.
+fn ended(r: &Row, id: &TaskId, token: Token) -> Result<Task, Failure> {
+    if r.try_get::<_, Option<i64>>("seq")?.is_some() {
+        return task(r);
+    }
+    let now = Millis(r.try_get("now")?);
+    Err(match lease_state(r)? {
+        None => Error::NotFound(id.clone()),
+        Some(state) => state.lost(id, token, now),
+    }
+    .into())
+}
+
+fn lease(r: &Row, task: TaskId, agent: AgentId, fence_col: &str) -> Result<Lease, Failure> {
+    Ok(Lease {
+        task,
+        agent,
+        token: Token(r.try_get(fence_col)?),
+        assigned_at: Millis(r.try_get("assigned_at")?),
+        lock_until: Millis(r.try_get("lock_until")?),
+        version: r.try_get("version")?,
+    })
+}
+
+/// How many times a batch claim that skipped locked rows is tried again before it
+/// waits for the locks instead.
+const BATCH_SKIP_TRIES: u32 = 4;
+
+/// One try of a batch claim.
+enum BatchTry {
+    Done(BatchOutcome),
+    /// Rows were locked by others and nothing else refused: try again.
+    Contended,
+}
+
+fn batch_rows(rows: &[Row], ids: &[TaskId], who: &AgentId) -> Result<BatchTry, Failure> {
+    let mut leases = Vec::with_capacity(ids.len());
+    let mut refused = Vec::new();
+    let mut contended = false;
+    for (r, id) in rows.iter().zip(ids) {
+        if r.try_get::<_, Option<i64>>("token")?.is_some() {
+            leases.push(lease(r, id.clone(), who.clone(), "token")?);
+        } else if r.try_get("skipped")? {
+            contended = true;
+        } else if !r.try_get::<_, bool>("free")? {
+            let now = Millis(r.try_get("now")?);
+            refused.push((id.clone(), refusal(r, id, now)?));
+        }
+    }
+    Ok(if leases.len() == ids.len() {
+        BatchTry::Done(BatchOutcome::Claimed(leases))
+    } else if !refused.is_empty() {
+        BatchTry::Done(BatchOutcome::Refused(refused))
+    } else if contended {
+        BatchTry::Contended
+    } else {
+        return Err(Error::store(
+            "claim the batch",
+            "every task was free but none was claimed; this is a bug in tasklease",
+        )
+        .into());
+    })
+}
+
+fn event(r: &Row) -> Result<Event, Failure> {
+    let kind: String = r.try_get("kind")?;
+    Ok(Event {
+        seq: r.try_get("seq")?,
+        at: Millis(r.try_get("at")?),
+        task: task_id(r.try_get("task")?)?,
+        kind: EventKind::parse(&kind).ok_or_else(|| corrupt("an event kind", &kind))?,
+        agent: agent(r.try_get("agent")?)?,
+        token: r.try_get::<_, Option<i64>>("token")?.map(Token),
+        detail: r.try_get("detail")?,
+    })
+}
+
+impl Store for PgStore {
+    fn add(&self, new: &NewTask) -> Result<Task> {
+        new.validate()?;
+        let now = self.now_param();
+        let tags: Vec<&str> = new.tags.iter().map(Tag::as_str).collect();
+        self.run("add the task", Retry::Write, |c| {
+            c.transaction(|c| {
+                let (mut n, explicit) = match &new.id {
+                    Some(id) => (0, Some(id)),
+                    None => (c.query_one(sql::NEXT_ID, &[])?.try_get::<_, i64>(0)?, None),
+                };
+                let seq: i64 = loop {
+                    let id = match explicit {
+                        Some(id) => id.clone(),
+                        None => TaskId::new(&format!("T-{n}"))?,
+                    };
+                    let row = c.query_opt(
+                        sql::ADD,
+                        &[
+                            &id.as_str(),
+                            &new.title,
+                            &new.description,
+                            &new.priority.rank(),
+                            &tags,
+                            &now,
+                        ],
+                    )?;
+                    match (row, explicit) {
+                        (Some(r), _) => break r.try_get(0)?,
+                        (None, Some(id)) => return Err(Error::Exists(id.clone()).into()),
+                        (None, None) => n += 1,
+                    }
+                };
+                for dep in &new.deps {
+                    if c.execute(sql::ADD_DEP, &[&seq, &dep.as_str()])? == 0 {
+                        return Err(Error::invalid(
+                            "dependency",
+                            format!("dependency {dep} does not exist; add it first"),
+                        )
+                        .into());
+                    }
+                }
+                task(&c.query_one(sql::TASK_BY_SEQ, &[&seq])?)
+            })
+        })
+    }
+
+    fn show(&self, id: &TaskId) -> Result<Option<Task>> {
+        self.run("read the task", Retry::Read, |c| {
+            c.query_opt(sql::SHOW, &[&id.as_str()])?
+                .map(|r| task(&r))
+                .transpose()
+        })
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<Vec<Task>> {
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        let assignee = filter.assignee.as_ref().map(AgentId::as_str);
+        let tag = filter.tag.as_ref().map(Tag::as_str);
+        let limit = filter.limit.map(i64::from);
+        self.run("list tasks", Retry::Read, |c| {
+            c.query(sql::LIST, &[&statuses, &assignee, &tag, &limit])?
+                .iter()
+                .map(task)
+                .collect()
+        })
+    }
+
+    fn claim(
+        &self,
+        id: &TaskId,
+        who: &AgentId,
+        lease_for: LeaseDuration,
+        token: Option<Token>,
+    ) -> Result<ClaimOutcome> {
+        let (now, token) = (self.now_param(), token.map(|t| t.0));
+        self.run("claim the task", Retry::Write, |c| {
+            let r = c.query_one(
+                sql::CLAIM,
+                &[
+                    &id.as_str(),
+                    &who.as_str(),
+                    &now,
+                    &lease_for.as_millis(),
+                    &token,
+                ],
+            )?;
+            if r.try_get::<_, Option<i64>>("token")?.is_some() {
+                return Ok(ClaimOutcome::Claimed(lease(
+                    &r,
+                    id.clone(),
+                    who.clone(),
+                    "token",
+                )?));
+            }
+            let now = Millis(r.try_get("now")?);
+            Ok(ClaimOutcome::Refused(refusal(&r, id, now)?))
+        })
+    }
+
+    fn claim_next(&self, who: &AgentId, lease_for: LeaseDuration) -> Result<Option<Lease>> {
+        let now = self.now_param();
+        self.run("claim the next task", Retry::Write, |c| {
+            let Some(r) = c.query_opt(
+                sql::CLAIM_NEXT,
+                &[&who.as_str(), &now, &lease_for.as_millis()],
+            )?
+            else {
+                return Ok(None);
+            };
+            let id = task_id(r.try_get("id")?)?;
+            Ok(Some(lease(&r, id, who.clone(), "fence")?))
+        })
+    }
+
+    fn claim_batch(
+        &self,
+        ids: &[TaskId],
+        who: &AgentId,
+        lease_for: LeaseDuration,
+    ) -> Result<BatchOutcome> {
+        validate_batch(ids)?;
+        let now = self.now_param();
+        let names: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
+        for attempt in 0..=BATCH_SKIP_TRIES {
+            let sql = if attempt < BATCH_SKIP_TRIES {
+                sql::CLAIM_BATCH
+            } else {
+                *sql::CLAIM_BATCH_WAIT
+            };
+            let got = self.run("claim the batch", Retry::Write, |c| {
+                let rows = c.query(sql, &[&names, &who.as_str(), &now, &lease_for.as_millis()])?;
+                batch_rows(&rows, ids, who)
+            })?;
+            match got {
+                BatchTry::Done(out) => return Ok(out),
+                BatchTry::Contended => std::thread::sleep(Duration::from_millis(1 << attempt)),
+            }
+        }
+        Err(Error::store(
+            "claim the batch",
+            "rows stayed locked even when waiting for them; this is a bug in tasklease",
+        ))
+    }
+
+    fn renew(
+        &self,
+        id: &TaskId,
+        token: Token,
+        lease_for: LeaseDuration,
+        who: &AgentId,
+    ) -> Result<Lease> {
+        let now = self.now_param();
+        self.run("renew the lease", Retry::Write, |c| {
+            let r = c.query_one(
+                sql::RENEW,
+                &[
+                    &id.as_str(),
+                    &token.0,
+                    &now,
+                    &lease_for.as_millis(),
+                    &who.as_str(),
+                ],
+            )?;
+            if let Some(holder) = r.try_get::<_, Option<String>>("assignee")? {
+                return lease(&r, id.clone(), agent(holder)?, "fence");
+            }
+            let now = Millis(r.try_get("now")?);
+            Err(match lease_state(&r)? {
+                None => Error::NotFound(id.clone()),
+                Some(state) => state.lost(id, token, now),
+            }
+            .into())
+        })
+    }
+
+    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, who: &AgentId) -> Result<Task> {
+        let now = self.now_param();
+        self.run("release the task", Retry::Write, |c| {
+            let r = c.query_one(
+                sql::RELEASE,
+                &[
+                    &id.as_str(),
+                    &token.0,
+                    &now,
+                    &who.as_str(),
+                    &to.status().as_str(),
+                ],
+            )?;
+            ended(&r, id, token)
+        })
+    }
+
+    fn release_force(&self, id: &TaskId, to: ReleaseTo, who: &AgentId) -> Result<Task> {
+        let now = self.now_param();
+        self.run("force the release", Retry::Write, |c| {
+            let r = c.query_one(
+                sql::RELEASE_FORCE,
+                &[&id.as_str(), &now, &who.as_str(), &to.status().as_str()],
+            )?;
+            if r.try_get::<_, Option<i64>>("seq")?.is_some() {
+                return task(&r);
+            }
+            Err(match lease_state(&r)? {
+                None => Error::NotFound(id.clone()),
+                Some(state) => Error::invalid(
+                    "task",
+                    format!(
+                        "{id} is {} and has no lease; nothing to release",
+                        state.status
+                    ),
+                ),
+            }
+            .into())
+        })
+    }
+
+    fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Task> {
+        let now = self.now_param();
+        self.run("finish the task", Retry::Write, |c| {
+            let r = c.query_one(sql::DONE, &[&id.as_str(), &token.0, &now, &who.as_str()])?;
+            ended(&r, id, token)
+        })
+    }
+
+    fn reap(&self, who: &AgentId) -> Result<Vec<Reaped>> {
+        let now = self.now_param();
+        self.run("reap expired leases", Retry::Write, |c| {
+            c.query(sql::REAP, &[&now, &who.as_str()])?
+                .iter()
+                .map(|r| {
+                    Ok(Reaped {
+                        id: task_id(r.try_get("id")?)?,
+                        agent: agent(r.try_get("assignee")?)?,
+                        token: Token(r.try_get("fence")?),
+                        lock_until: Millis(r.try_get("lock_until")?),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn update(
+        &self,
+        id: &TaskId,
+        expect_version: i64,
+        patch: &TaskPatch,
+        token: Option<Token>,
+        _who: &AgentId,
+    ) -> Result<Task> {
+        patch.validate()?;
+        let now = self.now_param();
+        let token = token.map(|t| t.0);
+        let priority = patch.priority.map(Priority::rank);
+        let status = patch.status.map(Status::as_str);
+        let tags: Option<Vec<&str>> = patch
+            .tags
+            .as_ref()
+            .map(|t| t.iter().map(Tag::as_str).collect());
+        self.run("update the task", Retry::Write, |c| {
+            let r = c.query_one(
+                sql::UPDATE,
+                &[
+                    &id.as_str(),
+                    &expect_version,
+                    &now,
+                    &token,
+                    &patch.title,
+                    &patch.description,
+                    &priority,
+                    &status,
+                    &tags,
+                ],
+            )?;
+            if r.try_get::<_, Option<i64>>("seq")?.is_some() {
+                return task(&r);
+            }
+            let now = Millis(r.try_get("now")?);
+            let Some(state) = lease_state(&r)? else {
+                return Err(Error::NotFound(id.clone()).into());
+            };
+            if let Some((holder, until)) = state.live_holder(now)
+                && token != Some(state.fence)
+            {
+                return Err(match token {
+                    None => Error::NotHolder {
+                        task: id.clone(),
+                        holder,
+                        until,
+                    },
+                    Some(t) => state.lost(id, Token(t), now),
+                }
+                .into());
+            }
+            Err(Error::VersionConflict {
+                task: id.clone(),
+                expected: expect_version,
+                current: r.try_get("cur_version")?,
+            }
+            .into())
+        })
+    }
+
+    fn log(&self, task: Option<&TaskId>, limit: u32) -> Result<Vec<Event>> {
+        let limit = i64::from(limit);
+        self.run("read the lease history", Retry::Read, |c| {
+            let rows = match task {
+                Some(t) => c.query(sql::LOG_TASK, &[&t.as_str(), &limit])?,
+                None => c.query(sql::LOG, &[&limit])?,
+            };
+            rows.iter().map(event).collect()
+        })
+    }
+
+    fn now(&self) -> Result<Millis> {
+        let now = self.now_param();
+        self.run("read the database clock", Retry::Read, |c| {
+            Ok(Millis(c.query_one(sql::NOW, &[&now])?.try_get(0)?))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        for (given, want) in [
+            (
+                "postgres://bob:s3cret@db.example:5432/tasks?sslmode=disable",
+                "postgres://bob:***@db.example:5432/tasks?sslmode=disable",
+            ),
+            (
+                "postgresql://db.example/tasks?user=bob&password=s3cret",
+                "postgresql://db.example/tasks?user=bob&password=***",
+            ),
+            ("postgres://db.example/tasks", "postgres://db.example/tasks"),
+            (
+                "host=db user=bob password=s3cret dbname=tasks",
+                "host=db user=bob password=*** dbname=tasks",
+            ),
+            (
+                "host=db password = 's3 c\\'ret' dbname=tasks",
+                "host=db password = *** dbname=tasks",
+            ),
+            ("PASSWORD=x", "PASSWORD=***"),
+            ("host=db mypassword=x", "host=db mypassword=x"),
+        ] {
+            assert_eq!(redact(given), want, "{given}");
+        }
+    }
+
+    #[test]
+    fn descriptions_hold_no_password() {
+        let opts = Options::default();
+        let t = target("postgres://bob:s3cret@db.example:5433/tasks", &opts).unwrap();
+        assert_eq!(t.display, "postgres://bob@db.example:5433/tasks");
+        let t = target(
+            "host=/run/pg port=5432 user=a password=s3cret dbname=x",
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(t.display, "postgres://a@/run/pg:5432/x");
+        assert!(
+            t.config
+                .get_options()
+                .unwrap()
+                .contains("statement_timeout=30000")
+        );
+    }
+
+    #[test]
+    fn bad_strings_are_invalid_and_redacted() {
+        let e = target("postgres://bob:s3cret@h:notaport/db", &Options::default())
+            .err()
+            .unwrap();
+        assert!(matches!(e, Error::Invalid { .. }), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn env_fills_only_what_is_missing() {
+        let env = |k: &str| match k {
+            "PGHOST" => Some("envhost".to_owned()),
+            "PGUSER" => Some("envuser".to_owned()),
+            "PGPASSWORD" => Some("pw".to_owned()),
+            _ => None,
+        };
+        let mut c: Config = "host=given dbname=d".parse().unwrap();
+        fill_from_env(&mut c, env);
+        assert_eq!(describe(&c), "postgres://envuser@given/d");
+        assert_eq!(c.get_password(), Some(&b"pw"[..]));
+    }
+}

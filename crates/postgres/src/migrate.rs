@@ -1,0 +1,134 @@
+//! Embedded, transactional schema migrations, tracked in `schema_migrations`.
+//!
+//! Agents often start together, and each one opening the store migrates it. Every
+//! pending migration and its `schema_migrations` row commit in one transaction that
+//! first takes a transaction-scoped advisory lock, so concurrent starters queue on the
+//! lock and the later ones find nothing left to do (the version is read again under
+//! the lock). PostgreSQL DDL is transactional: a failure leaves the old schema whole.
+//! The lock is keyed by the schema, so projects in different schemas of one database
+//! do not wait for each other.
+//!
+//! There is no automatic backup: a shared server's backups (`pg_dump`, base backups,
+//! replicas) are its operator's, not one agent's.
+
+use postgres::Client;
+use tasklease_core::{Error, Result};
+
+/// The migrations, in order; migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// The schema version this build writes.
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// First key of the advisory lock migrations take ("tl" in ASCII); the second is a
+/// hash of the schema name.
+const LOCK_CLASS: i32 = 0x746c;
+
+/// What opening a store did to its schema.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// The schema the store lives in (the first existing one on `search_path`).
+    pub schema: String,
+    /// The version found.
+    pub from: i64,
+    /// The version now.
+    pub to: i64,
+}
+
+fn refuse_newer(found: i64) -> Result<()> {
+    if found > LATEST_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: LATEST_VERSION,
+        });
+    }
+    Ok(())
+}
+
+fn db(what: &str) -> impl FnOnce(postgres::Error) -> Error + '_ {
+    move |e| crate::conn::translate(what, e)
+}
+
+/// The schema tables go into, and the version recorded there (0 when there is no
+/// `schema_migrations` table yet).
+fn version(client: &mut Client) -> Result<(String, i64)> {
+    let row = client
+        .query_one(
+            "SELECT current_schema(), to_regclass('schema_migrations') IS NOT NULL",
+            &[],
+        )
+        .map_err(db("read the schema version"))?;
+    let schema: Option<String> = row.get(0);
+    let Some(schema) = schema else {
+        return Err(Error::invalid(
+            "db",
+            "no schema on the connection's search_path exists; create it first \
+             (CREATE SCHEMA name) or point search_path at one (options=-c search_path=name)",
+        ));
+    };
+    if !row.get::<_, bool>(1) {
+        return Ok((schema, 0));
+    }
+    let v: i64 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .map_err(db("read the schema version"))?
+        .get(0);
+    Ok((schema, v))
+}
+
+pub(crate) fn migrate(client: &mut Client) -> Result<Migrated> {
+    let (schema, found) = version(client)?;
+    refuse_newer(found)?;
+    if found == LATEST_VERSION {
+        return Ok(Migrated {
+            schema,
+            from: found,
+            to: found,
+        });
+    }
+    let mut tx = client.transaction().map_err(db("begin the migration"))?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+        &[&LOCK_CLASS],
+    )
+    .map_err(db("take the migration lock"))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    bigint PRIMARY KEY,
+             applied_at bigint NOT NULL
+         )",
+    )
+    .map_err(db("create the schema_migrations table"))?;
+    let from: i64 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .map_err(db("read the schema version"))?
+        .get(0);
+    refuse_newer(from)?;
+    for (i, m) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(from).unwrap_or(0))
+    {
+        let version = i as i64 + 1;
+        tx.batch_execute(m)
+            .map_err(|e| crate::conn::translate(&format!("apply migration {version}"), e))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at)
+             VALUES ($1, round(extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
+            &[&version],
+        )
+        .map_err(db("record the schema version"))?;
+    }
+    tx.commit().map_err(db("commit the migration"))?;
+    Ok(Migrated {
+        schema,
+        from,
+        to: LATEST_VERSION,
+    })
+}

@@ -1,0 +1,43 @@
+//! The SQL this store runs, one file per operation under `sql/`, named as the SQLite
+//! store's files where the operation is the same.
+
+use std::sync::LazyLock;
+
+macro_rules! sql {
+    ($($name:ident = $file:literal;)+) => {
+        $(pub(crate) const $name: &str = include_str!(concat!("../sql/", $file));)+
+    };
+}
+
+sql! {
+    ADD = "add.sql";
+    ADD_DEP = "add_dep.sql";
+    CLAIM = "claim.sql";
+    CLAIM_BATCH = "claim_batch.sql";
+    CLAIM_NEXT = "claim_next.sql";
+    DONE = "done.sql";
+    LIST = "list.sql";
+    LOG = "log.sql";
+    LOG_TASK = "log_task.sql";
+    NEXT_ID = "next_id.sql";
+    NOW = "now.sql";
+    REAP = "reap.sql";
+    RELEASE = "release.sql";
+    RELEASE_FORCE = "release_force.sql";
+    RENEW = "renew.sql";
+    SHOW = "show.sql";
+    TASK_BY_SEQ = "task_by_seq.sql";
+    UPDATE = "update.sql";
+}
+
+/// `claim_batch.sql` waiting for row locks instead of skipping them: the last resort
+/// when rows stay locked by others across several tries. Derived, so the two cannot
+/// drift apart.
+pub(crate) static CLAIM_BATCH_WAIT: LazyLock<&'static str> = LazyLock::new(|| {
+    let wait = CLAIM_BATCH.replace("FOR UPDATE SKIP LOCKED", "FOR UPDATE");
+    assert_ne!(
+        wait, CLAIM_BATCH,
+        "claim_batch.sql must lock with SKIP LOCKED"
+    );
+    Box::leak(wait.into_boxed_str())
+});

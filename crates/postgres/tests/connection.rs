@@ -1,0 +1,174 @@
+//! What only the PostgreSQL store has: migrations shared by concurrent starters,
+//! row locks held by other sessions, timeouts, and connections the server drops.
+//! Each test works in its own schema on the test server (`TASKLEASE_TEST_PG`).
+
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+use tasklease_core::{ClaimOutcome, Error, LeaseDuration, NewTask, Store, TaskId};
+use tasklease_postgres::testing::{self, Scratch};
+use tasklease_postgres::{LATEST_VERSION, Options, PgStore};
+use tasklease_storetest::agent;
+
+fn id(s: &str) -> TaskId {
+    TaskId::new(s).unwrap()
+}
+
+fn add(s: &PgStore, name: &str) {
+    s.add(&NewTask {
+        id: Some(id(name)),
+        title: name.into(),
+        ..Default::default()
+    })
+    .unwrap();
+}
+
+/// A scratch schema, and a session of our own in it (for locks and inspection).
+fn setup() -> Option<(Scratch, Client)> {
+    let server = testing::server()?;
+    let scratch = Scratch::new(&server);
+    let admin = Client::connect(scratch.conn(), NoTls).unwrap();
+    Some((scratch, admin))
+}
+
+fn open(conn: &str) -> PgStore {
+    PgStore::open(conn, &Options::default()).unwrap()
+}
+
+#[test]
+fn agents_starting_together_migrate_once() {
+    let Some((scratch, mut admin)) = setup() else {
+        return;
+    };
+    let stores: Vec<PgStore> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8).map(|_| sc.spawn(|| open(scratch.conn()))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let applied: i64 = admin
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, LATEST_VERSION);
+    let migrated = stores.iter().filter(|s| s.migrated().from == 0).count();
+    assert_eq!(migrated, 1, "exactly one starter applies the migrations");
+    assert!(stores.iter().all(|s| s.migrated().to == LATEST_VERSION));
+    assert_eq!(stores[0].migrated().schema, scratch.schema());
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let Some((scratch, mut admin)) = setup() else {
+        return;
+    };
+    drop(open(scratch.conn()));
+    admin
+        .execute(
+            "INSERT INTO schema_migrations VALUES ($1, 0)",
+            &[&(LATEST_VERSION + 1)],
+        )
+        .unwrap();
+    match PgStore::open(scratch.conn(), &Options::default()) {
+        Err(Error::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (LATEST_VERSION + 1, LATEST_VERSION));
+        }
+        other => panic!("expected SchemaTooNew, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn a_search_path_without_a_schema_is_bad_input() {
+    let Some(server) = testing::server() else {
+        return;
+    };
+    let conn = testing::with_search_path(&server, "tl_no_such_schema");
+    match PgStore::open(&conn, &Options::default()) {
+        Err(e @ Error::Invalid { .. }) => assert!(e.to_string().contains("CREATE SCHEMA"), "{e}"),
+        other => panic!("expected Invalid, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn claim_next_passes_over_a_row_another_session_is_writing() {
+    let Some((scratch, mut admin)) = setup() else {
+        return;
+    };
+    let store = PgStore::open(
+        scratch.conn(),
+        &Options {
+            statement_timeout: Duration::from_millis(500),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    add(&store, "first");
+    add(&store, "second");
+    let mut tx = admin.transaction().unwrap();
+    tx.execute("SELECT 1 FROM tasks WHERE id = 'first' FOR UPDATE", &[])
+        .unwrap();
+
+    let lease = store
+        .claim_next(&agent("a"), LeaseDuration::DEFAULT)
+        .unwrap()
+        .expect("the unlocked task");
+    assert_eq!(
+        lease.task,
+        id("second"),
+        "SKIP LOCKED: never waits on 'first'"
+    );
+    assert!(
+        store
+            .claim_next(&agent("a"), LeaseDuration::DEFAULT)
+            .unwrap()
+            .is_none()
+    );
+
+    // Claiming that very row by id waits for it, and the statement timeout ends
+    // the wait with an error that says so.
+    let started = Instant::now();
+    let err = store
+        .claim(&id("first"), &agent("b"), LeaseDuration::DEFAULT, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    tx.rollback().unwrap();
+    let got = store
+        .claim(&id("first"), &agent("b"), LeaseDuration::DEFAULT, None)
+        .unwrap();
+    assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
+}
+
+#[test]
+fn a_dropped_idle_connection_is_replaced_before_the_next_write() {
+    let Some((scratch, mut admin)) = setup() else {
+        return;
+    };
+    let app = format!("tl_reconnect_{}", std::process::id());
+    let conn = format!("{} application_name={app}", scratch.conn());
+    let conn = if scratch.conn().contains("://") {
+        format!("{}&application_name={app}", scratch.conn())
+    } else {
+        conn
+    };
+    let store = open(&conn);
+    add(&store, "t");
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    // Idle long enough that the store looks before it writes.
+    std::thread::sleep(Duration::from_millis(500));
+
+    // A claim is never re-sent after a break; this one goes through because the
+    // dead connection is noticed, and replaced, before anything is sent.
+    let got = store
+        .claim(&id("t"), &agent("a"), LeaseDuration::DEFAULT, None)
+        .unwrap();
+    assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
+    assert!(store.show(&id("t")).unwrap().unwrap().assignee.is_some());
+}
