@@ -94,3 +94,50 @@ fn bench_refuses_bad_sizes_and_real_databases() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
 }
+
+#[test]
+fn bench_runs_small_on_postgres_in_scratch_schemas() {
+    let Some(server) = tasklease_postgres::testing::server() else {
+        return;
+    };
+    let p = Project::new();
+    let out = p
+        .cmd(&[
+            "bench",
+            "--db",
+            &server,
+            "--agents",
+            "2",
+            "--tasks",
+            "200",
+            "--seconds",
+            "0.3",
+            "--baseline",
+            "--mode",
+            "next-done",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = parse_one(&out.stdout);
+    assert_eq!(v["backend"], "postgres");
+    assert_eq!(v["verified"], true);
+    assert!(v["tasklease"]["claims"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["baseline"]["claims"].as_u64().unwrap() > 0, "{v}");
+    // The scratch schemas are gone.
+    let mut c = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    let left: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tasklease_bench_%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}

@@ -31,6 +31,7 @@
 //! `PG*` environment variables fill in only host, port, user, database and password,
 //! and `~/.pgpass` is not read.
 
+pub mod bench;
 mod conn;
 mod migrate;
 mod sql;

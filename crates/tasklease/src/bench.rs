@@ -186,24 +186,110 @@ pub fn summarize(reports: &[WorkerReport], window: Duration) -> Summary {
     }
 }
 
+/// Where a bench puts its databases.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// SQLite files in this directory.
+    SqliteDir(std::path::PathBuf),
+    /// Scratch schemas on this PostgreSQL server (a URL or `key=value` string).
+    Postgres(String),
+}
+
+/// A fresh database for one bench run, removed when dropped.
+pub enum BenchDb {
+    /// A SQLite file (and its `-wal`, `-shm` and `-queue` companions).
+    Sqlite(std::path::PathBuf),
+    /// A scratch schema.
+    Postgres(tasklease_postgres::bench::Scratch),
+}
+
+impl BenchDb {
+    /// Creates and fills a database named after `label` (unique per process) with
+    /// `tasks` todo tasks; with `deps`, every fifth depends on the two before it. With
+    /// `raw`, it is for the baseline (SQLite drops the history trigger).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a SQLite file of that name exists; store failures.
+    pub fn create(
+        target: &Target,
+        label: &str,
+        tasks: u64,
+        deps: bool,
+        raw: bool,
+        sync: crate::open::Synchronous,
+    ) -> Result<BenchDb> {
+        let name = format!("tasklease_bench_{}_{label}", std::process::id());
+        match target {
+            Target::SqliteDir(dir) => {
+                let path = dir.join(format!("{name}.db"));
+                let db = BenchDb::Sqlite(path.clone());
+                tasklease_sqlite::bench::prefill(&path, tasks, deps, raw, sync)?;
+                Ok(db)
+            }
+            Target::Postgres(server) => Ok(BenchDb::Postgres(
+                tasklease_postgres::bench::Scratch::create(server, &name, tasks, deps)?,
+            )),
+        }
+    }
+
+    /// The store, as `--db` names it.
+    pub fn spec(&self) -> crate::open::DbSpec {
+        match self {
+            BenchDb::Sqlite(path) => crate::open::DbSpec::Sqlite {
+                path: path.clone(),
+                explicit: true,
+            },
+            BenchDb::Postgres(s) => crate::open::DbSpec::parse(s.conn()),
+        }
+    }
+
+    /// The `--db` value for a worker process (pass it through the environment: a
+    /// PostgreSQL one may hold a password).
+    pub fn db_arg(&self) -> std::ffi::OsString {
+        match self {
+            BenchDb::Sqlite(path) => path.clone().into_os_string(),
+            BenchDb::Postgres(s) => s.conn().into(),
+        }
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        if let BenchDb::Sqlite(path) = self {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+            let mut q = path.clone().into_os_string();
+            q.push("-queue");
+            let _ = std::fs::remove_dir_all(q);
+        }
+    }
+}
+
 /// The raw baseline's claimer for one backend.
 pub enum Raw {
     /// SQLite.
     Sqlite(tasklease_sqlite::bench::RawClaimer),
+    /// PostgreSQL.
+    Postgres(tasklease_postgres::bench::RawClaimer),
 }
 
 impl Raw {
     /// Opens the baseline claimer on `spec`.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a backend without a baseline; store failures.
+    /// Store failures.
     pub fn open(spec: &crate::open::DbSpec, sync: crate::open::Synchronous) -> Result<Raw> {
-        match spec {
-            crate::open::DbSpec::Sqlite { path, .. } => Ok(Raw::Sqlite(
-                tasklease_sqlite::bench::RawClaimer::open(path, sync)?,
-            )),
-            crate::open::DbSpec::Postgres { .. } => Err(no_postgres()),
-        }
+        Ok(match spec {
+            crate::open::DbSpec::Sqlite { path, .. } => {
+                Raw::Sqlite(tasklease_sqlite::bench::RawClaimer::open(path, sync)?)
+            }
+            crate::open::DbSpec::Postgres { url } => {
+                Raw::Postgres(tasklease_postgres::bench::RawClaimer::open(url)?)
+            }
+        })
     }
 
     /// One raw claim.
@@ -213,6 +299,7 @@ impl Raw {
     pub fn claim_next(&mut self, agent: &str, lease_ms: i64) -> Result<Option<(String, i64)>> {
         match self {
             Raw::Sqlite(r) => r.claim_next(agent, lease_ms),
+            Raw::Postgres(r) => r.claim_next(agent, lease_ms),
         }
     }
 
@@ -223,31 +310,9 @@ impl Raw {
     pub fn done(&mut self, id: &str, token: i64) -> Result<()> {
         match self {
             Raw::Sqlite(r) => r.done(id, token),
+            Raw::Postgres(r) => r.done(id, token),
         }
     }
-}
-
-/// Creates and fills a fresh benchmark database.
-///
-/// # Errors
-/// [`Error::Invalid`] when the database exists already; store failures.
-pub fn prefill(
-    spec: &crate::open::DbSpec,
-    tasks: u64,
-    deps: bool,
-    raw: bool,
-    sync: crate::open::Synchronous,
-) -> Result<()> {
-    match spec {
-        crate::open::DbSpec::Sqlite { path, .. } => {
-            tasklease_sqlite::bench::prefill(path, tasks, deps, raw, sync)
-        }
-        crate::open::DbSpec::Postgres { .. } => Err(no_postgres()),
-    }
-}
-
-fn no_postgres() -> Error {
-    Error::invalid("db", "bench supports the SQLite store in this build")
 }
 
 #[cfg(test)]

@@ -4,12 +4,12 @@
 //! fairness — with `--baseline`, next to the raw SQL floor measured in the same run.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tasklease::bench::{self, Mode, Raw, Summary, WorkerReport};
+use tasklease::bench::{self, BenchDb, Mode, Raw, Summary, Target, WorkerReport};
 use tasklease::open::{DbSpec, Synchronous};
 use tasklease::{Error, LeaseDuration, Result};
 
@@ -37,20 +37,24 @@ pub fn run(cx: &Ctx<'_>, a: &BenchArgs) -> Result<Report> {
     if a.tasks == 0 {
         return Err(Error::invalid("tasks", "--tasks must be at least 1"));
     }
-    if cx.cli.db.is_some() {
-        return Err(Error::invalid(
-            "db",
-            "bench always fills fresh databases and never touches yours; use --dir to \
-             choose where its SQLite files go",
-        ));
-    }
     let tmp;
-    let dir: &Path = match &a.dir {
-        Some(d) => d,
-        None => {
-            tmp = tempdir()?;
-            &tmp.0
+    let target = match cx.cli.db.as_deref().map(DbSpec::parse) {
+        Some(DbSpec::Postgres { url }) => Target::Postgres(url),
+        Some(DbSpec::Sqlite { .. }) => {
+            return Err(Error::invalid(
+                "db",
+                "bench always fills fresh databases and never touches yours: for SQLite \
+                 use --dir to choose where its files go; for PostgreSQL pass a server \
+                 (--db postgres://…) and it works in scratch schemas it drops afterwards",
+            ));
         }
+        None => Target::SqliteDir(match &a.dir {
+            Some(d) => d.clone(),
+            None => {
+                tmp = tempdir()?;
+                tmp.0.clone()
+            }
+        }),
     };
     let mut runs = vec![("tasklease", false)];
     if a.baseline {
@@ -58,41 +62,33 @@ pub fn run(cx: &Ctx<'_>, a: &BenchArgs) -> Result<Report> {
     }
     let mut results: Vec<(&str, Summary, Vec<bench::DoubleClaim>)> = Vec::new();
     for (label, raw) in runs {
-        let path = dir.join(format!(
-            "bench-{}-{}.db",
-            if raw { "raw" } else { "tasklease" },
-            std::process::id()
-        ));
-        let out = one_run(cx, a, label, &path, raw);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(p));
-        }
-        let (summary, doubles) = out?;
+        let (summary, doubles) = one_run(cx, a, &target, label, raw)?;
         results.push((label, summary, doubles));
     }
-    Ok(report(cx, a, &results))
+    Ok(report(cx, a, &target, &results))
 }
 
 fn one_run(
     cx: &Ctx<'_>,
     a: &BenchArgs,
+    target: &Target,
     label: &str,
-    path: &Path,
     raw: bool,
 ) -> Result<(Summary, Vec<bench::DoubleClaim>)> {
     let sync = cx.cli.synchronous;
-    let spec = DbSpec::Sqlite {
-        path: path.to_owned(),
-        explicit: true,
-    };
     progress(format_args!("{label}: filling {} tasks…", a.tasks));
-    bench::prefill(&spec, a.tasks, a.deps, raw, sync)?;
+    let db = BenchDb::create(
+        target,
+        if raw { "raw" } else { "tasklease" },
+        a.tasks,
+        a.deps,
+        raw,
+        sync,
+    )?;
     let spawn_allowance = 300 + 30 * a.agents as u64;
     let start_at = epoch_ms() + spawn_allowance;
     let children = (0..a.agents)
-        .map(|i| spawn_worker(path, sync, a, i, start_at, raw))
+        .map(|i| spawn_worker(&db, sync, a, i, start_at, raw))
         .collect::<Result<Vec<Child>>>()?;
     progress(format_args!(
         "{label}: {} agents, {:.1}s…",
@@ -110,7 +106,7 @@ fn one_run(
     let summary = bench::summarize(&reports, Duration::from_secs_f64(a.seconds));
     let mut doubles = bench::double_claims(&reports);
     // The database must agree with what the agents reported.
-    let store = tasklease::open::open(&spec, &cx.options())?;
+    let store = tasklease::open::open(&db.spec(), &cx.options())?;
     let status = match a.mode {
         Mode::Next => tasklease::Status::InProgress,
         Mode::NextDone => tasklease::Status::Done,
@@ -142,7 +138,7 @@ fn one_run(
 }
 
 fn spawn_worker(
-    path: &Path,
+    db: &BenchDb,
     sync: Synchronous,
     a: &BenchArgs,
     i: usize,
@@ -151,9 +147,10 @@ fn spawn_worker(
 ) -> Result<Child> {
     let exe = std::env::current_exe().map_err(|e| Error::store("find the tasklease binary", e))?;
     let mut c = Command::new(exe);
-    c.arg("bench-worker")
-        .arg("--db")
-        .arg(path)
+    // Through the environment, not argv: a PostgreSQL connection string may hold a
+    // password, and argv is visible to every user.
+    c.env("TASKLEASE_DB", db.db_arg())
+        .arg("bench-worker")
         .arg("--agent")
         .arg(format!("bench-{i}"))
         .arg("--synchronous")
@@ -221,11 +218,19 @@ fn collect(
 fn report(
     cx: &Ctx<'_>,
     a: &BenchArgs,
+    target: &Target,
     results: &[(&str, Summary, Vec<bench::DoubleClaim>)],
 ) -> Report {
     let sync = match cx.cli.synchronous {
         Synchronous::Normal => "normal",
         Synchronous::Full => "full",
+    };
+    let (backend, store_desc) = match target {
+        Target::SqliteDir(_) => ("sqlite", format!("SQLite (synchronous={sync})")),
+        Target::Postgres(server) => (
+            "postgres",
+            format!("PostgreSQL ({})", tasklease::open::redact_url(server)),
+        ),
     };
     let ours = &results[0].1;
     let ratio = results
@@ -234,7 +239,7 @@ fn report(
     let doubles: Vec<&bench::DoubleClaim> = results.iter().flat_map(|r| &r.2).collect();
     let ms = |us: u32| us as f64 / 1000.0;
     let mut human = format!(
-        "tasklease bench: SQLite (synchronous={sync}), {} agents, {}s, mode {}, {} tasks{}\n\
+        "tasklease bench: {store_desc}, {} agents, {}s, mode {}, {} tasks{}\n\
          {:<14} {:>10} {:>9} {:>9} {:>9}  {:>15}\n",
         a.agents,
         a.seconds,
@@ -282,7 +287,7 @@ fn report(
     }
     let mut j = json!({
         "ok": verified,
-        "backend": "sqlite",
+        "backend": backend,
         "synchronous": sync,
         "agents": a.agents,
         "seconds": a.seconds,
