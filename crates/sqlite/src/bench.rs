@@ -66,6 +66,9 @@ pub fn prefill(path: &Path, tasks: u64, deps: bool, raw: bool, sync: Synchronous
             .ctx("drop the history trigger")?;
     }
     tx.commit().ctx("commit the prefill")?;
+    // Start the run with an empty WAL, so no agent pays for copying the prefill.
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE")
+        .ctx("checkpoint the prefill")?;
     Ok(())
 }
 
