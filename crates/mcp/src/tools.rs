@@ -161,6 +161,7 @@ impl Server {
     /// Hand back a task you hold without finishing it, ending your lease. `status` says where it goes: `todo` (default: anyone may claim it again), `review` (your work is ready for someone to look at) or `blocked` (it cannot go on for now). Requires your `token`. When the task is finished, call done instead.
     /// Success: `outcome: released` and the `task` as it is now.
     /// Error `lease_lost`: you no longer hold the task; nothing was changed.
+    /// There is no way to end another agent's lease here: that is for a person, with `tasklease release ID --force`.
     #[tool(input_schema = schema::<ReleaseArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
     async fn release(
         &self,
