@@ -70,7 +70,7 @@ async fn rmcp_client_claims_renews_and_finishes_a_task() {
     assert_eq!(
         names,
         [
-            "add", "claim", "done", "list", "reap", "release", "renew", "show"
+            "add", "claim", "done", "list", "locks", "reap", "release", "renew", "show"
         ]
     );
 
@@ -172,10 +172,14 @@ impl Raw {
     }
 
     fn start_with(p: &Project, args: &[&str]) -> Raw {
+        Raw::start_in(p.root(), args)
+    }
+
+    fn start_in(dir: &std::path::Path, args: &[&str]) -> Raw {
         let mut child = Command::new(bin())
             .arg("mcp")
             .args(args)
-            .current_dir(p.root())
+            .current_dir(dir)
             .env_remove("TASKLEASE_DB")
             .env_remove("TASKLEASE_LOG")
             .env("TASKLEASE_AGENT", "raw-agent")
@@ -417,4 +421,49 @@ async fn a_server_started_before_init_waits_for_the_database() {
     let l = result(&call(&c, "list", json!({})).await, false);
     assert_eq!(l["tasks"][0]["id"], "x");
     c.cancel().await.unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_lists_who_holds_which_file_lock_like_the_cli() {
+    let p = Project::new();
+    // A process holding task A's lock until its stdin closes.
+    let mut holder = p
+        .cmd(&["lock", "task", "A", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while p.json(&["locks"], 0)["locks"][0]["held"] != true {
+        assert!(t.elapsed() < PATIENCE, "the lock was never taken");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let c = client(&p, "watcher").await;
+    let mcp = result(&call(&c, "locks", json!({})).await, false);
+    assert_eq!(mcp, p.json(&["locks"], 0), "MCP and CLI disagree");
+    assert_eq!(mcp["locks"][0]["task"], "A");
+    assert_eq!(mcp["locks"][0]["holder"]["agent"], "tester");
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    let after = result(&call(&c, "locks", json!({})).await, false);
+    assert_eq!(after["locks"][0]["held"], false, "{after}");
+    let e = result(&call(&c, "locks", json!({"path": "x"})).await, true);
+    assert_eq!(e["error"]["code"], "invalid");
+    c.cancel().await.unwrap();
+
+    // Started elsewhere (as Cursor does) with `--db` naming the project's database:
+    // the project is the one holding it, for tasks and for locks alike.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let db = p.db();
+    let mut s = Raw::start_in(elsewhere.path(), &["--db", db.to_str().unwrap()]);
+    s.handshake();
+    let l = s.tool(2, "locks", json!({}));
+    assert_eq!(
+        l["result"]["structuredContent"]["locks"][0]["task"], "A",
+        "{l}"
+    );
+    let t = s.tool(3, "list", json!({}));
+    assert_eq!(t["result"]["structuredContent"]["ok"], true, "{t}");
+    s.hang_up();
 }

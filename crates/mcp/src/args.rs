@@ -487,6 +487,11 @@ impl ReapArgs {
     }
 }
 
+/// `locks`: no arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocksArgs {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,8 +32,8 @@
 //!
 //! # Testing
 //!
-//! [`serve`] takes its reader, writer and store as parameters, so tests run the server
-//! in-process over an in-memory pipe, and `crates/cli/tests/mcp.rs` holds a real MCP
+//! [`serve`] takes its reader and writer as parameters, and a [`Server`] made from a
+//! store ([`Stores`]), so tests run the server in-process over an in-memory pipe, and `crates/cli/tests/mcp.rs` holds a real MCP
 //! exchange with the built binary.
 
 mod args;
@@ -150,7 +150,7 @@ impl Identity {
     }
 }
 
-/// Serves one MCP session: reads newline-delimited JSON-RPC from `reader`, answers on
+/// Serves `server` for one MCP session: reads newline-delimited JSON-RPC from `reader`, answers on
 /// `writer`, and returns once `reader` ends (after answering the requests already
 /// read) — with `Ok` when the client simply hung up.
 ///
@@ -159,12 +159,11 @@ impl Identity {
 ///
 /// # Errors
 /// [`Error::Store`] when writing to `writer` fails or the session's task fails.
-pub async fn serve<R, W>(reader: R, writer: W, stores: Stores, identity: Identity) -> Result<()>
+pub async fn serve<R, W>(reader: R, writer: W, server: Server) -> Result<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let server = Server::new(stores, identity);
     let reader = Arc::new(tokio::sync::Mutex::new(LineReader::new(reader)));
     let (lines, writer_task) = Lines::start(writer);
     let session = loop {
@@ -212,9 +211,9 @@ where
 ///
 /// # Errors
 /// As [`serve`]; [`Error::Store`] when the async runtime cannot start.
-pub fn run_stdio(stores: Stores, identity: Identity) -> Result<()> {
+pub fn run_stdio(server: Server) -> Result<()> {
     init_logging();
-    if let Err(e) = stores.get() {
+    if let Err(e) = server.store() {
         tracing::warn!("{e}; every tool will answer with this error until it is fixed");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -224,7 +223,7 @@ pub fn run_stdio(stores: Stores, identity: Identity) -> Result<()> {
         .map_err(|e| Error::store("cannot start the async runtime", e))?;
     let done = runtime.block_on(async {
         let (stdin, stdout) = rmcp::transport::stdio_pipes();
-        serve(stdin, stdout, stores, identity).await
+        serve(stdin, stdout, server).await
     });
     // A read of stdin still blocked in the runtime's thread pool must not hold the
     // process open once the session is over.

@@ -106,11 +106,12 @@ fn next_step(e: &Error) -> String {
         }
         Error::NotFound(_) => "Call list to see the task ids.".to_owned(),
         Error::Exists(_) => "Pick another id, or omit `id` to get the next free T-<n>.".to_owned(),
-        Error::Invalid { field: "db", .. } => {
-            "Nothing was changed. This server keeps running: once the database exists, call \
-             again."
-                .to_owned()
-        }
+        Error::Invalid {
+            field: "db" | "project",
+            ..
+        } => "Nothing was changed. This server keeps running: once the project and its \
+              database exist, call again."
+            .to_owned(),
         Error::Invalid { .. } => {
             "Nothing was changed; correct the arguments (see the tool's input schema) and \
              call again."

@@ -1,6 +1,7 @@
 //! The tools, one per verb, each a thin call into the store. A tool's doc comment is
 //! its description: it is written for the model that reads it in `tools/list`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -12,14 +13,14 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use tasklease::json::{
-    batch_claimed_json, claimed_json, ended_json, one_task_json, reaped_json, renewed_json,
-    tasks_json,
+    batch_claimed_json, claimed_json, ended_json, locks_json, one_task_json, reaped_json,
+    renewed_json, tasks_json,
 };
-use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Result, Store};
+use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Result, Store, project};
 
 use crate::args::{
-    AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, ReapArgs, ReleaseArgs, RenewArgs,
-    ShowArgs, schema,
+    AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, LocksArgs, ReapArgs, ReleaseArgs,
+    RenewArgs, ShowArgs, schema,
 };
 use crate::{Identity, Stores, reply};
 
@@ -46,16 +47,33 @@ pub struct Server {
 struct State {
     stores: Stores,
     identity: Identity,
+    /// Where the server was started: `locks` finds the project root from here, afresh
+    /// on each call. `None` when embedded without a project.
+    dir: Option<PathBuf>,
 }
 
 #[tool_router]
 impl Server {
-    /// A server over `stores`, naming its caller per `identity`.
-    pub fn new(stores: Stores, identity: Identity) -> Server {
+    /// A server over `stores`, naming its caller per `identity`, for the project
+    /// found from `dir` (the directory it was started in), whose file locks `locks`
+    /// lists.
+    pub fn new(stores: Stores, identity: Identity, dir: Option<PathBuf>) -> Server {
         Server {
-            state: Arc::new(State { stores, identity }),
+            state: Arc::new(State {
+                stores,
+                identity,
+                dir,
+            }),
             tool_router: Server::tool_router(),
         }
+    }
+
+    /// The store, opening it if need be (see [`Stores::get`]).
+    ///
+    /// # Errors
+    /// As [`Stores::get`].
+    pub fn store(&self) -> Result<Arc<dyn Store>> {
+        self.state.stores.get()
     }
 
     /// Runs `f` against the store on a blocking thread: store calls block (SQLite
@@ -286,6 +304,41 @@ impl Server {
         };
         self.with_store(move |store| Ok(reply::ok(reaped_json(&store.reap(&agent)?))))
             .await
+    }
+
+    /// List the project's file locks — the repository-wide git lock, the state lock, and one lock per task — and who holds each: `locks`, each with `name`, `kind` (git, state, task), `task`, `held`, `mode` (exclusive or shared) and `holder` (`agent`, `pid`, `host`, `since`).
+    /// File locks are separate from task leases. Processes take them with the `tasklease lock … -- COMMAND` and `tasklease git …` commands, holding them while that command runs; they end when it ends, so a held lock always has a live holder. Use this to see who is committing (`git`) or changing shared state before you wait for a lock.
+    #[tool(input_schema = schema::<LocksArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
+    async fn locks(&self, Args(args): Args<LocksArgs>) -> CallToolResult {
+        if let Err(e) = args {
+            return reply::error(&e);
+        }
+        let dir = self.state.dir.clone();
+        let listed = tokio::task::spawn_blocking(move || {
+            let dir = dir.ok_or_else(|| {
+                Error::invalid(
+                    "project",
+                    "this server was started without a project directory",
+                )
+            })?;
+            let root = project::find_root(&dir).ok_or_else(|| {
+                Error::invalid(
+                    "project",
+                    format!(
+                        "{} is not inside a project (no .tasklease or .git above it); run \
+                         `tasklease init` in the project root",
+                        dir.display()
+                    ),
+                )
+            })?;
+            tasklease::locks::list(&root)
+        })
+        .await;
+        match listed {
+            Ok(Ok(locks)) => reply::ok(locks_json(&locks)),
+            Ok(Err(e)) => reply::error(&e),
+            Err(e) => reply::error(&Error::store("the tool call failed", e)),
+        }
     }
 }
 

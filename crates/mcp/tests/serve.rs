@@ -22,7 +22,11 @@ async fn connect(
 ) -> (Client, tokio::task::JoinHandle<tasklease::Result<()>>) {
     let (client_io, server_io) = tokio::io::duplex(1 << 16);
     let (r, w) = tokio::io::split(server_io);
-    let server = tokio::spawn(tasklease_mcp::serve(r, w, stores, identity));
+    let server = tokio::spawn(tasklease_mcp::serve(
+        r,
+        w,
+        tasklease_mcp::Server::new(stores, identity, None),
+    ));
     let client = ClientConfig::new(
         ClientCapabilities::default(),
         Implementation::new(name, "0.0.1"),
@@ -85,7 +89,7 @@ async fn tools_are_listed_with_object_schemas_and_descriptions() {
     assert_eq!(
         names,
         [
-            "add", "claim", "done", "list", "reap", "release", "renew", "show"
+            "add", "claim", "done", "list", "locks", "reap", "release", "renew", "show"
         ]
     );
     for t in &tools {
@@ -230,6 +234,31 @@ async fn without_a_database_tools_say_init_and_the_server_waits_for_it() {
     .unwrap();
     let l = structured(&call(&c, "list", json!({})).await, false);
     assert_eq!(l["count"], 0);
+}
+
+#[tokio::test]
+async fn locks_needs_a_project_and_lists_its_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), Clock::Database);
+    let (c, _s) = connect(Stores::ready(store), Identity::default(), "x").await;
+    let r = call(&c, "locks", json!({})).await;
+    assert!(
+        text(&r).contains("without a project directory"),
+        "{}",
+        text(&r)
+    );
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    let (client_io, server_io) = tokio::io::duplex(1 << 16);
+    let (r, w) = tokio::io::split(server_io);
+    let server = tasklease_mcp::Server::new(
+        Stores::ready(sqlite(dir.path(), Clock::Database)),
+        Identity::default(),
+        Some(dir.path().join("sub")),
+    );
+    tokio::spawn(tasklease_mcp::serve(r, w, server));
+    let c = ClientConfig::default().serve(client_io).await.unwrap();
+    let l = structured(&call(&c, "locks", json!({})).await, false);
+    assert_eq!(l, json!({"ok": true, "locks": []}));
 }
 
 #[tokio::test]

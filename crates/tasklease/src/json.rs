@@ -12,6 +12,7 @@
 
 use serde_json::{Value, json};
 
+use crate::locks::LockInfo;
 use crate::{
     Error, ErrorKind, Lease, LeaseDuration, Millis, Reaped, Refusal, Status, Task, TaskId,
     Unclaimable,
@@ -197,6 +198,11 @@ pub fn tasks_json(tasks: &[Task], now: Millis) -> Value {
 /// One task (`add`, `show`, `update`).
 pub fn one_task_json(task: &Task, now: Millis) -> Value {
     json!({"ok": true, "task": task_json(task, now)})
+}
+
+/// The project's file locks, free or held, and by whom (`locks`).
+pub fn locks_json(locks: &[LockInfo]) -> Value {
+    json!({"ok": true, "locks": locks})
 }
 
 #[cfg(test)]
