@@ -2,6 +2,8 @@
 //! talks over its stdin/stdout for the happy paths; malformed traffic is written by
 //! hand as newline-delimited JSON-RPC, since a well-behaved client cannot send it.
 
+#[path = "../../mcp/tests/client/mod.rs"]
+mod client;
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -9,15 +11,11 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use client::{Client, call, named, result};
 use common::{Project, bin};
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
-};
-use rmcp::service::{RoleClient, RunningService, ServiceExt};
+use rmcp::service::ServiceExt;
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
-
-type Client = RunningService<RoleClient, ClientConfig>;
 
 /// Long enough for a loaded CI machine; only a hang comes near it.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -34,28 +32,7 @@ async fn client(p: &Project, name: &str) -> Client {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn tasklease mcp");
-    ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new(name, "1.0"),
-    )
-    .serve(transport)
-    .await
-    .expect("MCP handshake")
-}
-
-async fn call(c: &Client, tool: &str, args: Value) -> CallToolResult {
-    let Value::Object(args) = args else {
-        panic!("arguments must be an object")
-    };
-    c.call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: {e}"))
-}
-
-/// The structured result, asserting whether the call was refused.
-fn result(r: &CallToolResult, is_error: bool) -> Value {
-    assert_eq!(r.is_error, Some(is_error), "{r:?}");
-    r.structured_content.clone().expect("structured content")
+    named(name).serve(transport).await.expect("MCP handshake")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

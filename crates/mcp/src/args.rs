@@ -130,6 +130,11 @@ pub const MAX_LIST: u32 = 10_000;
 
 // --- parsing helpers -------------------------------------------------------------------
 
+/// Names the caller: given the call's own `agent` argument, if any, the agent id to act
+/// as (see [`crate::Identity`]).
+pub trait Me: FnOnce(Option<AgentId>) -> Result<AgentId> {}
+impl<F: FnOnce(Option<AgentId>) -> Result<AgentId>> Me for F {}
+
 fn task_id(s: &str) -> Result<TaskId> {
     TaskId::new(s)
 }
@@ -142,8 +147,9 @@ fn lease(s: Option<&str>) -> Result<LeaseDuration> {
     s.map_or(Ok(LeaseDuration::DEFAULT), str::parse)
 }
 
-fn agent(s: Option<&str>) -> Result<Option<AgentId>> {
-    s.map(AgentId::new).transpose()
+/// The caller's agent id: the `agent` argument `s` if valid, else whom `me` names.
+fn agent(s: Option<&str>, me: impl Me) -> Result<AgentId> {
+    me(s.map(AgentId::new).transpose()?)
 }
 
 // --- the tools' arguments --------------------------------------------------------------
@@ -193,7 +199,7 @@ impl ClaimArgs {
     ///
     /// # Errors
     /// [`Error::Invalid`] naming the argument at fault.
-    pub fn check(&self) -> Result<(Claim, LeaseDuration, Option<AgentId>)> {
+    pub fn check(&self, me: impl Me) -> Result<(Claim, LeaseDuration, AgentId)> {
         let next = self.next.unwrap_or(false);
         let what = match (&self.id, &self.ids, next) {
             (Some(id), None, false) => Claim::One(task_id(id)?, self.token.map(token).transpose()?),
@@ -227,7 +233,7 @@ impl ClaimArgs {
         Ok((
             what,
             lease(self.lease.as_deref())?,
-            agent(self.agent.as_deref())?,
+            agent(self.agent.as_deref(), me)?,
         ))
     }
 }
@@ -255,12 +261,12 @@ pub struct RenewArgs {
 impl RenewArgs {
     /// # Errors
     /// [`Error::Invalid`] naming the argument at fault.
-    pub fn check(&self) -> Result<(TaskId, Token, LeaseDuration, Option<AgentId>)> {
+    pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, LeaseDuration, AgentId)> {
         Ok((
             task_id(&self.id)?,
             token(self.token)?,
             lease(self.lease.as_deref())?,
-            agent(self.agent.as_deref())?,
+            agent(self.agent.as_deref(), me)?,
         ))
     }
 }
@@ -288,14 +294,14 @@ pub struct ReleaseArgs {
 impl ReleaseArgs {
     /// # Errors
     /// [`Error::Invalid`] naming the argument at fault.
-    pub fn check(&self) -> Result<(TaskId, Token, ReleaseTo, Option<AgentId>)> {
+    pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, ReleaseTo, AgentId)> {
         Ok((
             task_id(&self.id)?,
             token(self.token)?,
             self.status
                 .as_deref()
                 .map_or(Ok(ReleaseTo::Todo), str::parse)?,
-            agent(self.agent.as_deref())?,
+            agent(self.agent.as_deref(), me)?,
         ))
     }
 }
@@ -319,11 +325,11 @@ pub struct DoneArgs {
 impl DoneArgs {
     /// # Errors
     /// [`Error::Invalid`] naming the argument at fault.
-    pub fn check(&self) -> Result<(TaskId, Token, Option<AgentId>)> {
+    pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, AgentId)> {
         Ok((
             task_id(&self.id)?,
             token(self.token)?,
-            agent(self.agent.as_deref())?,
+            agent(self.agent.as_deref(), me)?,
         ))
     }
 }
@@ -418,11 +424,11 @@ pub struct ListArgs {
 }
 
 impl ListArgs {
-    /// The filter, and the caller's own name when `mine` asks for it (resolved later).
+    /// The filter; with `mine`, for the caller's own tasks.
     ///
     /// # Errors
     /// [`Error::Invalid`] naming the argument at fault.
-    pub fn check(&self) -> Result<(ListFilter, bool, Option<AgentId>)> {
+    pub fn check(&self, me: impl Me) -> Result<ListFilter> {
         let mine = self.mine.unwrap_or(false);
         if mine && self.assignee.is_some() {
             return Err(Error::invalid(
@@ -437,7 +443,7 @@ impl ListArgs {
                 format!("limit {limit} is out of range; allowed: 1 to {MAX_LIST}"),
             ));
         }
-        let filter = ListFilter {
+        let mut filter = ListFilter {
             statuses: self
                 .status
                 .iter()
@@ -448,7 +454,11 @@ impl ListArgs {
             tag: self.tag.as_deref().map(Tag::new).transpose()?,
             limit: Some(limit),
         };
-        Ok((filter, mine, agent(self.agent.as_deref())?))
+        let me = agent(self.agent.as_deref(), me)?;
+        if mine {
+            filter.assignee = Some(me);
+        }
+        Ok(filter)
     }
 }
 
@@ -482,8 +492,8 @@ pub struct ReapArgs {
 impl ReapArgs {
     /// # Errors
     /// [`Error::Invalid`] for a malformed agent name.
-    pub fn check(&self) -> Result<Option<AgentId>> {
-        agent(self.agent.as_deref())
+    pub fn check(&self, me: impl Me) -> Result<AgentId> {
+        agent(self.agent.as_deref(), me)
     }
 }
 
@@ -521,10 +531,11 @@ mod tests {
 
     #[test]
     fn claim_takes_exactly_one_form() {
-        let c = |v| args::<ClaimArgs>(v).unwrap().check();
+        let me = |a: Option<AgentId>| Ok(a.unwrap_or_else(|| AgentId::new("me").unwrap()));
+        let c = |v| args::<ClaimArgs>(v).unwrap().check(me);
         assert!(matches!(
             c(serde_json::json!({"next": true})),
-            Ok((Claim::Next, _, None))
+            Ok((Claim::Next, _, _))
         ));
         assert!(matches!(
             c(serde_json::json!({"id": "a", "token": 3})),

@@ -76,18 +76,20 @@ impl Server {
         self.state.stores.get()
     }
 
-    /// Runs `f` against the store on a blocking thread: store calls block (SQLite
-    /// waits for the write lock), and tool futures must not.
-    async fn with_store<F>(&self, f: F) -> CallToolResult
+    /// Answers a call: arguments that did not check out at once, without touching
+    /// the store; otherwise runs `f` with them against the store, on a blocking thread
+    /// — store calls block (SQLite waits for the write lock), and tool futures must not.
+    async fn run<C, F>(&self, checked: Result<C>, f: F) -> CallToolResult
     where
-        F: FnOnce(&dyn Store) -> Result<CallToolResult> + Send + 'static,
+        C: Send + 'static,
+        F: FnOnce(&dyn Store, C) -> Result<CallToolResult> + Send + 'static,
     {
+        let checked = match checked {
+            Ok(c) => c,
+            Err(e) => return reply::error(&e),
+        };
         let state = self.state.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            let store = state.stores.get()?;
-            f(&*store)
-        })
-        .await;
+        let done = tokio::task::spawn_blocking(move || f(&*state.stores.get()?, checked)).await;
         match done {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => reply::error(&e),
@@ -120,15 +122,8 @@ impl Server {
         Args(args): Args<ClaimArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let checked = args.and_then(|a| {
-            let (what, lease, agent) = a.check()?;
-            Ok((what, lease, self.agent(agent, &cx)?))
-        });
-        let (what, lease, agent) = match checked {
-            Ok(c) => c,
-            Err(e) => return reply::error(&e),
-        };
-        self.with_store(move |store| {
+        let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
+        self.run(checked, |store, (what, lease, agent)| {
             Ok(match what {
                 Claim::Next => match store.claim_next(&agent, lease)? {
                     Some(l) => reply::ok_saying(claimed_sentence(&l), claimed_json(&l, lease)),
@@ -161,17 +156,11 @@ impl Server {
         Args(args): Args<RenewArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let checked = args.and_then(|a| {
-            let (id, token, lease, agent) = a.check()?;
-            Ok((id, token, lease, self.agent(agent, &cx)?))
-        });
-        let (id, token, lease, agent) = match checked {
-            Ok(c) => c,
-            Err(e) => return reply::error(&e),
-        };
-        self.with_store(move |store| {
-            let l = store.renew(&id, token, lease, &agent)?;
-            Ok(reply::ok(renewed_json(&l)))
+        let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
+        self.run(checked, |store, (id, token, lease, agent)| {
+            Ok(reply::ok(renewed_json(
+                &store.renew(&id, token, lease, &agent)?,
+            )))
         })
         .await
     }
@@ -186,15 +175,8 @@ impl Server {
         Args(args): Args<ReleaseArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let checked = args.and_then(|a| {
-            let (id, token, to, agent) = a.check()?;
-            Ok((id, token, to, self.agent(agent, &cx)?))
-        });
-        let (id, token, to, agent) = match checked {
-            Ok(c) => c,
-            Err(e) => return reply::error(&e),
-        };
-        self.with_store(move |store| {
+        let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
+        self.run(checked, |store, (id, token, to, agent)| {
             let task = store.release(&id, token, to, &agent)?;
             Ok(reply::ok(ended_json("released", &task, store.now()?)))
         })
@@ -210,15 +192,8 @@ impl Server {
         Args(args): Args<DoneArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let checked = args.and_then(|a| {
-            let (id, token, agent) = a.check()?;
-            Ok((id, token, self.agent(agent, &cx)?))
-        });
-        let (id, token, agent) = match checked {
-            Ok(c) => c,
-            Err(e) => return reply::error(&e),
-        };
-        self.with_store(move |store| {
+        let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
+        self.run(checked, |store, (id, token, agent)| {
             let task = store.done(&id, token, &agent)?;
             Ok(reply::ok(ended_json("done", &task, store.now()?)))
         })
@@ -230,11 +205,7 @@ impl Server {
     /// Success: the `task` (`id`, `title`, `status`, `priority`, `deps`, `waiting_on`, `version`, …). Errors: `exists` (the id is taken), `invalid` (a bad field, or a dependency that does not exist).
     #[tool(input_schema = schema::<AddArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
     async fn add(&self, Args(args): Args<AddArgs>) -> CallToolResult {
-        let new = match args.and_then(|a| a.check()) {
-            Ok(n) => n,
-            Err(e) => return reply::error(&e),
-        };
-        self.with_store(move |store| {
+        self.run(args.and_then(|a| a.check()), |store, new| {
             let task = store.add(&new)?;
             Ok(reply::ok(one_task_json(&task, store.now()?)))
         })
@@ -249,21 +220,11 @@ impl Server {
         Args(args): Args<ListArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let checked = args.and_then(|a| {
-            let (mut filter, mine, agent) = a.check()?;
-            if mine {
-                filter.assignee = Some(self.agent(agent, &cx)?);
-            }
-            Ok(filter)
-        });
-        let mut filter = match checked {
-            Ok(f) => f,
-            Err(e) => return reply::error(&e),
-        };
-        let limit = filter.limit.unwrap_or(u32::MAX) as usize;
-        // One more than asked says whether there are more, without counting them all.
-        filter.limit = filter.limit.map(|l| l.saturating_add(1));
-        self.with_store(move |store| {
+        let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
+        self.run(checked, |store, mut filter| {
+            let limit = filter.limit.unwrap_or(u32::MAX) as usize;
+            // One more than asked says whether there are more, without counting them all.
+            filter.limit = filter.limit.map(|l| l.saturating_add(1));
             let mut tasks = store.list(&filter)?;
             let truncated = tasks.len() > limit;
             tasks.truncate(limit);
@@ -278,11 +239,7 @@ impl Server {
     /// Error `not_found`: no task has that id.
     #[tool(input_schema = schema::<ShowArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
     async fn show(&self, Args(args): Args<ShowArgs>) -> CallToolResult {
-        let id = match args.and_then(|a| a.check()) {
-            Ok(id) => id,
-            Err(e) => return reply::error(&e),
-        };
-        self.with_store(move |store| {
+        self.run(args.and_then(|a| a.check()), |store, id| {
             let task = store
                 .show(&id)?
                 .ok_or_else(|| Error::NotFound(id.clone()))?;
@@ -298,12 +255,11 @@ impl Server {
         Args(args): Args<ReapArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let agent = match args.and_then(|a| self.agent(a.check()?, &cx)) {
-            Ok(a) => a,
-            Err(e) => return reply::error(&e),
-        };
-        self.with_store(move |store| Ok(reply::ok(reaped_json(&store.reap(&agent)?))))
-            .await
+        let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
+        self.run(checked, |store, agent| {
+            Ok(reply::ok(reaped_json(&store.reap(&agent)?)))
+        })
+        .await
     }
 
     /// List the project's file locks — the repository-wide git lock, the state lock, and one lock per task — and who holds each: `locks`, each with `name`, `kind` (git, state, task), `task`, `held`, `mode` (exclusive or shared) and `holder` (`agent`, `pid`, `host`, `since`).

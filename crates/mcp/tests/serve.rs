@@ -1,18 +1,17 @@
 //! The server in-process: rmcp's own client talks to [`tasklease_mcp::serve`] over an
 //! in-memory pipe, against a real SQLite file.
 
+mod client;
+
 use std::sync::Arc;
 
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
-};
-use rmcp::service::{RoleClient, RunningService, ServiceExt};
+use client::{Client, call, named, result as structured, text};
+use rmcp::model::ClientConfig;
+use rmcp::service::ServiceExt;
 use serde_json::{Value, json};
 use tasklease::open::{DbSpec, OpenOptions};
 use tasklease::{AgentId, Clock, Millis, Store};
 use tasklease_mcp::{Identity, Stores};
-
-type Client = RunningService<RoleClient, ClientConfig>;
 
 /// A server on its own task, and a client connected to it under `name`.
 async fn connect(
@@ -27,13 +26,7 @@ async fn connect(
         w,
         tasklease_mcp::Server::new(stores, identity, None),
     ));
-    let client = ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new(name, "0.0.1"),
-    )
-    .serve(client_io)
-    .await
-    .expect("handshake");
+    let client = named(name).serve(client_io).await.expect("handshake");
     (client, server)
 }
 
@@ -47,31 +40,6 @@ fn sqlite(dir: &std::path::Path, clock: Clock) -> Arc<dyn Store> {
         ..OpenOptions::default()
     };
     Arc::from(tasklease::open::open(&spec, &opts).expect("open"))
-}
-
-async fn call(c: &Client, tool: &str, args: Value) -> CallToolResult {
-    let Value::Object(args) = args else {
-        panic!("arguments must be an object")
-    };
-    c.call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: {e}"))
-}
-
-/// The structured result, asserting whether it is an error.
-fn structured(r: &CallToolResult, is_error: bool) -> Value {
-    assert_eq!(r.is_error, Some(is_error), "{r:?}");
-    let v = r.structured_content.clone().expect("structured content");
-    assert!(v.is_object(), "{v}");
-    v
-}
-
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[tokio::test]
