@@ -20,27 +20,42 @@ use serde_json::{Value, json};
 /// Long enough for a loaded CI machine; only a hang comes near it.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// `tasklease mcp` in the project, with an rmcp client named `name` connected to it.
+/// `tasklease mcp` on the project's store, with an rmcp client named `name`
+/// connected to it.
 async fn client(p: &Project, name: &str) -> Client {
-    let mut cmd = tokio::process::Command::new(bin());
-    cmd.arg("mcp")
-        .current_dir(p.root())
-        .env_remove("TASKLEASE_DB")
-        .env_remove("TASKLEASE_AGENT")
+    let mut cmd = p.cmd(&["mcp"]);
+    cmd.env_remove("TASKLEASE_AGENT")
         .env_remove("TASKLEASE_LOG");
-    let (transport, _) = TokioChildProcess::builder(cmd)
+    let (transport, _) = TokioChildProcess::builder(tokio::process::Command::from(cmd))
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn tasklease mcp");
     named(name).serve(transport).await.expect("MCP handshake")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rmcp_client_claims_renews_and_finishes_a_task() {
-    let p = Project::new();
+/// Runs an async test body on a runtime of its own (`each_store!` takes plain fns).
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+each_store!(
+    rmcp_client_claims_renews_and_finishes_a_task,
+    two_clients_race_for_one_task_and_exactly_one_wins,
+);
+
+fn rmcp_client_claims_renews_and_finishes_a_task(p: &Project) {
+    block_on(claim_renew_done(p));
+}
+
+async fn claim_renew_done(p: &Project) {
     p.ok(&["add", "write the parser", "--id", "parser", "-p", "high"]);
     p.ok(&["add", "ship it", "--id", "ship", "--dep", "parser"]);
-    let c = client(&p, "claude-code").await;
+    let c = client(p, "claude-code").await;
     let tools = c.list_all_tools().await.unwrap();
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     names.sort_unstable();
@@ -94,12 +109,14 @@ async fn rmcp_client_claims_renews_and_finishes_a_task() {
     c.cancel().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_clients_race_for_one_task_and_exactly_one_wins() {
+fn two_clients_race_for_one_task_and_exactly_one_wins(p: &Project) {
+    block_on(race(p));
+}
+
+async fn race(p: &Project) {
     const ROUNDS: usize = 8;
-    let p = Project::new();
     // Two sessions of the same client program: their servers must not share a name.
-    let (a, b) = tokio::join!(client(&p, "claude-code"), client(&p, "claude-code"));
+    let (a, b) = tokio::join!(client(p, "claude-code"), client(p, "claude-code"));
     for round in 0..ROUNDS {
         let id = format!("race-{round}");
         p.ok(&["add", "contended", "--id", &id]);
