@@ -98,6 +98,9 @@ pub enum Cmd {
     Git(GitArgs),
     /// Print the agent id this process would use
     AgentId,
+    /// Serve the verbs as MCP tools on stdin/stdout, for AI coding agents (Claude Code,
+    /// Cursor, …); runs until stdin closes
+    Mcp,
     /// Measure claims/s and latency with N agent processes on a fresh database
     Bench(BenchArgs),
     /// One benchmark agent process (started by `bench`)

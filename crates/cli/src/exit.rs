@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use tasklease::{Error, ErrorKind};
+use tasklease::Error;
+use tasklease::json;
 
 /// What a run came to, as an exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,12 +24,19 @@ pub enum Exit {
 }
 
 impl Exit {
-    /// The exit code for an error.
+    /// The exit code for an error (the library's table, shared with the MCP server).
     pub fn of(e: &Error) -> Exit {
-        match e.kind() {
-            ErrorKind::Invalid => Exit::Usage,
-            ErrorKind::Conflict => Exit::Conflict,
-            ErrorKind::LeaseLost => Exit::LeaseLost,
+        Exit::from_code(json::exit_code(e))
+    }
+
+    /// The exit for one of the library's stable codes (`tasklease::json::EXIT_*`).
+    pub fn from_code(code: u8) -> Exit {
+        match code {
+            json::EXIT_OK => Exit::Ok,
+            json::EXIT_USAGE => Exit::Usage,
+            json::EXIT_CONFLICT => Exit::Conflict,
+            json::EXIT_EMPTY => Exit::Empty,
+            json::EXIT_LEASE_LOST => Exit::LeaseLost,
             _ => Exit::Runtime,
         }
     }

@@ -17,6 +17,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return output::usage_error(e, wants_json),
     };
+    if let args::Cmd::Mcp = cli.cmd {
+        return cmd::mcp::run(&cli);
+    }
     let out = output::Output { json: cli.json };
     match cmd::run(&cli) {
         Ok(report) => out.report(report),

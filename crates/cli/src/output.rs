@@ -4,8 +4,11 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
-use tasklease::{Error, Lease, Millis, Task};
+use serde_json::Value;
+// The result objects themselves are built in `tasklease::json`, shared with the MCP
+// server; this module only decides where they go.
+use tasklease::json::{error_json, error_of};
+use tasklease::{Error, Millis};
 
 use crate::exit::Exit;
 
@@ -67,15 +70,11 @@ impl Output {
     pub fn error(&self, e: &Error) -> ExitCode {
         let exit = Exit::of(e);
         if self.json {
-            print_json(&error_json(e.code(), &e.to_string(), exit));
+            print_json(&error_of(e));
         }
         eprintln!("tasklease: {e}");
         exit.into()
     }
-}
-
-fn error_json(code: &str, message: &str, exit: Exit) -> Value {
-    json!({"ok": false, "error": {"code": code, "message": message, "exit": exit as u8}})
 }
 
 fn print_json(v: &Value) {
@@ -124,7 +123,7 @@ pub fn usage_error(e: clap::Error, json: bool) -> ExitCode {
     };
     let message = shorten(&message, 400);
     if json {
-        print_json(&error_json("usage", &message, Exit::Usage));
+        print_json(&error_json("usage", &message, Exit::Usage as u8));
     }
     eprintln!("error: {message}");
     for line in rendered.lines().skip(1).filter(|l| !l.trim().is_empty()) {
@@ -140,43 +139,6 @@ fn shorten(s: &str, max: usize) -> String {
     let mut out: String = s.chars().take(max).collect();
     out.push('…');
     out
-}
-
-/// A lease as JSON: the fields every claim result carries.
-pub fn lease_json(l: &Lease) -> Value {
-    json!({
-        "id": l.task,
-        "agent": l.agent,
-        "token": l.token,
-        "assigned_at": l.assigned_at.to_rfc3339(),
-        "lock_until": l.lock_until.to_rfc3339(),
-        "lock_until_ms": l.lock_until.0,
-        "version": l.version,
-    })
-}
-
-/// A task as JSON, with its lease judged at `now`.
-pub fn task_json(t: &Task, now: Millis) -> Value {
-    let rfc = |m: Option<Millis>| m.map(Millis::to_rfc3339);
-    json!({
-        "id": t.id,
-        "title": t.title,
-        "description": t.description,
-        "status": t.status,
-        "priority": t.priority,
-        "tags": t.tags,
-        "deps": t.deps,
-        "waiting_on": t.waiting_on,
-        "version": t.version,
-        "assignee": t.assignee,
-        "assigned_at": rfc(t.assigned_at),
-        "lock_until": rfc(t.lock_until),
-        "lease_live": t.is_leased_at(now),
-        "lease_left_ms": t.lock_until.filter(|_| t.status == tasklease::Status::InProgress).map(|u| u.since(now)),
-        "attempts": t.attempts,
-        "created_at": t.created_at.to_rfc3339(),
-        "updated_at": t.updated_at.to_rfc3339(),
-    })
 }
 
 /// `12m30s left`, `expired 5s ago`.

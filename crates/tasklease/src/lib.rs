@@ -4,8 +4,9 @@
 //! This crate is the library the CLI and the MCP server are thin layers over. It
 //! re-exports the backend-neutral core ([`Store`], [`TaskId`], [`Lease`], …) and adds
 //! what every front end needs and no store should know: where the project's database
-//! lives ([`project`]), who the calling agent is ([`identity`]), and how to open the
-//! right store from a `--db` value ([`open`]).
+//! lives ([`project`]), who the calling agent is ([`identity`]), how to open the
+//! right store from a `--db` value ([`open`]), and the JSON object of every result
+//! ([`json`]), so the CLI's `--json` and the MCP server's tool results are one shape.
 //!
 //! ```no_run
 //! use tasklease::{LeaseDuration, open::{DbSpec, OpenOptions}};
@@ -26,6 +27,7 @@
 
 pub mod bench;
 pub mod identity;
+pub mod json;
 pub mod locks;
 pub mod open;
 pub mod project;

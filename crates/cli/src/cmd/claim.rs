@@ -1,12 +1,14 @@
 //! `tasklease claim ID…|--next`.
 
-use serde_json::{Value, json};
-use tasklease::{BatchOutcome, ClaimOutcome, Lease, LeaseDuration, Refusal, TaskId, Unclaimable};
+use tasklease::json::{
+    batch_claimed_json, batch_refused_json, claimed_json, empty_json, refusal_exit,
+};
+use tasklease::{BatchOutcome, ClaimOutcome, Lease, LeaseDuration, Refusal, TaskId};
 
 use super::Ctx;
 use crate::args::ClaimArgs;
 use crate::exit::Exit;
-use crate::output::{Report, human_ms, lease_json};
+use crate::output::{Report, human_ms};
 
 pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
     if a.ids.len() > 1 && a.token.is_some() {
@@ -22,7 +24,7 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
             Some(l) => claimed(&l, a.lease),
             None => Report::refused(
                 Exit::Empty,
-                json!({"ok": false, "outcome": "empty"}),
+                empty_json(),
                 "nothing to claim: no task is ready",
             ),
         });
@@ -36,24 +38,13 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
     Ok(match store.claim_batch(&a.ids, &agent, a.lease)? {
         BatchOutcome::Claimed(leases) => {
             let human: Vec<String> = leases.iter().map(|l| human_lease(l, a.lease)).collect();
-            Report::ok(
-                json!({
-                    "ok": true,
-                    "outcome": "claimed",
-                    "leases": leases.iter().map(lease_json).collect::<Vec<_>>(),
-                }),
-                human.join("\n"),
-            )
+            Report::ok(batch_claimed_json(&leases), human.join("\n"))
         }
         BatchOutcome::Refused(why) => {
             let human: Vec<String> = why.iter().map(|(id, r)| format!("{id}: {r}")).collect();
             Report::refused(
                 Exit::Conflict,
-                json!({
-                    "ok": false,
-                    "outcome": "refused",
-                    "refused": why.iter().map(|(id, r)| refusal_json(id, r)).collect::<Vec<_>>(),
-                }),
+                batch_refused_json(&why),
                 format!(
                     "claimed nothing (all or nothing):\n  {}",
                     human.join("\n  ")
@@ -64,11 +55,7 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
 }
 
 fn claimed(l: &Lease, lease: LeaseDuration) -> Report {
-    let mut j = lease_json(l);
-    j["ok"] = json!(true);
-    j["outcome"] = json!("claimed");
-    j["lease_ms"] = json!(lease.as_millis());
-    Report::ok(j, human_lease(l, lease))
+    Report::ok(claimed_json(l, lease), human_lease(l, lease))
 }
 
 fn human_lease(l: &Lease, lease: LeaseDuration) -> String {
@@ -83,37 +70,9 @@ fn human_lease(l: &Lease, lease: LeaseDuration) -> String {
 }
 
 fn refused(id: &TaskId, r: &Refusal) -> Report {
-    let exit = match r {
-        Refusal::Held { .. } => Exit::Conflict,
-        Refusal::NotFound => Exit::Usage,
-        Refusal::NotClaimable { .. } => Exit::Empty,
-    };
-    Report::refused(exit, refusal_json(id, r), format!("{id}: {r}"))
-}
-
-/// A refusal as JSON: `outcome` is `held`, `not_found` or `not_claimable`.
-pub fn refusal_json(id: &TaskId, r: &Refusal) -> Value {
-    let mut j = json!({"ok": false, "id": id});
-    match r {
-        Refusal::Held { by, until } => {
-            j["outcome"] = json!("held");
-            j["holder"] = json!(by);
-            j["lock_until"] = json!(until.to_rfc3339());
-        }
-        Refusal::NotFound => j["outcome"] = json!("not_found"),
-        Refusal::NotClaimable { why } => {
-            j["outcome"] = json!("not_claimable");
-            match why {
-                Unclaimable::Closed { status } => {
-                    j["reason"] = json!("closed");
-                    j["status"] = json!(status);
-                }
-                Unclaimable::Waiting { on } => {
-                    j["reason"] = json!("waiting");
-                    j["waiting_on"] = json!(on);
-                }
-            }
-        }
-    }
-    j
+    Report::refused(
+        Exit::from_code(refusal_exit(r)),
+        tasklease::json::refusal_json(id, r),
+        format!("{id}: {r}"),
+    )
 }

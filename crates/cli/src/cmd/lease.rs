@@ -1,11 +1,11 @@
 //! `renew`, `release`, `done`, `reap`: the verbs that end or extend leases.
 
-use serde_json::json;
+use tasklease::json::{ended_json, reaped_json, renewed_json};
 use tasklease::{LeaseDuration, TaskId, Token};
 
 use super::Ctx;
 use crate::args::ReleaseArgs;
-use crate::output::{Report, lease_json, task_json};
+use crate::output::Report;
 
 pub fn renew(
     cx: &Ctx<'_>,
@@ -15,11 +15,8 @@ pub fn renew(
 ) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
     let l = cx.store()?.renew(id, token, lease, &agent)?;
-    let mut j = lease_json(&l);
-    j["ok"] = json!(true);
-    j["outcome"] = json!("renewed");
     Ok(Report::ok(
-        j,
+        renewed_json(&l),
         format!("renewed {id} (token {token}) until {}", l.lock_until),
     ))
 }
@@ -37,7 +34,7 @@ pub fn release(cx: &Ctx<'_>, a: &ReleaseArgs) -> tasklease::Result<Report> {
     let now = store.now()?;
     let outcome = if a.force { "forced" } else { "released" };
     Ok(Report::ok(
-        json!({"ok": true, "outcome": outcome, "task": task_json(&task, now)}),
+        ended_json(outcome, &task, now),
         format!("{how} {}; it is {} now", a.id, task.status),
     ))
 }
@@ -48,7 +45,7 @@ pub fn done(cx: &Ctx<'_>, id: &TaskId, token: Token) -> tasklease::Result<Report
     let task = store.done(id, token, &agent)?;
     let now = store.now()?;
     Ok(Report::ok(
-        json!({"ok": true, "outcome": "done", "task": task_json(&task, now)}),
+        ended_json("done", &task, now),
         format!("done {id}"),
     ))
 }
@@ -56,12 +53,6 @@ pub fn done(cx: &Ctx<'_>, id: &TaskId, token: Token) -> tasklease::Result<Report
 pub fn reap(cx: &Ctx<'_>) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
     let reaped = cx.store()?.reap(&agent)?;
-    let items: Vec<_> = reaped
-        .iter()
-        .map(|r| {
-            json!({"id": r.id, "agent": r.agent, "token": r.token, "lock_until": r.lock_until.to_rfc3339()})
-        })
-        .collect();
     let mut human: Vec<String> = reaped
         .iter()
         .map(|r| {
@@ -74,8 +65,5 @@ pub fn reap(cx: &Ctx<'_>) -> tasklease::Result<Report> {
     if human.is_empty() {
         human.push("no expired leases".into());
     }
-    Ok(Report::ok(
-        json!({"ok": true, "outcome": "reaped", "count": reaped.len(), "reaped": items}),
-        human.join("\n"),
-    ))
+    Ok(Report::ok(reaped_json(&reaped), human.join("\n")))
 }

@@ -65,7 +65,7 @@ pub fn locks(_cx: &Ctx<'_>) -> Result<Report> {
         })
         .collect();
     Ok(Report::ok(
-        json!({"ok": true, "locks": listed}),
+        tasklease::json::locks_json(&listed),
         if human.is_empty() {
             "no locks".to_owned()
         } else {

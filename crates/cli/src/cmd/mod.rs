@@ -5,6 +5,7 @@ mod bench;
 mod claim;
 mod lease;
 mod lock;
+pub mod mcp;
 mod tasks;
 
 use tasklease::open::{self, DbSpec, OpenOptions};
@@ -64,5 +65,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Reap => lease::reap(&cx),
         Cmd::Bench(a) => bench::run(&cx, a),
         Cmd::BenchWorker(a) => bench::worker(&cx, a),
+        // Served from main: it owns stdout for the protocol and reports nothing there.
+        Cmd::Mcp => unreachable!("`tasklease mcp` is run by main"),
     }
 }

@@ -2,12 +2,13 @@
 //! `agent-id`.
 
 use serde_json::json;
+use tasklease::json::{one_task_json, tasks_json};
 use tasklease::open::{self, DbSpec, OpenOptions};
 use tasklease::{AgentId, Error, ListFilter, Millis, NewTask, Result, Task, TaskId, TaskPatch};
 
 use super::Ctx;
 use crate::args::{AddArgs, ListArgs, UpdateArgs};
-use crate::output::{Report, task_json, time_left};
+use crate::output::{Report, time_left};
 
 pub fn init(cx: &Ctx<'_>) -> Result<Report> {
     let spec = match cx.cli.db.as_deref().filter(|s| !s.is_empty()) {
@@ -65,7 +66,7 @@ pub fn add(cx: &Ctx<'_>, a: &AddArgs) -> Result<Report> {
     let task = store.add(&new)?;
     let now = store.now()?;
     Ok(Report::ok(
-        json!({"ok": true, "task": task_json(&task, now)}),
+        one_task_json(&task, now),
         format!("added {}: {}", task.id, task.title),
     ))
 }
@@ -85,14 +86,7 @@ pub fn list(cx: &Ctx<'_>, a: &ListArgs) -> Result<Report> {
     let store = cx.store()?;
     let tasks = store.list(&filter)?;
     let now = store.now()?;
-    Ok(Report::ok(
-        json!({
-            "ok": true,
-            "count": tasks.len(),
-            "tasks": tasks.iter().map(|t| task_json(t, now)).collect::<Vec<_>>(),
-        }),
-        table(&tasks, now),
-    ))
+    Ok(Report::ok(tasks_json(&tasks, now), table(&tasks, now)))
 }
 
 fn table(tasks: &[Task], now: Millis) -> String {
@@ -149,10 +143,7 @@ pub fn show(cx: &Ctx<'_>, id: &TaskId) -> Result<Report> {
     let store = cx.store()?;
     let task = store.show(id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
     let now = store.now()?;
-    Ok(Report::ok(
-        json!({"ok": true, "task": task_json(&task, now)}),
-        describe(&task, now),
-    ))
+    Ok(Report::ok(one_task_json(&task, now), describe(&task, now)))
 }
 
 fn describe(t: &Task, now: Millis) -> String {
@@ -207,7 +198,7 @@ pub fn update(cx: &Ctx<'_>, a: &UpdateArgs) -> Result<Report> {
     let task = store.update(&a.id, a.expect_version, &patch, a.token, &agent)?;
     let now = store.now()?;
     Ok(Report::ok(
-        json!({"ok": true, "task": task_json(&task, now)}),
+        one_task_json(&task, now),
         format!("updated {} (now at version {})", task.id, task.version),
     ))
 }

@@ -1,0 +1,463 @@
+//! `tasklease mcp` through the built binary: a real MCP client (rmcp's) spawns it and
+//! talks over its stdin/stdout for the happy paths; malformed traffic is written by
+//! hand as newline-delimited JSON-RPC, since a well-behaved client cannot send it.
+
+#[path = "../../mcp/tests/client/mod.rs"]
+mod client;
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use client::{Client, call, named, result};
+use common::{Project, bin};
+use rmcp::service::ServiceExt;
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+
+/// Long enough for a loaded CI machine; only a hang comes near it.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// `tasklease mcp` on the project's store, with an rmcp client named `name`
+/// connected to it.
+async fn client(p: &Project, name: &str) -> Client {
+    let mut cmd = p.cmd(&["mcp"]);
+    cmd.env_remove("TASKLEASE_AGENT")
+        .env_remove("TASKLEASE_LOG");
+    let (transport, _) = TokioChildProcess::builder(tokio::process::Command::from(cmd))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn tasklease mcp");
+    named(name).serve(transport).await.expect("MCP handshake")
+}
+
+/// Runs an async test body on a runtime of its own (`each_store!` takes plain fns).
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+each_store!(
+    rmcp_client_claims_renews_and_finishes_a_task,
+    two_clients_race_for_one_task_and_exactly_one_wins,
+);
+
+fn rmcp_client_claims_renews_and_finishes_a_task(p: &Project) {
+    block_on(claim_renew_done(p));
+}
+
+async fn claim_renew_done(p: &Project) {
+    p.ok(&["add", "write the parser", "--id", "parser", "-p", "high"]);
+    p.ok(&["add", "ship it", "--id", "ship", "--dep", "parser"]);
+    let c = client(p, "claude-code").await;
+    let tools = c.list_all_tools().await.unwrap();
+    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "add", "claim", "done", "list", "locks", "reap", "release", "renew", "show"
+        ]
+    );
+
+    let claimed = result(
+        &call(&c, "claim", json!({"next": true, "lease": "5m"})).await,
+        false,
+    );
+    assert_eq!(claimed["id"], "parser");
+    let me = claimed["agent"].as_str().unwrap().to_owned();
+    assert!(me.starts_with("claude-code-"), "{me}");
+    let token = claimed["token"].as_i64().unwrap();
+    // The CLI sees the same lease.
+    let shown = p.json(&["show", "parser"], 0);
+    assert_eq!(shown["task"]["assignee"], me.as_str());
+    assert_eq!(shown["task"]["lock_until"], claimed["lock_until"]);
+
+    let renewed = result(
+        &call(
+            &c,
+            "renew",
+            json!({"id": "parser", "token": token, "lease": "1h"}),
+        )
+        .await,
+        false,
+    );
+    assert_eq!(renewed["token"], token);
+    assert!(renewed["lock_until_ms"].as_i64() > claimed["lock_until_ms"].as_i64());
+
+    let waiting = result(&call(&c, "claim", json!({"id": "ship"})).await, true);
+    assert_eq!(waiting["outcome"], "not_claimable");
+    assert_eq!(waiting["waiting_on"], json!(["parser"]));
+
+    let done = result(
+        &call(&c, "done", json!({"id": "parser", "token": token})).await,
+        false,
+    );
+    assert_eq!(done["task"]["status"], "done");
+    // Same object as the CLI's --json for the same task.
+    let cli = p.json(&["show", "ship"], 0);
+    let mcp = result(&call(&c, "show", json!({"id": "ship"})).await, false);
+    assert_eq!(mcp, cli);
+    let next = result(&call(&c, "claim", json!({"next": true})).await, false);
+    assert_eq!(next["id"], "ship");
+    c.cancel().await.unwrap();
+}
+
+fn two_clients_race_for_one_task_and_exactly_one_wins(p: &Project) {
+    block_on(race(p));
+}
+
+async fn race(p: &Project) {
+    const ROUNDS: usize = 8;
+    // Two sessions of the same client program: their servers must not share a name.
+    let (a, b) = tokio::join!(client(p, "claude-code"), client(p, "claude-code"));
+    for round in 0..ROUNDS {
+        let id = format!("race-{round}");
+        p.ok(&["add", "contended", "--id", &id]);
+        let args = json!({"id": id});
+        let (ra, rb) = tokio::join!(call(&a, "claim", args.clone()), call(&b, "claim", args));
+        let (won, lost) = match (ra.is_error, rb.is_error) {
+            (Some(false), Some(true)) => (ra, rb),
+            (Some(true), Some(false)) => (rb, ra),
+            other => panic!("round {round}: not exactly one winner: {other:?}"),
+        };
+        let won = result(&won, false);
+        let lost = result(&lost, true);
+        assert_eq!(lost["outcome"], "held", "round {round}: {lost}");
+        assert_eq!(lost["holder"], won["agent"], "round {round}");
+        assert_eq!(lost["lock_until"], won["lock_until"], "round {round}");
+        assert!(
+            lost.get("token").is_none(),
+            "the loser must not learn the token: {lost}"
+        );
+        assert_eq!(
+            p.json(&["show", &id], 0)["task"]["assignee"],
+            won["agent"],
+            "round {round}"
+        );
+    }
+    let empty = result(&call(&a, "claim", json!({"next": true})).await, true);
+    assert_eq!(empty["outcome"], "empty");
+    p.ok(&["add", "for a", "--id", "xa"]);
+    p.ok(&["add", "for b", "--id", "xb"]);
+    let na = result(&call(&a, "claim", json!({"id": "xa"})).await, false)["agent"].clone();
+    let nb = result(&call(&b, "claim", json!({"id": "xb"})).await, false)["agent"].clone();
+    assert_ne!(na, nb, "two servers gave their clients one name");
+    a.cancel().await.unwrap();
+    b.cancel().await.unwrap();
+}
+
+/// A server driven by hand: lines in, lines out, each line read with a deadline.
+struct Raw {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Raw {
+    fn start(p: &Project) -> Raw {
+        Raw::start_with(p, &[])
+    }
+
+    fn start_with(p: &Project, args: &[&str]) -> Raw {
+        Raw::start_in(p.root(), args)
+    }
+
+    fn start_in(dir: &std::path::Path, args: &[&str]) -> Raw {
+        let mut child = Command::new(bin())
+            .arg("mcp")
+            .args(args)
+            .current_dir(dir)
+            .env_remove("TASKLEASE_DB")
+            .env_remove("TASKLEASE_LOG")
+            .env("TASKLEASE_AGENT", "raw-agent")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tasklease mcp");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Raw {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next line on stdout, which must be one JSON-RPC 2.0 message.
+    fn recv(&mut self) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(PATIENCE)
+            .expect("no answer from the server");
+        let v: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout not JSON ({e}): {line}"));
+        assert_eq!(v["jsonrpc"], "2.0", "{v}");
+        v
+    }
+
+    /// Sends a request and returns its response.
+    fn request(&mut self, id: i64, method: &str, params: Value) -> Value {
+        self.send(
+            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string(),
+        );
+        let v = self.recv();
+        assert_eq!(v["id"], id, "{v}");
+        v
+    }
+
+    fn tool(&mut self, id: i64, name: &str, args: Value) -> Value {
+        self.request(id, "tools/call", json!({"name": name, "arguments": args}))
+    }
+
+    fn handshake(&mut self) {
+        self.handshake_as("by-hand");
+    }
+
+    fn handshake_as(&mut self, client: &str) {
+        let init = self.request(
+            1,
+            "initialize",
+            json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": client, "version": "0"}
+            }),
+        );
+        assert_eq!(init["result"]["serverInfo"]["name"], "tasklease", "{init}");
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    }
+
+    /// Closes stdin and waits for the exit; returns the code, the time it took after
+    /// the close, and what was left on stdout.
+    fn hang_up(mut self) -> (Option<i32>, Duration, Vec<String>) {
+        drop(self.stdin.take());
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if t.elapsed() > PATIENCE {
+                let _ = self.child.kill();
+                panic!("the server did not exit after stdin closed");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let took = t.elapsed();
+        let rest: Vec<String> = self.lines.iter().collect();
+        (status.code(), took, rest)
+    }
+}
+
+#[test]
+fn malformed_traffic_is_answered_and_the_server_keeps_serving() {
+    let p = Project::new();
+    p.ok(&["add", "t", "--id", "t"]);
+    let mut s = Raw::start(&p);
+    // Before the handshake: a stray notification is ignored, not fatal.
+    s.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    s.handshake();
+
+    s.send("{this is not json");
+    let e = s.recv();
+    assert_eq!(e["error"]["code"], -32700, "{e}");
+
+    s.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":7}}"#);
+    let e = s.recv();
+    assert_eq!(
+        (e["id"].clone(), e["error"]["code"].clone()),
+        (json!(2), json!(-32602)),
+        "{e}"
+    );
+
+    let e = s.tool(3, "frobnicate", json!({}));
+    assert_eq!(e["error"]["code"], -32602, "{e}");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("frobnicate") && msg.contains("claim"), "{msg}");
+
+    let e = s.request(4, "tasks/steal", json!({}));
+    assert_eq!(e["error"]["code"], -32601, "{e}");
+
+    // Missing and mistyped arguments: tool errors the model can read and act on.
+    for (id, name, args, why) in [
+        (5, "claim", json!({}), "exactly one of"),
+        (6, "renew", json!({"id": "t"}), "missing field `token`"),
+        (7, "renew", json!({"id": "t", "token": "one"}), "`token`"),
+        (8, "claim", json!({"id": ["t"]}), "`id`"),
+        (
+            9,
+            "show",
+            json!({"id": "../../etc/passwd"}),
+            "not a valid task id",
+        ),
+    ] {
+        let r = s.tool(id, name, args);
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        let sc = &r["result"]["structuredContent"];
+        assert_eq!(sc["error"]["code"], "invalid", "{r}");
+        assert!(
+            sc["error"]["message"].as_str().unwrap().contains(why),
+            "{r}"
+        );
+        let text = r["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("Nothing was changed"), "{text}");
+    }
+
+    // Still serving, and the refusals changed nothing.
+    let r = s.tool(10, "claim", json!({"id": "t"}));
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    let me = r["result"]["structuredContent"]["agent"].clone();
+    let held = p.json(&["claim", "t", "--agent", "cli"], 3);
+    assert_eq!(held["holder"], me);
+
+    let (code, _, rest) = s.hang_up();
+    assert_eq!(code, Some(0));
+    assert!(rest.is_empty(), "stray output: {rest:?}");
+}
+
+#[test]
+fn eof_ends_the_server_cleanly_after_answering() {
+    let p = Project::new();
+    p.ok(&["add", "t", "--id", "t"]);
+    // Hung up before saying anything.
+    let (code, _, rest) = Raw::start(&p).hang_up();
+    assert_eq!(code, Some(0));
+    assert!(rest.is_empty(), "{rest:?}");
+
+    // Hung up right after a request: it is still answered, then the server exits.
+    let mut s = Raw::start(&p);
+    s.handshake();
+    s.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"claim","arguments":{"id":"t"}}}"#);
+    let (code, took, rest) = s.hang_up();
+    assert_eq!(code, Some(0));
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    let v: Value = serde_json::from_str(&rest[0]).unwrap();
+    assert_eq!(v["id"], 2);
+    assert_eq!(
+        v["result"]["structuredContent"]["outcome"], "claimed",
+        "{v}"
+    );
+    eprintln!("exited {took:?} after stdin closed");
+    assert_eq!(p.json(&["show", "t"], 0)["task"]["status"], "in_progress");
+}
+
+#[test]
+fn the_agent_is_the_argument_then_agent_flag_then_client_then_environment() {
+    let p = Project::new();
+    for id in ["a", "b", "c", "d"] {
+        p.ok(&["add", id, "--id", id]);
+    }
+    let agent_of = |r: &Value| r["result"]["structuredContent"]["agent"].clone();
+    let mut s = Raw::start(&p);
+    let pid = s.child.id();
+    s.handshake_as("Cursor");
+    let host_pid = format!("-{pid}");
+    let by_client = agent_of(&s.tool(2, "claim", json!({"id": "a"})));
+    let by_client = by_client.as_str().unwrap();
+    assert!(
+        by_client.starts_with("Cursor-") && by_client.ends_with(&host_pid),
+        "{by_client}"
+    );
+    let by_arg = agent_of(&s.tool(3, "claim", json!({"id": "b", "agent": "named"})));
+    assert_eq!(by_arg, "named");
+    s.hang_up();
+    // A client that gives no usable name: $TASKLEASE_AGENT.
+    let mut s = Raw::start(&p);
+    s.handshake_as(" ");
+    assert_eq!(
+        agent_of(&s.tool(2, "claim", json!({"id": "c"}))),
+        "raw-agent"
+    );
+    s.hang_up();
+    // `tasklease mcp --agent` over the client's name.
+    let mut s = Raw::start_with(&p, &["--agent", "flagged"]);
+    s.handshake_as("Cursor");
+    assert_eq!(agent_of(&s.tool(2, "claim", json!({"id": "d"}))), "flagged");
+    s.hang_up();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_before_init_waits_for_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    let p = Project { dir, pg: None };
+    let c = client(&p, "early-bird").await;
+    let r = call(&c, "list", json!({})).await;
+    let e = result(&r, true);
+    assert_eq!(e["error"]["code"], "invalid");
+    let text = r.content[0].as_text().unwrap().text.clone();
+    assert!(text.contains("tasklease init"), "{text}");
+    p.ok(&["init"]);
+    p.ok(&["add", "now there is a database", "--id", "x"]);
+    let l = result(&call(&c, "list", json!({})).await, false);
+    assert_eq!(l["tasks"][0]["id"], "x");
+    c.cancel().await.unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_lists_who_holds_which_file_lock_like_the_cli() {
+    let p = Project::new();
+    // A process holding task A's lock until its stdin closes.
+    let mut holder = p
+        .cmd(&["lock", "task", "A", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while p.json(&["locks"], 0)["locks"][0]["held"] != true {
+        assert!(t.elapsed() < PATIENCE, "the lock was never taken");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let c = client(&p, "watcher").await;
+    let mcp = result(&call(&c, "locks", json!({})).await, false);
+    assert_eq!(mcp, p.json(&["locks"], 0), "MCP and CLI disagree");
+    assert_eq!(mcp["locks"][0]["task"], "A");
+    assert_eq!(mcp["locks"][0]["holder"]["agent"], "tester");
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    let after = result(&call(&c, "locks", json!({})).await, false);
+    assert_eq!(after["locks"][0]["held"], false, "{after}");
+    let e = result(&call(&c, "locks", json!({"path": "x"})).await, true);
+    assert_eq!(e["error"]["code"], "invalid");
+    c.cancel().await.unwrap();
+
+    // Started elsewhere (as Cursor does) with `--db` naming the project's database:
+    // the project is the one holding it, for tasks and for locks alike.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let db = p.db();
+    let mut s = Raw::start_in(elsewhere.path(), &["--db", db.to_str().unwrap()]);
+    s.handshake();
+    let l = s.tool(2, "locks", json!({}));
+    assert_eq!(
+        l["result"]["structuredContent"]["locks"][0]["task"], "A",
+        "{l}"
+    );
+    let t = s.tool(3, "list", json!({}));
+    assert_eq!(t["result"]["structuredContent"]["ok"], true, "{t}");
+    s.hang_up();
+}

@@ -1,0 +1,575 @@
+//! Tool arguments: what each tool's JSON schema promises, and the checks that turn
+//! them into the library's validated types.
+//!
+//! Fields arrive as plain JSON strings and numbers and are parsed with the same
+//! `FromStr` implementations the CLI uses, so a bad id or duration gets the same
+//! message naming what is allowed. The schemas list allowed values from the core's
+//! own constants (`Status::ALL`, …), so they cannot fall behind it.
+//!
+//! A call whose arguments do not fit is answered with a tool error (`isError: true`)
+//! rather than a JSON-RPC error: the model sees the message and can correct its call.
+
+use std::sync::Arc;
+
+use rmcp::handler::server::common::{FromContextPart, schema_for_input};
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::JsonObject;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tasklease::id::MAX_ID_LEN;
+use tasklease::{
+    AgentId, Error, LeaseDuration, ListFilter, NewTask, Priority, ReleaseTo, Result, Status, Tag,
+    TaskId, Token,
+};
+
+/// The arguments of one call, or why they do not fit the tool's schema.
+pub struct Args<T>(pub Result<T>);
+
+impl<S, T: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Args<T> {
+    fn from_context_part(cx: &mut ToolCallContext<'_, S>) -> Result<Self, rmcp::ErrorData> {
+        let args = cx.arguments.take().unwrap_or_default();
+        Ok(Args(parse(args)))
+    }
+}
+
+fn parse<T: DeserializeOwned>(args: JsonObject) -> Result<T> {
+    serde_path_to_error::deserialize(serde_json::Value::Object(args)).map_err(|e| {
+        let at = e.path().to_string();
+        let why = e.into_inner();
+        let message = if at == "." {
+            format!("bad arguments: {why}")
+        } else {
+            format!("bad argument `{at}`: {why}")
+        };
+        Error::invalid("arguments", message)
+    })
+}
+
+/// The input schema of a tool taking `T`.
+pub fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    schema_for_input::<T>().unwrap_or_else(|e| panic!("{}: {e}", std::any::type_name::<T>()))
+}
+
+// --- schemas of the values, from the core's own rules --------------------------------
+
+fn task_id_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]*$",
+        "minLength": 1,
+        "maxLength": MAX_ID_LEN,
+    })
+}
+
+fn task_ids_schema(g: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "array", "items": task_id_schema(g), "minItems": 1})
+}
+
+fn lease_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "pattern": "^([0-9]+(ms|s|m|h|d))+$",
+        "default": LeaseDuration::DEFAULT.to_string(),
+    })
+}
+
+fn token_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "integer", "minimum": 1})
+}
+
+fn agent_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN})
+}
+
+fn bool_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "boolean", "default": false})
+}
+
+fn text_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string"})
+}
+
+fn names<T: ToString>(all: &[T]) -> Vec<String> {
+    all.iter().map(ToString::to_string).collect()
+}
+
+fn statuses_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "array", "items": {"type": "string", "enum": names(Status::ALL)}})
+}
+
+fn priority_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": names(Priority::ALL), "default": Priority::default().as_str()})
+}
+
+fn release_to_schema(_: &mut SchemaGenerator) -> Schema {
+    let to = [ReleaseTo::Todo, ReleaseTo::Review, ReleaseTo::Blocked].map(|r| r.status());
+    json_schema!({"type": "string", "enum": names(&to), "default": "todo"})
+}
+
+fn tags_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": {"type": "string", "pattern": "^[A-Za-z0-9._:/-]+$", "minLength": 1, "maxLength": 64},
+    })
+}
+
+fn tag_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": "^[A-Za-z0-9._:/-]+$", "minLength": 1, "maxLength": 64})
+}
+
+fn limit_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "integer", "minimum": 1, "maximum": MAX_LIST, "default": DEFAULT_LIST})
+}
+
+/// How many tasks `list` returns when no `limit` is given: enough to choose from,
+/// small enough not to flood a model's context on a large project.
+pub const DEFAULT_LIST: u32 = 100;
+/// The largest `limit` accepted.
+pub const MAX_LIST: u32 = 10_000;
+
+// --- parsing helpers -------------------------------------------------------------------
+
+/// Names the caller: given the call's own `agent` argument, if any, the agent id to act
+/// as (see [`crate::Identity`]).
+pub trait Me: FnOnce(Option<AgentId>) -> Result<AgentId> {}
+impl<F: FnOnce(Option<AgentId>) -> Result<AgentId>> Me for F {}
+
+fn task_id(s: &str) -> Result<TaskId> {
+    TaskId::new(s)
+}
+
+fn token(n: i64) -> Result<Token> {
+    n.to_string().parse()
+}
+
+fn lease(s: Option<&str>) -> Result<LeaseDuration> {
+    s.map_or(Ok(LeaseDuration::DEFAULT), str::parse)
+}
+
+/// The caller's agent id: the `agent` argument `s` if valid, else whom `me` names.
+fn agent(s: Option<&str>, me: impl Me) -> Result<AgentId> {
+    me(s.map(AgentId::new).transpose()?)
+}
+
+// --- the tools' arguments --------------------------------------------------------------
+
+/// `claim`: exactly one of `id`, `ids`, `next`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimArgs {
+    /// One task to claim, by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "task_id_schema")]
+    pub id: Option<String>,
+    /// Several tasks to claim together: you get all of them or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "task_ids_schema")]
+    pub ids: Option<Vec<String>>,
+    /// true: claim the highest-priority ready task (todo with every dependency done, or one whose lease ran out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bool_schema")]
+    pub next: Option<bool>,
+    /// How long the lease lasts before you must renew: a number with a unit (ms, s, m, h, d), e.g. 90s, 30m, 2h, 1h30m; at most 7d.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "lease_schema")]
+    pub lease: Option<String>,
+    /// With `id` only: the token you already hold for that task, to extend your lease (the token stays the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "token_schema")]
+    pub token: Option<i64>,
+    /// Your agent name, for display and history. Omit it to use the name this server gave you.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "agent_schema")]
+    pub agent: Option<String>,
+}
+
+/// What a claim asks for.
+pub enum Claim {
+    /// One task, re-claimed when a token is given.
+    One(TaskId, Option<Token>),
+    /// Several tasks, all or none.
+    Batch(Vec<TaskId>),
+    /// The next ready task.
+    Next,
+}
+
+impl ClaimArgs {
+    /// What to claim, for how long, as whom.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the argument at fault.
+    pub fn check(&self, me: impl Me) -> Result<(Claim, LeaseDuration, AgentId)> {
+        let next = self.next.unwrap_or(false);
+        let what = match (&self.id, &self.ids, next) {
+            (Some(id), None, false) => Claim::One(task_id(id)?, self.token.map(token).transpose()?),
+            (None, Some(ids), false) => {
+                if self.token.is_some() {
+                    return Err(Error::invalid(
+                        "token",
+                        "`token` re-claims one task given as `id`; a batch (`ids`) claims \
+                         free tasks only",
+                    ));
+                }
+                Claim::Batch(ids.iter().map(|s| task_id(s)).collect::<Result<_>>()?)
+            }
+            (None, None, true) => {
+                if self.token.is_some() {
+                    return Err(Error::invalid(
+                        "token",
+                        "`token` re-claims one task given as `id`; `next` claims a free task",
+                    ));
+                }
+                Claim::Next
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "arguments",
+                    "give exactly one of `id` (one task), `ids` (several, all or none) or \
+                     `next: true` (the next ready task)",
+                ));
+            }
+        };
+        Ok((
+            what,
+            lease(self.lease.as_deref())?,
+            agent(self.agent.as_deref(), me)?,
+        ))
+    }
+}
+
+/// `renew`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewArgs {
+    /// The task you hold.
+    #[schemars(schema_with = "task_id_schema")]
+    pub id: String,
+    /// The token your claim returned.
+    #[schemars(schema_with = "token_schema")]
+    pub token: i64,
+    /// The new lease length, counted from now: e.g. 90s, 30m, 2h; at most 7d.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "lease_schema")]
+    pub lease: Option<String>,
+    /// Your agent name, for history. Omit it to use the name this server gave you.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "agent_schema")]
+    pub agent: Option<String>,
+}
+
+impl RenewArgs {
+    /// # Errors
+    /// [`Error::Invalid`] naming the argument at fault.
+    pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, LeaseDuration, AgentId)> {
+        Ok((
+            task_id(&self.id)?,
+            token(self.token)?,
+            lease(self.lease.as_deref())?,
+            agent(self.agent.as_deref(), me)?,
+        ))
+    }
+}
+
+/// `release`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseArgs {
+    /// The task you hold.
+    #[schemars(schema_with = "task_id_schema")]
+    pub id: String,
+    /// The token your claim returned.
+    #[schemars(schema_with = "token_schema")]
+    pub token: i64,
+    /// Where the task goes: todo (back to the pool), review (your work awaits a look) or blocked (it cannot go on for now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "release_to_schema")]
+    pub status: Option<String>,
+    /// Your agent name, for history. Omit it to use the name this server gave you.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "agent_schema")]
+    pub agent: Option<String>,
+}
+
+impl ReleaseArgs {
+    /// # Errors
+    /// [`Error::Invalid`] naming the argument at fault.
+    pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, ReleaseTo, AgentId)> {
+        Ok((
+            task_id(&self.id)?,
+            token(self.token)?,
+            self.status
+                .as_deref()
+                .map_or(Ok(ReleaseTo::Todo), str::parse)?,
+            agent(self.agent.as_deref(), me)?,
+        ))
+    }
+}
+
+/// `done`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DoneArgs {
+    /// The task you hold.
+    #[schemars(schema_with = "task_id_schema")]
+    pub id: String,
+    /// The token your claim returned.
+    #[schemars(schema_with = "token_schema")]
+    pub token: i64,
+    /// Your agent name, for history. Omit it to use the name this server gave you.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "agent_schema")]
+    pub agent: Option<String>,
+}
+
+impl DoneArgs {
+    /// # Errors
+    /// [`Error::Invalid`] naming the argument at fault.
+    pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, AgentId)> {
+        Ok((
+            task_id(&self.id)?,
+            token(self.token)?,
+            agent(self.agent.as_deref(), me)?,
+        ))
+    }
+}
+
+/// `add`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddArgs {
+    /// One line saying what to do.
+    #[schemars(length(min = 1))]
+    pub title: String,
+    /// The new task's id; omit it to get the next free T-<n>.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "task_id_schema")]
+    pub id: Option<String>,
+    /// Longer text: what done looks like, pointers, context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "text_schema")]
+    pub description: Option<String>,
+    /// How urgent: `claim` with `next` takes critical, then high, medium, low.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "priority_schema")]
+    pub priority: Option<String>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "tags_schema")]
+    pub tags: Option<Vec<String>>,
+    /// Ids of existing tasks that must be done before this one is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "task_ids_schema")]
+    pub deps: Option<Vec<String>>,
+}
+
+impl AddArgs {
+    /// # Errors
+    /// [`Error::Invalid`] naming the argument at fault.
+    pub fn check(&self) -> Result<NewTask> {
+        let task = NewTask {
+            id: self.id.as_deref().map(task_id).transpose()?,
+            title: self.title.clone(),
+            description: self.description.clone().unwrap_or_default(),
+            priority: self
+                .priority
+                .as_deref()
+                .map_or(Ok(Priority::default()), str::parse)?,
+            tags: self
+                .tags
+                .iter()
+                .flatten()
+                .map(|t| Tag::new(t))
+                .collect::<Result<_>>()?,
+            deps: self
+                .deps
+                .iter()
+                .flatten()
+                .map(|d| task_id(d))
+                .collect::<Result<_>>()?,
+        };
+        task.validate()?;
+        Ok(task)
+    }
+}
+
+/// `list`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListArgs {
+    /// Only tasks in one of these statuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "statuses_schema")]
+    pub status: Option<Vec<String>>,
+    /// Only tasks held by this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "agent_schema")]
+    pub assignee: Option<String>,
+    /// true: only tasks you hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bool_schema")]
+    pub mine: Option<bool>,
+    /// Only tasks with this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "tag_schema")]
+    pub tag: Option<String>,
+    /// At most this many tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limit_schema")]
+    pub limit: Option<u32>,
+    /// Your agent name, used by `mine`. Omit it to use the name this server gave you.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "agent_schema")]
+    pub agent: Option<String>,
+}
+
+impl ListArgs {
+    /// The filter; with `mine`, for the caller's own tasks.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the argument at fault.
+    pub fn check(&self, me: impl Me) -> Result<ListFilter> {
+        let mine = self.mine.unwrap_or(false);
+        if mine && self.assignee.is_some() {
+            return Err(Error::invalid(
+                "assignee",
+                "give `assignee` or `mine: true`, not both",
+            ));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_LIST);
+        if !(1..=MAX_LIST).contains(&limit) {
+            return Err(Error::invalid(
+                "limit",
+                format!("limit {limit} is out of range; allowed: 1 to {MAX_LIST}"),
+            ));
+        }
+        let mut filter = ListFilter {
+            statuses: self
+                .status
+                .iter()
+                .flatten()
+                .map(|s| s.parse())
+                .collect::<Result<_>>()?,
+            assignee: self.assignee.as_deref().map(AgentId::new).transpose()?,
+            tag: self.tag.as_deref().map(Tag::new).transpose()?,
+            limit: Some(limit),
+        };
+        let me = agent(self.agent.as_deref(), me)?;
+        if mine {
+            filter.assignee = Some(me);
+        }
+        Ok(filter)
+    }
+}
+
+/// `show`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShowArgs {
+    /// The task.
+    #[schemars(schema_with = "task_id_schema")]
+    pub id: String,
+}
+
+impl ShowArgs {
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed id.
+    pub fn check(&self) -> Result<TaskId> {
+        task_id(&self.id)
+    }
+}
+
+/// `reap`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReapArgs {
+    /// Your agent name, for history. Omit it to use the name this server gave you.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "agent_schema")]
+    pub agent: Option<String>,
+}
+
+impl ReapArgs {
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed agent name.
+    pub fn check(&self, me: impl Me) -> Result<AgentId> {
+        agent(self.agent.as_deref(), me)
+    }
+}
+
+/// `locks`: no arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocksArgs {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args<T: DeserializeOwned>(v: serde_json::Value) -> Result<T> {
+        match v {
+            serde_json::Value::Object(m) => parse(m),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn mistyped_and_unknown_arguments_name_the_field() {
+        let e = args::<RenewArgs>(serde_json::json!({"id": "a", "token": "x"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`token`"), "{e}");
+        let e = args::<RenewArgs>(serde_json::json!({"id": "a"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field `token`"), "{e}");
+        let e = args::<ShowArgs>(serde_json::json!({"id": "a", "tok": 1}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `tok`"), "{e}");
+    }
+
+    #[test]
+    fn claim_takes_exactly_one_form() {
+        let me = |a: Option<AgentId>| Ok(a.unwrap_or_else(|| AgentId::new("me").unwrap()));
+        let c = |v| args::<ClaimArgs>(v).unwrap().check(me);
+        assert!(matches!(
+            c(serde_json::json!({"next": true})),
+            Ok((Claim::Next, _, _))
+        ));
+        assert!(matches!(
+            c(serde_json::json!({"id": "a", "token": 3})),
+            Ok((Claim::One(_, Some(Token(3))), _, _))
+        ));
+        assert!(matches!(
+            c(serde_json::json!({"ids": ["a", "b"]})),
+            Ok((Claim::Batch(_), _, _))
+        ));
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"id": "a", "next": true}),
+            serde_json::json!({"id": "a", "ids": ["b"]}),
+            serde_json::json!({"ids": ["a", "b"], "token": 1}),
+            serde_json::json!({"id": "../x"}),
+            serde_json::json!({"id": "a", "lease": "forever"}),
+            serde_json::json!({"id": "a", "token": 0}),
+        ] {
+            assert!(c(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schemas_are_objects_with_the_core_values() {
+        let s = serde_json::Value::Object((*schema::<ListArgs>()).clone());
+        assert_eq!(s["type"], "object");
+        assert_eq!(s["additionalProperties"], false);
+        let statuses = s["properties"]["status"]["items"]["enum"].to_string();
+        assert!(statuses.contains("in_progress"), "{s}");
+        let r = serde_json::Value::Object((*schema::<ReleaseArgs>()).clone());
+        assert_eq!(r["required"], serde_json::json!(["id", "token"]), "{r}");
+        assert_eq!(
+            r["properties"]["status"]["enum"],
+            serde_json::json!(["todo", "review", "blocked"])
+        );
+    }
+}

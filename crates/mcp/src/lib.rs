@@ -1,0 +1,241 @@
+//! `tasklease mcp`: the tasklease verbs as MCP tools, served over stdio to an AI
+//! coding agent (Claude Code, Cursor, Codex, …), on the official Rust SDK (rmcp).
+//!
+//! # One library, two front ends
+//!
+//! The server is a thin layer over the same library as the CLI: each tool parses its
+//! arguments into the core's validated types, makes one [`Store`] call, and answers
+//! with the object `tasklease <verb> --json` prints (built by `tasklease::json`, so the
+//! two cannot drift). Refusals — held by another agent, lease lost, nothing ready, bad
+//! arguments — are tool errors (`isError: true`) carrying the same fields plus a
+//! sentence telling the model what to do next; the server keeps serving after any of
+//! them. rmcp types stay inside this crate: rmcp changes often (three major versions in
+//! 2026), and the CLI only calls [`run_stdio`].
+//!
+//! # Who the caller is
+//!
+//! A stdio server has exactly one client: the process that started it. Its agent id
+//! is, in order: the call's `agent` argument; `--agent` given to `tasklease mcp`;
+//! `<client name>-<host>-<pid>`, from the name the client sent in `initialize` (so two
+//! Claude Code sessions, each with its own server process, never share a name);
+//! `$TASKLEASE_AGENT`; else the CLI's default `<role>-<host>-<pid>`. As everywhere in
+//! tasklease the name is for display and history: authority over a task is the token
+//! its claim returned, which renew, release and done require.
+//!
+//! # Serving before the project exists
+//!
+//! A client starts the server when the editor opens, perhaps before `tasklease init`
+//! ran. The server does not fail then: the store is opened on the first call that
+//! needs it, and until that succeeds every tool answers with the error naming
+//! `tasklease init` ([`Stores`]). Once the database exists the next call uses it,
+//! without restarting the client.
+//!
+//! # Testing
+//!
+//! [`serve`] takes its reader and writer as parameters, and a [`Server`] made from a
+//! store ([`Stores`]), so tests run the server in-process over an in-memory pipe, and `crates/cli/tests/mcp.rs` holds a real MCP
+//! exchange with the built binary.
+
+mod args;
+mod reply;
+mod tools;
+mod transport;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rmcp::service::{QuitReason, ServerInitializeError, serve_server};
+use tasklease::{AgentId, Error, Result, Store};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use tools::{INSTRUCTIONS, Server};
+pub use transport::MAX_LINE;
+use transport::{LineReader, LineTransport, Lines};
+
+/// Variable setting which log lines reach stderr (`tracing` filter syntax; default
+/// `warn`). stdout carries only the protocol.
+pub const LOG_VAR: &str = "TASKLEASE_LOG";
+
+/// Opens a store; called again after each failure.
+type Opener = Box<dyn Fn() -> Result<Box<dyn Store>> + Send + Sync>;
+
+/// Where the tools find their store.
+pub struct Stores {
+    /// How to open the store; `None` when it was handed over open.
+    open: Option<Opener>,
+    /// The store once open. Empty until a call first opens it, so a database created
+    /// after the server started is picked up; the lock also keeps two first calls from
+    /// opening (and migrating) it twice at once.
+    store: Mutex<Option<Arc<dyn Store>>>,
+}
+
+impl Stores {
+    /// A store opened by `open` on the first call that needs it, and again on later
+    /// calls for as long as opening fails.
+    pub fn open_with(open: impl Fn() -> Result<Box<dyn Store>> + Send + Sync + 'static) -> Stores {
+        Stores {
+            open: Some(Box::new(open)),
+            store: Mutex::new(None),
+        }
+    }
+
+    /// A store already open.
+    pub fn ready(store: Arc<dyn Store>) -> Stores {
+        Stores {
+            open: None,
+            store: Mutex::new(Some(store)),
+        }
+    }
+
+    /// The store, opening it if need be.
+    ///
+    /// # Errors
+    /// Whatever opening it fails with, e.g. [`Error::Invalid`] naming `tasklease init`
+    /// when the project has no database yet.
+    pub fn get(&self) -> Result<Arc<dyn Store>> {
+        let mut slot = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = &*slot {
+            return Ok(s.clone());
+        }
+        let open = self
+            .open
+            .as_ref()
+            .ok_or_else(|| Error::store("no store", "the store was never given"))?;
+        let store: Arc<dyn Store> = Arc::from(open()?);
+        *slot = Some(store.clone());
+        Ok(store)
+    }
+}
+
+/// How the server names the agent calling it, when a call does not say.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    /// `--agent` given to the server: used over the client's own name.
+    pub explicit: Option<AgentId>,
+    /// `$TASKLEASE_AGENT`: used when the client did not say its name.
+    pub env: Option<AgentId>,
+}
+
+impl Identity {
+    /// `explicit`, with `$TASKLEASE_AGENT` read now.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `$TASKLEASE_AGENT` is not a valid agent id.
+    pub fn from_env(explicit: Option<AgentId>) -> Result<Identity> {
+        let env = std::env::var(tasklease::identity::AGENT_VAR)
+            .ok()
+            .filter(|a| !a.is_empty())
+            .map(|a| AgentId::new(&a))
+            .transpose()?;
+        Ok(Identity { explicit, env })
+    }
+
+    /// The agent id for a caller whose client announced itself as `client`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] only if no valid id can be made (an over-long role).
+    pub fn resolve(&self, client: Option<&str>) -> Result<AgentId> {
+        if let Some(a) = &self.explicit {
+            return Ok(a.clone());
+        }
+        if let Some(name) = client.map(str::trim).filter(|n| !n.is_empty()) {
+            // Short enough that name, host and pid fit in an id.
+            let name: String = name.chars().take(40).collect();
+            return tasklease::identity::generated(&name, std::process::id());
+        }
+        match &self.env {
+            Some(a) => Ok(a.clone()),
+            None => tasklease::identity::agent_id(None),
+        }
+    }
+}
+
+/// Serves `server` for one MCP session: reads newline-delimited JSON-RPC from `reader`, answers on
+/// `writer`, and returns once `reader` ends (after answering the requests already
+/// read) — with `Ok` when the client simply hung up.
+///
+/// Messages other than requests sent before `initialize` are ignored, and malformed
+/// lines are answered with a JSON-RPC error; neither ends the session.
+///
+/// # Errors
+/// [`Error::Store`] when writing to `writer` fails or the session's task fails.
+pub async fn serve<R, W>(reader: R, writer: W, server: Server) -> Result<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let reader = Arc::new(tokio::sync::Mutex::new(LineReader::new(reader)));
+    let (lines, writer_task) = Lines::start(writer);
+    let session = loop {
+        let transport = LineTransport {
+            reader: reader.clone(),
+            lines: lines.clone(),
+        };
+        match serve_server(server.clone(), transport).await {
+            Ok(running) => break running.waiting().await,
+            Err(ServerInitializeError::ConnectionClosed(_)) => break Ok(QuitReason::Closed),
+            Err(ServerInitializeError::ExpectedInitializeRequest(m)) => {
+                // rmcp gives up on a session whose first message is not a request; a
+                // stray notification must not end the server, so start the handshake
+                // over on the same stream.
+                tracing::warn!("ignoring a message sent before initialize: {m:?}");
+            }
+            Err(e) => {
+                drop(lines);
+                let _ = writer_task.await;
+                return Err(Error::store("the MCP handshake failed", e));
+            }
+        }
+    };
+    drop(lines);
+    let written = writer_task
+        .await
+        .map_err(|e| Error::store("the MCP writer failed", e))?;
+    match written {
+        // The client closed our stdout on its way out: nothing left to say.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(Error::store("cannot write to the MCP client", e)),
+        Ok(()) => {}
+    }
+    match session {
+        Ok(QuitReason::JoinError(e)) | Err(e) => Err(Error::store("the MCP session failed", e)),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Runs the server on this process's stdin and stdout until stdin ends: what
+/// `tasklease mcp` does. Log lines go to stderr, filtered by [`LOG_VAR`].
+///
+/// The store is opened once up front only to warn on stderr when it cannot be; the
+/// server starts either way (see [`Stores`]).
+///
+/// # Errors
+/// As [`serve`]; [`Error::Store`] when the async runtime cannot start.
+pub fn run_stdio(server: Server) -> Result<()> {
+    init_logging();
+    if let Err(e) = server.store() {
+        tracing::warn!("{e}; every tool will answer with this error until it is fixed");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::store("cannot start the async runtime", e))?;
+    let done = runtime.block_on(async {
+        let (stdin, stdout) = rmcp::transport::stdio_pipes();
+        serve(stdin, stdout, server).await
+    });
+    // A read of stdin still blocked in the runtime's thread pool must not hold the
+    // process open once the session is over.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    done
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env(LOG_VAR).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,124 @@
+//! Tool results: the CLI's JSON object as structured content, and for refusals and
+//! errors a sentence in front saying what happened and what to do next.
+//!
+//! Every result carries `structuredContent` — the same object `tasklease … --json`
+//! prints — and the same object as JSON text, for clients that only show text. No tool
+//! declares an `outputSchema`: MCP clients built on the TypeScript SDK validate
+//! *every* structured result against it, error results included, so a refusal with
+//! its structured fields (`holder`, `lock_until`, …) would be turned into a
+//! client-side validation error. Each tool's description lists its result fields
+//! instead.
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde_json::Value;
+use tasklease::json::{batch_refused_json, empty_json, error_of, refusal_json};
+use tasklease::{Error, LostWhy, Refusal, TaskId, Unclaimable};
+
+/// A result: the object as structured content and as text.
+pub fn ok(value: Value) -> CallToolResult {
+    CallToolResult::structured(value)
+}
+
+/// A result with a sentence for the model in front of the object.
+pub fn ok_saying(sentence: String, value: Value) -> CallToolResult {
+    with_sentence(CallToolResult::structured(value), sentence)
+}
+
+/// A refusal or error (`isError: true`): the sentence, then the object.
+fn failed(sentence: String, value: Value) -> CallToolResult {
+    with_sentence(CallToolResult::structured_error(value), sentence)
+}
+
+fn with_sentence(mut r: CallToolResult, sentence: String) -> CallToolResult {
+    r.content.insert(0, ContentBlock::text(sentence));
+    r
+}
+
+/// A library error: `{"ok":false,"error":{"code","message","exit"}}` and what to do.
+pub fn error(e: &Error) -> CallToolResult {
+    failed(format!("{e}. {}", next_step(e)), error_of(e))
+}
+
+/// A refused claim of one task.
+pub fn refused(id: &TaskId, r: &Refusal) -> CallToolResult {
+    failed(refusal_sentence(id, r), refusal_json(id, r))
+}
+
+/// A refused batch: nothing was claimed.
+pub fn batch_refused(why: &[(TaskId, Refusal)]) -> CallToolResult {
+    let each: Vec<String> = why.iter().map(|(id, r)| refusal_sentence(id, r)).collect();
+    failed(
+        format!(
+            "Nothing was claimed (a batch is all or nothing). {} Claim the other tasks \
+             without these, or try again later.",
+            each.join(" ")
+        ),
+        batch_refused_json(why),
+    )
+}
+
+/// `claim` with `next` found nothing ready.
+pub fn empty() -> CallToolResult {
+    failed(
+        "Nothing to claim: no task is ready (every todo task waits on dependencies, or \
+         is held). Call list to see who holds what and until when, then wait, or add a task."
+            .to_owned(),
+        empty_json(),
+    )
+}
+
+fn refusal_sentence(id: &TaskId, r: &Refusal) -> String {
+    match r {
+        Refusal::Held { by, until } => format!(
+            "{id} is held by {by} until {until}. Do not work on it: claim another task \
+             (next: true), or claim it again after that time if it is still needed."
+        ),
+        Refusal::NotFound => format!("There is no task {id}. Call list to see the task ids."),
+        Refusal::NotClaimable {
+            why: Unclaimable::Closed { status },
+        } => format!("{id} is {status}: there is nothing left to do on it. Claim another task."),
+        Refusal::NotClaimable {
+            why: Unclaimable::Waiting { on },
+        } => {
+            let on: Vec<&str> = on.iter().map(TaskId::as_str).collect();
+            format!(
+                "{id} waits on {}, which must be done first. Claim one of those, or another \
+                 task (next: true).",
+                on.join(", ")
+            )
+        }
+    }
+}
+
+fn next_step(e: &Error) -> String {
+    match e {
+        Error::LeaseLost { task, why, .. } => {
+            let now = match why {
+                LostWhy::Stale { .. } => "someone else claimed it after your lease ran out",
+                LostWhy::Ended { .. } => "your lease on it was already ended",
+                LostWhy::Unknown => "this token was never issued for it",
+            };
+            format!(
+                "Stop working on {task}: {now}, so your token no longer holds it and nothing \
+                 was changed. Do not publish work for it before checking: call show {task} \
+                 to see its state, then claim it again or move on."
+            )
+        }
+        Error::NotFound(_) => "Call list to see the task ids.".to_owned(),
+        Error::Exists(_) => "Pick another id, or omit `id` to get the next free T-<n>.".to_owned(),
+        Error::Invalid {
+            field: "db" | "project",
+            ..
+        } => "Nothing was changed. This server keeps running: once the project and its \
+              database exist, call again."
+            .to_owned(),
+        Error::Invalid { .. } => {
+            "Nothing was changed; correct the arguments (see the tool's input schema) and \
+             call again."
+                .to_owned()
+        }
+        _ => "The database failed; this is not caused by your arguments. Try again shortly, \
+              and tell the user if it persists."
+            .to_owned(),
+    }
+}

@@ -1,0 +1,286 @@
+//! The server in-process: rmcp's own client talks to [`tasklease_mcp::serve`] over an
+//! in-memory pipe, against a real SQLite file.
+
+mod client;
+
+use std::sync::Arc;
+
+use client::{Client, call, named, result as structured, text};
+use rmcp::model::ClientConfig;
+use rmcp::service::ServiceExt;
+use serde_json::{Value, json};
+use tasklease::open::{DbSpec, OpenOptions};
+use tasklease::{AgentId, Clock, Millis, Store};
+use tasklease_mcp::{Identity, Stores};
+
+/// A server on its own task, and a client connected to it under `name`.
+async fn connect(
+    stores: Stores,
+    identity: Identity,
+    name: &str,
+) -> (Client, tokio::task::JoinHandle<tasklease::Result<()>>) {
+    let (client_io, server_io) = tokio::io::duplex(1 << 16);
+    let (r, w) = tokio::io::split(server_io);
+    let server = tokio::spawn(tasklease_mcp::serve(
+        r,
+        w,
+        tasklease_mcp::Server::new(stores, identity, None),
+    ));
+    let client = named(name).serve(client_io).await.expect("handshake");
+    (client, server)
+}
+
+fn sqlite(dir: &std::path::Path, clock: Clock) -> Arc<dyn Store> {
+    let spec = DbSpec::Sqlite {
+        path: dir.join("t.db"),
+        explicit: true,
+    };
+    let opts = OpenOptions {
+        clock,
+        ..OpenOptions::default()
+    };
+    Arc::from(tasklease::open::open(&spec, &opts).expect("open"))
+}
+
+#[tokio::test]
+async fn tools_are_listed_with_object_schemas_and_descriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _s) = connect(
+        Stores::ready(sqlite(dir.path(), Clock::Database)),
+        Identity::default(),
+        "lister",
+    )
+    .await;
+    let tools = c.list_all_tools().await.unwrap();
+    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "add", "claim", "done", "list", "locks", "reap", "release", "renew", "show"
+        ]
+    );
+    for t in &tools {
+        let d = t.description.as_deref().unwrap_or("");
+        assert!(d.len() > 100, "{}: description too thin: {d}", t.name);
+        let s = Value::Object((*t.input_schema).clone());
+        assert_eq!(s["type"], "object", "{}: {s}", t.name);
+        assert_eq!(s["additionalProperties"], false, "{}: {s}", t.name);
+        assert!(t.output_schema.is_none(), "{}: see reply.rs", t.name);
+    }
+    let renew = tools.iter().find(|t| t.name == "renew").unwrap();
+    let s = Value::Object((*renew.input_schema).clone());
+    assert_eq!(s["required"], json!(["id", "token"]), "{s}");
+    assert_eq!(s["properties"]["token"]["minimum"], 1, "{s}");
+    let d = renew.description.as_deref().unwrap();
+    assert!(d.contains("lock_until") && d.contains("lease_lost"), "{d}");
+    let info = c.peer_info().expect("server info");
+    assert!(info.instructions.as_deref().unwrap_or("").contains("token"));
+}
+
+#[tokio::test]
+async fn claim_renew_done_with_the_clients_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), Clock::Database);
+    let (c, _s) = connect(Stores::ready(store), Identity::default(), "Some Client").await;
+    let a = structured(
+        &call(
+            &c,
+            "add",
+            json!({"title": "first", "id": "A", "priority": "high"}),
+        )
+        .await,
+        false,
+    );
+    assert_eq!(a["task"]["id"], "A");
+    let claimed = call(&c, "claim", json!({"next": true, "lease": "10m"})).await;
+    let cl = structured(&claimed, false);
+    assert_eq!(cl["outcome"], "claimed");
+    assert_eq!(cl["id"], "A");
+    assert_eq!(cl["lease_ms"], 600_000);
+    let me = cl["agent"].as_str().unwrap();
+    let want = format!("Some_Client-{}-{}", gethost(), std::process::id());
+    assert_eq!(me, want);
+    assert!(
+        text(&claimed).contains("renew before"),
+        "{}",
+        text(&claimed)
+    );
+    let token = cl["token"].as_i64().unwrap();
+    let r = structured(
+        &call(
+            &c,
+            "renew",
+            json!({"id": "A", "token": token, "lease": "1h"}),
+        )
+        .await,
+        false,
+    );
+    assert_eq!(r["outcome"], "renewed");
+    assert_eq!(r["token"], token);
+    assert!(r["lock_until_ms"].as_i64() > cl["lock_until_ms"].as_i64());
+    let mine = structured(&call(&c, "list", json!({"mine": true})).await, false);
+    assert_eq!(mine["count"], 1);
+    assert_eq!(mine["truncated"], false);
+    let d = structured(
+        &call(&c, "done", json!({"id": "A", "token": token})).await,
+        false,
+    );
+    assert_eq!(d["outcome"], "done");
+    assert_eq!(d["task"]["status"], "done");
+    let e = structured(&call(&c, "claim", json!({"next": true})).await, true);
+    assert_eq!(e["outcome"], "empty");
+}
+
+fn gethost() -> String {
+    let id = tasklease::identity::generated("x", 1).unwrap();
+    let s = id.as_str();
+    s["x-".len()..s.len() - "-1".len()].to_owned()
+}
+
+#[tokio::test]
+async fn a_stale_token_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(Millis(1_000_000));
+    let store = sqlite(dir.path(), clock.clone());
+    store
+        .add(&tasklease::NewTask {
+            id: Some("t".parse().unwrap()),
+            title: "t".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let (c, _s) = connect(Stores::ready(store.clone()), Identity::default(), "slow").await;
+    let mine = structured(
+        &call(&c, "claim", json!({"id": "t", "lease": "1m"})).await,
+        false,
+    );
+    clock.advance(61_000);
+    let other = AgentId::new("fast").unwrap();
+    store
+        .claim(&"t".parse().unwrap(), &other, "5m".parse().unwrap(), None)
+        .unwrap();
+    for tool in ["renew", "done", "release"] {
+        let r = call(&c, tool, json!({"id": "t", "token": mine["token"]})).await;
+        let e = structured(&r, true);
+        assert_eq!(e["error"]["code"], "lease_lost", "{tool}: {e}");
+        assert_eq!(e["error"]["exit"], 5);
+        let t = text(&r);
+        assert!(
+            t.contains("Stop working on t") && t.contains("held by fast"),
+            "{t}"
+        );
+    }
+    let held = structured(&call(&c, "claim", json!({"id": "t"})).await, true);
+    assert_eq!(held["outcome"], "held");
+    assert_eq!(held["holder"], "fast");
+}
+
+#[tokio::test]
+async fn without_a_database_tools_say_init_and_the_server_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    let root = dir.path().to_owned();
+    let stores = Stores::open_with(move || {
+        let spec = DbSpec::discover(None, &root)?;
+        tasklease::open::open(&spec, &OpenOptions::default())
+    });
+    let (c, _s) = connect(stores, Identity::default(), "early").await;
+    let r = call(&c, "list", json!({})).await;
+    let e = structured(&r, true);
+    assert_eq!(e["error"]["code"], "invalid");
+    assert!(text(&r).contains("tasklease init"), "{}", text(&r));
+    // `tasklease init`, as another process would run it.
+    let spec = DbSpec::discover(None, dir.path()).unwrap();
+    tasklease::open::open(
+        &spec,
+        &OpenOptions {
+            create: true,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    let l = structured(&call(&c, "list", json!({})).await, false);
+    assert_eq!(l["count"], 0);
+}
+
+#[tokio::test]
+async fn locks_needs_a_project_and_lists_its_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), Clock::Database);
+    let (c, _s) = connect(Stores::ready(store), Identity::default(), "x").await;
+    let r = call(&c, "locks", json!({})).await;
+    assert!(
+        text(&r).contains("without a project directory"),
+        "{}",
+        text(&r)
+    );
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    let (client_io, server_io) = tokio::io::duplex(1 << 16);
+    let (r, w) = tokio::io::split(server_io);
+    let server = tasklease_mcp::Server::new(
+        Stores::ready(sqlite(dir.path(), Clock::Database)),
+        Identity::default(),
+        Some(dir.path().join("sub")),
+    );
+    tokio::spawn(tasklease_mcp::serve(r, w, server));
+    let c = ClientConfig::default().serve(client_io).await.unwrap();
+    let l = structured(&call(&c, "locks", json!({})).await, false);
+    assert_eq!(l, json!({"ok": true, "locks": []}));
+}
+
+#[tokio::test]
+async fn bad_arguments_are_tool_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), Clock::Database);
+    let (c, _s) = connect(Stores::ready(store.clone()), Identity::default(), "sloppy").await;
+    let cases = [
+        ("claim", json!({}), "exactly one of"),
+        ("claim", json!({"id": "a", "next": true}), "exactly one of"),
+        ("claim", json!({"id": "../etc"}), "not a valid task id"),
+        (
+            "claim",
+            json!({"id": "a", "lease": "forever"}),
+            "lease duration",
+        ),
+        ("claim", json!({"id": "a", "lease": "30"}), "unit"),
+        ("renew", json!({"id": "a"}), "missing field `token`"),
+        ("renew", json!({"id": "a", "token": "one"}), "`token`"),
+        ("renew", json!({"id": "a", "token": 0}), "fencing token"),
+        ("done", json!({"id": 5, "token": 1}), "`id`"),
+        (
+            "release",
+            json!({"id": "a", "token": 1, "status": "done"}),
+            "use `done`",
+        ),
+        (
+            "show",
+            json!({"id": "a", "extra": 1}),
+            "unknown field `extra`",
+        ),
+        ("add", json!({"title": " "}), "title is empty"),
+        (
+            "add",
+            json!({"title": "x", "priority": "urgent"}),
+            "critical, high, medium, low",
+        ),
+        ("add", json!({"title": "x", "deps": ["missing"]}), "missing"),
+        ("list", json!({"status": ["doing"]}), "todo, in_progress"),
+        ("list", json!({"limit": 0}), "limit"),
+        ("list", json!({"mine": true, "assignee": "x"}), "not both"),
+        (
+            "claim",
+            json!({"id": "a", "agent": "bad\nname"}),
+            "agent id",
+        ),
+    ];
+    for (tool, args, why) in cases {
+        let r = call(&c, tool, args.clone()).await;
+        let e = structured(&r, true);
+        assert_eq!(e["ok"], false, "{tool} {args}");
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{tool} {args}: {msg}");
+        assert_eq!(e["error"]["exit"], 2, "{tool} {args}: {e}");
+    }
+    assert!(store.list(&Default::default()).unwrap().is_empty());
+}
