@@ -26,6 +26,7 @@
 
 pub mod bench;
 pub mod identity;
+pub mod keepalive;
 pub mod locks;
 pub mod open;
 pub mod project;
