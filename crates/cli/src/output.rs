@@ -74,15 +74,15 @@ impl Output {
     }
 }
 
-fn error_json(code: &str, message: &str, exit: Exit) -> Value {
+pub fn error_json(code: &str, message: &str, exit: Exit) -> Value {
     json!({"ok": false, "error": {"code": code, "message": message, "exit": exit as u8}})
 }
 
-fn print_json(v: &Value) {
+pub fn print_json(v: &Value) {
     print_line(&v.to_string());
 }
 
-fn print_line(s: &str) {
+pub fn print_line(s: &str) {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`tasklease list | head`) is not an error worth a panic.
     let _ = writeln!(out, "{s}");

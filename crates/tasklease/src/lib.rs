@@ -30,5 +30,6 @@ pub mod keepalive;
 pub mod locks;
 pub mod open;
 pub mod project;
+pub mod stats;
 
 pub use tasklease_core::*;

@@ -82,7 +82,7 @@ fn human_lease(l: &Lease, lease: LeaseDuration) -> String {
     )
 }
 
-fn refused(id: &TaskId, r: &Refusal) -> Report {
+pub fn refused(id: &TaskId, r: &Refusal) -> Report {
     let exit = match r {
         Refusal::Held { .. } => Exit::Conflict,
         Refusal::NotFound => Exit::Usage,

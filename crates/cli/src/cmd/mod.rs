@@ -3,8 +3,10 @@
 
 mod bench;
 mod claim;
+mod history;
 mod lease;
 mod lock;
+mod run;
 mod tasks;
 
 use tasklease::open::{self, DbSpec, OpenOptions};
@@ -61,8 +63,11 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Renew { id, token, lease } => lease::renew(&cx, id, *token, *lease),
         Cmd::Release(a) => lease::release(&cx, a),
         Cmd::Done { id, token } => lease::done(&cx, id, *token),
-        Cmd::Reap => lease::reap(&cx),
+        Cmd::Reap(a) => lease::reap(&cx, a),
         Cmd::Bench(a) => bench::run(&cx, a),
         Cmd::BenchWorker(a) => bench::worker(&cx, a),
+        Cmd::Run(a) => run::run(&cx, a),
+        Cmd::Log(a) => history::log(&cx, a),
+        Cmd::Status(a) => history::status(&cx, a),
     }
 }
