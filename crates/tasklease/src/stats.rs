@@ -201,6 +201,10 @@ pub struct LeaseFit {
     pub released: u64,
     /// See `done`.
     pub expired: u64,
+    /// Of `expired`, the leases never renewed: their holders may simply have needed
+    /// longer. (A renewed lease that ran out points at a holder that died, not at the
+    /// length.)
+    pub expired_unrenewed: u64,
     /// See `done`.
     pub forced: u64,
     /// Leases renewed at least once.
@@ -239,10 +243,11 @@ pub const MIN_LEASES: u64 = 3;
 /// Judges each lease length seen in `holds`, shortest first.
 ///
 /// *Too short*: at least a fifth of the leases ran out (reaped, or taken over after
-/// expiring) — suggest twice the 90th-percentile hold, and at least twice the lease.
-/// *Too long*: no lease ran out or was renewed, the lease is 2 minutes or more, and 90 %
-/// of holds took under a quarter of it — suggest three times the 90th-percentile hold,
-/// at least a minute.
+/// expiring) without ever being renewed — suggest twice the 90th-percentile hold, and
+/// at least twice the lease. *Too long*: no lease ran out or was renewed, the lease is 2
+/// minutes or more, and 90 % of holds took under a quarter of it — suggest three times
+/// the 90th-percentile hold, at least a minute. Suggestions are rounded up to a whole
+/// second, minute or hour.
 pub fn fit(holds: &[Hold]) -> Vec<LeaseFit> {
     let mut by_len: Vec<i64> = holds.iter().map(|h| h.lease_ms).collect();
     by_len.sort_unstable();
@@ -260,6 +265,7 @@ fn judge<'a>(lease_ms: i64, holds: impl Iterator<Item = &'a Hold>) -> LeaseFit {
         done: 0,
         released: 0,
         expired: 0,
+        expired_unrenewed: 0,
         forced: 0,
         renewed: 0,
         held_ms_p50: None,
@@ -275,7 +281,10 @@ fn judge<'a>(lease_ms: i64, holds: impl Iterator<Item = &'a Hold>) -> LeaseFit {
         match h.end {
             End::Done => f.done += 1,
             End::Released => f.released += 1,
-            End::Expired => f.expired += 1,
+            End::Expired => {
+                f.expired += 1;
+                f.expired_unrenewed += u64::from(h.renewals == 0);
+            }
             End::Forced => f.forced += 1,
         }
         if matches!(h.end, End::Done | End::Released) {
@@ -290,16 +299,27 @@ fn judge<'a>(lease_ms: i64, holds: impl Iterator<Item = &'a Hold>) -> LeaseFit {
         return f;
     }
     let p90 = f.held_ms_p90.unwrap_or(0);
-    if f.expired * 5 >= f.leases {
+    if f.expired_unrenewed * 5 >= f.leases {
         f.verdict = Verdict::TooShort;
-        f.suggest_ms = Some((2 * p90).max(2 * lease_ms));
+        f.suggest_ms = Some(round_up((2 * p90).max(2 * lease_ms)));
     } else if f.expired == 0 && f.renewed == 0 && lease_ms >= 120_000 && p90 * 4 < lease_ms {
         f.verdict = Verdict::TooLong;
-        f.suggest_ms = Some((3 * p90).max(60_000));
+        f.suggest_ms = Some(round_up((3 * p90).max(60_000)));
     } else {
         f.verdict = Verdict::Fits;
     }
     f
+}
+
+/// `ms` rounded up to a length people write: whole seconds under a minute, whole
+/// minutes under an hour, whole hours above.
+fn round_up(ms: i64) -> i64 {
+    let unit = match ms {
+        ..60_000 => 1_000,
+        ..3_600_000 => 60_000,
+        _ => 3_600_000,
+    };
+    ((ms.max(1) + unit - 1) / unit) * unit
 }
 
 /// Where a live lease stands.
@@ -487,8 +507,12 @@ mod tests {
         let hs = vec![
             // 30 s leases keep running out.
             hold(30_000, 20_000, 0, End::Done),
-            hold(30_000, 25_000, 0, End::Done),
+            hold(30_000, 25_500, 0, End::Done),
             hold(30_000, 30_000, 0, End::Expired),
+            // 2 m leases: renewed, then ran out — the holders died; not the length.
+            hold(120_000, 300_000, 2, End::Expired),
+            hold(120_000, 60_000, 0, End::Done),
+            hold(120_000, 70_000, 1, End::Done),
             // 1 h leases held for a minute or two, never renewed.
             hold(60 * min, min, 0, End::Done),
             hold(60 * min, 2 * min, 0, End::Done),
@@ -509,13 +533,23 @@ mod tests {
             v,
             [
                 (30_000, Verdict::TooShort, Some(60_000)),
+                (2 * min, Verdict::Fits, None),
                 (5 * min, Verdict::Fits, None),
                 (10 * min, Verdict::TooFew, None),
                 (60 * min, Verdict::TooLong, Some(6 * min)),
             ]
         );
         assert_eq!((f[0].done, f[0].expired), (2, 1));
-        assert_eq!(f[3].held_ms_p90, Some(2 * min));
+        assert_eq!((f[1].expired, f[1].expired_unrenewed), (1, 0));
+        assert_eq!(f[4].held_ms_p90, Some(2 * min));
+    }
+
+    #[test]
+    fn suggestions_are_round() {
+        assert_eq!(round_up(4_056), 5_000);
+        assert_eq!(round_up(61_000), 120_000);
+        assert_eq!(round_up(3_600_001), 7_200_000);
+        assert_eq!(round_up(0), 1_000);
     }
 
     #[test]

@@ -211,7 +211,7 @@ fn lease_lines(fits: &[LeaseFit]) -> String {
                 _ => String::new(),
             };
             format!(
-                "{}{}: {} leases ({}){held}; {}",
+                "{}{}: {} {} ({}){held}; {}",
                 if i == 0 {
                     "leases      "
                 } else {
@@ -219,6 +219,7 @@ fn lease_lines(fits: &[LeaseFit]) -> String {
                 },
                 lease_str(f.lease_ms),
                 f.leases,
+                if f.leases == 1 { "lease" } else { "leases" },
                 ends.join(", "),
                 advice(f)
             )
@@ -234,9 +235,9 @@ fn advice(f: &LeaseFit) -> String {
         Verdict::TooFew => "too few finished leases to judge".to_owned(),
         Verdict::Fits => "fits the work".to_owned(),
         Verdict::TooShort => format!(
-            "too short: {} of {} ran out before their holder finished; use --lease {suggest} \
-             or more, or `tasklease run`, which renews",
-            f.expired, f.leases
+            "too short: {} of {} ran out before their holder finished, never renewed; use \
+             --lease {suggest} or more, or `tasklease run`, which renews",
+            f.expired_unrenewed, f.leases
         ),
         Verdict::TooLong => format!(
             "too long: holders finish well within it and never renew, so a crashed agent's \
