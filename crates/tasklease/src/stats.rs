@@ -314,10 +314,12 @@ fn judge<'a>(lease_ms: i64, holds: impl Iterator<Item = &'a Hold>) -> LeaseFit {
 /// `ms` rounded up to a length people write: whole seconds under a minute, whole
 /// minutes under an hour, whole hours above.
 fn round_up(ms: i64) -> i64 {
-    let unit = match ms {
-        ..60_000 => 1_000,
-        ..3_600_000 => 60_000,
-        _ => 3_600_000,
+    let unit = if ms < 60_000 {
+        1_000
+    } else if ms < 3_600_000 {
+        60_000
+    } else {
+        3_600_000
     };
     ((ms.max(1) + unit - 1) / unit) * unit
 }
