@@ -425,6 +425,7 @@ fn nothing_to_claim_or_nothing_to_run_starts_nothing() {
     );
     json_run(&p, &["run", "free", "--grace", "soon"], &["true"], 2);
     json_run(&p, &["run", "free", "--lease", "0s"], &["true"], 2);
+    json_run(&p, &["run", "free", "--lease", "10ms"], &["true"], 2);
     assert!(history(&p, "free").is_empty());
 }
 

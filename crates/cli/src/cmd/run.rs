@@ -80,7 +80,21 @@ struct Run<'a> {
     renewals: u32,
 }
 
+/// The shortest lease `run` accepts: renewing every third of it must stay possible on
+/// a busy machine.
+const MIN_LEASE_MS: i64 = 100;
+
 pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
+    if a.lease.as_millis() < MIN_LEASE_MS {
+        return Err(Error::invalid(
+            "lease",
+            format!(
+                "run renews every third of the lease, and {} is too short for that; allowed: \
+                 {MIN_LEASE_MS}ms to 7d",
+                a.lease
+            ),
+        ));
+    }
     check_program(&a.cmd[0])?;
     let agent = cx.agent()?;
     let store: Arc<dyn Store> = Arc::from(cx.store()?);
@@ -255,10 +269,12 @@ impl Run<'_> {
                     self.renewals += 1;
                 }
                 Ok(Msg::Beat(Beat::Retrying { error, .. })) => {
-                    eprintln!(
-                        "tasklease: renewing {} failed ({error}); retrying while the lease lasts",
-                        self.lease.task
-                    );
+                    if last_error.is_none() {
+                        eprintln!(
+                            "tasklease: renewing {} failed ({error}); retrying while the lease lasts",
+                            self.lease.task
+                        );
+                    }
                     last_error = Some(error);
                 }
                 Ok(Msg::Beat(Beat::Lost(e))) => match self.settled_by_holder(&e) {
