@@ -302,15 +302,15 @@ fn a_failing_child_releases_the_task_and_counts_the_attempt() {
     assert_eq!(show(&p, "x")["attempts"], 2);
 }
 
-#[test]
-fn ctrl_c_is_forwarded_to_the_child_and_the_task_released() {
+/// Runs a child that traps `sig` (and then exits 0), sends `sig` to `run`, and returns
+/// the project, run's output, and whether the child got the signal.
+fn interrupt(sig: &str) -> (Project, Output, bool) {
     let p = Project::new();
     p.ok(&["add", "interruptible", "--id", "i"]);
     let pidfile = p.root().join("child.pid");
-    let got = p.root().join("got-int");
-    // The child even exits 0 on SIGINT: an interrupted run still does not mark done.
+    let got = p.root().join("got-it");
     let script = format!(
-        "trap \"echo yes > '{}'; exit 0\" INT; echo $$ > '{}'; while :; do sleep 0.1; done",
+        "trap \"echo yes > '{}'; exit 0\" {sig}; echo $$ > '{}'; while :; do sleep 0.1; done",
         got.display(),
         pidfile.display()
     );
@@ -321,16 +321,24 @@ fn ctrl_c_is_forwarded_to_the_child_and_the_task_released() {
         ],
     );
     child_pid(&pidfile);
-    assert!(signal("-INT", &run.id().to_string()));
+    assert!(signal(&format!("-{sig}"), &run.id().to_string()));
     let out = finish(run);
+    let got = got.exists();
+    (p, out, got)
+}
+
+#[test]
+fn ctrl_c_is_forwarded_to_the_child_and_the_task_released() {
+    let (p, out, got) = interrupt("INT");
     assert_eq!(
         out.status.code(),
         Some(130),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(got, "the child got SIGINT");
+    // The child exited 0 on SIGINT: an interrupted run still does not mark done.
     assert_eq!(parse_one(&out.stdout)["outcome"], "interrupted");
-    assert!(got.exists(), "the child got SIGINT");
     let t = show(&p, "i");
     assert_eq!(t["status"], "todo");
     assert_eq!(t["attempts"], 1);
@@ -343,22 +351,10 @@ fn ctrl_c_is_forwarded_to_the_child_and_the_task_released() {
 
 #[test]
 fn sigterm_is_forwarded_too() {
-    let p = Project::new();
-    p.ok(&["add", "t", "--id", "t"]);
-    let pidfile = p.root().join("child.pid");
-    let got = p.root().join("got-term");
-    let script = format!(
-        "trap \"echo yes > '{}'; exit 0\" TERM; echo $$ > '{}'; while :; do sleep 0.1; done",
-        got.display(),
-        pidfile.display()
-    );
-    let run = spawn(&p, &["run", "t", "--", "sh", "-c", &script]);
-    child_pid(&pidfile);
-    assert!(signal("-TERM", &run.id().to_string()));
-    let out = finish(run);
+    let (p, out, got) = interrupt("TERM");
     assert_eq!(out.status.code(), Some(143));
-    assert!(got.exists(), "the child got SIGTERM");
-    assert_eq!(show(&p, "t")["status"], "todo");
+    assert!(got, "the child got SIGTERM");
+    assert_eq!(show(&p, "i")["status"], "todo");
 }
 
 #[test]

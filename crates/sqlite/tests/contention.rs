@@ -11,25 +11,21 @@ fn a_claim_behind_another_writer_records_its_wait_and_retries() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tasks.db");
     let store = SqliteStore::open(&path, &Options::default()).unwrap();
-    let t = TaskId::new("t").unwrap();
-    store
-        .add(&NewTask {
-            id: Some(t.clone()),
-            title: "t".into(),
-            ..Default::default()
-        })
-        .unwrap();
+    let add = |id: &str| {
+        let id = TaskId::new(id).unwrap();
+        store
+            .add(&NewTask {
+                id: Some(id.clone()),
+                title: "t".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        id
+    };
+    let (t, free) = (add("t"), add("free"));
     let me = AgentId::new("me").unwrap();
 
     // Uncontended: no retries.
-    let free = TaskId::new("free").unwrap();
-    store
-        .add(&NewTask {
-            id: Some(free.clone()),
-            title: "free".into(),
-            ..Default::default()
-        })
-        .unwrap();
     store
         .claim(&free, &me, LeaseDuration::DEFAULT, None)
         .unwrap();
