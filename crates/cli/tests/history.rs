@@ -16,9 +16,7 @@ fn kinds(v: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn log_shows_each_step_with_refusals_and_refuses_unknown_ids() {
-    let p = Project::new();
+fn log_shows_each_step_with_refusals_and_refuses_unknown_ids(p: &Project) {
     p.ok(&["add", "t", "--id", "t"]);
     p.ok(&["add", "u", "--id", "u"]);
     let c = p.json(&["claim", "t", "--agent", "alice", "--lease", "10m"], 0);
@@ -60,9 +58,7 @@ fn log_shows_each_step_with_refusals_and_refuses_unknown_ids() {
     p.json(&["log", "--limit", "-1"], 2);
 }
 
-#[test]
-fn status_reports_holders_contention_and_lease_advice() {
-    let p = Project::new();
+fn status_reports_holders_contention_and_lease_advice(p: &Project) {
     for id in ["x1", "x2", "x3", "q1", "q2", "q3", "gone", "live", "idle"] {
         p.ok(&["add", id, "--id", id]);
     }
@@ -131,9 +127,7 @@ fn status_reports_holders_contention_and_lease_advice() {
     }
 }
 
-#[test]
-fn reap_prunes_the_history_to_its_bound() {
-    let p = Project::new();
+fn reap_prunes_the_history_to_its_bound(p: &Project) {
     p.ok(&["add", "t", "--id", "t"]);
     let c = p.json(&["claim", "t"], 0);
     let tok = c["token"].to_string();
@@ -162,3 +156,9 @@ fn reap_prunes_the_history_to_its_bound() {
     p.json(&["reap", "--keep-events", "all", "--keep-for", "all"], 0);
     assert_eq!(p.json(&["log"], 0)["count"], 3);
 }
+
+each_store!(
+    log_shows_each_step_with_refusals_and_refuses_unknown_ids,
+    status_reports_holders_contention_and_lease_advice,
+    reap_prunes_the_history_to_its_bound,
+);

@@ -129,9 +129,7 @@ fn show(p: &Project, id: &str) -> Value {
     p.json(&["show", id], 0)["task"].clone()
 }
 
-#[test]
-fn a_child_running_through_several_lease_periods_keeps_its_task_and_ends_done() {
-    let p = Project::new();
+fn a_child_running_through_several_lease_periods_keeps_its_task_and_ends_done(p: &Project) {
     p.ok(&["add", "long job", "--id", "job"]);
     let env = p.root().join("env.txt");
     let script = format!(
@@ -139,7 +137,7 @@ fn a_child_running_through_several_lease_periods_keeps_its_task_and_ends_done() 
         env.display()
     );
     let out = finish(spawn(
-        &p,
+        p,
         &[
             "run", "job", "--lease", LEASE, "--json", "--", "sh", "-c", &script,
         ],
@@ -161,29 +159,27 @@ fn a_child_running_through_several_lease_periods_keeps_its_task_and_ends_done() 
         std::fs::read_to_string(&env).unwrap().trim(),
         format!("job {token} tester")
     );
-    assert_eq!(show(&p, "job")["status"], "done");
-    let h = history(&p, "job");
+    assert_eq!(show(p, "job")["status"], "done");
+    let h = history(p, "job");
     let (kinds, renewals) = shape(&h);
     assert_eq!(kinds, ["claimed", "renewed", "done"]);
     assert!(renewals >= 3, "{h:?}");
     assert!(h.iter().all(|(_, a, t)| a == "tester" && *t == Some(token)));
 }
 
-#[test]
-fn kill_9_of_run_lets_the_lease_expire_and_fences_its_late_done() {
-    let p = Project::new();
+fn kill_9_of_run_lets_the_lease_expire_and_fences_its_late_done(p: &Project) {
     p.ok(&["add", "fragile", "--id", "f"]);
     let pidfile = p.root().join("child.pid");
     let script = format!("echo $$ > '{}'; exec sleep 60", pidfile.display());
     let mut run = spawn(
-        &p,
+        p,
         &["run", "f", "--lease", "600ms", "--", "sh", "-c", &script],
     );
     let orphan = child_pid(&pidfile);
     wait_for("a renewal", || {
-        history(&p, "f").iter().any(|e| e.0 == "renewed")
+        history(p, "f").iter().any(|e| e.0 == "renewed")
     });
-    let old = history(&p, "f")[0].2.unwrap();
+    let old = history(p, "f")[0].2.unwrap();
     run.kill().unwrap(); // SIGKILL: no release, no goodbye
     run.wait().unwrap();
     // Nobody renews now; once the lease runs out another agent gets the task.
@@ -208,7 +204,7 @@ fn kill_9_of_run_lets_the_lease_expire_and_fences_its_late_done() {
     // Its child was in a process group of its own, so SIGKILL to run left it behind.
     assert!(signal("-KILL", &orphan));
 
-    let h = history(&p, "f");
+    let h = history(p, "f");
     let (mut kinds, _) = shape(&h);
     kinds.retain(|k| *k != "refused");
     assert_eq!(kinds, ["claimed", "renewed", "claimed", "done"], "{h:?}");
@@ -217,15 +213,13 @@ fn kill_9_of_run_lets_the_lease_expire_and_fences_its_late_done() {
     assert_eq!(h[n - 2], ("claimed".into(), "other".into(), Some(new)));
     assert_eq!(h[n - 1], ("done".into(), "other".into(), Some(new)));
     assert_eq!(
-        show(&p, "f")["attempts"],
+        show(p, "f")["attempts"],
         1,
         "the takeover counts an attempt"
     );
 }
 
-#[test]
-fn release_force_during_a_run_stops_the_child_and_exits_5() {
-    let p = Project::new();
+fn release_force_during_a_run_stops_the_child_and_exits_5(p: &Project) {
     p.ok(&["add", "contested", "--id", "c"]);
     let pidfile = p.root().join("child.pid");
     // The child ignores SIGTERM (and so does the sleep it starts): only SIGKILL, after
@@ -235,7 +229,7 @@ fn release_force_during_a_run_stops_the_child_and_exits_5() {
         pidfile.display()
     );
     let run = spawn(
-        &p,
+        p,
         &[
             "run", "c", "--lease", LEASE, "--grace", "500ms", "--json", "--", "sh", "-c", &script,
         ],
@@ -257,9 +251,9 @@ fn release_force_during_a_run_stops_the_child_and_exits_5() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("survived"));
     assert!(!alive(&pid));
 
-    let t = show(&p, "c");
+    let t = show(p, "c");
     assert_eq!(t["status"], "todo");
-    let h = history(&p, "c");
+    let h = history(p, "c");
     let (kinds, _) = shape(&h);
     assert_eq!(kinds.first(), Some(&"claimed"));
     assert_eq!(
@@ -270,12 +264,10 @@ fn release_force_during_a_run_stops_the_child_and_exits_5() {
     assert_eq!(h.last().unwrap().1, "admin");
 }
 
-#[test]
-fn a_failing_child_releases_the_task_and_counts_the_attempt() {
-    let p = Project::new();
+fn a_failing_child_releases_the_task_and_counts_the_attempt(p: &Project) {
     p.ok(&["add", "flaky", "--id", "x"]);
     let out = finish(spawn(
-        &p,
+        p,
         &[
             "run", "x", "--lease", LEASE, "--json", "--", "sh", "-c", "exit 3",
         ],
@@ -288,24 +280,23 @@ fn a_failing_child_releases_the_task_and_counts_the_attempt() {
     let r = parse_one(&out.stdout);
     assert_eq!(r["outcome"], "failed");
     assert_eq!(r["child"]["code"], 3);
-    let t = show(&p, "x");
+    let t = show(p, "x");
     assert_eq!(t["status"], "todo");
     assert_eq!(t["attempts"], 1);
-    let h = history(&p, "x");
+    let h = history(p, "x");
     assert_eq!(shape(&h).0, ["claimed", "released"]);
     let e = &p.json(&["log", "x"], 0)["events"][1];
     assert_eq!(e["detail"], "to todo");
 
     // A child killed by a signal: 128 + its number.
-    let out = finish(spawn(&p, &["run", "x", "--", "sh", "-c", "kill -9 $$"]));
+    let out = finish(spawn(p, &["run", "x", "--", "sh", "-c", "kill -9 $$"]));
     assert_eq!(out.status.code(), Some(137));
-    assert_eq!(show(&p, "x")["attempts"], 2);
+    assert_eq!(show(p, "x")["attempts"], 2);
 }
 
 /// Runs a child that traps `sig` (and then exits 0), sends `sig` to `run`, and returns
-/// the project, run's output, and whether the child got the signal.
-fn interrupt(sig: &str) -> (Project, Output, bool) {
-    let p = Project::new();
+/// run's output and whether the child got the signal.
+fn interrupt(p: &Project, sig: &str) -> (Output, bool) {
     p.ok(&["add", "interruptible", "--id", "i"]);
     let pidfile = p.root().join("child.pid");
     let got = p.root().join("got-it");
@@ -315,7 +306,7 @@ fn interrupt(sig: &str) -> (Project, Output, bool) {
         pidfile.display()
     );
     let run = spawn(
-        &p,
+        p,
         &[
             "run", "i", "--lease", LEASE, "--json", "--", "sh", "-c", &script,
         ],
@@ -324,12 +315,11 @@ fn interrupt(sig: &str) -> (Project, Output, bool) {
     assert!(signal(&format!("-{sig}"), &run.id().to_string()));
     let out = finish(run);
     let got = got.exists();
-    (p, out, got)
+    (out, got)
 }
 
-#[test]
-fn ctrl_c_is_forwarded_to_the_child_and_the_task_released() {
-    let (p, out, got) = interrupt("INT");
+fn ctrl_c_is_forwarded_to_the_child_and_the_task_released(p: &Project) {
+    let (out, got) = interrupt(p, "INT");
     assert_eq!(
         out.status.code(),
         Some(130),
@@ -339,32 +329,29 @@ fn ctrl_c_is_forwarded_to_the_child_and_the_task_released() {
     assert!(got, "the child got SIGINT");
     // The child exited 0 on SIGINT: an interrupted run still does not mark done.
     assert_eq!(parse_one(&out.stdout)["outcome"], "interrupted");
-    let t = show(&p, "i");
+    let t = show(p, "i");
     assert_eq!(t["status"], "todo");
     assert_eq!(t["attempts"], 1);
-    let h = history(&p, "i");
+    let h = history(p, "i");
     let (kinds, _) = shape(&h);
     assert_eq!(kinds.first(), Some(&"claimed"));
     assert_eq!(kinds.last(), Some(&"released"));
     assert!(!kinds.contains(&"done"));
 }
 
-#[test]
-fn sigterm_is_forwarded_too() {
-    let (p, out, got) = interrupt("TERM");
+fn sigterm_is_forwarded_too(p: &Project) {
+    let (out, got) = interrupt(p, "TERM");
     assert_eq!(out.status.code(), Some(143));
     assert!(got, "the child got SIGTERM");
-    assert_eq!(show(&p, "i")["status"], "todo");
+    assert_eq!(show(p, "i")["status"], "todo");
 }
 
-#[test]
-fn the_child_may_finish_the_task_itself() {
-    let p = Project::new();
+fn the_child_may_finish_the_task_itself(p: &Project) {
     p.ok(&["add", "self-reporting", "--id", "s"]);
     let script = r#""$0" done "$TASKLEASE_TASK_ID" --token "$TASKLEASE_TOKEN" && sleep 1.5"#;
     let bin = common::bin();
     let out = finish(spawn(
-        &p,
+        p,
         &[
             "run",
             "s",
@@ -385,53 +372,49 @@ fn the_child_may_finish_the_task_itself() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(parse_one(&out.stdout)["outcome"], "done");
-    let h = history(&p, "s");
+    let h = history(p, "s");
     let (kinds, _) = shape(&h);
     assert_eq!(kinds.iter().filter(|k| **k == "done").count(), 1, "{h:?}");
     assert_eq!(kinds.last(), Some(&"done"));
 }
 
-#[test]
-fn nothing_to_claim_or_nothing_to_run_starts_nothing() {
-    let p = Project::new();
+fn nothing_to_claim_or_nothing_to_run_starts_nothing(p: &Project) {
     let marker = p.root().join("ran");
     let touch = format!("touch '{}'", marker.display());
-    let e = json_run(&p, &["run", "--next"], &["sh", "-c", &touch], 4);
+    let e = json_run(p, &["run", "--next"], &["sh", "-c", &touch], 4);
     assert_eq!(e["outcome"], "empty");
     p.ok(&["add", "held", "--id", "h"]);
     p.json(&["claim", "h", "--agent", "someone"], 0);
-    let r = json_run(&p, &["run", "h"], &["sh", "-c", &touch], 3);
+    let r = json_run(p, &["run", "h"], &["sh", "-c", &touch], 3);
     assert_eq!(r["outcome"], "held");
     assert!(!marker.exists());
     // A command that does not exist is refused before anything is claimed.
     p.ok(&["add", "free", "--id", "free"]);
-    let bad = json_run(&p, &["run", "free"], &["no-such-program-here"], 2);
+    let bad = json_run(p, &["run", "free"], &["no-such-program-here"], 2);
     assert!(
         bad["error"]["message"]
             .as_str()
             .unwrap()
             .contains("no-such-program-here")
     );
-    assert_eq!(show(&p, "free")["status"], "todo");
-    assert!(history(&p, "free").is_empty());
+    assert_eq!(show(p, "free")["status"], "todo");
+    assert!(history(p, "free").is_empty());
     let usage = p.json(&["run", "free"], 2);
     assert!(
         usage["error"]["message"].as_str().unwrap().contains("CMD"),
         "{usage}"
     );
-    json_run(&p, &["run", "free", "--grace", "soon"], &["true"], 2);
-    json_run(&p, &["run", "free", "--lease", "0s"], &["true"], 2);
-    json_run(&p, &["run", "free", "--lease", "10ms"], &["true"], 2);
-    assert!(history(&p, "free").is_empty());
+    json_run(p, &["run", "free", "--grace", "soon"], &["true"], 2);
+    json_run(p, &["run", "free", "--lease", "0s"], &["true"], 2);
+    json_run(p, &["run", "free", "--lease", "10ms"], &["true"], 2);
+    assert!(history(p, "free").is_empty());
 }
 
-#[test]
-fn reap_every_sweeps_until_sigterm() {
-    let p = Project::new();
+fn reap_every_sweeps_until_sigterm(p: &Project) {
     p.ok(&["add", "abandoned", "--id", "a"]);
     p.json(&["claim", "a", "--lease", "300ms", "--agent", "sleepy"], 0);
-    let reaper = spawn(&p, &["reap", "--every", "100ms", "--json"]);
-    wait_for("the sweeper to reap", || show(&p, "a")["status"] == "todo");
+    let reaper = spawn(p, &["reap", "--every", "100ms", "--json"]);
+    wait_for("the sweeper to reap", || show(p, "a")["status"] == "todo");
     assert!(signal("-TERM", &reaper.id().to_string()));
     let out = finish(reaper);
     assert_eq!(out.status.code(), Some(0));
@@ -449,7 +432,19 @@ fn reap_every_sweeps_until_sigterm() {
     assert_eq!(end["signal"], "SIGTERM");
     assert_eq!(end["reaped"], 1);
     assert!(end["sweeps"].as_u64().unwrap() >= 1);
-    let h = history(&p, "a");
+    let h = history(p, "a");
     assert_eq!(shape(&h).0, ["claimed", "reaped"]);
     assert_eq!(h[1].1, "tester", "the reaper is recorded as the actor");
 }
+
+each_store!(
+    a_child_running_through_several_lease_periods_keeps_its_task_and_ends_done,
+    kill_9_of_run_lets_the_lease_expire_and_fences_its_late_done,
+    release_force_during_a_run_stops_the_child_and_exits_5,
+    a_failing_child_releases_the_task_and_counts_the_attempt,
+    the_child_may_finish_the_task_itself,
+    nothing_to_claim_or_nothing_to_run_starts_nothing,
+    reap_every_sweeps_until_sigterm,
+    ctrl_c_is_forwarded_to_the_child_and_the_task_released,
+    sigterm_is_forwarded_too,
+);
