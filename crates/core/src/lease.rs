@@ -291,6 +291,38 @@ impl Retention {
         max_age_ms: None,
     };
 
+    /// The first event seq a prune keeps, given the store's oldest and newest seq, the
+    /// oldest of the newest `max_events` events (`None` when there are fewer), and the
+    /// oldest event young enough for `max_age_ms` (`None` when none is). The newest
+    /// event always stays, so a store that numbers rows `max(seq) + 1` never hands out
+    /// a seq already seen.
+    pub fn keep_from(
+        &self,
+        oldest: i64,
+        newest: i64,
+        by_count: Option<i64>,
+        by_age: Option<i64>,
+    ) -> i64 {
+        let mut from = oldest;
+        if self.max_events.is_some() {
+            from = from.max(by_count.unwrap_or(oldest));
+        }
+        if self.max_age_ms.is_some() {
+            from = from.max(by_age.unwrap_or(newest));
+        }
+        from.min(newest)
+    }
+
+    /// The upper bounds (exclusive) of the slices a prune deletes, oldest first, each
+    /// at most `batch` seqs wide, so no one transaction holds the store for long.
+    pub fn slices(oldest: i64, keep_from: i64, batch: i64) -> impl Iterator<Item = i64> {
+        let step = batch.max(1);
+        std::iter::successors(Some(oldest), move |&below| {
+            (below < keep_from).then(|| keep_from.min(below.saturating_add(step)))
+        })
+        .skip(1)
+    }
+
     /// Checks that neither bound would delete everything.
     ///
     /// # Errors
@@ -417,4 +449,28 @@ pub fn validate_batch(ids: &[TaskId]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_keeps_the_newest_and_slices_the_rest() {
+        let both = Retention {
+            max_events: Some(3),
+            max_age_ms: Some(1000),
+        };
+        // Ten events, seqs 11..=20; the newest 3 start at 18; the young ones at 15.
+        assert_eq!(both.keep_from(11, 20, Some(18), Some(15)), 18);
+        assert_eq!(both.keep_from(11, 20, Some(18), Some(19)), 19);
+        // Fewer events than the count bound, all young: nothing goes.
+        assert_eq!(both.keep_from(11, 12, None, Some(11)), 11);
+        // Nothing young enough: all but the newest go.
+        assert_eq!(both.keep_from(11, 20, Some(18), None), 20);
+        assert_eq!(Retention::ALL.keep_from(11, 20, Some(18), None), 11);
+        let s: Vec<i64> = Retention::slices(1, 12_001, 5_000).collect();
+        assert_eq!(s, [5_001, 10_001, 12_001]);
+        assert_eq!(Retention::slices(7, 7, 5_000).count(), 0);
+    }
 }

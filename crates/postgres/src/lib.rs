@@ -828,16 +828,9 @@ impl Store for PgStore {
         let (Some(oldest), Some(newest), by_count, by_age) = span else {
             return Ok(0);
         };
-        // The first seq to keep. Fewer events than the count bound: none goes for it.
-        // None young enough: all but the newest go, as in every store.
-        let mut keep_from = by_count.unwrap_or(oldest);
-        if keep.max_age_ms.is_some() {
-            keep_from = keep_from.max(by_age.unwrap_or(newest));
-        }
+        let keep_from = keep.keep_from(oldest, newest, by_count, by_age);
         let mut deleted = 0;
-        let mut below = oldest;
-        while below < keep_from {
-            below = keep_from.min(below.saturating_add(PRUNE_BATCH));
+        for below in Retention::slices(oldest, keep_from, PRUNE_BATCH) {
             deleted += self.run("prune the lease history", Retry::Write, |c| {
                 Ok(c.execute(sql::PRUNE, &[&below])?)
             })?;

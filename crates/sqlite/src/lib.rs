@@ -950,22 +950,15 @@ impl Store for SqliteStore {
         let (Some(oldest), Some(newest)) = (oldest, newest) else {
             return Ok(0);
         };
-        // The first seq to keep: history seqs are dense (rows are only ever deleted from
-        // the old end), so the count bound is arithmetic.
-        let mut keep_from = oldest;
-        if let Some(n) = keep.max_events {
+        // History seqs are dense here (rows are only ever deleted from the old end), so
+        // the count bound is arithmetic.
+        let by_count = keep.max_events.map(|n| {
             let n = i64::try_from(n).unwrap_or(i64::MAX);
-            keep_from = keep_from.max(newest.saturating_sub(n).saturating_add(1));
-        }
-        if keep.max_age_ms.is_some() {
-            // Even when every event is too old the newest stays: SQLite numbers a new
-            // row max(seq) + 1, so an emptied table would hand out seqs already seen.
-            keep_from = keep_from.max(young.unwrap_or(newest));
-        }
+            newest.saturating_sub(n).saturating_add(1)
+        });
+        let keep_from = keep.keep_from(oldest, newest, by_count, young);
         let mut deleted = 0;
-        let mut below = oldest;
-        while below < keep_from {
-            below = keep_from.min(below.saturating_add(PRUNE_BATCH));
+        for below in Retention::slices(oldest, keep_from, PRUNE_BATCH) {
             let n = self.write(|tx, _| {
                 tx.prepare_cached(sql::PRUNE)
                     .and_then(|mut s| s.execute(named_params! {":below": below}))
