@@ -2,9 +2,12 @@
 //! library's validated types, so a bad id or duration is refused before any database
 //! is opened.
 
+use std::ffi::OsString;
+use std::time::Duration;
+
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use tasklease::open::Synchronous;
-use tasklease::{LeaseDuration, Priority, ReleaseTo, Status, Tag, TaskId, Token};
+use tasklease::{LeaseDuration, Priority, ReleaseTo, Retention, Status, Tag, TaskId, Token};
 
 use crate::exit;
 
@@ -80,8 +83,16 @@ pub enum Cmd {
         #[arg(long)]
         token: Token,
     },
-    /// Return every expired lease's task to todo, and list them
-    Reap,
+    /// Return every expired lease's task to todo, and list them; prune the history
+    Reap(ReapArgs),
+    /// Claim a task, run a command under its lease (renewed while it runs), and finish
+    /// the task by how the command ends
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
+    /// The lease history: claims, renewals, releases, refusals, reaps
+    Log(LogArgs),
+    /// Tasks by status, who holds what, contention, and advice on lease lengths
+    Status(StatusArgs),
     /// Change a task's fields if it is still at the version you read
     Update(UpdateArgs),
     /// Bring the database schema up to date
@@ -325,4 +336,147 @@ pub struct UpdateArgs {
     /// Remove every tag
     #[arg(long, conflicts_with = "tags")]
     pub clear_tags: bool,
+}
+
+const RUN_HELP: &str = "\
+The command gets TASKLEASE_TASK_ID, TASKLEASE_TOKEN and TASKLEASE_AGENT in its
+environment. It exits 0: the task is done. Non-zero: the task goes back to todo and
+run exits with the command's status. Ctrl-C or SIGTERM: passed on to the command, the
+task goes back to todo, exit 128+signal. A renewal that finds the lease lost (or none
+that succeeds before the lease runs short) stops the command (SIGTERM, SIGKILL after
+--grace) and exits 5. --next with nothing ready exits 4 and runs nothing.";
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["id", "next"])))]
+pub struct RunArgs {
+    /// The task to claim
+    pub id: Option<TaskId>,
+    /// Claim the highest-priority ready task instead
+    #[arg(long, conflicts_with = "id")]
+    pub next: bool,
+    /// Lease length; renewed every third of it while the command runs
+    #[arg(long, default_value = "5m")]
+    pub lease: LeaseDuration,
+    /// How long a command being stopped gets between SIGTERM and SIGKILL
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_grace)]
+    pub grace: Span,
+    #[command(flatten)]
+    pub keep: KeepArgs,
+    /// The command and its arguments, after --
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReapArgs {
+    /// Keep sweeping every DURATION until Ctrl-C or SIGTERM, printing each reaped lease
+    /// as it goes (with --json: one JSON object per line)
+    #[arg(long, value_name = "DURATION", value_parser = parse_every)]
+    pub every: Option<Span>,
+    #[command(flatten)]
+    pub keep: KeepArgs,
+}
+
+/// How much lease history to keep; `reap` and `run` enforce it.
+#[derive(Debug, Args)]
+pub struct KeepArgs {
+    /// Keep at most this many of the latest history events, or all
+    #[arg(long, env = "TASKLEASE_KEEP_EVENTS", default_value = "100000",
+          value_name = "N|all", value_parser = parse_keep_events)]
+    pub keep_events: Bound<u64>,
+    /// Drop history events older than this, or keep all
+    #[arg(long, env = "TASKLEASE_KEEP_FOR", default_value = "90d",
+          value_name = "DURATION|all", value_parser = parse_keep_for)]
+    pub keep_for: Bound<i64>,
+}
+
+impl KeepArgs {
+    pub fn retention(&self) -> Retention {
+        Retention {
+            max_events: self.keep_events.0,
+            max_age_ms: self.keep_for.0,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only this task's events
+    pub id: Option<TaskId>,
+    /// At most this many, the latest
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// How many of the latest history events contention and hold times come from
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub window: u32,
+}
+
+/// A length of time from the command line, e.g. `500ms`, `10s`, `1m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+/// A limit that may be off (`all`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound<T>(pub Option<T>);
+
+fn span(field: &'static str, s: &str) -> Result<i64, tasklease::Error> {
+    tasklease::time::parse_duration_ms(s).map_err(|why| {
+        tasklease::Error::invalid(
+            field,
+            format!(
+                "{} is not a duration: {why}; allowed: a number with a unit (ms, s, m, h, d), \
+                 e.g. 500ms, 10s, 1m",
+                tasklease::id::quote(s)
+            ),
+        )
+    })
+}
+
+fn parse_grace(s: &str) -> Result<Span, tasklease::Error> {
+    Ok(Span(Duration::from_millis(
+        span("grace", s)?.unsigned_abs(),
+    )))
+}
+
+fn parse_every(s: &str) -> Result<Span, tasklease::Error> {
+    match span("every", s)? {
+        0 => Err(tasklease::Error::invalid(
+            "every",
+            "a sweep interval of 0 would never rest; allowed: a positive duration, e.g. 1m",
+        )),
+        ms => Ok(Span(Duration::from_millis(ms.unsigned_abs()))),
+    }
+}
+
+fn parse_keep_events(s: &str) -> Result<Bound<u64>, tasklease::Error> {
+    if s == "all" {
+        return Ok(Bound(None));
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Bound(Some(n))),
+        _ => Err(tasklease::Error::invalid(
+            "keep-events",
+            format!(
+                "{} is not a number of events to keep; allowed: a positive integer, or all",
+                tasklease::id::quote(s)
+            ),
+        )),
+    }
+}
+
+fn parse_keep_for(s: &str) -> Result<Bound<i64>, tasklease::Error> {
+    if s == "all" {
+        return Ok(Bound(None));
+    }
+    match span("keep-for", s)? {
+        0 => Err(tasklease::Error::invalid(
+            "keep-for",
+            "keeping 0s of history would erase it; allowed: a positive duration, e.g. 30d, or all",
+        )),
+        ms => Ok(Bound(Some(ms))),
+    }
 }

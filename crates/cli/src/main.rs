@@ -6,6 +6,7 @@ mod args;
 mod cmd;
 mod exit;
 mod output;
+mod signals;
 
 use std::process::ExitCode;
 

@@ -77,11 +77,11 @@ impl Output {
     }
 }
 
-fn print_json(v: &Value) {
+pub fn print_json(v: &Value) {
     print_line(&v.to_string());
 }
 
-fn print_line(s: &str) {
+pub fn print_line(s: &str) {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`tasklease list | head`) is not an error worth a panic.
     let _ = writeln!(out, "{s}");
@@ -114,12 +114,18 @@ pub fn usage_error(e: clap::Error, json: bool) -> ExitCode {
         (K::ValueValidation, Some(ContextValue::String(arg)), Some(src)) => {
             format!("invalid value for '{arg}': {src}")
         }
-        _ => rendered
-            .lines()
-            .next()
-            .unwrap_or("invalid arguments")
-            .trim_start_matches("error: ")
-            .to_owned(),
+        _ => {
+            let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+            let first = lines
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            // "the following required arguments were not provided:" names them below.
+            match lines.next().filter(|_| first.ends_with(':')) {
+                Some(what) => format!("{first} {}", what.trim()),
+                None => first.to_owned(),
+            }
+        }
     };
     let message = shorten(&message, 400);
     if json {

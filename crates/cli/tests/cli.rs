@@ -284,6 +284,8 @@ fn every_verb_prints_one_json_object() {
     let c = p.json(&["claim", "x"], 0);
     p.json(&["done", "x", "--token", &tok(&c)], 0);
     p.json(&["reap"], 0);
+    p.json(&["log"], 0);
+    p.json(&["status"], 0);
     p.json(&["migrate"], 0);
     p.json(
         &["update", "x", "--expect-version", "99", "--title", "y"],

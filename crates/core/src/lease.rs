@@ -180,6 +180,8 @@ pub enum EventKind {
     Reaped,
     /// `release --force` ended a lease without its token.
     Forced,
+    /// A claim lost to a live holder (nothing was granted; `detail` names the holder).
+    Refused,
 }
 
 impl EventKind {
@@ -192,7 +194,25 @@ impl EventKind {
         EventKind::Done,
         EventKind::Reaped,
         EventKind::Forced,
+        EventKind::Refused,
     ];
+
+    /// Whether this kind is a claim attempt (granted or not): the events that carry
+    /// [`Event::wait_us`] and [`Event::busy`].
+    pub fn is_claim(self) -> bool {
+        matches!(
+            self,
+            EventKind::Claimed | EventKind::Reclaimed | EventKind::Refused
+        )
+    }
+
+    /// Whether this kind ends a lease.
+    pub fn ends_lease(self) -> bool {
+        matches!(
+            self,
+            EventKind::Released | EventKind::Done | EventKind::Reaped | EventKind::Forced
+        )
+    }
 
     /// The name stored and printed.
     pub fn as_str(self) -> &'static str {
@@ -204,6 +224,7 @@ impl EventKind {
             EventKind::Done => "done",
             EventKind::Reaped => "reaped",
             EventKind::Forced => "forced",
+            EventKind::Refused => "refused",
         }
     }
 
@@ -236,6 +257,97 @@ pub struct Event {
     pub token: Option<Token>,
     /// More, in words (e.g. whose lease was reaped or forced).
     pub detail: Option<String>,
+    /// The lease length granted, in milliseconds (claimed, reclaimed, renewed).
+    pub lease_ms: Option<i64>,
+    /// Claim attempts only: how long the claimer waited for its turn to write, in
+    /// microseconds, as the claimer measured it.
+    pub wait_us: Option<i64>,
+    /// Claim attempts only: how often the store found the database busy and retried
+    /// before it could write.
+    pub busy: Option<i64>,
+}
+
+/// How much lease history a store keeps. Either bound may be off; with both on, an
+/// event goes when either says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    /// Keep at most this many of the latest events.
+    pub max_events: Option<u64>,
+    /// Drop events older than this, in milliseconds.
+    pub max_age_ms: Option<i64>,
+}
+
+impl Retention {
+    /// The bound used when none is configured: the last 100,000 events, none older
+    /// than 90 days.
+    pub const DEFAULT: Retention = Retention {
+        max_events: Some(100_000),
+        max_age_ms: Some(90 * 86_400_000),
+    };
+
+    /// Keep everything.
+    pub const ALL: Retention = Retention {
+        max_events: None,
+        max_age_ms: None,
+    };
+
+    /// The first event seq a prune keeps, given the store's oldest and newest seq, the
+    /// oldest of the newest `max_events` events (`None` when there are fewer), and the
+    /// oldest event young enough for `max_age_ms` (`None` when none is). The newest
+    /// event always stays, so a store that numbers rows `max(seq) + 1` never hands out
+    /// a seq already seen.
+    pub fn keep_from(
+        &self,
+        oldest: i64,
+        newest: i64,
+        by_count: Option<i64>,
+        by_age: Option<i64>,
+    ) -> i64 {
+        let mut from = oldest;
+        if self.max_events.is_some() {
+            from = from.max(by_count.unwrap_or(oldest));
+        }
+        if self.max_age_ms.is_some() {
+            from = from.max(by_age.unwrap_or(newest));
+        }
+        from.min(newest)
+    }
+
+    /// The upper bounds (exclusive) of the slices a prune deletes, oldest first, each
+    /// at most `batch` seqs wide, so no one transaction holds the store for long.
+    pub fn slices(oldest: i64, keep_from: i64, batch: i64) -> impl Iterator<Item = i64> {
+        let step = batch.max(1);
+        std::iter::successors(Some(oldest), move |&below| {
+            (below < keep_from).then(|| keep_from.min(below.saturating_add(step)))
+        })
+        .skip(1)
+    }
+
+    /// Checks that neither bound would delete everything.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for zero events or an age that is not positive.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.max_events == Some(0) {
+            return Err(Error::invalid(
+                "retention",
+                "keeping 0 events would erase the history; allowed: a positive count, or all",
+            ));
+        }
+        if self.max_age_ms.is_some_and(|ms| ms <= 0) {
+            return Err(Error::invalid(
+                "retention",
+                "the history's age bound must be positive, e.g. 30d; or all",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention::DEFAULT
+    }
 }
 
 /// The lease columns of one task row, as a store reads them — inside the write that
@@ -337,4 +449,28 @@ pub fn validate_batch(ids: &[TaskId]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_keeps_the_newest_and_slices_the_rest() {
+        let both = Retention {
+            max_events: Some(3),
+            max_age_ms: Some(1000),
+        };
+        // Ten events, seqs 11..=20; the newest 3 start at 18; the young ones at 15.
+        assert_eq!(both.keep_from(11, 20, Some(18), Some(15)), 18);
+        assert_eq!(both.keep_from(11, 20, Some(18), Some(19)), 19);
+        // Fewer events than the count bound, all young: nothing goes.
+        assert_eq!(both.keep_from(11, 12, None, Some(11)), 11);
+        // Nothing young enough: all but the newest go.
+        assert_eq!(both.keep_from(11, 20, Some(18), None), 20);
+        assert_eq!(Retention::ALL.keep_from(11, 20, Some(18), None), 11);
+        let s: Vec<i64> = Retention::slices(1, 12_001, 5_000).collect();
+        assert_eq!(s, [5_001, 10_001, 12_001]);
+        assert_eq!(Retention::slices(7, 7, 5_000).count(), 0);
+    }
 }

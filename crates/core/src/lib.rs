@@ -27,7 +27,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use id::{AgentId, Tag, TaskId};
 pub use lease::{
     BatchOutcome, ClaimOutcome, Event, EventKind, Lease, LeaseState, LostWhy, Reaped, Refusal,
-    Token, Unclaimable, validate_batch,
+    Retention, Token, Unclaimable, validate_batch,
 };
 pub use store::Store;
 pub use task::{ListFilter, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch, validate_title};

@@ -2,7 +2,7 @@
 
 use crate::{
     AgentId, BatchOutcome, ClaimOutcome, Event, Lease, LeaseDuration, ListFilter, Millis, NewTask,
-    Reaped, ReleaseTo, Result, Task, TaskId, TaskPatch, Token,
+    Reaped, ReleaseTo, Result, Retention, Status, Task, TaskId, TaskPatch, Token,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -133,6 +133,23 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Only store failures.
     fn log(&self, task: Option<&TaskId>, limit: u32) -> Result<Vec<Event>>;
+
+    /// Deletes the oldest lease events beyond `keep`. Runs in short write transactions
+    /// of a bounded size, so claims never queue long behind it; returns how many events
+    /// went. The newest event always stays, so event seqs keep growing. Never called on
+    /// the claim path: `reap` (and `run`) call it.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`](crate::Error::Invalid) for a bound of zero events or a
+    /// non-positive age; store failures.
+    fn prune(&self, keep: &Retention) -> Result<u64>;
+
+    /// How many tasks are in each status: every status, in [`Status::ALL`] order,
+    /// zeros included.
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn counts(&self) -> Result<Vec<(Status, u64)>>;
 
     /// The store's clock, as leases see it.
     ///

@@ -4,10 +4,11 @@
 --   claimed  takes it if it is free: todo/review/blocked, or in_progress under an
 --            expired lease; the holder presenting its current token re-claims
 --            (lease extended, token and assigned_at kept);
---   event    records the claim;
+--   event    records the claim, with its lease length and wait;
+--   refused  records a claim lost to a live holder (other refusals are not events);
 -- and the row that comes back holds the lease, or the locked row's state to say
 -- why not (no row from cur: no such task).
--- $1 id, $2 agent, $3 injected now, $4 lease ms, $5 token (NULL: none)
+-- $1 id, $2 agent, $3 injected now, $4 lease ms, $5 token (NULL: none), $6 re-runs
 WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
 cur AS MATERIALIZED (
     SELECT seq, status, assignee, lock_until, fence, waiting_on,
@@ -33,9 +34,18 @@ claimed AS (
     RETURNING t.fence, t.assigned_at, t.lock_until, t.version, cur.reclaim
 ),
 event AS (
-    INSERT INTO events (at, task, kind, agent, token)
-    SELECT now.t, $1, CASE WHEN claimed.reclaim THEN 'reclaimed' ELSE 'claimed' END, $2, claimed.fence
+    INSERT INTO events (at, task, kind, agent, token, lease_ms, wait_us, busy)
+    SELECT now.t, $1, CASE WHEN claimed.reclaim THEN 'reclaimed' ELSE 'claimed' END, $2, claimed.fence,
+           $4, waited_us(), $6::bigint
       FROM claimed, now
+),
+refused AS (
+    INSERT INTO events (at, task, kind, agent, detail, wait_us, busy)
+    SELECT now.t, $1, 'refused', $2,
+           'held by ' || cur.assignee || ' until ' || ms_text(cur.lock_until), waited_us(), $6::bigint
+      FROM cur, now
+     WHERE NOT EXISTS (SELECT 1 FROM claimed)
+       AND cur.status = 'in_progress' AND cur.lock_until > now.t
 )
 SELECT now.t AS now,
        claimed.fence AS token, claimed.assigned_at, claimed.lock_until, claimed.version,

@@ -2,7 +2,8 @@
 -- agent is writing right now is not waited for; it comes back as `skipped` (it
 -- exists but we could not look at it) and the caller tries again. Nothing is claimed
 -- unless every id asked for was locked here and is free.
--- $1 ids (text[], no repeats), $2 agent, $3 injected now, $4 lease ms
+-- A refused batch records each id held under a live lease as `refused`.
+-- $1 ids (text[], no repeats), $2 agent, $3 injected now, $4 lease ms, $5 tries so far
 WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
 asked AS (SELECT id, ord FROM unnest($1::text[]) WITH ORDINALITY AS a (id, ord)),
 cur AS MATERIALIZED (
@@ -33,9 +34,21 @@ claimed AS (
     RETURNING t.id, t.fence, t.assigned_at, t.lock_until, t.version
 ),
 event AS (
-    INSERT INTO events (at, task, kind, agent, token)
-    SELECT now.t, claimed.id, 'claimed', $2, claimed.fence
+    -- The statement's one wait goes on its first claim event only.
+    INSERT INTO events (at, task, kind, agent, token, lease_ms, wait_us, busy)
+    SELECT now.t, claimed.id, 'claimed', $2, claimed.fence, $4,
+           CASE WHEN asked.ord = 1 THEN waited_us() END, CASE WHEN asked.ord = 1 THEN $5::bigint END
       FROM claimed JOIN asked USING (id), now
+     ORDER BY asked.ord
+),
+refused AS (
+    INSERT INTO events (at, task, kind, agent, detail, wait_us, busy)
+    SELECT now.t, cur.id, 'refused', $2,
+           'held by ' || cur.assignee || ' until ' || ms_text(cur.lock_until),
+           CASE WHEN row_number() OVER (ORDER BY asked.ord) = 1 THEN waited_us() END,
+           CASE WHEN row_number() OVER (ORDER BY asked.ord) = 1 THEN $5::bigint END
+      FROM cur JOIN asked USING (id), now, every
+     WHERE NOT every.ok AND cur.status = 'in_progress' AND cur.lock_until > now.t
      ORDER BY asked.ord
 )
 SELECT asked.id, now.t AS now,

@@ -3,7 +3,7 @@
 -- or in_progress under an expired lease (the tasks_lease index). SKIP LOCKED: a row
 -- another claimer is taking right now is passed over, never waited for. Each branch
 -- locks at most one row; the better of the two is taken.
--- $1 agent, $2 injected now, $3 lease ms
+-- $1 agent, $2 injected now, $3 lease ms, $4 re-runs
 WITH now AS MATERIALIZED (SELECT clock_ms($2) AS t),
 ready AS (
     SELECT seq, priority FROM tasks
@@ -39,7 +39,8 @@ claimed AS (
     RETURNING t.id, t.fence, t.assigned_at, t.lock_until, t.version
 ),
 event AS (
-    INSERT INTO events (at, task, kind, agent, token)
-    SELECT now.t, claimed.id, 'claimed', $1, claimed.fence FROM claimed, now
+    INSERT INTO events (at, task, kind, agent, token, lease_ms, wait_us, busy)
+    SELECT now.t, claimed.id, 'claimed', $1, claimed.fence, $3, waited_us(), $4::bigint
+      FROM claimed, now
 )
 SELECT id, fence, assigned_at, lock_until, version FROM claimed

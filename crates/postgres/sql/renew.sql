@@ -15,8 +15,8 @@ renewed AS (
     RETURNING t.assignee, t.fence, t.assigned_at, t.lock_until, t.version
 ),
 event AS (
-    INSERT INTO events (at, task, kind, agent, token)
-    SELECT now.t, $1, 'renewed', $5, renewed.fence FROM renewed, now
+    INSERT INTO events (at, task, kind, agent, token, lease_ms)
+    SELECT now.t, $1, 'renewed', $5, renewed.fence, $4 FROM renewed, now
 )
 SELECT now.t AS now, renewed.*,
        cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,

@@ -43,8 +43,8 @@ use std::time::Duration;
 use postgres::{Config, Row};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Error, Event, EventKind, Lease, LeaseDuration,
-    LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result, Status,
-    Store, Tag, Task, TaskId, TaskPatch, Token, validate_batch,
+    LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result,
+    Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token, validate_batch,
 };
 
 use conn::{Conn, Failure, Retry, Target};
@@ -474,8 +474,15 @@ fn event(r: &Row) -> Result<Event, Failure> {
         agent: agent(r.try_get("agent")?)?,
         token: r.try_get::<_, Option<i64>>("token")?.map(Token),
         detail: r.try_get("detail")?,
+        lease_ms: r.try_get("lease_ms")?,
+        wait_us: r.try_get("wait_us")?,
+        busy: r.try_get("busy")?,
     })
 }
+
+/// The most history rows one prune statement deletes, so a prune never holds many
+/// row locks or a long transaction.
+const PRUNE_BATCH: i64 = 5_000;
 
 impl Store for PgStore {
     fn add(&self, new: &NewTask) -> Result<Task> {
@@ -553,6 +560,7 @@ impl Store for PgStore {
         token: Option<Token>,
     ) -> Result<ClaimOutcome> {
         let (now, token) = (self.now_param(), token.map(|t| t.0));
+        let mut reruns: i64 = 0;
         self.run("claim the task", Retry::Write, |c| {
             let r = c.query_one(
                 sql::CLAIM,
@@ -562,8 +570,12 @@ impl Store for PgStore {
                     &now,
                     &lease_for.as_millis(),
                     &token,
+                    &reruns,
                 ],
-            )?;
+            );
+            // A deadlock or serialization failure makes `run` call again: one re-run.
+            reruns += 1;
+            let r = r?;
             if r.try_get::<_, Option<i64>>("token")?.is_some() {
                 return Ok(ClaimOutcome::Claimed(lease(
                     &r,
@@ -579,12 +591,14 @@ impl Store for PgStore {
 
     fn claim_next(&self, who: &AgentId, lease_for: LeaseDuration) -> Result<Option<Lease>> {
         let now = self.now_param();
+        let mut reruns: i64 = 0;
         self.run("claim the next task", Retry::Write, |c| {
-            let Some(r) = c.query_opt(
+            let got = c.query_opt(
                 sql::CLAIM_NEXT,
-                &[&who.as_str(), &now, &lease_for.as_millis()],
-            )?
-            else {
+                &[&who.as_str(), &now, &lease_for.as_millis(), &reruns],
+            );
+            reruns += 1;
+            let Some(r) = got? else {
                 return Ok(None);
             };
             let id = task_id(r.try_get("id")?)?;
@@ -607,9 +621,14 @@ impl Store for PgStore {
             } else {
                 *sql::CLAIM_BATCH_WAIT
             };
+            let mut tries = i64::from(attempt);
             let got = self.run("claim the batch", Retry::Write, |c| {
-                let rows = c.query(sql, &[&names, &who.as_str(), &now, &lease_for.as_millis()])?;
-                batch_rows(&rows, ids, who)
+                let rows = c.query(
+                    sql,
+                    &[&names, &who.as_str(), &now, &lease_for.as_millis(), &tries],
+                );
+                tries += 1;
+                batch_rows(&rows?, ids, who)
             })?;
             match got {
                 BatchTry::Done(out) => return Ok(out),
@@ -789,6 +808,50 @@ impl Store for PgStore {
             };
             rows.iter().map(event).collect()
         })
+    }
+
+    fn prune(&self, keep: &Retention) -> Result<u64> {
+        keep.validate()?;
+        let now = self.now_param();
+        let count = keep
+            .max_events
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let span = self.run("measure the lease history", Retry::Read, |c| {
+            let r = c.query_one(sql::PRUNE_SPAN, &[&count, &now, &keep.max_age_ms])?;
+            Ok((
+                r.try_get::<_, Option<i64>>("oldest")?,
+                r.try_get::<_, Option<i64>>("newest")?,
+                r.try_get::<_, Option<i64>>("by_count")?,
+                r.try_get::<_, Option<i64>>("by_age")?,
+            ))
+        })?;
+        let (Some(oldest), Some(newest), by_count, by_age) = span else {
+            return Ok(0);
+        };
+        let keep_from = keep.keep_from(oldest, newest, by_count, by_age);
+        let mut deleted = 0;
+        for below in Retention::slices(oldest, keep_from, PRUNE_BATCH) {
+            deleted += self.run("prune the lease history", Retry::Write, |c| {
+                Ok(c.execute(sql::PRUNE, &[&below])?)
+            })?;
+        }
+        Ok(deleted)
+    }
+
+    fn counts(&self) -> Result<Vec<(Status, u64)>> {
+        let rows = self.run("count tasks", Retry::Read, |c| {
+            c.query(sql::COUNTS, &[])?
+                .iter()
+                .map(|r| Ok((status(r.try_get("status")?)?, r.try_get::<_, i64>("n")?)))
+                .collect::<Result<Vec<_>, Failure>>()
+        })?;
+        Ok(Status::ALL
+            .iter()
+            .map(|&st| {
+                let n = rows.iter().find(|r| r.0 == st).map_or(0, |r| r.1);
+                (st, u64::try_from(n).unwrap_or(0))
+            })
+            .collect())
     }
 
     fn now(&self) -> Result<Millis> {

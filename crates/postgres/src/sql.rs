@@ -15,12 +15,15 @@ sql! {
     CLAIM = "claim.sql";
     CLAIM_BATCH = "claim_batch.sql";
     CLAIM_NEXT = "claim_next.sql";
+    COUNTS = "counts.sql";
     DONE = "done.sql";
     LIST = "list.sql";
     LOG = "log.sql";
     LOG_TASK = "log_task.sql";
     NEXT_ID = "next_id.sql";
     NOW = "now.sql";
+    PRUNE = "prune.sql";
+    PRUNE_SPAN = "prune_span.sql";
     REAP = "reap.sql";
     RELEASE = "release.sql";
     RELEASE_FORCE = "release_force.sql";

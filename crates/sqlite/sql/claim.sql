@@ -9,6 +9,9 @@ UPDATE tasks SET
     assignee    = :agent,
     lock_until  = :now + :lease_ms,
     version     = version + 1,
+    -- What this claim cost its claimer, for the tasks_claimed trigger's history row.
+    claim_wait_us = :wait_us,
+    claim_busy  = :busy,
     updated_at  = :now
 WHERE id = :id
   AND waiting_on = 0

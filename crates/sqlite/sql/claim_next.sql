@@ -13,6 +13,9 @@ UPDATE tasks SET
     assigned_at = coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER)),
     lock_until  = coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER)) + :lease_ms,
     version     = version + 1,
+    -- What this claim cost its claimer, for the tasks_claimed trigger's history row.
+    claim_wait_us = :wait_us,
+    claim_busy  = :busy,
     updated_at  = coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER))
 WHERE seq = CASE
     WHEN NOT EXISTS (SELECT 1 FROM tasks WHERE status = 'in_progress' AND lock_until <= coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER)))

@@ -93,9 +93,9 @@ impl RawClaimer {
     /// # Errors
     /// [`Error::Store`].
     pub fn open(path: &Path, sync: Synchronous) -> Result<RawClaimer> {
-        let conn = Connection::open(path).ctx("open the baseline database")?;
+        let mut conn = Connection::open(path).ctx("open the baseline database")?;
         crate::configure(
-            &conn,
+            &mut conn,
             &Options {
                 synchronous: sync,
                 busy_timeout: Duration::from_secs(30),

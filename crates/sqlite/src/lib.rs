@@ -22,6 +22,7 @@
 //! several machines use the PostgreSQL store instead.
 
 pub mod bench;
+mod busy;
 mod migrate;
 mod sql;
 
@@ -33,9 +34,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Error, Event, EventKind, Lease, LeaseDuration,
-    LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result, Status,
-    Store, Tag, Task, TaskId, TaskPatch, Token, validate_batch,
+    LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result,
+    Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token, validate_batch,
 };
+
+use crate::busy::{Busy, Wait};
 
 pub use migrate::{LATEST_VERSION, Migrated, backup_path};
 
@@ -109,6 +112,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// What opening did to the schema.
     migrated: Migrated,
+    /// The connection's busy-retry counter, for the history's contention figures.
+    busy: Busy,
 }
 
 impl SqliteStore {
@@ -126,13 +131,14 @@ impl SqliteStore {
         let ctx = || format!("cannot open the database {}", path.display());
         let mut conn =
             Connection::open_with_flags(path, flags).map_err(|e| Error::store(ctx(), e))?;
-        configure(&conn, opts).map_err(|e| Error::store(ctx(), e))?;
+        let busy = configure(&mut conn, opts).map_err(|e| Error::store(ctx(), e))?;
         let migrated = migrate::migrate(&mut conn, path, opts.backup_before_migrate)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             clock: opts.clock.clone(),
             path: path.to_owned(),
             migrated,
+            busy,
         })
     }
 
@@ -164,10 +170,18 @@ impl SqliteStore {
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction with the transaction's `now`, and
     /// commits if it returns `Ok`.
     fn write<T>(&self, f: impl FnOnce(&Connection, i64) -> Result<T>) -> Result<T> {
+        self.write_timed(|tx, now, _| f(tx, now))
+    }
+
+    /// As [`SqliteStore::write`], also telling `f` what taking the write lock cost, for
+    /// the claim's history row.
+    fn write_timed<T>(&self, f: impl FnOnce(&Connection, i64, Wait) -> Result<T>) -> Result<T> {
+        let start = self.busy.start();
         let conn = self.lock();
         let tx = Tx::begin(&conn, Tx::IMMEDIATE)?;
+        let wait = self.busy.waited(start);
         let now = read_now(&tx, &self.clock)?;
-        let out = f(&tx, now)?;
+        let out = f(&tx, now, wait)?;
         tx.commit()?;
         Ok(out)
     }
@@ -244,8 +258,8 @@ fn create_private(path: &Path) -> Result<()> {
     }
 }
 
-fn configure(conn: &Connection, opts: &Options) -> rusqlite::Result<()> {
-    conn.busy_timeout(opts.busy_timeout)?;
+fn configure(conn: &mut Connection, opts: &Options) -> rusqlite::Result<Busy> {
+    let busy = Busy::install(conn, opts.busy_timeout)?;
     // Agents are often one-shot processes (a CLI call per claim). By default the last
     // connection to close checkpoints the WAL and deletes it: four fsyncs and two
     // unlinks per call. Instead the WAL stays, and commits checkpoint it once it
@@ -272,7 +286,7 @@ fn configure(conn: &Connection, opts: &Options) -> rusqlite::Result<()> {
     if !mode.eq_ignore_ascii_case("wal") {
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
     }
-    Ok(())
+    Ok(busy)
 }
 
 fn db(context: &str, e: rusqlite::Error) -> Error {
@@ -304,24 +318,55 @@ fn read_now(conn: &Connection, clock: &Clock) -> Result<i64> {
         .ctx("read the database clock")
 }
 
+/// What a history row says beyond its task, kind, agent and time.
+#[derive(Clone, Copy, Default)]
+struct Note<'a> {
+    token: Option<i64>,
+    detail: Option<&'a str>,
+    lease_ms: Option<i64>,
+    wait: Option<Wait>,
+}
+
 fn record(
     tx: &Connection,
     now: i64,
     task: &TaskId,
     kind: EventKind,
     agent: &AgentId,
-    token: Option<i64>,
-    detail: Option<&str>,
+    note: Note<'_>,
 ) -> Result<()> {
     tx.prepare_cached(sql::EVENT)
         .and_then(|mut s| {
             s.execute(named_params! {
                 ":now": now, ":task": task.as_str(), ":kind": kind.as_str(), ":agent": agent.as_str(),
-                ":token": token, ":detail": detail,
+                ":token": note.token, ":detail": note.detail, ":lease_ms": note.lease_ms,
+                ":wait_us": note.wait.map(|w| w.us), ":busy": note.wait.map(|w| w.busy),
             })
         })
         .ctx("record the lease event")?;
     Ok(())
+}
+
+/// Records a claim lost to a live holder: the contention `status` counts. Other
+/// refusals (closed, waiting, unknown id) are not lease events.
+fn record_refusal(
+    tx: &Connection,
+    now: i64,
+    id: &TaskId,
+    who: &AgentId,
+    refusal: &Refusal,
+    wait: Option<Wait>,
+) -> Result<()> {
+    if !matches!(refusal, Refusal::Held { .. }) {
+        return Ok(());
+    }
+    let detail = refusal.to_string();
+    let note = Note {
+        detail: Some(&detail),
+        wait,
+        ..Note::default()
+    };
+    record(tx, now, id, EventKind::Refused, who, note)
 }
 
 /// The lease columns of one row, read to explain a refusal, and its version.
@@ -398,6 +443,7 @@ fn claim_one(
     who: &AgentId,
     lease: LeaseDuration,
     token: Option<Token>,
+    wait: Option<Wait>,
 ) -> Result<ClaimOutcome> {
     let row = tx
         .prepare_cached(sql::CLAIM)
@@ -406,6 +452,7 @@ fn claim_one(
                 named_params! {
                     ":id": id.as_str(), ":agent": who.as_str(), ":now": now,
                     ":lease_ms": lease.as_millis(), ":token": token.map(|t| t.0),
+                    ":wait_us": wait.map(|w| w.us), ":busy": wait.map(|w| w.busy),
                 },
                 |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
@@ -415,9 +462,16 @@ fn claim_one(
     let Some((fence, assigned_at, lock_until, version)) = row else {
         return Ok(ClaimOutcome::Refused(explain_refusal(tx, now, id)?));
     };
-    // A new token is recorded by the tasks_claimed trigger; a re-claim keeps its token.
+    // A new token is recorded by the tasks_claimed trigger (with the lease length and
+    // the wait this statement carried); a re-claim keeps its token.
     if token == Some(Token(fence)) {
-        record(tx, now, id, EventKind::Reclaimed, who, Some(fence), None)?;
+        let note = Note {
+            token: Some(fence),
+            lease_ms: Some(lease.as_millis()),
+            wait,
+            ..Note::default()
+        };
+        record(tx, now, id, EventKind::Reclaimed, who, note)?;
     }
     Ok(ClaimOutcome::Claimed(Lease {
         task: id.clone(),
@@ -556,21 +610,32 @@ impl Store for SqliteStore {
         lease: LeaseDuration,
         token: Option<Token>,
     ) -> Result<ClaimOutcome> {
-        self.write(|tx, now| claim_one(tx, now, id, agent, lease, token))
+        self.write_timed(|tx, now, wait| {
+            let out = claim_one(tx, now, id, agent, lease, token, Some(wait))?;
+            if let ClaimOutcome::Refused(r) = &out {
+                record_refusal(tx, now, id, agent, r, Some(wait))?;
+            }
+            Ok(out)
+        })
     }
 
     fn claim_next(&self, who: &AgentId, lease: LeaseDuration) -> Result<Option<Lease>> {
         // The hot path: one statement that reads the clock itself, and a trigger that
-        // records the event.
+        // records the event — with the wait measured here, carried by the statement.
+        let start = self.busy.start();
         let conn = self.lock();
         let tx = Tx::begin(&conn, Tx::IMMEDIATE)?;
+        let wait = self.busy.waited(start);
         let now = self.clock.injected();
         let got = {
             let row = tx
                 .prepare_cached(sql::CLAIM_NEXT)
                 .and_then(|mut s| {
                     s.query_row(
-                        named_params! {":agent": who.as_str(), ":now": now, ":lease_ms": lease.as_millis()},
+                        named_params! {
+                            ":agent": who.as_str(), ":now": now, ":lease_ms": lease.as_millis(),
+                            ":wait_us": wait.us, ":busy": wait.busy,
+                        },
                         |r| {
                             Ok((
                                 r.get::<_, String>(0)?,
@@ -607,15 +672,17 @@ impl Store for SqliteStore {
         lease: LeaseDuration,
     ) -> Result<BatchOutcome> {
         validate_batch(ids)?;
-        self.write(|tx, now| {
+        self.write_timed(|tx, now, wait| {
             // Claim what we can inside a savepoint so a refusal undoes the rest;
             // refusals are still explained from inside the write lock.
             tx.execute_batch("SAVEPOINT batch")
                 .ctx("open a savepoint")?;
             let mut leases = Vec::with_capacity(ids.len());
             let mut refused = Vec::new();
-            for id in ids {
-                match claim_one(tx, now, id, agent, lease, None)? {
+            for (i, id) in ids.iter().enumerate() {
+                // The transaction's one wait goes on its first claim event only.
+                let wait = (i == 0).then_some(wait);
+                match claim_one(tx, now, id, agent, lease, None, wait)? {
                     ClaimOutcome::Claimed(l) => leases.push(l),
                     ClaimOutcome::Refused(r) => refused.push((id.clone(), r)),
                 }
@@ -626,6 +693,10 @@ impl Store for SqliteStore {
             } else {
                 tx.execute_batch("ROLLBACK TO batch; RELEASE batch")
                     .ctx("roll back the batch")?;
+                // Recorded outside the savepoint, which rolled the claims back.
+                for (i, (id, r)) in refused.iter().enumerate() {
+                    record_refusal(tx, now, id, agent, r, (i == 0).then_some(wait))?;
+                }
                 Ok(BatchOutcome::Refused(refused))
             }
         })
@@ -652,7 +723,12 @@ impl Store for SqliteStore {
             let Some((holder, fence, assigned_at, lock_until, version)) = row else {
                 return Err(explain_lost(tx, now, id, token)?);
             };
-            record(tx, now, id, EventKind::Renewed, who, Some(fence), None)?;
+            let note = Note {
+                token: Some(fence),
+                lease_ms: Some(lease.as_millis()),
+                ..Note::default()
+            };
+            record(tx, now, id, EventKind::Renewed, who, note)?;
             Ok(Lease {
                 task: id.clone(),
                 agent: agent(&holder)?,
@@ -670,15 +746,12 @@ impl Store for SqliteStore {
                 return Err(explain_lost(tx, now, id, token)?);
             };
             let detail = format!("to {}", to.status());
-            record(
-                tx,
-                now,
-                id,
-                EventKind::Released,
-                who,
-                Some(token.0),
-                Some(&detail),
-            )?;
+            let note = Note {
+                token: Some(token.0),
+                detail: Some(&detail),
+                ..Note::default()
+            };
+            record(tx, now, id, EventKind::Released, who, note)?;
             Ok(task)
         })
     }
@@ -708,15 +781,12 @@ impl Store for SqliteStore {
                 row.lease.lock_until.unwrap_or(Millis(0)),
                 to.status()
             );
-            record(
-                tx,
-                now,
-                id,
-                EventKind::Forced,
-                who,
-                Some(token.0),
-                Some(&detail),
-            )?;
+            let note = Note {
+                token: Some(token.0),
+                detail: Some(&detail),
+                ..Note::default()
+            };
+            record(tx, now, id, EventKind::Forced, who, note)?;
             Ok(task)
         })
     }
@@ -726,7 +796,11 @@ impl Store for SqliteStore {
             let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
                 return Err(explain_lost(tx, now, id, token)?);
             };
-            record(tx, now, id, EventKind::Done, who, Some(token.0), None)?;
+            let note = Note {
+                token: Some(token.0),
+                ..Note::default()
+            };
+            record(tx, now, id, EventKind::Done, who, note)?;
             Ok(task)
         })
     }
@@ -756,15 +830,12 @@ impl Store for SqliteStore {
             for (id, holder, fence, until) in rows {
                 let id = task_id(&id)?;
                 let detail = format!("lease of {holder} ran out at {}", Millis(until));
-                record(
-                    tx,
-                    now,
-                    &id,
-                    EventKind::Reaped,
-                    who,
-                    Some(fence),
-                    Some(&detail),
-                )?;
+                let note = Note {
+                    token: Some(fence),
+                    detail: Some(&detail),
+                    ..Note::default()
+                };
+                record(tx, now, &id, EventKind::Reaped, who, note)?;
                 reaped.push(Reaped {
                     id,
                     agent: agent(&holder)?,
@@ -832,15 +903,18 @@ impl Store for SqliteStore {
     fn log(&self, task: Option<&TaskId>, limit: u32) -> Result<Vec<Event>> {
         self.read(|tx| {
             let map = |r: &rusqlite::Row<'_>| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                ))
+                Ok(RawEvent {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    task: r.get(2)?,
+                    kind: r.get(3)?,
+                    agent: r.get(4)?,
+                    token: r.get(5)?,
+                    detail: r.get(6)?,
+                    lease_ms: r.get(7)?,
+                    wait_us: r.get(8)?,
+                    busy: r.get(9)?,
+                })
             };
             let rows: Vec<_> = match task {
                 Some(t) => tx.prepare_cached(sql::LOG_TASK).and_then(|mut s| {
@@ -852,29 +926,108 @@ impl Store for SqliteStore {
                     .and_then(|mut s| s.query_map(named_params! {":limit": limit}, map)?.collect()),
             }
             .ctx("read the lease history")?;
-            rows.into_iter()
-                .map(|(seq, at, task, kind, who, token, detail)| {
-                    Ok(Event {
-                        seq,
-                        at: Millis(at),
-                        task: task_id(&task)?,
-                        kind: EventKind::parse(&kind).ok_or_else(|| {
-                            Error::store(
-                                "read the lease history",
-                                format!("unknown event kind {kind:?}"),
-                            )
-                        })?,
-                        agent: agent(&who)?,
-                        token: token.map(Token),
-                        detail,
+            rows.into_iter().map(RawEvent::into_event).collect()
+        })
+    }
+
+    fn prune(&self, keep: &Retention) -> Result<u64> {
+        keep.validate()?;
+        let (oldest, newest, young) = self.read(|tx| {
+            let now = read_now(tx, &self.clock)?;
+            let cutoff = keep.max_age_ms.map(|age| now.saturating_sub(age));
+            tx.prepare_cached(sql::PRUNE_SPAN)
+                .and_then(|mut s| {
+                    s.query_row(named_params! {":cutoff": cutoff}, |r| {
+                        Ok((
+                            r.get::<_, Option<i64>>(0)?,
+                            r.get::<_, Option<i64>>(1)?,
+                            r.get::<_, Option<i64>>(2)?,
+                        ))
                     })
                 })
-                .collect()
-        })
+                .ctx("measure the lease history")
+        })?;
+        let (Some(oldest), Some(newest)) = (oldest, newest) else {
+            return Ok(0);
+        };
+        // History seqs are dense here (rows are only ever deleted from the old end), so
+        // the count bound is arithmetic.
+        let by_count = keep.max_events.map(|n| {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            newest.saturating_sub(n).saturating_add(1)
+        });
+        let keep_from = keep.keep_from(oldest, newest, by_count, young);
+        let mut deleted = 0;
+        for below in Retention::slices(oldest, keep_from, PRUNE_BATCH) {
+            let n = self.write(|tx, _| {
+                tx.prepare_cached(sql::PRUNE)
+                    .and_then(|mut s| s.execute(named_params! {":below": below}))
+                    .ctx("prune the lease history")
+            })?;
+            deleted += n as u64;
+        }
+        Ok(deleted)
+    }
+
+    fn counts(&self) -> Result<Vec<(Status, u64)>> {
+        let rows: Vec<(String, i64)> = self.read(|tx| {
+            tx.prepare_cached(sql::COUNTS)
+                .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+                .ctx("count tasks")
+        })?;
+        let mut counts: Vec<(Status, u64)> = Status::ALL.iter().map(|&s| (s, 0)).collect();
+        for (status, n) in rows {
+            let status = parse_status(&status)?;
+            if let Some(c) = counts.iter_mut().find(|c| c.0 == status) {
+                c.1 = u64::try_from(n).unwrap_or(0);
+            }
+        }
+        Ok(counts)
     }
 
     fn now(&self) -> Result<Millis> {
         read_now(&self.lock(), &self.clock).map(Millis)
+    }
+}
+
+/// The most history rows one prune transaction deletes: claims wait behind it for a
+/// few milliseconds at most.
+const PRUNE_BATCH: i64 = 5_000;
+
+/// A history row as SQLite returns it, before validation.
+struct RawEvent {
+    seq: i64,
+    at: i64,
+    task: String,
+    kind: String,
+    agent: String,
+    token: Option<i64>,
+    detail: Option<String>,
+    lease_ms: Option<i64>,
+    wait_us: Option<i64>,
+    busy: Option<i64>,
+}
+
+impl RawEvent {
+    fn into_event(self) -> Result<Event> {
+        let kind = EventKind::parse(&self.kind).ok_or_else(|| {
+            Error::store(
+                "read the lease history",
+                format!("unknown event kind {:?}", self.kind),
+            )
+        })?;
+        Ok(Event {
+            seq: self.seq,
+            at: Millis(self.at),
+            task: task_id(&self.task)?,
+            kind,
+            agent: agent(&self.agent)?,
+            token: self.token.map(Token),
+            detail: self.detail,
+            lease_ms: self.lease_ms,
+            wait_us: self.wait_us,
+            busy: self.busy,
+        })
     }
 }
 

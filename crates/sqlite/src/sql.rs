@@ -12,6 +12,7 @@ sql! {
     ADD_DEP = "add_dep.sql";
     CLAIM = "claim.sql";
     CLAIM_NEXT = "claim_next.sql";
+    COUNTS = "counts.sql";
     DONE = "done.sql";
     EVENT = "event.sql";
     EXPIRED = "expired.sql";
@@ -20,6 +21,8 @@ sql! {
     LOG_TASK = "log_task.sql";
     NEXT_ID = "next_id.sql";
     NOW = "now.sql";
+    PRUNE = "prune.sql";
+    PRUNE_SPAN = "prune_span.sql";
     REAP = "reap.sql";
     RELEASE = "release.sql";
     RELEASE_FORCE = "release_force.sql";

@@ -4,8 +4,8 @@ use std::sync::{Arc, Barrier};
 
 use tasklease_core::{
     BatchOutcome, ClaimOutcome, Clock, Error, EventKind, Lease, LeaseDuration, ListFilter, LostWhy,
-    Millis, NewTask, Priority, Refusal, ReleaseTo, Status, Store, Tag, TaskId, TaskPatch, Token,
-    Unclaimable,
+    Millis, NewTask, Priority, Refusal, ReleaseTo, Retention, Status, Store, Tag, TaskId,
+    TaskPatch, Token, Unclaimable,
 };
 
 use crate::{Fixture, T0, agent};
@@ -920,4 +920,168 @@ pub fn waiting_on_exact_under_concurrent_add_and_done(f: &dyn Fixture) {
             "{t} still waits on its finished dependency"
         );
     }
+}
+
+/// A claim lost to a live holder is recorded as `refused`, naming the holder; claims
+/// carry their lease length and what waiting for the write cost; refusals that are not
+/// contention (closed, waiting, unknown) are not recorded.
+pub fn history_records_refused_claims(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let u = add(&*s, "u", Priority::Medium, &[]);
+    let w = add(&*s, "w", Priority::Medium, &["u"]);
+    let l = claimed(s.claim(&t, &agent("a"), minutes(2), None).unwrap());
+    assert!(matches!(
+        refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
+        Refusal::Held { .. }
+    ));
+    refused(s.claim(&w, &agent("b"), LEASE, None).unwrap());
+    refused(s.claim(&id("ghost"), &agent("b"), LEASE, None).unwrap());
+    // A refused batch records its held id only, none of its rolled-back claims.
+    assert!(matches!(
+        s.claim_batch(&[u.clone(), t.clone()], &agent("c"), LEASE)
+            .unwrap(),
+        BatchOutcome::Refused(_)
+    ));
+    s.renew(&t, l.token, minutes(3), &agent("a")).unwrap();
+    s.done(&t, l.token, &agent("a")).unwrap();
+    refused(s.claim(&t, &agent("d"), LEASE, None).unwrap());
+    let next = s.claim_next(&agent("e"), minutes(4)).unwrap().unwrap();
+    assert_eq!(next.task, u);
+
+    let log = s.log(None, 100).unwrap();
+    use EventKind::*;
+    let got: Vec<(EventKind, &str, &str)> = log
+        .iter()
+        .map(|e| (e.kind, e.task.as_str(), e.agent.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Claimed, "t", "a"),
+            (Refused, "t", "b"),
+            (Refused, "t", "c"),
+            (Renewed, "t", "a"),
+            (Done, "t", "a"),
+            (Claimed, "u", "e"),
+        ]
+    );
+    for e in &log {
+        let detail = e.detail.as_deref().unwrap_or("");
+        match e.kind {
+            Refused => {
+                assert!(detail.contains("held by a"), "{detail}");
+                assert_eq!(e.token, None, "a refusal grants no token");
+                assert_eq!(e.lease_ms, None);
+            }
+            Claimed => assert!(e.token.is_some()),
+            _ => {}
+        }
+        assert_eq!(
+            e.wait_us.is_some(),
+            e.kind.is_claim(),
+            "only claim attempts carry a wait: {e:?}"
+        );
+        assert_eq!(e.busy.is_some(), e.kind.is_claim(), "{e:?}");
+        assert!(e.wait_us.unwrap_or(0) >= 0 && e.busy.unwrap_or(0) >= 0);
+    }
+    let lease_ms: Vec<Option<i64>> = log.iter().map(|e| e.lease_ms).collect();
+    assert_eq!(
+        lease_ms,
+        [
+            Some(120_000),
+            None,
+            None,
+            Some(180_000),
+            None,
+            Some(240_000)
+        ]
+    );
+}
+
+/// Prune keeps the newest events within both bounds, and always the newest one.
+pub fn prune_keeps_the_bound(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &agent("a"), LEASE, None).unwrap());
+    for _ in 0..9 {
+        s.renew(&t, l.token, LEASE, &agent("a")).unwrap();
+    }
+    let seqs =
+        |s: &dyn Store| -> Vec<i64> { s.log(None, 1000).unwrap().iter().map(|e| e.seq).collect() };
+    let all = seqs(&*s);
+    assert_eq!(all.len(), 10);
+    let by_count = Retention {
+        max_events: Some(4),
+        max_age_ms: None,
+    };
+    assert_eq!(s.prune(&by_count).unwrap(), 6);
+    assert_eq!(seqs(&*s), all[6..]);
+    assert_eq!(s.prune(&by_count).unwrap(), 0, "nothing more to do");
+    assert_eq!(s.prune(&Retention::ALL).unwrap(), 0);
+
+    // Ten minutes on, two new events; keep five minutes' worth.
+    clock.advance(600_000);
+    s.renew(&t, l.token, LEASE, &agent("a")).unwrap();
+    s.done(&t, l.token, &agent("a")).unwrap();
+    let by_age = Retention {
+        max_events: None,
+        max_age_ms: Some(300_000),
+    };
+    assert_eq!(s.prune(&by_age).unwrap(), 4);
+    let kinds: Vec<EventKind> = s.log(None, 100).unwrap().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Renewed, EventKind::Done]);
+
+    // Everything too old: the newest event stays, and seqs keep growing after it.
+    clock.advance(600_000);
+    assert_eq!(s.prune(&by_age).unwrap(), 1);
+    let last = seqs(&*s);
+    assert_eq!(last.len(), 1);
+    let t2 = add(&*s, "t2", Priority::Medium, &[]);
+    claimed(s.claim(&t2, &agent("b"), LEASE, None).unwrap());
+    let after = seqs(&*s);
+    assert!(after[1] > last[0], "seqs went backwards: {after:?}");
+
+    for bad in [
+        Retention {
+            max_events: Some(0),
+            max_age_ms: None,
+        },
+        Retention {
+            max_events: None,
+            max_age_ms: Some(0),
+        },
+    ] {
+        assert!(matches!(s.prune(&bad), Err(Error::Invalid { .. })));
+    }
+    assert_eq!(seqs(&*s).len(), 2, "bad input deletes nothing");
+}
+
+/// Counts list every status, zeros included, in declaration order.
+pub fn counts_by_status(f: &dyn Fixture) {
+    let (s, _) = setup(f);
+    let zero: Vec<(Status, u64)> = Status::ALL.iter().map(|&st| (st, 0)).collect();
+    assert_eq!(s.counts().unwrap(), zero);
+    for n in ["a", "b", "c", "d"] {
+        add(&*s, n, Priority::Medium, &[]);
+    }
+    let l = claimed(s.claim(&id("a"), &agent("x"), LEASE, None).unwrap());
+    s.done(&id("a"), l.token, &agent("x")).unwrap();
+    claimed(s.claim(&id("b"), &agent("x"), LEASE, None).unwrap());
+    let l = claimed(s.claim(&id("c"), &agent("x"), LEASE, None).unwrap());
+    s.release(&id("c"), l.token, ReleaseTo::Blocked, &agent("x"))
+        .unwrap();
+    let got = s.counts().unwrap();
+    let n = |st: Status| got.iter().find(|c| c.0 == st).unwrap().1;
+    assert_eq!(got.len(), Status::ALL.len());
+    assert_eq!(
+        (
+            n(Status::Todo),
+            n(Status::InProgress),
+            n(Status::Done),
+            n(Status::Blocked)
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(got.iter().map(|c| c.1).sum::<u64>(), 4);
 }

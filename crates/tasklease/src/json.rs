@@ -170,19 +170,19 @@ pub fn ended_json(outcome: &str, task: &Task, now: Millis) -> Value {
     json!({"ok": true, "outcome": outcome, "task": task_json(task, now)})
 }
 
+/// One expired lease `reap` ended.
+pub fn reaped_item_json(r: &Reaped) -> Value {
+    json!({
+        "id": r.id,
+        "agent": r.agent,
+        "token": r.token,
+        "lock_until": r.lock_until.to_rfc3339(),
+    })
+}
+
 /// The expired leases `reap` ended.
 pub fn reaped_json(reaped: &[Reaped]) -> Value {
-    let items: Vec<_> = reaped
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "agent": r.agent,
-                "token": r.token,
-                "lock_until": r.lock_until.to_rfc3339(),
-            })
-        })
-        .collect();
+    let items: Vec<_> = reaped.iter().map(reaped_item_json).collect();
     json!({"ok": true, "outcome": "reaped", "count": reaped.len(), "reaped": items})
 }
 

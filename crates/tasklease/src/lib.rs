@@ -28,8 +28,10 @@
 pub mod bench;
 pub mod identity;
 pub mod json;
+pub mod keepalive;
 pub mod locks;
 pub mod open;
 pub mod project;
+pub mod stats;
 
 pub use tasklease_core::*;

@@ -69,7 +69,7 @@ fn human_lease(l: &Lease, lease: LeaseDuration) -> String {
     )
 }
 
-fn refused(id: &TaskId, r: &Refusal) -> Report {
+pub fn refused(id: &TaskId, r: &Refusal) -> Report {
     Report::refused(
         Exit::from_code(refusal_exit(r)),
         tasklease::json::refusal_json(id, r),

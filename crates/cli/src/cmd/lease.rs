@@ -1,11 +1,17 @@
-//! `renew`, `release`, `done`, `reap`: the verbs that end or extend leases.
+//! `renew`, `release`, `done`, `reap` (once, or `--every` as a sweeper): the verbs that
+//! end or extend leases.
 
-use tasklease::json::{ended_json, reaped_json, renewed_json};
-use tasklease::{LeaseDuration, TaskId, Token};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tasklease::json::{ended_json, error_of, reaped_item_json, reaped_json, renewed_json};
+use tasklease::{AgentId, LeaseDuration, Reaped, Retention, Store, TaskId, Token};
 
 use super::Ctx;
-use crate::args::ReleaseArgs;
-use crate::output::Report;
+use crate::args::{ReapArgs, ReleaseArgs};
+use crate::output::{Report, human_ms, print_json, print_line};
+use crate::signals;
 
 pub fn renew(
     cx: &Ctx<'_>,
@@ -50,20 +56,105 @@ pub fn done(cx: &Ctx<'_>, id: &TaskId, token: Token) -> tasklease::Result<Report
     ))
 }
 
-pub fn reap(cx: &Ctx<'_>) -> tasklease::Result<Report> {
+pub fn reap(cx: &Ctx<'_>, a: &ReapArgs) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
-    let reaped = cx.store()?.reap(&agent)?;
-    let mut human: Vec<String> = reaped
-        .iter()
-        .map(|r| {
-            format!(
-                "reaped {} (lease of {} ran out at {})",
-                r.id, r.agent, r.lock_until
-            )
-        })
-        .collect();
+    let store = cx.store()?;
+    let keep = a.keep.retention();
+    if let Some(every) = a.every {
+        return sweep(cx, &*store, &agent, &keep, every.0);
+    }
+    let reaped = store.reap(&agent)?;
+    let pruned = prune(&*store, &keep);
+    let mut j = reaped_json(&reaped);
+    j["pruned"] = json!(pruned);
+    let mut human: Vec<String> = reaped.iter().map(reaped_human).collect();
     if human.is_empty() {
         human.push("no expired leases".into());
     }
-    Ok(Report::ok(reaped_json(&reaped), human.join("\n")))
+    Ok(Report::ok(j, human.join("\n")))
+}
+
+/// `reap --every`: sweeps until Ctrl-C, SIGTERM or SIGHUP, printing each reaped lease
+/// as it happens — one JSON object per line with `--json`, the last line being the
+/// summary. A failed sweep is reported and the next one tried: a sweeper that dies on
+/// one busy moment is no sweeper.
+fn sweep(
+    cx: &Ctx<'_>,
+    store: &dyn Store,
+    agent: &AgentId,
+    keep: &Retention,
+    every: Duration,
+) -> tasklease::Result<Report> {
+    let (tx, stop) = mpsc::channel();
+    signals::catch(move |c| {
+        let _ = tx.send(c);
+    })
+    .map_err(|e| tasklease::Error::store("cannot catch Ctrl-C and SIGTERM", e))?;
+    let interval = human_ms(i64::try_from(every.as_millis()).unwrap_or(i64::MAX));
+    eprintln!("tasklease: reaping expired leases every {interval}; Ctrl-C to stop");
+    let (mut sweeps, mut reaped, mut pruned) = (0u64, 0u64, 0u64);
+    let caught = loop {
+        match store.reap(agent) {
+            Ok(rs) => {
+                for r in &rs {
+                    let mut j = reaped_item_json(r);
+                    j["ok"] = json!(true);
+                    j["outcome"] = json!("reaped");
+                    emit(cx, &j, &reaped_human(r));
+                }
+                reaped += rs.len() as u64;
+            }
+            Err(e) => {
+                let j = error_of(&e);
+                emit(cx, &j, "");
+                eprintln!("tasklease: sweep failed: {e}; trying again in {interval}");
+            }
+        }
+        pruned += prune(store, keep).unwrap_or(0);
+        sweeps += 1;
+        match stop.recv_timeout(every) {
+            Ok(c) => break c,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(tasklease::Error::store(
+                    "reap --every",
+                    "the signal handler went away",
+                ));
+            }
+        }
+    };
+    Ok(Report::ok(
+        json!({
+            "ok": true, "outcome": "stopped", "signal": caught.name(),
+            "sweeps": sweeps, "reaped": reaped, "pruned": pruned,
+        }),
+        format!(
+            "stopped by {}: {sweeps} sweeps, {reaped} leases reaped, {pruned} history events pruned",
+            caught.name()
+        ),
+    ))
+}
+
+/// Prints one line of a long-running verb's output.
+fn emit(cx: &Ctx<'_>, j: &Value, human: &str) {
+    if cx.cli.json {
+        print_json(j);
+    } else if !human.is_empty() {
+        print_line(human);
+    }
+}
+
+/// Keeps the history within its bound; reported, never fatal: the reap has committed.
+fn prune(store: &dyn Store, keep: &Retention) -> Option<u64> {
+    store
+        .prune(keep)
+        .map_err(|e| eprintln!("tasklease: could not prune the lease history: {e}"))
+        .ok()
+}
+
+fn reaped_human(r: &Reaped) -> String {
+    format!(
+        "reaped {} (lease of {} ran out at {})",
+        r.id, r.agent, r.lock_until
+    )
 }

@@ -3,9 +3,11 @@
 
 mod bench;
 mod claim;
+mod history;
 mod lease;
 mod lock;
 pub mod mcp;
+mod run;
 mod tasks;
 
 use tasklease::open::{self, DbSpec, OpenOptions};
@@ -62,10 +64,13 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Renew { id, token, lease } => lease::renew(&cx, id, *token, *lease),
         Cmd::Release(a) => lease::release(&cx, a),
         Cmd::Done { id, token } => lease::done(&cx, id, *token),
-        Cmd::Reap => lease::reap(&cx),
+        Cmd::Reap(a) => lease::reap(&cx, a),
         Cmd::Bench(a) => bench::run(&cx, a),
         Cmd::BenchWorker(a) => bench::worker(&cx, a),
         // Served from main: it owns stdout for the protocol and reports nothing there.
         Cmd::Mcp => unreachable!("`tasklease mcp` is run by main"),
+        Cmd::Run(a) => run::run(&cx, a),
+        Cmd::Log(a) => history::log(&cx, a),
+        Cmd::Status(a) => history::status(&cx, a),
     }
 }

@@ -1,0 +1,262 @@
+//! `log` and `status`: what the lease history and the task table say, read-only.
+
+use serde_json::{Value, json};
+use tasklease::stats::{self, Contention, Held, LeaseFit, Standing, Verdict};
+use tasklease::{Error, Event, LeaseDuration, ListFilter, Millis, Result, Status};
+
+use super::Ctx;
+use crate::args::{LogArgs, StatusArgs};
+use crate::output::{Report, human_ms, time_left};
+
+pub fn log(cx: &Ctx<'_>, a: &LogArgs) -> Result<Report> {
+    let store = cx.store()?;
+    if let Some(id) = &a.id
+        && store.show(id)?.is_none()
+    {
+        return Err(Error::NotFound(id.clone()));
+    }
+    let events = store.log(a.id.as_ref(), a.limit)?;
+    let human = if events.is_empty() {
+        "no lease events".to_owned()
+    } else {
+        events.iter().map(event_line).collect::<Vec<_>>().join("\n")
+    };
+    Ok(Report::ok(
+        json!({
+            "ok": true,
+            "count": events.len(),
+            "events": events.iter().map(event_json).collect::<Vec<_>>(),
+        }),
+        human,
+    ))
+}
+
+/// One event as JSON. Tokens are shown: the history is an audit trail, and tokens are
+/// fences, not secrets (docs/design.md).
+fn event_json(e: &Event) -> Value {
+    json!({
+        "seq": e.seq,
+        "at": e.at.to_rfc3339(),
+        "at_ms": e.at.0,
+        "task": e.task,
+        "kind": e.kind,
+        "agent": e.agent,
+        "token": e.token,
+        "detail": e.detail,
+        "lease_ms": e.lease_ms,
+        "wait_us": e.wait_us,
+        "busy": e.busy,
+    })
+}
+
+fn event_line(e: &Event) -> String {
+    let mut s = format!(
+        "{}  {:>6}  {:<9}  {}  {}",
+        e.at,
+        e.seq,
+        e.kind.as_str(),
+        e.task,
+        e.agent
+    );
+    if let Some(t) = e.token {
+        s.push_str(&format!("  token {t}"));
+    }
+    if let Some(ms) = e.lease_ms {
+        s.push_str(&format!("  lease {}", lease_str(ms)));
+    }
+    if let Some(us) = e.wait_us
+        && (us >= 1000 || e.busy.unwrap_or(0) > 0)
+    {
+        s.push_str(&format!("  waited {}", human_us(us)));
+        if let Some(b) = e.busy.filter(|&b| b > 0) {
+            s.push_str(&format!(" ({b} busy retries)"));
+        }
+    }
+    if let Some(d) = &e.detail {
+        s.push_str(&format!("  — {d}"));
+    }
+    s
+}
+
+pub fn status(cx: &Ctx<'_>, a: &StatusArgs) -> Result<Report> {
+    let store = cx.store()?;
+    let counts = store.counts()?;
+    let leased = store.list(&ListFilter {
+        statuses: vec![Status::InProgress],
+        ..ListFilter::default()
+    })?;
+    let events = store.log(None, a.window)?;
+    let now = store.now()?;
+    let held = stats::held(&leased, &events, now);
+    let contention = stats::contention(&events);
+    let fits = stats::fit(&stats::holds(&events));
+    let standing = |s: Standing| held.iter().filter(|h| h.standing == s).count();
+    let json = json!({
+        "ok": true,
+        "now": now.to_rfc3339(),
+        "tasks": counts.iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "total": counts.iter().map(|c| c.1).sum::<u64>(),
+        "held": held.iter().map(held_json).collect::<Vec<_>>(),
+        "near_expiry": standing(Standing::NearExpiry),
+        "expired": standing(Standing::Expired),
+        "contention": contention,
+        "leases": fits.iter().map(|f| {
+            let mut j = json!(f);
+            j["advice"] = json!(advice(f));
+            j
+        }).collect::<Vec<_>>(),
+        "window": {
+            "events": events.len(),
+            "since": events.first().map(|e| e.at.to_rfc3339()),
+        },
+    });
+    let human = [
+        tasks_line(&counts),
+        held_lines(&held, now),
+        contention_line(&contention, &events),
+        lease_lines(&fits),
+    ]
+    .join("\n");
+    Ok(Report::ok(json, human))
+}
+
+fn held_json(h: &Held) -> Value {
+    let mut j = json!(h);
+    j["lock_until"] = json!(h.lock_until.to_rfc3339());
+    j
+}
+
+fn tasks_line(counts: &[(Status, u64)]) -> String {
+    let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    format!("tasks       {}", parts.join(" · "))
+}
+
+fn held_lines(held: &[Held], now: Millis) -> String {
+    if held.is_empty() {
+        return "held        nothing".to_owned();
+    }
+    let mut lines = Vec::new();
+    for (i, h) in held.iter().enumerate() {
+        let lease = h
+            .lease_ms
+            .map(|l| format!(", lease {}", lease_str(l)))
+            .unwrap_or_default();
+        let mark = match h.standing {
+            Standing::Live => "",
+            Standing::NearExpiry => "  ← near expiry",
+            Standing::Expired => "  ← expired: anyone may claim it",
+        };
+        lines.push(format!(
+            "{}{}  {}  {} (held {}{lease}){mark}",
+            if i == 0 {
+                "held        "
+            } else {
+                "            "
+            },
+            h.id,
+            h.holder,
+            time_left(h.lock_until, now),
+            human_ms(h.held_ms),
+        ));
+    }
+    lines.join("\n")
+}
+
+fn contention_line(c: &Contention, events: &[Event]) -> String {
+    let Some(first) = events.first() else {
+        return "contention  no history yet".to_owned();
+    };
+    let mut s = format!(
+        "contention  since {} ({} events): {} claims won, {} lost to a holder; {} busy retries in {} claims",
+        first.at,
+        events.len(),
+        c.won,
+        c.lost,
+        c.busy_retries,
+        c.retried
+    );
+    if let (Some(p50), Some(p99), Some(max)) = (c.wait_us_p50, c.wait_us_p99, c.wait_us_max) {
+        s.push_str(&format!(
+            "; wait for the write lock p50 {}, p99 {}, max {}",
+            human_us(p50),
+            human_us(p99),
+            human_us(max)
+        ));
+    }
+    s
+}
+
+fn lease_lines(fits: &[LeaseFit]) -> String {
+    if fits.is_empty() {
+        return "leases      no finished leases in the history yet".to_owned();
+    }
+    fits.iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut ends = vec![];
+            for (n, what) in [
+                (f.done, "done"),
+                (f.released, "released"),
+                (f.expired, "ran out"),
+                (f.forced, "forced"),
+            ] {
+                if n > 0 {
+                    ends.push(format!("{n} {what}"));
+                }
+            }
+            let held = match (f.held_ms_p50, f.held_ms_p90) {
+                (Some(p50), Some(p90)) => {
+                    format!(", held p50 {} p90 {}", human_ms(p50), human_ms(p90))
+                }
+                _ => String::new(),
+            };
+            format!(
+                "{}{}: {} {} ({}){held}; {}",
+                if i == 0 {
+                    "leases      "
+                } else {
+                    "            "
+                },
+                lease_str(f.lease_ms),
+                f.leases,
+                if f.leases == 1 { "lease" } else { "leases" },
+                ends.join(", "),
+                advice(f)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The verdict on one lease length, in words.
+fn advice(f: &LeaseFit) -> String {
+    let suggest = f.suggest_ms.map(lease_str).unwrap_or_default();
+    match f.verdict {
+        Verdict::TooFew => "too few finished leases to judge".to_owned(),
+        Verdict::Fits => "fits the work".to_owned(),
+        Verdict::TooShort => format!(
+            "too short: {} of {} ran out before their holder finished, never renewed; use \
+             --lease {suggest} or more, or `tasklease run`, which renews",
+            f.expired_unrenewed, f.leases
+        ),
+        Verdict::TooLong => format!(
+            "too long: holders finish well within it and never renew, so a crashed agent's \
+             task waits the whole lease; about --lease {suggest} would do"
+        ),
+    }
+}
+
+/// A lease length as `--lease` takes it: `5m`, `1h30m`, `600ms`.
+fn lease_str(ms: i64) -> String {
+    LeaseDuration::from_millis(ms).map_or_else(|_| human_ms(ms), |d| d.to_string())
+}
+
+fn human_us(us: i64) -> String {
+    if us < 1000 {
+        format!("{us}µs")
+    } else if us < 10_000 {
+        format!("{:.1}ms", us as f64 / 1000.0)
+    } else {
+        human_ms(us / 1000)
+    }
+}

@@ -1,0 +1,2 @@
+-- How many tasks are in each status.
+SELECT status, count(*) FROM tasks GROUP BY status
