@@ -142,6 +142,10 @@ pub struct BenchArgs {
     /// Directory for the benchmark's SQLite files [default: a new temporary directory]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
+    /// Leave SQLite writers to its busy handler instead of tasklease's writer queue
+    /// (for comparison)
+    #[arg(long)]
+    pub no_queue: bool,
     /// Test the verifier: pretend a second agent also reported one claimed task
     #[arg(long, hide = true)]
     pub inject_double_claim: bool,
@@ -158,6 +162,8 @@ pub struct BenchWorkerArgs {
     pub start_at: u64,
     #[arg(long)]
     pub raw: bool,
+    #[arg(long)]
+    pub no_queue: bool,
 }
 
 #[derive(Debug, Args)]

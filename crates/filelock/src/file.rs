@@ -262,6 +262,14 @@ impl Guard<'_> {
     }
 }
 
+impl Guard<'_> {
+    /// Keeps the lock until its [`LockFile`] is closed (dropped), instead of until this
+    /// guard is dropped: for a lock held for the life of an object that owns the file.
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         // Nothing to do with a failure here: closing the file releases the lock anyway.

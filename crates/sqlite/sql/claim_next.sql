@@ -4,7 +4,7 @@
 -- The common case — no lease has expired — is one index probe and one index seek;
 -- only when some lease has expired does the statement merge and sort both candidates.
 -- It reads the clock itself (one statement sees one instant), so the hot path needs no
--- separate clock query; coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER)) is NULL outside tests.
+-- separate clock query; :now is NULL outside tests.
 UPDATE tasks SET
     fence       = fence + 1,
     attempts    = attempts + (status = 'in_progress'),

@@ -34,8 +34,9 @@ pub fn prefill(path: &Path, tasks: u64, deps: bool, raw: bool, sync: Synchronous
         ..Options::default()
     };
     let store = SqliteStore::open(path, &opts)?;
-    let mut conn = store.lock();
-    let tx = conn
+    let mut inner = store.lock();
+    let tx = inner
+        .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .ctx("begin the prefill")?;
     {
@@ -67,7 +68,9 @@ pub fn prefill(path: &Path, tasks: u64, deps: bool, raw: bool, sync: Synchronous
     }
     tx.commit().ctx("commit the prefill")?;
     // Start the run with an empty WAL, so no agent pays for copying the prefill.
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE")
+    inner
+        .conn
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE")
         .ctx("checkpoint the prefill")?;
     Ok(())
 }

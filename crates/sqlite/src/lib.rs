@@ -24,6 +24,7 @@
 pub mod bench;
 mod busy;
 mod migrate;
+mod queue;
 mod sql;
 
 use std::path::{Path, PathBuf};
@@ -84,6 +85,9 @@ pub struct Options {
     /// The process makes a call or two and exits (the CLI): keep the WAL short, so
     /// the next process to open the database has little to read.
     pub one_shot: bool,
+    /// Queue writers through the writer queue (see the `queue` module) rather than
+    /// SQLite's busy handler. Off only for comparisons.
+    pub queue: bool,
 }
 
 impl Default for Options {
@@ -94,6 +98,7 @@ impl Default for Options {
             clock: Clock::Database,
             backup_before_migrate: true,
             one_shot: false,
+            queue: true,
         }
     }
 }
@@ -103,9 +108,9 @@ impl Default for Options {
 /// One connection, guarded by a mutex: SQLite allows one writer per database anyway,
 /// and processes, not threads, are the unit of concurrency here.
 pub struct SqliteStore {
-    /// The only connection; the mutex makes the store `Sync` for in-process callers
-    /// (the MCP server's worker threads).
-    conn: Mutex<Connection>,
+    /// The only connection and this process's place in the writer queue; the mutex
+    /// makes the store `Sync` for in-process callers (the MCP server's threads).
+    inner: Mutex<Inner>,
     /// Source of `:now` for every transaction.
     clock: Clock,
     /// The database file, for backups and messages.
@@ -133,8 +138,13 @@ impl SqliteStore {
             Connection::open_with_flags(path, flags).map_err(|e| Error::store(ctx(), e))?;
         let busy = configure(&mut conn, opts).map_err(|e| Error::store(ctx(), e))?;
         let migrated = migrate::migrate(&mut conn, path, opts.backup_before_migrate)?;
+        let queue = if opts.queue {
+            Some(queue::Queue::open(path, !opts.one_shot)?)
+        } else {
+            None
+        };
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            inner: Mutex::new(Inner { conn, queue }),
             clock: opts.clock.clone(),
             path: path.to_owned(),
             migrated,
@@ -158,13 +168,13 @@ impl SqliteStore {
     /// # Errors
     /// [`Error::Store`] when the copy fails.
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
-        migrate::backup(&self.lock(), dest)
+        migrate::backup(&self.lock().conn, dest)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic mid-transaction dropped (rolled back) the transaction; the connection
         // itself is still sound.
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction with the transaction's `now`, and
@@ -173,23 +183,30 @@ impl SqliteStore {
         self.write_timed(|tx, now, _| f(tx, now))
     }
 
-    /// As [`SqliteStore::write`], also telling `f` what taking the write lock cost, for
-    /// the claim's history row.
+    /// As [`SqliteStore::write`], also telling `f` what taking the write lock cost —
+    /// the writer queue's turn included — for the claim's history row.
     fn write_timed<T>(&self, f: impl FnOnce(&Connection, i64, Wait) -> Result<T>) -> Result<T> {
         let start = self.busy.start();
-        let conn = self.lock();
-        let tx = Tx::begin(&conn, Tx::IMMEDIATE)?;
-        let wait = self.busy.waited(start);
-        let now = read_now(&tx, &self.clock)?;
-        let out = f(&tx, now, wait)?;
-        tx.commit()?;
-        Ok(out)
+        let mut inner = self.lock();
+        let Inner { conn, queue } = &mut *inner;
+        let run = || {
+            let tx = Tx::begin(conn, Tx::IMMEDIATE)?;
+            let wait = self.busy.waited(start);
+            let now = read_now(&tx, &self.clock)?;
+            let out = f(&tx, now, wait)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        match queue {
+            Some(q) => q.turn(run),
+            None => run(),
+        }
     }
 
     /// Runs `f` in a read transaction (one consistent snapshot).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.lock();
-        let tx = Tx::begin(&conn, Tx::DEFERRED)?;
+        let inner = self.lock();
+        let tx = Tx::begin(&inner.conn, Tx::DEFERRED)?;
         f(&tx)
     }
 }
@@ -239,6 +256,13 @@ impl Drop for Tx<'_> {
                 .and_then(|mut s| s.execute([]));
         }
     }
+}
+
+/// What the store's mutex guards.
+struct Inner {
+    conn: Connection,
+    /// `None` when writers are left to SQLite's busy handler (`Options::queue`).
+    queue: Option<queue::Queue>,
 }
 
 /// Creates the file owner-only before SQLite sees it, so the database (and the `-wal`
@@ -620,49 +644,20 @@ impl Store for SqliteStore {
     }
 
     fn claim_next(&self, who: &AgentId, lease: LeaseDuration) -> Result<Option<Lease>> {
-        // The hot path: one statement that reads the clock itself, and a trigger that
-        // records the event — with the wait measured here, carried by the statement.
+        // The hot path: one statement that reads the clock itself and a trigger that
+        // records the event, combined with other processes' claims by the queue.
         let start = self.busy.start();
-        let conn = self.lock();
-        let tx = Tx::begin(&conn, Tx::IMMEDIATE)?;
-        let wait = self.busy.waited(start);
-        let now = self.clock.injected();
-        let got = {
-            let row = tx
-                .prepare_cached(sql::CLAIM_NEXT)
-                .and_then(|mut s| {
-                    s.query_row(
-                        named_params! {
-                            ":agent": who.as_str(), ":now": now, ":lease_ms": lease.as_millis(),
-                            ":wait_us": wait.us, ":busy": wait.busy,
-                        },
-                        |r| {
-                            Ok((
-                                r.get::<_, String>(0)?,
-                                r.get::<_, i64>(1)?,
-                                r.get(2)?,
-                                r.get(3)?,
-                                r.get(4)?,
-                            ))
-                        },
-                    )
-                    .optional()
-                })
-                .ctx("claim the next task")?;
-            match row {
-                None => None,
-                Some((id, fence, assigned_at, lock_until, version)) => Some(Lease {
-                    task: task_id(&id)?,
-                    agent: who.clone(),
-                    token: Token(fence),
-                    assigned_at: Millis(assigned_at),
-                    lock_until: Millis(lock_until),
-                    version,
-                }),
-            }
+        let mut inner = self.lock();
+        let Inner { conn, queue } = &mut *inner;
+        let claimer = queue::Claimer {
+            clock: &self.clock,
+            busy: &self.busy,
+            start,
         };
-        tx.commit()?;
-        Ok(got)
+        match queue {
+            Some(q) => q.claim_next(conn, &claimer, who, lease),
+            None => queue::serve_one(conn, &claimer, who, lease),
+        }
     }
 
     fn claim_batch(
@@ -986,7 +981,7 @@ impl Store for SqliteStore {
     }
 
     fn now(&self) -> Result<Millis> {
-        read_now(&self.lock(), &self.clock).map(Millis)
+        read_now(&self.lock().conn, &self.clock).map(Millis)
     }
 }
 

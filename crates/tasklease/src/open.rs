@@ -123,6 +123,9 @@ pub struct OpenOptions {
     /// The process makes a call or two and exits (CLI verbs), rather than staying
     /// (an MCP server, `run`, bench agents): tunes WAL checkpointing.
     pub one_shot: bool,
+    /// Take turns through tasklease's writer queue (fair, and combines claims);
+    /// `false` leaves waiting to SQLite's busy handler. On by default.
+    pub queue: bool,
 }
 
 impl Default for OpenOptions {
@@ -133,6 +136,7 @@ impl Default for OpenOptions {
             clock: Clock::Database,
             create: false,
             one_shot: false,
+            queue: true,
         }
     }
 }
@@ -185,6 +189,7 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
             clock: opts.clock.clone(),
             backup_before_migrate: true,
             one_shot: opts.one_shot,
+            queue: opts.queue,
         },
     )
 }

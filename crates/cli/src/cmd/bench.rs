@@ -173,6 +173,9 @@ fn spawn_worker(
     if raw {
         c.arg("--raw");
     }
+    if a.no_queue {
+        c.arg("--no-queue");
+    }
     c.spawn()
         .map_err(|e| Error::store("start a bench agent", e))
 }
@@ -330,6 +333,7 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
     } else {
         let opts = tasklease::open::OpenOptions {
             one_shot: false,
+            queue: !a.no_queue,
             ..cx.options()
         };
         let store = tasklease::open::open(&spec, &opts)?;
