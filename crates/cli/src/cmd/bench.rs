@@ -332,9 +332,8 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
         )?
     } else {
         let opts = tasklease::open::OpenOptions {
-            one_shot: false,
             queue: !a.no_queue,
-            ..cx.options()
+            ..cx.long_running_options()
         };
         let store = tasklease::open::open(&spec, &opts)?;
         run(

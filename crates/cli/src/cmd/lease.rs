@@ -58,11 +58,12 @@ pub fn done(cx: &Ctx<'_>, id: &TaskId, token: Token) -> tasklease::Result<Report
 
 pub fn reap(cx: &Ctx<'_>, a: &ReapArgs) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
-    let store = cx.store()?;
     let keep = a.keep.retention();
     if let Some(every) = a.every {
+        let store = tasklease::open::open(&cx.spec()?, &cx.long_running_options())?;
         return sweep(cx, &*store, &agent, &keep, every.0);
     }
+    let store = cx.store()?;
     let reaped = store.reap(&agent)?;
     let pruned = prune(&*store, &keep);
     let mut j = reaped_json(&reaped);

@@ -30,7 +30,7 @@ fn serve(cli: &Cli) -> tasklease::Result<()> {
     let explicit = cli.agent.as_deref().map(AgentId::new).transpose()?;
     let identity = Identity::from_env(explicit)?;
     let cx = Ctx { cli };
-    let options = cx.options();
+    let options = cx.long_running_options();
     // Found afresh on every attempt, so a project `tasklease init` creates after the
     // server started is found too.
     let db = cli.db.clone();

@@ -38,6 +38,16 @@ impl Ctx<'_> {
         }
     }
 
+    /// Options for a verb that stays up and keeps using its store (`mcp`, `run`,
+    /// `reap --every`, bench agents): it combines claims through the writer queue and
+    /// checkpoints the WAL less often.
+    pub fn long_running_options(&self) -> OpenOptions {
+        OpenOptions {
+            one_shot: false,
+            ..self.options()
+        }
+    }
+
     pub fn store(&self) -> Result<Box<dyn Store>> {
         open::open(&self.spec()?, &self.options())
     }

@@ -97,7 +97,10 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
     }
     check_program(&a.cmd[0])?;
     let agent = cx.agent()?;
-    let store: Arc<dyn Store> = Arc::from(cx.store()?);
+    let store: Arc<dyn Store> = Arc::from(tasklease::open::open(
+        &cx.spec()?,
+        &cx.long_running_options(),
+    )?);
     let (tx, rx) = mpsc::channel::<Msg>();
     // Caught before claiming, so an interrupt during the claim still hands it back.
     let caught = tx.clone();
