@@ -62,6 +62,9 @@ pub(crate) struct Claimer<'a> {
 pub(crate) const SLOTS: usize = 64;
 /// How long a process that took the turn keeps serving requests that arrive meanwhile.
 const SERVE_FOR: Duration = Duration::from_millis(2);
+/// How long a process serving claims waits for the claimers it just answered to post
+/// again, before giving up its turn.
+const LINGER: Duration = Duration::from_micros(200);
 /// How long a sleeping claimer waits for a wake-up before looking again by itself.
 pub(crate) const NAP: Duration = Duration::from_millis(20);
 /// Bytes per board record.
@@ -192,10 +195,22 @@ impl Queue {
             // own claim is not held up for long.
             let until = std::time::Instant::now() + SERVE_FOR;
             let mut served = Ok(());
+            let mut woke_others = false;
             while std::time::Instant::now() < until {
                 match serve_all(conn, clock, &self.board) {
+                    // Claimers just woken are about to post again: give them the CPU
+                    // for a moment rather than hand the turn over with nothing queued.
+                    Ok(slots) if slots.is_empty() && woke_others => {
+                        woke_others = false;
+                        if !linger(&self.board)? {
+                            break;
+                        }
+                    }
                     Ok(slots) if slots.is_empty() => break,
-                    Ok(slots) => wake(&mut self.sender, &self.dir, self.slot.as_ref(), &slots),
+                    Ok(slots) => {
+                        woke_others = slots.iter().any(|&s| s != slot);
+                        wake(&mut self.sender, &self.dir, self.slot.as_ref(), &slots);
+                    }
                     Err(e) => {
                         served = Err(e);
                         break;
@@ -365,6 +380,19 @@ fn claim_next_stmt(
             .optional()
         })
         .ctx("claim the next task")
+}
+
+/// Waits up to [`LINGER`] for a request to appear on the board, yielding the CPU to
+/// the claimers that were just woken; whether one did.
+fn linger(board: &File) -> Result<bool> {
+    let until = std::time::Instant::now() + LINGER;
+    while std::time::Instant::now() < until {
+        std::thread::yield_now();
+        if !pending(board)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The pending requests on the board, with their slots.
