@@ -228,7 +228,8 @@ impl Queue {
         if let Some(s) = &self.slot {
             return Ok(Some(s.index));
         }
-        if !self.combine {
+        if !self.combine || cfg!(not(unix)) {
+            // Without unix sockets nobody could wake us: claim on our own turn.
             return Ok(None);
         }
         for index in 0..SLOTS {
@@ -237,18 +238,30 @@ impl Queue {
             if !mine {
                 continue;
             }
+            // The slot's last owner may have died with a request on the board, and a
+            // turn may have read it and be claiming for it right now: its reply would
+            // land on our first request. Every turn writes its replies before it ends,
+            // so clear the record under the turn: whatever the old owner left is gone,
+            // and nobody is still about to answer it.
+            {
+                let _turn = self.turn.lock_exclusive()?;
+                write_at(&self.board, &[0u8; REC], index)?;
+            }
+            self.wake_pending();
             #[cfg(unix)]
             {
                 // The slot is ours, so a socket file left by its last (dead) owner
                 // can go.
                 let path = self.dir.join(format!("slot-{index:02}.sock"));
                 let _ = std::fs::remove_file(&path);
-                let Ok(wake) = std::os::unix::net::UnixDatagram::bind(&path) else {
+                let wake = std::os::unix::net::UnixDatagram::bind(&path)
+                    .and_then(|w| w.set_read_timeout(Some(NAP)).map(|()| w));
+                let Ok(wake) = wake else {
+                    // No wake-up channel (a path too long for a socket, say): claim on
+                    // our own turn from now on, rather than try again at every claim.
+                    self.combine = false;
                     return Ok(None);
                 };
-                if wake.set_read_timeout(Some(NAP)).is_err() {
-                    return Ok(None);
-                }
                 self.slot = Some(Slot {
                     index,
                     _lock: lock,
@@ -258,7 +271,6 @@ impl Queue {
             }
             #[cfg(not(unix))]
             {
-                // No wake-up channel here: claim on our own turn instead.
                 drop(lock);
                 return Ok(None);
             }
@@ -613,5 +625,112 @@ mod tests {
         };
         encode_reply(&mut rec, 7, Some(&row));
         assert_eq!(decode_request(&rec), None, "a reply is not a request");
+    }
+
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    /// A fresh database with `tasks` todo tasks, and the queue directory beside it.
+    fn fixture(tasks: u64) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        crate::bench::prefill(&path, tasks, false, false, crate::Synchronous::Normal).unwrap();
+        (dir, path)
+    }
+
+    fn connect(path: &Path, busy: Duration) -> Connection {
+        let c = Connection::open(path).unwrap();
+        c.busy_timeout(busy).unwrap();
+        c
+    }
+
+    /// Who holds which task, from the database.
+    fn assignees(path: &Path) -> Vec<(String, String)> {
+        let c = connect(path, Duration::from_secs(5));
+        let mut s = c
+            .prepare("SELECT id, assignee FROM tasks WHERE status = 'in_progress' ORDER BY seq")
+            .unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// One claim-next through a queue of its own, on a thread; the answer comes back on
+    /// the channel.
+    fn claim_on_thread(
+        path: &Path,
+        agent: &str,
+        busy: Duration,
+    ) -> mpsc::Receiver<Result<Option<Lease>>> {
+        let (tx, rx) = mpsc::channel();
+        let path = path.to_owned();
+        let agent = AgentId::new(agent).unwrap();
+        std::thread::spawn(move || {
+            let conn = connect(&path, busy);
+            let mut q = Queue::open(&path, true).unwrap();
+            let b = Busy::default();
+            let claimer = Claimer {
+                clock: &Clock::Database,
+                busy: &b,
+                start: Instant::now(),
+            };
+            let got = q.claim_next(&conn, &claimer, &agent, LeaseDuration::DEFAULT);
+            let _ = tx.send(got);
+        });
+        rx
+    }
+
+    /// A claimer that dies with its request on the board leaves its slot free; a
+    /// process that takes the slot next must not have its own request overwritten by
+    /// the reply to the dead one's (served by a turn that read the board before). That
+    /// left the new owner waiting for a reply that could never come, spinning on the
+    /// turn for ever.
+    #[test]
+    fn a_new_slot_owner_is_not_answered_for_the_dead_owner() {
+        let (_dir, path) = fixture(10);
+        let mut server = Queue::open(&path, true).unwrap();
+        // The dead claimer: its request is pending in slot 0, whose lock is free.
+        let mut rec = [0u8; REC];
+        let dead = AgentId::new("dead").unwrap();
+        encode_request(&mut rec, 1, &dead, LeaseDuration::DEFAULT).unwrap();
+        write_at(&server.board, &rec, 0).unwrap();
+        // SQLite's write lock is held elsewhere, so the server stops between reading
+        // the board and replying.
+        let blocker = connect(&path, Duration::from_secs(5));
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let (held, turn_held) = mpsc::channel();
+        let serving = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let conn = connect(&path, Duration::from_secs(30));
+                let _turn = server.turn.lock_exclusive().unwrap();
+                held.send(()).unwrap();
+                serve_all(&conn, &Clock::Database, &server.board).unwrap()
+            })
+        };
+        turn_held.recv().unwrap();
+        // Let the server read the board and block on the write lock.
+        std::thread::sleep(Duration::from_millis(100));
+        let newcomer = claim_on_thread(&path, "newcomer", Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(100));
+        blocker.execute_batch("COMMIT").unwrap();
+        assert_eq!(
+            serving.join().unwrap(),
+            vec![0],
+            "the dead claimer was served"
+        );
+        let got = newcomer
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the newcomer's claim never came back")
+            .unwrap()
+            .expect("a task");
+        assert_eq!(got.agent.as_str(), "newcomer");
+        let held = assignees(&path);
+        assert_eq!(held.len(), 2, "{held:?}");
+        assert!(
+            held.contains(&(got.task.to_string(), "newcomer".into())),
+            "{held:?}"
+        );
     }
 }
