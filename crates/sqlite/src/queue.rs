@@ -165,13 +165,27 @@ impl Queue {
         let mut rec = [0u8; REC];
         encode_request(&mut rec, request, agent, lease)?;
         write_at(&self.board, &rec, slot)?;
-        let got = self.await_reply(conn, clock, slot, request);
-        if got.is_err() {
-            // Withdraw the request, so no later turn claims for a caller that has
-            // been told it failed.
-            let _ = write_at(&self.board, &[0u8; REC], slot);
+        let got = match self.await_reply(conn, clock, slot, request) {
+            Ok(got) => got,
+            Err(e) => self.withdraw(slot, request, e)?,
+        };
+        got.map(|r| r.into_lease(agent.clone())).transpose()
+    }
+
+    /// After `e` stopped a claim outside the turn: takes the turn, then settles the
+    /// request under it (see [`settle`]).
+    fn withdraw(&mut self, slot: usize, request: u64, e: Error) -> Result<Option<Row>> {
+        let settled = match self.turn.lock_exclusive() {
+            Ok(_turn) => settle(&self.board, slot, request, e),
+            Err(_) => Err(e),
+        };
+        if settled.is_err() {
+            // Should the request still be up, a new slot keeps its reply from being
+            // taken for our next request (a slot is cleared when it is taken).
+            self.slot = None;
         }
-        got?.map(|r| r.into_lease(agent.clone())).transpose()
+        self.wake_pending();
+        settled
     }
 
     fn await_reply(
@@ -202,8 +216,13 @@ impl Queue {
                     // for a moment rather than hand the turn over with nothing queued.
                     Ok(slots) if slots.is_empty() && woke_others => {
                         woke_others = false;
-                        if !linger(&self.board)? {
-                            break;
+                        match linger(&self.board) {
+                            Ok(true) => {}
+                            Ok(false) => break,
+                            Err(e) => {
+                                served = Err(e);
+                                break;
+                            }
                         }
                     }
                     Ok(slots) if slots.is_empty() => break,
@@ -217,9 +236,18 @@ impl Queue {
                     }
                 }
             }
+            // Still our turn: no other turn can read our request before it is settled.
+            let settled = served.map_err(|e| settle(&self.board, slot, request, e));
             drop(turn);
             self.wake_pending();
-            served?;
+            match settled {
+                Ok(()) => {}
+                Err(Ok(reply)) => return Ok(reply),
+                Err(Err(e)) => {
+                    self.slot = None;
+                    return Err(e);
+                }
+            }
         }
     }
 
@@ -392,6 +420,19 @@ fn claim_next_stmt(
             .optional()
         })
         .ctx("claim the next task")
+}
+
+/// Settles `request` after `e` stopped its claim, under the turn (so no turn is
+/// serving the board meanwhile): if a turn answered it already, that reply stands and
+/// is the answer — the task is claimed, and the caller must learn it. Otherwise the
+/// request comes off the board, so no later turn claims for a caller told it failed,
+/// and `e` is the answer.
+fn settle(board: &File, slot: usize, request: u64, e: Error) -> Result<Option<Row>> {
+    if let Ok(Some(reply)) = read_reply(board, slot, request) {
+        return Ok(reply);
+    }
+    write_at(board, &[0u8; REC], slot)?;
+    Err(e)
 }
 
 /// Waits up to [`LINGER`] for a request to appear on the board, yielding the CPU to
@@ -679,6 +720,62 @@ mod tests {
             let _ = tx.send(got);
         });
         rx
+    }
+
+    /// A claimer whose turn failed (here: SQLite's write lock held past its busy
+    /// timeout) is told so; its request must be off the board before any other turn
+    /// can read it. It used to be withdrawn only after the turn was handed on (and the
+    /// next claimer woken), so the next turn could claim a task for a caller that had
+    /// been told its claim failed — or, once that caller posted again, overwrite its
+    /// new request with the old reply.
+    #[test]
+    fn a_failed_claim_leaves_no_request_for_the_next_turn() {
+        let (_dir, path) = fixture(20);
+        let board = {
+            let q = Queue::open(&path, true).unwrap();
+            q.board
+        };
+        let mut rival = LockFile::open(path.with_extension("db-queue").join("turn")).unwrap();
+        let mut rival_conn = Some(connect(&path, Duration::from_secs(30)));
+        for round in 0..10 {
+            let blocker = connect(&path, Duration::from_secs(5));
+            blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let failing = claim_on_thread(&path, "failing", Duration::from_millis(50));
+            // Its request is up, and it holds the turn, waiting for the write lock.
+            let posted = Instant::now();
+            while pending(&board).unwrap().is_empty() {
+                assert!(posted.elapsed() < Duration::from_secs(5), "never posted");
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            // The next turn, taken the moment it is free, serves what the board holds
+            // then: the write lock is still held, so it waits inside its transaction.
+            let conn = rival_conn.take().unwrap();
+            let (board, rival) = (&board, &mut rival);
+            let (conn, serving) = std::thread::scope(|s| {
+                let serving = s.spawn(move || {
+                    let _turn = loop {
+                        if let Some(turn) = rival.try_lock_exclusive().unwrap() {
+                            break turn;
+                        }
+                        std::hint::spin_loop();
+                    };
+                    let served = serve_all(&conn, &Clock::Database, board);
+                    (conn, served)
+                });
+                let told = failing.recv_timeout(Duration::from_secs(10)).unwrap();
+                assert!(told.is_err(), "round {round}: {told:?}");
+                blocker.execute_batch("COMMIT").unwrap();
+                serving.join().unwrap()
+            });
+            rival_conn = Some(conn);
+            let served = serving.unwrap();
+            assert!(
+                assignees(&path).is_empty(),
+                "round {round}: a task was claimed for a caller told its claim failed \
+                 (slots served: {served:?})"
+            );
+        }
     }
 
     /// A claimer that dies with its request on the board leaves its slot free; a
