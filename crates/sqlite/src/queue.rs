@@ -210,7 +210,9 @@ impl Queue {
             let until = std::time::Instant::now() + SERVE_FOR;
             let mut served = Ok(());
             let mut woke_others = false;
-            while std::time::Instant::now() < until {
+            // At least once, however late this thread runs: our own request is on the
+            // board and this turn must answer it.
+            loop {
                 match serve_all(conn, clock, &self.board) {
                     // Claimers just woken are about to post again: give them the CPU
                     // for a moment rather than hand the turn over with nothing queued.
@@ -235,19 +237,25 @@ impl Queue {
                         break;
                     }
                 }
-            }
-            // Still our turn: no other turn can read our request before it is settled.
-            let settled = served.map_err(|e| settle(&self.board, slot, request, e));
-            drop(turn);
-            self.wake_pending();
-            match settled {
-                Ok(()) => {}
-                Err(Ok(reply)) => return Ok(reply),
-                Err(Err(e)) => {
-                    self.slot = None;
-                    return Err(e);
+                if std::time::Instant::now() >= until {
+                    break;
                 }
             }
+            // Still our turn: nobody else writes our slot, and no other turn can read
+            // it before it is settled. Our request was up before we took the turn, so
+            // this turn answered it unless an earlier one had; either way the reply is
+            // there now, or the request was lost and waiting longer would never end.
+            let settled = match served.and_then(|()| read_reply(&self.board, slot, request)) {
+                Ok(Some(reply)) => Ok(reply),
+                Ok(None) => settle(&self.board, slot, request, lost()),
+                Err(e) => settle(&self.board, slot, request, e),
+            };
+            drop(turn);
+            self.wake_pending();
+            if settled.is_err() {
+                self.slot = None;
+            }
+            return settled;
         }
     }
 
@@ -420,6 +428,16 @@ fn claim_next_stmt(
             .optional()
         })
         .ctx("claim the next task")
+}
+
+/// The error for a request that is no longer on the board, answered or not.
+fn lost() -> Error {
+    Error::store(
+        "claim the next task",
+        "the writer queue lost this claim's request (was its board file written by \
+         something else?); whether a task was claimed for it is unknown: look with \
+         `tasklease list --status in_progress` before claiming again",
+    )
 }
 
 /// Settles `request` after `e` stopped its claim, under the turn (so no turn is
@@ -776,6 +794,58 @@ mod tests {
                  (slots served: {served:?})"
             );
         }
+    }
+
+    /// Whatever takes a request off the board (here: a stray write over it), the
+    /// claimer must not wait for ever: it used to take the free turn, find nothing
+    /// pending, and go round again at full CPU without end.
+    #[test]
+    fn a_claim_whose_request_vanished_fails_instead_of_spinning() {
+        let (_dir, path) = fixture(10);
+        let (board, mut turn) = {
+            let q = Queue::open(&path, true).unwrap();
+            (q.board, q.turn)
+        };
+        let (ready, has_slot) = mpsc::channel();
+        let (go, gone) = mpsc::channel::<()>();
+        let (tx, claim) = mpsc::channel();
+        let thread_path = path.clone();
+        std::thread::spawn(move || {
+            let conn = connect(&thread_path, Duration::from_secs(30));
+            let mut q = Queue::open(&thread_path, true).unwrap();
+            let (b, agent) = (Busy::default(), AgentId::new("lost").unwrap());
+            let claimer = Claimer {
+                clock: &Clock::Database,
+                busy: &b,
+                start: Instant::now(),
+            };
+            // A first claim takes the slot; the second is the one that gets lost.
+            let first = q.claim_next(&conn, &claimer, &agent, LeaseDuration::DEFAULT);
+            ready.send(first.unwrap().unwrap().task).unwrap();
+            gone.recv().unwrap();
+            let _ = tx.send(q.claim_next(&conn, &claimer, &agent, LeaseDuration::DEFAULT));
+        });
+        let first = has_slot.recv_timeout(Duration::from_secs(10)).unwrap();
+        let held = turn.lock_exclusive().unwrap();
+        go.send(()).unwrap();
+        let posted = Instant::now();
+        let slot = loop {
+            if let Some((slot, _)) = pending(&board).unwrap().first() {
+                break *slot;
+            }
+            assert!(posted.elapsed() < Duration::from_secs(5), "never posted");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let mut rec = [0u8; REC];
+        encode_reply(&mut rec, 12_345, None);
+        write_at(&board, &rec, slot).unwrap();
+        drop(held);
+        let got = claim
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the claim never came back");
+        let e = got.expect_err("nothing was served for the request");
+        assert!(e.to_string().contains("lost"), "{e}");
+        assert_eq!(assignees(&path), [(first.to_string(), "lost".to_owned())]);
     }
 
     /// A claimer that dies with its request on the board leaves its slot free; a
