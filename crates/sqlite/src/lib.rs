@@ -465,6 +465,11 @@ fn claim_one(
     token: Option<Token>,
     wait: Option<Wait>,
 ) -> Result<ClaimOutcome> {
+    // Whether the claim kept the token cannot be read from the row afterwards: a token
+    // the task never issued (one past its fence) equals the new token of a fresh claim.
+    // A fresh claim is the one that fired the tasks_claimed trigger, whose history row
+    // counts as a second change.
+    let changes = tx.total_changes();
     let row = tx
         .prepare_cached(sql::CLAIM)
         .and_then(|mut s| {
@@ -484,7 +489,8 @@ fn claim_one(
     };
     // A new token is recorded by the tasks_claimed trigger (with the lease length and
     // the wait this statement carried); a re-claim keeps its token.
-    if token == Some(Token(fence)) {
+    let reclaimed = tx.total_changes() - changes == 1;
+    if reclaimed {
         let note = Note {
             token: Some(fence),
             lease_ms: Some(lease.as_millis()),

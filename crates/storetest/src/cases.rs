@@ -235,6 +235,30 @@ pub fn reclaim_with_token(f: &dyn Fixture) {
     ));
 }
 
+/// A token the task never issued makes a claim of a free task a new claim — a new
+/// token and one `claimed` event — even when the new token comes out equal to it.
+pub fn claim_with_an_unissued_token(f: &dyn Fixture) {
+    let (s, _clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &agent("a"), LEASE, Some(Token(1))).unwrap());
+    assert_eq!(l.token, Token(1));
+    s.release(&t, l.token, ReleaseTo::Todo, &agent("a"))
+        .unwrap();
+    let l2 = claimed(s.claim(&t, &agent("a"), LEASE, Some(Token(2))).unwrap());
+    assert_eq!(l2.token, Token(2));
+    use EventKind::*;
+    let kinds: Vec<(EventKind, Option<i64>)> = s
+        .log(Some(&t), 100)
+        .unwrap()
+        .iter()
+        .map(|e| (e.kind, e.token.map(|t| t.0)))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(Claimed, Some(1)), (Released, Some(1)), (Claimed, Some(2))]
+    );
+}
+
 /// An expired lease is free to anyone, with a larger token; the old token is stale.
 pub fn expiry_lets_another_claim(f: &dyn Fixture) {
     let (s, clock) = setup(f);

@@ -50,7 +50,7 @@ macro_rules! conformance {
     (@list $new:expr) => {
         $crate::conformance!(@cases $new;
             add_and_show, add_generates_ids, add_refuses_bad_input,
-            claim_grants_lease, claim_refusals, reclaim_with_token,
+            claim_grants_lease, claim_refusals, reclaim_with_token, claim_with_an_unissued_token,
             expiry_lets_another_claim, tokens_increase_per_task, renew_extends,
             release_hands_back, done_unblocks_dependants, stale_token_refused_everywhere,
             claim_next_order, claim_next_dependencies, claim_next_takes_expired, claim_next_empty,
