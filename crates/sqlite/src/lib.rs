@@ -139,7 +139,8 @@ impl SqliteStore {
         let busy = configure(&mut conn, opts).map_err(|e| Error::store(ctx(), e))?;
         let migrated = migrate::migrate(&mut conn, path, opts.backup_before_migrate)?;
         let queue = if opts.queue {
-            Some(queue::Queue::open(path, !opts.one_shot)?)
+            let full = opts.synchronous == Synchronous::Full;
+            Some(queue::Queue::open(path, !opts.one_shot, full)?)
         } else {
             None
         };

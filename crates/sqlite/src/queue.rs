@@ -94,6 +94,9 @@ pub(crate) struct Queue {
     /// Whether to combine claims through the board. A one-shot process (a CLI call)
     /// claims once and exits: setting up a slot would cost more than it saves.
     combine: bool,
+    /// Whether this process's connection commits with `synchronous = FULL`; its
+    /// requests ask the same of whoever serves them.
+    full: bool,
 }
 
 /// A board slot owned by this process.
@@ -108,7 +111,7 @@ struct Slot {
 
 impl Queue {
     /// Opens (creating, owner-only) the queue files beside the database at `db`.
-    pub(crate) fn open(db: &Path, combine: bool) -> Result<Queue> {
+    pub(crate) fn open(db: &Path, combine: bool, full: bool) -> Result<Queue> {
         let mut dir = db.as_os_str().to_owned();
         dir.push("-queue");
         let dir = PathBuf::from(dir);
@@ -135,6 +138,7 @@ impl Queue {
             sender: None,
             next_request: u64::from(std::process::id()) << 32,
             combine,
+            full,
         })
     }
 
@@ -163,7 +167,7 @@ impl Queue {
         self.next_request += 1;
         let request = self.next_request;
         let mut rec = [0u8; REC];
-        encode_request(&mut rec, request, agent, lease)?;
+        encode_request(&mut rec, request, agent, lease, self.full)?;
         write_at(&self.board, &rec, slot)?;
         let got = match self.await_reply(conn, clock, slot, request) {
             Ok(got) => got,
@@ -213,7 +217,7 @@ impl Queue {
             // At least once, however late this thread runs: our own request is on the
             // board and this turn must answer it.
             loop {
-                match serve_all(conn, clock, &self.board) {
+                match serve_all(conn, clock, &self.board, self.full) {
                     // Claimers just woken are about to post again: give them the CPU
                     // for a moment rather than hand the turn over with nothing queued.
                     Ok(slots) if slots.is_empty() && woke_others => {
@@ -478,21 +482,26 @@ fn pending(board: &File) -> Result<Vec<(usize, Request)>> {
 }
 
 /// Serves every pending request on the board in one transaction, then replies.
-/// Returns the slots it answered, to be woken.
-fn serve_all(conn: &Connection, clock: &Clock, board: &File) -> Result<Vec<usize>> {
+/// Returns the slots it answered, to be woken. `full`: this connection commits with
+/// `synchronous = FULL`.
+fn serve_all(conn: &Connection, clock: &Clock, board: &File, full: bool) -> Result<Vec<usize>> {
     let pending = pending(board)?;
     if pending.is_empty() {
         return Ok(Vec::new());
     }
-    let tx = Tx::begin(conn, Tx::IMMEDIATE)?;
-    let mut replies = Vec::with_capacity(pending.len());
-    for (slot, req) in pending {
-        // Waiting in the queue is the combined claim's wait; nobody retried.
-        let wait = (epoch_us() - req.posted_us).max(0);
-        let row = claim_next_stmt(&tx, clock, &req.agent, req.lease_ms, (wait, 0))?;
-        replies.push((slot, req.id, row));
+    // A claim is only as durable as the commit that grants it, and that commit is ours:
+    // a claimer that asked for FULL gets FULL (lost on power loss, its token could be
+    // issued again). The level can only change outside a transaction.
+    let raise = !full && pending.iter().any(|(_, req)| req.full);
+    if raise {
+        set_synchronous(conn, "FULL")?;
     }
-    tx.commit()?;
+    let committed = commit_claims(conn, clock, pending);
+    if raise {
+        // Only slower if it stays FULL: not worth failing claims that committed.
+        let _ = set_synchronous(conn, "NORMAL");
+    }
+    let replies = committed?;
     let mut rec = [0u8; REC];
     let mut wake = Vec::with_capacity(replies.len());
     for (slot, request, row) in replies {
@@ -503,11 +512,35 @@ fn serve_all(conn: &Connection, clock: &Clock, board: &File) -> Result<Vec<usize
     Ok(wake)
 }
 
+/// Claims for each pending request in one transaction: (slot, request, row) each.
+fn commit_claims(
+    conn: &Connection,
+    clock: &Clock,
+    pending: Vec<(usize, Request)>,
+) -> Result<Vec<(usize, u64, Option<Row>)>> {
+    let tx = Tx::begin(conn, Tx::IMMEDIATE)?;
+    let mut replies = Vec::with_capacity(pending.len());
+    for (slot, req) in pending {
+        // Waiting in the queue is the combined claim's wait; nobody retried.
+        let wait = (epoch_us() - req.posted_us).max(0);
+        let row = claim_next_stmt(&tx, clock, &req.agent, req.lease_ms, (wait, 0))?;
+        replies.push((slot, req.id, row));
+    }
+    tx.commit()?;
+    Ok(replies)
+}
+
+fn set_synchronous(conn: &Connection, level: &str) -> Result<()> {
+    conn.pragma_update(None, "synchronous", level)
+        .ctx("set the commit durability")
+}
+
 fn encode_request(
     rec: &mut [u8; REC],
     request: u64,
     agent: &AgentId,
     lease: LeaseDuration,
+    full: bool,
 ) -> Result<()> {
     let a = agent.as_str().as_bytes();
     if a.len() > MAX_TEXT {
@@ -519,6 +552,7 @@ fn encode_request(
     rec.fill(0);
     rec[0..4].copy_from_slice(MAGIC);
     rec[4] = PENDING;
+    rec[6] = u8::from(full);
     rec[8..16].copy_from_slice(&request.to_le_bytes());
     rec[16..24].copy_from_slice(&lease.as_millis().to_le_bytes());
     rec[24..26].copy_from_slice(&(a.len() as u16).to_le_bytes());
@@ -538,6 +572,8 @@ struct Request {
     /// When it was posted, microseconds since the epoch (host clock: all processes on
     /// one host), for the claim's recorded wait.
     posted_us: i64,
+    /// The claimer commits with `synchronous = FULL`, and its claim must too.
+    full: bool,
 }
 
 fn epoch_us() -> i64 {
@@ -561,6 +597,7 @@ fn decode_request(rec: &[u8]) -> Option<Request> {
         agent,
         lease_ms,
         posted_us,
+        full: rec[6] == 1,
     })
 }
 
@@ -666,11 +703,11 @@ mod tests {
     fn records_round_trip_and_tears_are_caught() {
         let agent = AgentId::new("agent-x").unwrap();
         let mut rec = [0u8; REC];
-        encode_request(&mut rec, 7, &agent, LeaseDuration::DEFAULT).unwrap();
+        encode_request(&mut rec, 7, &agent, LeaseDuration::DEFAULT, true).unwrap();
         let req = decode_request(&rec).expect("a request");
         assert_eq!(
-            (req.id, req.agent.as_str(), req.lease_ms),
-            (7, "agent-x", LeaseDuration::DEFAULT.as_millis())
+            (req.id, req.agent.as_str(), req.lease_ms, req.full),
+            (7, "agent-x", LeaseDuration::DEFAULT.as_millis(), true)
         );
         assert!((epoch_us() - req.posted_us).abs() < 60_000_000);
         rec[70] ^= 1;
@@ -727,7 +764,7 @@ mod tests {
         let agent = AgentId::new(agent).unwrap();
         std::thread::spawn(move || {
             let conn = connect(&path, busy);
-            let mut q = Queue::open(&path, true).unwrap();
+            let mut q = Queue::open(&path, true, false).unwrap();
             let b = Busy::default();
             let claimer = Claimer {
                 clock: &Clock::Database,
@@ -750,7 +787,7 @@ mod tests {
     fn a_failed_claim_leaves_no_request_for_the_next_turn() {
         let (_dir, path) = fixture(20);
         let board = {
-            let q = Queue::open(&path, true).unwrap();
+            let q = Queue::open(&path, true, false).unwrap();
             q.board
         };
         let mut rival = LockFile::open(path.with_extension("db-queue").join("turn")).unwrap();
@@ -778,7 +815,7 @@ mod tests {
                         }
                         std::hint::spin_loop();
                     };
-                    let served = serve_all(&conn, &Clock::Database, board);
+                    let served = serve_all(&conn, &Clock::Database, board, false);
                     (conn, served)
                 });
                 let told = failing.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -803,7 +840,7 @@ mod tests {
     fn a_claim_whose_request_vanished_fails_instead_of_spinning() {
         let (_dir, path) = fixture(10);
         let (board, mut turn) = {
-            let q = Queue::open(&path, true).unwrap();
+            let q = Queue::open(&path, true, false).unwrap();
             (q.board, q.turn)
         };
         let (ready, has_slot) = mpsc::channel();
@@ -812,7 +849,7 @@ mod tests {
         let thread_path = path.clone();
         std::thread::spawn(move || {
             let conn = connect(&thread_path, Duration::from_secs(30));
-            let mut q = Queue::open(&thread_path, true).unwrap();
+            let mut q = Queue::open(&thread_path, true, false).unwrap();
             let (b, agent) = (Busy::default(), AgentId::new("lost").unwrap());
             let claimer = Claimer {
                 clock: &Clock::Database,
@@ -848,6 +885,81 @@ mod tests {
         assert_eq!(assignees(&path), [(first.to_string(), "lost".to_owned())]);
     }
 
+    /// A combined claim is committed by the process serving the board. A claimer that
+    /// asked for `synchronous = FULL` must get a FULL commit from a server running
+    /// NORMAL: a claim lost on power loss would have its token issued again.
+    #[test]
+    fn a_full_claim_is_committed_at_full_by_a_normal_server() {
+        use rusqlite::trace::{TraceEvent, TraceEventCodes};
+        let (_dir, path) = fixture(10);
+        let board = Queue::open(&path, true, false).unwrap().board;
+        let mut conn = connect(&path, Duration::from_secs(5));
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        conn.trace_v2(
+            TraceEventCodes::SQLITE_TRACE_STMT,
+            Some(move |e: TraceEvent<'_>| {
+                if let TraceEvent::Stmt(_, sql) = e {
+                    log.lock().unwrap().push(sql.to_owned());
+                }
+            }),
+        )
+        .unwrap();
+        let mut rec = [0u8; REC];
+        let (durable, casual) = (
+            AgentId::new("durable").unwrap(),
+            AgentId::new("casual").unwrap(),
+        );
+        encode_request(&mut rec, 1, &durable, LeaseDuration::DEFAULT, true).unwrap();
+        write_at(&board, &rec, 0).unwrap();
+        encode_request(&mut rec, 2, &casual, LeaseDuration::DEFAULT, false).unwrap();
+        write_at(&board, &rec, 1).unwrap();
+        assert_eq!(
+            serve_all(&conn, &Clock::Database, &board, false).unwrap(),
+            [0, 1]
+        );
+        let steps: Vec<String> = std::mem::take(&mut *seen.lock().unwrap())
+            .into_iter()
+            .filter_map(|sql| {
+                let sql = sql.to_uppercase();
+                ["SYNCHRONOUS", "BEGIN", "COMMIT"]
+                    .iter()
+                    .any(|w| sql.contains(w))
+                    .then_some(sql)
+            })
+            .collect();
+        assert!(steps.len() == 4, "{steps:?}");
+        assert!(
+            steps[0].contains("SYNCHRONOUS") && steps[0].contains("FULL"),
+            "{steps:?}"
+        );
+        assert!(
+            steps[1].contains("BEGIN") && steps[2].contains("COMMIT"),
+            "{steps:?}"
+        );
+        assert!(steps[3].contains("NORMAL"), "{steps:?}");
+        let level: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(level, 1, "the server is back at NORMAL");
+        seen.lock().unwrap().clear();
+        // Requests that ask for nothing more leave the server's level alone.
+        encode_request(&mut rec, 3, &casual, LeaseDuration::DEFAULT, false).unwrap();
+        write_at(&board, &rec, 1).unwrap();
+        assert_eq!(
+            serve_all(&conn, &Clock::Database, &board, false).unwrap(),
+            [1]
+        );
+        let seen = seen.lock().unwrap();
+        assert!(
+            !seen
+                .iter()
+                .any(|s| s.to_uppercase().contains("SYNCHRONOUS")),
+            "{seen:?}"
+        );
+    }
+
     /// A claimer that dies with its request on the board leaves its slot free; a
     /// process that takes the slot next must not have its own request overwritten by
     /// the reply to the dead one's (served by a turn that read the board before). That
@@ -856,11 +968,11 @@ mod tests {
     #[test]
     fn a_new_slot_owner_is_not_answered_for_the_dead_owner() {
         let (_dir, path) = fixture(10);
-        let mut server = Queue::open(&path, true).unwrap();
+        let mut server = Queue::open(&path, true, false).unwrap();
         // The dead claimer: its request is pending in slot 0, whose lock is free.
         let mut rec = [0u8; REC];
         let dead = AgentId::new("dead").unwrap();
-        encode_request(&mut rec, 1, &dead, LeaseDuration::DEFAULT).unwrap();
+        encode_request(&mut rec, 1, &dead, LeaseDuration::DEFAULT, false).unwrap();
         write_at(&server.board, &rec, 0).unwrap();
         // SQLite's write lock is held elsewhere, so the server stops between reading
         // the board and replying.
@@ -873,7 +985,7 @@ mod tests {
                 let conn = connect(&path, Duration::from_secs(30));
                 let _turn = server.turn.lock_exclusive().unwrap();
                 held.send(()).unwrap();
-                serve_all(&conn, &Clock::Database, &server.board).unwrap()
+                serve_all(&conn, &Clock::Database, &server.board, false).unwrap()
             })
         };
         turn_held.recv().unwrap();
