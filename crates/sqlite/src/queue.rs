@@ -34,10 +34,17 @@
 //! serving it died before waking it: a writer that dies before its commit leaves every
 //! request pending (the transaction rolls back) for the next turn. Replies are written
 //! right after the commit; a writer killed in that instant leaves its claims committed
-//! but unreported — those leases look like the claimer's and expire like any lease of
-//! a crashed agent. A record torn by a concurrent write fails its checksum and is read
-//! again. A process that cannot get a slot (more than [`SLOTS`] at once), or that runs
-//! where unix sockets are missing, claims on its own turn.
+//! but unreported, and requests still pending: the next turn serves them again, so each
+//! such claimer gets a second task while the first stays held in its name until its
+//! lease expires (not solved: the board cannot tell a committed claim from a rolled-back
+//! one). A claim that fails settles its request under the turn — the reply if one came,
+//! else the request taken off the board — so no later turn claims for a caller told it
+//! failed; a process that takes a slot clears it under the turn, so a turn still
+//! answering the slot's dead owner cannot answer the newcomer. A record torn by a
+//! concurrent write fails its checksum and is read again. A process that cannot get a
+//! slot (more than [`SLOTS`] at once), or that runs where unix sockets are missing,
+//! claims on its own turn. A request carries its claimer's durability: a NORMAL server
+//! commits at FULL for a claimer that asked for FULL.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
