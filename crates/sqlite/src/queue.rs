@@ -176,15 +176,13 @@ impl Queue {
         let mut rec = [0u8; REC];
         encode_request(&mut rec, request, agent, lease, self.full)?;
         write_at(&self.board, &rec, slot)?;
-        let got = match self.await_reply(conn, clock, slot, request) {
-            Ok(got) => got,
-            Err(e) => self.withdraw(slot, request, e)?,
-        };
+        let got = self.await_reply(conn, clock, slot, request)?;
         got.map(|r| r.into_lease(agent.clone())).transpose()
     }
 
     /// After `e` stopped a claim outside the turn: takes the turn, then settles the
-    /// request under it (see [`settle`]).
+    /// request under it (see [`settle`]). A claim stopped inside its own turn settles
+    /// there, before the turn moves on.
     fn withdraw(&mut self, slot: usize, request: u64, e: Error) -> Result<Option<Row>> {
         let settled = match self.turn.lock_exclusive() {
             Ok(_turn) => settle(&self.board, slot, request, e),
@@ -207,10 +205,23 @@ impl Queue {
         request: u64,
     ) -> Result<Option<Row>> {
         loop {
-            if let Some(reply) = read_reply(&self.board, slot, request)? {
-                return Ok(reply);
+            // A failure out here, without the turn, takes the turn to settle the request.
+            match read_reply(&self.board, slot, request) {
+                Ok(Some(reply)) => return Ok(reply),
+                Ok(None) => {}
+                Err(e) => return self.withdraw(slot, request, e),
             }
-            let Some(turn) = self.turn.try_lock_exclusive()? else {
+            let mut failed = None;
+            let Some(turn) = (match self.turn.try_lock_exclusive() {
+                Ok(tried) => tried,
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            }) else {
+                if let Some(e) = failed {
+                    return self.withdraw(slot, request, e);
+                }
                 self.sleep();
                 continue;
             };
@@ -799,17 +810,17 @@ mod tests {
         };
         let mut rival = LockFile::open(path.with_extension("db-queue").join("turn")).unwrap();
         let mut rival_conn = Some(connect(&path, Duration::from_secs(30)));
-        for round in 0..10 {
+        for round in 0..5 {
             let blocker = connect(&path, Duration::from_secs(5));
             blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
-            let failing = claim_on_thread(&path, "failing", Duration::from_millis(50));
+            let failing = claim_on_thread(&path, "failing", Duration::from_millis(200));
             // Its request is up, and it holds the turn, waiting for the write lock.
             let posted = Instant::now();
             while pending(&board).unwrap().is_empty() {
                 assert!(posted.elapsed() < Duration::from_secs(5), "never posted");
                 std::thread::yield_now();
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(30));
             // The next turn, taken the moment it is free, serves what the board holds
             // then: the write lock is still held, so it waits inside its transaction.
             let conn = rival_conn.take().unwrap();
