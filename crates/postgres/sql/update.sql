@@ -2,7 +2,7 @@
 -- ($4). Leaving in_progress ends the lease. One statement; returns the task after,
 -- or the locked row's state to explain why not.
 -- $1 id, $2 expected version, $3 injected now, $4 token, $5 title, $6 description,
--- $7 priority rank, $8 status, $9 tags (each NULL: unchanged)
+-- $7 priority rank, $8 status, $9 tags (each NULL: unchanged), $10 agent (history)
 WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
 cur AS MATERIALIZED (
     SELECT seq, status, assignee, lock_until, fence, waiting_on, version FROM tasks WHERE id = $1 FOR UPDATE
@@ -25,6 +25,15 @@ updated AS (
        AND NOT (cur.status = 'in_progress' AND cur.lock_until > now.t
                 AND cur.fence IS DISTINCT FROM $4::bigint)
     RETURNING t.*
+),
+-- An update that moves a task out of in_progress ends its lease: a lease event.
+event AS (
+    INSERT INTO events (at, task, kind, agent, token, detail)
+    SELECT now.t, updated.id,
+           CASE WHEN updated.status = 'done' THEN 'done' ELSE 'released' END,
+           $10, cur.fence, 'by update to ' || updated.status
+      FROM updated, cur, now
+     WHERE cur.status = 'in_progress' AND updated.status <> 'in_progress'
 )
 SELECT now.t AS now, updated.*, task_deps_of(updated.seq) AS deps,
        cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,

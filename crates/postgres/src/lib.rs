@@ -744,7 +744,7 @@ impl Store for PgStore {
         expect_version: i64,
         patch: &TaskPatch,
         token: Option<Token>,
-        _who: &AgentId,
+        who: &AgentId,
     ) -> Result<Task> {
         patch.validate()?;
         let now = self.now_param();
@@ -768,6 +768,7 @@ impl Store for PgStore {
                     &priority,
                     &status,
                     &tags,
+                    &who.as_str(),
                 ],
             )?;
             if r.try_get::<_, Option<i64>>("seq")?.is_some() {

@@ -851,10 +851,13 @@ impl Store for SqliteStore {
         expect_version: i64,
         patch: &TaskPatch,
         token: Option<Token>,
-        _who: &AgentId,
+        who: &AgentId,
     ) -> Result<Task> {
         patch.validate()?;
         self.write(|tx, now| {
+            // Read first (under the write lock) only to know whether this update ends a
+            // lease, which the history must record.
+            let before = lease_row(tx, id)?;
             let tags = patch.tags.as_deref().map(tags_json);
             let seq: Option<i64> = tx
                 .prepare_cached(sql::UPDATE)
@@ -873,9 +876,26 @@ impl Store for SqliteStore {
                 })
                 .ctx("update the task")?;
             if let Some(seq) = seq {
-                return task_by_seq(tx, seq);
+                let task = task_by_seq(tx, seq)?;
+                if let Some(b) = before.filter(|b| b.lease.status == Status::InProgress)
+                    && task.status != Status::InProgress
+                {
+                    let kind = if task.status == Status::Done {
+                        EventKind::Done
+                    } else {
+                        EventKind::Released
+                    };
+                    let detail = format!("by update to {}", task.status);
+                    let note = Note {
+                        token: Some(b.lease.fence),
+                        detail: Some(&detail),
+                        ..Note::default()
+                    };
+                    record(tx, now, id, kind, who, note)?;
+                }
+                return Ok(task);
             }
-            let Some(row) = lease_row(tx, id)? else {
+            let Some(row) = before else {
                 return Err(Error::NotFound(id.clone()));
             };
             if let Some((holder, until)) = row.lease.live_holder(Millis(now))

@@ -1109,3 +1109,47 @@ pub fn counts_by_status(f: &dyn Fixture) {
     );
     assert_eq!(got.iter().map(|c| c.1).sum::<u64>(), 4);
 }
+
+/// An update that moves a task out of `in_progress` ends its lease, and the history
+/// says so: `released` (or `done`), by the updater, with the lease's token.
+pub fn update_ending_a_lease_is_recorded(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let to_review = TaskPatch {
+        status: Some(Status::Review),
+        ..Default::default()
+    };
+    s.update(&t, l.version, &to_review, Some(l.token), &agent("a"))
+        .unwrap();
+    let l2 = claimed(s.claim(&t, &agent("b"), minutes(1), None).unwrap());
+    clock.advance(61_000);
+    let v = s.show(&t).unwrap().unwrap().version;
+    let to_done = TaskPatch {
+        status: Some(Status::Done),
+        ..Default::default()
+    };
+    s.update(&t, v, &to_done, None, &agent("admin")).unwrap();
+    // A plain field change is not a lease event.
+    let v = s.show(&t).unwrap().unwrap().version;
+    let rename = TaskPatch {
+        title: Some("renamed".into()),
+        ..Default::default()
+    };
+    s.update(&t, v, &rename, None, &agent("admin")).unwrap();
+    let log: Vec<(EventKind, String, Option<i64>)> = s
+        .log(Some(&t), 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.agent.to_string(), e.token.map(|t| t.0)))
+        .collect();
+    assert_eq!(
+        log,
+        vec![
+            (EventKind::Claimed, "a".to_owned(), Some(l.token.0)),
+            (EventKind::Released, "a".to_owned(), Some(l.token.0)),
+            (EventKind::Claimed, "b".to_owned(), Some(l2.token.0)),
+            (EventKind::Done, "admin".to_owned(), Some(l2.token.0)),
+        ]
+    );
+}

@@ -57,7 +57,7 @@ macro_rules! conformance {
             batch_all_or_nothing, batch_bad_input,
             update_optimistic, update_under_lease, reap_expired, release_force,
             one_winner_across_handles, claim_next_across_handles, database_clock,
-            list_filters, history_records_each_step, history_records_refused_claims,
+            list_filters, history_records_each_step, update_ending_a_lease_is_recorded, history_records_refused_claims,
             prune_keeps_the_bound, counts_by_status, state_machine_model,
             waiting_on_exact_under_concurrent_add_and_done
         );
