@@ -54,8 +54,8 @@ fn bench_runs_small_and_verifies() {
 #[test]
 fn bench_verification_catches_an_injected_double_claim() {
     let p = Project::new();
-    let out = p
-        .cmd(&[
+    let v = p.json(
+        &[
             "bench",
             "--agents",
             "2",
@@ -64,17 +64,9 @@ fn bench_verification_catches_an_injected_double_claim() {
             "--seconds",
             "0.2",
             "--inject-double-claim",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        1,
     );
-    let v = parse_one(&out.stdout);
     assert_eq!(v["verified"], false);
     assert_eq!(v["double_claims"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["error"]["code"], "double_claim");
@@ -101,8 +93,8 @@ fn bench_runs_small_on_postgres_in_scratch_schemas() {
         return;
     };
     let p = Project::new();
-    let out = p
-        .cmd(&[
+    let v = p.json(
+        &[
             "bench",
             "--db",
             &server,
@@ -115,17 +107,9 @@ fn bench_runs_small_on_postgres_in_scratch_schemas() {
             "--baseline",
             "--mode",
             "next-done",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        0,
     );
-    let v = parse_one(&out.stdout);
     assert_eq!(v["backend"], "postgres");
     assert_eq!(v["verified"], true);
     assert!(v["tasklease"]["claims"].as_u64().unwrap() > 0, "{v}");
