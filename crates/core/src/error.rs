@@ -137,6 +137,18 @@ impl Error {
         }
     }
 
+    /// Refuses a database whose schema version `found` is newer than `supported`, the
+    /// newest this build writes: an older tasklease must not touch a newer schema.
+    ///
+    /// # Errors
+    /// [`Error::SchemaTooNew`].
+    pub fn refuse_newer_schema(found: i64, supported: i64) -> Result<()> {
+        if found > supported {
+            return Err(Error::SchemaTooNew { found, supported });
+        }
+        Ok(())
+    }
+
     /// The broad kind, for exit codes and tool errors.
     pub fn kind(&self) -> ErrorKind {
         match self {

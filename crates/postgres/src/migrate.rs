@@ -39,13 +39,7 @@ pub struct Migrated {
 }
 
 fn refuse_newer(found: i64) -> Result<()> {
-    if found > LATEST_VERSION {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: LATEST_VERSION,
-        });
-    }
-    Ok(())
+    Error::refuse_newer_schema(found, LATEST_VERSION)
 }
 
 fn db(what: &str) -> impl FnOnce(postgres::Error) -> Error + '_ {

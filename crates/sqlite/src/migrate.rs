@@ -38,13 +38,7 @@ fn user_version(conn: &Connection) -> Result<i64> {
 }
 
 fn refuse_newer(found: i64) -> Result<()> {
-    if found > LATEST_VERSION {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: LATEST_VERSION,
-        });
-    }
-    Ok(())
+    Error::refuse_newer_schema(found, LATEST_VERSION)
 }
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path, backup_first: bool) -> Result<Migrated> {

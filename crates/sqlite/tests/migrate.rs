@@ -1,6 +1,8 @@
-//! Upgrading a database written by an older tasklease keeps its history.
+//! Migrations on real files: upgrading a database written by an older tasklease keeps
+//! its history; one written by a newer tasklease is refused and left untouched;
+//! reopening an up-to-date database changes nothing.
 
-use tasklease_core::{AgentId, EventKind, LeaseDuration, Store, TaskId};
+use tasklease_core::{AgentId, Error, EventKind, LeaseDuration, Store, TaskId};
 use tasklease_sqlite::{LATEST_VERSION, Options, SqliteStore};
 
 const V1: &str = include_str!("../migrations/0001_init.sql");
@@ -44,4 +46,43 @@ fn v1_history_survives_the_upgrade_to_v2() {
     assert_eq!(log[1].kind, EventKind::Claimed);
     assert_eq!(log[1].lease_ms, Some(LeaseDuration::DEFAULT.as_millis()));
     assert!(log[1].wait_us.is_some());
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    drop(SqliteStore::open(&path, &Options::default()).unwrap());
+    let newer = LATEST_VERSION + 1;
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
+    match SqliteStore::open(&path, &Options::default()) {
+        Err(Error::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (newer, LATEST_VERSION));
+        }
+        Err(e) => panic!("expected SchemaTooNew, got {e}"),
+        Ok(_) => panic!("a newer schema was opened"),
+    }
+    let v: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, newer, "the refused database must not be changed");
+}
+
+#[test]
+fn reopening_migrates_nothing_and_backs_up_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let first = SqliteStore::open(&path, &Options::default()).unwrap();
+    assert_eq!(
+        (first.migrated().from, first.migrated().to),
+        (0, LATEST_VERSION)
+    );
+    drop(first);
+    let again = SqliteStore::open(&path, &Options::default()).unwrap();
+    assert_eq!(again.migrated().from, LATEST_VERSION);
+    assert!(again.migrated().backup.is_none());
 }
