@@ -1,0 +1,96 @@
+//! How a one-shot process (a CLI call) leaves the WAL: no checkpoint when it closes
+//! (that cost a CLI call three or four fsyncs), but a WAL grown past the trim mark is
+//! emptied by the process that closes it — unless others are using the database, who
+//! are never waited for.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tasklease_core::{NewTask, Store, TaskId};
+use tasklease_sqlite::{Options, SqliteStore};
+
+fn one_shot() -> Options {
+    Options {
+        one_shot: true,
+        ..Options::default()
+    }
+}
+
+fn add(store: &SqliteStore, from: usize, n: usize) {
+    for i in from..from + n {
+        store
+            .add(&NewTask {
+                id: Some(TaskId::new(&format!("t-{i}")).unwrap()),
+                title: format!("task {i} with a title long enough to fill pages"),
+                ..NewTask::default()
+            })
+            .unwrap();
+    }
+}
+
+fn wal_len(db: &Path) -> u64 {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).map_or(0, |m| m.len())
+}
+
+fn count(db: &Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM tasks", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_short_wal_is_left_for_the_next_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    drop(SqliteStore::open(&db, &Options::default()).unwrap());
+    let store = SqliteStore::open(&db, &one_shot()).unwrap();
+    add(&store, 0, 3);
+    drop(store);
+    assert!(wal_len(&db) > 0, "closing checkpointed a short WAL");
+    assert_eq!(count(&db), 3);
+}
+
+#[test]
+fn a_long_wal_is_emptied_by_the_last_one_shot_to_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let store = SqliteStore::open(&db, &one_shot()).unwrap();
+    add(&store, 0, 400);
+    let before = wal_len(&db);
+    assert!(
+        before > 256 * 4096,
+        "the test wrote too little: {before} bytes"
+    );
+    drop(store);
+    assert_eq!(wal_len(&db), 0, "closing left the WAL at {before} bytes");
+    assert_eq!(count(&db), 400);
+    // Still a WAL database that takes writes.
+    let store = SqliteStore::open(&db, &one_shot()).unwrap();
+    add(&store, 400, 1);
+    drop(store);
+    assert_eq!(count(&db), 401);
+}
+
+#[test]
+fn a_reader_is_not_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    drop(SqliteStore::open(&db, &Options::default()).unwrap());
+    // Another process's connection, in the middle of a read.
+    let other = rusqlite::Connection::open(&db).unwrap();
+    other
+        .execute_batch("BEGIN; SELECT count(*) FROM tasks;")
+        .unwrap();
+    let store = SqliteStore::open(&db, &one_shot()).unwrap();
+    add(&store, 0, 400);
+    let start = Instant::now();
+    drop(store);
+    // The busy timeout is 30 s; not waiting at all is far below this bound.
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(wal_len(&db) > 0, "the WAL was truncated under a reader");
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(count(&db), 400);
+}
