@@ -33,11 +33,14 @@
 //! a process dies. A sleeper also wakes on its own after [`NAP`], in case the process
 //! serving it died before waking it: a writer that dies before its commit leaves every
 //! request pending (the transaction rolls back) for the next turn. Replies are written
-//! right after the commit; a writer killed in that instant leaves its claims committed
-//! but unreported, and requests still pending: the next turn serves them again, so each
-//! such claimer gets a second task while the first stays held in its name until its
-//! lease expires (not solved: the board cannot tell a committed claim from a rolled-back
-//! one). A claim that fails settles its request under the turn — the reply if one came,
+//! before the commit, marked *in doubt*, and marked answered after it. A writer killed
+//! between the two leaves records in doubt, and the next turn, before serving anything,
+//! asks the database which of them committed: a claim committed if its task is held by
+//! its claimer under exactly its fencing token and lease end (nothing else can have
+//! written meanwhile: every writer takes the turn, and this check comes first). Those
+//! replies stand and their claimers are woken; the rest go back up as requests. So a
+//! claim is never granted twice for one request, however the writer dies. A claim that
+//! fails settles its request under the turn — the reply if one came,
 //! else the request taken off the board — so no later turn claims for a caller told it
 //! failed; a process that takes a slot clears it under the turn, so a turn still
 //! answering the slot's dead owner cannot answer the newcomer. A record torn by a
@@ -76,9 +79,14 @@ const LINGER: Duration = Duration::from_micros(200);
 pub(crate) const NAP: Duration = Duration::from_millis(20);
 /// Bytes per board record.
 const REC: usize = 512;
-const MAGIC: &[u8; 4] = b"TLQ1";
+/// The board's format. A process of another format sees no requests here and serves
+/// its own on its own turn.
+const MAGIC: &[u8; 4] = b"TLQ2";
+/// Record states (byte 4, outside the checksum so a state change is a one-byte write).
 const PENDING: u8 = 1;
 const REPLIED: u8 = 2;
+/// Replied, but written before the commit that grants it: see "Failure" above.
+const DOUBT: u8 = 3;
 const MAX_TEXT: usize = 128;
 
 /// One process's handle on the queue.
@@ -183,9 +191,15 @@ impl Queue {
     /// After `e` stopped a claim outside the turn: takes the turn, then settles the
     /// request under it (see [`settle`]). A claim stopped inside its own turn settles
     /// there, before the turn moves on.
-    fn withdraw(&mut self, slot: usize, request: u64, e: Error) -> Result<Option<Row>> {
+    fn withdraw(
+        &mut self,
+        conn: &Connection,
+        slot: usize,
+        request: u64,
+        e: Error,
+    ) -> Result<Option<Row>> {
         let settled = match self.turn.lock_exclusive() {
-            Ok(_turn) => settle(&self.board, slot, request, e),
+            Ok(_turn) => settle(conn, &self.board, slot, request, e),
             Err(_) => Err(e),
         };
         if settled.is_err() {
@@ -209,7 +223,7 @@ impl Queue {
             match read_reply(&self.board, slot, request) {
                 Ok(Some(reply)) => return Ok(reply),
                 Ok(None) => {}
-                Err(e) => return self.withdraw(slot, request, e),
+                Err(e) => return self.withdraw(conn, slot, request, e),
             }
             let mut failed = None;
             let Some(turn) = (match self.turn.try_lock_exclusive() {
@@ -220,7 +234,7 @@ impl Queue {
                 }
             }) else {
                 if let Some(e) = failed {
-                    return self.withdraw(slot, request, e);
+                    return self.withdraw(conn, slot, request, e);
                 }
                 self.sleep();
                 continue;
@@ -269,8 +283,8 @@ impl Queue {
             // there now, or the request was lost and waiting longer would never end.
             let settled = match served.and_then(|()| read_reply(&self.board, slot, request)) {
                 Ok(Some(reply)) => Ok(reply),
-                Ok(None) => settle(&self.board, slot, request, lost()),
-                Err(e) => settle(&self.board, slot, request, e),
+                Ok(None) => settle(conn, &self.board, slot, request, lost()),
+                Err(e) => settle(conn, &self.board, slot, request, e),
             };
             drop(turn);
             self.wake_pending();
@@ -463,11 +477,18 @@ fn lost() -> Error {
 }
 
 /// Settles `request` after `e` stopped its claim, under the turn (so no turn is
-/// serving the board meanwhile): if a turn answered it already, that reply stands and
-/// is the answer — the task is claimed, and the caller must learn it. Otherwise the
-/// request comes off the board, so no later turn claims for a caller told it failed,
-/// and `e` is the answer.
-fn settle(board: &File, slot: usize, request: u64, e: Error) -> Result<Option<Row>> {
+/// serving the board meanwhile): if a turn answered it already (a reply in doubt is
+/// first checked against the database), that reply stands and is the answer — the task
+/// is claimed, and the caller must learn it. Otherwise the request comes off the board,
+/// so no later turn claims for a caller told it failed, and `e` is the answer.
+fn settle(
+    conn: &Connection,
+    board: &File,
+    slot: usize,
+    request: u64,
+    e: Error,
+) -> Result<Option<Row>> {
+    let _ = resolve_doubts(conn, board);
     if let Ok(Some(reply)) = read_reply(board, slot, request) {
         return Ok(reply);
     }
@@ -501,11 +522,12 @@ fn pending(board: &File) -> Result<Vec<(usize, Request)>> {
 
 /// Serves every pending request on the board in one transaction, then replies.
 /// Returns the slots it answered, to be woken. `full`: this connection commits with
-/// `synchronous = FULL`.
+/// `synchronous = FULL`. First settles replies a dead writer left in doubt.
 fn serve_all(conn: &Connection, clock: &Clock, board: &File, full: bool) -> Result<Vec<usize>> {
+    let mut wake = resolve_doubts(conn, board)?;
     let pending = pending(board)?;
     if pending.is_empty() {
-        return Ok(Vec::new());
+        return Ok(wake);
     }
     // A claim is only as durable as the commit that grants it, and that commit is ours:
     // a claimer that asked for FULL gets FULL (lost on power loss, its token could be
@@ -514,38 +536,83 @@ fn serve_all(conn: &Connection, clock: &Clock, board: &File, full: bool) -> Resu
     if raise {
         set_synchronous(conn, "FULL")?;
     }
-    let committed = commit_claims(conn, clock, pending);
+    let committed = commit_claims(conn, clock, board, pending);
     if raise {
         // Only slower if it stays FULL: not worth failing claims that committed.
         let _ = set_synchronous(conn, "NORMAL");
     }
-    let replies = committed?;
-    let mut rec = [0u8; REC];
-    let mut wake = Vec::with_capacity(replies.len());
-    for (slot, request, row) in replies {
-        encode_reply(&mut rec, request, row.as_ref());
-        write_at(board, &rec, slot)?;
-        wake.push(slot);
-    }
+    wake.extend(committed?);
     Ok(wake)
 }
 
-/// Claims for each pending request in one transaction: (slot, request, row) each.
+/// Claims for each pending request in one transaction, and replies: the replies are
+/// written in doubt before the commit and marked answered after it. Returns the slots
+/// answered.
 fn commit_claims(
     conn: &Connection,
     clock: &Clock,
+    board: &File,
     pending: Vec<(usize, Request)>,
-) -> Result<Vec<(usize, u64, Option<Row>)>> {
+) -> Result<Vec<usize>> {
     let tx = Tx::begin(conn, Tx::IMMEDIATE)?;
-    let mut replies = Vec::with_capacity(pending.len());
+    let mut rec = [0u8; REC];
+    let mut slots = Vec::with_capacity(pending.len());
     for (slot, req) in pending {
         // Waiting in the queue is the combined claim's wait; nobody retried.
         let wait = (epoch_us() - req.posted_us).max(0);
         let row = claim_next_stmt(&tx, clock, &req.agent, req.lease_ms, (wait, 0))?;
-        replies.push((slot, req.id, row));
+        encode_record(&mut rec, DOUBT, &req, row.as_ref());
+        write_at(board, &rec, slot)?;
+        slots.push(slot);
     }
-    tx.commit()?;
-    Ok(replies)
+    if let Err(e) = tx.commit() {
+        // Most likely rolled back, but the database, not the error, says which.
+        let _ = resolve_doubts(conn, board);
+        return Err(e);
+    }
+    for &slot in &slots {
+        set_state(board, slot, REPLIED)?;
+    }
+    Ok(slots)
+}
+
+/// Settles every reply left in doubt (see "Failure" above), under the turn: answered
+/// if its claim committed, back up as a request if not. Returns the slots answered.
+fn resolve_doubts(conn: &Connection, board: &File) -> Result<Vec<usize>> {
+    let mut all = vec![0u8; REC * SLOTS];
+    let n = read_at(board, &mut all, REC)?;
+    let mut answered = Vec::new();
+    for (slot, rec) in all[..n - n % REC].chunks_exact(REC).enumerate() {
+        if rec[4] != DOUBT || !valid(rec) {
+            continue;
+        }
+        let committed = match (decode_request_fields(rec), decode_reply_fields(rec)?) {
+            (Some(req), Some(row)) => holds(conn, &req.agent, &row)?,
+            // "Nothing ready" changed nothing; serving it again is as good an answer.
+            _ => false,
+        };
+        set_state(board, slot, if committed { REPLIED } else { PENDING })?;
+        if committed {
+            answered.push(slot);
+        }
+    }
+    Ok(answered)
+}
+
+/// Whether `agent` holds `row`'s task under exactly that claim.
+fn holds(conn: &Connection, agent: &str, row: &Row) -> Result<bool> {
+    conn.prepare_cached(sql::LEASE)
+        .and_then(|mut s| {
+            s.query_row(named_params! {":id": row.id}, |r| {
+                Ok(r.get::<_, String>(0)? == "in_progress"
+                    && r.get::<_, Option<String>>(1)?.as_deref() == Some(agent)
+                    && r.get::<_, Option<i64>>(2)? == Some(row.lock_until)
+                    && r.get::<_, i64>(3)? == row.token)
+            })
+            .optional()
+        })
+        .map(|held| held.unwrap_or(false))
+        .ctx("check a claim left in doubt")
 }
 
 fn set_synchronous(conn: &Connection, level: &str) -> Result<()> {
@@ -560,24 +627,54 @@ fn encode_request(
     lease: LeaseDuration,
     full: bool,
 ) -> Result<()> {
-    let a = agent.as_str().as_bytes();
-    if a.len() > MAX_TEXT {
+    if agent.as_str().len() > MAX_TEXT {
         return Err(Error::invalid(
             "agent id",
             "agent ids are at most 128 bytes",
         ));
     }
+    let req = Request {
+        id: request,
+        agent: agent.as_str().to_owned(),
+        lease_ms: lease.as_millis(),
+        posted_us: epoch_us(),
+        full,
+    };
+    encode_record(rec, PENDING, &req, None);
+    Ok(())
+}
+
+/// Writes a record: the request, and (unless pending) its reply beside it, so a reply
+/// in doubt can go back up as the request it answers.
+///
+/// Layout, little-endian: 0..4 magic, 4 state, 5 whether a task was claimed, 6 FULL
+/// asked, 8..16 request number, 16..24 lease ms, 24..26 agent length, 32..40 posted
+/// (µs), 64..192 agent; 192..194 task id length, 200..208 token, 208..216 assigned
+/// at, 216..224 lease end, 224..232 version, 256..384 task id; 508..512 checksum.
+fn encode_record(rec: &mut [u8; REC], state: u8, req: &Request, row: Option<&Row>) {
+    let a = req.agent.as_bytes();
+    let a = &a[..a.len().min(MAX_TEXT)];
     rec.fill(0);
     rec[0..4].copy_from_slice(MAGIC);
-    rec[4] = PENDING;
-    rec[6] = u8::from(full);
-    rec[8..16].copy_from_slice(&request.to_le_bytes());
-    rec[16..24].copy_from_slice(&lease.as_millis().to_le_bytes());
+    rec[4] = state;
+    rec[6] = u8::from(req.full);
+    rec[8..16].copy_from_slice(&req.id.to_le_bytes());
+    rec[16..24].copy_from_slice(&req.lease_ms.to_le_bytes());
     rec[24..26].copy_from_slice(&(a.len() as u16).to_le_bytes());
-    rec[32..40].copy_from_slice(&epoch_us().to_le_bytes());
+    rec[32..40].copy_from_slice(&req.posted_us.to_le_bytes());
     rec[64..64 + a.len()].copy_from_slice(a);
+    if let Some(r) = row {
+        let id = r.id.as_bytes();
+        let len = id.len().min(MAX_TEXT);
+        rec[5] = 1;
+        rec[192..194].copy_from_slice(&(len as u16).to_le_bytes());
+        rec[200..208].copy_from_slice(&r.token.to_le_bytes());
+        rec[208..216].copy_from_slice(&r.assigned_at.to_le_bytes());
+        rec[216..224].copy_from_slice(&r.lock_until.to_le_bytes());
+        rec[224..232].copy_from_slice(&r.version.to_le_bytes());
+        rec[256..256 + len].copy_from_slice(&id[..len]);
+    }
     seal(rec);
-    Ok(())
 }
 
 /// A claim-next request read from the board.
@@ -605,6 +702,11 @@ fn decode_request(rec: &[u8]) -> Option<Request> {
     if rec.len() != REC || rec[4] != PENDING || !valid(rec) {
         return None;
     }
+    decode_request_fields(rec)
+}
+
+/// The request part of a record already checked.
+fn decode_request_fields(rec: &[u8]) -> Option<Request> {
     let request = u64::from_le_bytes(rec[8..16].try_into().ok()?);
     let lease_ms = i64::from_le_bytes(rec[16..24].try_into().ok()?);
     let len = usize::from(u16::from_le_bytes(rec[24..26].try_into().ok()?)).min(MAX_TEXT);
@@ -619,25 +721,6 @@ fn decode_request(rec: &[u8]) -> Option<Request> {
     })
 }
 
-fn encode_reply(rec: &mut [u8; REC], request: u64, row: Option<&Row>) {
-    rec.fill(0);
-    rec[0..4].copy_from_slice(MAGIC);
-    rec[4] = REPLIED;
-    rec[8..16].copy_from_slice(&request.to_le_bytes());
-    if let Some(r) = row {
-        let id = r.id.as_bytes();
-        let len = id.len().min(MAX_TEXT);
-        rec[5] = 1;
-        rec[24..26].copy_from_slice(&(len as u16).to_le_bytes());
-        rec[32..40].copy_from_slice(&r.token.to_le_bytes());
-        rec[40..48].copy_from_slice(&r.assigned_at.to_le_bytes());
-        rec[48..56].copy_from_slice(&r.lock_until.to_le_bytes());
-        rec[56..64].copy_from_slice(&r.version.to_le_bytes());
-        rec[64..64 + len].copy_from_slice(&id[..len]);
-    }
-    seal(rec);
-}
-
 /// This slot's reply to `request`, if it has arrived: `Some(None)` means "nothing was
 /// ready".
 fn read_reply(board: &File, slot: usize, request: u64) -> Result<Option<Option<Row>>> {
@@ -645,44 +728,65 @@ fn read_reply(board: &File, slot: usize, request: u64) -> Result<Option<Option<R
     if read_at(board, &mut rec, (slot + 1) * REC)? < REC || rec[4] != REPLIED || !valid(&rec) {
         return Ok(None);
     }
-    let field =
-        |r: std::ops::Range<usize>| i64::from_le_bytes(rec[r].try_into().unwrap_or_default());
     if u64::from_le_bytes(rec[8..16].try_into().unwrap_or_default()) != request {
         return Ok(None);
     }
-    if rec[5] == 0 {
-        return Ok(Some(None));
-    }
-    let len = usize::from(u16::from_le_bytes([rec[24], rec[25]])).min(MAX_TEXT);
-    let id = std::str::from_utf8(&rec[64..64 + len])
-        .map_err(|_| Error::store("read a queue reply", "the task id is not UTF-8"))?
-        .to_owned();
-    Ok(Some(Some(Row {
-        id,
-        token: field(32..40),
-        assigned_at: field(40..48),
-        lock_until: field(48..56),
-        version: field(56..64),
-    })))
+    decode_reply_fields(&rec).map(Some)
 }
 
-/// FNV-1a over the record, stored in its last four bytes: a torn read (a record read
-/// while another process rewrites it) fails the check and is read again later.
-fn checksum(body: &[u8]) -> u32 {
-    body.iter().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
+/// The reply part of a record already checked.
+fn decode_reply_fields(rec: &[u8]) -> Result<Option<Row>> {
+    if rec[5] == 0 {
+        return Ok(None);
+    }
+    let field =
+        |r: std::ops::Range<usize>| i64::from_le_bytes(rec[r].try_into().unwrap_or_default());
+    let len = usize::from(u16::from_le_bytes([rec[192], rec[193]])).min(MAX_TEXT);
+    let id = std::str::from_utf8(&rec[256..256 + len])
+        .map_err(|_| Error::store("read a queue reply", "the task id is not UTF-8"))?
+        .to_owned();
+    Ok(Some(Row {
+        id,
+        token: field(200..208),
+        assigned_at: field(208..216),
+        lock_until: field(216..224),
+        version: field(224..232),
+    }))
+}
+
+/// FNV-1a over the record but its state byte, stored in its last four bytes: a torn
+/// read (a record read while another process rewrites it) fails the check and is read
+/// again later. The state is left out so that changing it is a one-byte write, which
+/// cannot tear.
+fn checksum(rec: &[u8]) -> u32 {
+    let fnv = |h: u32, b: &u8| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+    let h = rec[..4].iter().fold(0x811c_9dc5u32, fnv);
+    rec[5..REC - 4].iter().fold(h, fnv)
 }
 
 fn seal(rec: &mut [u8; REC]) {
-    let sum = checksum(&rec[..REC - 4]);
+    let sum = checksum(rec);
     rec[REC - 4..].copy_from_slice(&sum.to_le_bytes());
 }
 
 fn valid(rec: &[u8]) -> bool {
-    rec.len() == REC
-        && &rec[0..4] == MAGIC
-        && rec[REC - 4..] == checksum(&rec[..REC - 4]).to_le_bytes()
+    rec.len() == REC && &rec[0..4] == MAGIC && rec[REC - 4..] == checksum(rec).to_le_bytes()
+}
+
+/// Changes a slot's record state in place.
+fn set_state(board: &File, slot: usize, state: u8) -> Result<()> {
+    let offset = ((slot + 1) * REC + 4) as u64;
+    #[cfg(unix)]
+    let r = std::os::unix::fs::FileExt::write_all_at(board, &[state], offset);
+    #[cfg(windows)]
+    let r = std::os::windows::fs::FileExt::seek_write(board, &[state], offset).and_then(|n| {
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("short write"))
+        }
+    });
+    r.map_err(|e| Error::store("write the writer queue's board", e))
 }
 
 /// Slot records follow the header record.
@@ -737,8 +841,15 @@ mod tests {
             lock_until: 20,
             version: 5,
         };
-        encode_reply(&mut rec, 7, Some(&row));
+        encode_record(&mut rec, REPLIED, &req, Some(&row));
         assert_eq!(decode_request(&rec), None, "a reply is not a request");
+        assert!(valid(&rec));
+        let got = decode_reply_fields(&rec).unwrap().expect("a row");
+        assert_eq!((got.id.as_str(), got.token, got.lock_until), ("T-9", 3, 20));
+        // The state is outside the checksum: flipping it keeps the record whole and
+        // the request beside the reply.
+        rec[4] = PENDING;
+        assert_eq!(decode_request(&rec), Some(req));
     }
 
     use std::sync::mpsc;
@@ -892,7 +1003,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         };
         let mut rec = [0u8; REC];
-        encode_reply(&mut rec, 12_345, None);
+        let stray = Request {
+            id: 12_345,
+            agent: "someone".into(),
+            lease_ms: 1,
+            posted_us: 0,
+            full: false,
+        };
+        encode_record(&mut rec, REPLIED, &stray, None);
         write_at(&board, &rec, slot).unwrap();
         drop(held);
         let got = claim
@@ -1028,6 +1146,65 @@ mod tests {
         assert!(
             held.contains(&(got.task.to_string(), "newcomer".into())),
             "{held:?}"
+        );
+    }
+
+    /// A writer killed after its commit but before marking its replies answered: the
+    /// claims it committed stand and reach their claimers, and those it did not commit
+    /// are served again. Its claimers used to be served twice, the first task held in
+    /// their name until the lease ran out.
+    #[test]
+    fn replies_left_in_doubt_are_settled_by_the_database() {
+        let (_dir, path) = fixture(10);
+        let board = Queue::open(&path, true, false).unwrap().board;
+        let conn = connect(&path, Duration::from_secs(5));
+        let mut rec = [0u8; REC];
+        let request = |id: u64, agent: &str| Request {
+            id,
+            agent: agent.into(),
+            lease_ms: LeaseDuration::DEFAULT.as_millis(),
+            posted_us: epoch_us(),
+            full: false,
+        };
+        // Slot 0's claim committed, slot 1's did not (the writer died first); both
+        // replies were written in doubt.
+        let (committed, lost) = (request(1, "committed"), request(2, "rolled-back"));
+        let mut granted = None;
+        for (slot, req, commit) in [(0, &committed, true), (1, &lost, false)] {
+            let tx = Tx::begin(&conn, Tx::IMMEDIATE).unwrap();
+            let row = claim_next_stmt(&tx, &Clock::Database, &req.agent, req.lease_ms, (0, 0))
+                .unwrap()
+                .expect("a task");
+            encode_record(&mut rec, DOUBT, req, Some(&row));
+            write_at(&board, &rec, slot).unwrap();
+            if commit {
+                tx.commit().unwrap();
+                granted = Some(row);
+            }
+        }
+        let granted = granted.unwrap();
+        // Neither claimer may take a reply in doubt.
+        assert!(read_reply(&board, 0, 1).unwrap().is_none());
+        assert!(read_reply(&board, 1, 2).unwrap().is_none());
+        let mut woken = serve_all(&conn, &Clock::Database, &board, false).unwrap();
+        woken.sort_unstable();
+        assert_eq!(woken, [0, 1]);
+        let first = read_reply(&board, 0, 1).unwrap().unwrap().unwrap();
+        assert_eq!(
+            (first.id.as_str(), first.token),
+            (granted.id.as_str(), granted.token)
+        );
+        let second = read_reply(&board, 1, 2).unwrap().unwrap().unwrap();
+        let mut held = assignees(&path);
+        held.sort();
+        let mut want = vec![
+            (first.id.clone(), "committed".to_owned()),
+            (second.id.clone(), "rolled-back".to_owned()),
+        ];
+        want.sort();
+        assert_eq!(
+            held, want,
+            "each claimer holds exactly the task it was told of"
         );
     }
 }
