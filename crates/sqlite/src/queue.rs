@@ -557,6 +557,8 @@ fn commit_claims(
     let tx = Tx::begin(conn, Tx::IMMEDIATE)?;
     let mut rec = [0u8; REC];
     let mut slots = Vec::with_capacity(pending.len());
+    #[cfg(debug_assertions)]
+    let mut agents = Vec::with_capacity(pending.len());
     for (slot, req) in pending {
         // Waiting in the queue is the combined claim's wait; nobody retried.
         let wait = (epoch_us() - req.posted_us).max(0);
@@ -564,16 +566,32 @@ fn commit_claims(
         encode_record(&mut rec, DOUBT, &req, row.as_ref());
         write_at(board, &rec, slot)?;
         slots.push(slot);
+        #[cfg(debug_assertions)]
+        agents.push(req.agent);
     }
     if let Err(e) = tx.commit() {
         // Most likely rolled back, but the database, not the error, says which.
         let _ = resolve_doubts(conn, board);
         return Err(e);
     }
+    #[cfg(debug_assertions)]
+    die_after_commit(&agents);
     for &slot in &slots {
         set_state(board, slot, REPLIED)?;
     }
     Ok(slots)
+}
+
+/// Test builds only: with `TASKLEASE_FAILPOINT=queue-after-commit`, a serving process
+/// dies right after its commit, before any reply is marked answered — the instant the
+/// doubt records exist for. It names the agents it served on stderr first, so a test
+/// can tell that it served others.
+#[cfg(debug_assertions)]
+fn die_after_commit(agents: &[String]) {
+    if std::env::var_os("TASKLEASE_FAILPOINT").is_some_and(|v| v == "queue-after-commit") {
+        eprintln!("failpoint queue-after-commit: served {}", agents.join(" "));
+        std::process::abort();
+    }
 }
 
 /// Settles every reply left in doubt (see "Failure" above), under the turn: answered
