@@ -100,10 +100,7 @@ pub(crate) struct Queue {
     /// This process's slot, taken on first claim and kept for the life of the queue.
     slot: Option<Slot>,
     /// Sends wake-ups to other slots' sockets; created on first use.
-    #[cfg(unix)]
-    sender: Option<std::os::unix::net::UnixDatagram>,
-    #[cfg(not(unix))]
-    sender: Option<()>,
+    sender: Sender,
     /// Numbers this process's requests, so a reply is matched to its request.
     next_request: u64,
     /// Whether to combine claims through the board. A one-shot process (a CLI call)
@@ -113,6 +110,12 @@ pub(crate) struct Queue {
     /// requests ask the same of whoever serves them.
     full: bool,
 }
+
+/// Sends wake-ups to other slots' sockets; created on first use.
+#[cfg(unix)]
+type Sender = Option<std::os::unix::net::UnixDatagram>;
+#[cfg(not(unix))]
+type Sender = Option<()>;
 
 /// A board slot owned by this process.
 struct Slot {
@@ -179,12 +182,53 @@ impl Queue {
         let Some(slot) = self.slot()? else {
             return self.turn(|| serve_one(conn, claimer, agent, lease));
         };
-        self.next_request += 1;
-        let request = self.next_request;
         let mut rec = [0u8; REC];
-        encode_request(&mut rec, request, agent, lease, self.full)?;
-        write_at(&self.board, &rec, slot)?;
-        let got = self.await_reply(conn, clock, slot, request)?;
+        encode_request(&mut rec, self.next_request + 1, agent, lease, self.full)?;
+        /// What happened on a turn taken at the first try.
+        enum First {
+            /// Nobody was waiting: claimed alone.
+            Alone(Result<Option<Lease>>),
+            /// Others were waiting: served them with us.
+            Served(Result<Option<Row>>),
+        }
+        // Only fields other than the turn are touched while the turn is held.
+        let first = match self.turn.try_lock_exclusive().ok().flatten() {
+            Some(turn) => {
+                let first = if idle(&self.board)? {
+                    // Uncontended: claim as a lone writer would, without the board.
+                    First::Alone(serve_one(conn, claimer, agent, lease))
+                } else {
+                    self.next_request += 1;
+                    write_at(&self.board, &rec, slot)?;
+                    First::Served(serve_board(
+                        conn,
+                        clock,
+                        &self.board,
+                        self.full,
+                        &mut self.sender,
+                        &self.dir,
+                        self.slot.as_ref(),
+                        (slot, self.next_request),
+                    ))
+                };
+                drop(turn);
+                Some(first)
+            }
+            // Busy (or the try failed: the long way meets the failure again).
+            None => None,
+        };
+        let got = match first {
+            Some(First::Alone(got)) => {
+                self.wake_pending();
+                return got;
+            }
+            Some(First::Served(settled)) => self.after_turn(settled)?,
+            None => {
+                self.next_request += 1;
+                write_at(&self.board, &rec, slot)?;
+                self.await_reply(conn, clock, slot, self.next_request)?
+            }
+        };
         got.map(|r| r.into_lease(agent.clone())).transpose()
     }
 
@@ -239,60 +283,31 @@ impl Queue {
                 self.sleep();
                 continue;
             };
-            // Our turn: serve the board, and keep serving while requests keep coming —
-            // the claimers we just answered post their next ones at once, and a server
-            // already running is cheaper than a hand-off. Bounded, so this caller's
-            // own claim is not held up for long.
-            let until = std::time::Instant::now() + SERVE_FOR;
-            let mut served = Ok(());
-            let mut woke_others = false;
-            // At least once, however late this thread runs: our own request is on the
-            // board and this turn must answer it.
-            loop {
-                match serve_all(conn, clock, &self.board, self.full) {
-                    // Claimers just woken are about to post again: give them the CPU
-                    // for a moment rather than hand the turn over with nothing queued.
-                    Ok(slots) if slots.is_empty() && woke_others => {
-                        woke_others = false;
-                        match linger(&self.board) {
-                            Ok(true) => {}
-                            Ok(false) => break,
-                            Err(e) => {
-                                served = Err(e);
-                                break;
-                            }
-                        }
-                    }
-                    Ok(slots) if slots.is_empty() => break,
-                    Ok(slots) => {
-                        woke_others = slots.iter().any(|&s| s != slot);
-                        wake(&mut self.sender, &self.dir, self.slot.as_ref(), &slots);
-                    }
-                    Err(e) => {
-                        served = Err(e);
-                        break;
-                    }
-                }
-                if std::time::Instant::now() >= until {
-                    break;
-                }
-            }
-            // Still our turn: nobody else writes our slot, and no other turn can read
-            // it before it is settled. Our request was up before we took the turn, so
-            // this turn answered it unless an earlier one had; either way the reply is
-            // there now, or the request was lost and waiting longer would never end.
-            let settled = match served.and_then(|()| read_reply(&self.board, slot, request)) {
-                Ok(Some(reply)) => Ok(reply),
-                Ok(None) => settle(conn, &self.board, slot, request, lost()),
-                Err(e) => settle(conn, &self.board, slot, request, e),
-            };
+            let settled = serve_board(
+                conn,
+                clock,
+                &self.board,
+                self.full,
+                &mut self.sender,
+                &self.dir,
+                self.slot.as_ref(),
+                (slot, request),
+            );
             drop(turn);
-            self.wake_pending();
-            if settled.is_err() {
-                self.slot = None;
-            }
-            return settled;
+            return self.after_turn(settled);
         }
+    }
+
+    /// After serving on our turn (now given up): wakes whoever posted meanwhile, and
+    /// gives up a slot whose request may still be up after a failure.
+    fn after_turn(&mut self, settled: Result<Option<Row>>) -> Result<Option<Row>> {
+        self.wake_pending();
+        if settled.is_err() {
+            // Should the request still be up, a new slot keeps its reply from being
+            // taken for our next request (a slot is cleared when it is taken).
+            self.slot = None;
+        }
+        settled
     }
 
     /// This process's slot, taken on first use and kept for the life of the queue.
@@ -369,14 +384,73 @@ impl Queue {
     }
 }
 
-/// Wakes the claimers in `slots` (never `me`).
-#[cfg(unix)]
-fn wake(
-    sender: &mut Option<std::os::unix::net::UnixDatagram>,
+/// Serves the board on our turn, our own pending `request` (in `slot`) included, and
+/// settles it before the turn is given up. `me`: our slot, never woken.
+#[allow(clippy::too_many_arguments)]
+fn serve_board(
+    conn: &Connection,
+    clock: &Clock,
+    board: &File,
+    full: bool,
+    sender: &mut Sender,
     dir: &Path,
     me: Option<&Slot>,
-    slots: &[usize],
-) {
+    (slot, request): (usize, u64),
+) -> Result<Option<Row>> {
+    {
+        // Our turn: serve the board, and keep serving while requests keep coming —
+        // the claimers we just answered post their next ones at once, and a server
+        // already running is cheaper than a hand-off. Bounded, so this caller's
+        // own claim is not held up for long.
+        let until = std::time::Instant::now() + SERVE_FOR;
+        let mut served = Ok(());
+        let mut woke_others = false;
+        // At least once, however late this thread runs: our own request is on the
+        // board and this turn must answer it.
+        loop {
+            match serve_all(conn, clock, board, full) {
+                // Claimers just woken are about to post again: give them the CPU
+                // for a moment rather than hand the turn over with nothing queued.
+                Ok(slots) if slots.is_empty() && woke_others => {
+                    woke_others = false;
+                    match linger(board) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            served = Err(e);
+                            break;
+                        }
+                    }
+                }
+                Ok(slots) if slots.is_empty() => break,
+                Ok(slots) => {
+                    woke_others = slots.iter().any(|&s| s != slot);
+                    wake(sender, dir, me, &slots);
+                }
+                Err(e) => {
+                    served = Err(e);
+                    break;
+                }
+            }
+            if std::time::Instant::now() >= until {
+                break;
+            }
+        }
+        // Still our turn: nobody else writes our slot, and no other turn can read
+        // it before it is settled. Our request was up before we took the turn, so
+        // this turn answered it unless an earlier one had; either way the reply is
+        // there now, or the request was lost and waiting longer would never end.
+        match served.and_then(|()| read_reply(board, slot, request)) {
+            Ok(Some(reply)) => Ok(reply),
+            Ok(None) => settle(conn, board, slot, request, lost()),
+            Err(e) => settle(conn, board, slot, request, e),
+        }
+    }
+}
+
+/// Wakes the claimers in `slots` (never `me`).
+#[cfg(unix)]
+fn wake(sender: &mut Sender, dir: &Path, me: Option<&Slot>, slots: &[usize]) {
     if sender.is_none() {
         *sender = std::os::unix::net::UnixDatagram::unbound()
             .ok()
@@ -392,7 +466,7 @@ fn wake(
 }
 
 #[cfg(not(unix))]
-fn wake(_: &mut Option<()>, _: &Path, _: Option<&Slot>, _: &[usize]) {}
+fn wake(_: &mut Sender, _: &Path, _: Option<&Slot>, _: &[usize]) {}
 
 /// One claim-next on its own, as the store runs it: the statement, then the row mapped.
 pub(crate) fn serve_one(
@@ -509,23 +583,51 @@ fn linger(board: &File) -> Result<bool> {
     Ok(false)
 }
 
+/// Whether no request is waiting on the board (nor a reply in doubt, which the serving
+/// path settles).
+fn idle(board: &File) -> Result<bool> {
+    Ok(read_board(board)?
+        .chunks_exact(REC)
+        .all(|rec| !matches!(rec[4], PENDING | DOUBT) || !valid(rec)))
+}
+
 /// The pending requests on the board, with their slots.
 fn pending(board: &File) -> Result<Vec<(usize, Request)>> {
-    let mut all = vec![0u8; REC * SLOTS];
-    let n = read_at(board, &mut all, REC)?;
-    Ok(all[..n - n % REC]
+    Ok(read_board(board)?
         .chunks_exact(REC)
         .enumerate()
         .filter_map(|(slot, rec)| decode_request(rec).map(|req| (slot, req)))
         .collect())
 }
 
+/// Every slot record, whole records only (the file grows as slots are first used).
+fn read_board(board: &File) -> Result<Vec<u8>> {
+    let mut all = vec![0u8; REC * SLOTS];
+    let n = read_at(board, &mut all, REC)?;
+    all.truncate(n - n % REC);
+    Ok(all)
+}
+
 /// Serves every pending request on the board in one transaction, then replies.
 /// Returns the slots it answered, to be woken. `full`: this connection commits with
 /// `synchronous = FULL`. First settles replies a dead writer left in doubt.
 fn serve_all(conn: &Connection, clock: &Clock, board: &File, full: bool) -> Result<Vec<usize>> {
-    let mut wake = resolve_doubts(conn, board)?;
-    let pending = pending(board)?;
+    let all = read_board(board)?;
+    let mut wake = Vec::new();
+    let mut pending = Vec::new();
+    for (slot, rec) in all.chunks_exact(REC).enumerate() {
+        if rec[4] == DOUBT && valid(rec) {
+            if settle_doubt(conn, board, slot, rec)? {
+                wake.push(slot);
+                continue;
+            }
+        } else if rec[4] != PENDING || !valid(rec) {
+            continue;
+        }
+        if let Some(req) = decode_request_fields(rec) {
+            pending.push((slot, req));
+        }
+    }
     if pending.is_empty() {
         return Ok(wake);
     }
@@ -597,24 +699,25 @@ fn die_after_commit(agents: &[String]) {
 /// Settles every reply left in doubt (see "Failure" above), under the turn: answered
 /// if its claim committed, back up as a request if not. Returns the slots answered.
 fn resolve_doubts(conn: &Connection, board: &File) -> Result<Vec<usize>> {
-    let mut all = vec![0u8; REC * SLOTS];
-    let n = read_at(board, &mut all, REC)?;
     let mut answered = Vec::new();
-    for (slot, rec) in all[..n - n % REC].chunks_exact(REC).enumerate() {
-        if rec[4] != DOUBT || !valid(rec) {
-            continue;
-        }
-        let committed = match (decode_request_fields(rec), decode_reply_fields(rec)?) {
-            (Some(req), Some(row)) => holds(conn, &req.agent, &row)?,
-            // "Nothing ready" changed nothing; serving it again is as good an answer.
-            _ => false,
-        };
-        set_state(board, slot, if committed { REPLIED } else { PENDING })?;
-        if committed {
+    for (slot, rec) in read_board(board)?.chunks_exact(REC).enumerate() {
+        if rec[4] == DOUBT && valid(rec) && settle_doubt(conn, board, slot, rec)? {
             answered.push(slot);
         }
     }
     Ok(answered)
+}
+
+/// Settles one reply in doubt: marks it answered if its claim committed (and says so),
+/// else puts it back up as a request.
+fn settle_doubt(conn: &Connection, board: &File, slot: usize, rec: &[u8]) -> Result<bool> {
+    let committed = match (decode_request_fields(rec), decode_reply_fields(rec)?) {
+        (Some(req), Some(row)) => holds(conn, &req.agent, &row)?,
+        // "Nothing ready" changed nothing; serving it again is as good an answer.
+        _ => false,
+    };
+    set_state(board, slot, if committed { REPLIED } else { PENDING })?;
+    Ok(committed)
 }
 
 /// Whether `agent` holds `row`'s task under exactly that claim.
@@ -942,10 +1045,16 @@ mod tests {
         for round in 0..5 {
             let blocker = connect(&path, Duration::from_secs(5));
             blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+            // Another claimer is waiting, so the failing one posts its request too (a
+            // claimer finding the turn free and nobody waiting claims alone).
+            let mut rec = [0u8; REC];
+            let other = AgentId::new("other").unwrap();
+            encode_request(&mut rec, round, &other, LeaseDuration::DEFAULT, false).unwrap();
+            write_at(&board, &rec, SLOTS - 1).unwrap();
             let failing = claim_on_thread(&path, "failing", Duration::from_millis(200));
             // Its request is up, and it holds the turn, waiting for the write lock.
             let posted = Instant::now();
-            while pending(&board).unwrap().is_empty() {
+            while pending(&board).unwrap().len() < 2 {
                 assert!(posted.elapsed() < Duration::from_secs(5), "never posted");
                 std::thread::yield_now();
             }
@@ -972,10 +1081,11 @@ mod tests {
             });
             rival_conn = Some(conn);
             let served = serving.unwrap();
+            let held = assignees(&path);
             assert!(
-                assignees(&path).is_empty(),
+                held.iter().all(|(_, who)| who != "failing"),
                 "round {round}: a task was claimed for a caller told its claim failed \
-                 (slots served: {served:?})"
+                 (slots served: {served:?}, held: {held:?})"
             );
         }
     }
