@@ -395,7 +395,7 @@ impl<T> Ctx<T> for rusqlite::Result<T> {
     }
 }
 
-fn read_now(conn: &Connection, clock: &Clock) -> Result<i64> {
+pub(crate) fn read_now(conn: &Connection, clock: &Clock) -> Result<i64> {
     conn.prepare_cached(sql::NOW)
         .and_then(|mut s| s.query_row(named_params! {":now": clock.injected()}, |r| r.get(0)))
         .ctx("read the database clock")
@@ -593,6 +593,63 @@ fn end_lease(
         .and_then(|mut s| s.query_row(params.as_slice(), |r| r.get(0)).optional())
         .ctx("end the lease")?;
     seq.map(|seq| task_by_seq(tx, seq)).transpose()
+}
+
+/// `done` as a turn serving the writer queue runs it for another process: whether the
+/// lease matched and the task is finished (its history row written). Nothing changes
+/// when it did not match; the caller then runs `done` itself to learn why.
+pub(crate) fn done_in(
+    tx: &Connection,
+    now: i64,
+    task: &str,
+    token: i64,
+    agent: &str,
+) -> Result<bool> {
+    let (Ok(id), Ok(who)) = (TaskId::new(task), AgentId::new(agent)) else {
+        return Ok(false);
+    };
+    let seq: Option<i64> = tx
+        .prepare_cached(sql::DONE)
+        .and_then(|mut s| {
+            s.query_row(
+                named_params! {":id": task, ":token": token, ":now": now},
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .ctx("end the lease")?;
+    if seq.is_none() {
+        return Ok(false);
+    }
+    let note = Note {
+        token: Some(token),
+        ..Note::default()
+    };
+    record(tx, now, &id, EventKind::Done, &who, note)?;
+    Ok(true)
+}
+
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction on `conn` with the transaction's `now`,
+/// and commits if it returns `Ok`. The caller holds the store's connection (and the
+/// writer queue's turn, if any).
+fn write_on<T>(
+    conn: &Connection,
+    clock: &Clock,
+    f: impl FnOnce(&Connection, i64) -> Result<T>,
+) -> Result<T> {
+    let tx = Tx::begin(conn, Tx::IMMEDIATE)?;
+    let now = read_now(&tx, clock)?;
+    let out = f(&tx, now)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+fn task_by_id(conn: &Connection, id: &TaskId) -> Result<Task> {
+    let raw = conn
+        .prepare_cached(sql::TASK_BY_ID)
+        .and_then(|mut s| s.query_row([id.as_str()], RawTask::from_row).optional())
+        .ctx("read the task")?;
+    raw.ok_or_else(|| Error::NotFound(id.clone()))?.into_task()
 }
 
 fn task_by_seq(tx: &Connection, seq: i64) -> Result<Task> {
@@ -852,7 +909,7 @@ impl Store for SqliteStore {
     }
 
     fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Task> {
-        self.write(|tx, now| {
+        let finish = |tx: &Connection, now: i64| {
             let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
                 return Err(explain_lost(tx, now, id, token)?);
             };
@@ -862,7 +919,26 @@ impl Store for SqliteStore {
             };
             record(tx, now, id, EventKind::Done, who, note)?;
             Ok(task)
-        })
+        };
+        // Combined with other processes' claims and dones through the writer queue:
+        // a claim + done loop would otherwise pay a hand-off of the turn per `done`.
+        let mut inner = self.lock();
+        let Inner { conn, queue, .. } = &mut *inner;
+        let clock = &self.clock;
+        let Some(q) = queue else {
+            return write_on(conn, clock, finish);
+        };
+        let op = queue::Op::Done {
+            task: id.as_str().to_owned(),
+            token: token.0,
+        };
+        match q.submit(conn, clock, op, who, || write_on(conn, clock, finish))? {
+            queue::Combined::Alone(done) => done,
+            queue::Combined::Replied(queue::Reply::Done(true)) => task_by_id(conn, id),
+            // No slot, or the lease did not match (nothing changed): on our own turn,
+            // which also explains a refusal.
+            _ => q.turn(|| write_on(conn, clock, finish)),
+        }
     }
 
     fn reap(&self, who: &AgentId) -> Result<Vec<Reaped>> {

@@ -14,7 +14,8 @@
 //! (`<db>-queue/turn`) that is only ever taken exclusively — blocking by ordinary
 //! writes, with a try by claimers — so no shared holder can ever make a try fail.
 //!
-//! Claim-next, the contended hot path, is **combined**. A claimer writes its request
+//! Claim-next and done, the contended hot path (an agent's loop), are **combined**
+//! (other writes take the turn on their own). A claimer writes its request
 //! into its own slot of a shared board (`<db>-queue/board`, fixed 512-byte records),
 //! then tries to take the turn. If it gets it, it serves *every* pending request in
 //! one transaction — one commit for all of them — writes each reply into its slot, and
@@ -23,7 +24,9 @@
 //! per claimer, sent by the process that served it, all in parallel, instead of a chain
 //! of hand-offs. Every request is served by the first turn that reads the board after
 //! it was posted, so no claimer is passed over, and a commit is shared by all the
-//! claims in it.
+//! requests in it. A `done` whose lease does not match changes nothing and is answered
+//! "not finished"; its caller then runs it on its own turn, which explains the refusal
+//! exactly as an uncombined `done` would.
 //!
 //! # Failure
 //!
@@ -117,6 +120,39 @@ type Sender = Option<std::os::unix::net::UnixDatagram>;
 #[cfg(not(unix))]
 type Sender = Option<()>;
 
+/// What a request asks of the turn that serves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Claim the next ready task for a lease of this many milliseconds.
+    ClaimNext { lease_ms: i64 },
+    /// Finish `task` under the lease whose fencing token is `token`.
+    Done { task: String, token: i64 },
+}
+
+const OP_CLAIM_NEXT: u8 = 0;
+const OP_DONE: u8 = 1;
+
+/// A turn's answer to a request.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The task claimed, or `None`: nothing was ready.
+    Claimed(Option<Row>),
+    /// Whether the task is finished. `false`: its lease did not match and nothing
+    /// changed; the caller runs `done` on its own turn to learn why.
+    Done(bool),
+}
+
+/// How a request given to [`Queue::submit`] ended.
+pub(crate) enum Combined<T> {
+    /// This process has no slot (a one-shot process, say): nothing was done; run it
+    /// on [`Queue::turn`].
+    Off,
+    /// The turn was free and nobody waiting: `alone` ran on it.
+    Alone(Result<T>),
+    /// A turn answered.
+    Replied(Reply),
+}
+
 /// A board slot owned by this process.
 struct Slot {
     index: usize,
@@ -170,7 +206,7 @@ impl Queue {
         out
     }
 
-    /// Claims the next task for `agent`, combined with every other pending claim.
+    /// Claims the next task for `agent`, combined with every other pending request.
     pub(crate) fn claim_next(
         &mut self,
         conn: &Connection,
@@ -178,25 +214,60 @@ impl Queue {
         agent: &AgentId,
         lease: LeaseDuration,
     ) -> Result<Option<Lease>> {
-        let clock = claimer.clock;
+        let op = Op::ClaimNext {
+            lease_ms: lease.as_millis(),
+        };
+        let alone = || serve_one(conn, claimer, agent, lease);
+        match self.submit(conn, claimer.clock, op, agent, alone)? {
+            Combined::Off => self.turn(alone),
+            Combined::Alone(got) => got,
+            Combined::Replied(Reply::Claimed(row)) => {
+                row.map(|r| r.into_lease(agent.clone())).transpose()
+            }
+            Combined::Replied(Reply::Done(_)) => Err(lost()),
+        }
+    }
+
+    /// Has `op` done for `agent` by whichever turn comes first: posts it on the board
+    /// and waits for a reply, serving the board itself if the turn comes to it. A
+    /// process that finds the turn free and nobody waiting runs `alone` on it instead,
+    /// as a lone writer would, without the board.
+    pub(crate) fn submit<T>(
+        &mut self,
+        conn: &Connection,
+        clock: &Clock,
+        op: Op,
+        agent: &AgentId,
+        alone: impl FnOnce() -> Result<T>,
+    ) -> Result<Combined<T>> {
         let Some(slot) = self.slot()? else {
-            return self.turn(|| serve_one(conn, claimer, agent, lease));
+            return Ok(Combined::Off);
+        };
+        if agent.as_str().len() > MAX_TEXT {
+            // Within the 128 characters of an agent id, but not the record's bytes.
+            return Ok(Combined::Off);
+        }
+        let req = Request {
+            id: self.next_request + 1,
+            agent: agent.as_str().to_owned(),
+            posted_us: epoch_us(),
+            full: self.full,
+            op,
         };
         let mut rec = [0u8; REC];
-        encode_request(&mut rec, self.next_request + 1, agent, lease, self.full)?;
+        encode_record(&mut rec, PENDING, &req, None);
         /// What happened on a turn taken at the first try.
-        enum First {
-            /// Nobody was waiting: claimed alone.
-            Alone(Result<Option<Lease>>),
+        enum First<T> {
+            /// Nobody was waiting: `alone` ran.
+            Alone(Result<T>),
             /// Others were waiting: served them with us.
-            Served(Result<Option<Row>>),
+            Served(Result<Reply>),
         }
         // Only fields other than the turn are touched while the turn is held.
         let first = match self.turn.try_lock_exclusive().ok().flatten() {
             Some(turn) => {
                 let first = if idle(&self.board)? {
-                    // Uncontended: claim as a lone writer would, without the board.
-                    First::Alone(serve_one(conn, claimer, agent, lease))
+                    First::Alone(alone())
                 } else {
                     self.next_request += 1;
                     write_at(&self.board, &rec, slot)?;
@@ -217,19 +288,18 @@ impl Queue {
             // Busy (or the try failed: the long way meets the failure again).
             None => None,
         };
-        let got = match first {
+        Ok(match first {
             Some(First::Alone(got)) => {
                 self.wake_pending();
-                return got;
+                Combined::Alone(got)
             }
-            Some(First::Served(settled)) => self.after_turn(settled)?,
+            Some(First::Served(settled)) => Combined::Replied(self.after_turn(settled)?),
             None => {
                 self.next_request += 1;
                 write_at(&self.board, &rec, slot)?;
-                self.await_reply(conn, clock, slot, self.next_request)?
+                Combined::Replied(self.await_reply(conn, clock, slot, self.next_request)?)
             }
-        };
-        got.map(|r| r.into_lease(agent.clone())).transpose()
+        })
     }
 
     /// After `e` stopped a claim outside the turn: takes the turn, then settles the
@@ -241,7 +311,7 @@ impl Queue {
         slot: usize,
         request: u64,
         e: Error,
-    ) -> Result<Option<Row>> {
+    ) -> Result<Reply> {
         let settled = match self.turn.lock_exclusive() {
             Ok(_turn) => settle(conn, &self.board, slot, request, e),
             Err(_) => Err(e),
@@ -261,7 +331,7 @@ impl Queue {
         clock: &Clock,
         slot: usize,
         request: u64,
-    ) -> Result<Option<Row>> {
+    ) -> Result<Reply> {
         loop {
             // A failure out here, without the turn, takes the turn to settle the request.
             match read_reply(&self.board, slot, request) {
@@ -300,7 +370,7 @@ impl Queue {
 
     /// After serving on our turn (now given up): wakes whoever posted meanwhile, and
     /// gives up a slot whose request may still be up after a failure.
-    fn after_turn(&mut self, settled: Result<Option<Row>>) -> Result<Option<Row>> {
+    fn after_turn(&mut self, settled: Result<Reply>) -> Result<Reply> {
         self.wake_pending();
         if settled.is_err() {
             // Should the request still be up, a new slot keeps its reply from being
@@ -396,7 +466,7 @@ fn serve_board(
     dir: &Path,
     me: Option<&Slot>,
     (slot, request): (usize, u64),
-) -> Result<Option<Row>> {
+) -> Result<Reply> {
     {
         // Our turn: serve the board, and keep serving while requests keep coming —
         // the claimers we just answered post their next ones at once, and a server
@@ -489,7 +559,8 @@ pub(crate) fn serve_one(
 }
 
 /// What the claim statement returned.
-struct Row {
+#[derive(Debug)]
+pub(crate) struct Row {
     id: String,
     token: i64,
     assigned_at: i64,
@@ -555,13 +626,7 @@ fn lost() -> Error {
 /// first checked against the database), that reply stands and is the answer — the task
 /// is claimed, and the caller must learn it. Otherwise the request comes off the board,
 /// so no later turn claims for a caller told it failed, and `e` is the answer.
-fn settle(
-    conn: &Connection,
-    board: &File,
-    slot: usize,
-    request: u64,
-    e: Error,
-) -> Result<Option<Row>> {
+fn settle(conn: &Connection, board: &File, slot: usize, request: u64, e: Error) -> Result<Reply> {
     let _ = resolve_doubts(conn, board);
     if let Ok(Some(reply)) = read_reply(board, slot, request) {
         return Ok(reply);
@@ -658,14 +723,32 @@ fn commit_claims(
 ) -> Result<Vec<usize>> {
     let tx = Tx::begin(conn, Tx::IMMEDIATE)?;
     let mut rec = [0u8; REC];
+    let mut now = None;
     let mut slots = Vec::with_capacity(pending.len());
     #[cfg(debug_assertions)]
     let mut agents = Vec::with_capacity(pending.len());
     for (slot, req) in pending {
-        // Waiting in the queue is the combined claim's wait; nobody retried.
+        // Waiting in the queue is a combined claim's wait; nobody retried.
         let wait = (epoch_us() - req.posted_us).max(0);
-        let row = claim_next_stmt(&tx, clock, &req.agent, req.lease_ms, (wait, 0))?;
-        encode_record(&mut rec, DOUBT, &req, row.as_ref());
+        let reply = match &req.op {
+            Op::ClaimNext { lease_ms } => Reply::Claimed(claim_next_stmt(
+                &tx,
+                clock,
+                &req.agent,
+                *lease_ms,
+                (wait, 0),
+            )?),
+            Op::Done { task, token } => {
+                // Claims read the clock in their statement; `done` takes the
+                // transaction's instant, read once.
+                let now = match now {
+                    Some(now) => now,
+                    None => *now.insert(crate::read_now(&tx, clock)?),
+                };
+                Reply::Done(crate::done_in(&tx, now, task, *token, &req.agent)?)
+            }
+        };
+        encode_record(&mut rec, DOUBT, &req, Some(&reply));
         write_at(board, &rec, slot)?;
         slots.push(slot);
         #[cfg(debug_assertions)]
@@ -712,12 +795,33 @@ fn resolve_doubts(conn: &Connection, board: &File) -> Result<Vec<usize>> {
 /// else puts it back up as a request.
 fn settle_doubt(conn: &Connection, board: &File, slot: usize, rec: &[u8]) -> Result<bool> {
     let committed = match (decode_request_fields(rec), decode_reply_fields(rec)?) {
-        (Some(req), Some(row)) => holds(conn, &req.agent, &row)?,
-        // "Nothing ready" changed nothing; serving it again is as good an answer.
+        (Some(req), Reply::Claimed(Some(row))) => holds(conn, &req.agent, &row)?,
+        (
+            Some(Request {
+                op: Op::Done { task, token },
+                ..
+            }),
+            Reply::Done(true),
+        ) => finished(conn, &task, token)?,
+        // "Nothing ready" or "not finished" changed nothing; serving it again is as
+        // good an answer.
         _ => false,
     };
     set_state(board, slot, if committed { REPLIED } else { PENDING })?;
     Ok(committed)
+}
+
+/// Whether `task` was finished under the lease whose token is `token`.
+fn finished(conn: &Connection, task: &str, token: i64) -> Result<bool> {
+    conn.prepare_cached(sql::LEASE)
+        .and_then(|mut s| {
+            s.query_row(named_params! {":id": task}, |r| {
+                Ok(r.get::<_, String>(0)? == "done" && r.get::<_, i64>(3)? == token)
+            })
+            .optional()
+        })
+        .map(|done| done.unwrap_or(false))
+        .ctx("check a done left in doubt")
 }
 
 /// Whether `agent` holds `row`'s task under exactly that claim.
@@ -741,6 +845,7 @@ fn set_synchronous(conn: &Connection, level: &str) -> Result<()> {
         .ctx("set the commit durability")
 }
 
+#[cfg(test)]
 fn encode_request(
     rec: &mut [u8; REC],
     request: u64,
@@ -748,18 +853,14 @@ fn encode_request(
     lease: LeaseDuration,
     full: bool,
 ) -> Result<()> {
-    if agent.as_str().len() > MAX_TEXT {
-        return Err(Error::invalid(
-            "agent id",
-            "agent ids are at most 128 bytes",
-        ));
-    }
     let req = Request {
         id: request,
         agent: agent.as_str().to_owned(),
-        lease_ms: lease.as_millis(),
         posted_us: epoch_us(),
         full,
+        op: Op::ClaimNext {
+            lease_ms: lease.as_millis(),
+        },
     };
     encode_record(rec, PENDING, &req, None);
     Ok(())
@@ -768,11 +869,20 @@ fn encode_request(
 /// Writes a record: the request, and (unless pending) its reply beside it, so a reply
 /// in doubt can go back up as the request it answers.
 ///
-/// Layout, little-endian: 0..4 magic, 4 state, 5 whether a task was claimed, 6 FULL
-/// asked, 8..16 request number, 16..24 lease ms, 24..26 agent length, 32..40 posted
-/// (µs), 64..192 agent; 192..194 task id length, 200..208 token, 208..216 assigned
-/// at, 216..224 lease end, 224..232 version, 256..384 task id; 508..512 checksum.
-fn encode_record(rec: &mut [u8; REC], state: u8, req: &Request, row: Option<&Row>) {
+/// Layout, little-endian: 0..4 magic, 4 state, 5 the reply (a task claimed, or the
+/// task finished), 6 FULL asked, 7 the operation, 8..16 request number, 16..24 lease
+/// ms, 24..26 agent length, 32..40 posted (µs), 64..192 agent; 192..194 task id
+/// length, 200..208 token, 208..216 assigned at, 216..224 lease end, 224..232
+/// version, 256..384 task id (the task claimed, or the task to finish and its token);
+/// 508..512 checksum.
+fn encode_record(rec: &mut [u8; REC], state: u8, req: &Request, reply: Option<&Reply>) {
+    fn put_task(rec: &mut [u8; REC], id: &str, token: i64) {
+        let id = id.as_bytes();
+        let len = id.len().min(MAX_TEXT);
+        rec[192..194].copy_from_slice(&(len as u16).to_le_bytes());
+        rec[200..208].copy_from_slice(&token.to_le_bytes());
+        rec[256..256 + len].copy_from_slice(&id[..len]);
+    }
     let a = req.agent.as_bytes();
     let a = &a[..a.len().min(MAX_TEXT)];
     rec.fill(0);
@@ -780,36 +890,45 @@ fn encode_record(rec: &mut [u8; REC], state: u8, req: &Request, row: Option<&Row
     rec[4] = state;
     rec[6] = u8::from(req.full);
     rec[8..16].copy_from_slice(&req.id.to_le_bytes());
-    rec[16..24].copy_from_slice(&req.lease_ms.to_le_bytes());
     rec[24..26].copy_from_slice(&(a.len() as u16).to_le_bytes());
     rec[32..40].copy_from_slice(&req.posted_us.to_le_bytes());
     rec[64..64 + a.len()].copy_from_slice(a);
-    if let Some(r) = row {
-        let id = r.id.as_bytes();
-        let len = id.len().min(MAX_TEXT);
-        rec[5] = 1;
-        rec[192..194].copy_from_slice(&(len as u16).to_le_bytes());
-        rec[200..208].copy_from_slice(&r.token.to_le_bytes());
-        rec[208..216].copy_from_slice(&r.assigned_at.to_le_bytes());
-        rec[216..224].copy_from_slice(&r.lock_until.to_le_bytes());
-        rec[224..232].copy_from_slice(&r.version.to_le_bytes());
-        rec[256..256 + len].copy_from_slice(&id[..len]);
+    match &req.op {
+        Op::ClaimNext { lease_ms } => {
+            rec[7] = OP_CLAIM_NEXT;
+            rec[16..24].copy_from_slice(&lease_ms.to_le_bytes());
+        }
+        Op::Done { task, token } => {
+            rec[7] = OP_DONE;
+            put_task(rec, task, *token);
+        }
+    }
+    match reply {
+        Some(Reply::Claimed(Some(r))) => {
+            rec[5] = 1;
+            put_task(rec, &r.id, r.token);
+            rec[208..216].copy_from_slice(&r.assigned_at.to_le_bytes());
+            rec[216..224].copy_from_slice(&r.lock_until.to_le_bytes());
+            rec[224..232].copy_from_slice(&r.version.to_le_bytes());
+        }
+        Some(Reply::Done(finished)) => rec[5] = u8::from(*finished),
+        Some(Reply::Claimed(None)) | None => {}
     }
     seal(rec);
 }
 
-/// A claim-next request read from the board.
+/// A request read from the board.
 #[derive(Debug, PartialEq, Eq)]
 struct Request {
     /// Its number, echoed in the reply.
     id: u64,
     agent: String,
-    lease_ms: i64,
     /// When it was posted, microseconds since the epoch (host clock: all processes on
     /// one host), for the claim's recorded wait.
     posted_us: i64,
-    /// The claimer commits with `synchronous = FULL`, and its claim must too.
+    /// The claimer commits with `synchronous = FULL`, and its request must too.
     full: bool,
+    op: Op,
 }
 
 fn epoch_us() -> i64 {
@@ -828,23 +947,40 @@ fn decode_request(rec: &[u8]) -> Option<Request> {
 
 /// The request part of a record already checked.
 fn decode_request_fields(rec: &[u8]) -> Option<Request> {
-    let request = u64::from_le_bytes(rec[8..16].try_into().ok()?);
-    let lease_ms = i64::from_le_bytes(rec[16..24].try_into().ok()?);
-    let len = usize::from(u16::from_le_bytes(rec[24..26].try_into().ok()?)).min(MAX_TEXT);
+    let field =
+        |r: std::ops::Range<usize>| i64::from_le_bytes(rec[r].try_into().unwrap_or_default());
+    let len = usize::from(u16::from_le_bytes([rec[24], rec[25]])).min(MAX_TEXT);
     let agent = std::str::from_utf8(&rec[64..64 + len]).ok()?.to_owned();
-    let posted_us = i64::from_le_bytes(rec[32..40].try_into().ok()?);
+    let op = match rec[7] {
+        OP_CLAIM_NEXT => Op::ClaimNext {
+            lease_ms: field(16..24),
+        },
+        OP_DONE => Op::Done {
+            task: task_text(rec).ok()?,
+            token: field(200..208),
+        },
+        _ => return None,
+    };
     Some(Request {
-        id: request,
+        id: u64::from_le_bytes(rec[8..16].try_into().ok()?),
         agent,
-        lease_ms,
-        posted_us,
+        posted_us: field(32..40),
         full: rec[6] == 1,
+        op,
     })
+}
+
+/// The task id of a record (claimed, or to finish).
+fn task_text(rec: &[u8]) -> Result<String> {
+    let len = usize::from(u16::from_le_bytes([rec[192], rec[193]])).min(MAX_TEXT);
+    std::str::from_utf8(&rec[256..256 + len])
+        .map(str::to_owned)
+        .map_err(|_| Error::store("read a queue record", "the task id is not UTF-8"))
 }
 
 /// This slot's reply to `request`, if it has arrived: `Some(None)` means "nothing was
 /// ready".
-fn read_reply(board: &File, slot: usize, request: u64) -> Result<Option<Option<Row>>> {
+fn read_reply(board: &File, slot: usize, request: u64) -> Result<Option<Reply>> {
     let mut rec = [0u8; REC];
     if read_at(board, &mut rec, (slot + 1) * REC)? < REC || rec[4] != REPLIED || !valid(&rec) {
         return Ok(None);
@@ -856,23 +992,22 @@ fn read_reply(board: &File, slot: usize, request: u64) -> Result<Option<Option<R
 }
 
 /// The reply part of a record already checked.
-fn decode_reply_fields(rec: &[u8]) -> Result<Option<Row>> {
+fn decode_reply_fields(rec: &[u8]) -> Result<Reply> {
+    if rec[7] == OP_DONE {
+        return Ok(Reply::Done(rec[5] == 1));
+    }
     if rec[5] == 0 {
-        return Ok(None);
+        return Ok(Reply::Claimed(None));
     }
     let field =
         |r: std::ops::Range<usize>| i64::from_le_bytes(rec[r].try_into().unwrap_or_default());
-    let len = usize::from(u16::from_le_bytes([rec[192], rec[193]])).min(MAX_TEXT);
-    let id = std::str::from_utf8(&rec[256..256 + len])
-        .map_err(|_| Error::store("read a queue reply", "the task id is not UTF-8"))?
-        .to_owned();
-    Ok(Some(Row {
-        id,
+    Ok(Reply::Claimed(Some(Row {
+        id: task_text(rec)?,
         token: field(200..208),
         assigned_at: field(208..216),
         lock_until: field(216..224),
         version: field(224..232),
-    }))
+    })))
 }
 
 /// FNV-1a over the record but its state byte, stored in its last four bytes: a torn
@@ -948,9 +1083,10 @@ mod tests {
         let mut rec = [0u8; REC];
         encode_request(&mut rec, 7, &agent, LeaseDuration::DEFAULT, true).unwrap();
         let req = decode_request(&rec).expect("a request");
+        let lease_ms = LeaseDuration::DEFAULT.as_millis();
         assert_eq!(
-            (req.id, req.agent.as_str(), req.lease_ms, req.full),
-            (7, "agent-x", LeaseDuration::DEFAULT.as_millis(), true)
+            (req.id, req.agent.as_str(), &req.op, req.full),
+            (7, "agent-x", &Op::ClaimNext { lease_ms }, true)
         );
         assert!((epoch_us() - req.posted_us).abs() < 60_000_000);
         rec[70] ^= 1;
@@ -962,15 +1098,41 @@ mod tests {
             lock_until: 20,
             version: 5,
         };
-        encode_record(&mut rec, REPLIED, &req, Some(&row));
+        encode_record(&mut rec, REPLIED, &req, Some(&Reply::Claimed(Some(row))));
         assert_eq!(decode_request(&rec), None, "a reply is not a request");
         assert!(valid(&rec));
-        let got = decode_reply_fields(&rec).unwrap().expect("a row");
+        let got = claimed(decode_reply_fields(&rec).unwrap()).expect("a row");
         assert_eq!((got.id.as_str(), got.token, got.lock_until), ("T-9", 3, 20));
         // The state is outside the checksum: flipping it keeps the record whole and
         // the request beside the reply.
         rec[4] = PENDING;
         assert_eq!(decode_request(&rec), Some(req));
+        // A done request keeps its task and token beside its answer.
+        let done = Request {
+            id: 8,
+            agent: "agent-x".into(),
+            posted_us: 1,
+            full: false,
+            op: Op::Done {
+                task: "T-9".into(),
+                token: 3,
+            },
+        };
+        encode_record(&mut rec, DOUBT, &done, Some(&Reply::Done(true)));
+        assert!(matches!(
+            decode_reply_fields(&rec).unwrap(),
+            Reply::Done(true)
+        ));
+        rec[4] = PENDING;
+        assert_eq!(decode_request(&rec), Some(done));
+    }
+
+    /// The claim in a reply; panics on a reply to a `done`.
+    fn claimed(reply: Reply) -> Option<Row> {
+        match reply {
+            Reply::Claimed(row) => row,
+            Reply::Done(_) => panic!("a done reply where a claim was expected"),
+        }
     }
 
     use std::sync::mpsc;
@@ -1134,9 +1296,9 @@ mod tests {
         let stray = Request {
             id: 12_345,
             agent: "someone".into(),
-            lease_ms: 1,
             posted_us: 0,
             full: false,
+            op: Op::ClaimNext { lease_ms: 1 },
         };
         encode_record(&mut rec, REPLIED, &stray, None);
         write_at(&board, &rec, slot).unwrap();
@@ -1290,9 +1452,11 @@ mod tests {
         let request = |id: u64, agent: &str| Request {
             id,
             agent: agent.into(),
-            lease_ms: LeaseDuration::DEFAULT.as_millis(),
             posted_us: epoch_us(),
             full: false,
+            op: Op::ClaimNext {
+                lease_ms: LeaseDuration::DEFAULT.as_millis(),
+            },
         };
         // Slot 0's claim committed, slot 1's did not (the writer died first); both
         // replies were written in doubt.
@@ -1300,10 +1464,15 @@ mod tests {
         let mut granted = None;
         for (slot, req, commit) in [(0, &committed, true), (1, &lost, false)] {
             let tx = Tx::begin(&conn, Tx::IMMEDIATE).unwrap();
-            let row = claim_next_stmt(&tx, &Clock::Database, &req.agent, req.lease_ms, (0, 0))
+            let lease_ms = LeaseDuration::DEFAULT.as_millis();
+            let row = claim_next_stmt(&tx, &Clock::Database, &req.agent, lease_ms, (0, 0))
                 .unwrap()
                 .expect("a task");
-            encode_record(&mut rec, DOUBT, req, Some(&row));
+            let reply = Reply::Claimed(Some(Row {
+                id: row.id.clone(),
+                ..row
+            }));
+            encode_record(&mut rec, DOUBT, req, Some(&reply));
             write_at(&board, &rec, slot).unwrap();
             if commit {
                 tx.commit().unwrap();
@@ -1317,12 +1486,12 @@ mod tests {
         let mut woken = serve_all(&conn, &Clock::Database, &board, false).unwrap();
         woken.sort_unstable();
         assert_eq!(woken, [0, 1]);
-        let first = read_reply(&board, 0, 1).unwrap().unwrap().unwrap();
+        let first = claimed(read_reply(&board, 0, 1).unwrap().unwrap()).unwrap();
         assert_eq!(
             (first.id.as_str(), first.token),
             (granted.id.as_str(), granted.token)
         );
-        let second = read_reply(&board, 1, 2).unwrap().unwrap().unwrap();
+        let second = claimed(read_reply(&board, 1, 2).unwrap().unwrap()).unwrap();
         let mut held = assignees(&path);
         held.sort();
         let mut want = vec![
@@ -1334,5 +1503,89 @@ mod tests {
             held, want,
             "each claimer holds exactly the task it was told of"
         );
+    }
+
+    /// `done` through the board: a turn finishes the tasks whose lease matches, answers
+    /// "not finished" (nothing changed) for the rest, and settles dones a dead writer
+    /// left in doubt against the database — each task finished once, with one history
+    /// row.
+    #[test]
+    fn dones_are_served_from_the_board_and_settled_after_a_crash() {
+        let (_dir, path) = fixture(10);
+        let board = Queue::open(&path, true, false).unwrap().board;
+        let conn = connect(&path, Duration::from_secs(5));
+        let lease_ms = LeaseDuration::DEFAULT.as_millis();
+        let claim = || {
+            claim_next_stmt(&conn, &Clock::Database, "a", lease_ms, (0, 0))
+                .unwrap()
+                .expect("a task")
+        };
+        let (t1, t2, t3) = (claim(), claim(), claim());
+        let done = |id: u64, task: &Row, token: i64| Request {
+            id,
+            agent: "a".into(),
+            posted_us: epoch_us(),
+            full: false,
+            op: Op::Done {
+                task: task.id.clone(),
+                token,
+            },
+        };
+        let reply = |slot: usize, id: u64| match read_reply(&board, slot, id).unwrap() {
+            Some(Reply::Done(finished)) => finished,
+            other => panic!("slot {slot}: {other:?}"),
+        };
+        let status = |task: &Row| -> String {
+            conn.query_row("SELECT status FROM tasks WHERE id = ?1", [&task.id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let mut rec = [0u8; REC];
+        encode_record(&mut rec, PENDING, &done(1, &t1, t1.token), None);
+        write_at(&board, &rec, 0).unwrap();
+        encode_record(&mut rec, PENDING, &done(2, &t2, t2.token + 1), None);
+        write_at(&board, &rec, 1).unwrap();
+        assert_eq!(
+            serve_all(&conn, &Clock::Database, &board, false).unwrap(),
+            [0, 1]
+        );
+        assert!(reply(0, 1), "the matching lease is finished");
+        assert!(!reply(1, 2), "a stale token finishes nothing");
+        assert_eq!(
+            (status(&t1), status(&t2)),
+            ("done".into(), "in_progress".into())
+        );
+        // A writer that died after committing t3's done, and one that died before
+        // committing t2's: both replies in doubt.
+        for (slot, req, task, commit) in [
+            (0, done(3, &t3, t3.token), &t3, true),
+            (1, done(4, &t2, t2.token), &t2, false),
+        ] {
+            let tx = Tx::begin(&conn, Tx::IMMEDIATE).unwrap();
+            let now = crate::read_now(&tx, &Clock::Database).unwrap();
+            assert!(crate::done_in(&tx, now, &task.id, task.token, "a").unwrap());
+            encode_record(&mut rec, DOUBT, &req, Some(&Reply::Done(true)));
+            write_at(&board, &rec, slot).unwrap();
+            if commit {
+                tx.commit().unwrap();
+            }
+        }
+        assert!(read_reply(&board, 0, 3).unwrap().is_none());
+        let mut woken = serve_all(&conn, &Clock::Database, &board, false).unwrap();
+        woken.sort_unstable();
+        assert_eq!(woken, [0, 1]);
+        assert!(reply(0, 3) && reply(1, 4));
+        for t in [&t1, &t2, &t3] {
+            assert_eq!(status(t), "done");
+            let dones: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM events WHERE task = ?1 AND kind = 'done'",
+                    [&t.id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(dones, 1, "{}: one history row per done", t.id);
+        }
     }
 }
