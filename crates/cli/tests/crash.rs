@@ -16,7 +16,7 @@ use serde_json::Value;
 
 const SURVIVORS: usize = 3;
 
-fn worker(db: &str, agent: &str, seconds: f64, failpoint: bool) -> Child {
+fn worker(db: &str, agent: &str, mode: &str, seconds: f64, failpoint: bool) -> Child {
     let start_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -24,7 +24,7 @@ fn worker(db: &str, agent: &str, seconds: f64, failpoint: bool) -> Child {
         .to_string();
     let secs = seconds.to_string();
     let mut c = Command::new(bin());
-    c.args(["--db", db, "bench-worker", "--mode", "next"])
+    c.args(["--db", db, "bench-worker", "--mode", mode])
         .args(["--seconds", &secs, "--start-at", &start_at])
         .env("TASKLEASE_AGENT", agent)
         .env_remove("TASKLEASE_DB")
@@ -38,6 +38,82 @@ fn worker(db: &str, agent: &str, seconds: f64, failpoint: bool) -> Child {
 
 #[test]
 fn a_server_killed_after_its_commit_grants_each_claim_once() {
+    let (dir, reported) = crash_while_claiming("next");
+    let db = dir.path().join("crash.db");
+    // What the database says each survivor holds is exactly what it was told.
+    let held = tasks_of_survivors(&db, "in_progress");
+    for (agent, told) in &reported {
+        let holds = held.get(agent).cloned().unwrap_or_default();
+        let orphans: Vec<_> = holds.difference(told).collect();
+        let missing: Vec<_> = told.difference(&holds).collect();
+        assert!(
+            orphans.is_empty() && missing.is_empty(),
+            "{agent}: held but never told {orphans:?}; told but not held {missing:?}"
+        );
+    }
+}
+
+/// The same with `done` after each claim, combined through the board too: every task a
+/// survivor was told of is finished exactly once, and none is left held.
+#[test]
+fn a_server_killed_after_its_commit_finishes_each_done_once() {
+    let (dir, reported) = crash_while_claiming("next-done");
+    let db = dir.path().join("crash.db");
+    let held = tasks_of_survivors(&db, "in_progress");
+    assert!(
+        held.is_empty(),
+        "claims never told, or dones lost: {held:?}"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for (agent, told) in &reported {
+        for task in told {
+            let (status, dones): (String, i64) = conn
+                .query_row(
+                    "SELECT status, (SELECT count(*) FROM events
+                                      WHERE task = ?1 AND kind = 'done')
+                       FROM tasks WHERE id = ?1",
+                    [task],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((status.as_str(), dones), ("done", 1), "{agent}: {task}");
+        }
+    }
+}
+
+/// The tasks each survivor holds in `status`, from the database.
+fn tasks_of_survivors(db: &std::path::Path, status: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let out = Command::new(bin())
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "list",
+            "--status",
+            status,
+            "--json",
+        ])
+        .env_remove("TASKLEASE_DB")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut held: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for t in listed["tasks"].as_array().unwrap() {
+        if let Some(who) = t["assignee"]
+            .as_str()
+            .filter(|w| w.starts_with("survivor-"))
+        {
+            held.entry(who.to_owned())
+                .or_default()
+                .insert(t["id"].as_str().unwrap().to_owned());
+        }
+    }
+    held
+}
+
+/// Three survivors loop `mode` while servers that die right after their first commit
+/// come and go; returns the directory and what each survivor reported claiming.
+fn crash_while_claiming(mode: &str) -> (tempfile::TempDir, BTreeMap<String, BTreeSet<String>>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
     tasklease_sqlite::bench::prefill(
@@ -50,7 +126,7 @@ fn a_server_killed_after_its_commit_grants_each_claim_once() {
     .unwrap();
     let db = path.to_str().unwrap();
     let survivors: Vec<Child> = (0..SURVIVORS)
-        .map(|i| worker(db, &format!("survivor-{i}"), 4.0, false))
+        .map(|i| worker(db, &format!("survivor-{i}"), mode, 4.0, false))
         .collect();
     // Servers that die the first time they commit, one after another while the
     // survivors claim; count those that died holding other agents' claims.
@@ -59,7 +135,7 @@ fn a_server_killed_after_its_commit_grants_each_claim_once() {
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
         crashers += 1;
-        let out = worker(db, &format!("crasher-{crashers}"), 2.0, true)
+        let out = worker(db, &format!("crasher-{crashers}"), "next", 2.0, true)
             .wait_with_output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -92,31 +168,5 @@ fn a_server_killed_after_its_commit_grants_each_claim_once() {
         killed_serving_others > 0,
         "no crasher died serving a survivor in {crashers} tries: the test proved nothing"
     );
-    // What the database says each survivor holds is exactly what it was told.
-    let out = Command::new(bin())
-        .args(["--db", db, "list", "--status", "in_progress", "--json"])
-        .env_remove("TASKLEASE_DB")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut held: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for t in listed["tasks"].as_array().unwrap() {
-        let who = t["assignee"].as_str().unwrap();
-        if who.starts_with("survivor-") {
-            held.entry(who.to_owned())
-                .or_default()
-                .insert(t["id"].as_str().unwrap().to_owned());
-        }
-    }
-    for (agent, told) in &reported {
-        let holds = held.remove(agent).unwrap_or_default();
-        let orphans: Vec<_> = holds.difference(told).collect();
-        let missing: Vec<_> = told.difference(&holds).collect();
-        assert!(
-            orphans.is_empty() && missing.is_empty(),
-            "{agent}: held but never told {orphans:?}; told but not held {missing:?} \
-             ({killed_serving_others} of {crashers} crashers died serving survivors)"
-        );
-    }
+    (dir, reported)
 }
