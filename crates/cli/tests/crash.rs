@@ -16,7 +16,7 @@ use serde_json::Value;
 
 const SURVIVORS: usize = 3;
 
-fn worker(db: &str, agent: &str, mode: &str, seconds: f64, failpoint: bool) -> Child {
+fn worker(db: &str, agent: &str, mode: &str, seconds: f64, failpoint: Option<&str>) -> Child {
     let start_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -30,19 +30,33 @@ fn worker(db: &str, agent: &str, mode: &str, seconds: f64, failpoint: bool) -> C
         .env_remove("TASKLEASE_DB")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if failpoint {
-        c.env("TASKLEASE_FAILPOINT", "queue-after-commit");
+    if let Some(name) = failpoint {
+        c.env("TASKLEASE_FAILPOINT", name);
     }
     c.spawn().unwrap()
 }
 
 #[test]
 fn a_server_killed_after_its_commit_grants_each_claim_once() {
-    let (dir, reported) = crash_while_claiming("next");
-    let db = dir.path().join("crash.db");
-    // What the database says each survivor holds is exactly what it was told.
-    let held = tasks_of_survivors(&db, "in_progress");
-    for (agent, told) in &reported {
+    let (dir, reported) = crash_while_claiming("next", "queue-after-commit");
+    each_holds_what_it_was_told(&dir.path().join("crash.db"), &reported);
+}
+
+/// Servers killed right before their commit, their replies written (in doubt): none
+/// may reach a survivor as if granted, and every request is served again.
+#[test]
+fn a_server_killed_before_its_commit_grants_nothing() {
+    let (dir, reported) = crash_while_claiming("next", "queue-before-commit");
+    each_holds_what_it_was_told(&dir.path().join("crash.db"), &reported);
+}
+
+/// What the database says each survivor holds is exactly what it was told.
+fn each_holds_what_it_was_told(
+    db: &std::path::Path,
+    reported: &BTreeMap<String, BTreeSet<String>>,
+) {
+    let held = tasks_of_survivors(db, "in_progress");
+    for (agent, told) in reported {
         let holds = held.get(agent).cloned().unwrap_or_default();
         let orphans: Vec<_> = holds.difference(told).collect();
         let missing: Vec<_> = told.difference(&holds).collect();
@@ -57,7 +71,7 @@ fn a_server_killed_after_its_commit_grants_each_claim_once() {
 /// survivor was told of is finished exactly once, and none is left held.
 #[test]
 fn a_server_killed_after_its_commit_finishes_each_done_once() {
-    let (dir, reported) = crash_while_claiming("next-done");
+    let (dir, reported) = crash_while_claiming("next-done", "queue-after-commit");
     let db = dir.path().join("crash.db");
     let held = tasks_of_survivors(&db, "in_progress");
     assert!(
@@ -113,7 +127,10 @@ fn tasks_of_survivors(db: &std::path::Path, status: &str) -> BTreeMap<String, BT
 
 /// Three survivors loop `mode` while servers that die right after their first commit
 /// come and go; returns the directory and what each survivor reported claiming.
-fn crash_while_claiming(mode: &str) -> (tempfile::TempDir, BTreeMap<String, BTreeSet<String>>) {
+fn crash_while_claiming(
+    mode: &str,
+    failpoint: &str,
+) -> (tempfile::TempDir, BTreeMap<String, BTreeSet<String>>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
     tasklease_sqlite::bench::prefill(
@@ -126,7 +143,7 @@ fn crash_while_claiming(mode: &str) -> (tempfile::TempDir, BTreeMap<String, BTre
     .unwrap();
     let db = path.to_str().unwrap();
     let survivors: Vec<Child> = (0..SURVIVORS)
-        .map(|i| worker(db, &format!("survivor-{i}"), mode, 4.0, false))
+        .map(|i| worker(db, &format!("survivor-{i}"), mode, 4.0, None))
         .collect();
     // Servers that die the first time they commit, one after another while the
     // survivors claim; count those that died holding other agents' claims.
@@ -135,11 +152,17 @@ fn crash_while_claiming(mode: &str) -> (tempfile::TempDir, BTreeMap<String, BTre
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
         crashers += 1;
-        let out = worker(db, &format!("crasher-{crashers}"), "next", 2.0, true)
-            .wait_with_output()
-            .unwrap();
+        let out = worker(
+            db,
+            &format!("crasher-{crashers}"),
+            "next",
+            2.0,
+            Some(failpoint),
+        )
+        .wait_with_output()
+        .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() && err.contains("failpoint queue-after-commit: served") {
+        if !out.status.success() && err.contains(&format!("failpoint {failpoint}: served")) {
             if err
                 .lines()
                 .any(|l| l.contains("failpoint") && l.contains("survivor-"))

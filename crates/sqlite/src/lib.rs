@@ -204,7 +204,7 @@ impl SqliteStore {
             Ok(out)
         };
         match queue {
-            Some(q) => q.turn(run),
+            Some(q) => q.turn(conn, run),
             None => run(),
         }
     }
@@ -275,7 +275,19 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.wal_frames.trim(&mut self.conn);
+        let Inner {
+            conn,
+            queue,
+            wal_frames,
+        } = self;
+        match queue {
+            // Truncating takes SQLite's write lock: not while a writer has the turn,
+            // which would fall back on SQLite's sleeping busy handler.
+            Some(q) => {
+                q.try_turn(|| wal_frames.trim(conn));
+            }
+            None => wal_frames.trim(conn),
+        }
     }
 }
 
@@ -412,7 +424,7 @@ impl WalFrames {
         if passive().is_ok()
             && let Some(q) = queue
         {
-            let _ = q.turn(passive);
+            let _ = q.turn(conn, passive);
         }
     }
 
@@ -994,7 +1006,7 @@ impl Store for SqliteStore {
             queue::Combined::Replied(queue::Reply::Done(true)) => task_by_id(conn, id),
             // No slot, or the lease did not match (nothing changed): on our own turn,
             // which also explains a refusal.
-            _ => q.turn(|| write_on(conn, clock, finish)),
+            _ => q.turn(conn, || write_on(conn, clock, finish)),
         }
     }
 

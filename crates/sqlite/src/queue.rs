@@ -39,8 +39,9 @@
 //! before the commit, marked *in doubt*, and marked answered after it. A writer killed
 //! between the two leaves records in doubt, and the next turn, before serving anything,
 //! asks the database which of them committed: a claim committed if its task is held by
-//! its claimer under exactly its fencing token and lease end (nothing else can have
-//! written meanwhile: every writer takes the turn, and this check comes first). Those
+//! its claimer under exactly its fencing token and lease end, a `done` if its task is
+//! done under its token (nothing else can have written meanwhile: every writer takes
+//! the turn, and every turn settles doubts first). Those
 //! replies stand and their claimers are woken; the rest go back up as requests. So a
 //! claim is never granted twice for one request, however the writer dies. A claim that
 //! fails settles its request under the turn — the reply if one came,
@@ -84,7 +85,7 @@ pub(crate) const NAP: Duration = Duration::from_millis(20);
 const REC: usize = 512;
 /// The board's format. A process of another format sees no requests here and serves
 /// its own on its own turn.
-const MAGIC: &[u8; 4] = b"TLQ2";
+const MAGIC: &[u8; 4] = b"TLQ3";
 /// Record states (byte 4, outside the checksum so a state change is a one-byte write).
 const PENDING: u8 = 1;
 const REPLIED: u8 = 2;
@@ -196,14 +197,29 @@ impl Queue {
         })
     }
 
-    /// Runs `f` as the one writer, then wakes claimers that posted meanwhile.
-    pub(crate) fn turn<T>(&mut self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    /// Runs `f` as the one writer, then wakes claimers that posted meanwhile. Like
+    /// every turn, it first settles replies a dead writer left in doubt, before `f`
+    /// can change what settling them reads.
+    pub(crate) fn turn<T>(
+        &mut self,
+        conn: &Connection,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         let out = {
             let _turn = self.turn.lock_exclusive()?;
-            f()
+            resolve_doubts(conn, &self.board).and_then(|_| f())
         };
         self.wake_pending();
         out
+    }
+
+    /// Runs `f` as the one writer if nobody has the turn, without waiting; `None` if
+    /// somebody has.
+    pub(crate) fn try_turn<T>(&mut self, f: impl FnOnce() -> T) -> Option<T> {
+        let turn = self.turn.try_lock_exclusive().ok().flatten()?;
+        let out = f();
+        drop(turn);
+        Some(out)
     }
 
     /// Claims the next task for `agent`, combined with every other pending request.
@@ -219,7 +235,7 @@ impl Queue {
         };
         let alone = || serve_one(conn, claimer, agent, lease);
         match self.submit(conn, claimer.clock, op, agent, alone)? {
-            Combined::Off => self.turn(alone),
+            Combined::Off => self.turn(conn, alone),
             Combined::Alone(got) => got,
             Combined::Replied(Reply::Claimed(row)) => {
                 row.map(|r| r.into_lease(agent.clone())).transpose()
@@ -627,12 +643,28 @@ fn lost() -> Error {
 /// is claimed, and the caller must learn it. Otherwise the request comes off the board,
 /// so no later turn claims for a caller told it failed, and `e` is the answer.
 fn settle(conn: &Connection, board: &File, slot: usize, request: u64, e: Error) -> Result<Reply> {
-    let _ = resolve_doubts(conn, board);
+    if resolve_doubts(conn, board).is_err() && in_doubt(board, slot, request) {
+        // Committed or not, nobody can tell now: say so rather than drop it.
+        return Err(lost());
+    }
     if let Ok(Some(reply)) = read_reply(board, slot, request) {
         return Ok(reply);
     }
     write_at(board, &[0u8; REC], slot)?;
     Err(e)
+}
+
+/// Whether this slot's record answers `request` in doubt (or cannot be read).
+fn in_doubt(board: &File, slot: usize, request: u64) -> bool {
+    let mut rec = [0u8; REC];
+    match read_at(board, &mut rec, (slot + 1) * REC) {
+        Ok(n) if n == REC => {
+            rec[4] == DOUBT
+                && valid(&rec)
+                && u64::from_le_bytes(rec[8..16].try_into().unwrap_or_default()) == request
+        }
+        _ => true,
+    }
 }
 
 /// Waits up to [`LINGER`] for a request to appear on the board, yielding the CPU to
@@ -754,13 +786,15 @@ fn commit_claims(
         #[cfg(debug_assertions)]
         agents.push(req.agent);
     }
+    #[cfg(debug_assertions)]
+    failpoint("queue-before-commit", &agents);
     if let Err(e) = tx.commit() {
         // Most likely rolled back, but the database, not the error, says which.
         let _ = resolve_doubts(conn, board);
         return Err(e);
     }
     #[cfg(debug_assertions)]
-    die_after_commit(&agents);
+    failpoint("queue-after-commit", &agents);
     for &slot in &slots {
         set_state(board, slot, REPLIED)?;
     }
@@ -769,12 +803,13 @@ fn commit_claims(
 
 /// Test builds only: with `TASKLEASE_FAILPOINT=queue-after-commit`, a serving process
 /// dies right after its commit, before any reply is marked answered — the instant the
-/// doubt records exist for. It names the agents it served on stderr first, so a test
-/// can tell that it served others.
+/// doubt records exist for; with `queue-before-commit`, right before it, its replies
+/// written in doubt and its transaction to be rolled back. It names the agents it
+/// served on stderr first, so a test can tell that it served others.
 #[cfg(debug_assertions)]
-fn die_after_commit(agents: &[String]) {
-    if std::env::var_os("TASKLEASE_FAILPOINT").is_some_and(|v| v == "queue-after-commit") {
-        eprintln!("failpoint queue-after-commit: served {}", agents.join(" "));
+fn failpoint(name: &str, agents: &[String]) {
+    if std::env::var_os("TASKLEASE_FAILPOINT").is_some_and(|v| v == name) {
+        eprintln!("failpoint {name}: served {}", agents.join(" "));
         std::process::abort();
     }
 }
@@ -1587,5 +1622,51 @@ mod tests {
                 .unwrap();
             assert_eq!(dones, 1, "{}: one history row per done", t.id);
         }
+    }
+
+    /// A doubt is settled by the exact claim, not by who holds the task: an agent
+    /// re-claiming its own expired lease, rolled back, still holds the task — under
+    /// the old token — and must not be told of the new one.
+    #[test]
+    fn a_rolled_back_reclaim_of_ones_own_expired_lease_is_served_again() {
+        let (_dir, path) = fixture(1);
+        let board = Queue::open(&path, true, false).unwrap().board;
+        let conn = connect(&path, Duration::from_secs(5));
+        let clock = Clock::manual(Millis(1_000_000));
+        let first = claim_next_stmt(&conn, &clock, "a", 1000, (0, 0))
+            .unwrap()
+            .expect("a task");
+        clock.advance(5000);
+        let tx = Tx::begin(&conn, Tx::IMMEDIATE).unwrap();
+        let again = claim_next_stmt(&tx, &clock, "a", 1000, (0, 0))
+            .unwrap()
+            .expect("the expired task");
+        assert_eq!(
+            (again.id.as_str(), again.token),
+            (first.id.as_str(), first.token + 1)
+        );
+        let req = Request {
+            id: 1,
+            agent: "a".into(),
+            posted_us: epoch_us(),
+            full: false,
+            op: Op::ClaimNext { lease_ms: 1000 },
+        };
+        let mut rec = [0u8; REC];
+        encode_record(&mut rec, DOUBT, &req, Some(&Reply::Claimed(Some(again))));
+        write_at(&board, &rec, 0).unwrap();
+        drop(tx);
+        clock.advance(1);
+        assert_eq!(serve_all(&conn, &clock, &board, false).unwrap(), [0]);
+        let told = claimed(read_reply(&board, 0, 1).unwrap().unwrap()).expect("a task");
+        let fence: i64 = conn
+            .query_row("SELECT fence FROM tasks WHERE id = ?1", [&told.id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(
+            told.token, fence,
+            "the claimer was told of a token nobody holds"
+        );
     }
 }
