@@ -106,6 +106,10 @@ impl RawClaimer {
             },
         )
         .ctx("configure the baseline connection")?;
+        // Plain SQLite checkpoints inside the commit that passes 1000 frames; our
+        // connections do it elsewhere (`WalFrames`), which the raw floor must not get.
+        conn.pragma_update(None, "wal_autocheckpoint", 1000)
+            .ctx("configure the baseline connection")?;
         Ok(RawClaimer {
             conn,
             claim_next: inline_clock(crate::sql::CLAIM_NEXT),

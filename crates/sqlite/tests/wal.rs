@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tasklease_core::{NewTask, Store, TaskId};
-use tasklease_sqlite::{Options, SqliteStore};
+use tasklease_sqlite::{Options, SqliteStore, Synchronous};
 
 fn one_shot() -> Options {
     Options {
@@ -106,4 +106,19 @@ fn a_long_running_process_keeps_the_wal_bounded() {
     assert!(frames < 1500, "the WAL grew to {frames} frames");
     drop(store);
     assert_eq!(count(&db), 3000);
+}
+
+/// The raw baseline is plain SQLite: it checkpoints inside its commits, as SQLite does
+/// by default, not the way our connections do (it would never checkpoint at all).
+#[test]
+fn the_raw_baseline_checkpoints_like_plain_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("raw.db");
+    tasklease_sqlite::bench::prefill(&db, 4000, false, true, Synchronous::Normal).unwrap();
+    let mut raw = tasklease_sqlite::bench::RawClaimer::open(&db, Synchronous::Normal).unwrap();
+    for _ in 0..3000 {
+        raw.claim_next("a", 60_000).unwrap().expect("a task");
+    }
+    let frames = wal_len(&db) / 4120;
+    assert!(frames < 1500, "the WAL grew to {frames} frames");
 }
