@@ -122,3 +122,19 @@ fn the_raw_baseline_checkpoints_like_plain_sqlite() {
     let frames = wal_len(&db) / 4120;
     assert!(frames < 1500, "the WAL grew to {frames} frames");
 }
+
+#[test]
+fn a_long_running_process_at_full_keeps_the_wal_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let opts = Options {
+        synchronous: Synchronous::Full,
+        ..Options::default()
+    };
+    let store = SqliteStore::open(&db, &opts).unwrap();
+    add(&store, 0, 1500);
+    let frames = wal_len(&db) / 4120;
+    assert!(frames < 1500, "the WAL grew to {frames} frames");
+    drop(store);
+    assert_eq!(count(&db), 1500);
+}
