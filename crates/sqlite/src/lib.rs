@@ -429,7 +429,9 @@ impl WalFrames {
             conn.wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE)
                 .ctx("checkpoint the WAL")
         };
-        if passive().is_ok()
+        // Frames in the WAL, and copied back: nobody appended meanwhile if all were.
+        if let Ok((log, copied)) = passive()
+            && copied < log
             && let Some(q) = queue
         {
             let _ = q.turn(conn, passive);
