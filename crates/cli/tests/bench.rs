@@ -125,3 +125,58 @@ fn bench_runs_small_on_postgres_in_scratch_schemas() {
         .get(0);
     assert_eq!(left, 0);
 }
+
+/// Ctrl-C stops the agents and removes the benchmark's files (a database that can
+/// hold millions of tasks) instead of leaving them in the temporary directory.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_agents_and_removes_the_files() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(common::bin());
+    let child = cmd
+        .args([
+            "bench",
+            "--agents",
+            "3",
+            "--tasks",
+            "2000",
+            "--seconds",
+            "60",
+        ])
+        .env("TMPDIR", tmp.path())
+        .env_remove("TASKLEASE_DB")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = tmp.path().join(format!("tasklease-bench-{}", child.id()));
+    let begun = Instant::now();
+    while !dir.exists() {
+        assert!(
+            begun.elapsed() < Duration::from_secs(20),
+            "no bench directory"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Let the agents start claiming.
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    // The agents would run for a minute; stopped, it is over in well under that.
+    assert!(
+        stopped.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        stopped.elapsed()
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("stopped by SIGINT"), "{err}");
+    assert!(!dir.exists(), "left behind: {}", dir.display());
+}

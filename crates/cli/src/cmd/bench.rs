@@ -5,7 +5,8 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -17,6 +18,7 @@ use super::Ctx;
 use crate::args::{BenchArgs, BenchWorkerArgs};
 use crate::exit::Exit;
 use crate::output::Report;
+use crate::signals::{self, Caught, Stop, Supervised};
 
 /// Bench leases outlast any run, so a task granted twice is a double claim.
 const LEASE: LeaseDuration = LeaseDuration::MAX;
@@ -60,9 +62,10 @@ pub fn run(cx: &Ctx<'_>, a: &BenchArgs) -> Result<Report> {
     if a.baseline {
         runs.push(("raw baseline", true));
     }
+    let stop = Interrupt::install()?;
     let mut results: Vec<(&str, Summary, Vec<bench::DoubleClaim>)> = Vec::new();
     for (label, raw) in runs {
-        let (summary, doubles) = one_run(cx, a, &target, label, raw)?;
+        let (summary, doubles) = one_run(cx, a, &target, label, raw, &stop)?;
         results.push((label, summary, doubles));
     }
     Ok(report(cx, a, &target, &results))
@@ -74,6 +77,7 @@ fn one_run(
     target: &Target,
     label: &str,
     raw: bool,
+    stop: &Arc<Interrupt>,
 ) -> Result<(Summary, Vec<bench::DoubleClaim>)> {
     let sync = cx.cli.synchronous;
     progress(format_args!("{label}: filling {} tasks…", a.tasks));
@@ -85,17 +89,21 @@ fn one_run(
         raw,
         sync,
     )?;
+    stop.check()?;
     let spawn_allowance = 300 + 30 * a.agents as u64;
     let start_at = epoch_ms() + spawn_allowance;
-    let children = (0..a.agents)
-        .map(|i| spawn_worker(&db, sync, a, i, start_at, raw))
-        .collect::<Result<Vec<Child>>>()?;
+    let mut outs = Vec::with_capacity(a.agents);
+    for i in 0..a.agents {
+        let mut child = spawn_worker(&db, sync, a, i, start_at, raw)?;
+        outs.push(child.stdout.take().expect("piped"));
+        stop.add(child);
+    }
     progress(format_args!(
         "{label}: {} agents, {:.1}s…",
         a.agents, a.seconds
     ));
     let started = Instant::now();
-    let mut reports = collect(children, started, spawn_allowance, a.seconds)?;
+    let mut reports = collect(outs, stop, started, spawn_allowance, a.seconds)?;
     if a.inject_double_claim && !raw {
         // Test hook for the verifier: another agent reports a task that was claimed.
         if let Some(claim) = reports.iter().find_map(|r| r.claims.first().cloned()) {
@@ -181,41 +189,121 @@ fn spawn_worker(
 }
 
 fn collect(
-    children: Vec<Child>,
+    outs: Vec<ChildStdout>,
+    stop: &Arc<Interrupt>,
     started: Instant,
     allowance_ms: u64,
     seconds: f64,
 ) -> Result<Vec<WorkerReport>> {
     let total = Duration::from_millis(allowance_ms) + Duration::from_secs_f64(seconds);
+    let ticking = stop.clone();
     let ticker = std::thread::spawn(move || {
-        while started.elapsed() < total {
+        while started.elapsed() < total && ticking.caught().is_none() {
             std::thread::sleep(Duration::from_millis(1000));
             let left = total.saturating_sub(started.elapsed());
             progress(format_args!("  {:.0}s left", left.as_secs_f64().ceil()));
         }
     });
-    let mut reports = Vec::with_capacity(children.len());
-    for mut child in children {
-        let stdout = child.stdout.take().expect("piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| Error::store("read a bench agent's report", e))?;
-        let status = child
-            .wait()
-            .map_err(|e| Error::store("wait for a bench agent", e))?;
+    // An agent's report is one line; an agent stopped early writes none.
+    let lines: Vec<std::io::Result<String>> = outs
+        .into_iter()
+        .map(|out| {
+            let mut line = String::new();
+            BufReader::new(out).read_line(&mut line).map(|_| line)
+        })
+        .collect();
+    let statuses = stop.wait_all();
+    let _ = ticker.join();
+    stop.check()?;
+    let mut reports = Vec::with_capacity(lines.len());
+    for (line, status) in lines.into_iter().zip(statuses) {
+        let status = status.map_err(|e| Error::store("wait for a bench agent", e))?;
         if !status.success() {
             return Err(Error::store(
                 "a bench agent failed",
                 format!("exit status {status}; see its message above"),
             ));
         }
+        let line = line.map_err(|e| Error::store("read a bench agent's report", e))?;
         let r: WorkerReport = serde_json::from_str(&line)
             .map_err(|e| Error::store("parse a bench agent's report", e))?;
         reports.push(r);
     }
-    let _ = ticker.join();
     Ok(reports)
+}
+
+/// Ctrl-C (or SIGTERM, SIGHUP) during a benchmark: its agents are stopped, and the
+/// benchmark ends with an error through the ordinary path, so its files (a database
+/// of up to millions of tasks) and PostgreSQL scratch schemas are removed rather than
+/// left behind.
+struct Interrupt {
+    caught: Mutex<Option<Caught>>,
+    /// The running agents.
+    agents: Mutex<Vec<Supervised>>,
+}
+
+impl Interrupt {
+    fn install() -> Result<Arc<Interrupt>> {
+        let it = Arc::new(Interrupt {
+            caught: Mutex::new(None),
+            agents: Mutex::new(Vec::new()),
+        });
+        let handler = it.clone();
+        signals::catch(move |c| {
+            *handler
+                .caught
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(c);
+            for agent in handler.agents().iter_mut() {
+                agent.stop(Stop::Terminate);
+            }
+        })
+        .map_err(|e| Error::store("catch Ctrl-C", e))?;
+        Ok(it)
+    }
+
+    fn caught(&self) -> Option<Caught> {
+        *self.caught.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn agents(&self) -> std::sync::MutexGuard<'_, Vec<Supervised>> {
+        self.agents.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a started agent; stops it at once if a stop request came first.
+    fn add(&self, child: Child) {
+        let mut agents = self.agents();
+        agents.push(Supervised {
+            child,
+            // Our own processes, in our group: stopped with SIGTERM whatever we caught
+            // (a SIGINT may be ignored where they run, as in a background job).
+            own_group: false,
+        });
+        if let (Some(_), Some(agent)) = (self.caught(), agents.last_mut()) {
+            agent.stop(Stop::Terminate);
+        }
+    }
+
+    /// Waits for every agent, in the order added, and forgets them.
+    fn wait_all(&self) -> Vec<std::io::Result<std::process::ExitStatus>> {
+        std::mem::take(&mut *self.agents())
+            .into_iter()
+            .map(|mut a| a.child.wait())
+            .collect()
+    }
+
+    fn check(&self) -> Result<()> {
+        match self.caught() {
+            Some(c) => Err(Error::store(
+                "bench",
+                format!(
+                    "stopped by {}: its agents were stopped and its files removed",
+                    c.name()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 fn report(
