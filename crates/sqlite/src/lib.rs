@@ -429,9 +429,11 @@ impl WalFrames {
             conn.wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE)
                 .ctx("checkpoint the WAL")
         };
-        // Frames in the WAL, and copied back: nobody appended meanwhile if all were.
-        if let Ok((log, copied)) = passive()
-            && copied < log
+        // The second pass runs whenever the first did: SQLite reports the WAL's length
+        // as of the first pass's start, so nothing tells whether writers appended
+        // during it. With nothing left to copy, the second pass writes and syncs
+        // nothing.
+        if passive().is_ok()
             && let Some(q) = queue
         {
             let _ = q.turn(conn, passive);
