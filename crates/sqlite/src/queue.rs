@@ -630,10 +630,10 @@ fn claim_next_stmt(
 /// The error for a request that is no longer on the board, answered or not.
 fn lost() -> Error {
     Error::store(
-        "claim the next task",
-        "the writer queue lost this claim's request (was its board file written by \
-         something else?); whether a task was claimed for it is unknown: look with \
-         `tasklease list --status in_progress` before claiming again",
+        "claim or finish through the writer queue",
+        "the writer queue lost this request (was its board file written by something \
+         else?); whether it took effect is unknown: look with `tasklease list --status \
+         in_progress` (a claim) or `tasklease show ID` (a done) before trying again",
     )
 }
 

@@ -94,6 +94,9 @@ fn one_run(
     let start_at = epoch_ms() + spawn_allowance;
     let mut outs = Vec::with_capacity(a.agents);
     for i in 0..a.agents {
+        if stop.caught().is_some() {
+            break;
+        }
         let mut child = spawn_worker(&db, sync, a, i, start_at, raw)?;
         outs.push(child.stdout.take().expect("piped"));
         stop.add(child);
