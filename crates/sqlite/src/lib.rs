@@ -534,12 +534,12 @@ fn record_refusal(
 }
 
 /// The lease columns of one row, read to explain a refusal, and its version.
-struct LeaseRow {
-    lease: LeaseState,
+pub(crate) struct LeaseRow {
+    pub(crate) lease: LeaseState,
     version: i64,
 }
 
-fn lease_row(tx: &Connection, id: &TaskId) -> Result<Option<LeaseRow>> {
+pub(crate) fn lease_row(tx: &Connection, id: &TaskId) -> Result<Option<LeaseRow>> {
     let row = tx
         .prepare_cached(sql::LEASE)
         .and_then(|mut s| {
@@ -725,12 +725,12 @@ fn write_on<T>(
     Ok(out)
 }
 
-fn task_by_id(conn: &Connection, id: &TaskId) -> Result<Task> {
+fn find_task(conn: &Connection, id: &TaskId) -> Result<Option<Task>> {
     let raw = conn
         .prepare_cached(sql::TASK_BY_ID)
         .and_then(|mut s| s.query_row([id.as_str()], RawTask::from_row).optional())
         .ctx("read the task")?;
-    raw.ok_or_else(|| Error::NotFound(id.clone()))?.into_task()
+    raw.map(RawTask::into_task).transpose()
 }
 
 fn task_by_seq(tx: &Connection, seq: i64) -> Result<Task> {
@@ -789,13 +789,7 @@ impl Store for SqliteStore {
     }
 
     fn show(&self, id: &TaskId) -> Result<Option<Task>> {
-        self.read(|tx| {
-            let raw = tx
-                .prepare_cached(sql::TASK_BY_ID)
-                .and_then(|mut s| s.query_row([id.as_str()], RawTask::from_row).optional())
-                .ctx("read the task")?;
-            raw.map(RawTask::into_task).transpose()
-        })
+        self.read(|tx| find_task(tx, id))
     }
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<Task>> {
@@ -1015,7 +1009,9 @@ impl Store for SqliteStore {
         };
         match q.submit(conn, clock, op, who, || write_on(conn, clock, finish))? {
             queue::Combined::Alone(done) => done,
-            queue::Combined::Replied(queue::Reply::Done(true)) => task_by_id(conn, id),
+            queue::Combined::Replied(queue::Reply::Done(true)) => {
+                find_task(conn, id)?.ok_or_else(|| Error::NotFound(id.clone()))
+            }
             // No slot, or the lease did not match (nothing changed): on our own turn,
             // which also explains a refusal.
             _ => q.turn(conn, || write_on(conn, clock, finish)),

@@ -58,7 +58,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, named_params};
-use tasklease_core::{AgentId, Clock, Error, Lease, LeaseDuration, Millis, Result, Token};
+use tasklease_core::{
+    AgentId, Clock, Error, Lease, LeaseDuration, Millis, Result, Status, TaskId, Token,
+};
 use tasklease_filelock::{Guard, LockFile};
 
 use crate::busy::Busy;
@@ -829,76 +831,44 @@ fn resolve_doubts(conn: &Connection, board: &File) -> Result<Vec<usize>> {
 /// Settles one reply in doubt: marks it answered if its claim committed (and says so),
 /// else puts it back up as a request.
 fn settle_doubt(conn: &Connection, board: &File, slot: usize, rec: &[u8]) -> Result<bool> {
-    let committed = match (decode_request_fields(rec), decode_reply_fields(rec)?) {
-        (Some(req), Reply::Claimed(Some(row))) => holds(conn, &req.agent, &row)?,
-        (
-            Some(Request {
-                op: Op::Done { task, token },
-                ..
-            }),
-            Reply::Done(true),
-        ) => finished(conn, &task, token)?,
-        // "Nothing ready" or "not finished" changed nothing; serving it again is as
-        // good an answer.
-        _ => false,
+    let committed = match decode_request_fields(rec) {
+        Some(req) => took_effect(conn, &req, &decode_reply_fields(rec)?)?,
+        None => false,
     };
     set_state(board, slot, if committed { REPLIED } else { PENDING })?;
     Ok(committed)
 }
 
-/// Whether `task` was finished under the lease whose token is `token`.
-fn finished(conn: &Connection, task: &str, token: i64) -> Result<bool> {
-    conn.prepare_cached(sql::LEASE)
-        .and_then(|mut s| {
-            s.query_row(named_params! {":id": task}, |r| {
-                Ok(r.get::<_, String>(0)? == "done" && r.get::<_, i64>(3)? == token)
-            })
-            .optional()
+/// Whether the database shows `reply` to `req` committed: a claim if its task is held
+/// by its claimer under exactly that token and lease end, a `done` if its task is done
+/// under its token. "Nothing ready" and "not finished" changed nothing; serving them
+/// again is as good an answer.
+fn took_effect(conn: &Connection, req: &Request, reply: &Reply) -> Result<bool> {
+    let (task, token) = match (&req.op, reply) {
+        (Op::ClaimNext { .. }, Reply::Claimed(Some(row))) => (row.id.as_str(), row.token),
+        (Op::Done { task, token }, Reply::Done(true)) => (task.as_str(), *token),
+        _ => return Ok(false),
+    };
+    let Ok(id) = TaskId::new(task) else {
+        return Ok(false);
+    };
+    let Some(now) = crate::lease_row(conn, &id)?.map(|r| r.lease) else {
+        return Ok(false);
+    };
+    Ok(now.fence == token
+        && match reply {
+            Reply::Claimed(Some(row)) => {
+                now.status == Status::InProgress
+                    && now.assignee.as_ref().map(AgentId::as_str) == Some(req.agent.as_str())
+                    && now.lock_until == Some(Millis(row.lock_until))
+            }
+            _ => now.status == Status::Done,
         })
-        .map(|done| done.unwrap_or(false))
-        .ctx("check a done left in doubt")
-}
-
-/// Whether `agent` holds `row`'s task under exactly that claim.
-fn holds(conn: &Connection, agent: &str, row: &Row) -> Result<bool> {
-    conn.prepare_cached(sql::LEASE)
-        .and_then(|mut s| {
-            s.query_row(named_params! {":id": row.id}, |r| {
-                Ok(r.get::<_, String>(0)? == "in_progress"
-                    && r.get::<_, Option<String>>(1)?.as_deref() == Some(agent)
-                    && r.get::<_, Option<i64>>(2)? == Some(row.lock_until)
-                    && r.get::<_, i64>(3)? == row.token)
-            })
-            .optional()
-        })
-        .map(|held| held.unwrap_or(false))
-        .ctx("check a claim left in doubt")
 }
 
 fn set_synchronous(conn: &Connection, level: &str) -> Result<()> {
     conn.pragma_update(None, "synchronous", level)
         .ctx("set the commit durability")
-}
-
-#[cfg(test)]
-fn encode_request(
-    rec: &mut [u8; REC],
-    request: u64,
-    agent: &AgentId,
-    lease: LeaseDuration,
-    full: bool,
-) -> Result<()> {
-    let req = Request {
-        id: request,
-        agent: agent.as_str().to_owned(),
-        posted_us: epoch_us(),
-        full,
-        op: Op::ClaimNext {
-            lease_ms: lease.as_millis(),
-        },
-    };
-    encode_record(rec, PENDING, &req, None);
-    Ok(())
 }
 
 /// Writes a record: the request, and (unless pending) its reply beside it, so a reply
@@ -1112,11 +1082,35 @@ fn read_at(board: &File, buf: &mut [u8], offset: usize) -> Result<usize> {
 mod tests {
     use super::*;
 
+    /// A request as `agent` would post it.
+    fn request(id: u64, agent: &str, op: Op) -> Request {
+        Request {
+            id,
+            agent: agent.into(),
+            posted_us: epoch_us(),
+            full: false,
+            op,
+        }
+    }
+
+    /// A claim-next request for the default lease.
+    fn claim_request(id: u64, agent: &str, full: bool) -> Request {
+        let lease_ms = LeaseDuration::DEFAULT.as_millis();
+        Request {
+            full,
+            ..request(id, agent, Op::ClaimNext { lease_ms })
+        }
+    }
+
+    fn encode_request(rec: &mut [u8; REC], id: u64, agent: &AgentId, full: bool) {
+        encode_record(rec, PENDING, &claim_request(id, agent.as_str(), full), None);
+    }
+
     #[test]
     fn records_round_trip_and_tears_are_caught() {
         let agent = AgentId::new("agent-x").unwrap();
         let mut rec = [0u8; REC];
-        encode_request(&mut rec, 7, &agent, LeaseDuration::DEFAULT, true).unwrap();
+        encode_request(&mut rec, 7, &agent, true);
         let req = decode_request(&rec).expect("a request");
         let lease_ms = LeaseDuration::DEFAULT.as_millis();
         assert_eq!(
@@ -1143,16 +1137,8 @@ mod tests {
         rec[4] = PENDING;
         assert_eq!(decode_request(&rec), Some(req));
         // A done request keeps its task and token beside its answer.
-        let done = Request {
-            id: 8,
-            agent: "agent-x".into(),
-            posted_us: 1,
-            full: false,
-            op: Op::Done {
-                task: "T-9".into(),
-                token: 3,
-            },
-        };
+        let task = "T-9".to_owned();
+        let done = request(8, "agent-x", Op::Done { task, token: 3 });
         encode_record(&mut rec, DOUBT, &done, Some(&Reply::Done(true)));
         assert!(matches!(
             decode_reply_fields(&rec).unwrap(),
@@ -1246,7 +1232,7 @@ mod tests {
             // claimer finding the turn free and nobody waiting claims alone).
             let mut rec = [0u8; REC];
             let other = AgentId::new("other").unwrap();
-            encode_request(&mut rec, round, &other, LeaseDuration::DEFAULT, false).unwrap();
+            encode_request(&mut rec, round, &other, false);
             write_at(&board, &rec, SLOTS - 1).unwrap();
             let failing = claim_on_thread(&path, "failing", Duration::from_millis(200));
             // Its request is up, and it holds the turn, waiting for the write lock.
@@ -1328,13 +1314,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         };
         let mut rec = [0u8; REC];
-        let stray = Request {
-            id: 12_345,
-            agent: "someone".into(),
-            posted_us: 0,
-            full: false,
-            op: Op::ClaimNext { lease_ms: 1 },
-        };
+        let stray = request(12_345, "someone", Op::ClaimNext { lease_ms: 1 });
         encode_record(&mut rec, REPLIED, &stray, None);
         write_at(&board, &rec, slot).unwrap();
         drop(held);
@@ -1372,9 +1352,9 @@ mod tests {
             AgentId::new("durable").unwrap(),
             AgentId::new("casual").unwrap(),
         );
-        encode_request(&mut rec, 1, &durable, LeaseDuration::DEFAULT, true).unwrap();
+        encode_request(&mut rec, 1, &durable, true);
         write_at(&board, &rec, 0).unwrap();
-        encode_request(&mut rec, 2, &casual, LeaseDuration::DEFAULT, false).unwrap();
+        encode_request(&mut rec, 2, &casual, false);
         write_at(&board, &rec, 1).unwrap();
         assert_eq!(
             serve_all(&conn, &Clock::Database, &board, false).unwrap(),
@@ -1406,7 +1386,7 @@ mod tests {
         assert_eq!(level, 1, "the server is back at NORMAL");
         seen.lock().unwrap().clear();
         // Requests that ask for nothing more leave the server's level alone.
-        encode_request(&mut rec, 3, &casual, LeaseDuration::DEFAULT, false).unwrap();
+        encode_request(&mut rec, 3, &casual, false);
         write_at(&board, &rec, 1).unwrap();
         assert_eq!(
             serve_all(&conn, &Clock::Database, &board, false).unwrap(),
@@ -1433,7 +1413,7 @@ mod tests {
         // The dead claimer: its request is pending in slot 0, whose lock is free.
         let mut rec = [0u8; REC];
         let dead = AgentId::new("dead").unwrap();
-        encode_request(&mut rec, 1, &dead, LeaseDuration::DEFAULT, false).unwrap();
+        encode_request(&mut rec, 1, &dead, false);
         write_at(&server.board, &rec, 0).unwrap();
         // SQLite's write lock is held elsewhere, so the server stops between reading
         // the board and replying.
@@ -1484,18 +1464,12 @@ mod tests {
         let board = Queue::open(&path, true, false).unwrap().board;
         let conn = connect(&path, Duration::from_secs(5));
         let mut rec = [0u8; REC];
-        let request = |id: u64, agent: &str| Request {
-            id,
-            agent: agent.into(),
-            posted_us: epoch_us(),
-            full: false,
-            op: Op::ClaimNext {
-                lease_ms: LeaseDuration::DEFAULT.as_millis(),
-            },
-        };
         // Slot 0's claim committed, slot 1's did not (the writer died first); both
         // replies were written in doubt.
-        let (committed, lost) = (request(1, "committed"), request(2, "rolled-back"));
+        let (committed, lost) = (
+            claim_request(1, "committed", false),
+            claim_request(2, "rolled-back", false),
+        );
         let mut granted = None;
         for (slot, req, commit) in [(0, &committed, true), (1, &lost, false)] {
             let tx = Tx::begin(&conn, Tx::IMMEDIATE).unwrap();
@@ -1556,15 +1530,9 @@ mod tests {
                 .expect("a task")
         };
         let (t1, t2, t3) = (claim(), claim(), claim());
-        let done = |id: u64, task: &Row, token: i64| Request {
-            id,
-            agent: "a".into(),
-            posted_us: epoch_us(),
-            full: false,
-            op: Op::Done {
-                task: task.id.clone(),
-                token,
-            },
+        let done = |id: u64, task: &Row, token: i64| {
+            let task = task.id.clone();
+            request(id, "a", Op::Done { task, token })
         };
         let reply = |slot: usize, id: u64| match read_reply(&board, slot, id).unwrap() {
             Some(Reply::Done(finished)) => finished,
@@ -1645,13 +1613,7 @@ mod tests {
             (again.id.as_str(), again.token),
             (first.id.as_str(), first.token + 1)
         );
-        let req = Request {
-            id: 1,
-            agent: "a".into(),
-            posted_us: epoch_us(),
-            full: false,
-            op: Op::ClaimNext { lease_ms: 1000 },
-        };
+        let req = request(1, "a", Op::ClaimNext { lease_ms: 1000 });
         let mut rec = [0u8; REC];
         encode_record(&mut rec, DOUBT, &req, Some(&Reply::Claimed(Some(again))));
         write_at(&board, &rec, 0).unwrap();
