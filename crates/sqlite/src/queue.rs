@@ -207,10 +207,15 @@ impl Queue {
         conn: &Connection,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
+        let mut answered = Vec::new();
         let out = {
             let _turn = self.turn.lock_exclusive()?;
-            resolve_doubts(conn, &self.board).and_then(|_| f())
+            resolve_doubts(conn, &self.board).and_then(|slots| {
+                answered = slots;
+                f()
+            })
         };
+        wake(&mut self.sender, &self.dir, self.slot.as_ref(), &answered);
         self.wake_pending();
         out
     }
@@ -330,10 +335,12 @@ impl Queue {
         request: u64,
         e: Error,
     ) -> Result<Reply> {
+        let mut answered = Vec::new();
         let settled = match self.turn.lock_exclusive() {
-            Ok(_turn) => settle(conn, &self.board, slot, request, e),
+            Ok(_turn) => settle(conn, &self.board, slot, request, e, &mut answered),
             Err(_) => Err(e),
         };
+        wake(&mut self.sender, &self.dir, self.slot.as_ref(), &answered);
         if settled.is_err() {
             // Should the request still be up, a new slot keeps its reply from being
             // taken for our next request (a slot is cleared when it is taken).
@@ -528,11 +535,14 @@ fn serve_board(
         // it before it is settled. Our request was up before we took the turn, so
         // this turn answered it unless an earlier one had; either way the reply is
         // there now, or the request was lost and waiting longer would never end.
-        match served.and_then(|()| read_reply(board, slot, request)) {
+        let mut answered = Vec::new();
+        let reply = match served.and_then(|()| read_reply(board, slot, request)) {
             Ok(Some(reply)) => Ok(reply),
-            Ok(None) => settle(conn, board, slot, request, lost()),
-            Err(e) => settle(conn, board, slot, request, e),
-        }
+            Ok(None) => settle(conn, board, slot, request, lost(), &mut answered),
+            Err(e) => settle(conn, board, slot, request, e, &mut answered),
+        };
+        wake(sender, dir, me, &answered);
+        reply
     }
 }
 
@@ -643,11 +653,21 @@ fn lost() -> Error {
 /// serving the board meanwhile): if a turn answered it already (a reply in doubt is
 /// first checked against the database), that reply stands and is the answer — the task
 /// is claimed, and the caller must learn it. Otherwise the request comes off the board,
-/// so no later turn claims for a caller told it failed, and `e` is the answer.
-fn settle(conn: &Connection, board: &File, slot: usize, request: u64, e: Error) -> Result<Reply> {
-    if resolve_doubts(conn, board).is_err() && in_doubt(board, slot, request) {
+/// so no later turn claims for a caller told it failed, and `e` is the answer. Other
+/// slots whose replies it settles from doubt are added to `answered`, to be woken.
+fn settle(
+    conn: &Connection,
+    board: &File,
+    slot: usize,
+    request: u64,
+    e: Error,
+    answered: &mut Vec<usize>,
+) -> Result<Reply> {
+    match resolve_doubts(conn, board) {
+        Ok(slots) => answered.extend(slots.into_iter().filter(|&s| s != slot)),
         // Committed or not, nobody can tell now: say so rather than drop it.
-        return Err(lost());
+        Err(_) if in_doubt(board, slot, request) => return Err(lost()),
+        Err(_) => {}
     }
     if let Ok(Some(reply)) = read_reply(board, slot, request) {
         return Ok(reply);
@@ -1512,6 +1532,33 @@ mod tests {
             held, want,
             "each claimer holds exactly the task it was told of"
         );
+    }
+
+    /// A reply a plain turn (a renew, say) settles from doubt wakes its claimer, which
+    /// otherwise slept on until its nap ran out.
+    #[cfg(unix)]
+    #[test]
+    fn a_reply_settled_from_doubt_wakes_its_claimer() {
+        let (_dir, path) = fixture(10);
+        let mut queue = Queue::open(&path, true, false).unwrap();
+        let conn = connect(&path, Duration::from_secs(5));
+        let req = claim_request(1, "sleeper", false);
+        let lease_ms = LeaseDuration::DEFAULT.as_millis();
+        let row = claim_next_stmt(&conn, &Clock::Database, &req.agent, lease_ms, (0, 0))
+            .unwrap()
+            .expect("a task");
+        let mut rec = [0u8; REC];
+        encode_record(&mut rec, DOUBT, &req, Some(&Reply::Claimed(Some(row))));
+        write_at(&queue.board, &rec, 3).unwrap();
+        let sleeper =
+            std::os::unix::net::UnixDatagram::bind(queue.dir.join("slot-03.sock")).unwrap();
+        sleeper.set_nonblocking(true).unwrap();
+
+        queue.turn(&conn, || Ok(())).unwrap();
+
+        assert!(read_reply(&queue.board, 3, 1).unwrap().is_some(), "settled");
+        let mut b = [0u8; 1];
+        sleeper.recv(&mut b).expect("the claimer was woken");
     }
 
     /// `done` through the board: a turn finishes the tasks whose lease matches, answers
