@@ -447,4 +447,82 @@ each_store!(
     reap_every_sweeps_until_sigterm,
     ctrl_c_is_forwarded_to_the_child_and_the_task_released,
     sigterm_is_forwarded_too,
+    runs_finishing_at_once_with_stale_tokens_among_them_finish_only_their_own,
 );
+
+/// Twelve runs whose commands end at the same instant, half of them fenced out
+/// meanwhile (their task force-released and claimed by another agent). Long-running
+/// processes finish through SQLite's writer queue, where one turn serves a batch of
+/// `done`s (here all twelve: the test holds the turn until they are posted) and a
+/// refused one is run again on its caller's own turn to explain itself.
+/// Whatever the batching: the current tokens finish their tasks, each once; the stale
+/// ones change nothing and their runs exit 5.
+fn runs_finishing_at_once_with_stale_tokens_among_them_finish_only_their_own(p: &Project) {
+    const RUNS: usize = 12;
+    let gate = p.root().join("gate");
+    let made = Command::new("mkfifo").arg(&gate).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    // Held open for reading and writing: no child blocks opening it, and lines written
+    // before a child reads stay in the pipe.
+    let mut open_gate = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&gate)
+        .unwrap();
+    let wait = format!("read _ < '{}'", gate.display());
+    let runs: Vec<(String, Child)> = (0..RUNS)
+        .map(|i| {
+            let id = format!("d-{i}");
+            p.ok(&["add", "finish me", "--id", &id]);
+            let child = spawn(
+                p,
+                &[
+                    "run", &id, "--lease", "10m", "--json", "--", "sh", "-c", &wait,
+                ],
+            );
+            (id, child)
+        })
+        .collect();
+    wait_for("every run to hold its task", || {
+        p.json(&["list", "--status", "in_progress"], 0)["count"] == RUNS
+    });
+    let stale = |i: usize| i % 2 == 1;
+    for (i, (id, _)) in runs.iter().enumerate() {
+        if stale(i) {
+            p.json(&["release", id, "--force"], 0);
+            p.json(&["claim", id, "--agent", "thief"], 0);
+        }
+    }
+    // On SQLite, hold the writer queue's turn while the commands end, so every run
+    // posts its `done` on the board and one turn serves them all together.
+    let mut turn = p.pg.is_none().then(|| {
+        let mut path = p.db().into_os_string();
+        path.push("-queue/turn");
+        tasklease_filelock::LockFile::open(path).unwrap()
+    });
+    let held = turn.as_mut().map(|t| t.lock_exclusive().unwrap());
+    std::io::Write::write_all(&mut open_gate, &[b'\n'; RUNS]).unwrap();
+    // Not a timing assertion: a run that posts later takes a turn of its own.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(held);
+    for (i, (id, child)) in runs.into_iter().enumerate() {
+        let out = finish(child);
+        let v = parse_one(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let dones = history(p, &id).iter().filter(|e| e.0 == "done").count();
+        let task = show(p, &id);
+        if stale(i) {
+            assert_eq!(out.status.code(), Some(5), "{id}, fenced out: {v} {err}");
+            assert_eq!(
+                (task["status"].as_str(), task["assignee"].as_str()),
+                (Some("in_progress"), Some("thief")),
+                "{id}"
+            );
+            assert_eq!(dones, 0, "{id}");
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{id}: {v} {err}");
+            assert_eq!(task["status"], "done", "{id}");
+            assert_eq!(dones, 1, "{id}");
+        }
+    }
+}
