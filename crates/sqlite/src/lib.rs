@@ -23,6 +23,7 @@
 
 pub mod bench;
 mod busy;
+mod checkpoint;
 mod migrate;
 mod queue;
 mod sql;
@@ -137,7 +138,11 @@ impl SqliteStore {
         let ctx = || format!("cannot open the database {}", path.display());
         let mut conn =
             Connection::open_with_flags(path, flags).map_err(|e| Error::store(ctx(), e))?;
-        let (busy, wal_frames) = configure(&mut conn, opts).map_err(|e| Error::store(ctx(), e))?;
+        let (busy, mut wal_frames) =
+            configure(&mut conn, opts).map_err(|e| Error::store(ctx(), e))?;
+        if !opts.one_shot {
+            wal_frames.background = Some(checkpoint::Checkpointer::new(path, opts.queue));
+        }
         let migrated = migrate::migrate(&mut conn, path, opts.backup_before_migrate)?;
         let queue = if opts.queue {
             let full = opts.synchronous == Synchronous::Full;
@@ -292,8 +297,8 @@ impl Drop for Inner {
 }
 
 /// The store's connection, held. Let go when an operation is over — its transaction
-/// ended and the writer queue's turn given up — it runs the WAL checkpoint if one is
-/// due, so that nobody waits for it (see [`WalFrames`]).
+/// ended and the writer queue's turn given up — it asks for the WAL checkpoint if one
+/// is due, so that nobody waits for it (see [`WalFrames`]).
 struct Held<'a>(MutexGuard<'a, Inner>);
 
 impl std::ops::Deref for Held<'_> {
@@ -376,12 +381,13 @@ fn configure(conn: &mut Connection, opts: &Options) -> rusqlite::Result<(Busy, W
 /// commit, as SQLite's autocheckpoint does: that commit holds the writer queue's turn,
 /// so everyone queued behind it waited for the whole checkpoint, copying and fsyncs
 /// (measured with 20 agents: p99 6.6 ms with it, 3.4 ms with no checkpoint at all).
-/// When the operation is over and the turn given up, a passive checkpoint copies the
-/// WAL back while other writers go on. It cannot finish while they append, and the WAL
-/// starts over only once it is wholly copied, so a second passive checkpoint then
-/// copies the few frames appended meanwhile on a turn of its own: the WAL stays
-/// bounded, and the turn is held for a short copy, not the whole. (Not at
-/// `synchronous = FULL`: see `configure`.)
+/// When the operation is over and the turn given up, the process's checkpointing
+/// thread ([`checkpoint::Checkpointer`], its own connection) is asked to checkpoint,
+/// and the caller goes on: a passive checkpoint copies the WAL back while writers go
+/// on. It cannot finish while they append, and the WAL starts over only once it is
+/// wholly copied, so a second passive checkpoint then copies the few frames appended
+/// meanwhile on a turn of its own: the WAL stays bounded, and the turn is held for a
+/// short copy, not the whole. (Not at `synchronous = FULL`: see `configure`.)
 ///
 /// **A one-shot process** (a CLI call) does not checkpoint while it runs. The first
 /// process to open an unused database rebuilds the WAL's index by reading every frame
@@ -394,11 +400,13 @@ fn configure(conn: &mut Connection, opts: &Options) -> rusqlite::Result<(Busy, W
 /// a CLI call about 1.5 ms of fsyncs; reading the WAL at open costs about 2 µs a frame,
 /// and a claim adds about 4 frames. 64 frames balances the two (a checkpoint every ~16
 /// calls, ~60 µs of reading on average).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct WalFrames {
     /// Frames in the WAL at this connection's last commit; 0 once checkpointed.
     seen: Arc<AtomicI32>,
     one_shot: bool,
+    /// Where a long-running process's checkpoints run (`None` for one-shot ones).
+    background: Option<checkpoint::Checkpointer>,
 }
 
 impl WalFrames {
@@ -414,29 +422,26 @@ impl WalFrames {
             hook.store(pages, Ordering::Relaxed);
             Ok(())
         }))?;
-        Ok(WalFrames { seen, one_shot })
+        Ok(WalFrames {
+            seen,
+            one_shot,
+            background: None,
+        })
     }
 
-    /// A long-running process's checkpoint, after an operation (see above). Best
-    /// effort: a checkpoint that fails is tried again after the next commit past the
-    /// mark.
-    fn checkpoint_if_due(&self, conn: &Connection, queue: Option<&mut queue::Queue>) {
+    /// A long-running process's checkpoint, after an operation (see above): asked of
+    /// the checkpointing thread, or run here if that thread cannot run.
+    fn checkpoint_if_due(&mut self, conn: &Connection, queue: Option<&mut queue::Queue>) {
         if self.one_shot || self.seen.load(Ordering::Relaxed) < WalFrames::CHECKPOINT {
             return;
         }
         self.seen.store(0, Ordering::Relaxed);
-        let passive = || {
-            conn.wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE)
-                .ctx("checkpoint the WAL")
-        };
-        // The second pass runs whenever the first did: SQLite reports the WAL's length
-        // as of the first pass's start, so nothing tells whether writers appended
-        // during it. With nothing left to copy, the second pass writes and syncs
-        // nothing.
-        if passive().is_ok()
-            && let Some(q) = queue
+        if !self
+            .background
+            .as_mut()
+            .is_some_and(checkpoint::Checkpointer::request)
         {
-            let _ = q.turn(conn, passive);
+            checkpoint(conn, queue);
         }
     }
 
@@ -450,6 +455,25 @@ impl WalFrames {
         if conn.busy_handler(None::<fn(i32) -> bool>).is_ok() {
             let _ = conn.wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::TRUNCATE);
         }
+    }
+}
+
+/// Copies the WAL back into the database (see [`WalFrames`]): a passive pass beside the
+/// writers, then a second on a turn of the writer queue (if there is one) for what they
+/// appended meanwhile, so that the WAL can start over. Best effort: a checkpoint that
+/// fails is tried again after the next commit past the mark.
+fn checkpoint(conn: &Connection, queue: Option<&mut queue::Queue>) {
+    let passive = || {
+        conn.wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::PASSIVE)
+            .ctx("checkpoint the WAL")
+    };
+    // The second pass runs whenever the first did: SQLite reports the WAL's length as
+    // of the first pass's start, so nothing tells whether writers appended during it.
+    // With nothing left to copy, the second pass writes and syncs nothing.
+    if passive().is_ok()
+        && let Some(q) = queue
+    {
+        let _ = q.turn(conn, passive);
     }
 }
 

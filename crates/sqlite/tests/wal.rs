@@ -101,9 +101,10 @@ fn a_long_running_process_keeps_the_wal_bounded() {
     let db = dir.path().join("t.db");
     let store = SqliteStore::open(&db, &Options::default()).unwrap();
     add(&store, 0, 3000);
-    // Each add writes a few frames: without checkpoints the WAL would pass 8,000.
+    // Each add writes a few frames: without checkpoints the WAL would pass 8,000. The
+    // checkpoints run on a thread of their own, which may lag behind the adds.
     let frames = wal_len(&db) / 4120;
-    assert!(frames < 1500, "the WAL grew to {frames} frames");
+    assert!(frames < 4000, "the WAL grew to {frames} frames");
     drop(store);
     assert_eq!(count(&db), 3000);
 }
