@@ -133,6 +133,8 @@ pub struct Summary {
     pub p99_us: u32,
     /// Worst claim latency, microseconds.
     pub max_us: u32,
+    /// Claims that waited more than 10 ms: the tail beyond p99, counted.
+    pub over_10ms: u64,
     /// The smallest and largest share of all claims one worker got (1/agents is fair).
     pub min_share: f64,
     /// See `min_share`.
@@ -180,6 +182,7 @@ pub fn summarize(reports: &[WorkerReport], window: Duration) -> Summary {
         p50_us: pct(0.50),
         p99_us: pct(0.99),
         max_us: lat.last().copied().unwrap_or(0),
+        over_10ms: lat.iter().filter(|&&us| us > 10_000).count() as u64,
         min_share: reports.iter().map(share).fold(f64::INFINITY, f64::min),
         max_share: reports.iter().map(share).fold(0.0, f64::max),
         exhausted: reports.iter().any(|r| r.exhausted),
@@ -344,14 +347,15 @@ mod tests {
     #[test]
     fn summary_figures() {
         let a = report("a", &[("t1", 1), ("t2", 1), ("t3", 1)], &[1, 2, 3]);
-        let b = report("b", &[("t4", 1)], &[100]);
+        let b = report("b", &[("t4", 1), ("t5", 1)], &[10_000, 10_001]);
         let s = summarize(&[a, b], Duration::from_secs(1));
-        assert_eq!(s.claims, 4);
-        assert!((s.claims_per_s - 4.0).abs() < 1e-9);
-        assert_eq!(s.max_us, 100);
+        assert_eq!(s.claims, 5);
+        assert!((s.claims_per_s - 5.0).abs() < 1e-9);
+        assert_eq!(s.max_us, 10_001);
+        assert_eq!(s.over_10ms, 1);
         assert_eq!(s.p50_us, 3);
-        assert!((s.min_share - 0.25).abs() < 1e-9);
-        assert!((s.max_share - 0.75).abs() < 1e-9);
+        assert!((s.min_share - 0.4).abs() < 1e-9);
+        assert!((s.max_share - 0.6).abs() < 1e-9);
     }
 
     #[test]

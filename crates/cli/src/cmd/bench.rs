@@ -334,7 +334,7 @@ fn report(
     let ms = |us: u32| us as f64 / 1000.0;
     let mut human = format!(
         "tasklease bench: {store_desc}, {} agents, {}s, mode {}, {} tasks{}\n\
-         {:<14} {:>10} {:>9} {:>9} {:>9}  {:>15}\n",
+         {:<14} {:>10} {:>9} {:>9} {:>9} {:>7}  {:>15}\n",
         a.agents,
         a.seconds,
         match a.mode {
@@ -348,16 +348,18 @@ fn report(
         "p50 ms",
         "p99 ms",
         "max ms",
+        ">10 ms",
         "share min/max",
     );
     for (label, s, _) in results {
         human.push_str(&format!(
-            "{:<14} {:>10.0} {:>9.3} {:>9.3} {:>9.1}  {:>6.1}% / {:>4.1}%{}\n",
+            "{:<14} {:>10.0} {:>9.3} {:>9.3} {:>9.1} {:>7}  {:>6.1}% / {:>4.1}%{}\n",
             label,
             s.claims_per_s,
             ms(s.p50_us),
             ms(s.p99_us),
             ms(s.max_us),
+            s.over_10ms,
             s.min_share * 100.0,
             s.max_share * 100.0,
             if s.exhausted {
