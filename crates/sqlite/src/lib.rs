@@ -146,10 +146,19 @@ impl SqliteStore {
         let migrated = migrate::migrate(&mut conn, path, opts.backup_before_migrate)?;
         let queue = if opts.queue {
             let full = opts.synchronous == Synchronous::Full;
-            Some(queue::Queue::open(path, !opts.one_shot, full)?)
+            let mut q = queue::Queue::open(path, !opts.one_shot, full)?;
+            if !opts.one_shot {
+                q.take_slot();
+            }
+            Some(q)
         } else {
             None
         };
+        if !opts.one_shot {
+            // A long-running process will claim: compile the statement (and its
+            // triggers) now, not in its first claim. Best effort, as above.
+            let _ = conn.prepare_cached(sql::CLAIM_NEXT);
+        }
         Ok(SqliteStore {
             inner: Mutex::new(Inner {
                 conn,

@@ -96,3 +96,27 @@ fn claimers_carry_on_when_the_turn_holder_is_killed() {
     );
     assert!(took < std::time::Duration::from_secs(20), "claimers hung");
 }
+
+/// A long-running store takes its place in the queue as it opens, not in its first
+/// claim (taking one waits for a turn, and agents starting together made each other's
+/// first claims slow); a one-shot store never takes one.
+#[cfg(unix)]
+#[test]
+fn a_long_running_store_takes_its_slot_when_it_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let slot = |i: usize| dir.path().join(format!("q.db-queue/slot-{i:02}.sock"));
+    let long = SqliteStore::open(&path, &Options::default()).unwrap();
+    assert!(slot(0).exists(), "the long-running store's wake-up socket");
+    let one_shot = Options {
+        one_shot: true,
+        ..Options::default()
+    };
+    let cli = SqliteStore::open(&path, &one_shot).unwrap();
+    cli.claim_next(&AgentId::new("cli").unwrap(), LeaseDuration::DEFAULT)
+        .unwrap();
+    assert!(!slot(1).exists(), "a one-shot store took a slot");
+    let second = SqliteStore::open(&path, &Options::default()).unwrap();
+    assert!(slot(1).exists(), "the second long-running store's");
+    drop((long, cli, second));
+}
