@@ -1,4 +1,5 @@
-//! A long-running process's WAL checkpoints, on a thread of their own.
+//! A long-running process's WAL checkpoints, on a thread of their own (when the store
+//! uses the writer queue, whose turn the second pass needs).
 //!
 //! A checkpoint copies the WAL back into the database and syncs both files: a few
 //! milliseconds, sometimes tens on a slow disk. Run after an operation on the caller's
@@ -20,8 +21,6 @@ use crate::queue::Queue;
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     path: PathBuf,
-    /// Take the writer queue's turn for the second pass (the store uses the queue).
-    queue: bool,
     /// `None` until started; taken (closing the channel) to stop the thread.
     requests: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -31,10 +30,11 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(crate) fn new(path: &Path, queue: bool) -> Checkpointer {
+    /// For a store that uses the writer queue: the second pass of a checkpoint needs a
+    /// turn, or the WAL never starts over while the store writes on.
+    pub(crate) fn new(path: &Path) -> Checkpointer {
         Checkpointer {
             path: path.to_owned(),
-            queue,
             requests: None,
             thread: None,
             failed: false,
@@ -49,10 +49,10 @@ impl Checkpointer {
         }
         if self.requests.is_none() {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            let (path, queue) = (self.path.clone(), self.queue);
+            let path = self.path.clone();
             match std::thread::Builder::new()
                 .name("tasklease-checkpoint".into())
-                .spawn(move || run(&path, queue, &rx))
+                .spawn(move || run(&path, &rx))
             {
                 Ok(thread) => {
                     self.requests = Some(tx);
@@ -90,7 +90,7 @@ impl Drop for Checkpointer {
 }
 
 /// The thread: one checkpoint per request, until the store closes.
-fn run(path: &Path, queue: bool, requests: &Receiver<()>) {
+fn run(path: &Path, requests: &Receiver<()>) {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let Ok(conn) = Connection::open_with_flags(path, flags) else {
         return;
@@ -106,15 +106,10 @@ fn run(path: &Path, queue: bool, requests: &Receiver<()>) {
     if setup.is_err() {
         return;
     }
-    let mut queue = if queue {
-        match Queue::open(path, false, false) {
-            Ok(q) => Some(q),
-            Err(_) => return,
-        }
-    } else {
-        None
+    let Ok(mut queue) = Queue::open(path, false, false) else {
+        return;
     };
     while requests.recv().is_ok() {
-        crate::checkpoint(&conn, queue.as_mut());
+        crate::checkpoint(&conn, Some(&mut queue));
     }
 }

@@ -109,6 +109,25 @@ fn a_long_running_process_keeps_the_wal_bounded() {
     assert_eq!(count(&db), 3000);
 }
 
+/// Without the writer queue there is no turn to finish a checkpoint on while the store
+/// writes on: such a store checkpoints between its operations, and its WAL stays
+/// bounded too (a checkpoint thread's passes never caught up with it).
+#[test]
+fn a_long_running_process_without_the_queue_keeps_the_wal_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let opts = Options {
+        queue: false,
+        ..Options::default()
+    };
+    let store = SqliteStore::open(&db, &opts).unwrap();
+    add(&store, 0, 3000);
+    let frames = wal_len(&db) / 4120;
+    assert!(frames < 4000, "the WAL grew to {frames} frames");
+    drop(store);
+    assert_eq!(count(&db), 3000);
+}
+
 /// The raw baseline is plain SQLite: it checkpoints inside its commits, as SQLite does
 /// by default, not the way our connections do (it would never checkpoint at all).
 #[test]
