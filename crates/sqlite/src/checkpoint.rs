@@ -4,8 +4,9 @@
 //! A checkpoint copies the WAL back into the database and syncs both files: a few
 //! milliseconds, sometimes tens on a slow disk. Run after an operation on the caller's
 //! thread (as it was), it was part of that operation: the agent that passed the mark
-//! waited for the copy, the fsyncs and a turn of the writer queue — one claim in ~25
-//! at 20 agents took 5–15 ms, and those were most claims over 10 ms. Here the caller
+//! waited for the copy, the fsyncs and a turn of the writer queue — at 20 agents one
+//! claim in ~600 (~43 checkpoints a second) took 5–15 ms, and those were most claims
+//! over 10 ms. Here the caller
 //! only signals, and this thread checkpoints through a connection of its own while
 //! the caller goes on. What a checkpoint does is [`crate::checkpoint`]'s, unchanged.
 

@@ -140,26 +140,25 @@ impl SqliteStore {
             Connection::open_with_flags(path, flags).map_err(|e| Error::store(ctx(), e))?;
         let (busy, mut wal_frames) =
             configure(&mut conn, opts).map_err(|e| Error::store(ctx(), e))?;
-        if !opts.one_shot && opts.queue {
-            // Without the queue there is no turn on which to finish a checkpoint while
-            // this process writes on; it checkpoints between its operations, as before.
-            wal_frames.background = Some(checkpoint::Checkpointer::new(path));
-        }
         let migrated = migrate::migrate(&mut conn, path, opts.backup_before_migrate)?;
-        let queue = if opts.queue {
+        let mut queue = if opts.queue {
             let full = opts.synchronous == Synchronous::Full;
-            let mut q = queue::Queue::open(path, !opts.one_shot, full)?;
-            if !opts.one_shot {
-                q.take_slot();
-            }
-            Some(q)
+            Some(queue::Queue::open(path, !opts.one_shot, full)?)
         } else {
             None
         };
         if !opts.one_shot {
-            // A long-running process will claim: compile the statement (and its
-            // triggers) now, not in its first claim. Best effort, as above.
+            // A long-running process will claim: take its place in the queue and
+            // compile the statement (and its triggers) now, not in its first claim.
+            // Best effort: a failure is met, and reported, by the claim.
             let _ = conn.prepare_cached(sql::CLAIM_NEXT);
+            if let Some(q) = &mut queue {
+                q.take_slot();
+                // Only with the queue: without it there is no turn on which to finish
+                // a checkpoint while this process writes on, so it checkpoints between
+                // its operations (`WalFrames`).
+                wal_frames.background = Some(checkpoint::Checkpointer::new(path));
+            }
         }
         Ok(SqliteStore {
             inner: Mutex::new(Inner {
@@ -395,11 +394,11 @@ fn configure(conn: &mut Connection, opts: &Options) -> rusqlite::Result<(Busy, W
 /// When the operation is over and the turn given up, the process's checkpointing
 /// thread ([`checkpoint::Checkpointer`], its own connection) is asked to checkpoint,
 /// and the caller goes on (a store without the queue checkpoints itself, between its
-/// operations, with nobody writing meanwhile): a passive checkpoint copies the WAL back while writers go
-/// on. It cannot finish while they append, and the WAL starts over only once it is
-/// wholly copied, so a second passive checkpoint then copies the few frames appended
-/// meanwhile on a turn of its own: the WAL stays bounded, and the turn is held for a
-/// short copy, not the whole. (Not at `synchronous = FULL`: see `configure`.)
+/// operations, with nobody writing meanwhile): a passive checkpoint copies the WAL back
+/// while writers go on. It cannot finish while they append, and the WAL starts over
+/// only once it is wholly copied, so a second passive checkpoint then copies the few
+/// frames appended meanwhile on a turn of its own: the WAL stays bounded, and the turn
+/// is held for a short copy, not the whole. (Not at `synchronous = FULL`: see `configure`.)
 ///
 /// **A one-shot process** (a CLI call) does not checkpoint while it runs. The first
 /// process to open an unused database rebuilds the WAL's index by reading every frame

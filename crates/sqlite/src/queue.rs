@@ -408,7 +408,6 @@ impl Queue {
     /// Takes this process's slot now rather than at its first claim: taking one scans
     /// the slot locks and waits for a turn, and 20 agents starting at once made their
     /// first claims wait for each other's (up to ~90 ms at 20 agents on 2 cores).
-    /// Best effort: a failure here is met, and reported, by the first claim.
     pub(crate) fn take_slot(&mut self) {
         let _ = self.slot();
     }
@@ -672,7 +671,7 @@ fn settle(
     answered: &mut Vec<usize>,
 ) -> Result<Reply> {
     match resolve_doubts(conn, board) {
-        Ok(slots) => answered.extend(slots.into_iter().filter(|&s| s != slot)),
+        Ok(slots) => answered.extend(slots),
         // Committed or not, nobody can tell now: say so rather than drop it.
         Err(_) if in_doubt(board, slot, request) => return Err(lost()),
         Err(_) => {}

@@ -95,18 +95,23 @@ fn a_reader_is_not_waited_for() {
     assert_eq!(count(&db), 400);
 }
 
-#[test]
-fn a_long_running_process_keeps_the_wal_bounded() {
+/// 3,000 adds through one long-running store opened with `opts`: each writes a few
+/// frames, so without checkpoints the WAL would pass 8,000. The checkpoints may run on
+/// a thread of their own, which may lag behind the adds.
+fn wal_stays_bounded(opts: &Options) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let store = SqliteStore::open(&db, &Options::default()).unwrap();
+    let store = SqliteStore::open(&db, opts).unwrap();
     add(&store, 0, 3000);
-    // Each add writes a few frames: without checkpoints the WAL would pass 8,000. The
-    // checkpoints run on a thread of their own, which may lag behind the adds.
     let frames = wal_len(&db) / 4120;
     assert!(frames < 4000, "the WAL grew to {frames} frames");
     drop(store);
     assert_eq!(count(&db), 3000);
+}
+
+#[test]
+fn a_long_running_process_keeps_the_wal_bounded() {
+    wal_stays_bounded(&Options::default());
 }
 
 /// Without the writer queue there is no turn to finish a checkpoint on while the store
@@ -114,18 +119,10 @@ fn a_long_running_process_keeps_the_wal_bounded() {
 /// bounded too (a checkpoint thread's passes never caught up with it).
 #[test]
 fn a_long_running_process_without_the_queue_keeps_the_wal_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("t.db");
-    let opts = Options {
+    wal_stays_bounded(&Options {
         queue: false,
         ..Options::default()
-    };
-    let store = SqliteStore::open(&db, &opts).unwrap();
-    add(&store, 0, 3000);
-    let frames = wal_len(&db) / 4120;
-    assert!(frames < 4000, "the WAL grew to {frames} frames");
-    drop(store);
-    assert_eq!(count(&db), 3000);
+    });
 }
 
 /// The raw baseline is plain SQLite: it checkpoints inside its commits, as SQLite does
