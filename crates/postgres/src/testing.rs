@@ -41,6 +41,13 @@ pub fn server() -> Option<String> {
 /// a test that returned early as passed.
 pub const SKIP_LOG_VAR: &str = "TASKLEASE_SKIP_LOG";
 
+/// Notes on stderr that a test is skipped and why, and records it for the run's
+/// summary (see [`SKIP_LOG_VAR`]).
+pub fn skip(why: &str) {
+    eprintln!("note: skipping a test: {why}");
+    record_skip();
+}
+
 fn record_skip() {
     use std::io::Write;
     let Some(path) = std::env::var_os(SKIP_LOG_VAR) else {
