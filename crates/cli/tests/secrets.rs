@@ -56,6 +56,9 @@ const CASES: &[&str] = &[
     "host=127.0.0.1 port=PORT password='S3cr3t",
     "host=127.0.0.1 port=PORT PASSWORD=S3cr3t",
     "host=127.0.0.1 port=notaport password=S3cr3t",
+    // A misspelt scheme: not a connection string, but not a file name either.
+    "postgress://agent:S3cr3t@127.0.0.1:PORT/tasks",
+    "PostgreSQL://agent:S3cr3t@127.0.0.1:PORT/tasks",
 ];
 
 /// Asserts the secret is in neither stream of a finished command.
