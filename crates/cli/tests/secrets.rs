@@ -188,9 +188,24 @@ fn mcp_is_clean(p: &Project, conn: &str) {
     let answer = lines.recv_timeout(patience).expect("no tools/call answer");
     assert!(answer.contains("\"id\":2"), "{answer}");
     seen.push(answer);
-    drop(send);
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
+    // The server ends when its stdin does; its stderr is read to the end meanwhile.
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, err) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut all);
+        let _ = tx.send(all);
+    });
+    let deadline = std::time::Instant::now() + patience;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tasklease mcp did not exit within {patience:?} of its stdin closing");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stderr = err.recv_timeout(patience).expect("stderr still open");
     seen.extend(lines.try_iter());
-    assert_clean("mcp", conn, seen.join("\n").as_bytes(), &out.stderr);
+    assert_clean("mcp", conn, seen.join("\n").as_bytes(), &stderr);
 }
