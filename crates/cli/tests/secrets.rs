@@ -102,6 +102,9 @@ fn connection_strings_never_print_their_password() {
             assert_clean(&format!("{args:?}"), &conn, &out.stdout, &out.stderr);
             if args[0] != "--help" && args.get(1) != Some(&"--help") {
                 assert_ne!(out.status.code(), Some(0), "{args:?} {conn}");
+                // The error is about the connection, so it had the string to print.
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(err.contains("PostgreSQL"), "{args:?} {conn}: {err}");
             }
         }
         // Given as --db rather than through the environment, too.
@@ -187,6 +190,8 @@ fn mcp_is_clean(p: &Project, conn: &str) {
         "params": {"name": "list", "arguments": {}}}));
     let answer = lines.recv_timeout(patience).expect("no tools/call answer");
     assert!(answer.contains("\"id\":2"), "{answer}");
+    // The answer is the store's error, naming the connection (redacted).
+    assert!(answer.contains("PostgreSQL"), "{answer}");
     seen.push(answer);
     drop(stdin);
     // The server ends when its stdin does; its stderr is read to the end meanwhile.
