@@ -22,7 +22,14 @@ pub struct Cli {
     /// Database: a SQLite file path, or a PostgreSQL connection string (postgres://…
     /// URL or key=value pairs) [default: the project's .tasklease/tasklease.db, found
     /// from the current directory upwards]
-    #[arg(long, global = true, env = "TASKLEASE_DB", value_name = "PATH|URL")]
+    // The value may hold a password: help must not show it (docs/security.md).
+    #[arg(
+        long,
+        global = true,
+        env = "TASKLEASE_DB",
+        hide_env_values = true,
+        value_name = "PATH|URL"
+    )]
     pub db: Option<String>,
 
     /// Print exactly one JSON object on stdout

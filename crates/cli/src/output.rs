@@ -1,5 +1,10 @@
 //! Printing results: human text on stdout, or exactly one JSON object on stdout with
 //! `--json`. Diagnostics and refusals go to stderr.
+//!
+//! Every human line passes through [`tasklease::text::escape_lines`] on its way out
+//! ([`print_line`], [`note_line`]): text from the database, the environment or the command
+//! line may hold terminal controls, and only here is it known to be going to a person
+//! (docs/security.md). JSON is written as it is; serde_json escapes controls already.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,6 +13,7 @@ use serde_json::Value;
 // The result objects themselves are built in `tasklease::json`, shared with the MCP
 // server; this module only decides where they go.
 use tasklease::json::{error_json, error_of};
+use tasklease::text::{escape, escape_lines};
 use tasklease::{Error, Millis};
 
 use crate::exit::Exit;
@@ -62,7 +68,7 @@ impl Output {
                 print_line(&r.human);
             }
         } else if !r.human.is_empty() {
-            eprintln!("tasklease: {}", r.human);
+            note_line(&format!("tasklease: {}", r.human));
         }
         r.status.map_or_else(|| r.exit.into(), ExitCode::from)
     }
@@ -72,16 +78,35 @@ impl Output {
         if self.json {
             print_json(&error_of(e));
         }
-        eprintln!("tasklease: {e}");
+        // One line: an error naming a hostile value must not start a line of its own.
+        eprintln!("tasklease: {}", escape(&e.to_string()));
         exit.into()
     }
 }
 
 pub fn print_json(v: &Value) {
-    print_line(&v.to_string());
+    write_line(&v.to_string());
 }
 
+/// Prints human text on stdout, terminal controls escaped (newlines kept).
 pub fn print_line(s: &str) {
+    write_line(&escape_lines(s));
+}
+
+/// Prints a diagnostic on stderr, terminal controls escaped (newlines kept).
+pub fn note_line(s: &str) {
+    eprintln!("{}", escape_lines(s));
+}
+
+/// `eprintln!` through [`note_line`]: the only way the CLI writes a diagnostic.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::output::note_line(&format!($($arg)*))
+    };
+}
+pub(crate) use note;
+
+fn write_line(s: &str) {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`tasklease list | head`) is not an error worth a panic.
     let _ = writeln!(out, "{s}");
@@ -131,9 +156,9 @@ pub fn usage_error(e: clap::Error, json: bool) -> ExitCode {
     if json {
         print_json(&error_json("usage", &message, Exit::Usage as u8));
     }
-    eprintln!("error: {message}");
+    eprintln!("error: {}", escape(&message));
     for line in rendered.lines().skip(1).filter(|l| !l.trim().is_empty()) {
-        eprintln!("{}", shorten(line, 400));
+        eprintln!("{}", escape(&shorten(line, 400)));
     }
     Exit::Usage.into()
 }

@@ -107,9 +107,7 @@ impl AgentId {
                 s.len()
             ))
         } else {
-            s.chars()
-                .find(|c| c.is_control())
-                .map(|c| format!("it contains {}", describe_char(c)))
+            crate::text::forbidden(s, &[]).map(|c| format!("it contains {}", describe_char(c)))
         };
         match why {
             None => Ok(AgentId(s.to_owned())),
@@ -117,7 +115,8 @@ impl AgentId {
                 "agent id",
                 format!(
                     "{} is not a valid agent id: {why}; allowed: 1-{MAX_ID_LEN} bytes of \
-                     printable characters",
+                     printable characters (no control characters, no bidirectional \
+                     overrides or isolates)",
                     quote(s)
                 ),
             )),
@@ -166,16 +165,20 @@ impl Tag {
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'));
         if ok {
-            Ok(Tag(s.to_owned()))
-        } else {
-            Err(Error::invalid(
-                "tag",
-                format!(
-                    "{} is not a valid tag; allowed: 1-64 characters of A-Z a-z 0-9 . _ - : /",
-                    quote(s)
-                ),
-            ))
+            return Ok(Tag(s.to_owned()));
         }
+        let bad = s
+            .chars()
+            .find(|c| !c.is_ascii_alphanumeric() && !matches!(c, '.' | '_' | '-' | ':' | '/'))
+            .map(|c| format!(" (it contains {})", describe_char(c)))
+            .unwrap_or_default();
+        Err(Error::invalid(
+            "tag",
+            format!(
+                "{} is not a valid tag{bad}; allowed: 1-64 characters of A-Z a-z 0-9 . _ - : /",
+                quote(s)
+            ),
+        ))
     }
 
     /// The tag as a string slice.
@@ -219,7 +222,7 @@ fn describe_char(c: char) -> String {
     match c {
         '\0' => "a NUL byte".to_owned(),
         '/' | '\\' => format!("a path separator '{c}'"),
-        c if c.is_control() => format!("a control character (U+{:04X})", c as u32),
+        c if crate::text::is_terminal_control(c) => crate::text::describe(c),
         c if c.is_whitespace() => "whitespace".to_owned(),
         c => format!("'{c}'"),
     }

@@ -21,6 +21,7 @@ pub mod id;
 mod lease;
 mod store;
 mod task;
+pub mod text;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
@@ -30,5 +31,8 @@ pub use lease::{
     Retention, Token, Unclaimable, validate_batch,
 };
 pub use store::Store;
-pub use task::{ListFilter, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch, validate_title};
+pub use task::{
+    ListFilter, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch, validate_description,
+    validate_title,
+};
 pub use time::{Clock, LeaseDuration, Millis};

@@ -215,7 +215,7 @@ impl NewTask {
     /// [`Error::Invalid`] naming the field.
     pub fn validate(&self) -> Result<(), Error> {
         validate_title(&self.title)?;
-        validate_text("description", &self.description)?;
+        validate_description(&self.description)?;
         for (i, d) in self.deps.iter().enumerate() {
             if self.deps[..i].contains(d) {
                 return Err(Error::invalid(
@@ -237,8 +237,8 @@ impl NewTask {
 /// The longest title or description we store, in bytes.
 pub const MAX_TEXT_LEN: usize = 64 * 1024;
 
-/// Checks a title: not blank, at most [`MAX_TEXT_LEN`] bytes, no control characters
-/// other than tab.
+/// Checks a title: not blank, at most [`MAX_TEXT_LEN`] bytes, one line, and none of the
+/// characters a terminal acts on ([`crate::text::forbidden`]).
 ///
 /// # Errors
 /// [`Error::Invalid`].
@@ -255,10 +255,18 @@ pub fn validate_title(title: &str) -> Result<(), Error> {
             "the title has a line break; put longer text in the description",
         ));
     }
-    validate_text("title", title)
+    validate_text("title", title, &[])
 }
 
-fn validate_text(what: &'static str, s: &str) -> Result<(), Error> {
+/// Checks a description: as a title, but several lines and tabs are fine.
+///
+/// # Errors
+/// [`Error::Invalid`].
+pub fn validate_description(description: &str) -> Result<(), Error> {
+    validate_text("description", description, &['\n', '\t'])
+}
+
+fn validate_text(what: &'static str, s: &str, allowed: &[char]) -> Result<(), Error> {
     if s.len() > MAX_TEXT_LEN {
         return Err(Error::invalid(
             what,
@@ -268,15 +276,18 @@ fn validate_text(what: &'static str, s: &str) -> Result<(), Error> {
             ),
         ));
     }
-    if let Some(c) = s
-        .chars()
-        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
+    if let Some(c) = crate::text::forbidden(s, allowed) {
+        let also = if allowed.is_empty() {
+            ""
+        } else {
+            " (line feeds and tabs are fine; end lines with \\n alone)"
+        };
         return Err(Error::invalid(
             what,
             format!(
-                "the {what} contains a control character (U+{:04X})",
-                c as u32
+                "the {what} contains {}; allowed: printable text without control \
+                 characters or bidirectional overrides and isolates{also}",
+                crate::text::describe(c)
             ),
         ));
     }
@@ -321,7 +332,7 @@ impl TaskPatch {
             validate_title(t)?;
         }
         if let Some(d) = &self.description {
-            validate_text("description", d)?;
+            validate_description(d)?;
         }
         if self.status == Some(Status::InProgress) {
             return Err(Error::invalid(

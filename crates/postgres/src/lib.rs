@@ -34,6 +34,7 @@
 pub mod bench;
 mod conn;
 mod migrate;
+mod redact;
 mod sql;
 pub mod testing;
 
@@ -49,6 +50,7 @@ use tasklease_core::{
 
 use conn::{Conn, Failure, Retry, Target};
 pub use migrate::{LATEST_VERSION, Migrated};
+pub use redact::redact;
 
 /// How to connect.
 #[derive(Clone, Debug)]
@@ -142,14 +144,26 @@ impl PgStore {
 
 /// Parses a connection string and applies our defaults.
 fn target(s: &str, opts: &Options) -> Result<Target> {
-    let mut config: Config = s.parse().map_err(|e| {
+    if redact::ambiguous_at(s) {
+        return Err(Error::invalid(
+            "db",
+            format!(
+                "{} is not a PostgreSQL connection string: the URL holds more than one \
+                 '@'; allowed: one '@' ending the user info, with any '@' in a user name \
+                 or password percent-encoded as %40",
+                redact::redact_unparsed(s)
+            ),
+        ));
+    }
+    let mut config: Config = s.parse().map_err(|e: postgres::Error| {
         Error::invalid(
             "db",
             format!(
-                "{} is not a PostgreSQL connection string ({e}); allowed: a URL such as \
+                "{} is not a PostgreSQL connection string ({}); allowed: a URL such as \
                  postgres://agent@db.example:5432/tasks, or key=value pairs such as \
                  host=/run/postgresql dbname=tasks user=agent",
-                redact(s)
+                redact::redact_unparsed(s),
+                redact::driver_message(&e.to_string())
             ),
         )
     })?;
@@ -240,80 +254,6 @@ fn describe(config: &Config) -> String {
         s.push_str(d);
     }
     s
-}
-
-/// A connection string with any password replaced by `***`: in a URL's user info or
-/// `password=` query parameter, or a `password=` pair.
-pub fn redact(conn: &str) -> String {
-    if let Some((scheme, rest)) = conn.split_once("://") {
-        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-        let authority = match authority.rsplit_once('@') {
-            Some((userinfo, host)) if userinfo.contains(':') => {
-                let user = userinfo.split(':').next().unwrap_or("");
-                format!("{user}:***@{host}")
-            }
-            _ => authority.to_owned(),
-        };
-        let tail = match tail.split_once('?') {
-            Some((path, query)) => {
-                let pairs: Vec<String> = query
-                    .split('&')
-                    .map(|kv| match kv.split_once('=') {
-                        Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                        _ => kv.to_owned(),
-                    })
-                    .collect();
-                format!("{path}?{}", pairs.join("&"))
-            }
-            None => tail.to_owned(),
-        };
-        return format!("{scheme}://{authority}{tail}");
-    }
-    redact_pairs(conn)
-}
-
-/// `key=value` pairs with the value of `password` replaced, quoted or not.
-fn redact_pairs(conn: &str) -> String {
-    let mut out = String::with_capacity(conn.len());
-    let mut rest = conn;
-    while let Some(at) = find_key(rest, "password") {
-        out.push_str(&rest[..at]);
-        let after_key = &rest[at + "password".len()..];
-        let eq = after_key.find('=').map_or(0, |i| i + 1);
-        let raw = &after_key[eq..];
-        let value = raw.trim_start();
-        out.push_str(&rest[at..at + "password".len() + eq + raw.len() - value.len()]);
-        let end = if let Some(q) = value.strip_prefix('\'') {
-            let mut i = 0;
-            let b = q.as_bytes();
-            while i < b.len() && b[i] != b'\'' {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
-            (i + 2).min(value.len())
-        } else {
-            value.find(char::is_whitespace).unwrap_or(value.len())
-        };
-        out.push_str("***");
-        rest = &value[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Where `key` starts as a key (at the start or after whitespace, then `=`).
-fn find_key(s: &str, key: &str) -> Option<usize> {
-    let lower = s.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(i) = lower[from..].find(key) {
-        let at = from + i;
-        let before_ok = at == 0 || lower.as_bytes()[at - 1].is_ascii_whitespace();
-        let after_ok = lower[at + key.len()..].trim_start().starts_with('=');
-        if before_ok && after_ok {
-            return Some(at);
-        }
-        from = at + key.len();
-    }
-    None
 }
 
 // ----- reading rows ---------------------------------------------------------------
@@ -866,33 +806,6 @@ impl Store for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        for (given, want) in [
-            (
-                "postgres://bob:s3cret@db.example:5432/tasks?sslmode=disable",
-                "postgres://bob:***@db.example:5432/tasks?sslmode=disable",
-            ),
-            (
-                "postgresql://db.example/tasks?user=bob&password=s3cret",
-                "postgresql://db.example/tasks?user=bob&password=***",
-            ),
-            ("postgres://db.example/tasks", "postgres://db.example/tasks"),
-            (
-                "host=db user=bob password=s3cret dbname=tasks",
-                "host=db user=bob password=*** dbname=tasks",
-            ),
-            (
-                "host=db password = 's3 c\\'ret' dbname=tasks",
-                "host=db password = *** dbname=tasks",
-            ),
-            ("PASSWORD=x", "PASSWORD=***"),
-            ("host=db mypassword=x", "host=db mypassword=x"),
-        ] {
-            assert_eq!(redact(given), want, "{given}");
-        }
-    }
 
     #[test]
     fn descriptions_hold_no_password() {

@@ -33,7 +33,8 @@ pub fn agent_id(explicit: Option<&str>) -> Result<AgentId> {
     generated(&role, std::process::id())
 }
 
-/// `<role>-<hostname>-<pid>`, with anything unprintable in the parts replaced.
+/// `<role>-<hostname>-<pid>`, with whitespace and terminal controls in the parts
+/// replaced by `_`.
 ///
 /// # Errors
 /// [`crate::Error::Invalid`] when the role makes the id too long.
@@ -42,7 +43,7 @@ pub fn generated(role: &str, pid: u32) -> Result<AgentId> {
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| {
-                if c.is_control() || c.is_whitespace() {
+                if crate::text::is_terminal_control(c) || c.is_whitespace() {
                     '_'
                 } else {
                     c
@@ -74,5 +75,12 @@ mod tests {
         assert!(id.as_str().starts_with("reviewer-"), "{id}");
         assert!(id.as_str().ends_with("-4242"), "{id}");
         assert!(!id.as_str().contains(char::is_whitespace));
+    }
+
+    /// An MCP client names itself; a name with terminal controls still makes an id.
+    #[test]
+    fn generated_names_drop_terminal_controls() {
+        let id = generated("claude\u{202e}\u{1b}[2J\u{9b}", 7).unwrap();
+        assert!(id.as_str().starts_with("claude__[2J_-"), "{id}");
     }
 }

@@ -76,7 +76,10 @@ pub fn with_git_lock<R>(
     let agent = identity::agent_id(None)?;
     let lock = lock(root, &Name::Git)?;
     let got = lock.acquire(Mode::Exclusive, Wait::from_timeout(timeout), &agent, |b| {
-        eprintln!("tasklease: waiting for {b}");
+        eprintln!(
+            "tasklease: waiting for {}",
+            crate::text::escape(&b.to_string())
+        );
     })?;
     Ok(match got {
         Acquired::Held(held) => Ok(f(&held)),

@@ -165,6 +165,20 @@ fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
 }
 
 fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<SqliteStore> {
+    // A misspelt scheme (`postgress://`, `PostgreSQL://`) is no file name anyone means,
+    // and printing it as one would print its password.
+    let text = path.to_string_lossy();
+    if explicit && text.contains("://") {
+        return Err(Error::invalid(
+            "db",
+            format!(
+                "{} is neither a file path nor a PostgreSQL connection string; allowed: a \
+                 path, a URL starting postgres:// or postgresql:// (lower case), or \
+                 key=value pairs",
+                redact_url(&text)
+            ),
+        ));
+    }
     if !explicit && !opts.create && !path.exists() {
         return Err(Error::invalid(
             "db",

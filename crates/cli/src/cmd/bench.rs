@@ -450,7 +450,7 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
 
 /// One progress line on stderr (stdout carries only the result).
 fn progress(args: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr().lock(), "bench: {args}");
+    crate::output::note!("bench: {args}");
 }
 
 fn epoch_ms() -> u64 {

@@ -10,7 +10,7 @@ use tasklease::{AgentId, LeaseDuration, Reaped, Retention, Store, TaskId, Token}
 
 use super::Ctx;
 use crate::args::{ReapArgs, ReleaseArgs};
-use crate::output::{Report, human_ms, print_json, print_line};
+use crate::output::{Report, human_ms, note, print_json, print_line};
 use crate::signals;
 
 pub fn renew(
@@ -92,7 +92,7 @@ fn sweep(
     })
     .map_err(|e| tasklease::Error::store("cannot catch Ctrl-C and SIGTERM", e))?;
     let interval = human_ms(i64::try_from(every.as_millis()).unwrap_or(i64::MAX));
-    eprintln!("tasklease: reaping expired leases every {interval}; Ctrl-C to stop");
+    note!("tasklease: reaping expired leases every {interval}; Ctrl-C to stop");
     let (mut sweeps, mut reaped, mut pruned) = (0u64, 0u64, 0u64);
     let caught = loop {
         match store.reap(agent) {
@@ -108,7 +108,7 @@ fn sweep(
             Err(e) => {
                 let j = error_of(&e);
                 emit(cx, &j, "");
-                eprintln!("tasklease: sweep failed: {e}; trying again in {interval}");
+                note!("tasklease: sweep failed: {e}; trying again in {interval}");
             }
         }
         pruned += prune(store, keep).unwrap_or(0);
@@ -149,7 +149,7 @@ fn emit(cx: &Ctx<'_>, j: &Value, human: &str) {
 fn prune(store: &dyn Store, keep: &Retention) -> Option<u64> {
     store
         .prune(keep)
-        .map_err(|e| eprintln!("tasklease: could not prune the lease history: {e}"))
+        .map_err(|e| note!("tasklease: could not prune the lease history: {e}"))
         .ok()
 }
 

@@ -21,7 +21,7 @@ use tasklease::{Error, Result, project};
 use super::Ctx;
 use crate::args::{GitArgs, LockArgs, LockTarget};
 use crate::exit::Exit;
-use crate::output::{Report, human_ms};
+use crate::output::{Report, human_ms, note};
 
 pub fn lock(cx: &Ctx<'_>, a: &LockArgs) -> Result<Report> {
     let (lock, run) = match &a.target {
@@ -107,14 +107,14 @@ fn run_under(
     let agent = cx.agent()?;
     let started = Instant::now();
     let got = lock.acquire(mode, Wait::from_timeout(timeout), &agent, |b| {
-        eprintln!("tasklease: waiting for {b}");
+        note!("tasklease: waiting for {b}");
     })?;
     let held = match got {
         Acquired::Held(h) => h,
         Acquired::Busy(b) => return Ok(busy(&b, timeout, started.elapsed())),
     };
     if held.inherited() {
-        eprintln!(
+        note!(
             "tasklease: the {} is held by pid {}, which runs this command; running under it",
             held.label(),
             held.holder().pid

@@ -37,7 +37,7 @@ use tasklease::{
 use super::Ctx;
 use crate::args::RunArgs;
 use crate::exit::Exit;
-use crate::output::{Report, human_ms};
+use crate::output::{Report, human_ms, note};
 use crate::signals::{self, Caught, Stop, Supervised};
 
 /// How often the child is checked for having exited, between other messages.
@@ -130,7 +130,7 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
         return Ok(run.interrupted_before_start(c));
     }
     let mut child = run.spawn(cx)?;
-    eprintln!(
+    note!(
         "tasklease: claimed {} (token {}, lease {}), running {}",
         run.lease.task,
         run.lease.token,
@@ -209,7 +209,7 @@ fn claim(store: &dyn Store, a: &RunArgs, agent: &AgentId) -> Result<Result<Lease
 /// ended, so it is only reported.
 fn prune(store: &dyn Store, a: &RunArgs) {
     if let Err(e) = store.prune(&a.keep.retention()) {
-        eprintln!("tasklease: could not prune the lease history: {e}");
+        note!("tasklease: could not prune the lease history: {e}");
     }
 }
 
@@ -273,7 +273,7 @@ impl Run<'_> {
                 }
                 Ok(Msg::Beat(Beat::Retrying { error, .. })) => {
                     if last_error.is_none() {
-                        eprintln!(
+                        note!(
                             "tasklease: renewing {} failed ({error}); retrying while the lease lasts",
                             self.lease.task
                         );
@@ -283,12 +283,12 @@ impl Run<'_> {
                 Ok(Msg::Beat(Beat::Lost(e))) => match self.settled_by_holder(&e) {
                     Some(kind) => settled = Some(kind),
                     None => {
-                        eprintln!("tasklease: {e}; stopping the command");
+                        note!("tasklease: {e}; stopping the command");
                         begin_stop(&mut stopping, Why::Lost(e), Stop::Terminate, sup);
                     }
                 },
                 Ok(Msg::Caught(c)) if stopping.is_none() => {
-                    eprintln!(
+                    note!(
                         "tasklease: {}: stopping the command, then releasing {}",
                         c.name(),
                         self.lease.task
@@ -302,7 +302,7 @@ impl Run<'_> {
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
             }
             if stopping.is_none() && settled.is_none() && Instant::now() >= trusted {
-                eprintln!(
+                note!(
                     "tasklease: could not renew {} before its lease ran short; stopping the command",
                     self.lease.task
                 );
@@ -329,7 +329,7 @@ impl Run<'_> {
         if let Err(e) = r
             && !keepalive::is_lost(&e)
         {
-            eprintln!("tasklease: could not release {}: {e}", self.lease.task);
+            note!("tasklease: could not release {}: {e}", self.lease.task);
         }
     }
 
@@ -451,7 +451,7 @@ impl Run<'_> {
 
     fn report_json(&self, outcome: &str, code: u8, child: Value, msg: &str) -> Report {
         let took = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        eprintln!(
+        note!(
             "tasklease: {msg} (after {}, {} renewals)",
             human_ms(took),
             self.renewals

@@ -4,10 +4,12 @@
 use serde_json::json;
 use tasklease::json::{one_task_json, tasks_json};
 use tasklease::open::{self, DbSpec, OpenOptions};
+use tasklease::text::escape;
 use tasklease::{AgentId, Error, ListFilter, Millis, NewTask, Result, Task, TaskId, TaskPatch};
 
 use super::Ctx;
 use crate::args::{AddArgs, ListArgs, UpdateArgs};
+
 use crate::output::{Report, time_left};
 
 pub fn init(cx: &Ctx<'_>) -> Result<Report> {
@@ -106,7 +108,8 @@ fn table(tasks: &[Task], now: Millis) -> String {
                 t.status.to_string(),
                 t.priority.to_string(),
                 holder,
-                t.title.clone(),
+                // A title another client stored with a newline must not forge a row.
+                escape(&t.title).into_owned(),
             ]
         })
         .collect();
@@ -149,7 +152,11 @@ pub fn show(cx: &Ctx<'_>, id: &TaskId) -> Result<Report> {
 fn describe(t: &Task, now: Millis) -> String {
     let mut s = format!(
         "{}: {}\n  status    {}\n  priority  {}\n  version   {}",
-        t.id, t.title, t.status, t.priority, t.version
+        t.id,
+        escape(&t.title),
+        t.status,
+        t.priority,
+        t.version
     );
     if let (Some(a), Some(u)) = (&t.assignee, t.lock_until) {
         s.push_str(&format!(
