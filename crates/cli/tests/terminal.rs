@@ -253,13 +253,25 @@ fn hostile_rows_never_reach_the_terminal_raw(p: &Project) {
         "UPDATE events SET agent = $1",
         &[HOSTILE],
     );
+    // A row nobody validated neither reaches the terminal raw nor breaks the verb:
+    // the board stays readable (and the holder's name is shown, escaped).
     for args in VERBS {
-        let (_, out) = on_pty(p, args);
+        let (code, out) = on_pty(p, args);
         assert_inert(&format!("{args:?} (hostile holder)"), &out);
         if std::env::var_os("SHOW_PTY").is_some() {
             eprintln!("{args:?}: {:?}", String::from_utf8_lossy(&out));
         }
+        assert_eq!(
+            code,
+            Some(0),
+            "{args:?} (hostile holder): {}",
+            String::from_utf8_lossy(&out)
+        );
     }
+    let (_, shown) = on_pty(p, &["show", "t2"]);
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(shown.contains("\\u{1b}]0;pwned"), "{shown}");
+    assert_eq!(p.json(&["show", "t2"], 0)["task"]["assignee"], HOSTILE);
 }
 
 /// An error message echoing a hostile `--db` path escapes it too.

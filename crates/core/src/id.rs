@@ -123,6 +123,14 @@ impl AgentId {
         }
     }
 
+    /// An agent id read back from a store, taken as it is stored. Rows written by
+    /// plain SQL, another client or an older tasklease never went through
+    /// [`AgentId::new`]; refusing them on read would let one odd row break every
+    /// `list` and `show`. Human output escapes them instead ([`crate::text`]).
+    pub fn from_stored(s: impl Into<String>) -> AgentId {
+        AgentId(s.into())
+    }
+
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -179,6 +187,12 @@ impl Tag {
                 quote(s)
             ),
         ))
+    }
+
+    /// A tag read back from a store, taken as it is stored: see
+    /// [`AgentId::from_stored`].
+    pub fn from_stored(s: impl Into<String>) -> Tag {
+        Tag(s.into())
     }
 
     /// The tag as a string slice.

@@ -270,7 +270,7 @@ fn task_id(s: String) -> Result<TaskId> {
 }
 
 fn agent(s: String) -> Result<AgentId> {
-    AgentId::new(&s).map_err(|_| corrupt("an agent id", &s))
+    Ok(AgentId::from_stored(s))
 }
 
 fn status(s: String) -> Result<Status> {
@@ -291,8 +291,8 @@ fn task(r: &Row) -> Result<Task, Failure> {
             .ok_or_else(|| corrupt("a priority", &priority.to_string()))?,
         tags: tags
             .into_iter()
-            .map(|t| Tag::new(&t).map_err(|_| corrupt("a tag", &t)))
-            .collect::<Result<_>>()?,
+            .map(Tag::from_stored)
+            .collect(),
         deps: deps.into_iter().map(task_id).collect::<Result<_>>()?,
         waiting_on: r.try_get("waiting_on")?,
         version: r.try_get("version")?,

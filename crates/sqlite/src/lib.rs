@@ -1364,7 +1364,9 @@ impl RawTask {
                 "the database holds a value tasklease never writes",
             )
         };
-        let tags: Vec<Tag> = serde_json::from_str(&self.tags).map_err(|_| corrupt("tag list"))?;
+        let tags: Vec<String> =
+            serde_json::from_str(&self.tags).map_err(|_| corrupt("tag list"))?;
+        let tags = tags.into_iter().map(Tag::from_stored).collect();
         let deps: Vec<TaskId> =
             serde_json::from_str(&self.deps).map_err(|_| corrupt("dependency list"))?;
         Ok(Task {
@@ -1401,5 +1403,5 @@ fn task_id(s: &str) -> Result<TaskId> {
 }
 
 fn agent(s: &str) -> Result<AgentId> {
-    AgentId::new(s).map_err(|e| Error::store("read an agent id", e.to_string()))
+    Ok(AgentId::from_stored(s))
 }
