@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tasklease::keepalive::{self, Beat, KeepAlive};
 use tasklease::{
-    AgentId, ClaimOutcome, Error, EventKind, Lease, LostWhy, ReleaseTo, Result, Store,
+    AgentId, ClaimOutcome, Error, EventKind, Lease, LostWhy, ReleaseTo, RequestId, Result, Store,
 };
 
 use super::Ctx;
@@ -206,19 +206,26 @@ fn runnable(p: &Path) -> bool {
 
 /// The lease, or the report of why there is none.
 fn claim(store: &dyn Store, a: &RunArgs, agent: &AgentId) -> Result<Result<Lease, Report>> {
+    // A key of its own: should a store ever retry this claim after an unknown outcome,
+    // the retry finds this lease instead of claiming a second task.
+    let key = RequestId::generate();
     if let Some(id) = &a.id {
-        return Ok(match store.claim(id, agent, a.lease, None)? {
-            ClaimOutcome::Claimed(l) => Ok(l),
-            ClaimOutcome::Refused(r) => Err(super::claim::refused(id, &r)),
-        });
+        return Ok(
+            match store.claim_keyed(id, agent, a.lease, None, Some(&key))? {
+                ClaimOutcome::Claimed(l) => Ok(l),
+                ClaimOutcome::Refused(r) => Err(super::claim::refused(id, &r)),
+            },
+        );
     }
-    Ok(store.claim_next(agent, a.lease)?.ok_or_else(|| {
-        Report::refused(
-            Exit::Empty,
-            json!({"ok": false, "outcome": "empty"}),
-            "nothing to claim: no task is ready; nothing was run",
-        )
-    }))
+    Ok(store
+        .claim_next_keyed(agent, a.lease, Some(&key))?
+        .ok_or_else(|| {
+            Report::refused(
+                Exit::Empty,
+                json!({"ok": false, "outcome": "empty"}),
+                "nothing to claim: no task is ready; nothing was run",
+            )
+        }))
 }
 
 /// Keeps the history within its bound; a failure here must not change how the run
