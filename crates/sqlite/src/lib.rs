@@ -639,16 +639,22 @@ fn explain_lost(tx: &Connection, now: i64, id: &TaskId, token: Token) -> Result<
     Ok(row.lease.lost(id, token, Millis(now)))
 }
 
+/// Who claims, and under which idempotency key (stored with the lease it gets).
+struct Claimant<'a> {
+    who: &'a AgentId,
+    request: Option<&'a RequestId>,
+}
+
 fn claim_one(
     tx: &Connection,
     now: i64,
     id: &TaskId,
-    who: &AgentId,
+    by: &Claimant<'_>,
     lease: LeaseDuration,
     token: Option<Token>,
     wait: Option<Wait>,
-    request: Option<&RequestId>,
 ) -> Result<ClaimOutcome> {
+    let Claimant { who, request } = *by;
     // Whether the claim kept the token cannot be read from the row afterwards: a token
     // the task never issued (one past its fence) equals the new token of a fresh claim.
     // A fresh claim is the one that fired the tasks_claimed trigger, whose history row
@@ -934,7 +940,11 @@ impl Store for SqliteStore {
                     ));
                 }
             }
-            let out = claim_one(tx, now, id, agent, lease, token, Some(wait), request)?;
+            let by = Claimant {
+                who: agent,
+                request,
+            };
+            let out = claim_one(tx, now, id, &by, lease, token, Some(wait))?;
             if let ClaimOutcome::Refused(r) = &out {
                 record_refusal(tx, now, id, agent, r, Some(wait))?;
             }
@@ -1011,7 +1021,11 @@ impl Store for SqliteStore {
             for (i, id) in ids.iter().enumerate() {
                 // The transaction's one wait goes on its first claim event only.
                 let wait = (i == 0).then_some(wait);
-                match claim_one(tx, now, id, agent, lease, None, wait, request)? {
+                let by = Claimant {
+                    who: agent,
+                    request,
+                };
+                match claim_one(tx, now, id, &by, lease, None, wait)? {
                     ClaimOutcome::Claimed(l) => leases.push(l),
                     ClaimOutcome::Refused(r) => refused.push((id.clone(), r)),
                 }

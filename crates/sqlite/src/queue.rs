@@ -655,7 +655,8 @@ fn lost() -> Error {
         "claim or finish through the writer queue",
         "the writer queue lost this request (was its board file written by something \
          else?); whether it took effect is unknown: look with `tasklease list --status \
-         in_progress` (a claim) or `tasklease show ID` (a done) before trying again",
+         in_progress` (a claim) before claiming again; a done may simply be run again with \
+         the same token (if the first went through, it answers already_done)",
     )
 }
 
