@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use tasklease::open::Synchronous;
-use tasklease::{LeaseDuration, Priority, ReleaseTo, Retention, Status, Tag, TaskId, Token};
+use tasklease::{
+    LeaseDuration, Priority, ReleaseTo, RequestId, Retention, Status, Tag, TaskId, Token,
+};
 
 use crate::exit;
 
@@ -304,6 +306,11 @@ pub struct ClaimArgs {
     /// Your current token, to re-claim a task you hold (keeps the token)
     #[arg(long, conflicts_with = "next")]
     pub token: Option<Token>,
+    /// A key that makes the claim safe to retry: repeated with the same key while its
+    /// lease is live, the claim answers with that lease instead of claiming again
+    /// (1-128 of A-Z a-z 0-9 . _ - :)
+    #[arg(long, value_name = "K")]
+    pub request_id: Option<RequestId>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! and exits with a stable code (see [`exit`]).
 
 mod args;
+mod child;
 mod cmd;
 mod exit;
 mod output;
@@ -13,6 +14,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything else: the re-exec `run` starts its command through.
+    if let Some(code) = child::exec_if_asked() {
+        return code;
+    }
     let wants_json = std::env::args_os().skip(1).any(|a| a == "--json");
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,

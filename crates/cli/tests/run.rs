@@ -95,6 +95,18 @@ fn alive(pid: &str) -> bool {
     signal("-0", pid)
 }
 
+/// Whether `pid` has exited: no such process, or a zombie nobody reaped yet (in a
+/// container the re-parented child may wait for a reaper that never comes).
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
 /// The task's history as (kind, agent, token).
 fn history(p: &Project, id: &str) -> Vec<(String, String, Option<i64>)> {
     p.json(&["log", id, "--limit", "1000"], 0)["events"]
@@ -167,7 +179,7 @@ fn a_child_running_through_several_lease_periods_keeps_its_task_and_ends_done(p:
     assert!(h.iter().all(|(_, a, t)| a == "tester" && *t == Some(token)));
 }
 
-fn kill_9_of_run_lets_the_lease_expire_and_fences_its_late_done(p: &Project) {
+fn kill_9_of_run_kills_its_command_lets_the_lease_expire_and_fences_its_late_done(p: &Project) {
     p.ok(&["add", "fragile", "--id", "f"]);
     let pidfile = p.root().join("child.pid");
     let script = format!("echo $$ > '{}'; exec sleep 60", pidfile.display());
@@ -182,6 +194,16 @@ fn kill_9_of_run_lets_the_lease_expire_and_fences_its_late_done(p: &Project) {
     let old = history(p, "f")[0].2.unwrap();
     run.kill().unwrap(); // SIGKILL: no release, no goodbye
     run.wait().unwrap();
+    // Its command dies with it (the parent-death signal), although it was in a process
+    // group of its own: nobody renews the lease any more, so nobody may work under it.
+    let start = Instant::now();
+    while !gone(&orphan) {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the command (pid {orphan}) outlived its killed run by a second"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // Nobody renews now; once the lease runs out another agent gets the task.
     let mut claim = Value::Null;
     wait_for("the dead run's lease to expire", || {
@@ -201,8 +223,6 @@ fn kill_9_of_run_lets_the_lease_expire_and_fences_its_late_done(p: &Project) {
     assert_eq!(late["error"]["code"], "lease_lost");
     assert!(late["error"]["message"].as_str().unwrap().contains("stale"));
     p.ok(&["done", "f", "--token", &new.to_string(), "--agent", "other"]);
-    // Its child was in a process group of its own, so SIGKILL to run left it behind.
-    assert!(signal("-KILL", &orphan));
 
     let h = history(p, "f");
     let (mut kinds, _) = shape(&h);
@@ -399,6 +419,19 @@ fn nothing_to_claim_or_nothing_to_run_starts_nothing(p: &Project) {
     );
     assert_eq!(show(p, "free")["status"], "todo");
     assert!(history(p, "free").is_empty());
+    // Nor is a file nobody may execute: the re-exec that starts commands could not
+    // refuse it before the claim.
+    let plain = p.root().join("not-a-program");
+    std::fs::write(&plain, "#!/bin/sh\ntrue\n").unwrap();
+    let bad = json_run(p, &["run", "free"], &[plain.to_str().unwrap()], 2);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("executable"),
+        "{bad}"
+    );
+    assert!(history(p, "free").is_empty());
     let usage = p.json(&["run", "free"], 2);
     assert!(
         usage["error"]["message"].as_str().unwrap().contains("CMD"),
@@ -439,7 +472,7 @@ fn reap_every_sweeps_until_sigterm(p: &Project) {
 
 each_store!(
     a_child_running_through_several_lease_periods_keeps_its_task_and_ends_done,
-    kill_9_of_run_lets_the_lease_expire_and_fences_its_late_done,
+    kill_9_of_run_kills_its_command_lets_the_lease_expire_and_fences_its_late_done,
     release_force_during_a_run_stops_the_child_and_exits_5,
     a_failing_child_releases_the_task_and_counts_the_attempt,
     the_child_may_finish_the_task_itself,
@@ -525,4 +558,36 @@ fn runs_finishing_at_once_with_stale_tokens_among_them_finish_only_their_own(p: 
             assert_eq!(dones, 1, "{id}");
         }
     }
+}
+
+/// The re-exec that starts `run`'s command refuses to start it when its parent is not
+/// the supervisor it names: that supervisor died before the child asked to die with
+/// it, and the command would run unsupervised.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_command_whose_supervisor_is_already_gone_is_not_started() {
+    let p = Project::new();
+    let marker = p.root().join("ran");
+    let touch = format!("touch '{}'", marker.display());
+    // Our parent is the test process, not pid 1.
+    let out = Command::new(common::bin())
+        .args(["__exec-child", "1", "--", "sh", "-c", &touch])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is gone"), "{err}");
+    assert!(!marker.exists());
+    // Named correctly (the test is its parent), the same re-exec becomes the command.
+    let me = std::process::id().to_string();
+    let out = Command::new(common::bin())
+        .args(["__exec-child", &me, "--", "sh", "-c", &touch])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(marker.exists());
 }

@@ -97,7 +97,10 @@ fn lost_detail(why: &LostWhy) -> String {
         }
         LostWhy::Stale { holder: None } => "is stale: the task was claimed again since".to_owned(),
         LostWhy::Ended { status } => {
-            format!("no longer holds it: the lease was ended and the task is {status}")
+            format!(
+                "no longer holds it: the lease was ended (reaped, force-released, or by another \
+                 operation with this token) and the task is {status}"
+            )
         }
         LostWhy::Unknown => "was never issued for this task".to_owned(),
     }

@@ -221,6 +221,77 @@ impl<'de> Deserialize<'de> for Tag {
     }
 }
 
+/// A claim's idempotency key: a claim retried with the same key, by the same agent,
+/// while the lease it granted is live, answers with that lease instead of claiming
+/// again. 1–128 characters of `[A-Za-z0-9._:-]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// Validates `s` as a request id.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming what is wrong and what is allowed.
+    pub fn new(s: &str) -> Result<Self, Error> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_ID_LEN
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'));
+        if ok {
+            Ok(RequestId(s.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "request id",
+                format!(
+                    "{} is not a valid request id; allowed: 1-{MAX_ID_LEN} characters of \
+                     A-Z a-z 0-9 . _ - :",
+                    quote(s)
+                ),
+            ))
+        }
+    }
+
+    /// A new key no other claim has used: this process's id, the time and a counter.
+    pub fn generate() -> RequestId {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        RequestId(format!(
+            "{}.{nanos}.{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// The key as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for RequestId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        RequestId::new(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RequestId::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Quotes user input for an error message: escaped, and cut short when long, so a
 /// 10 kB or binary argument cannot flood the terminal.
 pub fn quote(s: &str) -> String {

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::id::quote;
-use crate::{AgentId, Error, Millis, Status, TaskId};
+use crate::{AgentId, Error, Millis, RequestId, Status, Task, TaskId};
 
 /// A fencing token: a per-task integer that grows with every new claim of the task and
 /// is never handed out twice. Every write a lease protects (renew, release, done, and
@@ -56,6 +56,19 @@ pub struct Lease {
     pub lock_until: Millis,
     /// The task row's version after the claim.
     pub version: i64,
+}
+
+/// What `done` or `release` by a token came to: the task after it, and whether this
+/// call ended the lease or found it already ended the same way by the same token (a
+/// retry after an unknown outcome). A repeat changed nothing: no version bump, no
+/// history row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ended {
+    /// The task as it is now.
+    pub task: Task,
+    /// True when the token had already ended its lease by this same operation (and, for
+    /// a release, to the same status) and nothing was changed now.
+    pub repeat: bool,
 }
 
 /// What a claim of one task came to.
@@ -364,6 +377,11 @@ pub struct LeaseState {
     pub fence: i64,
     /// How many dependencies are not done.
     pub waiting_on: i64,
+    /// How the lease under `fence` ended, when it did by `done` ([`EventKind::Done`]),
+    /// `release` ([`EventKind::Released`]), `reap` or `release --force`; `None` while
+    /// it is live, and when an `update` ended it or moved the task since (a different
+    /// operation: a retried `done` or `release` must not take it for its own).
+    pub ended_by: Option<EventKind>,
 }
 
 impl LeaseState {
@@ -408,6 +426,14 @@ impl LeaseState {
         ))
     }
 
+    /// Whether `token` already ended this row's lease by `op` (`Done` or `Released`),
+    /// leaving the task in `to`, with nothing since: a retried call that should answer
+    /// success and change nothing. A lease reaped, forced, taken over or ended by the
+    /// other operation is not a repeat.
+    pub fn repeat_of(&self, token: Token, op: EventKind, to: Status) -> bool {
+        self.fence == token.0 && self.ended_by == Some(op) && self.status == to
+    }
+
     /// The error for `token` presented on this row at `now` and refused.
     pub fn lost(&self, task: &TaskId, token: Token, now: Millis) -> Error {
         let why = if token.0 <= 0 || token.0 > self.fence {
@@ -427,6 +453,40 @@ impl LeaseState {
             why,
         }
     }
+}
+
+/// What a claim retried under `key` answers: the live leases granted under it
+/// (`prior`, not empty), in the order of `ids`, when they are on exactly those tasks —
+/// or on exactly one task when `ids` is empty (claim-next asks for none by name).
+///
+/// # Errors
+/// [`Error::Invalid`] when the key's leases are on other tasks: a key names one
+/// request, and a different request needs a new key.
+pub fn retried_grant(
+    key: &RequestId,
+    mut prior: Vec<Lease>,
+    ids: &[TaskId],
+) -> Result<Vec<Lease>, Error> {
+    let same = if ids.is_empty() {
+        prior.len() == 1
+    } else {
+        prior.len() == ids.len() && ids.iter().all(|id| prior.iter().any(|l| &l.task == id))
+    };
+    if !same {
+        let held: Vec<&str> = prior.iter().map(|l| l.task.as_str()).collect();
+        return Err(Error::invalid(
+            "request id",
+            format!(
+                "request id {key} was already used for a claim of {} (still held); a retry \
+                 must repeat the same claim, and a new claim needs a new request id",
+                held.join(", ")
+            ),
+        ));
+    }
+    if !ids.is_empty() {
+        prior.sort_by_key(|l| ids.iter().position(|id| *id == l.task));
+    }
+    Ok(prior)
 }
 
 /// Checks the ids of a batch claim: at least one, none repeated.

@@ -25,10 +25,10 @@ pub mod text;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
-pub use id::{AgentId, Tag, TaskId};
+pub use id::{AgentId, RequestId, Tag, TaskId};
 pub use lease::{
-    BatchOutcome, ClaimOutcome, Event, EventKind, Lease, LeaseState, LostWhy, Reaped, Refusal,
-    Retention, Token, Unclaimable, validate_batch,
+    BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,
+    Refusal, Retention, Token, Unclaimable, retried_grant, validate_batch,
 };
 pub use store::Store;
 pub use task::{

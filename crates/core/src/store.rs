@@ -1,8 +1,9 @@
 //! The contract every store implements.
 
 use crate::{
-    AgentId, BatchOutcome, ClaimOutcome, Event, Lease, LeaseDuration, ListFilter, Millis, NewTask,
-    Reaped, ReleaseTo, Result, Retention, Status, Task, TaskId, TaskPatch, Token,
+    AgentId, BatchOutcome, ClaimOutcome, Ended, Event, Lease, LeaseDuration, ListFilter, Millis,
+    NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Status, Task, TaskId, TaskPatch,
+    Token,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -36,7 +37,7 @@ pub trait Store: Send + Sync {
     /// Claims one task in one conditional statement: of many concurrent claimers exactly
     /// one gets [`ClaimOutcome::Claimed`]. A task whose lease ran out is free to anyone
     /// and its token grows. The holder presenting its current `token` re-claims: the
-    /// lease is extended and the token kept.
+    /// lease is extended and the token kept. [`Store::claim_keyed`] without a key.
     ///
     /// # Errors
     /// Only store failures; every refusal is a [`ClaimOutcome::Refused`].
@@ -46,18 +47,55 @@ pub trait Store: Send + Sync {
         agent: &AgentId,
         lease: LeaseDuration,
         token: Option<Token>,
+    ) -> Result<ClaimOutcome> {
+        self.claim_keyed(id, agent, lease, token, None)
+    }
+
+    /// [`Store::claim`], made safe to retry by `request`: while a lease that `agent`
+    /// was granted under that key is live, the claim answers with it (same token, its
+    /// current lease end) and changes nothing. A key whose lease ended (done, released,
+    /// expired, reaped, forced) is forgotten: the claim proceeds as a new one would.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`](crate::Error::Invalid) when the key's live lease is on another
+    /// task (a key names one request); store failures.
+    fn claim_keyed(
+        &self,
+        id: &TaskId,
+        agent: &AgentId,
+        lease: LeaseDuration,
+        token: Option<Token>,
+        request: Option<&RequestId>,
     ) -> Result<ClaimOutcome>;
 
     /// Claims the highest-priority ready task — `todo` with every dependency done, or
     /// `in_progress` under an expired lease — oldest first within a priority, in one
-    /// atomic step. `None` when nothing is ready.
+    /// atomic step. `None` when nothing is ready. [`Store::claim_next_keyed`] without
+    /// a key.
     ///
     /// # Errors
     /// Only store failures.
-    fn claim_next(&self, agent: &AgentId, lease: LeaseDuration) -> Result<Option<Lease>>;
+    fn claim_next(&self, agent: &AgentId, lease: LeaseDuration) -> Result<Option<Lease>> {
+        self.claim_next_keyed(agent, lease, None)
+    }
+
+    /// [`Store::claim_next`], made safe to retry by `request` as in
+    /// [`Store::claim_keyed`]: a live lease granted to `agent` under the key is
+    /// answered again instead of a second task being claimed.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`](crate::Error::Invalid) when the key's live leases are on more
+    /// than one task (it named a batch); store failures.
+    fn claim_next_keyed(
+        &self,
+        agent: &AgentId,
+        lease: LeaseDuration,
+        request: Option<&RequestId>,
+    ) -> Result<Option<Lease>>;
 
     /// Claims every task in `ids` in one transaction, or none of them. On refusal,
-    /// lists each id that could not be claimed and why.
+    /// lists each id that could not be claimed and why. [`Store::claim_batch_keyed`]
+    /// without a key.
     ///
     /// # Errors
     /// [`Error::Invalid`](crate::Error::Invalid) for an empty list or a repeated id;
@@ -67,6 +105,23 @@ pub trait Store: Send + Sync {
         ids: &[TaskId],
         agent: &AgentId,
         lease: LeaseDuration,
+    ) -> Result<BatchOutcome> {
+        self.claim_batch_keyed(ids, agent, lease, None)
+    }
+
+    /// [`Store::claim_batch`], made safe to retry by `request`: when the leases
+    /// granted to `agent` under the key are live on exactly `ids`, they are answered
+    /// again (in the order asked) and nothing changes.
+    ///
+    /// # Errors
+    /// As [`Store::claim_batch`], and [`Error::Invalid`](crate::Error::Invalid) when the
+    /// key's live leases are on other tasks than `ids`.
+    fn claim_batch_keyed(
+        &self,
+        ids: &[TaskId],
+        agent: &AgentId,
+        lease: LeaseDuration,
+        request: Option<&RequestId>,
     ) -> Result<BatchOutcome>;
 
     /// Extends the lease to `now + lease`. Works while `token` is the task's current
@@ -84,11 +139,13 @@ pub trait Store: Send + Sync {
         agent: &AgentId,
     ) -> Result<Lease>;
 
-    /// Ends the lease and puts the task in `to`.
+    /// Ends the lease and puts the task in `to`. A retry by the token that already
+    /// released the task to `to`, with nothing changed since, succeeds again with
+    /// [`Ended::repeat`] set and changes nothing.
     ///
     /// # Errors
     /// As [`Store::renew`].
-    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, agent: &AgentId) -> Result<Task>;
+    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, agent: &AgentId) -> Result<Ended>;
 
     /// Ends whatever lease the task has, without a token: the admin escape hatch,
     /// recorded as forced. The old token becomes stale.
@@ -97,11 +154,14 @@ pub trait Store: Send + Sync {
     /// [`Error::NotFound`](crate::Error::NotFound).
     fn release_force(&self, id: &TaskId, to: ReleaseTo, agent: &AgentId) -> Result<Task>;
 
-    /// Ends the lease and marks the task `done`, which may make dependants ready.
+    /// Ends the lease and marks the task `done`, which may make dependants ready. A
+    /// retry by the token that already finished the task succeeds again with
+    /// [`Ended::repeat`] set and changes nothing.
     ///
     /// # Errors
-    /// As [`Store::renew`].
-    fn done(&self, id: &TaskId, token: Token, agent: &AgentId) -> Result<Task>;
+    /// As [`Store::renew`]: a token whose lease was reaped, forced, taken over, released
+    /// or ended by an `update` is [`Error::LeaseLost`](crate::Error::LeaseLost).
+    fn done(&self, id: &TaskId, token: Token, agent: &AgentId) -> Result<Ended>;
 
     /// Returns every task whose lease ran out to `todo`, in one statement. Claims treat
     /// expired leases as free anyway, so this is housekeeping, not correctness.

@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tasklease::id::MAX_ID_LEN;
 use tasklease::{
-    AgentId, Error, LeaseDuration, ListFilter, NewTask, Priority, ReleaseTo, Result, Status, Tag,
-    TaskId, Token,
+    AgentId, Error, LeaseDuration, ListFilter, NewTask, Priority, ReleaseTo, RequestId, Result,
+    Status, Tag, TaskId, Token,
 };
 
 /// The arguments of one call, or why they do not fit the tool's schema.
@@ -76,6 +76,10 @@ fn lease_schema(_: &mut SchemaGenerator) -> Schema {
 
 fn token_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "integer", "minimum": 1})
+}
+
+fn request_id_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"})
 }
 
 fn agent_schema(_: &mut SchemaGenerator) -> Schema {
@@ -182,6 +186,10 @@ pub struct ClaimArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
+    /// A key of your choosing (1-128 of A-Z a-z 0-9 . _ - :) that makes this claim safe to retry: if a call failed without an answer, call again with the same `request_id` and you get the lease the first call granted (same task, same token) instead of a second task. Use a new one for each new claim. Omitted: the server makes one for this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "request_id_schema")]
+    pub request_id: Option<String>,
 }
 
 /// What a claim asks for.
@@ -195,11 +203,12 @@ pub enum Claim {
 }
 
 impl ClaimArgs {
-    /// What to claim, for how long, as whom.
+    /// What to claim, for how long, as whom, under which idempotency key (the caller's,
+    /// or one made for this call).
     ///
     /// # Errors
     /// [`Error::Invalid`] naming the argument at fault.
-    pub fn check(&self, me: impl Me) -> Result<(Claim, LeaseDuration, AgentId)> {
+    pub fn check(&self, me: impl Me) -> Result<(Claim, LeaseDuration, AgentId, RequestId)> {
         let next = self.next.unwrap_or(false);
         let what = match (&self.id, &self.ids, next) {
             (Some(id), None, false) => Claim::One(task_id(id)?, self.token.map(token).transpose()?),
@@ -230,10 +239,15 @@ impl ClaimArgs {
                 ));
             }
         };
+        let request = match self.request_id.as_deref() {
+            Some(k) => RequestId::new(k)?,
+            None => RequestId::generate(),
+        };
         Ok((
             what,
             lease(self.lease.as_deref())?,
             agent(self.agent.as_deref(), me)?,
+            request,
         ))
     }
 }
@@ -535,15 +549,15 @@ mod tests {
         let c = |v| args::<ClaimArgs>(v).unwrap().check(me);
         assert!(matches!(
             c(serde_json::json!({"next": true})),
-            Ok((Claim::Next, _, _))
+            Ok((Claim::Next, _, _, _))
         ));
         assert!(matches!(
             c(serde_json::json!({"id": "a", "token": 3})),
-            Ok((Claim::One(_, Some(Token(3))), _, _))
+            Ok((Claim::One(_, Some(Token(3))), _, _, _))
         ));
         assert!(matches!(
             c(serde_json::json!({"ids": ["a", "b"]})),
-            Ok((Claim::Batch(_), _, _))
+            Ok((Claim::Batch(_), _, _, _))
         ));
         for bad in [
             serde_json::json!({}),
@@ -553,6 +567,8 @@ mod tests {
             serde_json::json!({"id": "../x"}),
             serde_json::json!({"id": "a", "lease": "forever"}),
             serde_json::json!({"id": "a", "token": 0}),
+            serde_json::json!({"next": true, "request_id": "no spaces"}),
+            serde_json::json!({"next": true, "request_id": ""}),
         ] {
             assert!(c(bad.clone()).is_err(), "{bad}");
         }

@@ -95,7 +95,10 @@ fn next_step(e: &Error) -> String {
         Error::LeaseLost { task, why, .. } => {
             let now = match why {
                 LostWhy::Stale { .. } => "someone else claimed it after your lease ran out",
-                LostWhy::Ended { .. } => "your lease on it was already ended",
+                LostWhy::Ended { .. } => {
+                    "your lease on it was already ended (reaped after it ran out, \
+                     force-released, or by another operation with this token)"
+                }
                 LostWhy::Unknown => "this token was never issued for it",
             };
             format!(

@@ -13,7 +13,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use tasklease::json::{
-    batch_claimed_json, claimed_json, ended_json, locks_json, one_task_json, reaped_json,
+    batch_claimed_json, claimed_json, ended_by_token_json, locks_json, one_task_json, reaped_json,
     renewed_json, tasks_json,
 };
 use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Result, Store, project};
@@ -32,7 +32,10 @@ How to work: (1) claim a task (next: true for the most urgent ready one, or its 
 keep the token it returns; (2) work on it, calling renew with that token before \
 lock_until passes; (3) call done with the token when finished, or release to hand it \
 back. Never work on a task you have not claimed. If a call answers lease_lost, stop \
-working on that task: someone else may hold it now. A task held by another agent \
+working on that task: someone else may hold it now. If a call fails without an answer \
+(the outcome is unknown), call it again with the same arguments: done and release \
+answer already_done / already_released when your first call went through, and a \
+claim repeated with the same request_id returns the lease it granted. A task held by another agent \
 (outcome held) is theirs until lock_until: pick another. The `agent` argument is \
 optional; by default this server names you after your client, host and process.";
 
@@ -115,6 +118,7 @@ impl Server {
     /// Success: `id`, `token`, `lock_until` (RFC 3339, UTC), `lock_until_ms`, `lease_ms`, `agent`, `version` (a batch: `leases`, a list of these).
     /// Keep the token: renew, release and done require it, and it proves the task is still yours. The lease runs out at `lock_until` (`lease`, default 30m); call renew before then while you still work on it. Once it runs out anyone may claim the task, and your token then stops working.
     /// To extend a lease you hold, claim the same `id` with your `token` (the token stays the same).
+    /// Retrying: pass a `request_id` of your own; if the call fails without an answer, call again with the same `request_id` to get the lease the first call granted (same task and token) rather than a second task.
     /// Refusals are errors with `outcome`: `held` (another agent, `holder`, has it until `lock_until`: do not work on it; claim another task), `not_claimable` (`reason` `closed`: it is done or cancelled; `waiting`: the tasks in `waiting_on` must be done first), `not_found` (no such id: call list), `empty` (next: nothing is ready now), `refused` (a batch: nothing was claimed; `refused` lists each id and why).
     #[tool(input_schema = schema::<ClaimArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
     async fn claim(
@@ -123,19 +127,20 @@ impl Server {
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(checked, |store, (what, lease, agent)| {
+        self.run(checked, |store, (what, lease, agent, key)| {
+            let key = Some(&key);
             Ok(match what {
-                Claim::Next => match store.claim_next(&agent, lease)? {
+                Claim::Next => match store.claim_next_keyed(&agent, lease, key)? {
                     Some(l) => reply::ok_saying(claimed_sentence(&l), claimed_json(&l, lease)),
                     None => reply::empty(),
                 },
-                Claim::One(id, token) => match store.claim(&id, &agent, lease, token)? {
+                Claim::One(id, token) => match store.claim_keyed(&id, &agent, lease, token, key)? {
                     ClaimOutcome::Claimed(l) => {
                         reply::ok_saying(claimed_sentence(&l), claimed_json(&l, lease))
                     }
                     ClaimOutcome::Refused(r) => reply::refused(&id, &r),
                 },
-                Claim::Batch(ids) => match store.claim_batch(&ids, &agent, lease)? {
+                Claim::Batch(ids) => match store.claim_batch_keyed(&ids, &agent, lease, key)? {
                     BatchOutcome::Claimed(leases) => {
                         let each: Vec<String> = leases.iter().map(claimed_sentence).collect();
                         reply::ok_saying(each.join(" "), batch_claimed_json(&leases))
@@ -166,7 +171,7 @@ impl Server {
     }
 
     /// Hand back a task you hold without finishing it, ending your lease. `status` says where it goes: `todo` (default: anyone may claim it again), `review` (your work is ready for someone to look at) or `blocked` (it cannot go on for now). Requires your `token`. When the task is finished, call done instead.
-    /// Success: `outcome: released` and the `task` as it is now.
+    /// Success: `outcome: released` and the `task` as it is now; `outcome: already_released` when this same token already released the task to this same status (your earlier call went through: nothing was changed now, and the task is handed back as you asked).
     /// Error `lease_lost`: you no longer hold the task; nothing was changed.
     /// There is no way to end another agent's lease here: that is for a person, with `tasklease release ID --force`.
     #[tool(input_schema = schema::<ReleaseArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
@@ -177,15 +182,19 @@ impl Server {
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
         self.run(checked, |store, (id, token, to, agent)| {
-            let task = store.release(&id, token, to, &agent)?;
-            Ok(reply::ok(ended_json("released", &task, store.now()?)))
+            let ended = store.release(&id, token, to, &agent)?;
+            Ok(reply::ok(ended_by_token_json(
+                "released",
+                &ended,
+                store.now()?,
+            )))
         })
         .await
     }
 
     /// Mark a task you hold as finished, ending your lease; tasks that depend on it may become ready. Requires your `token`.
-    /// Success: `outcome: done` and the `task` as it is now.
-    /// Error `lease_lost`: your lease was lost before you finished (another agent claimed the task after your lease ran out, or it was already released or done); nothing was changed. Your work may overlap with theirs: call show and check before doing anything else.
+    /// Success: `outcome: done` and the `task` as it is now; `outcome: already_done` when this same token already finished the task (your earlier call went through: your work counts, nothing was changed now).
+    /// Error `lease_lost`: your lease was lost before you finished (another agent claimed the task after your lease ran out, or it was released, reaped or force-released); nothing was changed. Your work may overlap with theirs: call show and check before doing anything else.
     #[tool(input_schema = schema::<DoneArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
     async fn done(
         &self,
@@ -194,8 +203,8 @@ impl Server {
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
         self.run(checked, |store, (id, token, agent)| {
-            let task = store.done(&id, token, &agent)?;
-            Ok(reply::ok(ended_json("done", &task, store.now()?)))
+            let ended = store.done(&id, token, &agent)?;
+            Ok(reply::ok(ended_by_token_json("done", &ended, store.now()?)))
         })
         .await
     }

@@ -176,6 +176,52 @@ async fn a_stale_token_is_refused_with_what_to_do() {
     assert_eq!(held["holder"], "fast");
 }
 
+/// An agent whose call failed without an answer calls again: a retried done or
+/// release is success (`already_done` / `already_released`), and a claim retried with
+/// its `request_id` returns the first grant instead of a second task.
+#[tokio::test]
+async fn retries_after_an_unknown_outcome_are_answered_as_the_first_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), Clock::Database);
+    for t in ["a", "b", "c"] {
+        store
+            .add(&tasklease::NewTask {
+                id: Some(t.parse().unwrap()),
+                title: t.into(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let (c, _s) = connect(Stores::ready(store.clone()), Identity::default(), "retry").await;
+    let ask = json!({"next": true, "request_id": "call-1"});
+    let first = structured(&call(&c, "claim", ask.clone()).await, false);
+    let again = structured(&call(&c, "claim", ask).await, false);
+    assert_eq!(
+        (&again["id"], &again["token"]),
+        (&first["id"], &first["token"])
+    );
+    assert_eq!(again["lock_until_ms"], first["lock_until_ms"]);
+    let todo = store
+        .list(&tasklease::ListFilter {
+            statuses: vec![tasklease::Status::Todo],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(todo.len(), 2, "the retry claimed nothing more");
+    let args = json!({"id": first["id"], "token": first["token"]});
+    let done = structured(&call(&c, "done", args.clone()).await, false);
+    assert_eq!(done["outcome"], "done");
+    let done = structured(&call(&c, "done", args).await, false);
+    assert_eq!(done["outcome"], "already_done", "{done}");
+    let next = structured(&call(&c, "claim", json!({"next": true})).await, false);
+    let args = json!({"id": next["id"], "token": next["token"], "status": "blocked"});
+    let r = structured(&call(&c, "release", args.clone()).await, false);
+    assert_eq!(r["outcome"], "released");
+    let r = structured(&call(&c, "release", args).await, false);
+    assert_eq!(r["outcome"], "already_released", "{r}");
+    assert_eq!(r["task"]["status"], "blocked");
+}
+
 #[tokio::test]
 async fn without_a_database_tools_say_init_and_the_server_waits_for_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,8 @@
 --   refused  records a claim lost to a live holder (other refusals are not events);
 -- and the row that comes back holds the lease, or the locked row's state to say
 -- why not (no row from cur: no such task).
--- $1 id, $2 agent, $3 injected now, $4 lease ms, $5 token (NULL: none), $6 re-runs
+-- $1 id, $2 agent, $3 injected now, $4 lease ms, $5 token (NULL: none), $6 re-runs,
+-- $7 claim key (NULL: none; a re-claim keeps the lease's key unless given another)
 WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
 cur AS MATERIALIZED (
     SELECT seq, status, assignee, lock_until, fence, waiting_on,
@@ -24,6 +25,7 @@ claimed AS (
         status      = 'in_progress',
         assignee    = $2,
         lock_until  = now.t + $4,
+        claim_request = CASE WHEN cur.reclaim THEN coalesce($7::text, t.claim_request) ELSE $7::text END,
         version     = t.version + 1,
         updated_at  = now.t
       FROM cur, now

@@ -3,7 +3,8 @@
 -- exists but we could not look at it) and the caller tries again. Nothing is claimed
 -- unless every id asked for was locked here and is free.
 -- A refused batch records each id held under a live lease as `refused`.
--- $1 ids (text[], no repeats), $2 agent, $3 injected now, $4 lease ms, $5 tries so far
+-- $1 ids (text[], no repeats), $2 agent, $3 injected now, $4 lease ms, $5 tries so far,
+-- $6 claim key (NULL: none)
 WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
 asked AS (SELECT id, ord FROM unnest($1::text[]) WITH ORDINALITY AS a (id, ord)),
 cur AS MATERIALIZED (
@@ -27,6 +28,7 @@ claimed AS (
         assignee    = $2,
         assigned_at = now.t,
         lock_until  = now.t + $4,
+        claim_request = $6::text,
         version     = t.version + 1,
         updated_at  = now.t
       FROM free, now, every

@@ -3,7 +3,7 @@
 -- or in_progress under an expired lease (the tasks_lease index). SKIP LOCKED: a row
 -- another claimer is taking right now is passed over, never waited for. Each branch
 -- locks at most one row; the better of the two is taken.
--- $1 agent, $2 injected now, $3 lease ms, $4 re-runs
+-- $1 agent, $2 injected now, $3 lease ms, $4 re-runs, $5 claim key (NULL: none)
 WITH now AS MATERIALIZED (SELECT clock_ms($2) AS t),
 ready AS (
     SELECT seq, priority FROM tasks
@@ -32,6 +32,7 @@ claimed AS (
         assignee    = $1,
         assigned_at = now.t,
         lock_until  = now.t + $3,
+        claim_request = $5::text,
         version     = t.version + 1,
         updated_at  = now.t
       FROM pick, now

@@ -16,6 +16,7 @@ reaped AS (
         assigned_at = NULL,
         lock_until  = NULL,
         attempts    = t.attempts + 1,
+        lease_end   = 'reaped',
         version     = t.version + 1,
         updated_at  = now.t
       FROM expired, now

@@ -4,7 +4,7 @@
 -- $1 id, $2 token, $3 injected now, $4 agent, $5 status (todo, review, blocked)
 WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
 cur AS MATERIALIZED (
-    SELECT seq, status, assignee, lock_until, fence, waiting_on FROM tasks WHERE id = $1 FOR UPDATE
+    SELECT seq, status, assignee, lock_until, fence, waiting_on, lease_end FROM tasks WHERE id = $1 FOR UPDATE
 ),
 ended AS (
     UPDATE tasks t SET
@@ -13,6 +13,7 @@ ended AS (
         assigned_at = NULL,
         lock_until  = NULL,
         attempts    = t.attempts + ($5 <> 'review')::int,
+        lease_end   = 'released',
         version     = t.version + 1,
         updated_at  = now.t
       FROM cur, now
@@ -25,5 +26,5 @@ event AS (
 )
 SELECT now.t AS now, ended.*, task_deps_of(ended.seq) AS deps,
        cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,
-       cur.fence AS cur_fence, cur.waiting_on AS cur_waiting_on
+       cur.fence AS cur_fence, cur.waiting_on AS cur_waiting_on, cur.lease_end AS cur_lease_end
   FROM now LEFT JOIN cur ON true LEFT JOIN ended ON true

@@ -13,6 +13,7 @@ ended AS (
         assigned_at = NULL,
         lock_until  = NULL,
         attempts    = t.attempts + 1,
+        lease_end   = 'forced',
         version     = t.version + 1,
         updated_at  = now.t
       FROM cur, now

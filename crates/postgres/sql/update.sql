@@ -17,6 +17,8 @@ updated AS (
         assignee    = CASE WHEN coalesce($8, t.status) = 'in_progress' THEN t.assignee END,
         assigned_at = CASE WHEN coalesce($8, t.status) = 'in_progress' THEN t.assigned_at END,
         lock_until  = CASE WHEN coalesce($8, t.status) = 'in_progress' THEN t.lock_until END,
+        -- Not the holder's done or release: a retry of either must not take it for its own.
+        lease_end   = CASE WHEN coalesce($8, t.status) <> t.status THEN 'updated' ELSE t.lease_end END,
         version     = t.version + 1,
         updated_at  = now.t
       FROM cur, now

@@ -43,9 +43,10 @@ use std::time::Duration;
 
 use postgres::{Config, Row};
 use tasklease_core::{
-    AgentId, BatchOutcome, ClaimOutcome, Clock, Error, Event, EventKind, Lease, LeaseDuration,
-    LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result,
-    Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token, validate_batch,
+    AgentId, BatchOutcome, ClaimOutcome, Clock, Ended, Error, Event, EventKind, Lease,
+    LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo,
+    RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token,
+    retried_grant, validate_batch,
 };
 
 use conn::{Conn, Failure, Retry, Target};
@@ -139,6 +140,44 @@ impl PgStore {
 
     fn now_param(&self) -> Option<i64> {
         self.clock.injected()
+    }
+
+    /// The live leases granted to `who` under `request` (see prior.sql): a read before
+    /// the claim statement, so a retry is safe once its first attempt ended on the
+    /// server.
+    fn prior(&self, who: &AgentId, request: &RequestId) -> Result<Vec<Lease>> {
+        let now = self.now_param();
+        self.run("look up the claim's request id", Retry::Read, |c| {
+            c.query(sql::PRIOR, &[&request.as_str(), &who.as_str(), &now])?
+                .iter()
+                .map(|r| lease(r, task_id(r.try_get("id")?)?, who.clone(), "fence"))
+                .collect()
+        })
+    }
+
+    /// A done or release that matched nothing: a repeat of what `token` already did
+    /// (the task as it is now, nothing changed), or why the token lost its lease.
+    fn repeat_or_lost(
+        &self,
+        r: &Row,
+        id: &TaskId,
+        token: Token,
+        op: EventKind,
+        to: Status,
+    ) -> Result<Ended> {
+        let now = Millis(
+            r.try_get("now")
+                .map_err(|e| conn::translate("read the row", e))?,
+        );
+        let state = lease_state(r).map_err(plain)?;
+        let Some(state) = state else {
+            return Err(Error::NotFound(id.clone()));
+        };
+        if !state.repeat_of(token, op, to) {
+            return Err(state.lost(id, token, now));
+        }
+        let task = self.show(id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
+        Ok(Ended { task, repeat: true })
     }
 }
 
@@ -323,6 +362,15 @@ fn lease_state(r: &Row) -> Result<Option<LeaseState>, Failure> {
         lock_until: r.try_get::<_, Option<i64>>("cur_lock_until")?.map(Millis),
         fence: r.try_get("cur_fence")?,
         waiting_on: r.try_get("cur_waiting_on")?,
+        // Only done.sql and release.sql return it: the operations that can repeat.
+        // ('updated' is no event kind: an update's end is nobody's repeat.)
+        ended_by: if r.columns().iter().any(|c| c.name() == "cur_lease_end") {
+            r.try_get::<_, Option<String>>("cur_lease_end")?
+                .as_deref()
+                .and_then(EventKind::parse)
+        } else {
+            None
+        },
     }))
 }
 
@@ -340,17 +388,23 @@ fn refusal(r: &Row, id: &TaskId, now: Millis) -> Result<Refusal, Failure> {
     Ok(state.refusal(id, now, waiting)?)
 }
 
-/// The task a lease-ending statement returns, or why the token was refused.
-fn ended(r: &Row, id: &TaskId, token: Token) -> Result<Task, Failure> {
-    if r.try_get::<_, Option<i64>>("seq")?.is_some() {
-        return task(r);
+/// A failure reading a row that already came back, in task terms.
+fn plain(f: Failure) -> Error {
+    match f {
+        Failure::Db(e) => conn::translate("read the row", e),
+        Failure::Task(e) => e,
     }
-    let now = Millis(r.try_get("now")?);
-    Err(match lease_state(r)? {
-        None => Error::NotFound(id.clone()),
-        Some(state) => state.lost(id, token, now),
+}
+
+/// The task a lease-ending statement returns; `None` when it ended nothing.
+fn ended(r: &Row) -> Result<Option<Task>> {
+    if r.try_get::<_, Option<i64>>("seq")
+        .map_err(|e| conn::translate("read the task", e))?
+        .is_none()
+    {
+        return Ok(None);
     }
-    .into())
+    task(r).map(Some).map_err(plain)
 }
 
 fn lease(r: &Row, task: TaskId, agent: AgentId, fence_col: &str) -> Result<Lease, Failure> {
@@ -492,13 +546,22 @@ impl Store for PgStore {
         })
     }
 
-    fn claim(
+    fn claim_keyed(
         &self,
         id: &TaskId,
         who: &AgentId,
         lease_for: LeaseDuration,
         token: Option<Token>,
+        request: Option<&RequestId>,
     ) -> Result<ClaimOutcome> {
+        if let Some(key) = request {
+            let prior = self.prior(who, key)?;
+            if !prior.is_empty() {
+                let mut got = retried_grant(key, prior, std::slice::from_ref(id))?;
+                return Ok(ClaimOutcome::Claimed(got.remove(0)));
+            }
+        }
+        let key = request.map(RequestId::as_str);
         let (now, token) = (self.now_param(), token.map(|t| t.0));
         let mut reruns: i64 = 0;
         self.run("claim the task", Retry::Write, |c| {
@@ -511,6 +574,7 @@ impl Store for PgStore {
                     &lease_for.as_millis(),
                     &token,
                     &reruns,
+                    &key,
                 ],
             );
             // A deadlock or serialization failure makes `run` call again: one re-run.
@@ -529,13 +593,25 @@ impl Store for PgStore {
         })
     }
 
-    fn claim_next(&self, who: &AgentId, lease_for: LeaseDuration) -> Result<Option<Lease>> {
+    fn claim_next_keyed(
+        &self,
+        who: &AgentId,
+        lease_for: LeaseDuration,
+        request: Option<&RequestId>,
+    ) -> Result<Option<Lease>> {
+        if let Some(key) = request {
+            let prior = self.prior(who, key)?;
+            if !prior.is_empty() {
+                return Ok(Some(retried_grant(key, prior, &[])?.remove(0)));
+            }
+        }
+        let key = request.map(RequestId::as_str);
         let now = self.now_param();
         let mut reruns: i64 = 0;
         self.run("claim the next task", Retry::Write, |c| {
             let got = c.query_opt(
                 sql::CLAIM_NEXT,
-                &[&who.as_str(), &now, &lease_for.as_millis(), &reruns],
+                &[&who.as_str(), &now, &lease_for.as_millis(), &reruns, &key],
             );
             reruns += 1;
             let Some(r) = got? else {
@@ -546,13 +622,21 @@ impl Store for PgStore {
         })
     }
 
-    fn claim_batch(
+    fn claim_batch_keyed(
         &self,
         ids: &[TaskId],
         who: &AgentId,
         lease_for: LeaseDuration,
+        request: Option<&RequestId>,
     ) -> Result<BatchOutcome> {
         validate_batch(ids)?;
+        if let Some(key) = request {
+            let prior = self.prior(who, key)?;
+            if !prior.is_empty() {
+                return Ok(BatchOutcome::Claimed(retried_grant(key, prior, ids)?));
+            }
+        }
+        let key = request.map(RequestId::as_str);
         let now = self.now_param();
         let names: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
         for attempt in 0..=BATCH_SKIP_TRIES {
@@ -565,7 +649,14 @@ impl Store for PgStore {
             let got = self.run("claim the batch", Retry::Write, |c| {
                 let rows = c.query(
                     sql,
-                    &[&names, &who.as_str(), &now, &lease_for.as_millis(), &tries],
+                    &[
+                        &names,
+                        &who.as_str(),
+                        &now,
+                        &lease_for.as_millis(),
+                        &tries,
+                        &key,
+                    ],
                 );
                 tries += 1;
                 batch_rows(&rows?, ids, who)
@@ -612,10 +703,10 @@ impl Store for PgStore {
         })
     }
 
-    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, who: &AgentId) -> Result<Task> {
+    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, who: &AgentId) -> Result<Ended> {
         let now = self.now_param();
-        self.run("release the task", Retry::Write, |c| {
-            let r = c.query_one(
+        let r = self.run("release the task", Retry::Write, |c| {
+            Ok(c.query_one(
                 sql::RELEASE,
                 &[
                     &id.as_str(),
@@ -624,9 +715,15 @@ impl Store for PgStore {
                     &who.as_str(),
                     &to.status().as_str(),
                 ],
-            )?;
-            ended(&r, id, token)
-        })
+            )?)
+        })?;
+        match ended(&r)? {
+            Some(task) => Ok(Ended {
+                task,
+                repeat: false,
+            }),
+            None => self.repeat_or_lost(&r, id, token, EventKind::Released, to.status()),
+        }
     }
 
     fn release_force(&self, id: &TaskId, to: ReleaseTo, who: &AgentId) -> Result<Task> {
@@ -653,12 +750,18 @@ impl Store for PgStore {
         })
     }
 
-    fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Task> {
+    fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Ended> {
         let now = self.now_param();
-        self.run("finish the task", Retry::Write, |c| {
-            let r = c.query_one(sql::DONE, &[&id.as_str(), &token.0, &now, &who.as_str()])?;
-            ended(&r, id, token)
-        })
+        let r = self.run("finish the task", Retry::Write, |c| {
+            Ok(c.query_one(sql::DONE, &[&id.as_str(), &token.0, &now, &who.as_str()])?)
+        })?;
+        match ended(&r)? {
+            Some(task) => Ok(Ended {
+                task,
+                repeat: false,
+            }),
+            None => self.repeat_or_lost(&r, id, token, EventKind::Done, Status::Done),
+        }
     }
 
     fn reap(&self, who: &AgentId) -> Result<Vec<Reaped>> {

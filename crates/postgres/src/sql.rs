@@ -22,6 +22,7 @@ sql! {
     LOG_TASK = "log_task.sql";
     NEXT_ID = "next_id.sql";
     NOW = "now.sql";
+    PRIOR = "prior.sql";
     PRUNE = "prune.sql";
     PRUNE_SPAN = "prune_span.sql";
     REAP = "reap.sql";

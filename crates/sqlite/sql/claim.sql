@@ -8,6 +8,9 @@ UPDATE tasks SET
     status      = 'in_progress',
     assignee    = :agent,
     lock_until  = :now + :lease_ms,
+    -- The key this lease was granted under; a re-claim keeps it unless given another.
+    claim_request = CASE WHEN status = 'in_progress' AND fence = :token
+                         THEN coalesce(:request, claim_request) ELSE :request END,
     version     = version + 1,
     -- What this claim cost its claimer, for the tasks_claimed trigger's history row.
     claim_wait_us = :wait_us,

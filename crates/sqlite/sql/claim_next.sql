@@ -12,6 +12,7 @@ UPDATE tasks SET
     assignee    = :agent,
     assigned_at = coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER)),
     lock_until  = coalesce(:now, CAST(round(unixepoch('subsec') * 1000) AS INTEGER)) + :lease_ms,
+    claim_request = :request,
     version     = version + 1,
     -- What this claim cost its claimer, for the tasks_claimed trigger's history row.
     claim_wait_us = :wait_us,

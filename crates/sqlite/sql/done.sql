@@ -4,6 +4,7 @@ UPDATE tasks SET
     assignee    = NULL,
     assigned_at = NULL,
     lock_until  = NULL,
+    lease_end   = 'done',
     version     = version + 1,
     updated_at  = :now
 WHERE id = :id AND status = 'in_progress' AND fence = :token

@@ -6,6 +6,7 @@ UPDATE tasks SET
     assigned_at = NULL,
     lock_until  = NULL,
     attempts    = attempts + 1,
+    lease_end   = 'reaped',
     version     = version + 1,
     updated_at  = :now
 WHERE status = 'in_progress' AND lock_until <= :now

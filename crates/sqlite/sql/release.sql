@@ -5,6 +5,7 @@ UPDATE tasks SET
     assigned_at = NULL,
     lock_until  = NULL,
     attempts    = attempts + (:status <> 'review'),
+    lease_end   = 'released',
     version     = version + 1,
     updated_at  = :now
 WHERE id = :id AND status = 'in_progress' AND fence = :token

@@ -6,6 +6,7 @@ UPDATE tasks SET
     assigned_at = NULL,
     lock_until  = NULL,
     attempts    = attempts + 1,
+    lease_end   = 'forced',
     version     = version + 1,
     updated_at  = :now
 WHERE id = :id AND status = 'in_progress' AND fence = :token

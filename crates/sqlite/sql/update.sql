@@ -9,6 +9,8 @@ UPDATE tasks SET
     assignee    = CASE WHEN coalesce(:status, status) = 'in_progress' THEN assignee END,
     assigned_at = CASE WHEN coalesce(:status, status) = 'in_progress' THEN assigned_at END,
     lock_until  = CASE WHEN coalesce(:status, status) = 'in_progress' THEN lock_until END,
+    -- Not the holder's done or release: a retry of either must not take it for its own.
+    lease_end   = CASE WHEN coalesce(:status, status) <> status THEN 'updated' ELSE lease_end END,
     version     = version + 1,
     updated_at  = :now
 WHERE id = :id

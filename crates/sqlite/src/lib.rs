@@ -36,9 +36,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
-    AgentId, BatchOutcome, ClaimOutcome, Clock, Error, Event, EventKind, Lease, LeaseDuration,
-    LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo, Result,
-    Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token, validate_batch,
+    AgentId, BatchOutcome, ClaimOutcome, Clock, Ended, Error, Event, EventKind, Lease,
+    LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo,
+    RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token,
+    validate_batch,
 };
 
 use crate::busy::{Busy, Wait};
@@ -586,13 +587,14 @@ pub(crate) fn lease_row(tx: &Connection, id: &TaskId) -> Result<Option<LeaseRow>
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get::<_, Option<String>>(6)?,
                 ))
             })
             .optional()
         })
         .ctx("read the task's lease")?;
     row.map(
-        |(status, assignee, lock_until, fence, waiting_on, version)| {
+        |(status, assignee, lock_until, fence, waiting_on, version, lease_end)| {
             Ok(LeaseRow {
                 lease: LeaseState {
                     status: parse_status(&status)?,
@@ -600,6 +602,8 @@ pub(crate) fn lease_row(tx: &Connection, id: &TaskId) -> Result<Option<LeaseRow>
                     lock_until: lock_until.map(Millis),
                     fence,
                     waiting_on,
+                    // 'updated' is no event kind: an update's end is nobody's repeat.
+                    ended_by: lease_end.as_deref().and_then(EventKind::parse),
                 },
                 version,
             })
@@ -635,15 +639,22 @@ fn explain_lost(tx: &Connection, now: i64, id: &TaskId, token: Token) -> Result<
     Ok(row.lease.lost(id, token, Millis(now)))
 }
 
+/// Who claims, and under which idempotency key (stored with the lease it gets).
+struct Claimant<'a> {
+    who: &'a AgentId,
+    request: Option<&'a RequestId>,
+}
+
 fn claim_one(
     tx: &Connection,
     now: i64,
     id: &TaskId,
-    who: &AgentId,
+    by: &Claimant<'_>,
     lease: LeaseDuration,
     token: Option<Token>,
     wait: Option<Wait>,
 ) -> Result<ClaimOutcome> {
+    let Claimant { who, request } = *by;
     // Whether the claim kept the token cannot be read from the row afterwards: a token
     // the task never issued (one past its fence) equals the new token of a fresh claim.
     // A fresh claim is the one that fired the tasks_claimed trigger, whose history row
@@ -657,6 +668,7 @@ fn claim_one(
                     ":id": id.as_str(), ":agent": who.as_str(), ":now": now,
                     ":lease_ms": lease.as_millis(), ":token": token.map(|t| t.0),
                     ":wait_us": wait.map(|w| w.us), ":busy": wait.map(|w| w.busy),
+                    ":request": request.map(RequestId::as_str),
                 },
                 |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
@@ -686,6 +698,57 @@ fn claim_one(
         lock_until: Millis(lock_until),
         version,
     }))
+}
+
+/// The live leases granted to `who` under `request`, in claim order (see prior.sql).
+fn prior_leases(
+    tx: &Connection,
+    now: i64,
+    who: &AgentId,
+    request: &RequestId,
+) -> Result<Vec<Lease>> {
+    let rows: Vec<(String, i64, i64, i64, i64)> = tx
+        .prepare_cached(sql::PRIOR)
+        .and_then(|mut s| {
+            s.query_map(
+                named_params! {":request": request.as_str(), ":agent": who.as_str(), ":now": now},
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?
+            .collect()
+        })
+        .ctx("look up the claim's request id")?;
+    rows.into_iter()
+        .map(|(id, fence, assigned_at, lock_until, version)| {
+            Ok(Lease {
+                task: task_id(&id)?,
+                agent: who.clone(),
+                token: Token(fence),
+                assigned_at: Millis(assigned_at),
+                lock_until: Millis(lock_until),
+                version,
+            })
+        })
+        .collect()
+}
+
+/// A lease-ending call that matched nothing: a repeat of what `token` already did
+/// (the task as it is, changing nothing), or why the token lost its lease.
+fn repeat_or_lost(
+    tx: &Connection,
+    now: i64,
+    id: &TaskId,
+    token: Token,
+    op: EventKind,
+    to: Status,
+) -> Result<Ended> {
+    let Some(row) = lease_row(tx, id)? else {
+        return Err(Error::NotFound(id.clone()));
+    };
+    if !row.lease.repeat_of(token, op, to) {
+        return Err(row.lease.lost(id, token, Millis(now)));
+    }
+    let task = find_task(tx, id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
+    Ok(Ended { task, repeat: true })
 }
 
 /// Runs a token-guarded statement that returns the task's `seq`, then reads the task.
@@ -859,15 +922,29 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim(
+    fn claim_keyed(
         &self,
         id: &TaskId,
         agent: &AgentId,
         lease: LeaseDuration,
         token: Option<Token>,
+        request: Option<&RequestId>,
     ) -> Result<ClaimOutcome> {
         self.write_timed(|tx, now, wait| {
-            let out = claim_one(tx, now, id, agent, lease, token, Some(wait))?;
+            if let Some(key) = request {
+                let prior = prior_leases(tx, now, agent, key)?;
+                if !prior.is_empty() {
+                    return Ok(ClaimOutcome::Claimed(
+                        tasklease_core::retried_grant(key, prior, std::slice::from_ref(id))?
+                            .remove(0),
+                    ));
+                }
+            }
+            let by = Claimant {
+                who: agent,
+                request,
+            };
+            let out = claim_one(tx, now, id, &by, lease, token, Some(wait))?;
             if let ClaimOutcome::Refused(r) = &out {
                 record_refusal(tx, now, id, agent, r, Some(wait))?;
             }
@@ -875,7 +952,34 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim_next(&self, who: &AgentId, lease: LeaseDuration) -> Result<Option<Lease>> {
+    fn claim_next_keyed(
+        &self,
+        who: &AgentId,
+        lease: LeaseDuration,
+        request: Option<&RequestId>,
+    ) -> Result<Option<Lease>> {
+        if let Some(key) = request {
+            // On a turn of its own, not combined through the board: the key must be
+            // looked up and stored in the same transaction as the claim. `run` and the
+            // MCP server claim once per piece of work, not in a tight loop.
+            return self.write_timed(|tx, now, wait| {
+                let prior = prior_leases(tx, now, who, key)?;
+                if !prior.is_empty() {
+                    return Ok(Some(
+                        tasklease_core::retried_grant(key, prior, &[])?.remove(0),
+                    ));
+                }
+                let row = queue::claim_next_stmt(
+                    tx,
+                    &self.clock,
+                    who.as_str(),
+                    lease.as_millis(),
+                    (wait.us, wait.busy),
+                    Some(key.as_str()),
+                )?;
+                row.map(|r| r.into_lease(who.clone())).transpose()
+            });
+        }
         // The hot path: one statement that reads the clock itself and a trigger that
         // records the event, combined with other processes' claims by the queue.
         let start = self.busy.start();
@@ -892,14 +996,22 @@ impl Store for SqliteStore {
         }
     }
 
-    fn claim_batch(
+    fn claim_batch_keyed(
         &self,
         ids: &[TaskId],
         agent: &AgentId,
         lease: LeaseDuration,
+        request: Option<&RequestId>,
     ) -> Result<BatchOutcome> {
         validate_batch(ids)?;
         self.write_timed(|tx, now, wait| {
+            if let Some(key) = request {
+                let prior = prior_leases(tx, now, agent, key)?;
+                if !prior.is_empty() {
+                    let leases = tasklease_core::retried_grant(key, prior, ids)?;
+                    return Ok(BatchOutcome::Claimed(leases));
+                }
+            }
             // Claim what we can inside a savepoint so a refusal undoes the rest;
             // refusals are still explained from inside the write lock.
             tx.execute_batch("SAVEPOINT batch")
@@ -909,7 +1021,11 @@ impl Store for SqliteStore {
             for (i, id) in ids.iter().enumerate() {
                 // The transaction's one wait goes on its first claim event only.
                 let wait = (i == 0).then_some(wait);
-                match claim_one(tx, now, id, agent, lease, None, wait)? {
+                let by = Claimant {
+                    who: agent,
+                    request,
+                };
+                match claim_one(tx, now, id, &by, lease, None, wait)? {
                     ClaimOutcome::Claimed(l) => leases.push(l),
                     ClaimOutcome::Refused(r) => refused.push((id.clone(), r)),
                 }
@@ -967,10 +1083,10 @@ impl Store for SqliteStore {
         })
     }
 
-    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, who: &AgentId) -> Result<Task> {
+    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, who: &AgentId) -> Result<Ended> {
         self.write(|tx, now| {
             let Some(task) = end_lease(tx, now, sql::RELEASE, id, token, Some(to.status()))? else {
-                return Err(explain_lost(tx, now, id, token)?);
+                return repeat_or_lost(tx, now, id, token, EventKind::Released, to.status());
             };
             let detail = format!("to {}", to.status());
             let note = Note {
@@ -979,7 +1095,10 @@ impl Store for SqliteStore {
                 ..Note::default()
             };
             record(tx, now, id, EventKind::Released, who, note)?;
-            Ok(task)
+            Ok(Ended {
+                task,
+                repeat: false,
+            })
         })
     }
 
@@ -1018,17 +1137,20 @@ impl Store for SqliteStore {
         })
     }
 
-    fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Task> {
+    fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Ended> {
         let finish = |tx: &Connection, now: i64| {
             let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
-                return Err(explain_lost(tx, now, id, token)?);
+                return repeat_or_lost(tx, now, id, token, EventKind::Done, Status::Done);
             };
             let note = Note {
                 token: Some(token.0),
                 ..Note::default()
             };
             record(tx, now, id, EventKind::Done, who, note)?;
-            Ok(task)
+            Ok(Ended {
+                task,
+                repeat: false,
+            })
         };
         // Combined with other processes' claims and dones through the writer queue:
         // a claim + done loop would otherwise pay a hand-off of the turn per `done`.
@@ -1044,11 +1166,12 @@ impl Store for SqliteStore {
         };
         match q.submit(conn, clock, op, who, || write_on(conn, clock, finish))? {
             queue::Combined::Alone(done) => done,
-            queue::Combined::Replied(queue::Reply::Done(true)) => {
-                find_task(conn, id)?.ok_or_else(|| Error::NotFound(id.clone()))
-            }
+            queue::Combined::Replied(queue::Reply::Done(true)) => Ok(Ended {
+                task: find_task(conn, id)?.ok_or_else(|| Error::NotFound(id.clone()))?,
+                repeat: false,
+            }),
             // No slot, or the lease did not match (nothing changed): on our own turn,
-            // which also explains a refusal.
+            // which also explains a refusal or finds a repeat of an earlier done.
             _ => q.turn(conn, || write_on(conn, clock, finish)),
         }
     }

@@ -16,6 +16,7 @@ use tasklease_core::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_history.sql"),
+    include_str!("../migrations/0003_retries.sql"),
 ];
 
 /// The schema version this build writes.

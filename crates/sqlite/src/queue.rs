@@ -59,7 +59,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 use tasklease_core::{
-    AgentId, Clock, Error, Lease, LeaseDuration, Millis, Result, Status, TaskId, Token,
+    AgentId, Clock, Error, EventKind, Lease, LeaseDuration, Millis, Result, Status, TaskId, Token,
 };
 use tasklease_filelock::{Guard, LockFile};
 
@@ -588,6 +588,7 @@ pub(crate) fn serve_one(
         agent.as_str(),
         lease.as_millis(),
         (wait.us, wait.busy),
+        None,
     )?;
     tx.commit()?;
     got.map(|r| r.into_lease(agent.clone())).transpose()
@@ -604,7 +605,7 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    fn into_lease(self, agent: AgentId) -> Result<Lease> {
+    pub(crate) fn into_lease(self, agent: AgentId) -> Result<Lease> {
         Ok(Lease {
             task: task_id(&self.id)?,
             agent,
@@ -616,20 +617,22 @@ impl Row {
     }
 }
 
-/// The claim statement; `wait` is (microseconds waited, busy retries) for the history.
-fn claim_next_stmt(
+/// The claim statement; `wait` is (microseconds waited, busy retries) for the history;
+/// `request` the claim's idempotency key, stored with the lease.
+pub(crate) fn claim_next_stmt(
     conn: &Connection,
     clock: &Clock,
     agent: &str,
     lease_ms: i64,
     wait: (i64, i64),
+    request: Option<&str>,
 ) -> Result<Option<Row>> {
     conn.prepare_cached(sql::CLAIM_NEXT)
         .and_then(|mut s| {
             s.query_row(
                 named_params! {
                     ":agent": agent, ":now": clock.injected(), ":lease_ms": lease_ms,
-                    ":wait_us": wait.0, ":busy": wait.1,
+                    ":wait_us": wait.0, ":busy": wait.1, ":request": request,
                 },
                 |r| {
                     Ok(Row {
@@ -652,7 +655,8 @@ fn lost() -> Error {
         "claim or finish through the writer queue",
         "the writer queue lost this request (was its board file written by something \
          else?); whether it took effect is unknown: look with `tasklease list --status \
-         in_progress` (a claim) or `tasklease show ID` (a done) before trying again",
+         in_progress` (a claim) before claiming again; a done may simply be run again with \
+         the same token (if the first went through, it answers already_done)",
     )
 }
 
@@ -798,6 +802,7 @@ fn commit_claims(
                 &req.agent,
                 *lease_ms,
                 (wait, 0),
+                None,
             )?),
             Op::Done { task, token } => {
                 // Claims read the clock in their statement; `done` takes the
@@ -889,7 +894,8 @@ fn took_effect(conn: &Connection, req: &Request, reply: &Reply) -> Result<bool> 
                     && now.assignee.as_ref().map(AgentId::as_str) == Some(req.agent.as_str())
                     && now.lock_until == Some(Millis(row.lock_until))
             }
-            _ => now.status == Status::Done,
+            // Done by this very request: not an `update` to done meanwhile.
+            _ => now.status == Status::Done && now.ended_by == Some(EventKind::Done),
         })
 }
 
@@ -1501,7 +1507,7 @@ mod tests {
         for (slot, req, commit) in [(0, &committed, true), (1, &lost, false)] {
             let tx = Tx::begin(&conn, Tx::IMMEDIATE).unwrap();
             let lease_ms = LeaseDuration::DEFAULT.as_millis();
-            let row = claim_next_stmt(&tx, &Clock::Database, &req.agent, lease_ms, (0, 0))
+            let row = claim_next_stmt(&tx, &Clock::Database, &req.agent, lease_ms, (0, 0), None)
                 .unwrap()
                 .expect("a task");
             let reply = Reply::Claimed(Some(Row {
@@ -1551,7 +1557,7 @@ mod tests {
         let conn = connect(&path, Duration::from_secs(5));
         let req = claim_request(1, "sleeper", false);
         let lease_ms = LeaseDuration::DEFAULT.as_millis();
-        let row = claim_next_stmt(&conn, &Clock::Database, &req.agent, lease_ms, (0, 0))
+        let row = claim_next_stmt(&conn, &Clock::Database, &req.agent, lease_ms, (0, 0), None)
             .unwrap()
             .expect("a task");
         let mut rec = [0u8; REC];
@@ -1579,7 +1585,7 @@ mod tests {
         let conn = connect(&path, Duration::from_secs(5));
         let lease_ms = LeaseDuration::DEFAULT.as_millis();
         let claim = || {
-            claim_next_stmt(&conn, &Clock::Database, "a", lease_ms, (0, 0))
+            claim_next_stmt(&conn, &Clock::Database, "a", lease_ms, (0, 0), None)
                 .unwrap()
                 .expect("a task")
         };
@@ -1655,12 +1661,12 @@ mod tests {
         let board = Queue::open(&path, true, false).unwrap().board;
         let conn = connect(&path, Duration::from_secs(5));
         let clock = Clock::manual(Millis(1_000_000));
-        let first = claim_next_stmt(&conn, &clock, "a", 1000, (0, 0))
+        let first = claim_next_stmt(&conn, &clock, "a", 1000, (0, 0), None)
             .unwrap()
             .expect("a task");
         clock.advance(5000);
         let tx = Tx::begin(&conn, Tx::IMMEDIATE).unwrap();
-        let again = claim_next_stmt(&tx, &clock, "a", 1000, (0, 0))
+        let again = claim_next_stmt(&tx, &clock, "a", 1000, (0, 0), None)
             .unwrap()
             .expect("the expired task");
         assert_eq!(

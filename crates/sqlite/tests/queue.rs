@@ -120,3 +120,41 @@ fn a_long_running_store_takes_its_slot_when_it_opens() {
     assert!(slot(1).exists(), "the second long-running store's");
     drop((long, cli, second));
 }
+
+/// A `done` retried by the token that already finished the task is a repeat whichever
+/// way it runs: through the board (where it "does not match" and runs again on its
+/// caller's own turn) or alone on a free turn. The test holds the turn while each done
+/// is posted, so it cannot take the free turn alone.
+#[test]
+fn a_retried_done_is_a_repeat_through_the_board_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    prefill(&path, 3, false, false, Synchronous::Normal).unwrap();
+    let store = SqliteStore::open(&path, &Options::default()).unwrap();
+    let me = AgentId::new("q").unwrap();
+    let l = store.claim_next(&me, LeaseDuration::MAX).unwrap().unwrap();
+    let mut turn = tasklease_filelock::LockFile::open(dir.path().join("q.db-queue/turn")).unwrap();
+    let mut done_with_turn_held = || {
+        let held = turn.lock_exclusive().unwrap();
+        std::thread::scope(|s| {
+            let h = s.spawn(|| store.done(&l.task, l.token, &me));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(held);
+            h.join().unwrap().unwrap()
+        })
+    };
+    let first = done_with_turn_held();
+    assert!(!first.repeat);
+    let again = done_with_turn_held();
+    assert!(again.repeat, "the board's retry came out as a refusal");
+    assert_eq!(again.task, first.task);
+    // And alone on a free turn.
+    assert!(store.done(&l.task, l.token, &me).unwrap().repeat);
+    let dones = store
+        .log(Some(&l.task), 100)
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == tasklease_core::EventKind::Done)
+        .count();
+    assert_eq!(dones, 1);
+}

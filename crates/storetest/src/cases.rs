@@ -4,8 +4,8 @@ use std::sync::{Arc, Barrier};
 
 use tasklease_core::{
     BatchOutcome, ClaimOutcome, Clock, Error, EventKind, Lease, LeaseDuration, ListFilter, LostWhy,
-    Millis, NewTask, Priority, Refusal, ReleaseTo, Retention, Status, Store, Tag, TaskId,
-    TaskPatch, Token, Unclaimable,
+    Millis, NewTask, Priority, Refusal, ReleaseTo, RequestId, Retention, Status, Store, Tag,
+    TaskId, TaskPatch, Token, Unclaimable,
 };
 
 use crate::{Fixture, T0, agent};
@@ -345,10 +345,10 @@ pub fn release_hands_back(f: &dyn Fixture) {
         let t = add(&*s, name, Priority::Medium, &[]);
         let l = claimed(s.claim(&t, &agent("x"), LEASE, None).unwrap());
         let row = s.release(&t, l.token, to, &agent("x")).unwrap();
-        assert_eq!(row.status, to.status());
-        assert_eq!(row.assignee, None);
-        assert_eq!(row.lock_until, None);
-        assert_eq!(row.assigned_at, None);
+        assert_eq!(row.task.status, to.status());
+        assert_eq!(row.task.assignee, None);
+        assert_eq!(row.task.lock_until, None);
+        assert_eq!(row.task.assigned_at, None);
         // Released to any of these, it can be claimed again by id.
         let again = claimed(s.claim(&t, &agent("y"), LEASE, None).unwrap());
         assert!(again.token > l.token);
@@ -363,8 +363,8 @@ pub fn done_unblocks_dependants(f: &dyn Fixture) {
     let c = add(&*s, "c", Priority::Critical, &["a", "b"]);
     let la = claimed(s.claim(&a, &agent("x"), LEASE, None).unwrap());
     let row = s.done(&a, la.token, &agent("x")).unwrap();
-    assert_eq!(row.status, Status::Done);
-    assert_eq!(row.assignee, None);
+    assert_eq!(row.task.status, Status::Done);
+    assert_eq!(row.task.assignee, None);
     assert_eq!(s.show(&c).unwrap().unwrap().waiting_on, 1);
     let lb = claimed(s.claim(&b, &agent("x"), LEASE, None).unwrap());
     s.done(&b, lb.token, &agent("x")).unwrap();
@@ -1152,4 +1152,199 @@ pub fn update_ending_a_lease_is_recorded(f: &dyn Fixture) {
             (EventKind::Done, "admin".to_owned(), Some(l2.token.0)),
         ]
     );
+}
+
+fn key(s: &str) -> RequestId {
+    RequestId::new(s).expect("valid request id")
+}
+
+fn lease_events(s: &dyn Store, t: &TaskId) -> Vec<EventKind> {
+    s.log(Some(t), 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+/// `done` and `release` retried by the token that already did exactly that (after an
+/// unknown outcome) succeed again as a repeat: same task, no version bump, no second
+/// history row. The other operation, or the same release to another status, is still
+/// a lost lease.
+pub fn retried_done_and_release_are_repeats(f: &dyn Fixture) {
+    let (s, _clock) = setup(f);
+    let a = agent("a");
+    let d = add(&*s, "d", Priority::Medium, &[]);
+    let l = claimed(s.claim(&d, &a, LEASE, None).unwrap());
+    let first = s.done(&d, l.token, &a).unwrap();
+    assert!(!first.repeat);
+    let again = s.done(&d, l.token, &a).unwrap();
+    assert!(again.repeat, "a retried done is a repeat");
+    assert_eq!(again.task, first.task, "a repeat changes nothing");
+    assert_eq!(lease_events(&*s, &d), [EventKind::Claimed, EventKind::Done]);
+    assert!(matches!(
+        s.release(&d, l.token, ReleaseTo::Todo, &a),
+        Err(Error::LeaseLost { .. })
+    ));
+
+    let r = add(&*s, "r", Priority::Medium, &[]);
+    let l = claimed(s.claim(&r, &a, LEASE, None).unwrap());
+    let first = s.release(&r, l.token, ReleaseTo::Review, &a).unwrap();
+    assert!(!first.repeat);
+    let again = s.release(&r, l.token, ReleaseTo::Review, &a).unwrap();
+    assert!(again.repeat, "a retried release is a repeat");
+    assert_eq!(again.task, first.task);
+    assert_eq!(again.task.attempts, first.task.attempts);
+    for (what, r) in [
+        (
+            "release to another status",
+            s.release(&r, l.token, ReleaseTo::Todo, &a).map(drop),
+        ),
+        ("done after release", s.done(&r, l.token, &a).map(drop)),
+    ] {
+        assert!(matches!(r, Err(Error::LeaseLost { .. })), "{what}: {r:?}");
+    }
+    assert_eq!(
+        lease_events(&*s, &r),
+        [EventKind::Claimed, EventKind::Released]
+    );
+    assert_eq!(s.show(&r).unwrap().unwrap(), first.task);
+}
+
+/// A token whose lease was reaped, forced, taken over or ended by an `update` did not
+/// end it by `done` or `release`: retrying either is a lost lease, as before.
+pub fn lease_ended_by_others_is_no_repeat(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let a = agent("a");
+    let lost = |r: Result<tasklease_core::Ended, Error>, what: &str| {
+        assert!(matches!(r, Err(Error::LeaseLost { .. })), "{what}: {r:?}");
+    };
+    // Reaped and forced leave the task in todo under the same fence, as a release would.
+    let t = add(&*s, "reaped", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &a, minutes(1), None).unwrap());
+    clock.advance(61_000);
+    assert_eq!(s.reap(&agent("reaper")).unwrap().len(), 1);
+    lost(
+        s.release(&t, l.token, ReleaseTo::Todo, &a),
+        "release after reap",
+    );
+    lost(s.done(&t, l.token, &a), "done after reap");
+
+    let t = add(&*s, "forced", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &a, LEASE, None).unwrap());
+    s.release_force(&t, ReleaseTo::Todo, &agent("admin"))
+        .unwrap();
+    lost(
+        s.release(&t, l.token, ReleaseTo::Todo, &a),
+        "release after force",
+    );
+
+    let t = add(&*s, "taken", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &a, minutes(1), None).unwrap());
+    clock.advance(61_000);
+    let b = claimed(s.claim(&t, &agent("b"), LEASE, None).unwrap());
+    s.done(&t, b.token, &agent("b")).unwrap();
+    lost(s.done(&t, l.token, &a), "done after takeover");
+
+    let t = add(&*s, "updated", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &a, LEASE, None).unwrap());
+    let to_done = TaskPatch {
+        status: Some(Status::Done),
+        ..Default::default()
+    };
+    s.update(&t, l.version, &to_done, Some(l.token), &a)
+        .unwrap();
+    lost(s.done(&t, l.token, &a), "done after an update to done");
+    // A done, then an update away and back: the task was moved since.
+    let t = add(&*s, "reopened", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &a, LEASE, None).unwrap());
+    let v = s.done(&t, l.token, &a).unwrap().task.version;
+    let reopen = TaskPatch {
+        status: Some(Status::Todo),
+        ..Default::default()
+    };
+    let v = s.update(&t, v, &reopen, None, &a).unwrap().version;
+    s.update(&t, v, &to_done, None, &a).unwrap();
+    lost(
+        s.done(&t, l.token, &a),
+        "done after the task was reopened and closed",
+    );
+}
+
+/// A claim retried with its request id, while the lease it granted is live, answers
+/// with that lease (same task, token and lock_until) instead of claiming again — by
+/// id, batch and next. Another request's key, another agent, or a key whose lease
+/// ended claims anew; a key reused for a different claim is refused as bad input.
+pub fn claim_retried_with_its_request_id_returns_the_first_grant(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let a = agent("a");
+    for n in ["n1", "n2", "n3", "one", "b1", "b2"] {
+        add(&*s, n, Priority::Medium, &[]);
+    }
+    // claim --next
+    let k = key("next-1");
+    let first = s
+        .claim_next_keyed(&a, minutes(1), Some(&k))
+        .unwrap()
+        .unwrap();
+    clock.advance(1_000);
+    let again = s
+        .claim_next_keyed(&a, minutes(1), Some(&k))
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, first, "the retry returns the first grant");
+    assert_eq!(status(&*s, &id("n2")), Status::Todo, "no second task");
+    assert_eq!(lease_events(&*s, &first.task), [EventKind::Claimed]);
+    // Another agent with the same key gets its own claim.
+    let other = s
+        .claim_next_keyed(&agent("b"), minutes(1), Some(&k))
+        .unwrap()
+        .unwrap();
+    assert_ne!(other.task, first.task);
+    // claim ID
+    let k1 = key("one-1");
+    let one = claimed(
+        s.claim_keyed(&id("one"), &a, LEASE, None, Some(&k1))
+            .unwrap(),
+    );
+    let again = claimed(
+        s.claim_keyed(&id("one"), &a, LEASE, None, Some(&k1))
+            .unwrap(),
+    );
+    assert_eq!(again, one);
+    // The same key for another claim: bad input, nothing claimed.
+    assert!(matches!(
+        s.claim_keyed(&id("b1"), &a, LEASE, None, Some(&k1)),
+        Err(Error::Invalid { .. })
+    ));
+    assert_eq!(status(&*s, &id("b1")), Status::Todo);
+    // A batch, answered in the order asked.
+    let kb = key("batch:1");
+    let ids = [id("b2"), id("b1")];
+    let BatchOutcome::Claimed(batch) = s.claim_batch_keyed(&ids, &a, LEASE, Some(&kb)).unwrap()
+    else {
+        panic!("batch refused")
+    };
+    let BatchOutcome::Claimed(again) = s.claim_batch_keyed(&ids, &a, LEASE, Some(&kb)).unwrap()
+    else {
+        panic!("batch retry refused")
+    };
+    assert_eq!(again, batch);
+    assert!(matches!(
+        s.claim_batch_keyed(&[id("b1")], &a, LEASE, Some(&kb)),
+        Err(Error::Invalid { .. })
+    ));
+    // A key whose lease ended is forgotten: the retry claims as a new claim would.
+    s.done(&first.task, first.token, &a).unwrap();
+    let after = s
+        .claim_next_keyed(&a, minutes(1), Some(&k))
+        .unwrap()
+        .unwrap();
+    assert_ne!(after.task, first.task);
+    // ... and so is one whose lease expired.
+    clock.advance(61_000);
+    let expired = s
+        .claim_next_keyed(&a, minutes(1), Some(&k))
+        .unwrap()
+        .unwrap();
+    assert_ne!(expired.token, after.token);
 }

@@ -59,7 +59,9 @@ macro_rules! conformance {
             one_winner_across_handles, claim_next_across_handles, database_clock,
             list_filters, history_records_each_step, update_ending_a_lease_is_recorded, history_records_refused_claims,
             prune_keeps_the_bound, counts_by_status, state_machine_model,
-            waiting_on_exact_under_concurrent_add_and_done
+            waiting_on_exact_under_concurrent_add_and_done,
+            retried_done_and_release_are_repeats, lease_ended_by_others_is_no_repeat,
+            claim_retried_with_its_request_id_returns_the_first_grant
         );
     };
     (@cases $new:expr; $($case:ident),+ $(,)?) => {

@@ -6,8 +6,8 @@ use std::cell::Cell;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tasklease_core::{
-    ClaimOutcome, Clock, Error, LeaseDuration, Millis, NewTask, Priority, Refusal, ReleaseTo,
-    Status, Store, TaskId, TaskPatch, Token, Unclaimable,
+    ClaimOutcome, Clock, Error, EventKind, LeaseDuration, Millis, NewTask, Priority, Refusal,
+    ReleaseTo, Status, Store, TaskId, TaskPatch, Token, Unclaimable,
 };
 
 use crate::{Fixture, T0, agent};
@@ -77,6 +77,9 @@ struct MTask {
     holder: Option<usize>,
     until: i64,
     fence: i64,
+    /// How the lease under `fence` ended, if by its token's done or release: a retry of
+    /// the same call by that token succeeds again, changing nothing.
+    ended_by: Option<EventKind>,
 }
 
 struct Model {
@@ -105,14 +108,16 @@ impl Model {
             m.fence += 1;
         }
         m.status = Some(Status::InProgress);
+        m.ended_by = None;
         m.holder = Some(a);
         m.until = now + LEASE_MS;
         self.tokens[a][t] = Some(m.fence);
     }
-    fn end(&mut self, t: usize, to: Status) {
+    fn end(&mut self, t: usize, to: Status, by: Option<EventKind>) {
         let m = &mut self.tasks[t];
         m.status = Some(to);
         m.holder = None;
+        m.ended_by = by;
     }
 }
 
@@ -229,18 +234,34 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
                 };
                 let valid = m.status(t) == Status::InProgress && m.tasks[t].fence == token;
                 let (tok, w) = (Token(token), who(a));
-                let got = match op {
-                    Op::Renew { .. } => s.renew(&ids[t], tok, lease, &w).map(drop),
-                    Op::Release { .. } => s.release(&ids[t], tok, ReleaseTo::Todo, &w).map(drop),
-                    _ => s.done(&ids[t], tok, &w).map(drop),
+                // A retry of the done or release this very token already made.
+                let repeat = |kind: EventKind, to: Status| {
+                    m.tasks[t].fence == token
+                        && m.tasks[t].ended_by == Some(kind)
+                        && m.status(t) == to
+                };
+                let (repeat, got) = match op {
+                    Op::Renew { .. } => (false, s.renew(&ids[t], tok, lease, &w).map(|_| false)),
+                    Op::Release { .. } => (
+                        repeat(EventKind::Released, Status::Todo),
+                        s.release(&ids[t], tok, ReleaseTo::Todo, &w)
+                            .map(|e| e.repeat),
+                    ),
+                    _ => (
+                        repeat(EventKind::Done, Status::Done),
+                        s.done(&ids[t], tok, &w).map(|e| e.repeat),
+                    ),
                 };
                 match (valid, got) {
-                    (true, Ok(())) => match op {
+                    (true, Ok(false)) => match op {
                         Op::Renew { .. } => m.tasks[t].until = now + LEASE_MS,
-                        Op::Release { .. } => m.end(t, Status::Todo),
-                        _ => m.end(t, Status::Done),
+                        Op::Release { .. } => {
+                            m.end(t, Status::Todo, Some(EventKind::Released));
+                        }
+                        _ => m.end(t, Status::Done, Some(EventKind::Done)),
                     },
-                    (false, Err(Error::LeaseLost { .. })) => {}
+                    (false, Ok(true)) if repeat => {}
+                    (false, Err(Error::LeaseLost { .. })) if !repeat => {}
                     (valid, got) => {
                         return Err(TestCaseError::fail(format!(
                             "{op:?}: model says valid={valid}, store gave {got:?}"
@@ -259,7 +280,7 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
                 let mut want = Vec::new();
                 for (t, id) in ids.iter().enumerate() {
                     if m.status(t) == Status::InProgress && !m.live(t, now) {
-                        m.end(t, Status::Todo);
+                        m.end(t, Status::Todo, Some(EventKind::Reaped));
                         want.push(id);
                     }
                 }
@@ -268,7 +289,7 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
             Op::Force { t } => {
                 let got = s.release_force(&ids[t], ReleaseTo::Todo, &agent("admin"));
                 match (m.status(t) == Status::InProgress, got) {
-                    (true, Ok(_)) => m.end(t, Status::Todo),
+                    (true, Ok(_)) => m.end(t, Status::Todo, Some(EventKind::Forced)),
                     (false, Err(Error::Invalid { .. })) => {}
                     (leased, got) => {
                         return Err(TestCaseError::fail(format!(

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::locks::LockInfo;
 use crate::{
-    Error, ErrorKind, Lease, LeaseDuration, Millis, Reaped, Refusal, Status, Task, TaskId,
+    Ended, Error, ErrorKind, Lease, LeaseDuration, Millis, Reaped, Refusal, Status, Task, TaskId,
     Unclaimable,
 };
 
@@ -168,6 +168,20 @@ pub fn renewed_json(l: &Lease) -> Value {
 /// is now.
 pub fn ended_json(outcome: &str, task: &Task, now: Millis) -> Value {
     json!({"ok": true, "outcome": outcome, "task": task_json(task, now)})
+}
+
+/// A lease ended by its token: `op` is `done` or `released`. A retry that found the
+/// token had already done exactly that answers `already_done` / `already_released`,
+/// with `repeat: true`: success, and nothing was changed by it.
+pub fn ended_by_token_json(op: &str, e: &Ended, now: Millis) -> Value {
+    let outcome = if e.repeat {
+        format!("already_{op}")
+    } else {
+        op.to_owned()
+    };
+    let mut j = ended_json(&outcome, &e.task, now);
+    j["repeat"] = json!(e.repeat);
+    j
 }
 
 /// One expired lease `reap` ended.

@@ -19,8 +19,9 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
     }
     let agent = cx.agent()?;
     let store = cx.store()?;
+    let key = a.request_id.as_ref();
     if a.next {
-        return Ok(match store.claim_next(&agent, a.lease)? {
+        return Ok(match store.claim_next_keyed(&agent, a.lease, key)? {
             Some(l) => claimed(&l, a.lease),
             None => Report::refused(
                 Exit::Empty,
@@ -30,28 +31,32 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
         });
     }
     if let [id] = a.ids.as_slice() {
-        return Ok(match store.claim(id, &agent, a.lease, a.token)? {
-            ClaimOutcome::Claimed(l) => claimed(&l, a.lease),
-            ClaimOutcome::Refused(r) => refused(id, &r),
-        });
+        return Ok(
+            match store.claim_keyed(id, &agent, a.lease, a.token, key)? {
+                ClaimOutcome::Claimed(l) => claimed(&l, a.lease),
+                ClaimOutcome::Refused(r) => refused(id, &r),
+            },
+        );
     }
-    Ok(match store.claim_batch(&a.ids, &agent, a.lease)? {
-        BatchOutcome::Claimed(leases) => {
-            let human: Vec<String> = leases.iter().map(|l| human_lease(l, a.lease)).collect();
-            Report::ok(batch_claimed_json(&leases), human.join("\n"))
-        }
-        BatchOutcome::Refused(why) => {
-            let human: Vec<String> = why.iter().map(|(id, r)| format!("{id}: {r}")).collect();
-            Report::refused(
-                Exit::Conflict,
-                batch_refused_json(&why),
-                format!(
-                    "claimed nothing (all or nothing):\n  {}",
-                    human.join("\n  ")
-                ),
-            )
-        }
-    })
+    Ok(
+        match store.claim_batch_keyed(&a.ids, &agent, a.lease, key)? {
+            BatchOutcome::Claimed(leases) => {
+                let human: Vec<String> = leases.iter().map(|l| human_lease(l, a.lease)).collect();
+                Report::ok(batch_claimed_json(&leases), human.join("\n"))
+            }
+            BatchOutcome::Refused(why) => {
+                let human: Vec<String> = why.iter().map(|(id, r)| format!("{id}: {r}")).collect();
+                Report::refused(
+                    Exit::Conflict,
+                    batch_refused_json(&why),
+                    format!(
+                        "claimed nothing (all or nothing):\n  {}",
+                        human.join("\n  ")
+                    ),
+                )
+            }
+        },
+    )
 }
 
 fn claimed(l: &Lease, lease: LeaseDuration) -> Report {

@@ -5,7 +5,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tasklease::json::{ended_json, error_of, reaped_item_json, reaped_json, renewed_json};
+use tasklease::json::{
+    ended_by_token_json, ended_json, error_of, reaped_item_json, reaped_json, renewed_json,
+};
 use tasklease::{AgentId, LeaseDuration, Reaped, Retention, Store, TaskId, Token};
 
 use super::Ctx;
@@ -30,30 +32,45 @@ pub fn renew(
 pub fn release(cx: &Ctx<'_>, a: &ReleaseArgs) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
     let store = cx.store()?;
-    let (task, how) = match a.token {
-        Some(token) if !a.force => (store.release(&a.id, token, a.status, &agent)?, "released"),
-        _ => (
-            store.release_force(&a.id, a.status, &agent)?,
-            "force-released",
-        ),
-    };
+    if let Some(token) = a.token.filter(|_| !a.force) {
+        let ended = store.release(&a.id, token, a.status, &agent)?;
+        let now = store.now()?;
+        let human = if ended.repeat {
+            format!(
+                "{} was already released to {} by token {token} (an earlier call went \
+                 through); nothing changed",
+                a.id, ended.task.status
+            )
+        } else {
+            format!("released {}; it is {} now", a.id, ended.task.status)
+        };
+        return Ok(Report::ok(
+            ended_by_token_json("released", &ended, now),
+            human,
+        ));
+    }
+    let task = store.release_force(&a.id, a.status, &agent)?;
     let now = store.now()?;
-    let outcome = if a.force { "forced" } else { "released" };
     Ok(Report::ok(
-        ended_json(outcome, &task, now),
-        format!("{how} {}; it is {} now", a.id, task.status),
+        ended_json("forced", &task, now),
+        format!("force-released {}; it is {} now", a.id, task.status),
     ))
 }
 
 pub fn done(cx: &Ctx<'_>, id: &TaskId, token: Token) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
     let store = cx.store()?;
-    let task = store.done(id, token, &agent)?;
+    let ended = store.done(id, token, &agent)?;
     let now = store.now()?;
-    Ok(Report::ok(
-        ended_json("done", &task, now),
-        format!("done {id}"),
-    ))
+    let human = if ended.repeat {
+        format!(
+            "{id} was already done by token {token} (an earlier call went through); nothing \
+             changed"
+        )
+    } else {
+        format!("done {id}")
+    };
+    Ok(Report::ok(ended_by_token_json("done", &ended, now), human))
 }
 
 pub fn reap(cx: &Ctx<'_>, a: &ReapArgs) -> tasklease::Result<Report> {

@@ -23,7 +23,7 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tasklease::keepalive::{self, Beat, KeepAlive};
 use tasklease::{
-    AgentId, ClaimOutcome, Error, EventKind, Lease, LostWhy, ReleaseTo, Result, Store,
+    AgentId, ClaimOutcome, Error, EventKind, Lease, LostWhy, ReleaseTo, RequestId, Result, Store,
 };
 
 use super::Ctx;
@@ -163,12 +163,12 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
 fn check_program(program: &OsStr) -> Result<()> {
     let path = Path::new(program);
     let found = if path.components().count() > 1 {
-        path.is_file()
+        runnable(path)
     } else {
         std::env::var_os("PATH").is_some_and(|paths| {
             std::env::split_paths(&paths).any(|dir| {
                 let p = dir.join(path);
-                p.is_file()
+                runnable(&p)
                     || (cfg!(windows)
                         && ["exe", "cmd", "bat", "com"]
                             .iter()
@@ -182,27 +182,50 @@ fn check_program(program: &OsStr) -> Result<()> {
     Err(Error::invalid(
         "command",
         format!(
-            "cannot run {:?}: it is neither a file nor a program on PATH; nothing was claimed",
+            "cannot run {:?}: it is neither an executable file nor a program on PATH; \
+             nothing was claimed",
             program.to_string_lossy()
         ),
     ))
 }
 
+/// Whether `p` is a file someone may execute (any execute bit, on unix): the command is
+/// started by a re-exec (`crate::child`), where a failure could no longer be refused
+/// before claiming.
+fn runnable(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        p.is_file()
+    }
+}
+
 /// The lease, or the report of why there is none.
 fn claim(store: &dyn Store, a: &RunArgs, agent: &AgentId) -> Result<Result<Lease, Report>> {
+    // A key of its own: should a store ever retry this claim after an unknown outcome,
+    // the retry finds this lease instead of claiming a second task.
+    let key = RequestId::generate();
     if let Some(id) = &a.id {
-        return Ok(match store.claim(id, agent, a.lease, None)? {
-            ClaimOutcome::Claimed(l) => Ok(l),
-            ClaimOutcome::Refused(r) => Err(super::claim::refused(id, &r)),
-        });
+        return Ok(
+            match store.claim_keyed(id, agent, a.lease, None, Some(&key))? {
+                ClaimOutcome::Claimed(l) => Ok(l),
+                ClaimOutcome::Refused(r) => Err(super::claim::refused(id, &r)),
+            },
+        );
     }
-    Ok(store.claim_next(agent, a.lease)?.ok_or_else(|| {
-        Report::refused(
-            Exit::Empty,
-            json!({"ok": false, "outcome": "empty"}),
-            "nothing to claim: no task is ready; nothing was run",
-        )
-    }))
+    Ok(store
+        .claim_next_keyed(agent, a.lease, Some(&key))?
+        .ok_or_else(|| {
+            Report::refused(
+                Exit::Empty,
+                json!({"ok": false, "outcome": "empty"}),
+                "nothing to claim: no task is ready; nothing was run",
+            )
+        }))
 }
 
 /// Keeps the history within its bound; a failure here must not change how the run
@@ -215,9 +238,10 @@ fn prune(store: &dyn Store, a: &RunArgs) {
 
 impl Run<'_> {
     fn spawn(&self, cx: &Ctx<'_>) -> Result<Supervised> {
-        let mut cmd = Command::new(&self.a.cmd[0]);
-        cmd.args(&self.a.cmd[1..])
-            .env("TASKLEASE_TASK_ID", self.lease.task.as_str())
+        // Spawned from this (the main) thread, which lives as long as `run`: the
+        // child's parent-death signal is tied to the thread that forked it.
+        let mut cmd = crate::child::command(&self.a.cmd[0], &self.a.cmd[1..]);
+        cmd.env("TASKLEASE_TASK_ID", self.lease.task.as_str())
             .env("TASKLEASE_TOKEN", self.lease.token.to_string())
             .env("TASKLEASE_AGENT", self.agent.as_str());
         if let Some(db) = cx.cli.db.as_deref().filter(|d| !d.is_empty()) {
