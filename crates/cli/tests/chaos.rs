@@ -327,7 +327,7 @@ fn feed(t: &Target, shared: &Shared) {
         if added {
             n += 1;
         }
-        if n % 50 == 0 {
+        if n.is_multiple_of(50) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -648,10 +648,8 @@ fn disturb(t: &Target, shared: &Shared, deadline: Instant) {
                     );
                 }
             }
-            (_, Some(queue)) if roll < 42 => {
-                if std::fs::remove_dir_all(&queue).is_ok() {
-                    shared.queue_removals.fetch_add(1, Ordering::Relaxed);
-                }
+            (_, Some(queue)) if roll < 42 && std::fs::remove_dir_all(&queue).is_ok() => {
+                shared.queue_removals.fetch_add(1, Ordering::Relaxed);
             }
             (Some(pg), _) if roll < 8 => {
                 let mode = if rng.below(2) == 0 {

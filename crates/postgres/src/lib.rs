@@ -328,10 +328,7 @@ fn task(r: &Row) -> Result<Task, Failure> {
         status: status(r.try_get("status")?)?,
         priority: Priority::from_rank(priority)
             .ok_or_else(|| corrupt("a priority", &priority.to_string()))?,
-        tags: tags
-            .into_iter()
-            .map(Tag::from_stored)
-            .collect(),
+        tags: tags.into_iter().map(Tag::from_stored).collect(),
         deps: deps.into_iter().map(task_id).collect::<Result<_>>()?,
         waiting_on: r.try_get("waiting_on")?,
         version: r.try_get("version")?,
