@@ -23,12 +23,15 @@ mod store;
 mod task;
 pub mod time;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{DISK_FULL, Error, ErrorKind, READ_ONLY_FS, Result};
 pub use id::{AgentId, Tag, TaskId};
 pub use lease::{
     BatchOutcome, ClaimOutcome, Event, EventKind, Lease, LeaseState, LostWhy, Reaped, Refusal,
     Retention, Token, Unclaimable, validate_batch,
 };
 pub use store::Store;
-pub use task::{ListFilter, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch, validate_title};
+pub use task::{
+    ListFilter, MAX_DEPS, MAX_TAGS, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch,
+    distinct_tags, validate_tags, validate_title,
+};
 pub use time::{Clock, LeaseDuration, Millis};
