@@ -131,6 +131,21 @@ fn a_postgres_schema_without_tables_is_refused_until_init() {
 }
 
 #[test]
+fn migrate_creates_the_tables_in_an_empty_postgres_schema() {
+    let Some(server) = tasklease_postgres::testing::server() else {
+        return;
+    };
+    let scratch = tasklease_postgres::testing::Scratch::new(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let out = tl(dir.path(), Some(scratch.conn()), &["migrate", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = parse_one(&out.stdout);
+    assert_eq!(m["from"], 0, "{m}");
+    let out = tl(dir.path(), Some(scratch.conn()), &["add", "x"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
 fn init_outside_a_project_is_refused_unless_here() {
     let dir = tempfile::tempdir().unwrap();
     let out = tl(dir.path(), None, &["init"]);

@@ -434,6 +434,41 @@ mod tests {
     }
 
     #[test]
+    fn tags_and_deps_are_capped() {
+        let tag = |i: usize| crate::Tag::new(&format!("t{i}")).unwrap();
+        let mut t = NewTask {
+            title: "x".into(),
+            tags: (0..MAX_TAGS).map(tag).collect(),
+            ..Default::default()
+        };
+        assert!(t.validate().is_ok());
+        // Repeats count once.
+        t.tags.push(tag(0));
+        assert!(t.validate().is_ok());
+        assert_eq!(distinct_tags(&t.tags).len(), MAX_TAGS);
+        t.tags.push(tag(MAX_TAGS));
+        let e = t.validate().unwrap_err().to_string();
+        assert!(e.contains("at most 64"), "{e}");
+        t.tags.clear();
+        t.deps = (0..MAX_DEPS)
+            .map(|i| TaskId::new(&format!("d{i}")).unwrap())
+            .collect();
+        assert!(t.validate().is_ok());
+        t.deps.push(TaskId::new("d0").unwrap());
+        let e = t.validate().unwrap_err().to_string();
+        assert!(e.contains("at most 1000"), "{e}");
+        t.deps.pop();
+        t.deps[MAX_DEPS - 1] = TaskId::new("d0").unwrap();
+        let e = t.validate().unwrap_err().to_string();
+        assert!(e.contains("d0 is given twice"), "{e}");
+        let p = TaskPatch {
+            tags: Some((0..=MAX_TAGS).map(tag).collect()),
+            ..Default::default()
+        };
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
     fn patch_validation() {
         assert!(TaskPatch::default().validate().is_err());
         let p = TaskPatch {

@@ -4,6 +4,11 @@
 //! PostgreSQL connection string: a `postgres://` / `postgresql://` URL, or libpq-style
 //! `key=value` pairs (`host=/run/postgresql dbname=tasks`). Without it, the project's
 //! `.tasklease/tasklease.db` is used (see [`crate::project`]).
+//!
+//! Only [`init`] creates a store. [`open`] refuses a place with none — a mistyped
+//! path, a project never initialized, a PostgreSQL schema without the tables — rather
+//! than starting an empty store there: agents that disagree on which store they use
+//! coordinate nothing, and silently so.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -326,8 +331,10 @@ pub struct MigrateReport {
     pub backup: Option<PathBuf>,
 }
 
-/// Brings the schema up to date; with `backup`, first writes a consistent copy beside
-/// the database (SQLite's online backup), whether or not anything is pending.
+/// Brings the schema up to date — creating it in an empty PostgreSQL schema or an
+/// empty SQLite file, but never creating a missing SQLite file; with `backup`, first
+/// writes a consistent copy beside the database (SQLite's online backup), whether or
+/// not anything is pending.
 ///
 /// # Errors
 /// As [`open`]; [`Error::Invalid`] for `backup` on PostgreSQL, whose backups are the
@@ -337,7 +344,13 @@ pub fn migrate(spec: &DbSpec, opts: &OpenOptions, backup: bool) -> Result<Migrat
         DbSpec::Sqlite { path, explicit } => (path, *explicit),
         DbSpec::Postgres { url } => return migrate_postgres(url, opts, backup),
     };
-    let store = open_sqlite(path, explicit, opts)?;
+    // Bringing the schema up to date includes writing it into an existing empty file,
+    // never creating a file that is not there (that is `init`'s, and a typo's).
+    let opts = OpenOptions {
+        create: opts.create || path.exists(),
+        ..opts.clone()
+    };
+    let store = open_sqlite(path, explicit, &opts)?;
     let backup = if backup {
         let dest = tasklease_sqlite::backup_path(store.path(), store.migrated().to);
         store.backup_to(&dest)?;
@@ -361,7 +374,12 @@ fn migrate_postgres(url: &str, opts: &OpenOptions, backup: bool) -> Result<Migra
              Migrations run in one transaction, so a failed one leaves the old schema",
         ));
     }
-    let store = open_postgres(url, opts)?;
+    // The user asked for the schema in this one: an empty one gets the tables.
+    let opts = OpenOptions {
+        create: true,
+        ..opts.clone()
+    };
+    let store = open_postgres(url, &opts)?;
     let m = store.migrated();
     Ok(MigrateReport {
         db: format!("{} (schema {})", store.display(), m.schema),

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use tasklease::open::{self, DB_VAR, DbSpec, OpenOptions};
-use tasklease::{Error, NewTask, Store};
+use tasklease::{Error, NewTask};
 
 #[test]
 fn an_explicit_path_with_no_database_is_refused_until_init() {
