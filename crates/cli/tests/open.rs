@@ -481,5 +481,19 @@ fn a_read_only_mount_keeps_reads_working_and_says_so_for_writes() {
         assert_eq!(out.status.code(), Some(1), "{verb:?}: {e}");
         assert!(e.contains("read-only file system"), "{verb:?}: {e}");
     }
+    // A database whose last user removed its -wal and -shm (SQLite's own tools do,
+    // closing): they cannot be created on the read-only mount, and reads still work.
+    m.remount("rw");
+    let db = root.join(".tasklease/tasklease.db");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row("SELECT count(*) FROM tasks", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+    }
+    assert!(!root.join(".tasklease/tasklease.db-wal").exists());
+    m.remount("ro");
+    let out = tl(&root, None, &["list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(parse_one(&out.stdout)["tasks"].as_array().unwrap().len(), 2);
     m.remount("rw");
 }

@@ -12,6 +12,8 @@
 
 use std::path::Path;
 
+use rusqlite::{Connection, OpenFlags};
+
 use tasklease_core::{DISK_FULL, READ_ONLY_FS};
 
 /// The directory holding `db` (the current one for a bare file name).
@@ -46,6 +48,40 @@ pub(crate) fn trouble(dir: &Path) -> Option<&'static str> {
 #[cfg(not(unix))]
 pub(crate) fn trouble(_dir: &Path) -> Option<&'static str> {
     None
+}
+
+/// Whether the database's `-wal` and `-shm` files exist. SQLite opens a WAL database
+/// read-only only if they do or can be created; the last connection to close (SQLite's
+/// own shell, say) removes them, and a read-only mount cannot get them back.
+pub(crate) fn has_wal_files(db: &Path) -> bool {
+    ["-wal", "-shm"].iter().all(|suffix| {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        Path::new(&p).exists()
+    })
+}
+
+/// Opens `db` as immutable (no locks, no WAL index): right when there is no WAL to
+/// read — everything is in the main file — and nobody can write, the file system
+/// being read-only. (A writer through another, writable mount of the same files
+/// could still change it underneath: the one case where such reads may be stale.)
+pub(crate) fn open_immutable(db: &Path) -> rusqlite::Result<Connection> {
+    let mut uri = String::from("file:");
+    for c in db.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
 }
 
 /// The error for a write refused because the database is on a read-only mount.

@@ -165,8 +165,12 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
         let ctx = || format!("cannot open the database {}", path.display());
-        let mut conn =
-            Connection::open_with_flags(path, flags).map_err(|e| Error::store(ctx(), e))?;
+        let mut conn = if read_only && !fs::has_wal_files(path) {
+            fs::open_immutable(path)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(|e| Error::store(ctx(), e))?;
         let (busy, mut wal_frames) =
             configure(&mut conn, opts, read_only).map_err(|e| Error::store(ctx(), e))?;
         let how = migrate::How {
