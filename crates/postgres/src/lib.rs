@@ -100,8 +100,8 @@ impl PgStore {
     ///
     /// # Errors
     /// [`Error::Invalid`] for a malformed connection string, a `search_path` with no
-    /// existing schema, or (without [`Options::create`]) a schema without the tasklease
-    /// tables; [`Error::SchemaTooNew`]; [`Error::Store`] when the server
+    /// existing schema, or (field `store`, without [`Options::create`]) a schema without
+    /// the tasklease tables; [`Error::SchemaTooNew`]; [`Error::Store`] when the server
     /// cannot be reached or the migration fails.
     pub fn open(conn: &str, opts: &Options) -> Result<PgStore> {
         let target = target(conn, opts)?;

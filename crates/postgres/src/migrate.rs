@@ -91,7 +91,7 @@ pub(crate) fn migrate(client: &mut Client, create: bool) -> Result<Migrated> {
     }
     if found == 0 && !create {
         return Err(Error::invalid(
-            "db",
+            "store",
             format!("schema {schema} holds no tasklease tables"),
         ));
     }

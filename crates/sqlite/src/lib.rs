@@ -137,8 +137,8 @@ impl SqliteStore {
     /// mount the store opens read-only: reads work, writes fail saying why.
     ///
     /// # Errors
-    /// [`Error::Invalid`] when `path` holds no database (or one without the tasklease
-    /// schema) and `create` is off; [`Error::SchemaTooNew`] for a database written by
+    /// [`Error::Invalid`] (field `store`) when `path` holds no database (or one
+    /// without the tasklease schema) and `create` is off; [`Error::SchemaTooNew`] for a database written by
     /// a newer tasklease; [`Error::Store`] when the file cannot be opened or migrated,
     /// naming a full disk or a read-only file system as such.
     pub fn open(path: &Path, opts: &Options) -> Result<SqliteStore> {
@@ -150,7 +150,7 @@ impl SqliteStore {
         if !opts.create || read_only {
             if !path.exists() {
                 return Err(Error::invalid(
-                    "db",
+                    "store",
                     format!("no tasklease database at {}", path.display()),
                 ));
             }

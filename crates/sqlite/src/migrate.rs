@@ -64,7 +64,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path, how: &How) -> Result<M
     }
     if found == 0 && !how.create {
         return Err(Error::invalid(
-            "db",
+            "store",
             format!(
                 "{} holds no tasklease database (no tasklease schema in it)",
                 path.display()

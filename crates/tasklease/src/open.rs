@@ -276,9 +276,9 @@ fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
     )
     .map_err(|e| match e {
         Error::Invalid {
-            field: "db",
+            field: "store",
             message,
-        } if !opts.create => Error::invalid(
+        } => Error::invalid(
             "db",
             format!(
                 "{message} ({}): check the connection string and its search_path \
@@ -305,9 +305,9 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
     )
     .map_err(|e| match e {
         Error::Invalid {
-            field: "db",
+            field: "store",
             message,
-        } if !opts.create => {
+        } => {
             let fix = if explicit {
                 "check the path given by --db or TASKLEASE_DB, or create the database \
                  there with `tasklease init`"
