@@ -227,6 +227,24 @@ fn a_failed_sqlite_migration_says_which_in_one_line_and_backs_up_once() {
         .collect();
     assert_eq!(backups.len(), 1, "{backups:?}");
     assert!(backups[0].starts_with("old.db.bak-v1-"), "{backups:?}");
+    // A copy older than the database's last change is stale: a fresh one is written.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let out = tl(dir.path(), None, &["--db", arg, "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let count = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().contains(".bak-")
+        })
+        .count();
+    assert_eq!(count, 2);
 }
 
 #[test]

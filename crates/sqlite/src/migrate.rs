@@ -130,20 +130,31 @@ fn failed(context: &str, e: rusqlite::Error) -> Error {
     crate::db(context, e)
 }
 
-/// A finished backup of `version` beside `db`, if there is one.
+/// A finished backup of `version` beside `db` that is still current — written after
+/// the database and its WAL last changed (a failed migration rolls back without
+/// writing either) — if there is one. An older copy, such as a `migrate --backup`
+/// taken weeks before, does not count: the migration gets a fresh one.
 fn existing_backup(db: &Path, version: i64) -> Option<PathBuf> {
     let mut prefix = db.file_name()?.to_owned();
     prefix.push(format!(".bak-v{version}-"));
     let prefix = prefix.to_str()?.to_owned();
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let changed = [modified(db), modified(Path::new(&wal))]
+        .into_iter()
+        .flatten()
+        .max()?;
     std::fs::read_dir(crate::fs::dir_of(db))
         .ok()?
         .filter_map(|e| e.ok())
-        .find(|e| {
+        .filter(|e| {
             e.file_name()
                 .to_str()
                 .is_some_and(|n| n.starts_with(&prefix) && !n.ends_with(TMP))
         })
         .map(|e| db.with_file_name(e.file_name()))
+        .find(|b| modified(b).is_some_and(|t| t >= changed))
 }
 
 /// The suffix of a backup being written; renamed away once it is complete.
