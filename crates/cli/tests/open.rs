@@ -499,6 +499,13 @@ fn a_read_only_mount_keeps_reads_working_and_says_so_for_writes() {
         assert_eq!(out.status.code(), Some(1), "{verb:?}: {e}");
         assert!(e.contains("read-only file system"), "{verb:?}: {e}");
     }
+    // Creating anything there is a runtime failure that says why, not a usage error.
+    for args in [&["--db", "other.db", "init"][..], &["init", "--here"]] {
+        let out = tl(&root.join(".git"), None, args);
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {e}");
+        assert!(e.contains("read-only file system"), "{args:?}: {e}");
+    }
     // A database whose last user removed its -wal and -shm (SQLite's own tools do,
     // closing): they cannot be created on the read-only mount, and reads still work.
     m.remount("rw");

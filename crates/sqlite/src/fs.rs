@@ -88,7 +88,8 @@ pub(crate) fn open_immutable(db: &Path) -> rusqlite::Result<Connection> {
 pub(crate) fn read_only_error(db: &Path) -> tasklease_core::Error {
     tasklease_core::Error::store(
         format!(
-            "{} is on a read-only mount: reads work, changes cannot be written",
+            "{} is on a read-only mount: reads work, but nothing can be created or \
+             changed there",
             db.display()
         ),
         std::io::Error::from(std::io::ErrorKind::ReadOnlyFilesystem),

@@ -138,15 +138,19 @@ impl SqliteStore {
     ///
     /// # Errors
     /// [`Error::Invalid`] (field `store`) when `path` holds no database (or one
-    /// without the tasklease schema) and `create` is off; [`Error::SchemaTooNew`] for a database written by
-    /// a newer tasklease; [`Error::Store`] when the file cannot be opened or migrated,
-    /// naming a full disk or a read-only file system as such.
+    /// without the tasklease schema) and `create` is off; [`Error::SchemaTooNew`] for
+    /// a database written by a newer tasklease; [`Error::Store`] when the file cannot
+    /// be opened, created or migrated, naming a full disk or a read-only file system
+    /// as such.
     pub fn open(path: &Path, opts: &Options) -> Result<SqliteStore> {
         Self::open_in(path, opts).map_err(|e| fs::explain(e, path))
     }
 
     fn open_in(path: &Path, opts: &Options) -> Result<SqliteStore> {
         let read_only = fs::read_only(fs::dir_of(path));
+        if opts.create && read_only && !path.exists() {
+            return Err(fs::read_only_error(path));
+        }
         if !opts.create || read_only {
             if !path.exists() {
                 return Err(Error::invalid(

@@ -232,7 +232,7 @@ pub fn init(spec: &DbSpec, opts: &OpenOptions) -> Result<InitReport> {
         DbSpec::Postgres { url } => {
             let store = open_postgres(url, &opts)?;
             Ok(InitReport {
-                db: spec.display(),
+                db: format!("{} (schema {})", store.display(), store.migrated().schema),
                 created: store.migrated().from == 0,
             })
         }
