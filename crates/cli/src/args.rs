@@ -58,8 +58,14 @@ fn parse_sync(s: &str) -> Result<Synchronous, tasklease::Error> {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Create .tasklease/ and its database in the project root
-    Init,
+    /// Create .tasklease/ and its database in the project root (the git work tree or
+    /// existing project around the current directory), or the database --db names
+    Init {
+        /// Make the current directory a project even though it is not in a git work
+        /// tree or an existing project
+        #[arg(long)]
+        here: bool,
+    },
     /// Add a task
     Add(AddArgs),
     /// List tasks, by priority then age

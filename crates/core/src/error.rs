@@ -106,6 +106,27 @@ fn lost_detail(why: &LostWhy) -> String {
     }
 }
 
+/// What a full or read-only file system is called in messages.
+pub const DISK_FULL: &str = "disk full";
+/// See [`DISK_FULL`].
+pub const READ_ONLY_FS: &str = "read-only file system";
+
+/// [`DISK_FULL`] or [`READ_ONLY_FS`] when an I/O error in `e`'s chain says so.
+fn fs_trouble(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::StorageFull => return Some(DISK_FULL),
+                std::io::ErrorKind::ReadOnlyFilesystem => return Some(READ_ONLY_FS),
+                _ => {}
+            }
+        }
+        cur = e.source();
+    }
+    None
+}
+
 /// The broad kind of an [`Error`], which decides the CLI's exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -129,15 +150,21 @@ impl Error {
         }
     }
 
-    /// An [`Error::Store`] with context.
+    /// An [`Error::Store`] with context. A full disk or a read-only file system
+    /// anywhere in `source`'s chain is named first ("disk full: …"), because "I/O
+    /// error" or "cannot open lock file" does not tell the user what to fix.
     pub fn store(
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Error {
-        Error::Store {
-            context: context.into(),
-            source: source.into(),
+        let source = source.into();
+        let mut context = context.into();
+        if let Some(what) = fs_trouble(&*source)
+            && !context.starts_with(what)
+        {
+            context = format!("{what}: {context}");
         }
+        Error::Store { context, source }
     }
 
     /// Refuses a database whose schema version `found` is newer than `supported`, the

@@ -24,7 +24,7 @@ mod task;
 pub mod text;
 pub mod time;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{DISK_FULL, Error, ErrorKind, READ_ONLY_FS, Result};
 pub use id::{AgentId, RequestId, Tag, TaskId};
 pub use lease::{
     BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,
@@ -32,7 +32,7 @@ pub use lease::{
 };
 pub use store::Store;
 pub use task::{
-    ListFilter, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch, validate_description,
-    validate_title,
+    ListFilter, MAX_DEPS, MAX_TAGS, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch,
+    distinct_tags, validate_description, validate_tags, validate_title,
 };
 pub use time::{Clock, LeaseDuration, Millis};

@@ -65,6 +65,9 @@ pub struct Options {
     /// stuck behind a lock that a crashed session's transaction holds. A connection
     /// string's own `options=-c statement_timeout=…` wins.
     pub statement_timeout: Duration,
+    /// Create the tasklease tables in a schema that has none; otherwise such a schema
+    /// is refused (an older schema is still migrated).
+    pub create: bool,
 }
 
 impl Default for Options {
@@ -73,6 +76,7 @@ impl Default for Options {
             clock: Clock::Database,
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
+            create: true,
         }
     }
 }
@@ -98,13 +102,14 @@ impl PgStore {
     /// — and brings the schema up to date (in the first schema on `search_path`).
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a malformed connection string or a `search_path` with no
-    /// existing schema; [`Error::SchemaTooNew`]; [`Error::Store`] when the server
+    /// [`Error::Invalid`] for a malformed connection string, a `search_path` with no
+    /// existing schema, or (field `store`, without [`Options::create`]) a schema without
+    /// the tasklease tables; [`Error::SchemaTooNew`]; [`Error::Store`] when the server
     /// cannot be reached or the migration fails.
     pub fn open(conn: &str, opts: &Options) -> Result<PgStore> {
         let target = target(conn, opts)?;
         let mut c = target.connect()?;
-        let migrated = migrate::migrate(c.client())?;
+        let migrated = migrate::migrate(c.client(), opts.create)?;
         Ok(PgStore {
             conn: Mutex::new(c),
             target,
@@ -479,7 +484,8 @@ impl Store for PgStore {
     fn add(&self, new: &NewTask) -> Result<Task> {
         new.validate()?;
         let now = self.now_param();
-        let tags: Vec<&str> = new.tags.iter().map(Tag::as_str).collect();
+        let distinct = tasklease_core::distinct_tags(&new.tags);
+        let tags: Vec<&str> = distinct.iter().map(Tag::as_str).collect();
         self.run("add the task", Retry::Write, |c| {
             c.transaction(|c| {
                 let (mut n, explicit) = match &new.id {
@@ -791,8 +797,8 @@ impl Store for PgStore {
         let token = token.map(|t| t.0);
         let priority = patch.priority.map(Priority::rank);
         let status = patch.status.map(Status::as_str);
-        let tags: Option<Vec<&str>> = patch
-            .tags
+        let distinct = patch.tags.as_deref().map(tasklease_core::distinct_tags);
+        let tags: Option<Vec<&str>> = distinct
             .as_ref()
             .map(|t| t.iter().map(Tag::as_str).collect());
         self.run("update the task", Retry::Write, |c| {

@@ -77,7 +77,10 @@ fn version(client: &mut Client) -> Result<(String, i64)> {
     Ok((schema, v))
 }
 
-pub(crate) fn migrate(client: &mut Client) -> Result<Migrated> {
+/// Brings the schema up to date; a schema without tasklease tables gets them only
+/// when `create` says so (`init`), so that a mistyped connection string or
+/// `search_path` is refused instead of quietly starting an empty store.
+pub(crate) fn migrate(client: &mut Client, create: bool) -> Result<Migrated> {
     let (schema, found) = version(client)?;
     refuse_newer(found)?;
     if found == LATEST_VERSION {
@@ -86,6 +89,12 @@ pub(crate) fn migrate(client: &mut Client) -> Result<Migrated> {
             from: found,
             to: found,
         });
+    }
+    if found == 0 && !create {
+        return Err(Error::invalid(
+            "store",
+            format!("schema {schema} holds no tasklease tables"),
+        ));
     }
     let mut tx = client.transaction().map_err(db("begin the migration"))?;
     tx.execute(

@@ -24,6 +24,7 @@
 pub mod bench;
 mod busy;
 mod checkpoint;
+mod fs;
 mod migrate;
 mod queue;
 mod sql;
@@ -91,6 +92,9 @@ pub struct Options {
     /// Queue writers through the writer queue (see the `queue` module) rather than
     /// SQLite's busy handler. Off only for comparisons.
     pub queue: bool,
+    /// Create the database when `path` holds none; otherwise a missing file, or one
+    /// without the tasklease schema, is refused.
+    pub create: bool,
 }
 
 impl Default for Options {
@@ -102,6 +106,7 @@ impl Default for Options {
             backup_before_migrate: true,
             one_shot: false,
             queue: true,
+            create: true,
         }
     }
 }
@@ -122,33 +127,70 @@ pub struct SqliteStore {
     migrated: Migrated,
     /// The connection's busy-retry counter, for the history's contention figures.
     busy: Busy,
+    /// The database is on a read-only mount: opened read-only, without the writer
+    /// queue (whose files cannot be created there), and every write is refused.
+    read_only: bool,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed, readable by its owner only) the database at `path`
-    /// and brings its schema up to date.
+    /// Opens the database at `path` — creating it, readable by its owner only, when
+    /// [`Options::create`] says so — and brings its schema up to date. On a read-only
+    /// mount the store opens read-only: reads work, writes fail saying why.
     ///
     /// # Errors
-    /// [`Error::SchemaTooNew`] for a database written by a newer tasklease;
-    /// [`Error::Store`] when the file cannot be opened or migrated.
+    /// [`Error::Invalid`] (field `store`) when `path` holds no database (or one
+    /// without the tasklease schema) and `create` is off; [`Error::SchemaTooNew`] for
+    /// a database written by a newer tasklease; [`Error::Store`] when the file cannot
+    /// be opened, created or migrated, naming a full disk or a read-only file system
+    /// as such.
     pub fn open(path: &Path, opts: &Options) -> Result<SqliteStore> {
-        create_private(path)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Self::open_in(path, opts).map_err(|e| fs::explain(e, path))
+    }
+
+    fn open_in(path: &Path, opts: &Options) -> Result<SqliteStore> {
+        let read_only = fs::read_only(fs::dir_of(path));
+        if opts.create && read_only && !path.exists() {
+            return Err(fs::read_only_error(path));
+        }
+        if !opts.create || read_only {
+            if !path.exists() {
+                return Err(Error::invalid(
+                    "store",
+                    format!("no tasklease database at {}", path.display()),
+                ));
+            }
+        } else {
+            create_private(path)?;
+        }
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            // Never SQLITE_OPEN_CREATE: the file exists by now (`create_private`), and
+            // should it vanish meanwhile, an empty one must not take its place.
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
         let ctx = || format!("cannot open the database {}", path.display());
-        let mut conn =
-            Connection::open_with_flags(path, flags).map_err(|e| Error::store(ctx(), e))?;
+        let mut conn = if read_only && !fs::has_wal_files(path) {
+            fs::open_immutable(path)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(|e| Error::store(ctx(), e))?;
         let (busy, mut wal_frames) =
-            configure(&mut conn, opts).map_err(|e| Error::store(ctx(), e))?;
-        let migrated = migrate::migrate(&mut conn, path, opts.backup_before_migrate)?;
-        let mut queue = if opts.queue {
+            configure(&mut conn, opts, read_only).map_err(|e| Error::store(ctx(), e))?;
+        let how = migrate::How {
+            backup_first: opts.backup_before_migrate,
+            create: opts.create,
+            read_only,
+        };
+        let migrated = migrate::migrate(&mut conn, path, &how)?;
+        let mut queue = if opts.queue && !read_only {
             let full = opts.synchronous == Synchronous::Full;
             Some(queue::Queue::open(path, !opts.one_shot, full)?)
         } else {
             None
         };
-        if !opts.one_shot {
+        if !opts.one_shot && !read_only {
             // A long-running process will claim: take its place in the queue and
             // compile the statement (and its triggers) now, not in its first claim.
             // Best effort: a failure is met, and reported, by the claim.
@@ -171,7 +213,17 @@ impl SqliteStore {
             path: path.to_owned(),
             migrated,
             busy,
+            read_only,
         })
+    }
+
+    /// Refuses a write up front on a read-only mount, where SQLite would answer only
+    /// "attempt to write a readonly database".
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(fs::read_only_error(&self.path));
+        }
+        Ok(())
     }
 
     /// The database file.
@@ -208,6 +260,7 @@ impl SqliteStore {
     /// As [`SqliteStore::write`], also telling `f` what taking the write lock cost —
     /// the writer queue's turn included — for the claim's history row.
     fn write_timed<T>(&self, f: impl FnOnce(&Connection, i64, Wait) -> Result<T>) -> Result<T> {
+        self.writable()?;
         let start = self.busy.start();
         let mut inner = self.lock();
         let Inner { conn, queue, .. } = &mut *inner;
@@ -353,7 +406,11 @@ fn create_private(path: &Path) -> Result<()> {
     }
 }
 
-fn configure(conn: &mut Connection, opts: &Options) -> rusqlite::Result<(Busy, WalFrames)> {
+fn configure(
+    conn: &mut Connection,
+    opts: &Options,
+    read_only: bool,
+) -> rusqlite::Result<(Busy, WalFrames)> {
     let busy = Busy::install(conn, opts.busy_timeout)?;
     // Nobody checkpoints when closing: SQLite's checkpoint by the last connection to
     // close costs three or four fsyncs, the most expensive part of a CLI call. Nor at
@@ -378,7 +435,7 @@ fn configure(conn: &mut Connection, opts: &Options) -> rusqlite::Result<(Busy, W
     };
     conn.pragma_update(None, "synchronous", sync)?;
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
+    if !mode.eq_ignore_ascii_case("wal") && !read_only {
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
     }
     Ok((busy, frames))
@@ -490,15 +547,20 @@ fn checkpoint(conn: &Connection, queue: Option<&mut queue::Queue>) {
 }
 
 fn db(context: &str, e: rusqlite::Error) -> Error {
-    if let rusqlite::Error::SqliteFailure(f, _) = &e
-        && f.code == rusqlite::ErrorCode::DatabaseBusy
-    {
-        return Error::store(
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+        _ => None,
+    };
+    match code {
+        Some(rusqlite::ErrorCode::DatabaseBusy) => Error::store(
             format!("{context}: the database stayed locked by other writers past the busy timeout"),
             e,
-        );
+        ),
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            Error::store(format!("{}: {context}", tasklease_core::DISK_FULL), e)
+        }
+        _ => Error::store(context.to_owned(), e),
     }
-    Error::store(context.to_owned(), e)
 }
 
 /// Maps a rusqlite result into ours with a context line.
@@ -839,8 +901,9 @@ fn task_by_seq(tx: &Connection, seq: i64) -> Result<Task> {
     raw.into_task()
 }
 
+/// The tags as stored: a JSON array, each tag once.
 fn tags_json(tags: &[Tag]) -> String {
-    serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_owned())
+    serde_json::to_string(&tasklease_core::distinct_tags(tags)).unwrap_or_else(|_| "[]".to_owned())
 }
 
 impl Store for SqliteStore {
@@ -983,6 +1046,7 @@ impl Store for SqliteStore {
         // The hot path: one statement that reads the clock itself and a trigger that
         // records the event, combined with other processes' claims by the queue.
         let start = self.busy.start();
+        self.writable()?;
         let mut inner = self.lock();
         let Inner { conn, queue, .. } = &mut *inner;
         let claimer = queue::Claimer {
@@ -1152,6 +1216,7 @@ impl Store for SqliteStore {
                 repeat: false,
             })
         };
+        self.writable()?;
         // Combined with other processes' claims and dones through the writer queue:
         // a claim + done loop would otherwise pay a hand-off of the turn per `done`.
         let mut inner = self.lock();

@@ -60,7 +60,7 @@ impl Ctx<'_> {
 pub fn run(cli: &Cli) -> Result<Report> {
     let cx = Ctx { cli };
     match &cli.cmd {
-        Cmd::Init => tasks::init(&cx),
+        Cmd::Init { here } => tasks::init(&cx, *here),
         Cmd::Add(a) => tasks::add(&cx, a),
         Cmd::List(a) => tasks::list(&cx, a),
         Cmd::Show { id } => tasks::show(&cx, id),
