@@ -31,7 +31,8 @@ impl StoppedHolder {
         // Hold SQLite's write lock so that the holder, once it has the turn, waits in
         // `BEGIN IMMEDIATE` long enough to be caught holding the turn.
         let conn = rusqlite::Connection::open(p.db()).expect("open the database");
-        conn.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .expect("take the write lock");
         let child = p
             .cmd(&["add", "held-by-the-stopped-one"])
             .env("TASKLEASE_AGENT", "stopped-agent")
@@ -133,7 +134,8 @@ fn assert_gave_up_naming(out: &Output, pid: u32, what: &str) {
         "{what}: one notice while waiting: {err}"
     );
     assert!(
-        err.lines().all(|l| !l.contains("writer turn") || l.contains(&named)),
+        err.lines()
+            .all(|l| !l.contains("writer turn") || l.contains(&named)),
         "{what}: every line about the turn names its holder: {err}"
     );
     assert!(err.contains("stopped-agent"), "{what}: {err}");
@@ -203,7 +205,10 @@ fn a_bad_busy_timeout_is_bad_input() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
         assert!(err.contains("busy"), "{bad}: names the option: {err}");
-        assert!(err.contains("500ms"), "{bad}: names the forms allowed: {err}");
+        assert!(
+            err.contains("500ms"),
+            "{bad}: names the forms allowed: {err}"
+        );
     }
     assert_eq!(p.json(&["list"], 0)["tasks"], serde_json::json!([]));
 }
@@ -246,5 +251,88 @@ fn a_queue_directory_removed_while_run_starts_is_a_runtime_error() {
     remover.join().unwrap();
     for err in &failed {
         assert!(err.contains("queue"), "names the writer queue: {err}");
+    }
+}
+
+/// The long-running combined path: an MCP server that has its board slot already
+/// posts its claim and sleeps waiting for a server to answer it — the wait that had no
+/// end. It must answer the call with a `busy` tool error naming the holder, and keep
+/// serving once the holder is gone.
+#[test]
+fn an_mcp_server_waiting_on_the_board_gives_up_naming_a_stopped_turn_holder() {
+    use std::io::{BufRead, BufReader, Write};
+    let p = Project::new();
+    for t in ["t1", "t2", "t3"] {
+        p.ok(&["add", t]);
+    }
+    let mut server = Reaped(
+        p.cmd(&["mcp"])
+            .env("TASKLEASE_BUSY_TIMEOUT", BUSY)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tasklease mcp"),
+    );
+    let mut stdin = server.0.stdin.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = server.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut call = |id: i64, method: &str, params: Value| -> Value {
+        let msg =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        writeln!(stdin, "{msg}").unwrap();
+        let line = lines
+            .recv_timeout(PATIENCE)
+            .expect("no answer from the server");
+        serde_json::from_str(&line).unwrap()
+    };
+    call(
+        1,
+        "initialize",
+        serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                           "clientInfo": {"name": "busy-test", "version": "0"}}),
+    );
+    // A claim while all is well: the store is open and the server has its slot.
+    let claim = serde_json::json!({"name": "claim", "arguments": {"next": true}});
+    let r = call(2, "tools/call", claim.clone());
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    let holder = StoppedHolder::start(&p);
+    let start = Instant::now();
+    let r = call(3, "tools/call", claim.clone());
+    assert!(start.elapsed() < PATIENCE);
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    let e = &r["result"]["structuredContent"]["error"];
+    assert_eq!(e["code"], "busy", "{r}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("pid {}", holder.pid())), "{msg}");
+    // Given up on the board, not waiting for a slot.
+    assert!(msg.contains("may still grant it"), "{msg}");
+    drop(holder);
+    let r = call(4, "tools/call", claim);
+    assert_eq!(r["result"]["isError"], false, "serving again: {r}");
+    drop(stdin);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(server.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let err = stderr;
+    assert!(
+        err.contains("waiting for the database's writer turn, held by stopped-agent"),
+        "{err}"
+    );
+}
+
+/// A child killed and reaped when the test ends, however it ends.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

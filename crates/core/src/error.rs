@@ -109,9 +109,7 @@ pub enum Error {
 
 fn held_by(holder: Option<&str>) -> String {
     match holder {
-        Some(h) => format!(
-            "held by {h}; if that process is stopped or hung, resume or kill it"
-        ),
+        Some(h) => format!("held by {h}; if that process is stopped or hung, resume or kill it"),
         None => "held by another process that left no record of itself; if a tasklease \
                  process is stopped or hung, resume or kill it"
             .to_owned(),

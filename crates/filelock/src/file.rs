@@ -238,9 +238,7 @@ impl LockFile {
                 }
                 // Abandoned: `got` drops here, closing the file and releasing the lock.
             })
-            .map_err(|e| {
-                Error::store(format!("cannot wait for {}", self.path.display()), e)
-            })?;
+            .map_err(|e| Error::store(format!("cannot wait for {}", self.path.display()), e))?;
         let (state, cv) = &*shared;
         let mut on_slow = Some(on_slow);
         let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);

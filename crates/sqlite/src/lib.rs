@@ -221,7 +221,12 @@ impl SqliteStore {
         let migrated = migrate::migrate(&mut conn, path, opts.backup_before_migrate)?;
         let mut queue = if opts.queue {
             let full = opts.synchronous == Synchronous::Full;
-            Some(queue::Queue::open(path, !opts.one_shot, full, patience(opts))?)
+            Some(queue::Queue::open(
+                path,
+                !opts.one_shot,
+                full,
+                patience(opts),
+            )?)
         } else {
             None
         };

@@ -189,7 +189,8 @@ impl Deadline {
     }
 
     fn left(&self) -> Duration {
-        self.until.saturating_duration_since(std::time::Instant::now())
+        self.until
+            .saturating_duration_since(std::time::Instant::now())
     }
 
     fn expired(&self) -> bool {
@@ -1636,7 +1637,9 @@ mod tests {
     fn a_full_claim_is_committed_at_full_by_a_normal_server() {
         use rusqlite::trace::{TraceEvent, TraceEventCodes};
         let (_dir, path) = fixture(10);
-        let board = Queue::open(&path, true, false, test_patience()).unwrap().board;
+        let board = Queue::open(&path, true, false, test_patience())
+            .unwrap()
+            .board;
         let mut conn = connect(&path, Duration::from_secs(5));
         conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -1764,7 +1767,9 @@ mod tests {
     #[test]
     fn replies_left_in_doubt_are_settled_by_the_database() {
         let (_dir, path) = fixture(10);
-        let board = Queue::open(&path, true, false, test_patience()).unwrap().board;
+        let board = Queue::open(&path, true, false, test_patience())
+            .unwrap()
+            .board;
         let conn = connect(&path, Duration::from_secs(5));
         let mut rec = [0u8; REC];
         // Slot 0's claim committed, slot 1's did not (the writer died first); both
@@ -1851,7 +1856,9 @@ mod tests {
     #[test]
     fn dones_are_served_from_the_board_and_settled_after_a_crash() {
         let (_dir, path) = fixture(10);
-        let board = Queue::open(&path, true, false, test_patience()).unwrap().board;
+        let board = Queue::open(&path, true, false, test_patience())
+            .unwrap()
+            .board;
         let conn = connect(&path, Duration::from_secs(5));
         let lease_ms = LeaseDuration::DEFAULT.as_millis();
         let claim = || {
@@ -1928,7 +1935,9 @@ mod tests {
     #[test]
     fn a_rolled_back_reclaim_of_ones_own_expired_lease_is_served_again() {
         let (_dir, path) = fixture(1);
-        let board = Queue::open(&path, true, false, test_patience()).unwrap().board;
+        let board = Queue::open(&path, true, false, test_patience())
+            .unwrap()
+            .board;
         let conn = connect(&path, Duration::from_secs(5));
         let clock = Clock::manual(Millis(1_000_000));
         let first = claim_next_stmt(&conn, &clock, "a", 1000, (0, 0))

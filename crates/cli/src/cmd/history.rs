@@ -117,7 +117,9 @@ pub fn status(cx: &Ctx<'_>, a: &StatusArgs) -> Result<Report> {
         held_lines(&held, now),
         contention_line(&contention, &events),
         lease_lines(&fits),
-        turn.as_ref().map(super::lock::writer_turn_line).unwrap_or_default(),
+        turn.as_ref()
+            .map(super::lock::writer_turn_line)
+            .unwrap_or_default(),
     ]
     .join("\n");
     Ok(Report::ok(json, human))
