@@ -1249,7 +1249,6 @@ fn set_state(board: &File, slot: usize, state: u8) -> Result<()> {
     r.map_err(|e| Error::store("write the writer queue's board", e))
 }
 
-/// Slot records follow the header record.
 /// `busy`, saying that a stopped server may still grant the request it gave up on.
 fn in_doubt_busy(busy: Error) -> Error {
     let Error::Busy {
@@ -1347,6 +1346,7 @@ pub(crate) fn turn_state(db: &Path) -> Result<Option<(bool, Option<Holder>, Path
     Ok(Some((true, read_holder(&board), path)))
 }
 
+/// Slot records follow the header record (the turn holder's, see [`write_holder`]).
 fn write_at(board: &File, rec: &[u8; REC], slot: usize) -> Result<()> {
     write_record(board, rec, (slot + 1) * REC)
 }
@@ -1628,6 +1628,48 @@ mod tests {
         let e = got.expect_err("nothing was served for the request");
         assert!(e.to_string().contains("lost"), "{e}");
         assert_eq!(assignees(&path), [(first.to_string(), "lost".to_owned())]);
+    }
+
+    /// A turn held past the busy timeout (by a process stopped while holding it, say)
+    /// fails the wait with `Error::Busy` naming the holder from its record, after
+    /// telling the hook once; it used to wait for ever.
+    #[test]
+    fn a_turn_held_past_the_busy_timeout_fails_naming_its_holder() {
+        let (_dir, path) = fixture(1);
+        let holder = Patience::new(
+            Duration::from_secs(60),
+            None,
+            AgentId::new("stuck").unwrap(),
+        );
+        let mut stuck = Queue::open(&path, false, false, holder).unwrap();
+        let held = try_take_turn(&mut stuck.turn, &stuck.board, &stuck.patience.me)
+            .expect("the turn is free");
+        let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = told.clone();
+        let waiter = Patience::new(
+            NOTICE + Duration::from_millis(500),
+            Some(WaitHook::new(move |w| {
+                log.lock().unwrap().push(w.to_string())
+            })),
+            AgentId::new("waiter").unwrap(),
+        );
+        let mut queue = Queue::open(&path, false, false, waiter).unwrap();
+        let conn = connect(&path, Duration::from_secs(5));
+        let start = std::time::Instant::now();
+        let e = queue.turn(&conn, || Ok(())).expect_err("the turn is held");
+        assert!(start.elapsed() >= NOTICE, "{:?}", start.elapsed());
+        assert_eq!(e.code(), "busy");
+        let pid = format!("pid {}", std::process::id());
+        let msg = e.to_string();
+        assert!(msg.contains("stuck") && msg.contains(&pid), "{msg}");
+        let told = told.lock().unwrap();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(
+            told[0].contains("stuck") && told[0].contains(&pid),
+            "{told:?}"
+        );
+        drop(held);
+        queue.turn(&conn, || Ok(())).expect("free again");
     }
 
     /// A combined claim is committed by the process serving the board. A claimer that
