@@ -78,7 +78,9 @@ impl std::str::FromStr for Synchronous {
 pub struct Options {
     /// Flush policy for commits.
     pub synchronous: Synchronous,
-    /// How long a writer waits for the write lock before giving up.
+    /// How long a write waits — for the writer queue's turn, a reply on its board, and
+    /// SQLite's write lock — before giving up ([`Error::Busy`] for the queue, naming
+    /// the turn's holder).
     pub busy_timeout: Duration,
     /// Where "now" comes from; [`Clock::Database`] outside tests.
     pub clock: Clock,
@@ -187,6 +189,9 @@ impl Default for Options {
 ///
 /// One connection, guarded by a mutex: SQLite allows one writer per database anyway,
 /// and processes, not threads, are the unit of concurrency here.
+///
+/// Every write can fail with [`Error::Busy`]: the writer queue's turn stayed held past
+/// [`Options::busy_timeout`] (its holder stopped or hung); the error names the holder.
 pub struct SqliteStore {
     /// The only connection and this process's place in the writer queue; the mutex
     /// makes the store `Sync` for in-process callers (the MCP server's threads).
@@ -225,7 +230,7 @@ impl SqliteStore {
                 path,
                 !opts.one_shot,
                 full,
-                patience(opts),
+                patience(opts)?,
             )?)
         } else {
             None
@@ -240,7 +245,7 @@ impl SqliteStore {
                 // Only with the queue: without it there is no turn on which to finish
                 // a checkpoint while this process writes on, so it checkpoints between
                 // its operations (`WalFrames`).
-                wal_frames.background = Some(checkpoint::Checkpointer::new(path, patience(opts)));
+                wal_frames.background = Some(checkpoint::Checkpointer::new(path, patience(opts)?));
             }
         }
         Ok(SqliteStore {
@@ -572,13 +577,16 @@ fn checkpoint(conn: &Connection, queue: Option<&mut queue::Queue>) {
 }
 
 /// How the store's queue waits and names itself, from its options.
-fn patience(opts: &Options) -> queue::Patience {
-    let agent = opts
-        .agent
-        .clone()
-        .or_else(|| AgentId::new("unnamed").ok())
-        .expect("`unnamed` is a valid agent id");
-    queue::Patience::new(opts.busy_timeout, opts.on_wait.clone(), agent)
+fn patience(opts: &Options) -> Result<queue::Patience> {
+    let agent = match &opts.agent {
+        Some(a) => a.clone(),
+        None => AgentId::new("unnamed")?,
+    };
+    Ok(queue::Patience::new(
+        opts.busy_timeout,
+        opts.on_wait.clone(),
+        agent,
+    ))
 }
 
 fn db(context: &str, e: rusqlite::Error) -> Error {
