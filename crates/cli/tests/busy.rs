@@ -336,3 +336,32 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+each_store!(the_busy_timeout_is_read_from_the_environment_by_every_store);
+
+/// `TASKLEASE_BUSY_TIMEOUT` is the option's variable on both stores (PostgreSQL turns
+/// it into `statement_timeout`): a good value is taken, a bad one refused before any
+/// write.
+fn the_busy_timeout_is_read_from_the_environment_by_every_store(p: &Project) {
+    let out = p
+        .cmd(&["add", "t1", "--json"])
+        .env("TASKLEASE_BUSY_TIMEOUT", "5s")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = p
+        .cmd(&["add", "t2"])
+        .env("TASKLEASE_BUSY_TIMEOUT", "forever")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("busy timeout"), "{err}");
+    let listed = p.json(&["list"], 0);
+    assert_eq!(listed["tasks"].as_array().unwrap().len(), 1, "{listed}");
+}
