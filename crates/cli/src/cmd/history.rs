@@ -112,16 +112,14 @@ pub fn status(cx: &Ctx<'_>, a: &StatusArgs) -> Result<Report> {
         },
         "writer_turn": tasklease::json::writer_turn_json(turn.as_ref()),
     });
-    let human = [
+    let mut human = vec![
         tasks_line(&counts),
         held_lines(&held, now),
         contention_line(&contention, &events),
         lease_lines(&fits),
-        turn.as_ref()
-            .map(super::lock::writer_turn_line)
-            .unwrap_or_default(),
-    ]
-    .join("\n");
+    ];
+    human.extend(turn.as_ref().map(super::lock::writer_turn_line));
+    let human = human.join("\n");
     Ok(Report::ok(json, human))
 }
 
