@@ -79,6 +79,23 @@ pub enum Error {
         supported: i64,
     },
 
+    /// A wait for a shared resource (the SQLite writer queue's turn) ran past its bound,
+    /// the busy timeout. Not the caller's fault: the holder is stuck or slow.
+    #[error(
+        "gave up after {} waiting for {what}, {}",
+        crate::time::human_duration(*waited),
+        held_by(holder.as_deref())
+    )]
+    Busy {
+        /// What was waited for, e.g. `the database's writer turn`.
+        what: String,
+        /// How long it was waited for.
+        waited: std::time::Duration,
+        /// Who held it when the wait ended, as the holder's record describes it
+        /// (`alice (pid 42 on h) since …`); `None` when it left no record.
+        holder: Option<String>,
+    },
+
     /// The database failed (I/O, corruption, connection). Not the caller's fault.
     #[error("{context}: {source}")]
     Store {
@@ -88,6 +105,15 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+fn held_by(holder: Option<&str>) -> String {
+    match holder {
+        Some(h) => format!("held by {h}; if that process is stopped or hung, resume or kill it"),
+        None => "held by another process that left no record of itself; if a tasklease \
+                 process is stopped or hung, resume or kill it"
+            .to_owned(),
+    }
 }
 
 fn lost_detail(why: &LostWhy) -> String {
@@ -185,7 +211,9 @@ impl Error {
             Error::Invalid { .. } | Error::NotFound(_) | Error::Exists(_) => ErrorKind::Invalid,
             Error::VersionConflict { .. } => ErrorKind::Conflict,
             Error::LeaseLost { .. } | Error::NotHolder { .. } => ErrorKind::LeaseLost,
-            Error::SchemaTooNew { .. } | Error::Store { .. } => ErrorKind::Runtime,
+            Error::SchemaTooNew { .. } | Error::Busy { .. } | Error::Store { .. } => {
+                ErrorKind::Runtime
+            }
         }
     }
 
@@ -199,6 +227,7 @@ impl Error {
             Error::VersionConflict { .. } => "version_conflict",
             Error::Exists(_) => "exists",
             Error::SchemaTooNew { .. } => "schema_too_new",
+            Error::Busy { .. } => "busy",
             Error::Store { .. } => "store",
         }
     }

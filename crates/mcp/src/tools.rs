@@ -271,7 +271,7 @@ impl Server {
         .await
     }
 
-    /// List the project's file locks — the repository-wide git lock, the state lock, and one lock per task — and who holds each: `locks`, each with `name`, `kind` (git, state, task), `task`, `held`, `mode` (exclusive or shared) and `holder` (`agent`, `pid`, `host`, `since`).
+    /// List the project's file locks — the repository-wide git lock, the state lock, and one lock per task — and who holds each: `locks`, each with `name`, `kind` (git, state, task), `task`, `held`, `mode` (exclusive or shared) and `holder` (`agent`, `pid`, `host`, `since`); and `writer_turn` (`held`, `holder`, `held_for_ms`), the SQLite database's writer turn, whose holder every write waits for (null without one).
     /// File locks are separate from task leases. Processes take them with the `tasklease lock … -- COMMAND` and `tasklease git …` commands, holding them while that command runs; they end when it ends, so a held lock always has a live holder. Use this to see who is committing (`git`) or changing shared state before you wait for a lock.
     #[tool(input_schema = schema::<LocksArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
     async fn locks(&self, Args(args): Args<LocksArgs>) -> CallToolResult {
@@ -296,11 +296,20 @@ impl Server {
                     ),
                 )
             })?;
-            tasklease::locks::list(&root)
+            let locks = tasklease::locks::list(&root)?;
+            // The project database's writer turn, as `tasklease locks` shows it.
+            let db = tasklease::open::DbSpec::Sqlite {
+                path: project::db_path(&root),
+                explicit: true,
+            };
+            let turn = tasklease::open::writer_turn(&db)?;
+            let mut json = locks_json(&locks);
+            json["writer_turn"] = tasklease::json::writer_turn_json(turn.as_ref());
+            Ok(json)
         })
         .await;
         match listed {
-            Ok(Ok(locks)) => reply::ok(locks_json(&locks)),
+            Ok(Ok(json)) => reply::ok(json),
             Ok(Err(e)) => reply::error(&e),
             Err(e) => reply::error(&Error::store("the tool call failed", e)),
         }

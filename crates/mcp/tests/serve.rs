@@ -266,7 +266,7 @@ async fn locks_needs_a_project_and_lists_its_locks() {
     tokio::spawn(tasklease_mcp::serve(r, w, server));
     let c = ClientConfig::default().serve(client_io).await.unwrap();
     let l = structured(&call(&c, "locks", json!({})).await, false);
-    assert_eq!(l, json!({"ok": true, "locks": []}));
+    assert_eq!(l, json!({"ok": true, "locks": [], "writer_turn": null}));
 }
 
 #[tokio::test]

@@ -46,6 +46,7 @@ use tasklease_core::{
 use crate::busy::{Busy, Wait};
 
 pub use migrate::{LATEST_VERSION, Migrated, backup_path};
+pub use tasklease_filelock::Holder;
 
 /// How hard SQLite flushes each commit to disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -79,7 +80,9 @@ impl std::str::FromStr for Synchronous {
 pub struct Options {
     /// Flush policy for commits.
     pub synchronous: Synchronous,
-    /// How long a writer waits for the write lock before giving up.
+    /// How long a write waits — for the writer queue's turn, a reply on its board, and
+    /// SQLite's write lock — before giving up ([`Error::Busy`] for the queue, naming
+    /// the turn's holder).
     pub busy_timeout: Duration,
     /// Where "now" comes from; [`Clock::Database`] outside tests.
     pub clock: Clock,
@@ -95,6 +98,81 @@ pub struct Options {
     /// Create the database when `path` holds none; otherwise a missing file, or one
     /// without the tasklease schema, is refused.
     pub create: bool,
+    /// Told once when a write has waited a second for the writer queue's turn, with
+    /// who holds it (the library prints nothing; the CLI prints this on stderr).
+    pub on_wait: Option<WaitHook>,
+    /// Who this process is, in the turn's holder record that other waiters read
+    /// (`None`: `unnamed`).
+    pub agent: Option<AgentId>,
+}
+
+/// A wait for the writer queue's turn that has gone on long enough to mention
+/// ([`Options::on_wait`]).
+#[derive(Debug)]
+pub struct Waiting<'a> {
+    /// What is waited for: `the database's writer turn`.
+    pub what: &'a str,
+    /// Who holds it, from the holder record; `None` if it left none.
+    pub holder: Option<&'a Holder>,
+    /// How long the wait has lasted so far.
+    pub waited: Duration,
+}
+
+/// `waiting for the database's writer turn, held by alice (pid 42 on h) since …`.
+impl std::fmt::Display for Waiting<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.holder {
+            Some(h) => write!(f, "waiting for {}, held by {h}", self.what),
+            None => write!(
+                f,
+                "waiting for {}, held by another process that left no record of itself",
+                self.what
+            ),
+        }
+    }
+}
+
+/// Called with a [`Waiting`] when a wait is slow: a callback rather than a log line,
+/// because the library never prints, and the front end decides where a person sees it.
+/// It runs on the waiting thread, once per wait; keep it short.
+#[derive(Clone)]
+pub struct WaitHook(Arc<dyn Fn(&Waiting<'_>) + Send + Sync>);
+
+impl WaitHook {
+    /// A hook that runs `f`.
+    pub fn new(f: impl Fn(&Waiting<'_>) + Send + Sync + 'static) -> WaitHook {
+        WaitHook(Arc::new(f))
+    }
+
+    pub(crate) fn call(&self, w: &Waiting<'_>) {
+        (self.0)(w);
+    }
+}
+
+impl std::fmt::Debug for WaitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitHook")
+    }
+}
+
+/// The writer queue's turn of one database, as `tasklease locks` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TurnState {
+    /// The turn's lock file.
+    pub path: PathBuf,
+    /// Whether a process holds it now (by the OS lock, never by the record).
+    pub held: bool,
+    /// Who holds it, from the holder record, when it is held and left one.
+    pub holder: Option<Holder>,
+}
+
+/// The writer turn of the SQLite database at `db`; `None` when no process has used its
+/// writer queue yet. Tries the turn for an instant to see whether it is free.
+///
+/// # Errors
+/// [`Error::Store`] when the queue's files cannot be opened or locked.
+pub fn writer_turn(db: &Path) -> Result<Option<TurnState>> {
+    Ok(queue::turn_state(db)?.map(|(held, holder, path)| TurnState { path, held, holder }))
 }
 
 impl Default for Options {
@@ -107,6 +185,8 @@ impl Default for Options {
             one_shot: false,
             queue: true,
             create: true,
+            on_wait: None,
+            agent: None,
         }
     }
 }
@@ -115,6 +195,9 @@ impl Default for Options {
 ///
 /// One connection, guarded by a mutex: SQLite allows one writer per database anyway,
 /// and processes, not threads, are the unit of concurrency here.
+///
+/// Every write can fail with [`Error::Busy`]: the writer queue's turn stayed held past
+/// [`Options::busy_timeout`] (its holder stopped or hung); the error names the holder.
 pub struct SqliteStore {
     /// The only connection and this process's place in the writer queue; the mutex
     /// makes the store `Sync` for in-process callers (the MCP server's threads).
@@ -186,7 +269,12 @@ impl SqliteStore {
         let migrated = migrate::migrate(&mut conn, path, &how)?;
         let mut queue = if opts.queue && !read_only {
             let full = opts.synchronous == Synchronous::Full;
-            Some(queue::Queue::open(path, !opts.one_shot, full)?)
+            Some(queue::Queue::open(
+                path,
+                !opts.one_shot,
+                full,
+                patience(opts)?,
+            )?)
         } else {
             None
         };
@@ -200,7 +288,7 @@ impl SqliteStore {
                 // Only with the queue: without it there is no turn on which to finish
                 // a checkpoint while this process writes on, so it checkpoints between
                 // its operations (`WalFrames`).
-                wal_frames.background = Some(checkpoint::Checkpointer::new(path));
+                wal_frames.background = Some(checkpoint::Checkpointer::new(path, patience(opts)?));
             }
         }
         Ok(SqliteStore {
@@ -544,6 +632,19 @@ fn checkpoint(conn: &Connection, queue: Option<&mut queue::Queue>) {
     {
         let _ = q.turn(conn, passive);
     }
+}
+
+/// How the store's queue waits and names itself, from its options.
+fn patience(opts: &Options) -> Result<queue::Patience> {
+    let agent = match &opts.agent {
+        Some(a) => a.clone(),
+        None => AgentId::new("unnamed")?,
+    };
+    Ok(queue::Patience::new(
+        opts.busy_timeout,
+        opts.on_wait.clone(),
+        agent,
+    ))
 }
 
 fn db(context: &str, e: rusqlite::Error) -> Error {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tasklease_postgres::{Options as PgOptions, PgStore};
-pub use tasklease_sqlite::{Migrated, Synchronous};
+pub use tasklease_sqlite::{Migrated, Synchronous, TurnState, WaitHook, Waiting};
 use tasklease_sqlite::{Options as SqliteOptions, SqliteStore};
 
 use crate::{Clock, Error, Result, Store, project};
@@ -179,6 +179,11 @@ pub struct OpenOptions {
     /// Take turns through tasklease's writer queue (fair, and combines claims);
     /// `false` leaves waiting to SQLite's busy handler. On by default.
     pub queue: bool,
+    /// SQLite: told once when a write has waited a second for the writer queue's turn,
+    /// with who holds it (the library prints nothing).
+    pub on_wait: Option<WaitHook>,
+    /// SQLite: who this process is, in the turn's holder record other waiters read.
+    pub agent: Option<crate::AgentId>,
 }
 
 impl Default for OpenOptions {
@@ -190,6 +195,8 @@ impl Default for OpenOptions {
             create: false,
             one_shot: false,
             queue: true,
+            on_wait: None,
+            agent: None,
         }
     }
 }
@@ -315,6 +322,8 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
             one_shot: opts.one_shot,
             queue: opts.queue,
             create: opts.create,
+            on_wait: opts.on_wait.clone(),
+            agent: opts.agent.clone(),
         },
     )
     .map_err(|e| match e {
@@ -332,6 +341,19 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
         }
         e => e,
     })
+}
+
+/// The SQLite writer queue's turn of the store `spec` names: held or free, and by
+/// whom (`tasklease locks`, `status`). `None` for PostgreSQL, which has no such turn,
+/// and for a database whose queue no process has used yet.
+///
+/// # Errors
+/// [`Error::Store`] when the queue's files cannot be opened or locked.
+pub fn writer_turn(spec: &DbSpec) -> Result<Option<TurnState>> {
+    match spec {
+        DbSpec::Sqlite { path, .. } => tasklease_sqlite::writer_turn(path),
+        DbSpec::Postgres { .. } => Ok(None),
+    }
 }
 
 /// What `migrate` did.

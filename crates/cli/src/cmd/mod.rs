@@ -10,7 +10,7 @@ pub mod mcp;
 mod run;
 mod tasks;
 
-use tasklease::open::{self, DbSpec, OpenOptions};
+use tasklease::open::{self, DbSpec, OpenOptions, WaitHook};
 use tasklease::{AgentId, Result, Store};
 
 use crate::args::{Cli, Cmd};
@@ -32,8 +32,13 @@ impl Ctx<'_> {
     pub fn options(&self) -> OpenOptions {
         OpenOptions {
             synchronous: self.cli.synchronous,
+            busy_timeout: self.cli.busy_timeout,
             // Long-running verbs open their store with `one_shot: false`.
             one_shot: true,
+            // stderr, never stdout: stdout carries the one result (or MCP's protocol).
+            on_wait: Some(WaitHook::new(|w| eprintln!("tasklease: {w}"))),
+            // A bad --agent is refused by the verb that uses it; the record just says less.
+            agent: self.agent().ok(),
             ..OpenOptions::default()
         }
     }
