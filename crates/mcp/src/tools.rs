@@ -128,7 +128,7 @@ impl Server {
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
         self.run(checked, |store, (what, lease, agent, key)| {
-            let key = Some(&key);
+            let key = key.as_ref();
             Ok(match what {
                 Claim::Next => match store.claim_next_keyed(&agent, lease, key)? {
                     Some(l) => reply::ok_saying(claimed_sentence(&l), claimed_json(&l, lease)),

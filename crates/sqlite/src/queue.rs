@@ -1338,7 +1338,9 @@ pub(crate) fn turn_state(db: &Path) -> Result<Option<(bool, Option<Holder>, Path
     dir.push("-queue");
     let dir = PathBuf::from(dir);
     let path = dir.join("turn");
-    if !path.exists() {
+    // On a read-only mount nobody can write, so nobody holds a turn worth showing, and
+    // the lock file could not be opened to look: reads must keep working there.
+    if !path.exists() || crate::fs::read_only(&dir) {
         return Ok(None);
     }
     let mut turn = open_lock(path.clone())?;
