@@ -91,7 +91,9 @@ fn run_against_a_frozen_server_exits_within_lease_and_grace() {
     p.ok(&["add", "t", "--id", "t"]);
     let started = Instant::now();
     let mut child = p
-        .cmd(&["run", "t", "--lease", "3s", "--grace", "1s", "--", "sleep", "60"])
+        .cmd(&[
+            "run", "t", "--lease", "3s", "--grace", "1s", "--", "sleep", "60",
+        ])
         .env("TASKLEASE_DB", &db)
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())

@@ -100,7 +100,10 @@ fn pipelined_adds_and_claims_apply_in_the_order_sent(p: &Project) {
         let id = r["id"].as_i64().unwrap();
         assert_eq!(r["result"]["isError"], false, "{r}");
         if id % 2 == 1 {
-            assert_eq!(r["result"]["structuredContent"]["outcome"], "claimed", "{r}");
+            assert_eq!(
+                r["result"]["structuredContent"]["outcome"], "claimed",
+                "{r}"
+            );
             claims += 1;
         }
     }

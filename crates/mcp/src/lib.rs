@@ -22,6 +22,15 @@
 //! tasklease the name is for display and history: authority over a task is the token
 //! its claim returned, which renew, release and done require.
 //!
+//! # One store thread per session, calls in the order sent
+//!
+//! Store calls block, and the PostgreSQL store must never be called or dropped inside
+//! the async runtime, so the store lives in a [`tasklease::asynchronous::AsyncStore`]:
+//! created, used and dropped on a thread of its own, running calls one at a time in
+//! the order they were queued. rmcp runs each request as its own task, so the
+//! transport numbers tool calls as it reads them and each is queued only after the
+//! ones before it (`order.rs`): `add X` sent right before `claim X` is applied first.
+//!
 //! # Serving before the project exists
 //!
 //! A client starts the server when the editor opens, perhaps before `tasklease init`

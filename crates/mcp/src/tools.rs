@@ -12,11 +12,11 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use tasklease::asynchronous::AsyncStore;
 use tasklease::json::{
     batch_claimed_json, claimed_json, ended_json, locks_json, one_task_json, reaped_json,
     renewed_json, tasks_json,
 };
-use tasklease::asynchronous::AsyncStore;
 use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Result, Store, project};
 
 use crate::args::{

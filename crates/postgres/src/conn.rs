@@ -90,7 +90,8 @@ impl Rt {
     fn within<T>(&self, bound: Duration, f: impl Future<Output = T>) -> Option<T> {
         let rt = self.0.as_ref()?;
         // The timer must be made inside the runtime.
-        rt.block_on(async { tokio::time::timeout(bound, f).await }).ok()
+        rt.block_on(async { tokio::time::timeout(bound, f).await })
+            .ok()
     }
 }
 
@@ -177,8 +178,7 @@ impl Target {
             ));
         };
         let (client, driver) = made.map_err(|e| {
-            let hint = if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Require
-            {
+            let hint = if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
                 "; this build speaks PostgreSQL without TLS: use a unix socket, a private \
                  network or a tunnel, and drop sslmode=require"
             } else {
@@ -255,10 +255,9 @@ impl Conn {
     /// runtime turns its I/O driver, which a one-millisecond sleep does.
     fn closed(&mut self) -> bool {
         if !self.broken && !self.driver.is_finished() && !self.client.is_closed() {
-            self.rt
-                .within(IDLE_CHECK, async {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                });
+            self.rt.within(IDLE_CHECK, async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            });
         }
         self.broken || self.driver.is_finished() || self.client.is_closed()
     }
@@ -315,7 +314,11 @@ impl Conn {
         self.answered(got, bound)
     }
 
-    pub(crate) fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> Result<Row, Failure> {
+    pub(crate) fn query_one(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<Row, Failure> {
         let s = self.statement(sql)?;
         let bound = self.bound();
         let got = self.rt.within(bound, self.client.query_one(&s, params));
@@ -333,7 +336,11 @@ impl Conn {
         self.answered(got, bound)
     }
 
-    pub(crate) fn execute(&mut self, sql: &'static str, params: Params<'_>) -> Result<u64, Failure> {
+    pub(crate) fn execute(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<u64, Failure> {
         let s = self.statement(sql)?;
         let bound = self.bound();
         let got = self.rt.within(bound, self.client.execute(&s, params));

@@ -205,13 +205,21 @@ fn a_server_that_never_answers_fails_opening_within_the_connect_timeout() {
         ),
     ] {
         let started = Instant::now();
-        let e = PgStore::open(&conn, &opts).err().expect("opened a silent server");
+        let e = PgStore::open(&conn, &opts)
+            .err()
+            .expect("opened a silent server");
         let took = started.elapsed();
         assert!(took >= bound && took < bound + SLACK, "{took:?}: {e}");
         assert!(matches!(e, Error::Store { .. }), "{e:?}");
         let msg = e.to_string();
-        assert!(msg.contains("no answer from the PostgreSQL server at postgres://postgres@127.0.0.1:"), "{msg}");
-        assert!(msg.contains(&format!("within {}s", bound.as_secs())), "{msg}");
+        assert!(
+            msg.contains("no answer from the PostgreSQL server at postgres://postgres@127.0.0.1:"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("within {}s", bound.as_secs())),
+            "{msg}"
+        );
         assert!(msg.contains("connect timeout"), "{msg}");
     }
 }
@@ -229,13 +237,23 @@ fn a_frozen_server_fails_a_read_within_the_statement_bound() {
     let started = Instant::now();
     let e = store
         .list(&Default::default())
-        .err()
-        .expect("a frozen server answered");
+        .expect_err("a frozen server answered");
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(3) + SLACK, "{took:?}: {e}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(3) + SLACK,
+        "{took:?}: {e}"
+    );
     assert!(matches!(e, Error::Store { .. }), "{e:?}");
-    assert!(e.to_string().contains("no answer from the PostgreSQL server at postgres://postgres@127.0.0.1:"), "{e}");
-    assert!(e.to_string().contains("within 3s while trying to list tasks"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("no answer from the PostgreSQL server at postgres://postgres@127.0.0.1:"),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("within 3s while trying to list tasks"),
+        "{e}"
+    );
     // Once the server answers again, the next call connects afresh and works.
     proxy.thaw();
     assert_eq!(store.list(&Default::default()).unwrap().len(), 1);
@@ -254,18 +272,24 @@ fn a_write_to_a_frozen_server_is_outcome_unknown_and_not_resent() {
     let started = Instant::now();
     let e = store
         .claim(&id("a"), &agent("x"), LeaseDuration::DEFAULT, None)
-        .err()
-        .expect("a frozen server answered");
+        .expect_err("a frozen server answered");
     assert!(started.elapsed() < Duration::from_secs(3) + SLACK, "{e}");
     assert!(matches!(e, Error::OutcomeUnknown { .. }), "{e:?}");
     assert_eq!(e.code(), "outcome_unknown");
     assert_eq!(e.kind(), tasklease_core::ErrorKind::Runtime);
-    assert!(e.to_string().contains("whether it took effect is unknown: look first"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("whether it took effect is unknown: look first"),
+        "{e}"
+    );
     // Cut rather than thaw: the held claim never reaches the server, so one claim
     // (on the fresh connection) is all the history may show.
     proxy.cut();
     proxy.thaw();
-    match store.claim(&id("a"), &agent("x"), LeaseDuration::DEFAULT, None).unwrap() {
+    match store
+        .claim(&id("a"), &agent("x"), LeaseDuration::DEFAULT, None)
+        .unwrap()
+    {
         ClaimOutcome::Claimed(l) => assert_eq!(l.token.0, 1, "the first claim was re-sent"),
         other => panic!("{other:?}"),
     }
@@ -291,7 +315,14 @@ fn a_write_whose_connection_breaks_mid_way_is_outcome_unknown() {
     std::thread::sleep(Duration::from_millis(500));
     proxy.cut();
     proxy.thaw();
-    let e = claim.join().unwrap().err().expect("a cut connection answered");
+    let e = claim
+        .join()
+        .unwrap()
+        .expect_err("a cut connection answered");
     assert!(matches!(e, Error::OutcomeUnknown { .. }), "{e:?}");
-    assert!(e.to_string().contains("broke while trying to finish the task"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("broke while trying to finish the task"),
+        "{e}"
+    );
 }

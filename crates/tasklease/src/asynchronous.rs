@@ -270,7 +270,10 @@ impl AsyncStore {
     ///
     /// # Errors
     /// As [`Store::reap`] and [`AsyncStore::call`].
-    pub fn reap(&self, agent: AgentId) -> impl Future<Output = Result<Vec<Reaped>>> + Send + 'static {
+    pub fn reap(
+        &self,
+        agent: AgentId,
+    ) -> impl Future<Output = Result<Vec<Reaped>>> + Send + 'static {
         self.call(move |s| s.reap(&agent))
     }
 

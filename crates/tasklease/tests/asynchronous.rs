@@ -5,8 +5,8 @@
 use tasklease::asynchronous::AsyncStore;
 use tasklease::open::{DbSpec, OpenOptions};
 use tasklease::{
-    AgentId, BatchOutcome, ClaimOutcome, LeaseDuration, ListFilter, NewTask, ReleaseTo,
-    Retention, Status, TaskId, TaskPatch,
+    AgentId, BatchOutcome, ClaimOutcome, LeaseDuration, ListFilter, NewTask, ReleaseTo, Retention,
+    Status, TaskId, TaskPatch,
 };
 
 fn id(s: &str) -> TaskId {
@@ -67,7 +67,13 @@ fn every_operation(spec: DbSpec) {
             ..Default::default()
         };
         let updated = s
-            .update(id("B"), both[0].version, patch, Some(both[0].token), me.clone())
+            .update(
+                id("B"),
+                both[0].version,
+                patch,
+                Some(both[0].token),
+                me.clone(),
+            )
             .await
             .unwrap();
         assert_eq!(updated.title, "B, renamed");
