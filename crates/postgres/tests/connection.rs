@@ -176,6 +176,17 @@ fn a_dropped_idle_connection_is_replaced_before_the_next_write() {
 /// How much later than its bound a call may return on a loaded machine.
 const SLACK: Duration = Duration::from_secs(15);
 
+/// Runs `f` on a thread and fails the test if it has not returned after 90 s: a hang
+/// is the bug these tests look for, and must fail rather than stall the run.
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(90))
+        .expect("the call still had not returned after 90 s: it hangs")
+}
+
 /// A store on `scratch`'s schema through `proxy`, whose statements go unanswered
 /// after `statement_timeout` + 2 s.
 fn through(proxy: &testing::Proxy, scratch: &Scratch, statement_timeout: Duration) -> PgStore {
@@ -205,9 +216,7 @@ fn a_server_that_never_answers_fails_opening_within_the_connect_timeout() {
         ),
     ] {
         let started = Instant::now();
-        let e = PgStore::open(&conn, &opts)
-            .err()
-            .expect("opened a silent server");
+        let e = bounded(move || PgStore::open(&conn, &opts).err()).expect("opened a silent server");
         let took = started.elapsed();
         assert!(took >= bound && took < bound + SLACK, "{took:?}: {e}");
         assert!(matches!(e, Error::Store { .. }), "{e:?}");
@@ -231,13 +240,12 @@ fn a_frozen_server_fails_a_read_within_the_statement_bound() {
     };
     let scratch = Scratch::new(&server);
     let proxy = testing::Proxy::start(&server);
-    let store = through(&proxy, &scratch, Duration::from_secs(1));
+    let store = std::sync::Arc::new(through(&proxy, &scratch, Duration::from_secs(1)));
     add(&store, "a");
     proxy.freeze();
     let started = Instant::now();
-    let e = store
-        .list(&Default::default())
-        .expect_err("a frozen server answered");
+    let s = store.clone();
+    let e = bounded(move || s.list(&Default::default()).err()).expect("a frozen server answered");
     let took = started.elapsed();
     assert!(
         took >= Duration::from_secs(3) && took < Duration::from_secs(3) + SLACK,
@@ -266,13 +274,16 @@ fn a_write_to_a_frozen_server_is_outcome_unknown_and_not_resent() {
     };
     let server = testing::server().unwrap();
     let proxy = testing::Proxy::start(&server);
-    let store = through(&proxy, &scratch, Duration::from_secs(1));
+    let store = std::sync::Arc::new(through(&proxy, &scratch, Duration::from_secs(1)));
     add(&store, "a");
     proxy.freeze();
     let started = Instant::now();
-    let e = store
-        .claim(&id("a"), &agent("x"), LeaseDuration::DEFAULT, None)
-        .expect_err("a frozen server answered");
+    let s = store.clone();
+    let e = bounded(move || {
+        s.claim(&id("a"), &agent("x"), LeaseDuration::DEFAULT, None)
+            .err()
+    })
+    .expect("a frozen server answered");
     assert!(started.elapsed() < Duration::from_secs(3) + SLACK, "{e}");
     assert!(matches!(e, Error::OutcomeUnknown { .. }), "{e:?}");
     assert_eq!(e.code(), "outcome_unknown");
