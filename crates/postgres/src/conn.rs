@@ -212,26 +212,28 @@ impl Target {
         )
     }
 
-    /// `f` as an error, for calls made outside [`run`] (opening, migrating).
-    pub(crate) fn failed(&self, what: &str, f: Failure) -> Error {
+    /// `f` as an error, for calls made outside [`run`] (opening, migrating); `bound`
+    /// says which bound an unanswered call ran into ([`CONNECT_BOUND`] or
+    /// [`ANSWER_BOUND`]).
+    pub(crate) fn failed(&self, what: &str, f: Failure, bound: &str) -> Error {
         match f {
             Failure::Db(e) => translate(what, e),
             Failure::Task(e) => e,
             Failure::NoAnswer(waited) => Error::store(
                 format!("could not {what}"),
-                self.no_answer(what, waited, CONNECT_BOUND),
+                self.no_answer(what, waited, bound),
             ),
         }
     }
 }
 
 /// What the connect timeout covers, for messages.
-const CONNECT_BOUND: &str = "the connect timeout, which covers the TCP connect, start-up, \
+pub(crate) const CONNECT_BOUND: &str = "the connect timeout, which covers the TCP connect, start-up, \
                              authentication and the schema check; connect_timeout= in the \
                              connection string sets it";
 
 /// What a statement's bound is, for messages.
-const ANSWER_BOUND: &str = "the busy timeout plus 2s";
+pub(crate) const ANSWER_BOUND: &str = "the busy timeout plus 2s";
 
 /// `30s`, or `1.5s`, to a tenth of a second (a remaining bound is a hair short).
 pub(crate) fn secs(d: Duration) -> String {

@@ -13,7 +13,7 @@
 
 use tasklease_core::{Error, Result};
 
-use crate::conn::{Conn, Failure, Target, translate};
+use crate::conn::{ANSWER_BOUND, CONNECT_BOUND, Conn, Failure, Target, translate};
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -52,7 +52,7 @@ fn version(c: &mut Conn, target: &Target) -> Result<(String, i64)> {
             "SELECT current_schema(), to_regclass('schema_migrations') IS NOT NULL",
             &[],
         )
-        .map_err(|f| target.failed(what, f))?;
+        .map_err(|f| target.failed(what, f, CONNECT_BOUND))?;
     let schema: Option<String> = row.get(0);
     let Some(schema) = schema else {
         return Err(Error::invalid(
@@ -69,7 +69,7 @@ fn version(c: &mut Conn, target: &Target) -> Result<(String, i64)> {
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
             &[],
         )
-        .map_err(|f| target.failed(what, f))?
+        .map_err(|f| target.failed(what, f, CONNECT_BOUND))?
         .get(0);
     Ok((schema, v))
 }
@@ -127,7 +127,7 @@ pub(crate) fn migrate(c: &mut Conn, target: &Target) -> Result<Migrated> {
             }
             Ok(from)
         })
-        .map_err(|f| target.failed("migrate the schema", f))?;
+        .map_err(|f| target.failed("migrate the schema", f, ANSWER_BOUND))?;
     Ok(Migrated {
         schema,
         from,
