@@ -96,6 +96,22 @@ pub enum Error {
         holder: Option<String>,
     },
 
+    /// A write was sent but its answer never came (no answer within the bound, or the
+    /// connection broke mid-way): it may or may not have been applied, and it is never
+    /// re-sent, because a re-sent claim or `done` that had already committed would act
+    /// twice. The caller must look before retrying.
+    #[error(
+        "{context} ({source}); whether it took effect is unknown: look first \
+         (tasklease show ID / tasklease list --mine) before retrying"
+    )]
+    OutcomeUnknown {
+        /// What was being written, and where.
+        context: String,
+        /// Why the answer was lost.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// The database failed (I/O, corruption, connection). Not the caller's fault.
     #[error("{context}: {source}")]
     Store {
@@ -193,6 +209,17 @@ impl Error {
         Error::Store { context, source }
     }
 
+    /// An [`Error::OutcomeUnknown`]: `context` names the write and the server.
+    pub fn outcome_unknown(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::OutcomeUnknown {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
     /// Refuses a database whose schema version `found` is newer than `supported`, the
     /// newest this build writes: an older tasklease must not touch a newer schema.
     ///
@@ -211,9 +238,10 @@ impl Error {
             Error::Invalid { .. } | Error::NotFound(_) | Error::Exists(_) => ErrorKind::Invalid,
             Error::VersionConflict { .. } => ErrorKind::Conflict,
             Error::LeaseLost { .. } | Error::NotHolder { .. } => ErrorKind::LeaseLost,
-            Error::SchemaTooNew { .. } | Error::Busy { .. } | Error::Store { .. } => {
-                ErrorKind::Runtime
-            }
+            Error::SchemaTooNew { .. }
+            | Error::Busy { .. }
+            | Error::Store { .. }
+            | Error::OutcomeUnknown { .. } => ErrorKind::Runtime,
         }
     }
 
@@ -229,6 +257,7 @@ impl Error {
             Error::SchemaTooNew { .. } => "schema_too_new",
             Error::Busy { .. } => "busy",
             Error::Store { .. } => "store",
+            Error::OutcomeUnknown { .. } => "outcome_unknown",
         }
     }
 }

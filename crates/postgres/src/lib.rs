@@ -38,16 +38,17 @@ mod redact;
 mod sql;
 pub mod testing;
 
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use postgres::{Config, Row};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Ended, Error, Event, EventKind, Lease,
     LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo,
     RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token,
     retried_grant, validate_batch,
 };
+use tokio_postgres::{Config, Row};
 
 use conn::{Conn, Failure, Retry, Target};
 pub use migrate::{LATEST_VERSION, Migrated};
@@ -58,12 +59,14 @@ pub use redact::redact;
 pub struct Options {
     /// Where "now" comes from; [`Clock::Database`] outside tests.
     pub clock: Clock,
-    /// How long to wait for the server to accept a connection, unless the connection
-    /// string sets `connect_timeout`.
+    /// How long opening may take — TCP connect, start-up, authentication and the
+    /// schema check together — unless the connection string sets `connect_timeout`.
     pub connect_timeout: Duration,
     /// The server aborts any statement running longer (`statement_timeout`), e.g. one
     /// stuck behind a lock that a crashed session's transaction holds. A connection
-    /// string's own `options=-c statement_timeout=…` wins.
+    /// string's own `options=-c statement_timeout=…` wins on the server. The client
+    /// gives up on a statement that has had no answer for this long plus 2 s (a
+    /// frozen or unreachable server), whatever the connection string says.
     pub statement_timeout: Duration,
     /// Create the tasklease tables in a schema that has none; otherwise such a schema
     /// is refused (an older schema is still migrated).
@@ -105,11 +108,12 @@ impl PgStore {
     /// [`Error::Invalid`] for a malformed connection string, a `search_path` with no
     /// existing schema, or (field `store`, without [`Options::create`]) a schema without
     /// the tasklease tables; [`Error::SchemaTooNew`]; [`Error::Store`] when the server
-    /// cannot be reached or the migration fails.
+    /// cannot be reached, does not finish opening within the connect timeout, or the
+    /// migration fails.
     pub fn open(conn: &str, opts: &Options) -> Result<PgStore> {
         let target = target(conn, opts)?;
-        let mut c = target.connect()?;
-        let migrated = migrate::migrate(c.client(), opts.create)?;
+        let mut c = target.connect_until(Instant::now() + target.connect_within)?;
+        let migrated = migrate::migrate(&mut c, &target, opts.create)?;
         Ok(PgStore {
             conn: Mutex::new(c),
             target,
@@ -215,6 +219,16 @@ fn target(s: &str, opts: &Options) -> Result<Target> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(opts.connect_timeout);
     }
+    let connect_within = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(opts.connect_timeout);
+    let answer_within = opts.statement_timeout + conn::ANSWER_SLACK;
+    if config.get_tcp_user_timeout().is_none() {
+        // Unacknowledged data on a dead TCP link then fails the socket (a definite
+        // error) before the client-side bound fires.
+        config.tcp_user_timeout(answer_within);
+    }
     if config.get_application_name().is_none() {
         config.application_name("tasklease");
     }
@@ -225,7 +239,13 @@ fn target(s: &str, opts: &Options) -> Result<Target> {
     }
     config.options(&options);
     let display = describe(&config);
-    Ok(Target { config, display })
+    Ok(Target {
+        config,
+        display,
+        connect_within,
+        answer_within,
+        rt: Arc::new(conn::Rt::new()?),
+    })
 }
 
 /// Fills what the connection string left out from libpq's `PGHOST`, `PGPORT`,
@@ -272,7 +292,7 @@ fn fill_from_env(config: &mut Config, var: impl Fn(&str) -> Option<String>) {
 /// `postgres://user@host:port/db`, built from the parsed configuration, so it can hold
 /// no password whatever the user typed.
 fn describe(config: &Config) -> String {
-    use postgres::config::Host;
+    use tokio_postgres::config::Host;
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
@@ -395,6 +415,14 @@ fn plain(f: Failure) -> Error {
     match f {
         Failure::Db(e) => conn::translate("read the row", e),
         Failure::Task(e) => e,
+        // Reading a row that came back waits on nothing; kept for completeness.
+        Failure::NoAnswer(waited) => Error::store(
+            "read the row",
+            format!(
+                "no answer within {}",
+                tasklease_core::time::human_duration(waited)
+            ),
+        ),
     }
 }
 
@@ -879,7 +907,7 @@ impl Store for PgStore {
         let mut deleted = 0;
         for below in Retention::slices(oldest, keep_from, PRUNE_BATCH) {
             deleted += self.run("prune the lease history", Retry::Write, |c| {
-                Ok(c.execute(sql::PRUNE, &[&below])?)
+                c.execute(sql::PRUNE, &[&below])
             })?;
         }
         Ok(deleted)
