@@ -737,7 +737,7 @@ impl Store for PgStore {
     fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, who: &AgentId) -> Result<Ended> {
         let now = self.now_param();
         let r = self.run("release the task", Retry::Write, |c| {
-            Ok(c.query_one(
+            c.query_one(
                 sql::RELEASE,
                 &[
                     &id.as_str(),
@@ -746,7 +746,7 @@ impl Store for PgStore {
                     &who.as_str(),
                     &to.status().as_str(),
                 ],
-            )?)
+            )
         })?;
         match ended(&r)? {
             Some(task) => Ok(Ended {
@@ -784,7 +784,7 @@ impl Store for PgStore {
     fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Ended> {
         let now = self.now_param();
         let r = self.run("finish the task", Retry::Write, |c| {
-            Ok(c.query_one(sql::DONE, &[&id.as_str(), &token.0, &now, &who.as_str()])?)
+            c.query_one(sql::DONE, &[&id.as_str(), &token.0, &now, &who.as_str()])
         })?;
         match ended(&r)? {
             Some(task) => Ok(Ended {

@@ -25,6 +25,7 @@ fn new(name: &str, deps: &[&str]) -> NewTask {
 /// Opens `spec` through the facade inside a multi-threaded runtime, runs every
 /// operation, and drops the store there too.
 fn every_operation(spec: DbSpec) {
+    tasklease::open::init(&spec, &OpenOptions::default()).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
