@@ -151,16 +151,37 @@ impl PgStore {
         self.clock.injected()
     }
 
-    /// The live leases granted to `who` under `request` (see prior.sql): a read before
-    /// the claim statement, so a retry is safe once its first attempt ended on the
-    /// server.
-    fn prior(&self, who: &AgentId, request: &RequestId) -> Result<Vec<Lease>> {
+    /// Runs a claim under the claim key `request` in one transaction that first takes
+    /// an advisory lock on the key, then looks for the leases an earlier attempt under
+    /// the key granted (see prior.sql): `retry` answers from those, `claim` runs only
+    /// when there are none. The lock makes a retry sent while the first attempt is still
+    /// running on the server (its connection broke, the server has not noticed yet) wait
+    /// for that attempt to commit or roll back, and then see what it did.
+    fn keyed<T>(
+        &self,
+        what: &str,
+        who: &AgentId,
+        request: &RequestId,
+        retry: impl Fn(Vec<Lease>) -> Result<T>,
+        mut claim: impl FnMut(&mut Conn) -> Result<T, Failure>,
+    ) -> Result<T> {
         let now = self.now_param();
-        self.run("look up the claim's request id", Retry::Read, |c| {
-            c.query(sql::PRIOR, &[&request.as_str(), &who.as_str(), &now])?
-                .iter()
-                .map(|r| lease(r, task_id(r.try_get("id")?)?, who.clone(), "fence"))
-                .collect()
+        self.run(what, Retry::Write, |c| {
+            c.transaction(|c| {
+                c.execute(
+                    "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                    &[&KEY_LOCK_CLASS, &request.as_str()],
+                )?;
+                let prior = c
+                    .query(sql::PRIOR, &[&request.as_str(), &who.as_str(), &now])?
+                    .iter()
+                    .map(|r| lease(r, task_id(r.try_get("id")?)?, who.clone(), "fence"))
+                    .collect::<Result<Vec<_>, Failure>>()?;
+                if !prior.is_empty() {
+                    return Ok(retry(prior)?);
+                }
+                claim(c)
+            })
         })
     }
 
@@ -452,6 +473,10 @@ fn lease(r: &Row, task: TaskId, agent: AgentId, fence_col: &str) -> Result<Lease
 /// waits for the locks instead.
 const BATCH_SKIP_TRIES: u32 = 4;
 
+/// First key of the advisory lock a keyed claim takes ("tk"); the second is a hash of
+/// the claim key. (Migrations use "tl".)
+const KEY_LOCK_CLASS: i32 = 0x746b;
+
 /// One try of a batch claim.
 enum BatchTry {
     Done(BatchOutcome),
@@ -585,17 +610,10 @@ impl Store for PgStore {
         token: Option<Token>,
         request: Option<&RequestId>,
     ) -> Result<ClaimOutcome> {
-        if let Some(key) = request {
-            let prior = self.prior(who, key)?;
-            if !prior.is_empty() {
-                let mut got = retried_grant(key, prior, std::slice::from_ref(id))?;
-                return Ok(ClaimOutcome::Claimed(got.remove(0)));
-            }
-        }
-        let key = request.map(RequestId::as_str);
         let (now, token) = (self.now_param(), token.map(|t| t.0));
+        let key = request.map(RequestId::as_str);
         let mut reruns: i64 = 0;
-        self.run("claim the task", Retry::Write, |c| {
+        let claim = |c: &mut Conn| {
             let r = c.query_one(
                 sql::CLAIM,
                 &[
@@ -621,7 +639,20 @@ impl Store for PgStore {
             }
             let now = Millis(r.try_get("now")?);
             Ok(ClaimOutcome::Refused(refusal(&r, id, now)?))
-        })
+        };
+        match request {
+            Some(k) => self.keyed(
+                "claim the task",
+                who,
+                k,
+                |prior| {
+                    let mut got = retried_grant(k, prior, std::slice::from_ref(id))?;
+                    Ok(ClaimOutcome::Claimed(got.remove(0)))
+                },
+                claim,
+            ),
+            None => self.run("claim the task", Retry::Write, claim),
+        }
     }
 
     fn claim_next_keyed(
@@ -630,16 +661,10 @@ impl Store for PgStore {
         lease_for: LeaseDuration,
         request: Option<&RequestId>,
     ) -> Result<Option<Lease>> {
-        if let Some(key) = request {
-            let prior = self.prior(who, key)?;
-            if !prior.is_empty() {
-                return Ok(Some(retried_grant(key, prior, &[])?.remove(0)));
-            }
-        }
         let key = request.map(RequestId::as_str);
         let now = self.now_param();
         let mut reruns: i64 = 0;
-        self.run("claim the next task", Retry::Write, |c| {
+        let claim = |c: &mut Conn| {
             let got = c.query_opt(
                 sql::CLAIM_NEXT,
                 &[&who.as_str(), &now, &lease_for.as_millis(), &reruns, &key],
@@ -650,7 +675,17 @@ impl Store for PgStore {
             };
             let id = task_id(r.try_get("id")?)?;
             Ok(Some(lease(&r, id, who.clone(), "fence")?))
-        })
+        };
+        match request {
+            Some(k) => self.keyed(
+                "claim the next task",
+                who,
+                k,
+                |prior| Ok(Some(retried_grant(k, prior, &[])?.remove(0))),
+                claim,
+            ),
+            None => self.run("claim the next task", Retry::Write, claim),
+        }
     }
 
     fn claim_batch_keyed(
@@ -661,15 +696,46 @@ impl Store for PgStore {
         request: Option<&RequestId>,
     ) -> Result<BatchOutcome> {
         validate_batch(ids)?;
-        if let Some(key) = request {
-            let prior = self.prior(who, key)?;
-            if !prior.is_empty() {
-                return Ok(BatchOutcome::Claimed(retried_grant(key, prior, ids)?));
-            }
-        }
-        let key = request.map(RequestId::as_str);
         let now = self.now_param();
         let names: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
+        if let Some(k) = request {
+            // Under the key's lock in one transaction, so no skipping and retrying past
+            // rows others hold: the statement that waits for them.
+            let mut tries = i64::from(BATCH_SKIP_TRIES);
+            let got = self.keyed(
+                "claim the batch",
+                who,
+                k,
+                |prior| {
+                    Ok(BatchTry::Done(BatchOutcome::Claimed(retried_grant(
+                        k, prior, ids,
+                    )?)))
+                },
+                |c| {
+                    let rows = c.query(
+                        *sql::CLAIM_BATCH_WAIT,
+                        &[
+                            &names,
+                            &who.as_str(),
+                            &now,
+                            &lease_for.as_millis(),
+                            &tries,
+                            &Some(k.as_str()),
+                        ],
+                    );
+                    tries += 1;
+                    batch_rows(&rows?, ids, who)
+                },
+            )?;
+            return match got {
+                BatchTry::Done(out) => Ok(out),
+                BatchTry::Contended => Err(Error::store(
+                    "claim the batch",
+                    "rows stayed locked even when waiting for them; this is a bug in tasklease",
+                )),
+            };
+        }
+        let key: Option<&str> = None;
         for attempt in 0..=BATCH_SKIP_TRIES {
             let sql = if attempt < BATCH_SKIP_TRIES {
                 sql::CLAIM_BATCH

@@ -337,3 +337,41 @@ fn a_write_whose_connection_breaks_mid_way_is_outcome_unknown() {
         "{e}"
     );
 }
+
+/// A claim retried with its key while the first attempt is still running on the
+/// server (its client gave up, the server has not noticed) waits for that attempt and
+/// answers with its grant, instead of racing it: the first attempt is held up by a
+/// row lock of another session, the retry starts meanwhile, then the lock goes.
+#[test]
+fn a_keyed_claim_retried_while_the_first_attempt_runs_returns_its_grant() {
+    use tasklease_core::RequestId;
+    let Some((scratch, mut admin)) = setup() else {
+        return;
+    };
+    let first = open(scratch.conn());
+    add(&first, "a");
+    let retry = open(scratch.conn());
+    let key = RequestId::new("k-1").unwrap();
+    let me = agent("keyed");
+    let mut blocker = admin.transaction().unwrap();
+    blocker
+        .execute("SELECT 1 FROM tasks WHERE id = 'a' FOR UPDATE", &[])
+        .unwrap();
+    let (got_first, got_retry) = std::thread::scope(|sc| {
+        let h1 =
+            sc.spawn(|| first.claim_keyed(&id("a"), &me, LeaseDuration::DEFAULT, None, Some(&key)));
+        // The first attempt is now waiting for the row lock; the retry starts.
+        std::thread::sleep(Duration::from_millis(500));
+        let h2 =
+            sc.spawn(|| retry.claim_keyed(&id("a"), &me, LeaseDuration::DEFAULT, None, Some(&key)));
+        std::thread::sleep(Duration::from_millis(500));
+        blocker.commit().unwrap();
+        (h1.join().unwrap(), h2.join().unwrap())
+    });
+    let (ClaimOutcome::Claimed(a), ClaimOutcome::Claimed(b)) =
+        (got_first.unwrap(), got_retry.unwrap())
+    else {
+        panic!("both attempts must answer with the one grant");
+    };
+    assert_eq!((a.task.clone(), a.token), (b.task.clone(), b.token));
+}
