@@ -530,9 +530,9 @@ impl Run<'_> {
     fn report_json(&self, outcome: &str, code: u8, child: Value, msg: &str) -> Report {
         let took = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         note!(
-            "tasklease: {msg} (after {}, {} renewals)",
+            "tasklease: {msg} (after {}, {})",
             human_ms(took),
-            self.renewals
+            renewals(self.renewals)
         );
         let json = json!({
             "ok": outcome == "done",
@@ -591,5 +591,23 @@ fn describe(status: ExitStatus) -> String {
         (Some(c), _) => format!("exited {c}"),
         (None, Some(s)) => format!("was killed by signal {s}"),
         (None, None) => "failed".to_owned(),
+    }
+}
+
+/// `1 renewal`, `2 renewals`.
+fn renewals(n: u32) -> String {
+    match n {
+        1 => "1 renewal".to_owned(),
+        n => format!("{n} renewals"),
+    }
+}
+
+#[cfg(test)]
+mod renewal_tests {
+    #[test]
+    fn renewals_are_counted_in_words() {
+        assert_eq!(super::renewals(0), "0 renewals");
+        assert_eq!(super::renewals(1), "1 renewal");
+        assert_eq!(super::renewals(2), "2 renewals");
     }
 }
