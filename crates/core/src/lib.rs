@@ -17,6 +17,7 @@
 //! situation in task terms, never in SQL terms.
 
 mod error;
+mod graph;
 pub mod id;
 mod lease;
 mod store;
@@ -25,6 +26,9 @@ pub mod text;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
+pub use graph::{
+    DepChange, DepState, Deps, cycle_error, find_path, validate_dep_edit, validate_ready_filter,
+};
 pub use id::{AgentId, RequestId, Tag, TaskId};
 pub use lease::{
     BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,

@@ -1,9 +1,9 @@
 //! The contract every store implements.
 
 use crate::{
-    AgentId, BatchOutcome, ClaimOutcome, Ended, Event, Lease, LeaseDuration, ListFilter, Millis,
-    NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Status, Task, TaskId, TaskPatch,
-    Token,
+    AgentId, BatchOutcome, ClaimOutcome, DepChange, Deps, Ended, Event, Lease, LeaseDuration,
+    ListFilter, Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Status, Task,
+    TaskId, TaskPatch, Token,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -210,6 +210,48 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Only store failures.
     fn counts(&self) -> Result<Vec<(Status, u64)>>;
+
+    /// Makes `task` wait on each of `deps`, in one transaction: all edges or none. An
+    /// edge that exists already is reported as [`DepChange::Already`]. `task`'s version
+    /// is bumped when an edge was added.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for `task` or a dependency that does
+    /// not exist; [`Error::Invalid`](crate::Error::Invalid) for a repeated or self
+    /// dependency, or an edge that would close a cycle (the message spells it out);
+    /// store failures.
+    fn dep_add(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>>;
+
+    /// Stops `task` waiting on each of `deps`, in one transaction. An edge that does not
+    /// exist is reported as [`DepChange::Absent`]. `task`'s version is bumped when an
+    /// edge was removed.
+    ///
+    /// # Errors
+    /// As [`Store::dep_add`], cycles aside.
+    fn dep_rm(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>>;
+
+    /// Both directions of a task's dependencies with their current states, read in one
+    /// snapshot; `None` when there is no such task.
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn deps(&self, id: &TaskId) -> Result<Option<Deps>>;
+
+    /// Exactly the tasks [`Store::claim_next`] would take now, in the order it would
+    /// take them, claiming nothing; narrowed by `filter`'s tag and limit (its statuses
+    /// and assignee must be empty: readiness decides those).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`](crate::Error::Invalid) for a filter on statuses or assignee;
+    /// store failures.
+    fn ready(&self, filter: &ListFilter) -> Result<Vec<Task>>;
+
+    /// The open tasks (not `done` or `cancelled`) that wait on at least one dependency,
+    /// by priority then age, narrowed by `filter` as [`Store::list`].
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn blocked(&self, filter: &ListFilter) -> Result<Vec<Task>>;
 
     /// The store's clock, as leases see it.
     ///

@@ -33,6 +33,7 @@
 
 pub mod bench;
 mod conn;
+mod graph;
 mod migrate;
 mod redact;
 mod sql;
@@ -43,9 +44,9 @@ use std::time::Duration;
 
 use postgres::{Config, Row};
 use tasklease_core::{
-    AgentId, BatchOutcome, ClaimOutcome, Clock, Ended, Error, Event, EventKind, Lease,
-    LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo,
-    RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token,
+    AgentId, BatchOutcome, ClaimOutcome, Clock, DepChange, Deps, Ended, Error, Event, EventKind,
+    Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal,
+    ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token,
     retried_grant, validate_batch,
 };
 
@@ -537,6 +538,55 @@ impl Store for PgStore {
         let limit = filter.limit.map(i64::from);
         self.run("list tasks", Retry::Read, |c| {
             c.query(sql::LIST, &[&statuses, &assignee, &tag, &limit])?
+                .iter()
+                .map(task)
+                .collect()
+        })
+    }
+
+    fn dep_add(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>> {
+        tasklease_core::validate_dep_edit(task, deps)?;
+        let now = self.now_param();
+        self.run("add dependencies", Retry::Write, |c| {
+            c.transaction(|c| graph::add(c, now, task, deps))
+        })
+    }
+
+    fn dep_rm(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>> {
+        tasklease_core::validate_dep_edit(task, deps)?;
+        let now = self.now_param();
+        self.run("remove dependencies", Retry::Write, |c| {
+            c.transaction(|c| graph::rm(c, now, task, deps))
+        })
+    }
+
+    fn deps(&self, id: &TaskId) -> Result<Option<Deps>> {
+        // Both directions come from one statement, one snapshot.
+        self.run("read the task's dependencies", Retry::Read, |c| {
+            graph::list(c, id)
+        })
+    }
+
+    fn ready(&self, filter: &ListFilter) -> Result<Vec<Task>> {
+        tasklease_core::validate_ready_filter(filter)?;
+        let tag = filter.tag.as_ref().map(Tag::as_str);
+        let limit = filter.limit.map(i64::from);
+        let now = self.now_param();
+        self.run("list ready tasks", Retry::Read, |c| {
+            c.query(sql::READY, &[&tag, &limit, &now])?
+                .iter()
+                .map(task)
+                .collect()
+        })
+    }
+
+    fn blocked(&self, filter: &ListFilter) -> Result<Vec<Task>> {
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        let assignee = filter.assignee.as_ref().map(AgentId::as_str);
+        let tag = filter.tag.as_ref().map(Tag::as_str);
+        let limit = filter.limit.map(i64::from);
+        self.run("list blocked tasks", Retry::Read, |c| {
+            c.query(sql::BLOCKED, &[&statuses, &assignee, &tag, &limit])?
                 .iter()
                 .map(task)
                 .collect()

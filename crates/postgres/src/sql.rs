@@ -16,13 +16,21 @@ sql! {
     CLAIM_BATCH = "claim_batch.sql";
     CLAIM_NEXT = "claim_next.sql";
     COUNTS = "counts.sql";
+    BLOCKED = "blocked.sql";
+    DEP_EXISTS = "dep_exists.sql";
+    DEP_LIST = "dep_list.sql";
+    DEP_REACH = "dep_reach.sql";
+    DEP_RM = "dep_rm.sql";
+    DEP_TOUCH = "dep_touch.sql";
     DONE = "done.sql";
+    GRAPH_LOCK = "graph_lock.sql";
     LIST = "list.sql";
     LOG = "log.sql";
     LOG_TASK = "log_task.sql";
     NEXT_ID = "next_id.sql";
     NOW = "now.sql";
     PRIOR = "prior.sql";
+    READY = "ready.sql";
     PRUNE = "prune.sql";
     PRUNE_SPAN = "prune_span.sql";
     REAP = "reap.sql";
@@ -31,6 +39,7 @@ sql! {
     RENEW = "renew.sql";
     SHOW = "show.sql";
     TASK_BY_SEQ = "task_by_seq.sql";
+    TASK_SEQ = "task_seq.sql";
     UPDATE = "update.sql";
 }
 

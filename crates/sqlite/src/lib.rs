@@ -24,6 +24,7 @@
 pub mod bench;
 mod busy;
 mod checkpoint;
+mod graph;
 mod migrate;
 mod queue;
 mod sql;
@@ -36,9 +37,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
-    AgentId, BatchOutcome, ClaimOutcome, Clock, Ended, Error, Event, EventKind, Lease,
-    LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo,
-    RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token,
+    AgentId, BatchOutcome, ClaimOutcome, Clock, DepChange, Deps, Ended, Error, Event, EventKind,
+    Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal,
+    ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token,
     validate_batch,
 };
 
@@ -839,6 +840,42 @@ fn task_by_seq(tx: &Connection, seq: i64) -> Result<Task> {
     raw.into_task()
 }
 
+/// Tasks matching `filter` and the SQL condition `extra` (a file under `sql/`), by
+/// priority then age: what `claim --next` orders by.
+fn list_where(tx: &Connection, filter: &ListFilter, extra: Option<&str>) -> Result<Vec<Task>> {
+    let mut q = format!("{} WHERE 1", sql::TASK_COLUMNS);
+    let mut args: Vec<String> = Vec::new();
+    if let Some(cond) = extra {
+        // The files begin with comment lines: the condition goes on lines of its own.
+        q.push_str(&format!("\n AND ({cond}\n)"));
+    }
+    if !filter.statuses.is_empty() {
+        let marks = vec!["?"; filter.statuses.len()].join(", ");
+        q.push_str(&format!(" AND status IN ({marks})"));
+        args.extend(filter.statuses.iter().map(|s| s.as_str().to_owned()));
+    }
+    if let Some(a) = &filter.assignee {
+        q.push_str(" AND assignee = ?");
+        args.push(a.as_str().to_owned());
+    }
+    if let Some(t) = &filter.tag {
+        q.push_str(" AND EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = ?)");
+        args.push(t.as_str().to_owned());
+    }
+    q.push_str(" ORDER BY priority, seq");
+    if let Some(n) = filter.limit {
+        q.push_str(&format!(" LIMIT {n}"));
+    }
+    let raws: Vec<RawTask> = tx
+        .prepare(&q)
+        .and_then(|mut s| {
+            s.query_map(params_from_iter(&args), RawTask::from_row)?
+                .collect()
+        })
+        .ctx("list tasks")?;
+    raws.into_iter().map(RawTask::into_task).collect()
+}
+
 fn tags_json(tags: &[Tag]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_owned())
 }
@@ -891,35 +928,34 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<Task>> {
-        let mut q = format!("{} WHERE 1", sql::TASK_COLUMNS);
-        let mut args: Vec<String> = Vec::new();
-        if !filter.statuses.is_empty() {
-            let marks = vec!["?"; filter.statuses.len()].join(", ");
-            q.push_str(&format!(" AND status IN ({marks})"));
-            args.extend(filter.statuses.iter().map(|s| s.as_str().to_owned()));
-        }
-        if let Some(a) = &filter.assignee {
-            q.push_str(" AND assignee = ?");
-            args.push(a.as_str().to_owned());
-        }
-        if let Some(t) = &filter.tag {
-            q.push_str(" AND EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = ?)");
-            args.push(t.as_str().to_owned());
-        }
-        q.push_str(" ORDER BY priority, seq");
-        if let Some(n) = filter.limit {
-            q.push_str(&format!(" LIMIT {n}"));
-        }
+        self.read(|tx| list_where(tx, filter, None))
+    }
+
+    fn dep_add(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>> {
+        tasklease_core::validate_dep_edit(task, deps)?;
+        self.write(|tx, now| graph::add(tx, now, task, deps))
+    }
+
+    fn dep_rm(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>> {
+        tasklease_core::validate_dep_edit(task, deps)?;
+        self.write(|tx, now| graph::rm(tx, now, task, deps))
+    }
+
+    fn deps(&self, id: &TaskId) -> Result<Option<Deps>> {
+        self.read(|tx| graph::list(tx, id))
+    }
+
+    fn ready(&self, filter: &ListFilter) -> Result<Vec<Task>> {
+        tasklease_core::validate_ready_filter(filter)?;
         self.read(|tx| {
-            let raws: Vec<RawTask> = tx
-                .prepare(&q)
-                .and_then(|mut s| {
-                    s.query_map(params_from_iter(&args), RawTask::from_row)?
-                        .collect()
-                })
-                .ctx("list tasks")?;
-            raws.into_iter().map(RawTask::into_task).collect()
+            let now = read_now(tx, &self.clock)?;
+            let cond = sql::READY.replace(":now", &now.to_string());
+            list_where(tx, filter, Some(&cond))
         })
+    }
+
+    fn blocked(&self, filter: &ListFilter) -> Result<Vec<Task>> {
+        self.read(|tx| list_where(tx, filter, Some(sql::BLOCKED)))
     }
 
     fn claim_keyed(

@@ -13,6 +13,12 @@ sql! {
     CLAIM = "claim.sql";
     CLAIM_NEXT = "claim_next.sql";
     COUNTS = "counts.sql";
+    BLOCKED = "blocked.sql";
+    DEP_EXISTS = "dep_exists.sql";
+    DEP_LIST = "dep_list.sql";
+    DEP_REACH = "dep_reach.sql";
+    DEP_RM = "dep_rm.sql";
+    DEP_TOUCH = "dep_touch.sql";
     DONE = "done.sql";
     EVENT = "event.sql";
     EXPIRED = "expired.sql";
@@ -22,6 +28,7 @@ sql! {
     NEXT_ID = "next_id.sql";
     NOW = "now.sql";
     PRIOR = "prior.sql";
+    READY = "ready.sql";
     PRUNE = "prune.sql";
     PRUNE_SPAN = "prune_span.sql";
     REAP = "reap.sql";
@@ -29,6 +36,7 @@ sql! {
     RELEASE_FORCE = "release_force.sql";
     RENEW = "renew.sql";
     TASK_COLUMNS = "task_columns.sql";
+    TASK_SEQ = "task_seq.sql";
     UPDATE = "update.sql";
     WAITING_ON = "waiting_on.sql";
 }

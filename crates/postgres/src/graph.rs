@@ -1,0 +1,109 @@
+//! Dependency edits and the graph's views (`deps`), each one transaction.
+//!
+//! Unlike the lease operations these take several statements: a cycle check must walk
+//! the graph, which one statement could do only by building every path. An addition
+//! first takes a transaction-scoped advisory lock on the schema's graph
+//! (`graph_lock.sql`), so concurrent additions serialize and each cycle check sees
+//! every edge committed before it (READ COMMITTED: each statement a fresh snapshot).
+//! Removals cannot close a cycle and take no such lock. Edge inserts and deletes lock
+//! the dependency `FOR SHARE` so the `waiting_on` triggers and a concurrent status
+//! change count the edge exactly once (migration 0004).
+
+use tasklease_core::{DepChange, DepState, Deps, Error, Millis, TaskId, cycle_error, find_path};
+
+use crate::conn::{Conn, Failure};
+use crate::{agent, sql, status, task_id};
+
+fn seq_of(c: &mut Conn, id: &TaskId) -> Result<Option<i64>, Failure> {
+    Ok(c.query_opt(sql::TASK_SEQ, &[&id.as_str()])?
+        .map(|r| r.try_get(0))
+        .transpose()?)
+}
+
+fn must_seq(c: &mut Conn, id: &TaskId) -> Result<i64, Failure> {
+    seq_of(c, id)?.ok_or_else(|| Error::NotFound(id.clone()).into())
+}
+
+pub(crate) fn add(
+    c: &mut Conn,
+    now: Option<i64>,
+    task: &TaskId,
+    deps: &[TaskId],
+) -> Result<Vec<(TaskId, DepChange)>, Failure> {
+    c.query_one(sql::GRAPH_LOCK, &[])?;
+    let t = must_seq(c, task)?;
+    let mut out = Vec::with_capacity(deps.len());
+    for dep in deps {
+        let d = must_seq(c, dep)?;
+        if c.query_one(sql::DEP_EXISTS, &[&t, &d])?
+            .try_get::<_, bool>(0)?
+        {
+            out.push((dep.clone(), DepChange::Already));
+            continue;
+        }
+        let edges = c
+            .query(sql::DEP_REACH, &[&d])?
+            .iter()
+            .map(|r| Ok((task_id(r.try_get(0)?)?, task_id(r.try_get(1)?)?)))
+            .collect::<Result<Vec<_>, Failure>>()?;
+        if let Some(path) = find_path(dep, task, &edges) {
+            return Err(cycle_error(task, &path).into());
+        }
+        c.execute(sql::ADD_DEP, &[&t, &dep.as_str()])?;
+        out.push((dep.clone(), DepChange::Added));
+    }
+    if out.iter().any(|(_, ch)| *ch == DepChange::Added) {
+        c.execute(sql::DEP_TOUCH, &[&t, &now])?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn rm(
+    c: &mut Conn,
+    now: Option<i64>,
+    task: &TaskId,
+    deps: &[TaskId],
+) -> Result<Vec<(TaskId, DepChange)>, Failure> {
+    let t = must_seq(c, task)?;
+    let mut out = Vec::with_capacity(deps.len());
+    for dep in deps {
+        let d = must_seq(c, dep)?;
+        let change = if c.execute(sql::DEP_RM, &[&t, &d])? == 0 {
+            DepChange::Absent
+        } else {
+            DepChange::Removed
+        };
+        out.push((dep.clone(), change));
+    }
+    if out.iter().any(|(_, ch)| *ch == DepChange::Removed) {
+        c.execute(sql::DEP_TOUCH, &[&t, &now])?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn list(c: &mut Conn, id: &TaskId) -> Result<Option<Deps>, Failure> {
+    let Some(seq) = seq_of(c, id)? else {
+        return Ok(None);
+    };
+    let mut deps = Deps {
+        on: Vec::new(),
+        needed_by: Vec::new(),
+    };
+    for r in c.query(sql::DEP_LIST, &[&seq])? {
+        let state = DepState {
+            id: task_id(r.try_get("id")?)?,
+            status: status(r.try_get("status")?)?,
+            holder: r
+                .try_get::<_, Option<String>>("assignee")?
+                .map(agent)
+                .transpose()?,
+            lock_until: r.try_get::<_, Option<i64>>("lock_until")?.map(Millis),
+        };
+        if r.try_get::<_, &str>("dir")? == "on" {
+            deps.on.push(state);
+        } else {
+            deps.needed_by.push(state);
+        }
+    }
+    Ok(Some(deps))
+}

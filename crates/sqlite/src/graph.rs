@@ -1,0 +1,147 @@
+//! Dependency edits and the graph's views (`deps`, `ready`, `blocked`), each run in one
+//! transaction of the store.
+//!
+//! An edit checks and writes under the write lock its caller took with `BEGIN
+//! IMMEDIATE`, so the cycle check sees every committed edge and no other writer can add
+//! one in between: two concurrent edits cannot each close half of a cycle. The
+//! `waiting_on` counts are the triggers' business (migration 0004); nothing here
+//! touches them.
+
+use rusqlite::{Connection, OptionalExtension, named_params};
+use tasklease_core::{
+    DepChange, DepState, Deps, Error, Millis, Result, TaskId, cycle_error, find_path,
+    validate_dep_edit,
+};
+
+use crate::{Ctx, agent, parse_status, sql, task_id};
+
+fn seq_of(tx: &Connection, id: &TaskId) -> Result<Option<i64>> {
+    tx.prepare_cached(sql::TASK_SEQ)
+        .and_then(|mut s| {
+            s.query_row(named_params! {":id": id.as_str()}, |r| r.get(0))
+                .optional()
+        })
+        .ctx("look up a task")
+}
+
+fn must_seq(tx: &Connection, id: &TaskId) -> Result<i64> {
+    seq_of(tx, id)?.ok_or_else(|| Error::NotFound(id.clone()))
+}
+
+fn edge_exists(tx: &Connection, task: i64, dep: i64) -> Result<bool> {
+    tx.prepare_cached(sql::DEP_EXISTS)
+        .and_then(|mut s| s.query_row(named_params! {":task": task, ":dep": dep}, |r| r.get(0)))
+        .ctx("read a dependency")
+}
+
+/// The edges reachable from `dep`, to search for a way back.
+fn reach(tx: &Connection, dep: i64) -> Result<Vec<(TaskId, TaskId)>> {
+    let rows: Vec<(String, String)> = tx
+        .prepare_cached(sql::DEP_REACH)
+        .and_then(|mut s| {
+            s.query_map(named_params! {":dep": dep}, |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .ctx("walk the dependencies")?;
+    rows.iter()
+        .map(|(t, d)| Ok((task_id(t)?, task_id(d)?)))
+        .collect()
+}
+
+fn touch(tx: &Connection, task: i64, now: i64) -> Result<()> {
+    tx.prepare_cached(sql::DEP_TOUCH)
+        .and_then(|mut s| s.execute(named_params! {":task": task, ":now": now}))
+        .ctx("bump the task's version")?;
+    Ok(())
+}
+
+pub(crate) fn add(
+    tx: &Connection,
+    now: i64,
+    task: &TaskId,
+    deps: &[TaskId],
+) -> Result<Vec<(TaskId, DepChange)>> {
+    validate_dep_edit(task, deps)?;
+    let t = must_seq(tx, task)?;
+    let mut out = Vec::with_capacity(deps.len());
+    for dep in deps {
+        let d = must_seq(tx, dep)?;
+        if edge_exists(tx, t, d)? {
+            out.push((dep.clone(), DepChange::Already));
+            continue;
+        }
+        if let Some(path) = find_path(dep, task, &reach(tx, d)?) {
+            return Err(cycle_error(task, &path));
+        }
+        tx.prepare_cached(sql::ADD_DEP)
+            .and_then(|mut s| s.execute(named_params! {":task": t, ":dep": dep.as_str()}))
+            .ctx("add a dependency")?;
+        out.push((dep.clone(), DepChange::Added));
+    }
+    if out.iter().any(|(_, c)| *c == DepChange::Added) {
+        touch(tx, t, now)?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn rm(
+    tx: &Connection,
+    now: i64,
+    task: &TaskId,
+    deps: &[TaskId],
+) -> Result<Vec<(TaskId, DepChange)>> {
+    validate_dep_edit(task, deps)?;
+    let t = must_seq(tx, task)?;
+    let mut out = Vec::with_capacity(deps.len());
+    for dep in deps {
+        let d = must_seq(tx, dep)?;
+        let n = tx
+            .prepare_cached(sql::DEP_RM)
+            .and_then(|mut s| s.execute(named_params! {":task": t, ":dep": d}))
+            .ctx("remove a dependency")?;
+        let change = if n == 0 {
+            DepChange::Absent
+        } else {
+            DepChange::Removed
+        };
+        out.push((dep.clone(), change));
+    }
+    if out.iter().any(|(_, c)| *c == DepChange::Removed) {
+        touch(tx, t, now)?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn list(tx: &Connection, id: &TaskId) -> Result<Option<Deps>> {
+    let Some(seq) = seq_of(tx, id)? else {
+        return Ok(None);
+    };
+    type Row = (String, String, String, Option<String>, Option<i64>);
+    let rows: Vec<Row> = tx
+        .prepare_cached(sql::DEP_LIST)
+        .and_then(|mut s| {
+            s.query_map(named_params! {":seq": seq}, |r| {
+                Ok((r.get(0)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })?
+            .collect()
+        })
+        .ctx("read the task's dependencies")?;
+    let mut deps = Deps {
+        on: Vec::new(),
+        needed_by: Vec::new(),
+    };
+    for (dir, id, status, holder, until) in rows {
+        let state = DepState {
+            id: task_id(&id)?,
+            status: parse_status(&status)?,
+            holder: holder.as_deref().map(agent).transpose()?,
+            lock_until: until.map(Millis),
+        };
+        if dir == "on" {
+            deps.on.push(state);
+        } else {
+            deps.needed_by.push(state);
+        }
+    }
+    Ok(Some(deps))
+}
