@@ -64,6 +64,10 @@ pub enum Cmd {
     Add(AddArgs),
     /// List tasks, by priority then age
     List(ListArgs),
+    /// Edit and inspect dependencies: `dep add TASK DEP…` (TASK waits on each DEP),
+    /// `dep rm TASK DEP…`, `dep list TASK`
+    #[command(subcommand)]
+    Dep(DepCmd),
     /// Show one task
     Show {
         /// The task
@@ -272,6 +276,31 @@ pub struct AddArgs {
     pub deps: Vec<TaskId>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DepCmd {
+    /// Make TASK wait on each DEP (refused if that would make a cycle)
+    Add {
+        /// The task that waits
+        task: TaskId,
+        /// What it waits on
+        #[arg(required = true, value_name = "DEP")]
+        deps: Vec<TaskId>,
+    },
+    /// Stop TASK waiting on each DEP
+    Rm {
+        /// The task that waits
+        task: TaskId,
+        /// What it should no longer wait on
+        #[arg(required = true, value_name = "DEP")]
+        deps: Vec<TaskId>,
+    },
+    /// What TASK waits on (with each one's status) and what waits on it
+    List {
+        /// The task
+        task: TaskId,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only tasks in this status (repeatable)
@@ -289,6 +318,13 @@ pub struct ListArgs {
     /// At most this many
     #[arg(long)]
     pub limit: Option<u32>,
+    /// Only what `claim --next` would take, in the order it would take them (claims
+    /// nothing)
+    #[arg(long, conflicts_with_all = ["statuses", "assignee", "mine", "blocked"])]
+    pub ready: bool,
+    /// Only open tasks waiting on a dependency, each with what it waits on and why
+    #[arg(long)]
+    pub blocked: bool,
 }
 
 #[derive(Debug, Args)]

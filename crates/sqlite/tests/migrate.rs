@@ -122,5 +122,8 @@ fn upgrade_to_v4_recounts_waiting_on_for_cancelled_deps() {
     assert_eq!(store.show(&b).unwrap().unwrap().waiting_on, 0);
     let me = AgentId::new("me").unwrap();
     let got = store.claim(&b, &me, LeaseDuration::DEFAULT, None).unwrap();
-    assert!(matches!(got, tasklease_core::ClaimOutcome::Claimed(_)), "{got:?}");
+    assert!(
+        matches!(got, tasklease_core::ClaimOutcome::Claimed(_)),
+        "{got:?}"
+    );
 }

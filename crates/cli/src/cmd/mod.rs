@@ -3,6 +3,7 @@
 
 mod bench;
 mod claim;
+mod dep;
 mod history;
 mod lease;
 mod lock;
@@ -63,6 +64,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Init => tasks::init(&cx),
         Cmd::Add(a) => tasks::add(&cx, a),
         Cmd::List(a) => tasks::list(&cx, a),
+        Cmd::Dep(d) => dep::run(&cx, d),
         Cmd::Show { id } => tasks::show(&cx, id),
         Cmd::Update(a) => tasks::update(&cx, a),
         Cmd::Migrate { backup } => tasks::migrate(&cx, *backup),
