@@ -68,6 +68,8 @@ pub enum Cmd {
     /// `dep rm TASK DEP…`, `dep list TASK`
     #[command(subcommand)]
     Dep(DepCmd),
+    /// Delete tasks (their ids are never reused)
+    Rm(RmArgs),
     /// Show one task
     Show {
         /// The task
@@ -274,6 +276,17 @@ pub struct AddArgs {
     /// A task that must be done first (repeatable)
     #[arg(long = "dep", value_name = "ID")]
     pub deps: Vec<TaskId>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The tasks; all are deleted or none
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<TaskId>,
+    /// Also delete a task under a live lease (ending it) or one others wait on
+    /// (dropping those dependencies)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -185,7 +185,57 @@ fn list_blocked_names_what_each_waits_on_and_why(p: &Project) {
     );
 }
 
+fn rm_refuses_without_force_and_never_reuses_ids(p: &Project) {
+    for t in ["a", "b", "c"] {
+        add(p, t);
+    }
+    p.ok(&["dep", "add", "b", "a"]);
+    let lease = p.json(&["claim", "c", "--agent", "alice"], 0);
+    let tok = lease["token"].to_string();
+
+    let out = p.run(&["rm", "a"]);
+    assert_eq!(out.status.code(), Some(2), "others wait on a");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needed by b") && err.contains("--force"),
+        "{err}"
+    );
+    let v = p.json(&["rm", "c", "a"], 3);
+    assert_eq!(v["error"]["code"], "held", "{v}");
+    p.json(&["rm", "nope"], 2);
+    p.json(&["rm", "a", "a"], 2);
+    assert_eq!(p.run(&["rm"]).status.code(), Some(2));
+    assert_eq!(
+        ids(&p.json(&["list"], 0)),
+        ["a", "b", "c"],
+        "nothing deleted"
+    );
+
+    let v = p.json(&["rm", "a", "c", "--force"], 0);
+    assert_eq!(v["outcome"], "deleted");
+    assert_eq!(v["deleted"][0]["dropped"], serde_json::json!(["b"]));
+    assert_eq!(v["deleted"][1]["holder"], "alice");
+    assert_eq!(ids(&p.json(&["list"], 0)), ["b"]);
+    assert_eq!(p.json(&["show", "b"], 0)["task"]["waiting_on"], 0);
+    p.json(&["claim", "b"], 0);
+    // The old holder's token is dead for good, and the id stays taken.
+    p.json(&["done", "c", "--token", &tok], 2);
+    let v = p.json(&["add", "again", "--id", "c"], 2);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("was deleted"),
+        "{v}"
+    );
+    let log = p.json(&["log", "c"], 0);
+    let last = log["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "deleted");
+    assert_eq!(last["token"].to_string(), tok);
+}
+
 each_store!(
+    rm_refuses_without_force_and_never_reuses_ids,
     dep_edits_report_each_edge_and_list_both_directions,
     a_cycle_is_refused_and_spelled_out,
     a_cancelled_dependency_no_longer_blocks,

@@ -13,6 +13,17 @@
 //! satisfied line), so `claim --next` stays one index probe. [`Status::satisfies`] is
 //! the rule in Rust; the triggers and `waiting_on.sql` are the same rule in SQL.
 //!
+//! # Deleting
+//!
+//! `rm` removes task rows, but never their ids: each deleted id is kept as a tombstone
+//! (`deleted_ids`, with the fence it reached) and `add` refuses it. A new task under
+//! an old id would restart its fence at 0, and a token the old holder still carries
+//! could become valid again; with the tombstone every token of a deleted task stays
+//! dead (renew, release and done answer "no task"). A task under a live lease, or one
+//! others wait on, is deleted only with force; force ends the lease (recorded in the
+//! `deleted` history row with its token) and drops the edges of its dependants, whose
+//! `waiting_on` the edge-delete trigger recounts.
+//!
 //! # Cycles
 //!
 //! An edge that would close a cycle is refused before it is written, with the cycle
@@ -152,6 +163,100 @@ pub fn cycle_error(task: &TaskId, path: &[TaskId]) -> Error {
             "{task} cannot wait on {}: that would make a cycle {}; a cycle never becomes ready",
             path.first().map_or("", TaskId::as_str),
             ids.join(" → ")
+        ),
+    )
+}
+
+/// A task `rm` deleted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Deleted {
+    /// The task.
+    pub id: TaskId,
+    /// The holder whose live lease the deletion ended (forced), if any.
+    pub holder: Option<AgentId>,
+    /// The tasks that waited on it and no longer do (forced).
+    pub dropped: Vec<TaskId>,
+}
+
+impl Deleted {
+    /// What a forced deletion overrode, for its history row; `None` when nothing.
+    pub fn detail(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(h) = &self.holder {
+            parts.push(format!("forced: ended the live lease of {h}"));
+        }
+        if !self.dropped.is_empty() {
+            let ids: Vec<&str> = self.dropped.iter().map(TaskId::as_str).collect();
+            parts.push(format!("dropped the dependencies of {}", ids.join(", ")));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// Checks `rm`'s ids: at least one, none repeated.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the id at fault.
+pub fn validate_rm(ids: &[TaskId]) -> Result<(), Error> {
+    if ids.is_empty() {
+        return Err(Error::invalid(
+            "task id",
+            "no task given; name one or more task ids",
+        ));
+    }
+    for (i, t) in ids.iter().enumerate() {
+        if ids[..i].contains(t) {
+            return Err(Error::invalid(
+                "task id",
+                format!("task {t} is given twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `rm` may delete a task: refused without `force` while a lease is live
+/// (`held`) or while other tasks — not themselves being deleted — wait on it.
+///
+/// # Errors
+/// [`Error::Held`] for a live lease; [`Error::Invalid`] naming the dependants.
+pub fn rm_allowed(
+    id: &TaskId,
+    held: Option<(AgentId, Millis)>,
+    dependants: &[TaskId],
+    force: bool,
+) -> Result<(), Error> {
+    if force {
+        return Ok(());
+    }
+    if let Some((holder, until)) = held {
+        return Err(Error::Held {
+            task: id.clone(),
+            holder,
+            until,
+        });
+    }
+    if !dependants.is_empty() {
+        let ids: Vec<&str> = dependants.iter().map(TaskId::as_str).collect();
+        return Err(Error::invalid(
+            "task id",
+            format!(
+                "{id} is needed by {} (they wait on it); deleting it with force also drops \
+                 those dependencies",
+                ids.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The refusal of `add` for an id that was deleted.
+pub fn deleted_id_error(id: &TaskId) -> Error {
+    Error::invalid(
+        "task id",
+        format!(
+            "task {id} was deleted; ids are never reused (a token of the old task must never \
+             become valid again): pick another id"
         ),
     )
 }

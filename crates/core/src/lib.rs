@@ -27,7 +27,8 @@ pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
 pub use graph::{
-    DepChange, DepState, Deps, cycle_error, find_path, validate_dep_edit, validate_ready_filter,
+    Deleted, DepChange, DepState, Deps, cycle_error, deleted_id_error, find_path, rm_allowed,
+    validate_dep_edit, validate_ready_filter, validate_rm,
 };
 pub use id::{AgentId, RequestId, Tag, TaskId};
 pub use lease::{

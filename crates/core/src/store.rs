@@ -1,9 +1,9 @@
 //! The contract every store implements.
 
 use crate::{
-    AgentId, BatchOutcome, ClaimOutcome, DepChange, Deps, Ended, Event, Lease, LeaseDuration,
-    ListFilter, Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Status, Task,
-    TaskId, TaskPatch, Token,
+    AgentId, BatchOutcome, ClaimOutcome, Deleted, DepChange, Deps, Ended, Event, Lease,
+    LeaseDuration, ListFilter, Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention,
+    Status, Task, TaskId, TaskPatch, Token,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -18,8 +18,9 @@ pub trait Store: Send + Sync {
     /// Creates a task in `todo`.
     ///
     /// # Errors
-    /// [`Error::Invalid`](crate::Error::Invalid) for bad fields or a dependency that does
-    /// not exist; [`Error::Exists`](crate::Error::Exists) when the id is taken.
+    /// [`Error::Invalid`](crate::Error::Invalid) for bad fields, a dependency that does
+    /// not exist, or an id that was deleted (ids are never reused);
+    /// [`Error::Exists`](crate::Error::Exists) when the id is taken.
     fn add(&self, task: &NewTask) -> Result<Task>;
 
     /// One task, or `None`.
@@ -252,6 +253,21 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Only store failures.
     fn blocked(&self, filter: &ListFilter) -> Result<Vec<Task>>;
+
+    /// Deletes every task in `ids`, in one transaction: all or none. Without `force`, a
+    /// task under a live lease, or one that tasks outside `ids` wait on, is refused;
+    /// with it, the lease ends and those edges are dropped (their `waiting_on`
+    /// recounted). Each deletion is a `deleted` history row. The ids stay taken for
+    /// ever: [`Store::add`] refuses them, so no token of a deleted task can become
+    /// valid again.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown id;
+    /// [`Error::Held`](crate::Error::Held) for a live lease and
+    /// [`Error::Invalid`](crate::Error::Invalid) for dependants, without `force`;
+    /// [`Error::Invalid`](crate::Error::Invalid) for an empty list or a repeated id;
+    /// store failures.
+    fn rm(&self, ids: &[TaskId], force: bool, agent: &AgentId) -> Result<Vec<Deleted>>;
 
     /// The store's clock, as leases see it.
     ///

@@ -47,3 +47,17 @@ EXECUTE FUNCTION tasks_done_changed();
 UPDATE tasks SET waiting_on = (
     SELECT count(*) FROM task_deps JOIN tasks d ON d.seq = task_deps.dep
      WHERE task_deps.task = tasks.seq AND d.status NOT IN ('done', 'cancelled'));
+
+-- Deleting tasks. Ids are never reused: a token of a deleted task must never become
+-- valid again, and a new task under an old id would restart its fence at 0. The id
+-- stays here (with the fence it reached) after its row is gone, and `add` refuses it.
+CREATE TABLE deleted_ids (
+    id         text   PRIMARY KEY,
+    fence      bigint NOT NULL,
+    deleted_at bigint NOT NULL
+);
+
+ALTER TABLE events DROP CONSTRAINT events_kind_check;
+ALTER TABLE events ADD CONSTRAINT events_kind_check
+    CHECK (kind IN ('claimed', 'reclaimed', 'renewed', 'released', 'done', 'reaped', 'forced',
+                    'refused', 'deleted'));

@@ -9,7 +9,10 @@
 //! the dependency `FOR SHARE` so the `waiting_on` triggers and a concurrent status
 //! change count the edge exactly once (migration 0004).
 
-use tasklease_core::{DepChange, DepState, Deps, Error, Millis, TaskId, cycle_error, find_path};
+use tasklease_core::{
+    AgentId, Deleted, DepChange, DepState, Deps, Error, Millis, Status, TaskId, cycle_error,
+    find_path, rm_allowed,
+};
 
 use crate::conn::{Conn, Failure};
 use crate::{agent, sql, status, task_id};
@@ -49,7 +52,10 @@ pub(crate) fn add(
         if let Some(path) = find_path(dep, task, &edges) {
             return Err(cycle_error(task, &path).into());
         }
-        c.execute(sql::ADD_DEP, &[&t, &dep.as_str()])?;
+        // A dependency deleted since it was looked up: the insert finds no row.
+        if c.execute(sql::ADD_DEP, &[&t, &dep.as_str()])? == 0 {
+            return Err(Error::NotFound(dep.clone()).into());
+        }
         out.push((dep.clone(), DepChange::Added));
     }
     if out.iter().any(|(_, ch)| *ch == DepChange::Added) {
@@ -106,4 +112,56 @@ pub(crate) fn list(c: &mut Conn, id: &TaskId) -> Result<Option<Deps>, Failure> {
         }
     }
     Ok(Some(deps))
+}
+
+/// Deletes `ids`: every row locked and checked first, then every write, so a refusal
+/// changes nothing.
+pub(crate) fn delete(
+    c: &mut Conn,
+    now: Option<i64>,
+    ids: &[TaskId],
+    force: bool,
+    who: &AgentId,
+) -> Result<Vec<Deleted>, Failure> {
+    let mut plan = Vec::with_capacity(ids.len());
+    for id in ids {
+        let row = c
+            .query_opt(sql::RM_LOCK, &[&id.as_str(), &now])?
+            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let seq: i64 = row.try_get("seq")?;
+        let at = Millis(row.try_get("now")?);
+        let st = status(row.try_get("status")?)?;
+        let until = row.try_get::<_, Option<i64>>("lock_until")?.map(Millis);
+        let holder = row
+            .try_get::<_, Option<String>>("assignee")?
+            .map(agent)
+            .transpose()?;
+        let held = match (st, holder, until) {
+            (Status::InProgress, Some(h), Some(u)) if at < u => Some((h, u)),
+            _ => None,
+        };
+        let deps = list(c, id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
+        let dropped: Vec<TaskId> = deps
+            .needed_by
+            .into_iter()
+            .map(|d| d.id)
+            .filter(|d| !ids.contains(d))
+            .collect();
+        rm_allowed(id, held.clone(), &dropped, force)?;
+        // A lease ends with the row, live or not: its token goes into the history.
+        let fence: i64 = row.try_get("fence")?;
+        let token = (st == Status::InProgress).then_some(fence);
+        let d = Deleted {
+            id: id.clone(),
+            holder: held.map(|(h, _)| h),
+            dropped,
+        };
+        plan.push((seq, at, token, d));
+    }
+    for (seq, at, token, d) in &plan {
+        c.execute(sql::RM_EDGES, &[seq])?;
+        let detail = d.detail();
+        c.execute(sql::RM, &[seq, &at.0, &who.as_str(), token, &detail])?;
+    }
+    Ok(plan.into_iter().map(|(_, _, _, d)| d).collect())
 }

@@ -44,10 +44,10 @@ use std::time::Duration;
 
 use postgres::{Config, Row};
 use tasklease_core::{
-    AgentId, BatchOutcome, ClaimOutcome, Clock, DepChange, Deps, Ended, Error, Event, EventKind,
-    Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal,
-    ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token,
-    retried_grant, validate_batch,
+    AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
+    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
+    Refusal, ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch,
+    Token, retried_grant, validate_batch,
 };
 
 use conn::{Conn, Failure, Retry, Target};
@@ -503,7 +503,20 @@ impl Store for PgStore {
                             &now,
                         ],
                     )?;
+                    // Checked after the insert, in a statement of its own (a fresh
+                    // snapshot): an insert that waited on a concurrent delete of the
+                    // same id sees that delete's tombstone here.
+                    let deleted: bool =
+                        c.query_one(sql::DELETED_ID, &[&id.as_str()])?.try_get(0)?;
                     match (row, explicit) {
+                        (_, Some(id)) if deleted => {
+                            return Err(tasklease_core::deleted_id_error(id).into());
+                        }
+                        (Some(_), None) if deleted => {
+                            // Only this row is wrong: take it back, try the next number.
+                            c.execute(sql::ADD_UNDO, &[&id.as_str()])?;
+                            n += 1;
+                        }
                         (Some(r), _) => break r.try_get(0)?,
                         (None, Some(id)) => return Err(Error::Exists(id.clone()).into()),
                         (None, None) => n += 1,
@@ -564,6 +577,14 @@ impl Store for PgStore {
         // Both directions come from one statement, one snapshot.
         self.run("read the task's dependencies", Retry::Read, |c| {
             graph::list(c, id)
+        })
+    }
+
+    fn rm(&self, ids: &[TaskId], force: bool, agent: &AgentId) -> Result<Vec<Deleted>> {
+        tasklease_core::validate_rm(ids)?;
+        let now = self.now_param();
+        self.run("delete tasks", Retry::Write, |c| {
+            c.transaction(|c| graph::delete(c, now, ids, force, agent))
         })
     }
 

@@ -12,11 +12,13 @@ macro_rules! sql {
 sql! {
     ADD = "add.sql";
     ADD_DEP = "add_dep.sql";
+    ADD_UNDO = "add_undo.sql";
     CLAIM = "claim.sql";
     CLAIM_BATCH = "claim_batch.sql";
     CLAIM_NEXT = "claim_next.sql";
     COUNTS = "counts.sql";
     BLOCKED = "blocked.sql";
+    DELETED_ID = "deleted_id.sql";
     DEP_EXISTS = "dep_exists.sql";
     DEP_LIST = "dep_list.sql";
     DEP_REACH = "dep_reach.sql";
@@ -37,6 +39,9 @@ sql! {
     RELEASE = "release.sql";
     RELEASE_FORCE = "release_force.sql";
     RENEW = "renew.sql";
+    RM = "rm.sql";
+    RM_EDGES = "rm_edges.sql";
+    RM_LOCK = "rm_lock.sql";
     SHOW = "show.sql";
     TASK_BY_SEQ = "task_by_seq.sql";
     TASK_SEQ = "task_seq.sql";

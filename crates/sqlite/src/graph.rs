@@ -9,11 +9,11 @@
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 use tasklease_core::{
-    DepChange, DepState, Deps, Error, Millis, Result, TaskId, cycle_error, find_path,
-    validate_dep_edit,
+    AgentId, Deleted, DepChange, DepState, Deps, Error, EventKind, Millis, Result, Status, TaskId,
+    cycle_error, find_path, rm_allowed, validate_dep_edit,
 };
 
-use crate::{Ctx, agent, parse_status, sql, task_id};
+use crate::{Ctx, Note, agent, lease_row, parse_status, record, sql, task_id};
 
 fn seq_of(tx: &Connection, id: &TaskId) -> Result<Option<i64>> {
     tx.prepare_cached(sql::TASK_SEQ)
@@ -73,9 +73,13 @@ pub(crate) fn add(
         if let Some(path) = find_path(dep, task, &reach(tx, d)?) {
             return Err(cycle_error(task, &path));
         }
-        tx.prepare_cached(sql::ADD_DEP)
+        let n = tx
+            .prepare_cached(sql::ADD_DEP)
             .and_then(|mut s| s.execute(named_params! {":task": t, ":dep": dep.as_str()}))
             .ctx("add a dependency")?;
+        if n == 0 {
+            return Err(Error::NotFound(dep.clone()));
+        }
         out.push((dep.clone(), DepChange::Added));
     }
     if out.iter().any(|(_, c)| *c == DepChange::Added) {
@@ -144,4 +148,81 @@ pub(crate) fn list(tx: &Connection, id: &TaskId) -> Result<Option<Deps>> {
         }
     }
     Ok(Some(deps))
+}
+
+/// Whether `id` belonged to a deleted task.
+pub(crate) fn was_deleted(tx: &Connection, id: &TaskId) -> Result<bool> {
+    tx.prepare_cached(sql::DELETED_ID)
+        .and_then(|mut s| s.query_row(named_params! {":id": id.as_str()}, |r| r.get(0)))
+        .ctx("look up deleted ids")
+}
+
+fn exec(tx: &Connection, q: &str, seq: i64, now: Option<i64>, what: &str) -> Result<()> {
+    let mut s = tx.prepare_cached(q).ctx(what)?;
+    match now {
+        Some(now) => s.execute(named_params! {":seq": seq, ":now": now}),
+        None => s.execute(named_params! {":seq": seq}),
+    }
+    .ctx(what)?;
+    Ok(())
+}
+
+/// Deletes `ids`: every check first, then every write, so a refusal changes nothing.
+pub(crate) fn delete(
+    tx: &Connection,
+    now: i64,
+    ids: &[TaskId],
+    force: bool,
+    who: &AgentId,
+) -> Result<Vec<Deleted>> {
+    let mut plan = Vec::with_capacity(ids.len());
+    for id in ids {
+        let row = lease_row(tx, id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
+        let seq = must_seq(tx, id)?;
+        let held = row.lease.live_holder(Millis(now));
+        let deps = list(tx, id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
+        let dropped: Vec<TaskId> = deps
+            .needed_by
+            .into_iter()
+            .map(|d| d.id)
+            .filter(|d| !ids.contains(d))
+            .collect();
+        rm_allowed(id, held.clone(), &dropped, force)?;
+        // A lease ends with the row, live or not: its token goes into the history.
+        let token = (row.lease.status == Status::InProgress).then_some(row.lease.fence);
+        plan.push((
+            seq,
+            token,
+            Deleted {
+                id: id.clone(),
+                holder: held.map(|(h, _)| h),
+                dropped,
+            },
+        ));
+    }
+    for (seq, token, d) in &plan {
+        exec(
+            tx,
+            sql::RM_EDGES,
+            *seq,
+            None,
+            "drop the task's dependencies",
+        )?;
+        exec(
+            tx,
+            sql::RM_TOMBSTONE,
+            *seq,
+            Some(now),
+            "keep the deleted id",
+        )?;
+        let detail = d.detail();
+        let note = Note {
+            token: *token,
+            detail: detail.as_deref(),
+            ..Note::default()
+        };
+        record(tx, now, &d.id, EventKind::Deleted, who, note)?;
+        exec(tx, sql::RM, *seq, None, "delete the task")?;
+    }
+    Ok(plan.into_iter().map(|(_, _, d)| d).collect())
 }

@@ -37,10 +37,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
-    AgentId, BatchOutcome, ClaimOutcome, Clock, DepChange, Deps, Ended, Error, Event, EventKind,
-    Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal,
-    ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token,
-    validate_batch,
+    AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
+    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
+    Refusal, ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch,
+    Token, validate_batch,
 };
 
 use crate::busy::{Busy, Wait};
@@ -885,6 +885,9 @@ impl Store for SqliteStore {
         task.validate()?;
         self.write(|tx, now| {
             let id = match &task.id {
+                Some(id) if graph::was_deleted(tx, id)? => {
+                    return Err(tasklease_core::deleted_id_error(id));
+                }
                 Some(id) => id.clone(),
                 None => next_free_id(tx)?,
             };
@@ -943,6 +946,11 @@ impl Store for SqliteStore {
 
     fn deps(&self, id: &TaskId) -> Result<Option<Deps>> {
         self.read(|tx| graph::list(tx, id))
+    }
+
+    fn rm(&self, ids: &[TaskId], force: bool, agent: &AgentId) -> Result<Vec<Deleted>> {
+        tasklease_core::validate_rm(ids)?;
+        self.write(|tx, now| graph::delete(tx, now, ids, force, agent))
     }
 
     fn ready(&self, filter: &ListFilter) -> Result<Vec<Task>> {
@@ -1466,7 +1474,10 @@ fn next_free_id(tx: &Connection) -> Result<TaskId> {
     loop {
         let id = format!("T-{n}");
         let taken = tx
-            .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")
+            // Deleted ids stay taken: a token of the old task must never be valid again.
+            .prepare_cached(
+                "SELECT 1 FROM tasks WHERE id = ?1 UNION ALL SELECT 1 FROM deleted_ids WHERE id = ?1",
+            )
             .and_then(|mut s| s.exists([&id]))
             .ctx("pick a task id")?;
         if !taken {

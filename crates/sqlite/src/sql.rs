@@ -14,6 +14,7 @@ sql! {
     CLAIM_NEXT = "claim_next.sql";
     COUNTS = "counts.sql";
     BLOCKED = "blocked.sql";
+    DELETED_ID = "deleted_id.sql";
     DEP_EXISTS = "dep_exists.sql";
     DEP_LIST = "dep_list.sql";
     DEP_REACH = "dep_reach.sql";
@@ -35,6 +36,9 @@ sql! {
     RELEASE = "release.sql";
     RELEASE_FORCE = "release_force.sql";
     RENEW = "renew.sql";
+    RM = "rm.sql";
+    RM_EDGES = "rm_edges.sql";
+    RM_TOMBSTONE = "rm_tombstone.sql";
     TASK_COLUMNS = "task_columns.sql";
     TASK_SEQ = "task_seq.sql";
     UPDATE = "update.sql";

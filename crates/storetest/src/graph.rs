@@ -7,8 +7,8 @@ use std::cell::Cell;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tasklease_core::{
-    ClaimOutcome, Clock, DepChange, Error, LeaseDuration, ListFilter, NewTask, Priority, Status,
-    Store, Tag, TaskId, TaskPatch,
+    ClaimOutcome, Clock, DepChange, Error, EventKind, LeaseDuration, ListFilter, NewTask, Priority,
+    Status, Store, Tag, TaskId, TaskPatch,
 };
 
 use crate::{Fixture, T0, agent};
@@ -293,6 +293,102 @@ pub fn blocked_lists_waiting_tasks(f: &dyn Fixture) {
     assert_eq!(by, ["w", "v", "closed"]);
     assert!(a.on.is_empty());
     assert_eq!(s.deps(&id("nope")).unwrap(), None);
+}
+
+/// `rm` deletes all or nothing; refuses a live lease (`Held`) and a task others wait
+/// on without force; with force ends the lease and drops the edges (recounting
+/// `waiting_on`); records `deleted`; and never lets the id, or any of its tokens, live
+/// again.
+pub fn rm_deletes_and_never_reuses_ids(f: &dyn Fixture) {
+    let s = f.open(&Clock::manual(T0));
+    let s = &*s;
+    let who = agent("admin");
+    add(s, "a", Priority::Medium, &[]);
+    add(s, "b", Priority::Medium, &["a"]);
+    add(s, "c", Priority::Medium, &[]);
+    add(s, "d", Priority::Medium, &["c"]);
+    let ClaimOutcome::Claimed(lease) = s.claim(&id("c"), &agent("x"), LEASE, None).unwrap() else {
+        panic!("c is free")
+    };
+    let before = s.list(&ListFilter::default()).unwrap();
+
+    let e = s.rm(&ids(&["a"]), false, &who).unwrap_err();
+    assert!(
+        matches!(e, Error::Invalid { .. }) && e.to_string().contains("needed by b"),
+        "{e}"
+    );
+    let e = s.rm(&ids(&["b", "c"]), false, &who).unwrap_err();
+    assert!(matches!(e, Error::Held { .. }), "{e:?}");
+    assert!(matches!(
+        s.rm(&ids(&["nope"]), false, &who),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(s.rm(&[], false, &who), Err(Error::Invalid { .. })));
+    assert!(matches!(
+        s.rm(&ids(&["a", "a"]), false, &who),
+        Err(Error::Invalid { .. })
+    ));
+    assert_eq!(
+        s.list(&ListFilter::default()).unwrap(),
+        before,
+        "refusals change nothing"
+    );
+
+    // A dependant deleted along with its dependency is no obstacle.
+    let gone = s.rm(&ids(&["a", "b"]), false, &who).unwrap();
+    assert_eq!(
+        gone.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        ids(&["a", "b"])
+    );
+    assert_eq!(s.show(&id("a")).unwrap(), None);
+
+    // Forced: the lease ends, the dependant's edge goes and it is ready.
+    assert_eq!(waiting(s, "d"), 1);
+    let gone = s.rm(&ids(&["c"]), true, &who).unwrap();
+    assert_eq!(gone[0].holder, Some(agent("x")));
+    assert_eq!(gone[0].dropped, ids(&["d"]));
+    assert_eq!(waiting(s, "d"), 0);
+    assert_eq!(
+        s.show(&id("d")).unwrap().unwrap().deps,
+        Vec::<TaskId>::new()
+    );
+    let last = s.log(Some(&id("c")), 10).unwrap().pop().expect("history");
+    assert_eq!(last.kind, EventKind::Deleted);
+    assert_eq!(last.token, Some(lease.token));
+
+    // The old token stays dead, and the id is never handed out again.
+    let r = s.renew(&id("c"), lease.token, LEASE, &agent("x"));
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    let r = s.done(&id("c"), lease.token, &agent("x"));
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    let again = s.add(&NewTask {
+        id: Some(id("c")),
+        title: "c again".into(),
+        ..Default::default()
+    });
+    let Err(e) = again else {
+        panic!("a deleted id was reused")
+    };
+    assert!(
+        matches!(e, Error::Invalid { .. }) && e.to_string().contains("deleted"),
+        "{e}"
+    );
+    let auto = s
+        .add(&NewTask {
+            title: "auto".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    s.rm(std::slice::from_ref(&auto), false, &who).unwrap();
+    let next = s
+        .add(&NewTask {
+            title: "auto".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    assert_ne!(next, auto, "generated ids skip deleted ones");
 }
 
 #[derive(Clone, Debug)]

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use crate::locks::LockInfo;
 use crate::{
-    DepChange, DepState, Deps, Ended, Error, ErrorKind, Lease, LeaseDuration, Millis, Reaped,
-    Refusal, Status, Task, TaskId, Unclaimable,
+    Deleted, DepChange, DepState, Deps, Ended, Error, ErrorKind, Lease, LeaseDuration, Millis,
+    Reaped, Refusal, Status, Task, TaskId, Unclaimable,
 };
 
 /// Exit status: done as asked.
@@ -251,6 +251,20 @@ pub fn deps_json(task: &TaskId, d: &Deps) -> Value {
         "waiting_on": d.on.iter().filter(|s| !s.satisfied()).count(),
         "on": d.on.iter().map(dep_state_json).collect::<Vec<_>>(),
         "needed_by": d.needed_by.iter().map(dep_state_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Tasks `rm` deleted: each with the `holder` whose live lease it ended and the
+/// tasks whose dependency on it was `dropped` (both only when forced).
+pub fn deleted_json(gone: &[Deleted]) -> Value {
+    json!({
+        "ok": true,
+        "outcome": "deleted",
+        "count": gone.len(),
+        "deleted": gone
+            .iter()
+            .map(|d| json!({"id": d.id, "holder": d.holder, "dropped": d.dropped}))
+            .collect::<Vec<_>>(),
     })
 }
 

@@ -1,11 +1,35 @@
-//! `dep add`, `dep rm`, `dep list`: the dependency graph, edited and read.
+//! `dep add`, `dep rm`, `dep list`: the dependency graph, edited and read; and `rm`,
+//! which deletes tasks from it.
 
-use tasklease::json::{dep_edit_json, deps_json};
+use tasklease::json::{deleted_json, dep_edit_json, deps_json};
 use tasklease::{DepChange, DepState, Error, Result, TaskId};
 
 use super::Ctx;
-use crate::args::DepCmd;
-use crate::output::Report;
+use crate::args::{DepCmd, RmArgs};
+use crate::output::{Report, note_line};
+
+pub fn rm(cx: &Ctx<'_>, a: &RmArgs) -> Result<Report> {
+    tasklease::validate_rm(&a.ids)?;
+    let agent = cx.agent()?;
+    let gone = cx.store()?.rm(&a.ids, a.force, &agent).inspect_err(|e| {
+        let forceable = match e {
+            Error::Held { .. } => true,
+            Error::Invalid { message, .. } => message.contains("with force"),
+            _ => false,
+        };
+        if forceable {
+            note_line("nothing was deleted; pass --force to delete anyway");
+        }
+    })?;
+    let human: Vec<String> = gone
+        .iter()
+        .map(|d| match d.detail() {
+            Some(what) => format!("deleted {} ({what})", d.id),
+            None => format!("deleted {}", d.id),
+        })
+        .collect();
+    Ok(Report::ok(deleted_json(&gone), human.join("\n")))
+}
 
 pub fn run(cx: &Ctx<'_>, cmd: &DepCmd) -> Result<Report> {
     match cmd {
