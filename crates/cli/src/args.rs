@@ -276,6 +276,9 @@ pub struct AddArgs {
     /// A task that must be done first (repeatable)
     #[arg(long = "dep", value_name = "ID")]
     pub deps: Vec<TaskId>,
+    /// The task this one is part of (an epic); never blocks either way
+    #[arg(long, value_name = "ID")]
+    pub parent: Option<TaskId>,
 }
 
 #[derive(Debug, Args)]
@@ -338,6 +341,9 @@ pub struct ListArgs {
     /// Only open tasks waiting on a dependency, each with what it waits on and why
     #[arg(long)]
     pub blocked: bool,
+    /// Only the children of this task
+    #[arg(long, value_name = "ID", conflicts_with_all = ["ready", "blocked"])]
+    pub parent: Option<TaskId>,
 }
 
 #[derive(Debug, Args)]
@@ -405,6 +411,12 @@ pub struct UpdateArgs {
     /// Remove every tag
     #[arg(long, conflicts_with = "tags")]
     pub clear_tags: bool,
+    /// Make this task part of ID (an epic); never blocks either way
+    #[arg(long, value_name = "ID")]
+    pub parent: Option<TaskId>,
+    /// Make this task part of nothing
+    #[arg(long, conflicts_with = "parent")]
+    pub no_parent: bool,
 }
 
 const RUN_HELP: &str = "\

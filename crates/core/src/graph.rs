@@ -261,6 +261,57 @@ pub fn deleted_id_error(id: &TaskId) -> Error {
     )
 }
 
+/// The refusal of a parent that would make `task` its own ancestor. `chain` is `parent`
+/// and its ancestors, nearest first, ending at `task`.
+pub fn parent_cycle_error(task: &TaskId, chain: &[TaskId]) -> Error {
+    let mut ids: Vec<&str> = vec![task.as_str()];
+    ids.extend(chain.iter().map(TaskId::as_str));
+    Error::invalid(
+        "parent",
+        format!(
+            "{} cannot be the parent of {task}: that would make a cycle of parents {} \
+             (each the parent of the next one's child)",
+            chain.first().map_or("", TaskId::as_str),
+            ids.join(" → ")
+        ),
+    )
+}
+
+/// A parent's progress: how many of its children are done, cancelled, and in all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Children that are done.
+    pub done: usize,
+    /// Children that were cancelled.
+    pub cancelled: usize,
+    /// All children.
+    pub total: usize,
+}
+
+impl Progress {
+    /// Counts `children`.
+    pub fn of(children: &[crate::Task]) -> Progress {
+        Progress {
+            done: children.iter().filter(|t| t.status == Status::Done).count(),
+            cancelled: children
+                .iter()
+                .filter(|t| t.status == Status::Cancelled)
+                .count(),
+            total: children.len(),
+        }
+    }
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} done", self.done, self.total)?;
+        if self.cancelled > 0 {
+            write!(f, ", {} cancelled", self.cancelled)?;
+        }
+        Ok(())
+    }
+}
+
 /// Checks a filter for [`crate::Store::ready`]: readiness decides status and holder, so
 /// a filter on either is refused rather than silently ignored.
 ///

@@ -27,8 +27,8 @@ pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
 pub use graph::{
-    Deleted, DepChange, DepState, Deps, cycle_error, deleted_id_error, find_path, rm_allowed,
-    validate_dep_edit, validate_ready_filter, validate_rm,
+    Deleted, DepChange, DepState, Deps, Progress, cycle_error, deleted_id_error, find_path,
+    parent_cycle_error, rm_allowed, validate_dep_edit, validate_ready_filter, validate_rm,
 };
 pub use id::{AgentId, RequestId, Tag, TaskId};
 pub use lease::{

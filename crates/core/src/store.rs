@@ -254,6 +254,14 @@ pub trait Store: Send + Sync {
     /// Only store failures.
     fn blocked(&self, filter: &ListFilter) -> Result<Vec<Task>>;
 
+    /// The children of `parent` (the tasks whose parent it is) matching `filter`, by
+    /// priority then age.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when there is no task `parent`;
+    /// store failures.
+    fn children(&self, parent: &TaskId, filter: &ListFilter) -> Result<Vec<Task>>;
+
     /// Deletes every task in `ids`, in one transaction: all or none. Without `force`, a
     /// task under a live lease, or one that tasks outside `ids` wait on, is refused;
     /// with it, the lease ends and those edges are dropped (their `waiting_on`

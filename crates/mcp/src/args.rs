@@ -401,6 +401,7 @@ impl AddArgs {
                 .flatten()
                 .map(|d| task_id(d))
                 .collect::<Result<_>>()?,
+            parent: None,
         };
         task.validate()?;
         Ok(task)

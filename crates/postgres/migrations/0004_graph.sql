@@ -61,3 +61,11 @@ ALTER TABLE events DROP CONSTRAINT events_kind_check;
 ALTER TABLE events ADD CONSTRAINT events_kind_check
     CHECK (kind IN ('claimed', 'reclaimed', 'renewed', 'released', 'done', 'reaped', 'forced',
                     'refused', 'deleted'));
+
+-- Parents (epics): a non-blocking hierarchy. A child neither waits on its parent nor
+-- holds it back; `show` reports a parent's progress. Deleting a parent leaves its
+-- children without one. Cycles are refused before they are written.
+-- By id, not seq: ids never change and are never reused, and every statement that
+-- returns a task returns the parent's id with it, without a join.
+ALTER TABLE tasks ADD COLUMN parent text REFERENCES tasks (id);
+CREATE INDEX tasks_parent ON tasks (parent, seq) WHERE parent IS NOT NULL;

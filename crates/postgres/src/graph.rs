@@ -11,7 +11,7 @@
 
 use tasklease_core::{
     AgentId, Deleted, DepChange, DepState, Deps, Error, Millis, Status, TaskId, cycle_error,
-    find_path, rm_allowed,
+    find_path, parent_cycle_error, rm_allowed,
 };
 
 use crate::conn::{Conn, Failure};
@@ -33,7 +33,7 @@ pub(crate) fn add(
     task: &TaskId,
     deps: &[TaskId],
 ) -> Result<Vec<(TaskId, DepChange)>, Failure> {
-    c.query_one(sql::GRAPH_LOCK, &[])?;
+    lock(c)?;
     let t = must_seq(c, task)?;
     let mut out = Vec::with_capacity(deps.len());
     for dep in deps {
@@ -160,8 +160,41 @@ pub(crate) fn delete(
     }
     for (seq, at, token, d) in &plan {
         c.execute(sql::RM_EDGES, &[seq])?;
+        c.execute(sql::RM_DETACH, &[seq, &now])?;
         let detail = d.detail();
         c.execute(sql::RM, &[seq, &at.0, &who.as_str(), token, &detail])?;
     }
     Ok(plan.into_iter().map(|(_, _, _, d)| d).collect())
+}
+
+/// Checks that `parent` exists and, when `task` is given, is not `task` or one of its
+/// descendants (which would close a cycle of parents). The caller holds the graph lock
+/// when `task` is given, so no concurrent edit can close a cycle meanwhile.
+pub(crate) fn check_parent(
+    c: &mut Conn,
+    task: Option<&TaskId>,
+    parent: &TaskId,
+) -> Result<(), Failure> {
+    if seq_of(c, parent)?.is_none() {
+        return Err(Error::invalid(
+            "parent",
+            format!("parent {parent} does not exist; add it first"),
+        )
+        .into());
+    }
+    let Some(task) = task else { return Ok(()) };
+    let chain = c
+        .query(sql::PARENT_CHAIN, &[&parent.as_str()])?
+        .iter()
+        .map(|r| Ok(task_id(r.try_get(0)?)?))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    if let Some(at) = chain.iter().position(|a| a == task) {
+        return Err(parent_cycle_error(task, &chain[..=at]).into());
+    }
+    Ok(())
+}
+
+pub(crate) fn lock(c: &mut Conn) -> Result<(), Failure> {
+    c.query_one(sql::GRAPH_LOCK, &[])?;
+    Ok(())
 }

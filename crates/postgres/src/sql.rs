@@ -13,6 +13,7 @@ sql! {
     ADD = "add.sql";
     ADD_DEP = "add_dep.sql";
     ADD_UNDO = "add_undo.sql";
+    CHILDREN = "children.sql";
     CLAIM = "claim.sql";
     CLAIM_BATCH = "claim_batch.sql";
     CLAIM_NEXT = "claim_next.sql";
@@ -31,6 +32,7 @@ sql! {
     LOG_TASK = "log_task.sql";
     NEXT_ID = "next_id.sql";
     NOW = "now.sql";
+    PARENT_CHAIN = "parent_chain.sql";
     PRIOR = "prior.sql";
     READY = "ready.sql";
     PRUNE = "prune.sql";
@@ -40,8 +42,10 @@ sql! {
     RELEASE_FORCE = "release_force.sql";
     RENEW = "renew.sql";
     RM = "rm.sql";
+    RM_DETACH = "rm_detach.sql";
     RM_EDGES = "rm_edges.sql";
     RM_LOCK = "rm_lock.sql";
+    SET_PARENT = "set_parent.sql";
     SHOW = "show.sql";
     TASK_BY_SEQ = "task_by_seq.sql";
     TASK_SEQ = "task_seq.sql";

@@ -78,3 +78,11 @@ BEGIN
     VALUES (NEW.assigned_at, NEW.id, 'claimed', NEW.assignee, NEW.fence,
             NEW.lock_until - NEW.assigned_at, NEW.claim_wait_us, NEW.claim_busy);
 END;
+
+-- Parents (epics): a non-blocking hierarchy. A child neither waits on its parent nor
+-- holds it back; `show` reports a parent's progress. Deleting a parent leaves its
+-- children without one. Cycles are refused before they are written.
+-- By id, not seq: ids never change and are never reused, and every statement that
+-- returns a task returns the parent's id with it, without a join.
+ALTER TABLE tasks ADD COLUMN parent TEXT REFERENCES tasks (id);
+CREATE INDEX tasks_parent ON tasks (parent, seq) WHERE parent IS NOT NULL;

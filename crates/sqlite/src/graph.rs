@@ -10,7 +10,7 @@
 use rusqlite::{Connection, OptionalExtension, named_params};
 use tasklease_core::{
     AgentId, Deleted, DepChange, DepState, Deps, Error, EventKind, Millis, Result, Status, TaskId,
-    cycle_error, find_path, rm_allowed, validate_dep_edit,
+    cycle_error, find_path, parent_cycle_error, rm_allowed, validate_dep_edit,
 };
 
 use crate::{Ctx, Note, agent, lease_row, parse_status, record, sql, task_id};
@@ -210,6 +210,13 @@ pub(crate) fn delete(
         )?;
         exec(
             tx,
+            sql::RM_DETACH,
+            *seq,
+            Some(now),
+            "detach the task's children",
+        )?;
+        exec(
+            tx,
             sql::RM_TOMBSTONE,
             *seq,
             Some(now),
@@ -225,4 +232,40 @@ pub(crate) fn delete(
         exec(tx, sql::RM, *seq, None, "delete the task")?;
     }
     Ok(plan.into_iter().map(|(_, _, d)| d).collect())
+}
+
+/// Checks that `parent` exists and, when `task` is given, is not `task` or one of its
+/// descendants (which would close a cycle of parents).
+pub(crate) fn check_parent(tx: &Connection, task: Option<&TaskId>, parent: &TaskId) -> Result<()> {
+    if seq_of(tx, parent)?.is_none() {
+        return Err(Error::invalid(
+            "parent",
+            format!("parent {parent} does not exist; add it first"),
+        ));
+    }
+    let Some(task) = task else { return Ok(()) };
+    let chain: Vec<String> = tx
+        .prepare_cached(sql::PARENT_CHAIN)
+        .and_then(|mut s| {
+            s.query_map(named_params! {":id": parent.as_str()}, |r| r.get(0))?
+                .collect()
+        })
+        .ctx("read the task's ancestors")?;
+    let chain = chain
+        .iter()
+        .map(|s| task_id(s))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(at) = chain.iter().position(|a| a == task) {
+        return Err(parent_cycle_error(task, &chain[..=at]));
+    }
+    Ok(())
+}
+
+pub(crate) fn set_parent(tx: &Connection, seq: i64, parent: Option<&TaskId>) -> Result<()> {
+    tx.prepare_cached(sql::SET_PARENT)
+        .and_then(|mut s| {
+            s.execute(named_params! {":seq": seq, ":parent": parent.map(TaskId::as_str)})
+        })
+        .ctx("set the task's parent")?;
+    Ok(())
 }

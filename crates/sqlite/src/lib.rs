@@ -843,12 +843,18 @@ fn task_by_seq(tx: &Connection, seq: i64) -> Result<Task> {
 /// Tasks matching `filter` and the SQL condition `extra` (a file under `sql/`), by
 /// priority then age: what `claim --next` orders by.
 fn list_where(tx: &Connection, filter: &ListFilter, extra: Option<&str>) -> Result<Vec<Task>> {
-    let mut q = format!("{} WHERE 1", sql::TASK_COLUMNS);
-    let mut args: Vec<String> = Vec::new();
-    if let Some(cond) = extra {
-        // The files begin with comment lines: the condition goes on lines of its own.
-        q.push_str(&format!("\n AND ({cond}\n)"));
-    }
+    list_with(tx, filter, extra.unwrap_or("1"), Vec::new())
+}
+
+/// As [`list_where`], with `args` for the `?` of the condition `extra`.
+fn list_with(
+    tx: &Connection,
+    filter: &ListFilter,
+    extra: &str,
+    mut args: Vec<String>,
+) -> Result<Vec<Task>> {
+    // The files begin with comment lines: the condition goes on lines of its own.
+    let mut q = format!("{} WHERE (\n{extra}\n)", sql::TASK_COLUMNS);
     if !filter.statuses.is_empty() {
         let marks = vec!["?"; filter.statuses.len()].join(", ");
         q.push_str(&format!(" AND status IN ({marks})"));
@@ -891,6 +897,9 @@ impl Store for SqliteStore {
                 Some(id) => id.clone(),
                 None => next_free_id(tx)?,
             };
+            if let Some(p) = &task.parent {
+                graph::check_parent(tx, None, p)?;
+            }
             let seq: i64 = tx
                 .prepare_cached(sql::ADD)
                 .and_then(|mut s| {
@@ -922,6 +931,9 @@ impl Store for SqliteStore {
                     ));
                 }
             }
+            if task.parent.is_some() {
+                graph::set_parent(tx, seq, task.parent.as_ref())?;
+            }
             task_by_seq(tx, seq)
         })
     }
@@ -946,6 +958,15 @@ impl Store for SqliteStore {
 
     fn deps(&self, id: &TaskId) -> Result<Option<Deps>> {
         self.read(|tx| graph::list(tx, id))
+    }
+
+    fn children(&self, parent: &TaskId, filter: &ListFilter) -> Result<Vec<Task>> {
+        self.read(|tx| {
+            if find_task(tx, parent)?.is_none() {
+                return Err(Error::NotFound(parent.clone()));
+            }
+            list_with(tx, filter, sql::CHILDREN, vec![parent.as_str().to_owned()])
+        })
     }
 
     fn rm(&self, ids: &[TaskId], force: bool, agent: &AgentId) -> Result<Vec<Deleted>> {
@@ -1275,6 +1296,11 @@ impl Store for SqliteStore {
             // Read first (under the write lock) only to know whether this update ends a
             // lease, which the history must record.
             let before = lease_row(tx, id)?;
+            if let Some(Some(p)) = &patch.parent
+                && before.is_some()
+            {
+                graph::check_parent(tx, Some(id), p)?;
+            }
             let tags = patch.tags.as_deref().map(tags_json);
             let seq: Option<i64> = tx
                 .prepare_cached(sql::UPDATE)
@@ -1293,6 +1319,9 @@ impl Store for SqliteStore {
                 })
                 .ctx("update the task")?;
             if let Some(seq) = seq {
+                if let Some(p) = &patch.parent {
+                    graph::set_parent(tx, seq, p.as_ref())?;
+                }
                 let task = task_by_seq(tx, seq)?;
                 if let Some(b) = before.filter(|b| b.lease.status == Status::InProgress)
                     && task.status != Status::InProgress
@@ -1504,6 +1533,7 @@ struct RawTask {
     attempts: i64,
     created_at: i64,
     updated_at: i64,
+    parent: Option<String>,
 }
 
 impl RawTask {
@@ -1524,6 +1554,7 @@ impl RawTask {
             attempts: r.get(12)?,
             created_at: r.get(13)?,
             updated_at: r.get(14)?,
+            parent: r.get(15)?,
         })
     }
 
@@ -1549,6 +1580,7 @@ impl RawTask {
             tags,
             deps,
             waiting_on: self.waiting_on,
+            parent: self.parent.as_deref().map(task_id).transpose()?,
             version: self.version,
             assigned_at: self.assigned_at.map(Millis),
             lock_until: self.lock_until.map(Millis),

@@ -10,6 +10,7 @@ macro_rules! sql {
 sql! {
     ADD = "add.sql";
     ADD_DEP = "add_dep.sql";
+    CHILDREN = "children.sql";
     CLAIM = "claim.sql";
     CLAIM_NEXT = "claim_next.sql";
     COUNTS = "counts.sql";
@@ -28,6 +29,7 @@ sql! {
     LOG_TASK = "log_task.sql";
     NEXT_ID = "next_id.sql";
     NOW = "now.sql";
+    PARENT_CHAIN = "parent_chain.sql";
     PRIOR = "prior.sql";
     READY = "ready.sql";
     PRUNE = "prune.sql";
@@ -37,8 +39,10 @@ sql! {
     RELEASE_FORCE = "release_force.sql";
     RENEW = "renew.sql";
     RM = "rm.sql";
+    RM_DETACH = "rm_detach.sql";
     RM_EDGES = "rm_edges.sql";
     RM_TOMBSTONE = "rm_tombstone.sql";
+    SET_PARENT = "set_parent.sql";
     TASK_COLUMNS = "task_columns.sql";
     TASK_SEQ = "task_seq.sql";
     UPDATE = "update.sql";

@@ -391,6 +391,89 @@ pub fn rm_deletes_and_never_reuses_ids(f: &dyn Fixture) {
     assert_ne!(next, auto, "generated ids skip deleted ones");
 }
 
+fn set_parent(s: &dyn Store, t: &str, parent: Option<&str>) -> Result<tasklease_core::Task, Error> {
+    let v = s.show(&id(t)).unwrap().unwrap().version;
+    let patch = TaskPatch {
+        parent: Some(parent.map(id)),
+        ..Default::default()
+    };
+    s.update(&id(t), v, &patch, None, &agent("admin"))
+}
+
+fn child_ids(s: &dyn Store, parent: &str) -> Vec<TaskId> {
+    s.children(&id(parent), &ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect()
+}
+
+/// Parents form a hierarchy that never blocks: children list in order, a parent is
+/// set by `add` or `update` (and removed), a cycle of parents or a missing parent is
+/// refused with nothing written, and deleting a parent leaves its children without
+/// one.
+pub fn parents_are_a_non_blocking_hierarchy(f: &dyn Fixture) {
+    let s = f.open(&Clock::manual(T0));
+    let s = &*s;
+    add(s, "epic", Priority::Low, &[]);
+    for c in ["c1", "c2"] {
+        let t = s
+            .add(&NewTask {
+                id: Some(id(c)),
+                title: c.into(),
+                parent: Some(id("epic")),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(t.parent, Some(id("epic")));
+    }
+    add(s, "c3", Priority::High, &[]);
+    let v = s.show(&id("c3")).unwrap().unwrap().version;
+    let t = set_parent(s, "c3", Some("epic")).unwrap();
+    assert_eq!((t.parent.clone(), t.version), (Some(id("epic")), v + 1));
+    assert_eq!(child_ids(s, "epic"), ids(&["c3", "c1", "c2"]));
+    let done_only = ListFilter {
+        statuses: vec![Status::Done],
+        ..Default::default()
+    };
+    assert!(s.children(&id("epic"), &done_only).unwrap().is_empty());
+    // Nothing waits on anything: parent and children are all ready.
+    assert_eq!(ready_ids(s), ids(&["c3", "c1", "c2", "epic"]));
+
+    let before = s.list(&ListFilter::default()).unwrap();
+    let e = set_parent(s, "epic", Some("c1")).unwrap_err();
+    assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
+    assert!(e.to_string().contains("epic → c1 → epic"), "{e}");
+    let e = set_parent(s, "c1", Some("c1")).unwrap_err();
+    assert!(e.to_string().contains("c1 → c1"), "{e}");
+    let e = set_parent(s, "c1", Some("nope")).unwrap_err();
+    assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
+    let orphan = s.add(&NewTask {
+        id: Some(id("orphan")),
+        title: "orphan".into(),
+        parent: Some(id("nope")),
+        ..Default::default()
+    });
+    assert!(matches!(orphan, Err(Error::Invalid { .. })), "{orphan:?}");
+    let after = s.list(&ListFilter::default()).unwrap();
+    assert_eq!(after, before, "refusals change nothing");
+    let r = s.children(&id("nope"), &ListFilter::default());
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+
+    // Grandchildren: a deeper cycle is refused too.
+    add(s, "g", Priority::Medium, &[]);
+    set_parent(s, "g", Some("c1")).unwrap();
+    let e = set_parent(s, "epic", Some("g")).unwrap_err();
+    assert!(e.to_string().contains("epic → g → c1 → epic"), "{e}");
+
+    let t = set_parent(s, "c3", None).unwrap();
+    assert_eq!(t.parent, None);
+    assert_eq!(child_ids(s, "epic"), ids(&["c1", "c2"]));
+    s.rm(&ids(&["epic"]), false, &agent("admin")).unwrap();
+    assert_eq!(s.show(&id("c1")).unwrap().unwrap().parent, None);
+    assert_eq!(s.show(&id("g")).unwrap().unwrap().parent, Some(id("c1")));
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Link { t: usize, d: usize },

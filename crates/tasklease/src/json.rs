@@ -85,6 +85,7 @@ pub fn task_json(t: &Task, now: Millis) -> Value {
         "tags": t.tags,
         "deps": t.deps,
         "waiting_on": t.waiting_on,
+        "parent": t.parent,
         "version": t.version,
         "assignee": t.assignee,
         "assigned_at": rfc(t.assigned_at),

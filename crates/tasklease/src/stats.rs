@@ -569,6 +569,7 @@ mod tests {
             tags: vec![],
             deps: vec![],
             waiting_on: 0,
+            parent: None,
             version: 1,
             assignee: Some(AgentId::new("a").unwrap()),
             assigned_at: Some(Millis(0)),

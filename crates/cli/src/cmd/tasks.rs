@@ -6,8 +6,8 @@ use tasklease::json::{dep_state_json, one_task_json, tasks_json};
 use tasklease::open::{self, DbSpec, OpenOptions};
 use tasklease::text::escape;
 use tasklease::{
-    AgentId, DepState, Error, ListFilter, Millis, NewTask, Result, Status, Store, Task, TaskId,
-    TaskPatch,
+    AgentId, DepState, Error, ListFilter, Millis, NewTask, Progress, Result, Status, Store, Task,
+    TaskId, TaskPatch,
 };
 
 use super::Ctx;
@@ -65,6 +65,7 @@ pub fn add(cx: &Ctx<'_>, a: &AddArgs) -> Result<Report> {
         priority: a.priority,
         tags: a.tags.clone(),
         deps: a.deps.clone(),
+        parent: a.parent.clone(),
     };
     new.validate()?;
     let store = cx.store()?;
@@ -89,7 +90,9 @@ pub fn list(cx: &Ctx<'_>, a: &ListArgs) -> Result<Report> {
         limit: a.limit,
     };
     let store = cx.store()?;
-    let tasks = if a.ready {
+    let tasks = if let Some(p) = &a.parent {
+        store.children(p, &filter)?
+    } else if a.ready {
         store.ready(&filter)?
     } else if a.blocked {
         store.blocked(&filter)?
@@ -211,9 +214,24 @@ pub fn show(cx: &Ctx<'_>, id: &TaskId) -> Result<Report> {
         .filter(|d| d.status == Status::Cancelled)
         .map(|d| &d.id)
         .collect();
+    let children = store.children(id, &ListFilter::default())?;
+    let progress = Progress::of(&children);
     let mut json = one_task_json(&task, now);
     json["task"]["cancelled_deps"] = serde_json::json!(cancelled);
-    Ok(Report::ok(json, describe(&task, &cancelled, now)))
+    json["task"]["children"] = children
+        .iter()
+        .map(|c| serde_json::json!({"id": c.id, "status": c.status}))
+        .collect();
+    json["task"]["progress"] = serde_json::json!(progress);
+    let mut human = describe(&task, &cancelled, now);
+    if !children.is_empty() {
+        let list: Vec<String> = children
+            .iter()
+            .map(|c| format!("{} ({})", c.id, c.status))
+            .collect();
+        human.push_str(&format!("\n  children  {progress}: {}", list.join(", ")));
+    }
+    Ok(Report::ok(json, human))
 }
 
 fn describe(t: &Task, cancelled: &[&TaskId], now: Millis) -> String {
@@ -246,6 +264,9 @@ fn describe(t: &Task, cancelled: &[&TaskId], now: Millis) -> String {
             ));
         }
     }
+    if let Some(p) = &t.parent {
+        s.push_str(&format!("\n  parent    {p}"));
+    }
     if !t.tags.is_empty() {
         let tags: Vec<&str> = t.tags.iter().map(|t| t.as_str()).collect();
         s.push_str(&format!("\n  tags      {}", tags.join(", ")));
@@ -271,6 +292,11 @@ pub fn update(cx: &Ctx<'_>, a: &UpdateArgs) -> Result<Report> {
             None
         } else {
             Some(a.tags.clone())
+        },
+        parent: match (&a.parent, a.no_parent) {
+            (Some(p), _) => Some(Some(p.clone())),
+            (None, true) => Some(None),
+            (None, false) => None,
         },
     };
     patch.validate()?;
