@@ -234,7 +234,39 @@ fn rm_refuses_without_force_and_never_reuses_ids(p: &Project) {
     assert_eq!(last["token"].to_string(), tok);
 }
 
+fn parents_show_progress_and_refuse_cycles(p: &Project) {
+    add(p, "epic");
+    p.ok(&["add", "c1", "--id", "c1", "--parent", "epic"]);
+    p.ok(&["add", "c2", "--id", "c2", "--parent", "epic"]);
+    add(p, "c3");
+    let v = p.json(&["update", "c3", "--parent", "epic", "--expect-version", "1"], 0);
+    assert_eq!(v["task"]["parent"], "epic");
+    assert_eq!(ids(&p.json(&["list", "--parent", "epic"], 0)), ["c1", "c2", "c3"]);
+    let c = p.json(&["claim", "c1"], 0);
+    p.ok(&["done", "c1", "--token", &c["token"].to_string()]);
+    let show = p.json(&["show", "epic"], 0);
+    assert_eq!(show["task"]["progress"]["done"], 1);
+    assert_eq!(show["task"]["progress"]["total"], 3);
+    assert_eq!(show["task"]["children"][0]["id"], "c1");
+    let human = p.ok(&["show", "epic"]);
+    assert!(human.contains("children  1/3 done"), "{human}");
+    assert!(p.ok(&["show", "c2"]).contains("parent    epic"));
+
+    let out = p.run(&["update", "epic", "--parent", "c2", "--expect-version", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("epic → c2 → epic"), "{err}");
+    p.json(&["add", "x", "--parent", "nope"], 2);
+    p.json(&["list", "--parent", "nope"], 2);
+    assert_eq!(p.run(&["list", "--parent", "epic", "--ready"]).status.code(), Some(2));
+    let v = p.json(&["show", "c3"], 0)["task"]["version"].to_string();
+    let v = p.json(&["update", "c3", "--no-parent", "--expect-version", &v], 0);
+    assert_eq!(v["task"]["parent"], Value::Null);
+    assert_eq!(ids(&p.json(&["list", "--parent", "epic"], 0)), ["c1", "c2"]);
+}
+
 each_store!(
+    parents_show_progress_and_refuse_cycles,
     rm_refuses_without_force_and_never_reuses_ids,
     dep_edits_report_each_edge_and_list_both_directions,
     a_cycle_is_refused_and_spelled_out,
