@@ -179,7 +179,9 @@ pub trait Store: Send + Sync {
     /// [`Error::VersionConflict`](crate::Error::VersionConflict) with the current
     /// version; [`Error::NotHolder`](crate::Error::NotHolder) or
     /// [`Error::LeaseLost`](crate::Error::LeaseLost) under a live lease without the
-    /// right token; [`Error::NotFound`](crate::Error::NotFound).
+    /// right token; [`Error::NotFound`](crate::Error::NotFound);
+    /// [`Error::Invalid`](crate::Error::Invalid) for a parent that does not exist or
+    /// would make a cycle of parents (the message spells it out).
     fn update(
         &self,
         id: &TaskId,
