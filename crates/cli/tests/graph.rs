@@ -239,9 +239,15 @@ fn parents_show_progress_and_refuse_cycles(p: &Project) {
     p.ok(&["add", "c1", "--id", "c1", "--parent", "epic"]);
     p.ok(&["add", "c2", "--id", "c2", "--parent", "epic"]);
     add(p, "c3");
-    let v = p.json(&["update", "c3", "--parent", "epic", "--expect-version", "1"], 0);
+    let v = p.json(
+        &["update", "c3", "--parent", "epic", "--expect-version", "1"],
+        0,
+    );
     assert_eq!(v["task"]["parent"], "epic");
-    assert_eq!(ids(&p.json(&["list", "--parent", "epic"], 0)), ["c1", "c2", "c3"]);
+    assert_eq!(
+        ids(&p.json(&["list", "--parent", "epic"], 0)),
+        ["c1", "c2", "c3"]
+    );
     let c = p.json(&["claim", "c1"], 0);
     p.ok(&["done", "c1", "--token", &c["token"].to_string()]);
     let show = p.json(&["show", "epic"], 0);
@@ -258,7 +264,12 @@ fn parents_show_progress_and_refuse_cycles(p: &Project) {
     assert!(err.contains("epic → c2 → epic"), "{err}");
     p.json(&["add", "x", "--parent", "nope"], 2);
     p.json(&["list", "--parent", "nope"], 2);
-    assert_eq!(p.run(&["list", "--parent", "epic", "--ready"]).status.code(), Some(2));
+    assert_eq!(
+        p.run(&["list", "--parent", "epic", "--ready"])
+            .status
+            .code(),
+        Some(2)
+    );
     let v = p.json(&["show", "c3"], 0)["task"]["version"].to_string();
     let v = p.json(&["update", "c3", "--no-parent", "--expect-version", &v], 0);
     assert_eq!(v["task"]["parent"], Value::Null);
