@@ -19,8 +19,8 @@ use tasklease::json::{
 use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Result, Store, project};
 
 use crate::args::{
-    AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, LocksArgs, ReapArgs, ReleaseArgs,
-    RenewArgs, ShowArgs, schema,
+    AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, ListView, LocksArgs, ReapArgs,
+    ReleaseArgs, RenewArgs, ShowArgs, schema,
 };
 use crate::{Identity, Stores, reply};
 
@@ -221,20 +221,25 @@ impl Server {
         .await
     }
 
-    /// List tasks, most urgent first (priority, then age), with who holds each and until when. Filter by `status` (todo, in_progress, review, done, cancelled, blocked), `assignee`, `mine: true` (the tasks you hold) or `tag`. Returns at most `limit` tasks (default 100); `truncated: true` means more matched.
-    /// Each task: `id`, `title`, `status`, `priority`, `assignee` and `lock_until` (the holder and its lease end), `lease_live`, `lease_left_ms`, `deps`, `waiting_on` (dependencies not done yet), `tags`, `version`, `attempts`. Tokens are never listed: only claim hands one out.
+    /// List tasks, most urgent first (priority, then age), with who holds each and until when. Filter by `status` (todo, in_progress, review, done, cancelled, blocked), `assignee`, `mine: true` (the tasks you hold) or `tag`; `ready: true` lists exactly what claim with `next` would take, in its order; `blocked: true` the open tasks waiting on a dependency; `parent` the children of a task. Returns at most `limit` tasks (default 100); `truncated: true` means more matched.
+    /// Each task: `id`, `title`, `status`, `priority`, `assignee` and `lock_until` (the holder and its lease end), `lease_live`, `lease_left_ms`, `deps`, `waiting_on` (dependencies neither done nor cancelled yet), `parent`, `tags`, `version`, `attempts`. Tokens are never listed: only claim hands one out.
     #[tool(input_schema = schema::<ListArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
     async fn list(
         &self,
         Args(args): Args<ListArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(checked, |store, mut filter| {
+        let checked = args.and_then(|a| Ok((a.view()?, a.check(|g| self.agent(g, &cx))?)));
+        self.run(checked, |store, (view, mut filter)| {
             let limit = filter.limit.unwrap_or(u32::MAX) as usize;
             // One more than asked says whether there are more, without counting them all.
             filter.limit = filter.limit.map(|l| l.saturating_add(1));
-            let mut tasks = store.list(&filter)?;
+            let mut tasks = match &view {
+                ListView::All => store.list(&filter)?,
+                ListView::Ready => store.ready(&filter)?,
+                ListView::Blocked => store.blocked(&filter)?,
+                ListView::Children(p) => store.children(p, &filter)?,
+            };
             let truncated = tasks.len() > limit;
             tasks.truncate(limit);
             let mut j = tasks_json(&tasks, store.now()?);
