@@ -14,8 +14,9 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use tasklease::json::{
     batch_claimed_json, claimed_json, ended_by_token_json, locks_json, one_task_json, reaped_json,
-    renewed_json, tasks_json,
+    renewed_json, shown_json, tasks_json,
 };
+use tasklease::show::Shown;
 use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Result, Store, project};
 
 use crate::args::{
@@ -249,15 +250,12 @@ impl Server {
         .await
     }
 
-    /// One task with every field: `status`, the holder (`assignee`) and its `lock_until`, `deps` and `waiting_on` (how many are not done), `description`, `version`, `attempts` (leases that ended without done). Use it before claiming a specific task, or after a lease_lost error to see who holds it now.
+    /// One task with every field: `status`, the holder (`assignee`) and its `lock_until`, `deps` and `waiting_on` (how many are neither done nor cancelled), `cancelled_deps`, `parent`, `children` with `progress`, `description`, `version`, `attempts` (leases that ended without done). Use it before claiming a specific task, or after a lease_lost error to see who holds it now.
     /// Error `not_found`: no task has that id.
     #[tool(input_schema = schema::<ShowArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
     async fn show(&self, Args(args): Args<ShowArgs>) -> CallToolResult {
         self.run(args.and_then(|a| a.check()), |store, id| {
-            let task = store
-                .show(&id)?
-                .ok_or_else(|| Error::NotFound(id.clone()))?;
-            Ok(reply::ok(one_task_json(&task, store.now()?)))
+            Ok(reply::ok(shown_json(&Shown::read(store, &id)?)))
         })
         .await
     }

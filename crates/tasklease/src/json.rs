@@ -13,6 +13,7 @@
 use serde_json::{Value, json};
 
 use crate::locks::LockInfo;
+use crate::show::Shown;
 use crate::{
     Deleted, DepChange, DepState, Deps, Ended, Error, ErrorKind, Lease, LeaseDuration, Millis,
     Reaped, Refusal, Status, Task, TaskId, Unclaimable,
@@ -267,6 +268,21 @@ pub fn deleted_json(gone: &[Deleted]) -> Value {
             .map(|d| json!({"id": d.id, "holder": d.holder, "dropped": d.dropped}))
             .collect::<Vec<_>>(),
     })
+}
+
+/// One task as `show` reports it: [`task_json`] plus `cancelled_deps` (dependencies
+/// that were cancelled: satisfied, but not done), `children` (`id`, `status`) and
+/// `progress` (`done`, `cancelled`, `total` of the children).
+pub fn shown_json(s: &Shown) -> Value {
+    let mut t = task_json(&s.task, s.now);
+    t["cancelled_deps"] = json!(s.cancelled());
+    t["children"] = s
+        .children
+        .iter()
+        .map(|c| json!({"id": c.id, "status": c.status}))
+        .collect();
+    t["progress"] = json!(s.progress());
+    json!({"ok": true, "task": t})
 }
 
 /// The project's file locks, free or held, and by whom (`locks`).

@@ -2,12 +2,12 @@
 //! `agent-id`.
 
 use serde_json::json;
-use tasklease::json::{dep_state_json, one_task_json, tasks_json};
+use tasklease::json::{dep_state_json, one_task_json, shown_json, tasks_json};
 use tasklease::open::{self, DbSpec, OpenOptions};
+use tasklease::show::Shown;
 use tasklease::text::escape;
 use tasklease::{
-    AgentId, DepState, Error, ListFilter, Millis, NewTask, Progress, Result, Status, Store, Task,
-    TaskId, TaskPatch,
+    AgentId, DepState, Error, ListFilter, Millis, NewTask, Result, Store, Task, TaskId, TaskPatch,
 };
 
 use super::Ctx;
@@ -200,38 +200,21 @@ fn table(tasks: &[Task], waits: &[Vec<DepState>], now: Millis) -> String {
 
 pub fn show(cx: &Ctx<'_>, id: &TaskId) -> Result<Report> {
     let store = cx.store()?;
-    let task = store.show(id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
-    let on = if task.deps.is_empty() {
-        Vec::new()
-    } else {
-        store.deps(id)?.map(|d| d.on).unwrap_or_default()
-    };
-    let now = store.now()?;
-    // A cancelled dependency no longer holds the task back, but whoever takes it
-    // should know that work was dropped rather than done.
-    let cancelled: Vec<&TaskId> = on
-        .iter()
-        .filter(|d| d.status == Status::Cancelled)
-        .map(|d| &d.id)
-        .collect();
-    let children = store.children(id, &ListFilter::default())?;
-    let progress = Progress::of(&children);
-    let mut json = one_task_json(&task, now);
-    json["task"]["cancelled_deps"] = serde_json::json!(cancelled);
-    json["task"]["children"] = children
-        .iter()
-        .map(|c| serde_json::json!({"id": c.id, "status": c.status}))
-        .collect();
-    json["task"]["progress"] = serde_json::json!(progress);
-    let mut human = describe(&task, &cancelled, now);
-    if !children.is_empty() {
-        let list: Vec<String> = children
+    let shown = Shown::read(&*store, id)?;
+    let mut human = describe(&shown.task, &shown.cancelled(), shown.now);
+    if !shown.children.is_empty() {
+        let list: Vec<String> = shown
+            .children
             .iter()
             .map(|c| format!("{} ({})", c.id, c.status))
             .collect();
-        human.push_str(&format!("\n  children  {progress}: {}", list.join(", ")));
+        human.push_str(&format!(
+            "\n  children  {}: {}",
+            shown.progress(),
+            list.join(", ")
+        ));
     }
-    Ok(Report::ok(json, human))
+    Ok(Report::ok(shown_json(&shown), human))
 }
 
 fn describe(t: &Task, cancelled: &[&TaskId], now: Millis) -> String {
