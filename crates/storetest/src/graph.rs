@@ -474,6 +474,53 @@ pub fn parents_are_a_non_blocking_hierarchy(f: &dyn Fixture) {
     assert_eq!(s.show(&id("g")).unwrap().unwrap().parent, Some(id("c1")));
 }
 
+/// Concurrent edits on separate handles never close a cycle between them: of a ring
+/// of handles each adding the edge that closes the ring, at least one is refused, and
+/// the edges that exist afterwards form no cycle.
+pub fn concurrent_edges_never_close_a_cycle(f: &dyn Fixture) {
+    use std::sync::{Arc, Barrier};
+    const RING: usize = 4;
+    const ROUNDS: usize = 15;
+    let clock = Clock::manual(T0);
+    let stores: Vec<Box<dyn Store>> = (0..RING).map(|_| f.open(&clock)).collect();
+    for round in 0..ROUNDS {
+        let names: Vec<String> = (0..RING).map(|i| format!("ring{round}-{i}")).collect();
+        for n in &names {
+            add(&*stores[0], n, Priority::Low, &[]);
+        }
+        let barrier = Arc::new(Barrier::new(RING));
+        let added: Vec<bool> = std::thread::scope(|sc| {
+            let handles: Vec<_> = stores
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let barrier = barrier.clone();
+                    let (t, d) = (id(&names[i]), id(&names[(i + 1) % RING]));
+                    sc.spawn(move || {
+                        barrier.wait();
+                        match s.dep_add(&t, std::slice::from_ref(&d)) {
+                            Ok(_) => true,
+                            Err(Error::Invalid { message, .. }) if message.contains("cycle") => {
+                                false
+                            }
+                            Err(e) => panic!("unexpected error {e}"),
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let refused = added.iter().filter(|a| !**a).count();
+        assert_eq!(
+            refused, 1,
+            "round {round}: {added:?} (the ring would be closed)"
+        );
+        for n in &names {
+            assert!(waiting(&*stores[0], n) <= 1);
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Link { t: usize, d: usize },

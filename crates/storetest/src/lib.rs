@@ -68,7 +68,7 @@ macro_rules! conformance {
             dep_edits_are_reported_and_idempotent, dep_cycles_are_refused_spelled_out,
             cancelled_dependency_no_longer_blocks, ready_lists_what_claim_next_takes,
             blocked_lists_waiting_tasks, graph_model, rm_deletes_and_never_reuses_ids,
-            parents_are_a_non_blocking_hierarchy
+            parents_are_a_non_blocking_hierarchy, concurrent_edges_never_close_a_cycle
         );
     };
     (@graph $new:expr; $($case:ident),+ $(,)?) => {
