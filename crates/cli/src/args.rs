@@ -48,6 +48,13 @@ pub struct Cli {
           value_parser = parse_sync, default_value = "normal")]
     pub synchronous: Synchronous,
 
+    /// How long a write waits for the database (SQLite: the writer queue's turn and
+    /// the write lock; PostgreSQL: statement_timeout) before failing with exit 1, e.g.
+    /// 500ms, 2s, 1m. After 1s of waiting, who holds the turn is printed on stderr
+    #[arg(long, global = true, env = "TASKLEASE_BUSY_TIMEOUT", value_name = "DURATION",
+          value_parser = parse_busy_timeout, default_value = "30s")]
+    pub busy_timeout: Duration,
+
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -56,10 +63,20 @@ fn parse_sync(s: &str) -> Result<Synchronous, tasklease::Error> {
     s.parse()
 }
 
+fn parse_busy_timeout(s: &str) -> Result<Duration, tasklease::Error> {
+    tasklease::time::parse_wait("busy timeout", s)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Create .tasklease/ and its database in the project root
-    Init,
+    /// Create .tasklease/ and its database in the project root (the git work tree or
+    /// existing project around the current directory), or the database --db names
+    Init {
+        /// Make the current directory a project even though it is not in a git work
+        /// tree or an existing project
+        #[arg(long)]
+        here: bool,
+    },
     /// Add a task
     Add(AddArgs),
     /// List tasks, by priority then age

@@ -52,7 +52,7 @@ impl From<Exit> for ExitCode {
 pub const TABLE: &str = "\
 Exit codes:
   0  ok
-  1  runtime error (database, I/O)
+  1  runtime error (database, I/O, a wait past --busy-timeout)
   2  bad input or usage; nothing was changed
   3  held by another agent, batch conflict, stale --expect-version, or a file
      lock still held when --timeout ran out

@@ -338,8 +338,14 @@ fn project_discovery_and_init() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tasklease init"));
-    // --db names a file anywhere.
+    // --db names a file anywhere, once init has created it there.
     let db = lonely.path().join("x.db");
+    let out = p
+        .cmd(&["init", "--db", db.to_str().unwrap()])
+        .current_dir(lonely.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
     let out = p
         .cmd(&["add", "elsewhere", "--db", db.to_str().unwrap()])
         .current_dir(lonely.path())

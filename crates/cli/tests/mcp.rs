@@ -46,7 +46,71 @@ fn block_on<F: Future>(f: F) -> F::Output {
 each_store!(
     rmcp_client_claims_renews_and_finishes_a_task,
     two_clients_race_for_one_task_and_exactly_one_wins,
+    every_session_ends_with_exit_0_at_end_of_input,
+    pipelined_adds_and_claims_apply_in_the_order_sent,
 );
+
+/// A hand-driven server on the project's store, whichever it is.
+fn raw(p: &Project) -> Raw {
+    match &p.pg {
+        Some(pg) => Raw::start_with(p, &["--db", pg.conn()]),
+        None => Raw::start(p),
+    }
+}
+
+/// On PostgreSQL every session used to end in a panic (exit 101: the store was
+/// dropped inside the async runtime).
+fn every_session_ends_with_exit_0_at_end_of_input(p: &Project) {
+    p.ok(&["add", "t", "--id", "t"]);
+    let mut s = raw(p);
+    s.handshake();
+    let r = s.tool(2, "claim", json!({"id": "t"}));
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    let r = s.tool(3, "list", json!({}));
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    let (code, _, rest) = s.hang_up();
+    assert!(rest.is_empty(), "stray output: {rest:?}");
+    assert_eq!(code, Some(0));
+}
+
+/// rmcp runs requests concurrently; `claim X` sent right after `add X` must still
+/// find X (it claimed "no task" 6 times in 10).
+fn pipelined_adds_and_claims_apply_in_the_order_sent(p: &Project) {
+    const PAIRS: i64 = 50;
+    let mut s = raw(p);
+    s.handshake();
+    let mut burst = String::new();
+    for i in 0..PAIRS {
+        let task = format!("p{i}");
+        for (id, name, args) in [
+            (100 + 2 * i, "add", json!({"id": task, "title": task})),
+            (101 + 2 * i, "claim", json!({"id": task})),
+        ] {
+            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                              "params": {"name": name, "arguments": args}});
+            burst.push_str(&call.to_string());
+            burst.push('\n');
+        }
+    }
+    // One write: every request is read before the first is answered.
+    s.send(burst.trim_end());
+    let mut claims = 0;
+    for _ in 0..2 * PAIRS {
+        let r = s.recv();
+        let id = r["id"].as_i64().unwrap();
+        assert_eq!(r["result"]["isError"], false, "{r}");
+        if id % 2 == 1 {
+            assert_eq!(
+                r["result"]["structuredContent"]["outcome"], "claimed",
+                "{r}"
+            );
+            claims += 1;
+        }
+    }
+    assert_eq!(claims, PAIRS);
+    let (code, _, _) = s.hang_up();
+    assert_eq!(code, Some(0));
+}
 
 fn rmcp_client_claims_renews_and_finishes_a_task(p: &Project) {
     block_on(claim_renew_done(p));

@@ -280,9 +280,15 @@ fn hostile_rows_never_reach_the_terminal_raw(p: &Project) {
 fn hostile_db_path_in_an_error_is_escaped() {
     let p = Project::new();
     let path = format!("{}/no\u{1b}]0;pwned\u{7}\u{202e}/x.db", p.root().display());
+    // No database there: refused as bad input, the path named escaped.
     let (code, out) = on_pty(&p, &["list", "--db", &path]);
     assert_inert("list --db", &out);
-    assert_eq!(code, Some(1), "{}", String::from_utf8_lossy(&out));
+    assert_eq!(code, Some(2), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        String::from_utf8_lossy(&out).contains("no\\u{1b}]0;pwned"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     let (code, out) = on_pty(&p, &["claim", "t1", "--agent", "a\u{1b}[2Jb"]);
     assert_inert("claim --agent", &out);
     assert_eq!(code, Some(2), "{}", String::from_utf8_lossy(&out));

@@ -94,6 +94,39 @@ pub enum Error {
         supported: i64,
     },
 
+    /// A wait for a shared resource (the SQLite writer queue's turn) ran past its bound,
+    /// the busy timeout. Not the caller's fault: the holder is stuck or slow.
+    #[error(
+        "gave up after {} waiting for {what}, {}",
+        crate::time::human_duration(*waited),
+        held_by(holder.as_deref())
+    )]
+    Busy {
+        /// What was waited for, e.g. `the database's writer turn`.
+        what: String,
+        /// How long it was waited for.
+        waited: std::time::Duration,
+        /// Who held it when the wait ended, as the holder's record describes it
+        /// (`alice (pid 42 on h) since …`); `None` when it left no record.
+        holder: Option<String>,
+    },
+
+    /// A write was sent but its answer never came (no answer within the bound, or the
+    /// connection broke mid-way): it may or may not have been applied, and it is never
+    /// re-sent, because a re-sent claim or `done` that had already committed would act
+    /// twice. The caller must look before retrying.
+    #[error(
+        "{context} ({source}); whether it took effect is unknown: look first \
+         (tasklease show ID / tasklease list --mine) before retrying"
+    )]
+    OutcomeUnknown {
+        /// What was being written, and where.
+        context: String,
+        /// Why the answer was lost.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// The database failed (I/O, corruption, connection). Not the caller's fault.
     #[error("{context}: {source}")]
     Store {
@@ -103,6 +136,15 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+fn held_by(holder: Option<&str>) -> String {
+    match holder {
+        Some(h) => format!("held by {h}; if that process is stopped or hung, resume or kill it"),
+        None => "held by another process that left no record of itself; if a tasklease \
+                 process is stopped or hung, resume or kill it"
+            .to_owned(),
+    }
 }
 
 fn lost_detail(why: &LostWhy) -> String {
@@ -119,6 +161,27 @@ fn lost_detail(why: &LostWhy) -> String {
         }
         LostWhy::Unknown => "was never issued for this task".to_owned(),
     }
+}
+
+/// What a full or read-only file system is called in messages.
+pub const DISK_FULL: &str = "disk full";
+/// See [`DISK_FULL`].
+pub const READ_ONLY_FS: &str = "read-only file system";
+
+/// [`DISK_FULL`] or [`READ_ONLY_FS`] when an I/O error in `e`'s chain says so.
+fn fs_trouble(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::StorageFull => return Some(DISK_FULL),
+                std::io::ErrorKind::ReadOnlyFilesystem => return Some(READ_ONLY_FS),
+                _ => {}
+            }
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// The broad kind of an [`Error`], which decides the CLI's exit code.
@@ -144,12 +207,29 @@ impl Error {
         }
     }
 
-    /// An [`Error::Store`] with context.
+    /// An [`Error::Store`] with context. A full disk or a read-only file system
+    /// anywhere in `source`'s chain is named first ("disk full: …"), because "I/O
+    /// error" or "cannot open lock file" does not tell the user what to fix.
     pub fn store(
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Error {
-        Error::Store {
+        let source = source.into();
+        let mut context = context.into();
+        if let Some(what) = fs_trouble(&*source)
+            && !context.starts_with(what)
+        {
+            context = format!("{what}: {context}");
+        }
+        Error::Store { context, source }
+    }
+
+    /// An [`Error::OutcomeUnknown`]: `context` names the write and the server.
+    pub fn outcome_unknown(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::OutcomeUnknown {
             context: context.into(),
             source: source.into(),
         }
@@ -173,7 +253,10 @@ impl Error {
             Error::Invalid { .. } | Error::NotFound(_) | Error::Exists(_) => ErrorKind::Invalid,
             Error::VersionConflict { .. } | Error::Held { .. } => ErrorKind::Conflict,
             Error::LeaseLost { .. } | Error::NotHolder { .. } => ErrorKind::LeaseLost,
-            Error::SchemaTooNew { .. } | Error::Store { .. } => ErrorKind::Runtime,
+            Error::SchemaTooNew { .. }
+            | Error::Busy { .. }
+            | Error::Store { .. }
+            | Error::OutcomeUnknown { .. } => ErrorKind::Runtime,
         }
     }
 
@@ -188,7 +271,9 @@ impl Error {
             Error::Held { .. } => "held",
             Error::Exists(_) => "exists",
             Error::SchemaTooNew { .. } => "schema_too_new",
+            Error::Busy { .. } => "busy",
             Error::Store { .. } => "store",
+            Error::OutcomeUnknown { .. } => "outcome_unknown",
         }
     }
 }

@@ -25,7 +25,7 @@ mod task;
 pub mod text;
 pub mod time;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{DISK_FULL, Error, ErrorKind, READ_ONLY_FS, Result};
 pub use graph::{
     Deleted, DepChange, DepState, Deps, Progress, cycle_error, deleted_id_error, find_path,
     parent_cycle_error, rm_allowed, validate_dep_edit, validate_ready_filter, validate_rm,
@@ -37,7 +37,7 @@ pub use lease::{
 };
 pub use store::Store;
 pub use task::{
-    ListFilter, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch, validate_description,
-    validate_title,
+    ListFilter, MAX_DEPS, MAX_TAGS, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch,
+    distinct_tags, validate_description, validate_tags, validate_title,
 };
 pub use time::{Clock, LeaseDuration, Millis};

@@ -221,8 +221,20 @@ impl NewTask {
     pub fn validate(&self) -> Result<(), Error> {
         validate_title(&self.title)?;
         validate_description(&self.description)?;
-        for (i, d) in self.deps.iter().enumerate() {
-            if self.deps[..i].contains(d) {
+        validate_tags(&self.tags)?;
+        if self.deps.len() > MAX_DEPS {
+            return Err(Error::invalid(
+                "dependency",
+                format!(
+                    "{} dependencies given; a task may have at most {MAX_DEPS}",
+                    self.deps.len()
+                ),
+            ));
+        }
+        // A set, not a scan of the ones before: the check stays linear in the count.
+        let mut seen = std::collections::HashSet::with_capacity(self.deps.len());
+        for d in &self.deps {
+            if !seen.insert(d) {
                 return Err(Error::invalid(
                     "dependency",
                     format!("dependency {d} is given twice"),
@@ -245,6 +257,37 @@ impl NewTask {
         }
         Ok(())
     }
+}
+
+/// The most distinct tags a task may carry; repeated tags count once.
+pub const MAX_TAGS: usize = 64;
+
+/// The most dependencies a task may have (each is a row the store writes and checks
+/// in the one transaction that adds the task).
+pub const MAX_DEPS: usize = 1000;
+
+/// `tags` without repeats, in the order first given: what the stores write.
+pub fn distinct_tags(tags: &[Tag]) -> Vec<Tag> {
+    let mut seen = std::collections::HashSet::with_capacity(tags.len());
+    tags.iter().filter(|t| seen.insert(*t)).cloned().collect()
+}
+
+/// Checks a tag list: at most [`MAX_TAGS`] distinct tags.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the cap.
+pub fn validate_tags(tags: &[Tag]) -> Result<(), Error> {
+    if tags.len() <= MAX_TAGS {
+        return Ok(());
+    }
+    let n = distinct_tags(tags).len();
+    if n > MAX_TAGS {
+        return Err(Error::invalid(
+            "tag",
+            format!("{n} distinct tags given; a task may have at most {MAX_TAGS}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The longest title or description we store, in bytes.
@@ -350,6 +393,9 @@ impl TaskPatch {
         if let Some(d) = &self.description {
             validate_description(d)?;
         }
+        if let Some(t) = &self.tags {
+            validate_tags(t)?;
+        }
         if self.status == Some(Status::InProgress) {
             return Err(Error::invalid(
                 "status",
@@ -412,6 +458,41 @@ mod tests {
         t.deps = vec![a.clone()];
         t.id = Some(a);
         assert!(t.validate().is_err());
+    }
+
+    #[test]
+    fn tags_and_deps_are_capped() {
+        let tag = |i: usize| crate::Tag::new(&format!("t{i}")).unwrap();
+        let mut t = NewTask {
+            title: "x".into(),
+            tags: (0..MAX_TAGS).map(tag).collect(),
+            ..Default::default()
+        };
+        assert!(t.validate().is_ok());
+        // Repeats count once.
+        t.tags.push(tag(0));
+        assert!(t.validate().is_ok());
+        assert_eq!(distinct_tags(&t.tags).len(), MAX_TAGS);
+        t.tags.push(tag(MAX_TAGS));
+        let e = t.validate().unwrap_err().to_string();
+        assert!(e.contains("at most 64"), "{e}");
+        t.tags.clear();
+        t.deps = (0..MAX_DEPS)
+            .map(|i| TaskId::new(&format!("d{i}")).unwrap())
+            .collect();
+        assert!(t.validate().is_ok());
+        t.deps.push(TaskId::new("d0").unwrap());
+        let e = t.validate().unwrap_err().to_string();
+        assert!(e.contains("at most 1000"), "{e}");
+        t.deps.pop();
+        t.deps[MAX_DEPS - 1] = TaskId::new("d0").unwrap();
+        let e = t.validate().unwrap_err().to_string();
+        assert!(e.contains("d0 is given twice"), "{e}");
+        let p = TaskPatch {
+            tags: Some((0..=MAX_TAGS).map(tag).collect()),
+            ..Default::default()
+        };
+        assert!(p.validate().is_err());
     }
 
     #[test]

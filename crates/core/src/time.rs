@@ -144,6 +144,32 @@ impl fmt::Display for LeaseDuration {
     }
 }
 
+/// `d` the way durations are written on the command line (`2s`, `1m30s`, `500ms`), to
+/// the millisecond.
+pub fn human_duration(d: std::time::Duration) -> String {
+    LeaseDuration(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).to_string()
+}
+
+/// Parses a bound on a wait, such as `--busy-timeout`: a number with a unit, like a
+/// lease (`500ms`, `2s`, `1m30s`), more than zero.
+///
+/// # Errors
+/// [`Error::Invalid`] naming `field` and the forms allowed.
+pub fn parse_wait(field: &'static str, s: &str) -> Result<std::time::Duration, Error> {
+    match parse_duration_ms(s) {
+        Ok(ms) if ms > 0 => Ok(std::time::Duration::from_millis(ms.unsigned_abs())),
+        got => Err(Error::invalid(
+            field,
+            format!(
+                "{} is not a {field}: {}; allowed: a number with a unit (ms, s, m, h), \
+                 more than zero, e.g. 500ms, 2s, 30s, 1m30s",
+                crate::id::quote(s),
+                got.err().unwrap_or_else(|| "it is zero".to_owned())
+            ),
+        )),
+    }
+}
+
 /// Parses `1h30m`-style durations into milliseconds. Returns why not, on failure.
 pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     let s = s.trim();

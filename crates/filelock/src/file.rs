@@ -11,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -194,6 +195,88 @@ impl LockFile {
         Ok(self.take(mode, wait)?.then(|| Guard { lock: self }))
     }
 
+    /// Takes the lock in `mode`, blocking in the OS for at most `timeout`; `Ok(None)`
+    /// when it is still busy then. If it is still busy after `notice`, `on_slow` runs
+    /// once (to tell the user who holds it) and the wait goes on.
+    ///
+    /// Unlike [`Wait::For`], which polls, this wakes the instant the lock is released,
+    /// so it suits a hot path with a bound (the writer queue's turn). The OS has no
+    /// timed lock: a helper thread blocks on a second open of the file while this one
+    /// waits with a deadline. On success that open becomes this `LockFile`'s file. On
+    /// timeout the thread stays blocked until the holder lets go, then drops its open
+    /// file at once, releasing the lock it just got: an abandoned wait costs the
+    /// next holder nothing but that instant.
+    ///
+    /// # Errors
+    /// As [`LockFile::acquire`]; [`Error::Store`] when no thread can be started.
+    pub fn lock_within(
+        &mut self,
+        mode: Mode,
+        timeout: Duration,
+        notice: Duration,
+        on_slow: impl FnOnce(),
+    ) -> Result<Option<Guard<'_>>> {
+        if os::try_lock(&self.file, mode).map_err(|e| lock_error(&self.path, e))? {
+            return Ok(Some(Guard { lock: self }));
+        }
+        if timeout.is_zero() {
+            return Ok(None);
+        }
+        let start = Instant::now();
+        let file = LockFile::open(&self.path)?.file;
+        let shared = Arc::new((Mutex::new(Waiter::Waiting), Condvar::new()));
+        let theirs = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("tasklease-lock-wait".into())
+            .spawn(move || {
+                let got = os::lock(&file, mode).map(|()| file);
+                let (state, cv) = &*theirs;
+                let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+                if matches!(*state, Waiter::Waiting) {
+                    *state = Waiter::Done(got);
+                    cv.notify_one();
+                }
+                // Abandoned: `got` drops here, closing the file and releasing the lock.
+            })
+            .map_err(|e| Error::store(format!("cannot wait for {}", self.path.display()), e))?;
+        let (state, cv) = &*shared;
+        let mut on_slow = Some(on_slow);
+        let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Waiter::Done(_) = &*st {
+                let Waiter::Done(got) = std::mem::replace(&mut *st, Waiter::Abandoned) else {
+                    unreachable!("matched above")
+                };
+                drop(st);
+                // The old open held no lock: closing it releases nothing.
+                self.file = got.map_err(|e| lock_error(&self.path, e))?;
+                return Ok(Some(Guard { lock: self }));
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                *st = Waiter::Abandoned;
+                return Ok(None);
+            }
+            if waited >= notice
+                && let Some(tell) = on_slow.take()
+            {
+                drop(st);
+                tell();
+                st = state.lock().unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            let until = if on_slow.is_some() {
+                notice.min(timeout)
+            } else {
+                timeout
+            };
+            st = cv
+                .wait_timeout(st, until.saturating_sub(waited))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
     /// [`LockFile::acquire`] without a guard: `true` when the lock is now held, and
     /// the caller owns releasing it.
     pub(crate) fn take(&mut self, mode: Mode, wait: Wait) -> Result<bool> {
@@ -225,6 +308,17 @@ impl LockFile {
     pub(crate) fn release(&self) -> io::Result<()> {
         os::unlock(&self.file)
     }
+}
+
+/// Where a [`LockFile::lock_within`] helper thread's wait stands; guarded by a mutex
+/// shared with the waiting caller.
+enum Waiter {
+    /// Still blocked in the OS.
+    Waiting,
+    /// The OS answered: the open file now holding the lock, or the failure.
+    Done(io::Result<File>),
+    /// The caller gave up (or took the answer): whatever the thread gets, it drops.
+    Abandoned,
 }
 
 /// Between half and one and a half times `d`, so waiters that started together do
@@ -403,6 +497,58 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.lock");
         (dir, path)
+    }
+
+    /// A bounded wait gives up at its bound, says once that it is slow, and leaves
+    /// nothing held behind; a release during the wait is taken at once.
+    #[test]
+    fn lock_within_gives_up_at_its_bound_and_wakes_on_release() {
+        let (_d, path) = tmp_lock();
+        let mut holder = LockFile::open(&path).unwrap();
+        let mut waiter = LockFile::open(&path).unwrap();
+        let held = holder.try_lock_exclusive().unwrap().expect("free at first");
+        let mut told = 0;
+        let start = Instant::now();
+        let got = waiter
+            .lock_within(
+                Mode::Exclusive,
+                Duration::from_millis(300),
+                Duration::from_millis(100),
+                || told += 1,
+            )
+            .unwrap();
+        assert!(got.is_none(), "still held");
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert_eq!(told, 1);
+        // The abandoned helper takes the lock when it is released and lets go of it.
+        drop(held);
+        let mut third = LockFile::open(&path).unwrap();
+        let free = third
+            .acquire(Mode::Exclusive, Wait::For(Duration::from_secs(20)))
+            .unwrap();
+        assert!(free.is_some(), "the abandoned wait left the lock held");
+        let released = {
+            let (tx, rx) = mpsc::channel();
+            let path = path.clone();
+            thread::spawn(move || {
+                let mut w = LockFile::open(&path).unwrap();
+                let got = w
+                    .lock_within(
+                        Mode::Exclusive,
+                        Duration::from_secs(60),
+                        Duration::from_secs(60),
+                        || {},
+                    )
+                    .unwrap()
+                    .is_some();
+                tx.send(got).unwrap();
+            });
+            thread::sleep(Duration::from_millis(100));
+            drop(free);
+            rx.recv_timeout(Duration::from_secs(20))
+                .expect("the wait did not wake on release")
+        };
+        assert!(released);
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub struct ClaimArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
-    /// A key of your choosing (1-128 of A-Z a-z 0-9 . _ - :) that makes this claim safe to retry: if a call failed without an answer, call again with the same `request_id` and you get the lease the first call granted (same task, same token) instead of a second task. Use a new one for each new claim. Omitted: the server makes one for this call.
+    /// A key of your choosing (1-128 of A-Z a-z 0-9 . _ - :) that makes this claim safe to retry: if a call failed without an answer, call again with the same `request_id` and you get the lease the first call granted (same task, same token) instead of a second task. Use a new one for each new claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "request_id_schema")]
     pub request_id: Option<String>,
@@ -204,11 +204,11 @@ pub enum Claim {
 
 impl ClaimArgs {
     /// What to claim, for how long, as whom, under which idempotency key (the caller's,
-    /// or one made for this call).
+    /// if it gave one).
     ///
     /// # Errors
     /// [`Error::Invalid`] naming the argument at fault.
-    pub fn check(&self, me: impl Me) -> Result<(Claim, LeaseDuration, AgentId, RequestId)> {
+    pub fn check(&self, me: impl Me) -> Result<(Claim, LeaseDuration, AgentId, Option<RequestId>)> {
         let next = self.next.unwrap_or(false);
         let what = match (&self.id, &self.ids, next) {
             (Some(id), None, false) => Claim::One(task_id(id)?, self.token.map(token).transpose()?),
@@ -239,10 +239,10 @@ impl ClaimArgs {
                 ));
             }
         };
-        let request = match self.request_id.as_deref() {
-            Some(k) => RequestId::new(k)?,
-            None => RequestId::generate(),
-        };
+        // Only the caller's own key protects a retry: the caller retries a tool call,
+        // and a key made here would be new each time. Without one, a claim-next is
+        // combined with other processes' through the writer queue's board.
+        let request = self.request_id.as_deref().map(RequestId::new).transpose()?;
         Ok((
             what,
             lease(self.lease.as_deref())?,

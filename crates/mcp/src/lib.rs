@@ -22,6 +22,15 @@
 //! tasklease the name is for display and history: authority over a task is the token
 //! its claim returned, which renew, release and done require.
 //!
+//! # One store thread per session, calls in the order sent
+//!
+//! Store calls block, and the PostgreSQL store must never be called or dropped inside
+//! the async runtime, so the store lives in a [`tasklease::asynchronous::AsyncStore`]:
+//! created, used and dropped on a thread of its own, running calls one at a time in
+//! the order they were queued. rmcp runs each request as its own task, so the
+//! transport numbers tool calls as it reads them and each is queued only after the
+//! ones before it (`order.rs`): `add X` sent right before `claim X` is applied first.
+//!
 //! # Serving before the project exists
 //!
 //! A client starts the server when the editor opens, perhaps before `tasklease init`
@@ -37,6 +46,7 @@
 //! exchange with the built binary.
 
 mod args;
+mod order;
 mod reply;
 mod tools;
 mod transport;
@@ -45,6 +55,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rmcp::service::{QuitReason, ServerInitializeError, serve_server};
+use tasklease::asynchronous::AsyncStore;
 use tasklease::{AgentId, Error, Result, Store};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -57,16 +68,20 @@ use transport::{LineReader, LineTransport, Lines};
 pub const LOG_VAR: &str = "TASKLEASE_LOG";
 
 /// Opens a store; called again after each failure.
-type Opener = Box<dyn Fn() -> Result<Box<dyn Store>> + Send + Sync>;
+type Opener = Arc<dyn Fn() -> Result<Box<dyn Store>> + Send + Sync>;
 
 /// Where the tools find their store.
 pub struct Stores {
     /// How to open the store; `None` when it was handed over open.
     open: Option<Opener>,
-    /// The store once open. Empty until a call first opens it, so a database created
-    /// after the server started is picked up; the lock also keeps two first calls from
-    /// opening (and migrating) it twice at once.
-    store: Mutex<Option<Arc<dyn Store>>>,
+    /// A store handed over open, until the first call moves it to its own thread.
+    given: Mutex<Option<Arc<dyn Store>>>,
+    /// The store once open, on its own thread ([`AsyncStore`]): created, used and
+    /// dropped there, never in the async runtime — the PostgreSQL store must not be —
+    /// and its calls run one at a time in the order queued. Empty until a call first
+    /// opens it, so a database created after the server started is picked up; the
+    /// lock also keeps two first calls from opening (and migrating) it twice at once.
+    store: tokio::sync::Mutex<Option<AsyncStore>>,
 }
 
 impl Stores {
@@ -74,8 +89,9 @@ impl Stores {
     /// calls for as long as opening fails.
     pub fn open_with(open: impl Fn() -> Result<Box<dyn Store>> + Send + Sync + 'static) -> Stores {
         Stores {
-            open: Some(Box::new(open)),
-            store: Mutex::new(None),
+            open: Some(Arc::new(open)),
+            given: Mutex::new(None),
+            store: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -83,7 +99,8 @@ impl Stores {
     pub fn ready(store: Arc<dyn Store>) -> Stores {
         Stores {
             open: None,
-            store: Mutex::new(Some(store)),
+            given: Mutex::new(Some(store)),
+            store: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -91,17 +108,26 @@ impl Stores {
     ///
     /// # Errors
     /// Whatever opening it fails with, e.g. [`Error::Invalid`] naming `tasklease init`
-    /// when the project has no database yet.
-    pub fn get(&self) -> Result<Arc<dyn Store>> {
-        let mut slot = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+    /// when the project has no database yet; [`Error::Store`] when its thread cannot
+    /// start.
+    pub async fn get(&self) -> Result<AsyncStore> {
+        let mut slot = self.store.lock().await;
         if let Some(s) = &*slot {
             return Ok(s.clone());
         }
-        let open = self
-            .open
-            .as_ref()
-            .ok_or_else(|| Error::store("no store", "the store was never given"))?;
-        let store: Arc<dyn Store> = Arc::from(open()?);
+        let given = self
+            .given
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let store = match (given, &self.open) {
+            (Some(store), _) => AsyncStore::new(store)?,
+            (None, Some(open)) => {
+                let open = open.clone();
+                AsyncStore::open(move || open()).await?
+            }
+            (None, None) => return Err(Error::store("no store", "the store was never given")),
+        };
         *slot = Some(store.clone());
         Ok(store)
     }
@@ -165,11 +191,13 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let reader = Arc::new(tokio::sync::Mutex::new(LineReader::new(reader)));
+    let turns = order::Turnstile::new();
     let (lines, writer_task) = Lines::start(writer);
     let session = loop {
         let transport = LineTransport {
             reader: reader.clone(),
             lines: lines.clone(),
+            turns: turns.clone(),
         };
         match serve_server(server.clone(), transport).await {
             Ok(running) => break running.waiting().await,
@@ -213,15 +241,15 @@ where
 /// As [`serve`]; [`Error::Store`] when the async runtime cannot start.
 pub fn run_stdio(server: Server) -> Result<()> {
     init_logging();
-    if let Err(e) = server.store() {
-        tracing::warn!("{e}; every tool will answer with this error until it is fixed");
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::store("cannot start the async runtime", e))?;
     let done = runtime.block_on(async {
+        if let Err(e) = server.store().await {
+            tracing::warn!("{e}; every tool will answer with this error until it is fixed");
+        }
         let (stdin, stdout) = rmcp::transport::stdio_pipes();
         serve(stdin, stdout, server).await
     });

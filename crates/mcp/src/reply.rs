@@ -110,10 +110,21 @@ fn next_step(e: &Error) -> String {
         Error::NotFound(_) => "Call list to see the task ids.".to_owned(),
         Error::Exists(_) => "Pick another id, or omit `id` to get the next free T-<n>.".to_owned(),
         Error::Invalid {
-            field: "db" | "project",
+            field: "db" | "project" | "store",
             ..
         } => "Nothing was changed. This server keeps running: once the project and its \
-              database exist, call again."
+              database exist (the user runs `tasklease init`), call again."
+            .to_owned(),
+        Error::OutcomeUnknown { .. } => "Whether this call took effect is unknown, so do not \
+              simply repeat it: look first. Call list with mine: true or show the task to see \
+              what you hold. A done or release repeated with the same token is safe (it answers \
+              already_done / already_released); a claim is safe to repeat only with the same \
+              request_id."
+            .to_owned(),
+        Error::Busy { .. } => "Another process holds the database's writer turn (named above) \
+              and may be stopped or hung; this is not caused by your arguments. Tell the user \
+              who holds it; call again later. A claim that gave up this way may still be granted \
+              when that process resumes: call list with mine: true before claiming again."
             .to_owned(),
         Error::Invalid { .. } => {
             "Nothing was changed; correct the arguments (see the tool's input schema) and \
@@ -123,5 +134,32 @@ fn next_step(e: &Error) -> String {
         _ => "The database failed; this is not caused by your arguments. Try again shortly, \
               and tell the user if it persists."
             .to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sentence after an error matches the condition: an unknown outcome is never
+    /// "try again", a busy turn and a missing database never "correct the arguments".
+    #[test]
+    fn hints_match_the_condition() {
+        let unknown = next_step(&Error::OutcomeUnknown {
+            context: "claim the next task".to_owned(),
+            source: "connection reset".into(),
+        });
+        assert!(unknown.contains("look first"), "{unknown}");
+        assert!(!unknown.contains("Try again"), "{unknown}");
+        let busy = next_step(&Error::Busy {
+            what: "the database's writer turn".to_owned(),
+            waited: std::time::Duration::from_secs(30),
+            holder: Some("alice (pid 1 on h)".to_owned()),
+        });
+        assert!(!busy.contains("arguments) and"), "{busy}");
+        assert!(busy.contains("not caused by your arguments"), "{busy}");
+        let missing = next_step(&Error::invalid("store", "no tasklease database at x"));
+        assert!(missing.contains("tasklease init"), "{missing}");
+        assert!(!missing.contains("correct the arguments"), "{missing}");
     }
 }

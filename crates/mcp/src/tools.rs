@@ -12,6 +12,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use tasklease::asynchronous::AsyncStore;
 use tasklease::json::{
     batch_claimed_json, claimed_json, ended_by_token_json, locks_json, one_task_json, reaped_json,
     renewed_json, shown_json, tasks_json,
@@ -23,6 +24,7 @@ use crate::args::{
     AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, ListView, LocksArgs, ReapArgs,
     ReleaseArgs, RenewArgs, ShowArgs, schema,
 };
+use crate::order::Turn;
 use crate::{Identity, Stores, reply};
 
 /// What the server tells the model when it connects.
@@ -76,28 +78,41 @@ impl Server {
     ///
     /// # Errors
     /// As [`Stores::get`].
-    pub fn store(&self) -> Result<Arc<dyn Store>> {
-        self.state.stores.get()
+    pub async fn store(&self) -> Result<AsyncStore> {
+        self.state.stores.get().await
     }
 
     /// Answers a call: arguments that did not check out at once, without touching
-    /// the store; otherwise runs `f` with them against the store, on a blocking thread
-    /// — store calls block (SQLite waits for the write lock), and tool futures must not.
-    async fn run<C, F>(&self, checked: Result<C>, f: F) -> CallToolResult
+    /// the store; otherwise runs `f` with them against the store, on the store's own
+    /// thread ([`AsyncStore`]: store calls block, and tool futures must not). The call
+    /// is queued in the order the client sent it (see [`crate::order`]).
+    async fn run<C, F>(
+        &self,
+        cx: &RequestContext<RoleServer>,
+        checked: Result<C>,
+        f: F,
+    ) -> CallToolResult
     where
         C: Send + 'static,
         F: FnOnce(&dyn Store, C) -> Result<CallToolResult> + Send + 'static,
     {
-        let checked = match checked {
-            Ok(c) => c,
-            Err(e) => return reply::error(&e),
+        let turn = cx.extensions.get::<Turn>().cloned();
+        if let Some(t) = &turn {
+            t.wait().await;
+        }
+        let answer = match checked {
+            Ok(c) => match self.state.stores.get().await {
+                Ok(store) => Ok(store.call(move |s| f(s, c))),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
         };
-        let state = self.state.clone();
-        let done = tokio::task::spawn_blocking(move || f(&*state.stores.get()?, checked)).await;
-        match done {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => reply::error(&e),
-            Err(e) => reply::error(&Error::store("the tool call failed", e)),
+        if let Some(t) = &turn {
+            t.pass();
+        }
+        match answer {
+            Ok(answer) => answer.await.unwrap_or_else(|e| reply::error(&e)),
+            Err(e) => reply::error(&e),
         }
     }
 
@@ -128,8 +143,8 @@ impl Server {
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(checked, |store, (what, lease, agent, key)| {
-            let key = Some(&key);
+        self.run(&cx, checked, |store, (what, lease, agent, key)| {
+            let key = key.as_ref();
             Ok(match what {
                 Claim::Next => match store.claim_next_keyed(&agent, lease, key)? {
                     Some(l) => reply::ok_saying(claimed_sentence(&l), claimed_json(&l, lease)),
@@ -163,7 +178,7 @@ impl Server {
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(checked, |store, (id, token, lease, agent)| {
+        self.run(&cx, checked, |store, (id, token, lease, agent)| {
             Ok(reply::ok(renewed_json(
                 &store.renew(&id, token, lease, &agent)?,
             )))
@@ -182,7 +197,7 @@ impl Server {
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(checked, |store, (id, token, to, agent)| {
+        self.run(&cx, checked, |store, (id, token, to, agent)| {
             let ended = store.release(&id, token, to, &agent)?;
             Ok(reply::ok(ended_by_token_json(
                 "released",
@@ -203,7 +218,7 @@ impl Server {
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(checked, |store, (id, token, agent)| {
+        self.run(&cx, checked, |store, (id, token, agent)| {
             let ended = store.done(&id, token, &agent)?;
             Ok(reply::ok(ended_by_token_json("done", &ended, store.now()?)))
         })
@@ -214,8 +229,12 @@ impl Server {
     /// Adding does not claim: call claim to work on the task yourself.
     /// Success: the `task` (`id`, `title`, `status`, `priority`, `deps`, `waiting_on`, `version`, …). Errors: `exists` (the id is taken), `invalid` (a bad field, or a dependency that does not exist).
     #[tool(input_schema = schema::<AddArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
-    async fn add(&self, Args(args): Args<AddArgs>) -> CallToolResult {
-        self.run(args.and_then(|a| a.check()), |store, new| {
+    async fn add(
+        &self,
+        Args(args): Args<AddArgs>,
+        cx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.run(&cx, args.and_then(|a| a.check()), |store, new| {
             let task = store.add(&new)?;
             Ok(reply::ok(one_task_json(&task, store.now()?)))
         })
@@ -231,7 +250,7 @@ impl Server {
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| Ok((a.view()?, a.check(|g| self.agent(g, &cx))?)));
-        self.run(checked, |store, (view, mut filter)| {
+        self.run(&cx, checked, |store, (view, mut filter)| {
             let limit = filter.limit.unwrap_or(u32::MAX) as usize;
             // One more than asked says whether there are more, without counting them all.
             filter.limit = filter.limit.map(|l| l.saturating_add(1));
@@ -253,8 +272,12 @@ impl Server {
     /// One task with every field: `status`, the holder (`assignee`) and its `lock_until`, `deps` and `waiting_on` (how many are neither done nor cancelled), `cancelled_deps`, `parent`, `children` with `progress`, `description`, `version`, `attempts` (leases that ended without done). Use it before claiming a specific task, or after a lease_lost error to see who holds it now.
     /// Error `not_found`: no task has that id.
     #[tool(input_schema = schema::<ShowArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
-    async fn show(&self, Args(args): Args<ShowArgs>) -> CallToolResult {
-        self.run(args.and_then(|a| a.check()), |store, id| {
+    async fn show(
+        &self,
+        Args(args): Args<ShowArgs>,
+        cx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.run(&cx, args.and_then(|a| a.check()), |store, id| {
             Ok(reply::ok(shown_json(&Shown::read(store, &id)?)))
         })
         .await
@@ -268,13 +291,13 @@ impl Server {
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(checked, |store, agent| {
+        self.run(&cx, checked, |store, agent| {
             Ok(reply::ok(reaped_json(&store.reap(&agent)?)))
         })
         .await
     }
 
-    /// List the project's file locks — the repository-wide git lock, the state lock, and one lock per task — and who holds each: `locks`, each with `name`, `kind` (git, state, task), `task`, `held`, `mode` (exclusive or shared) and `holder` (`agent`, `pid`, `host`, `since`).
+    /// List the project's file locks — the repository-wide git lock, the state lock, and one lock per task — and who holds each: `locks`, each with `name`, `kind` (git, state, task), `task`, `held`, `mode` (exclusive or shared) and `holder` (`agent`, `pid`, `host`, `since`); and `writer_turn` (`held`, `holder`, `held_for_ms`), the SQLite database's writer turn, whose holder every write waits for (null without one).
     /// File locks are separate from task leases. Processes take them with the `tasklease lock … -- COMMAND` and `tasklease git …` commands, holding them while that command runs; they end when it ends, so a held lock always has a live holder. Use this to see who is committing (`git`) or changing shared state before you wait for a lock.
     #[tool(input_schema = schema::<LocksArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
     async fn locks(&self, Args(args): Args<LocksArgs>) -> CallToolResult {
@@ -299,11 +322,20 @@ impl Server {
                     ),
                 )
             })?;
-            tasklease::locks::list(&root)
+            let locks = tasklease::locks::list(&root)?;
+            // The project database's writer turn, as `tasklease locks` shows it.
+            let db = tasklease::open::DbSpec::Sqlite {
+                path: project::db_path(&root),
+                explicit: true,
+            };
+            let turn = tasklease::open::writer_turn(&db)?;
+            let mut json = locks_json(&locks);
+            json["writer_turn"] = tasklease::json::writer_turn_json(turn.as_ref());
+            Ok(json)
         })
         .await;
         match listed {
-            Ok(Ok(locks)) => reply::ok(locks_json(&locks)),
+            Ok(Ok(json)) => reply::ok(json),
             Ok(Err(e)) => reply::error(&e),
             Err(e) => reply::error(&Error::store("the tool call failed", e)),
         }

@@ -25,12 +25,14 @@
 use std::sync::Arc;
 
 use rmcp::RoleServer;
-use rmcp::model::{ErrorData, RequestId};
+use rmcp::model::{ClientRequest, ErrorData, JsonRpcMessage, JsonRpcRequest, RequestId};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
+
+use crate::order::Turnstile;
 
 /// The longest message accepted, in bytes (rmcp's own limit): a peer that never sends
 /// a newline must not grow the buffer until the process runs out of memory.
@@ -132,6 +134,8 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 pub(crate) struct LineTransport<R> {
     pub(crate) reader: Arc<Mutex<LineReader<R>>>,
     pub(crate) lines: Lines,
+    /// Numbers tool calls as they are read, so they reach the store in that order.
+    pub(crate) turns: Arc<Turnstile>,
 }
 
 impl<R> Transport<RoleServer> for LineTransport<R>
@@ -152,7 +156,16 @@ where
         loop {
             let reply = match reader.next_line().await? {
                 Ok(line) => match decode(&line) {
-                    Decoded::Message(m) => return Some(*m),
+                    Decoded::Message(mut m) => {
+                        if let JsonRpcMessage::Request(JsonRpcRequest {
+                            request: ClientRequest::CallToolRequest(call),
+                            ..
+                        }) = &mut *m
+                        {
+                            call.extensions.insert(self.turns.take());
+                        }
+                        return Some(*m);
+                    }
                     Decoded::Skip => continue,
                     Decoded::Refuse(reply) => *reply,
                 },

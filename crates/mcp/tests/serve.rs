@@ -39,6 +39,7 @@ fn sqlite(dir: &std::path::Path, clock: Clock) -> Arc<dyn Store> {
         clock,
         ..OpenOptions::default()
     };
+    tasklease::open::init(&spec, &opts).expect("init");
     Arc::from(tasklease::open::open(&spec, &opts).expect("open"))
 }
 
@@ -238,14 +239,7 @@ async fn without_a_database_tools_say_init_and_the_server_waits_for_it() {
     assert!(text(&r).contains("tasklease init"), "{}", text(&r));
     // `tasklease init`, as another process would run it.
     let spec = DbSpec::discover(None, dir.path()).unwrap();
-    tasklease::open::open(
-        &spec,
-        &OpenOptions {
-            create: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    tasklease::open::init(&spec, &OpenOptions::default()).unwrap();
     let l = structured(&call(&c, "list", json!({})).await, false);
     assert_eq!(l["count"], 0);
 }
@@ -272,7 +266,7 @@ async fn locks_needs_a_project_and_lists_its_locks() {
     tokio::spawn(tasklease_mcp::serve(r, w, server));
     let c = ClientConfig::default().serve(client_io).await.unwrap();
     let l = structured(&call(&c, "locks", json!({})).await, false);
-    assert_eq!(l, json!({"ok": true, "locks": []}));
+    assert_eq!(l, json!({"ok": true, "locks": [], "writer_turn": null}));
 }
 
 #[tokio::test]

@@ -26,22 +26,97 @@
 //!   them only after rolling the statement back, so the write is re-run (a few
 //!   times). Single-row claims cannot deadlock; a batch's fallback, `reap` and the
 //!   waiting_on trigger lock several rows and, rarely, might.
+//!
+//! # Why no call can hang
+//!
+//! A server can stop answering without closing anything: a frozen postmaster, a
+//! stalled proxy or VM, a half-open TCP connection. The kernel keeps acknowledging (or
+//! nobody ever sends a reset), so neither TCP keepalives nor `tcp_user_timeout` ever
+//! fire, and the sync `postgres` client would wait for ever. So the store drives
+//! tokio-postgres on its own current-thread runtime and bounds every wait itself:
+//!
+//! - **Opening** — TCP connect, start-up and authentication, and the schema version
+//!   check — must finish within the connect timeout (10 s, or the connection
+//!   string's `connect_timeout`). tokio-postgres's own `connect_timeout` covers only
+//!   the TCP connect, not a server that accepts and then says nothing.
+//! - **Every statement** must be answered within the statement timeout plus
+//!   [`ANSWER_SLACK`]. The server cancels a statement at its `statement_timeout` and
+//!   says so, a definite answer; the slack lets that answer arrive first, so the
+//!   client-side bound fires only when the server is truly silent.
+//!
+//! A statement that got no answer leaves the connection in an unknown state: it is
+//! dropped and the next call connects afresh. A read that got no answer fails
+//! (running it again would likely wait as long again); a write is
+//! [`Error::OutcomeUnknown`], like a write whose connection broke.
+//!
+//! The runtime is current-thread and runs only while a call waits on it, on the
+//! caller's thread, exactly as the sync `postgres` client did. A store must therefore
+//! not be *called* from inside an async task (`tasklease::asynchronous` runs stores
+//! on a thread of their own); dropping one anywhere is safe.
 
 use std::collections::HashMap;
 use std::error::Error as _;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postgres::error::SqlState;
-use postgres::{Client, Config, NoTls, Row, Statement, types::ToSql};
 use tasklease_core::{Error, Result};
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement, types::ToSql};
 
 /// Parameters of one statement.
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// How much longer than the statement timeout the client waits for an answer, so
+/// that the server's own cancellation (a definite "not done") arrives first.
+pub(crate) const ANSWER_SLACK: Duration = Duration::from_secs(2);
+
+/// The runtime that drives a store's connections: current-thread, so I/O happens
+/// only while a call waits, on the caller's thread.
+pub(crate) struct Rt(Option<Runtime>);
+
+impl Rt {
+    pub(crate) fn new() -> Result<Rt> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|r| Rt(Some(r)))
+            .map_err(|e| Error::store("cannot start the PostgreSQL client's runtime", e))
+    }
+
+    /// Runs `f` to completion, or gives up after `bound`.
+    fn within<T>(&self, bound: Duration, f: impl Future<Output = T>) -> Option<T> {
+        let rt = self.0.as_ref()?;
+        // The timer must be made inside the runtime.
+        rt.block_on(async { tokio::time::timeout(bound, f).await })
+            .ok()
+    }
+}
+
+impl Drop for Rt {
+    fn drop(&mut self) {
+        // A plain drop waits for the runtime's tasks and panics inside an async
+        // context; nothing here needs waiting for, so the store may be dropped anywhere.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
 
 /// A live connection and the statements prepared on it.
 pub(crate) struct Conn {
     /// The connection; replaced when it is found closed.
     client: Client,
+    /// The task that drives the connection's socket; aborted with the connection.
+    driver: JoinHandle<()>,
+    /// Runs the connection's futures; shared with the [`Target`] that made it.
+    rt: Arc<Rt>,
+    /// How long a statement may go unanswered.
+    answer_within: Duration,
+    /// A tighter end for the calls made while opening (see [`Conn::until`]).
+    deadline: Option<Instant>,
     /// Prepared statements by SQL text: after the first use, each operation is one
     /// Bind/Execute round trip with no Parse. Emptied on reconnect (statements belong
     /// to the server session).
@@ -49,6 +124,15 @@ pub(crate) struct Conn {
     /// When the connection last carried an operation; a connection idle for longer
     /// than [`IDLE_CHECK`] is checked before use.
     last_used: Instant,
+    /// A statement went unanswered: the session's state is unknown, so the next call
+    /// connects afresh rather than send anything more on it.
+    broken: bool,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 /// How long a connection may sit idle before it is checked for having been closed by
@@ -57,16 +141,44 @@ pub(crate) struct Conn {
 const IDLE_CHECK: Duration = Duration::from_millis(250);
 
 /// How a store reaches its server: the parsed configuration with our defaults
-/// applied, and a printable description without credentials.
+/// applied, a printable description without credentials, and the bounds.
 pub(crate) struct Target {
     pub(crate) config: Config,
     pub(crate) display: String,
+    /// How long opening a connection may take, start-up and first queries included.
+    pub(crate) connect_within: Duration,
+    /// How long a statement may go unanswered.
+    pub(crate) answer_within: Duration,
+    pub(crate) rt: Arc<Rt>,
 }
 
 impl Target {
+    /// Connects, with the whole start-up bounded by the connect timeout.
     pub(crate) fn connect(&self) -> Result<Conn> {
-        let client = self.config.connect(NoTls).map_err(|e| {
-            let hint = if self.config.get_ssl_mode() == postgres::config::SslMode::Require {
+        let mut c = self.connect_until(Instant::now() + self.connect_within)?;
+        c.deadline = None;
+        Ok(c)
+    }
+
+    /// Connects by `deadline`, which stays set on the connection: the caller's first
+    /// queries count against it too, until it clears it.
+    pub(crate) fn connect_until(&self, deadline: Instant) -> Result<Conn> {
+        let bound = deadline.saturating_duration_since(Instant::now());
+        let connecting = async {
+            let (client, connection) = self.config.connect(NoTls).await?;
+            let driver = tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok::<_, tokio_postgres::Error>((client, driver))
+        };
+        let Some(made) = self.rt.within(bound, connecting) else {
+            return Err(Error::store(
+                format!("cannot connect to PostgreSQL at {}", self.display),
+                self.no_answer("connect", bound, CONNECT_BOUND),
+            ));
+        };
+        let (client, driver) = made.map_err(|e| {
+            let hint = if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
                 "; this build speaks PostgreSQL without TLS: use a unix socket, a private \
                  network or a tunnel, and drop sslmode=require"
             } else {
@@ -79,10 +191,54 @@ impl Target {
         })?;
         Ok(Conn {
             client,
+            driver,
+            rt: self.rt.clone(),
+            answer_within: self.answer_within,
+            deadline: Some(deadline),
             prepared: HashMap::new(),
             last_used: Instant::now(),
+            broken: false,
         })
     }
+
+    /// The error for a call that got no answer: what was waited for, and how long.
+    /// `bound` says which bound that was.
+    pub(crate) fn no_answer(&self, what: &str, waited: Duration, bound: &str) -> String {
+        format!(
+            "no answer from the PostgreSQL server at {} within {} while trying to {what} \
+             ({bound}; the server is frozen, overloaded or unreachable)",
+            self.display,
+            secs(waited),
+        )
+    }
+
+    /// `f` as an error, for calls made outside [`run`] (opening, migrating); `bound`
+    /// says which bound an unanswered call ran into ([`CONNECT_BOUND`] or
+    /// [`ANSWER_BOUND`]).
+    pub(crate) fn failed(&self, what: &str, f: Failure, bound: &str) -> Error {
+        match f {
+            Failure::Db(e) => translate(what, e),
+            Failure::Task(e) => e,
+            Failure::NoAnswer(waited) => Error::store(
+                format!("could not {what}"),
+                self.no_answer(what, waited, bound),
+            ),
+        }
+    }
+}
+
+/// What the connect timeout covers, for messages.
+pub(crate) const CONNECT_BOUND: &str = "the connect timeout, which covers the TCP connect, start-up, \
+                             authentication and the schema check; connect_timeout= in the \
+                             connection string sets it";
+
+/// What a statement's bound is, for messages.
+pub(crate) const ANSWER_BOUND: &str = "the busy timeout plus 2s";
+
+/// `30s`, or `1.5s`, to a tenth of a second (a remaining bound is a hair short).
+pub(crate) fn secs(d: Duration) -> String {
+    let s = format!("{:.1}", d.as_secs_f64());
+    format!("{}s", s.strip_suffix(".0").unwrap_or(&s))
 }
 
 /// What to do with an operation when the connection breaks under it.
@@ -97,21 +253,54 @@ pub(crate) enum Retry {
 impl Conn {
     /// Whether the server closed the connection while it was idle, found without
     /// sending anything. A server that ended the session has sent an error or end of
-    /// stream that sits unread on the socket; the client only learns of socket
-    /// readiness when its runtime turns the I/O driver, which a zero-length wait for
-    /// notifications does (a timer tick, no round trip).
+    /// stream that sits unread on the socket; the driver task only sees it when the
+    /// runtime turns its I/O driver, which a one-millisecond sleep does.
     fn closed(&mut self) -> bool {
-        let polled = postgres::fallible_iterator::FallibleIterator::next(
-            &mut self.client.notifications().timeout_iter(Duration::ZERO),
-        );
-        polled.is_err() || self.client.is_closed()
+        if !self.broken && !self.driver.is_finished() && !self.client.is_closed() {
+            self.rt.within(IDLE_CHECK, async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            });
+        }
+        self.broken || self.driver.is_finished() || self.client.is_closed()
     }
 
-    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+    /// Sets when the calls made while opening must be done by; `None` returns to the
+    /// per-statement bound.
+    pub(crate) fn until(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    /// How long the next call may wait for its answer.
+    fn bound(&self) -> Duration {
+        match self.deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => self.answer_within,
+        }
+    }
+
+    /// A call's result, given `None` when it went unanswered for `bound`: that marks
+    /// the connection broken.
+    fn answered<T>(
+        &mut self,
+        got: Option<Result<T, tokio_postgres::Error>>,
+        bound: Duration,
+    ) -> Result<T, Failure> {
+        match got {
+            Some(r) => Ok(r?),
+            None => {
+                self.broken = true;
+                Err(Failure::NoAnswer(bound))
+            }
+        }
+    }
+
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, Failure> {
         if let Some(s) = self.prepared.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.client.prepare(sql)?;
+        let bound = self.bound();
+        let got = self.rt.within(bound, self.client.prepare(sql));
+        let s = self.answered(got, bound)?;
         self.prepared.insert(sql, s.clone());
         Ok(s)
     }
@@ -120,61 +309,75 @@ impl Conn {
         &mut self,
         sql: &'static str,
         params: Params<'_>,
-    ) -> Result<Vec<Row>, postgres::Error> {
+    ) -> Result<Vec<Row>, Failure> {
         let s = self.statement(sql)?;
-        self.client.query(&s, params)
+        let bound = self.bound();
+        let got = self.rt.within(bound, self.client.query(&s, params));
+        self.answered(got, bound)
     }
 
     pub(crate) fn query_one(
         &mut self,
         sql: &'static str,
         params: Params<'_>,
-    ) -> Result<Row, postgres::Error> {
+    ) -> Result<Row, Failure> {
         let s = self.statement(sql)?;
-        self.client.query_one(&s, params)
+        let bound = self.bound();
+        let got = self.rt.within(bound, self.client.query_one(&s, params));
+        self.answered(got, bound)
     }
 
     pub(crate) fn query_opt(
         &mut self,
         sql: &'static str,
         params: Params<'_>,
-    ) -> Result<Option<Row>, postgres::Error> {
+    ) -> Result<Option<Row>, Failure> {
         let s = self.statement(sql)?;
-        self.client.query_opt(&s, params)
+        let bound = self.bound();
+        let got = self.rt.within(bound, self.client.query_opt(&s, params));
+        self.answered(got, bound)
     }
 
     pub(crate) fn execute(
         &mut self,
         sql: &'static str,
         params: Params<'_>,
-    ) -> Result<u64, postgres::Error> {
+    ) -> Result<u64, Failure> {
         let s = self.statement(sql)?;
-        self.client.execute(&s, params)
+        let bound = self.bound();
+        let got = self.rt.within(bound, self.client.execute(&s, params));
+        self.answered(got, bound)
+    }
+
+    /// Runs `sql` (several statements allowed) with the simple query protocol.
+    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), Failure> {
+        let bound = self.bound();
+        let got = self.rt.within(bound, self.client.batch_execute(sql));
+        self.answered(got, bound)
     }
 
     /// Runs `f` between `BEGIN` and `COMMIT`, or rolls back if it fails. Only for
-    /// operations that need several statements (`add`); lease operations are single
-    /// statements and need no transaction round trips.
+    /// operations that need several statements (`add`, migrations); lease operations
+    /// are single statements and need no transaction round trips.
     pub(crate) fn transaction<T>(
         &mut self,
         f: impl FnOnce(&mut Conn) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        self.client.batch_execute("BEGIN")?;
+        self.batch_execute("BEGIN")?;
         match f(self) {
             Ok(v) => {
-                self.client.batch_execute("COMMIT")?;
+                self.batch_execute("COMMIT")?;
                 Ok(v)
             }
             Err(e) => {
-                // A broken connection has rolled back already; nothing to add.
-                let _ = self.client.batch_execute("ROLLBACK");
+                // A broken connection has rolled back already; nothing to add, and an
+                // unanswered one must not be waited on again.
+                if !self.broken {
+                    let _ = self.batch_execute("ROLLBACK");
+                }
                 Err(e)
             }
         }
-    }
-
-    pub(crate) fn client(&mut self) -> &mut Client {
-        &mut self.client
     }
 }
 
@@ -187,7 +390,7 @@ pub(crate) fn run<T>(
     retry: Retry,
     mut op: impl FnMut(&mut Conn) -> Result<T, Failure>,
 ) -> Result<T> {
-    if conn.last_used.elapsed() > IDLE_CHECK && conn.closed() {
+    if conn.broken || (conn.last_used.elapsed() > IDLE_CHECK && conn.closed()) {
         *conn = target.connect()?;
     }
     conn.last_used = Instant::now();
@@ -196,6 +399,15 @@ pub(crate) fn run<T>(
         let e = match op(conn) {
             Ok(v) => return Ok(v),
             Err(Failure::Task(e)) => return Err(e),
+            Err(Failure::NoAnswer(waited)) => {
+                // Not reconnecting now: a silent server would make this call wait a
+                // connect timeout longer. The next call connects afresh.
+                let why = target.no_answer(what, waited, ANSWER_BOUND);
+                return Err(match retry {
+                    Retry::Read => Error::store(format!("could not {what}"), why),
+                    Retry::Write => Error::outcome_unknown(format!("could not {what}"), why),
+                });
+            }
             Err(Failure::Db(e)) => e,
         };
         let lost = is_lost(&e) || conn.closed();
@@ -207,13 +419,13 @@ pub(crate) fn run<T>(
                 rerun += 1;
                 continue;
             }
-            if let Ok(c) = fresh {
-                *conn = c;
+            match fresh {
+                Ok(c) => *conn = c,
+                Err(_) => conn.broken = true,
             }
-            return Err(Error::store(
+            return Err(Error::outcome_unknown(
                 format!(
-                    "the connection to PostgreSQL at {} broke while trying to {what}; whether \
-                     it took effect is unknown — look (tasklease show / list) before retrying",
+                    "the connection to PostgreSQL at {} broke while trying to {what}",
                     target.display
                 ),
                 full(&e),
@@ -233,12 +445,14 @@ pub(crate) fn run<T>(
 /// Why an operation stopped: a database failure (subject to the retry policy) or a
 /// finished answer in task terms.
 pub(crate) enum Failure {
-    Db(postgres::Error),
+    Db(tokio_postgres::Error),
     Task(Error),
+    /// The server did not answer within this bound.
+    NoAnswer(Duration),
 }
 
-impl From<postgres::Error> for Failure {
-    fn from(e: postgres::Error) -> Self {
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
         Failure::Db(e)
     }
 }
@@ -251,7 +465,7 @@ impl From<Error> for Failure {
 
 /// Whether the error means the connection is gone (as opposed to the statement
 /// failing on a live connection).
-fn is_lost(e: &postgres::Error) -> bool {
+fn is_lost(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
         return true;
     }
@@ -267,7 +481,7 @@ fn is_lost(e: &postgres::Error) -> bool {
 }
 
 /// A database error on a live connection, in task-model terms.
-pub(crate) fn translate(what: &str, e: postgres::Error) -> Error {
+pub(crate) fn translate(what: &str, e: tokio_postgres::Error) -> Error {
     if e.code() == Some(&SqlState::QUERY_CANCELED) {
         return Error::store(
             format!(
@@ -293,7 +507,7 @@ pub(crate) fn translate(what: &str, e: postgres::Error) -> Error {
 
 /// The error with its causes: tokio-postgres's own `Display` says only "db error" or
 /// "error connecting to server" and keeps the server's message in the source.
-fn full(e: &postgres::Error) -> String {
+fn full(e: &tokio_postgres::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

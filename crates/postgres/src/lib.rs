@@ -39,16 +39,17 @@ mod redact;
 mod sql;
 pub mod testing;
 
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use postgres::{Config, Row};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
     Refusal, ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch,
     Token, retried_grant, validate_batch,
 };
+use tokio_postgres::{Config, Row};
 
 use conn::{Conn, Failure, Retry, Target};
 pub use migrate::{LATEST_VERSION, Migrated};
@@ -59,13 +60,18 @@ pub use redact::redact;
 pub struct Options {
     /// Where "now" comes from; [`Clock::Database`] outside tests.
     pub clock: Clock,
-    /// How long to wait for the server to accept a connection, unless the connection
-    /// string sets `connect_timeout`.
+    /// How long opening may take — TCP connect, start-up, authentication and the
+    /// schema check together — unless the connection string sets `connect_timeout`.
     pub connect_timeout: Duration,
     /// The server aborts any statement running longer (`statement_timeout`), e.g. one
     /// stuck behind a lock that a crashed session's transaction holds. A connection
-    /// string's own `options=-c statement_timeout=…` wins.
+    /// string's own `options=-c statement_timeout=…` wins on the server. The client
+    /// gives up on a statement that has had no answer for this long plus 2 s (a
+    /// frozen or unreachable server), whatever the connection string says.
     pub statement_timeout: Duration,
+    /// Create the tasklease tables in a schema that has none; otherwise such a schema
+    /// is refused (an older schema is still migrated).
+    pub create: bool,
 }
 
 impl Default for Options {
@@ -74,6 +80,7 @@ impl Default for Options {
             clock: Clock::Database,
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
+            create: true,
         }
     }
 }
@@ -99,13 +106,15 @@ impl PgStore {
     /// — and brings the schema up to date (in the first schema on `search_path`).
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a malformed connection string or a `search_path` with no
-    /// existing schema; [`Error::SchemaTooNew`]; [`Error::Store`] when the server
-    /// cannot be reached or the migration fails.
+    /// [`Error::Invalid`] for a malformed connection string, a `search_path` with no
+    /// existing schema, or (field `store`, without [`Options::create`]) a schema without
+    /// the tasklease tables; [`Error::SchemaTooNew`]; [`Error::Store`] when the server
+    /// cannot be reached, does not finish opening within the connect timeout, or the
+    /// migration fails.
     pub fn open(conn: &str, opts: &Options) -> Result<PgStore> {
         let target = target(conn, opts)?;
-        let mut c = target.connect()?;
-        let migrated = migrate::migrate(c.client())?;
+        let mut c = target.connect_until(Instant::now() + target.connect_within)?;
+        let migrated = migrate::migrate(&mut c, &target, opts.create)?;
         Ok(PgStore {
             conn: Mutex::new(c),
             target,
@@ -143,16 +152,37 @@ impl PgStore {
         self.clock.injected()
     }
 
-    /// The live leases granted to `who` under `request` (see prior.sql): a read before
-    /// the claim statement, so a retry is safe once its first attempt ended on the
-    /// server.
-    fn prior(&self, who: &AgentId, request: &RequestId) -> Result<Vec<Lease>> {
+    /// Runs a claim under the claim key `request` in one transaction that first takes
+    /// an advisory lock on the key, then looks for the leases an earlier attempt under
+    /// the key granted (see prior.sql): `retry` answers from those, `claim` runs only
+    /// when there are none. The lock makes a retry sent while the first attempt is still
+    /// running on the server (its connection broke, the server has not noticed yet) wait
+    /// for that attempt to commit or roll back, and then see what it did.
+    fn keyed<T>(
+        &self,
+        what: &str,
+        who: &AgentId,
+        request: &RequestId,
+        retry: impl Fn(Vec<Lease>) -> Result<T>,
+        mut claim: impl FnMut(&mut Conn) -> Result<T, Failure>,
+    ) -> Result<T> {
         let now = self.now_param();
-        self.run("look up the claim's request id", Retry::Read, |c| {
-            c.query(sql::PRIOR, &[&request.as_str(), &who.as_str(), &now])?
-                .iter()
-                .map(|r| lease(r, task_id(r.try_get("id")?)?, who.clone(), "fence"))
-                .collect()
+        self.run(what, Retry::Write, |c| {
+            c.transaction(|c| {
+                c.execute(
+                    "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                    &[&KEY_LOCK_CLASS, &request.as_str()],
+                )?;
+                let prior = c
+                    .query(sql::PRIOR, &[&request.as_str(), &who.as_str(), &now])?
+                    .iter()
+                    .map(|r| lease(r, task_id(r.try_get("id")?)?, who.clone(), "fence"))
+                    .collect::<Result<Vec<_>, Failure>>()?;
+                if !prior.is_empty() {
+                    return Ok(retry(prior)?);
+                }
+                claim(c)
+            })
         })
     }
 
@@ -211,6 +241,16 @@ fn target(s: &str, opts: &Options) -> Result<Target> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(opts.connect_timeout);
     }
+    let connect_within = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(opts.connect_timeout);
+    let answer_within = opts.statement_timeout + conn::ANSWER_SLACK;
+    if config.get_tcp_user_timeout().is_none() {
+        // Unacknowledged data on a dead TCP link then fails the socket (a definite
+        // error) before the client-side bound fires.
+        config.tcp_user_timeout(answer_within);
+    }
     if config.get_application_name().is_none() {
         config.application_name("tasklease");
     }
@@ -221,7 +261,13 @@ fn target(s: &str, opts: &Options) -> Result<Target> {
     }
     config.options(&options);
     let display = describe(&config);
-    Ok(Target { config, display })
+    Ok(Target {
+        config,
+        display,
+        connect_within,
+        answer_within,
+        rt: Arc::new(conn::Rt::new()?),
+    })
 }
 
 /// Fills what the connection string left out from libpq's `PGHOST`, `PGPORT`,
@@ -268,7 +314,7 @@ fn fill_from_env(config: &mut Config, var: impl Fn(&str) -> Option<String>) {
 /// `postgres://user@host:port/db`, built from the parsed configuration, so it can hold
 /// no password whatever the user typed.
 fn describe(config: &Config) -> String {
-    use postgres::config::Host;
+    use tokio_postgres::config::Host;
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
@@ -425,6 +471,14 @@ fn plain(f: Failure) -> Error {
     match f {
         Failure::Db(e) => conn::translate("read the row", e),
         Failure::Task(e) => e,
+        // Reading a row that came back waits on nothing; kept for completeness.
+        Failure::NoAnswer(waited) => Error::store(
+            "read the row",
+            format!(
+                "no answer within {}",
+                tasklease_core::time::human_duration(waited)
+            ),
+        ),
     }
 }
 
@@ -453,6 +507,10 @@ fn lease(r: &Row, task: TaskId, agent: AgentId, fence_col: &str) -> Result<Lease
 /// How many times a batch claim that skipped locked rows is tried again before it
 /// waits for the locks instead.
 const BATCH_SKIP_TRIES: u32 = 4;
+
+/// First key of the advisory lock a keyed claim takes ("tk"); the second is a hash of
+/// the claim key. (Migrations use "tl".)
+const KEY_LOCK_CLASS: i32 = 0x746b;
 
 /// One try of a batch claim.
 enum BatchTry {
@@ -514,7 +572,8 @@ impl Store for PgStore {
     fn add(&self, new: &NewTask) -> Result<Task> {
         new.validate()?;
         let now = self.now_param();
-        let tags: Vec<&str> = new.tags.iter().map(Tag::as_str).collect();
+        let distinct = tasklease_core::distinct_tags(&new.tags);
+        let tags: Vec<&str> = distinct.iter().map(Tag::as_str).collect();
         self.run("add the task", Retry::Write, |c| {
             c.transaction(|c| {
                 if let Some(p) = &new.parent {
@@ -681,17 +740,10 @@ impl Store for PgStore {
         token: Option<Token>,
         request: Option<&RequestId>,
     ) -> Result<ClaimOutcome> {
-        if let Some(key) = request {
-            let prior = self.prior(who, key)?;
-            if !prior.is_empty() {
-                let mut got = retried_grant(key, prior, std::slice::from_ref(id))?;
-                return Ok(ClaimOutcome::Claimed(got.remove(0)));
-            }
-        }
-        let key = request.map(RequestId::as_str);
         let (now, token) = (self.now_param(), token.map(|t| t.0));
+        let key = request.map(RequestId::as_str);
         let mut reruns: i64 = 0;
-        self.run("claim the task", Retry::Write, |c| {
+        let claim = |c: &mut Conn| {
             let r = c.query_one(
                 sql::CLAIM,
                 &[
@@ -717,7 +769,20 @@ impl Store for PgStore {
             }
             let now = Millis(r.try_get("now")?);
             Ok(ClaimOutcome::Refused(refusal(&r, id, now)?))
-        })
+        };
+        match request {
+            Some(k) => self.keyed(
+                "claim the task",
+                who,
+                k,
+                |prior| {
+                    let mut got = retried_grant(k, prior, std::slice::from_ref(id))?;
+                    Ok(ClaimOutcome::Claimed(got.remove(0)))
+                },
+                claim,
+            ),
+            None => self.run("claim the task", Retry::Write, claim),
+        }
     }
 
     fn claim_next_keyed(
@@ -726,16 +791,10 @@ impl Store for PgStore {
         lease_for: LeaseDuration,
         request: Option<&RequestId>,
     ) -> Result<Option<Lease>> {
-        if let Some(key) = request {
-            let prior = self.prior(who, key)?;
-            if !prior.is_empty() {
-                return Ok(Some(retried_grant(key, prior, &[])?.remove(0)));
-            }
-        }
         let key = request.map(RequestId::as_str);
         let now = self.now_param();
         let mut reruns: i64 = 0;
-        self.run("claim the next task", Retry::Write, |c| {
+        let claim = |c: &mut Conn| {
             let got = c.query_opt(
                 sql::CLAIM_NEXT,
                 &[&who.as_str(), &now, &lease_for.as_millis(), &reruns, &key],
@@ -746,7 +805,17 @@ impl Store for PgStore {
             };
             let id = task_id(r.try_get("id")?)?;
             Ok(Some(lease(&r, id, who.clone(), "fence")?))
-        })
+        };
+        match request {
+            Some(k) => self.keyed(
+                "claim the next task",
+                who,
+                k,
+                |prior| Ok(Some(retried_grant(k, prior, &[])?.remove(0))),
+                claim,
+            ),
+            None => self.run("claim the next task", Retry::Write, claim),
+        }
     }
 
     fn claim_batch_keyed(
@@ -757,15 +826,46 @@ impl Store for PgStore {
         request: Option<&RequestId>,
     ) -> Result<BatchOutcome> {
         validate_batch(ids)?;
-        if let Some(key) = request {
-            let prior = self.prior(who, key)?;
-            if !prior.is_empty() {
-                return Ok(BatchOutcome::Claimed(retried_grant(key, prior, ids)?));
-            }
-        }
-        let key = request.map(RequestId::as_str);
         let now = self.now_param();
         let names: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
+        if let Some(k) = request {
+            // Under the key's lock in one transaction, so no skipping and retrying past
+            // rows others hold: the statement that waits for them.
+            let mut tries = i64::from(BATCH_SKIP_TRIES);
+            let got = self.keyed(
+                "claim the batch",
+                who,
+                k,
+                |prior| {
+                    Ok(BatchTry::Done(BatchOutcome::Claimed(retried_grant(
+                        k, prior, ids,
+                    )?)))
+                },
+                |c| {
+                    let rows = c.query(
+                        *sql::CLAIM_BATCH_WAIT,
+                        &[
+                            &names,
+                            &who.as_str(),
+                            &now,
+                            &lease_for.as_millis(),
+                            &tries,
+                            &Some(k.as_str()),
+                        ],
+                    );
+                    tries += 1;
+                    batch_rows(&rows?, ids, who)
+                },
+            )?;
+            return match got {
+                BatchTry::Done(out) => Ok(out),
+                BatchTry::Contended => Err(Error::store(
+                    "claim the batch",
+                    "rows stayed locked even when waiting for them; this is a bug in tasklease",
+                )),
+            };
+        }
+        let key: Option<&str> = None;
         for attempt in 0..=BATCH_SKIP_TRIES {
             let sql = if attempt < BATCH_SKIP_TRIES {
                 sql::CLAIM_BATCH
@@ -833,7 +933,7 @@ impl Store for PgStore {
     fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, who: &AgentId) -> Result<Ended> {
         let now = self.now_param();
         let r = self.run("release the task", Retry::Write, |c| {
-            Ok(c.query_one(
+            c.query_one(
                 sql::RELEASE,
                 &[
                     &id.as_str(),
@@ -842,7 +942,7 @@ impl Store for PgStore {
                     &who.as_str(),
                     &to.status().as_str(),
                 ],
-            )?)
+            )
         })?;
         match ended(&r)? {
             Some(task) => Ok(Ended {
@@ -880,7 +980,7 @@ impl Store for PgStore {
     fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Ended> {
         let now = self.now_param();
         let r = self.run("finish the task", Retry::Write, |c| {
-            Ok(c.query_one(sql::DONE, &[&id.as_str(), &token.0, &now, &who.as_str()])?)
+            c.query_one(sql::DONE, &[&id.as_str(), &token.0, &now, &who.as_str()])
         })?;
         match ended(&r)? {
             Some(task) => Ok(Ended {
@@ -921,8 +1021,8 @@ impl Store for PgStore {
         let token = token.map(|t| t.0);
         let priority = patch.priority.map(Priority::rank);
         let status = patch.status.map(Status::as_str);
-        let tags: Option<Vec<&str>> = patch
-            .tags
+        let distinct = patch.tags.as_deref().map(tasklease_core::distinct_tags);
+        let tags: Option<Vec<&str>> = distinct
             .as_ref()
             .map(|t| t.iter().map(Tag::as_str).collect());
         let params: [&(dyn postgres::types::ToSql + Sync); 10] = [
@@ -1004,7 +1104,7 @@ impl Store for PgStore {
         let mut deleted = 0;
         for below in Retention::slices(oldest, keep_from, PRUNE_BATCH) {
             deleted += self.run("prune the lease history", Retry::Write, |c| {
-                Ok(c.execute(sql::PRUNE, &[&below])?)
+                c.execute(sql::PRUNE, &[&below])
             })?;
         }
         Ok(deleted)

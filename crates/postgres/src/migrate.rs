@@ -11,8 +11,9 @@
 //! There is no automatic backup: a shared server's backups (`pg_dump`, base backups,
 //! replicas) are its operator's, not one agent's.
 
-use postgres::Client;
 use tasklease_core::{Error, Result};
+
+use crate::conn::{ANSWER_BOUND, CONNECT_BOUND, Conn, Failure, Target, translate};
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -44,19 +45,16 @@ fn refuse_newer(found: i64) -> Result<()> {
     Error::refuse_newer_schema(found, LATEST_VERSION)
 }
 
-fn db(what: &str) -> impl FnOnce(postgres::Error) -> Error + '_ {
-    move |e| crate::conn::translate(what, e)
-}
-
 /// The schema tables go into, and the version recorded there (0 when there is no
 /// `schema_migrations` table yet).
-fn version(client: &mut Client) -> Result<(String, i64)> {
-    let row = client
+fn version(c: &mut Conn, target: &Target) -> Result<(String, i64)> {
+    let what = "read the schema version";
+    let row = c
         .query_one(
             "SELECT current_schema(), to_regclass('schema_migrations') IS NOT NULL",
             &[],
         )
-        .map_err(db("read the schema version"))?;
+        .map_err(|f| target.failed(what, f, CONNECT_BOUND))?;
     let schema: Option<String> = row.get(0);
     let Some(schema) = schema else {
         return Err(Error::invalid(
@@ -68,18 +66,25 @@ fn version(client: &mut Client) -> Result<(String, i64)> {
     if !row.get::<_, bool>(1) {
         return Ok((schema, 0));
     }
-    let v: i64 = client
+    let v: i64 = c
         .query_one(
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
             &[],
         )
-        .map_err(db("read the schema version"))?
+        .map_err(|f| target.failed(what, f, CONNECT_BOUND))?
         .get(0);
     Ok((schema, v))
 }
 
-pub(crate) fn migrate(client: &mut Client) -> Result<Migrated> {
-    let (schema, found) = version(client)?;
+/// Brings the schema up to date; a schema without tasklease tables gets them only
+/// when `create` says so (`init`), so that a mistyped connection string or
+/// `search_path` is refused instead of quietly starting an empty store. The version
+/// check counts against whatever deadline `c` carries (the connect timeout, when
+/// opening); the migration itself, which may wait for another starter's, gets the
+/// per-statement bound.
+pub(crate) fn migrate(c: &mut Conn, target: &Target, create: bool) -> Result<Migrated> {
+    let (schema, found) = version(c, target)?;
+    c.until(None);
     refuse_newer(found)?;
     if found == LATEST_VERSION {
         return Ok(Migrated {
@@ -88,43 +93,52 @@ pub(crate) fn migrate(client: &mut Client) -> Result<Migrated> {
             to: found,
         });
     }
-    let mut tx = client.transaction().map_err(db("begin the migration"))?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
-        &[&LOCK_CLASS],
-    )
-    .map_err(db("take the migration lock"))?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version    bigint PRIMARY KEY,
-             applied_at bigint NOT NULL
-         )",
-    )
-    .map_err(db("create the schema_migrations table"))?;
-    let from: i64 = tx
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations",
-            &[],
-        )
-        .map_err(db("read the schema version"))?
-        .get(0);
-    refuse_newer(from)?;
-    for (i, m) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(from).unwrap_or(0))
-    {
-        let version = i as i64 + 1;
-        tx.batch_execute(m)
-            .map_err(|e| crate::conn::translate(&format!("apply migration {version}"), e))?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at)
-             VALUES ($1, round(extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
-            &[&version],
-        )
-        .map_err(db("record the schema version"))?;
+    if found == 0 && !create {
+        return Err(Error::invalid(
+            "store",
+            format!("schema {schema} holds no tasklease tables"),
+        ));
     }
-    tx.commit().map_err(db("commit the migration"))?;
+    let from = c
+        .transaction(|c| {
+            c.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+                &[&LOCK_CLASS],
+            )?;
+            c.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version    bigint PRIMARY KEY,
+                     applied_at bigint NOT NULL
+                 )",
+            )?;
+            let from: i64 = c
+                .query_one(
+                    "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                    &[],
+                )?
+                .try_get(0)?;
+            refuse_newer(from)?;
+            for (i, m) in MIGRATIONS
+                .iter()
+                .enumerate()
+                .skip(usize::try_from(from).unwrap_or(0))
+            {
+                let version = i as i64 + 1;
+                c.batch_execute(m).map_err(|f| match f {
+                    Failure::Db(e) => {
+                        Failure::Task(translate(&format!("apply migration {version}"), e))
+                    }
+                    f => f,
+                })?;
+                c.execute(
+                    "INSERT INTO schema_migrations (version, applied_at)
+                     VALUES ($1, round(extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
+                    &[&version],
+                )?;
+            }
+            Ok(from)
+        })
+        .map_err(|f| target.failed("migrate the schema", f, ANSWER_BOUND))?;
     Ok(Migrated {
         schema,
         from,

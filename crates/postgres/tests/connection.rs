@@ -220,3 +220,206 @@ fn upgrade_to_v4_recounts_waiting_on_for_cancelled_deps() {
         .unwrap();
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
 }
+
+/// How much later than its bound a call may return on a loaded machine.
+const SLACK: Duration = Duration::from_secs(15);
+
+/// Runs `f` on a thread and fails the test if it has not returned after 90 s: a hang
+/// is the bug these tests look for, and must fail rather than stall the run.
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(90))
+        .expect("the call still had not returned after 90 s: it hangs")
+}
+
+/// A store on `scratch`'s schema through `proxy`, whose statements go unanswered
+/// after `statement_timeout` + 2 s.
+fn through(proxy: &testing::Proxy, scratch: &Scratch, statement_timeout: Duration) -> PgStore {
+    let opts = Options {
+        statement_timeout,
+        ..Options::default()
+    };
+    PgStore::open(&proxy.via(scratch.conn()), &opts).unwrap()
+}
+
+#[test]
+fn a_server_that_never_answers_fails_opening_within_the_connect_timeout() {
+    let silent = testing::Silent::start();
+    for (conn, opts, bound) in [
+        (
+            silent.conn("connect_timeout=2"),
+            Options::default(),
+            Duration::from_secs(2),
+        ),
+        (
+            silent.conn(""),
+            Options {
+                connect_timeout: Duration::from_secs(1),
+                ..Options::default()
+            },
+            Duration::from_secs(1),
+        ),
+    ] {
+        let started = Instant::now();
+        let e = bounded(move || PgStore::open(&conn, &opts).err()).expect("opened a silent server");
+        let took = started.elapsed();
+        assert!(took >= bound && took < bound + SLACK, "{took:?}: {e}");
+        assert!(matches!(e, Error::Store { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("no answer from the PostgreSQL server at postgres://postgres@127.0.0.1:"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("within {}s", bound.as_secs())),
+            "{msg}"
+        );
+        assert!(msg.contains("connect timeout"), "{msg}");
+    }
+}
+
+#[test]
+fn a_frozen_server_fails_a_read_within_the_statement_bound() {
+    let Some(server) = testing::server() else {
+        return;
+    };
+    let scratch = Scratch::new(&server);
+    let proxy = testing::Proxy::start(&server);
+    let store = std::sync::Arc::new(through(&proxy, &scratch, Duration::from_secs(1)));
+    add(&store, "a");
+    proxy.freeze();
+    let started = Instant::now();
+    let s = store.clone();
+    let e = bounded(move || s.list(&Default::default()).err()).expect("a frozen server answered");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(3) + SLACK,
+        "{took:?}: {e}"
+    );
+    assert!(matches!(e, Error::Store { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("no answer from the PostgreSQL server at postgres://postgres@127.0.0.1:"),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("within 3s while trying to list tasks"),
+        "{e}"
+    );
+    // Once the server answers again, the next call connects afresh and works.
+    proxy.thaw();
+    assert_eq!(store.list(&Default::default()).unwrap().len(), 1);
+}
+
+#[test]
+fn a_write_to_a_frozen_server_is_outcome_unknown_and_not_resent() {
+    let Some((scratch, mut admin)) = setup() else {
+        return;
+    };
+    let server = testing::server().unwrap();
+    let proxy = testing::Proxy::start(&server);
+    let store = std::sync::Arc::new(through(&proxy, &scratch, Duration::from_secs(1)));
+    add(&store, "a");
+    proxy.freeze();
+    let started = Instant::now();
+    let s = store.clone();
+    let e = bounded(move || {
+        s.claim(&id("a"), &agent("x"), LeaseDuration::DEFAULT, None)
+            .err()
+    })
+    .expect("a frozen server answered");
+    assert!(started.elapsed() < Duration::from_secs(3) + SLACK, "{e}");
+    assert!(matches!(e, Error::OutcomeUnknown { .. }), "{e:?}");
+    assert_eq!(e.code(), "outcome_unknown");
+    assert_eq!(e.kind(), tasklease_core::ErrorKind::Runtime);
+    assert!(
+        e.to_string()
+            .contains("whether it took effect is unknown: look first"),
+        "{e}"
+    );
+    // Cut rather than thaw: the held claim never reaches the server, so one claim
+    // (on the fresh connection) is all the history may show.
+    proxy.cut();
+    proxy.thaw();
+    match store
+        .claim(&id("a"), &agent("x"), LeaseDuration::DEFAULT, None)
+        .unwrap()
+    {
+        ClaimOutcome::Claimed(l) => assert_eq!(l.token.0, 1, "the first claim was re-sent"),
+        other => panic!("{other:?}"),
+    }
+    let claims: i64 = admin
+        .query_one("SELECT count(*) FROM events WHERE kind = 'claimed'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(claims, 1);
+}
+
+#[test]
+fn a_write_whose_connection_breaks_mid_way_is_outcome_unknown() {
+    let Some(server) = testing::server() else {
+        return;
+    };
+    let scratch = Scratch::new(&server);
+    let proxy = testing::Proxy::start(&server);
+    let store = std::sync::Arc::new(through(&proxy, &scratch, Duration::from_secs(30)));
+    add(&store, "a");
+    proxy.freeze();
+    let s = store.clone();
+    let claim = std::thread::spawn(move || s.done(&id("a"), tasklease_core::Token(1), &agent("x")));
+    std::thread::sleep(Duration::from_millis(500));
+    proxy.cut();
+    proxy.thaw();
+    let e = claim
+        .join()
+        .unwrap()
+        .expect_err("a cut connection answered");
+    assert!(matches!(e, Error::OutcomeUnknown { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("broke while trying to finish the task"),
+        "{e}"
+    );
+}
+
+/// A claim retried with its key while the first attempt is still running on the
+/// server (its client gave up, the server has not noticed) waits for that attempt and
+/// answers with its grant, instead of racing it: the first attempt is held up by a
+/// row lock of another session, the retry starts meanwhile, then the lock goes.
+#[test]
+fn a_keyed_claim_retried_while_the_first_attempt_runs_returns_its_grant() {
+    use tasklease_core::RequestId;
+    let Some((scratch, mut admin)) = setup() else {
+        return;
+    };
+    let first = open(scratch.conn());
+    add(&first, "a");
+    let retry = open(scratch.conn());
+    let key = RequestId::new("k-1").unwrap();
+    let me = agent("keyed");
+    let mut blocker = admin.transaction().unwrap();
+    blocker
+        .execute("SELECT 1 FROM tasks WHERE id = 'a' FOR UPDATE", &[])
+        .unwrap();
+    let (got_first, got_retry) = std::thread::scope(|sc| {
+        let h1 =
+            sc.spawn(|| first.claim_keyed(&id("a"), &me, LeaseDuration::DEFAULT, None, Some(&key)));
+        // The first attempt is now waiting for the row lock; the retry starts.
+        std::thread::sleep(Duration::from_millis(500));
+        let h2 =
+            sc.spawn(|| retry.claim_keyed(&id("a"), &me, LeaseDuration::DEFAULT, None, Some(&key)));
+        std::thread::sleep(Duration::from_millis(500));
+        blocker.commit().unwrap();
+        (h1.join().unwrap(), h2.join().unwrap())
+    });
+    let (ClaimOutcome::Claimed(a), ClaimOutcome::Claimed(b)) =
+        (got_first.unwrap(), got_retry.unwrap())
+    else {
+        panic!("both attempts must answer with the one grant");
+    };
+    assert_eq!((a.task.clone(), a.token), (b.task.clone(), b.token));
+}

@@ -104,6 +104,7 @@ impl RawClaimer {
                 busy_timeout: Duration::from_secs(30),
                 ..Options::default()
             },
+            false,
         )
         .ctx("configure the baseline connection")?;
         // Plain SQLite checkpoints inside the commit that passes 1000 frames; our

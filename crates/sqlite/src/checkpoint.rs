@@ -16,12 +16,14 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::queue::Queue;
+use crate::queue::{Patience, Queue};
 
 /// The checkpointing thread of one store, started at its first request.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     path: PathBuf,
+    /// The store's, without its hook: a checkpoint in the background waits silently.
+    patience: Patience,
     /// `None` until started; taken (closing the channel) to stop the thread.
     requests: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -33,9 +35,13 @@ pub(crate) struct Checkpointer {
 impl Checkpointer {
     /// For a store that uses the writer queue: the second pass of a checkpoint needs a
     /// turn, or the WAL never starts over while the store writes on.
-    pub(crate) fn new(path: &Path) -> Checkpointer {
+    pub(crate) fn new(path: &Path, patience: Patience) -> Checkpointer {
         Checkpointer {
             path: path.to_owned(),
+            patience: Patience {
+                hook: None,
+                ..patience
+            },
             requests: None,
             thread: None,
             failed: false,
@@ -51,9 +57,10 @@ impl Checkpointer {
         if self.requests.is_none() {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let path = self.path.clone();
+            let patience = self.patience.clone();
             match std::thread::Builder::new()
                 .name("tasklease-checkpoint".into())
-                .spawn(move || run(&path, &rx))
+                .spawn(move || run(&path, patience, &rx))
             {
                 Ok(thread) => {
                     self.requests = Some(tx);
@@ -91,7 +98,7 @@ impl Drop for Checkpointer {
 }
 
 /// The thread: one checkpoint per request, until the store closes.
-fn run(path: &Path, requests: &Receiver<()>) {
+fn run(path: &Path, patience: Patience, requests: &Receiver<()>) {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let Ok(conn) = Connection::open_with_flags(path, flags) else {
         return;
@@ -107,7 +114,7 @@ fn run(path: &Path, requests: &Receiver<()>) {
     if setup.is_err() {
         return;
     }
-    let Ok(mut queue) = Queue::open(path, false, false) else {
+    let Ok(mut queue) = Queue::open(path, false, false, patience) else {
         return;
     };
     while requests.recv().is_ok() {

@@ -24,6 +24,7 @@
 pub mod bench;
 mod busy;
 mod checkpoint;
+mod fs;
 mod graph;
 mod migrate;
 mod queue;
@@ -46,6 +47,7 @@ use tasklease_core::{
 use crate::busy::{Busy, Wait};
 
 pub use migrate::{LATEST_VERSION, Migrated, backup_path};
+pub use tasklease_filelock::Holder;
 
 /// How hard SQLite flushes each commit to disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -79,7 +81,9 @@ impl std::str::FromStr for Synchronous {
 pub struct Options {
     /// Flush policy for commits.
     pub synchronous: Synchronous,
-    /// How long a writer waits for the write lock before giving up.
+    /// How long a write waits — for the writer queue's turn, a reply on its board, and
+    /// SQLite's write lock — before giving up ([`Error::Busy`] for the queue, naming
+    /// the turn's holder).
     pub busy_timeout: Duration,
     /// Where "now" comes from; [`Clock::Database`] outside tests.
     pub clock: Clock,
@@ -92,6 +96,84 @@ pub struct Options {
     /// Queue writers through the writer queue (see the `queue` module) rather than
     /// SQLite's busy handler. Off only for comparisons.
     pub queue: bool,
+    /// Create the database when `path` holds none; otherwise a missing file, or one
+    /// without the tasklease schema, is refused.
+    pub create: bool,
+    /// Told once when a write has waited a second for the writer queue's turn, with
+    /// who holds it (the library prints nothing; the CLI prints this on stderr).
+    pub on_wait: Option<WaitHook>,
+    /// Who this process is, in the turn's holder record that other waiters read
+    /// (`None`: `unnamed`).
+    pub agent: Option<AgentId>,
+}
+
+/// A wait for the writer queue's turn that has gone on long enough to mention
+/// ([`Options::on_wait`]).
+#[derive(Debug)]
+pub struct Waiting<'a> {
+    /// What is waited for: `the database's writer turn`.
+    pub what: &'a str,
+    /// Who holds it, from the holder record; `None` if it left none.
+    pub holder: Option<&'a Holder>,
+    /// How long the wait has lasted so far.
+    pub waited: Duration,
+}
+
+/// `waiting for the database's writer turn, held by alice (pid 42 on h) since …`.
+impl std::fmt::Display for Waiting<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.holder {
+            Some(h) => write!(f, "waiting for {}, held by {h}", self.what),
+            None => write!(
+                f,
+                "waiting for {}, held by another process that left no record of itself",
+                self.what
+            ),
+        }
+    }
+}
+
+/// Called with a [`Waiting`] when a wait is slow: a callback rather than a log line,
+/// because the library never prints, and the front end decides where a person sees it.
+/// It runs on the waiting thread, once per wait; keep it short.
+#[derive(Clone)]
+pub struct WaitHook(Arc<dyn Fn(&Waiting<'_>) + Send + Sync>);
+
+impl WaitHook {
+    /// A hook that runs `f`.
+    pub fn new(f: impl Fn(&Waiting<'_>) + Send + Sync + 'static) -> WaitHook {
+        WaitHook(Arc::new(f))
+    }
+
+    pub(crate) fn call(&self, w: &Waiting<'_>) {
+        (self.0)(w);
+    }
+}
+
+impl std::fmt::Debug for WaitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitHook")
+    }
+}
+
+/// The writer queue's turn of one database, as `tasklease locks` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TurnState {
+    /// The turn's lock file.
+    pub path: PathBuf,
+    /// Whether a process holds it now (by the OS lock, never by the record).
+    pub held: bool,
+    /// Who holds it, from the holder record, when it is held and left one.
+    pub holder: Option<Holder>,
+}
+
+/// The writer turn of the SQLite database at `db`; `None` when no process has used its
+/// writer queue yet. Tries the turn for an instant to see whether it is free.
+///
+/// # Errors
+/// [`Error::Store`] when the queue's files cannot be opened or locked.
+pub fn writer_turn(db: &Path) -> Result<Option<TurnState>> {
+    Ok(queue::turn_state(db)?.map(|(held, holder, path)| TurnState { path, held, holder }))
 }
 
 impl Default for Options {
@@ -103,6 +185,9 @@ impl Default for Options {
             backup_before_migrate: true,
             one_shot: false,
             queue: true,
+            create: true,
+            on_wait: None,
+            agent: None,
         }
     }
 }
@@ -111,6 +196,9 @@ impl Default for Options {
 ///
 /// One connection, guarded by a mutex: SQLite allows one writer per database anyway,
 /// and processes, not threads, are the unit of concurrency here.
+///
+/// Every write can fail with [`Error::Busy`]: the writer queue's turn stayed held past
+/// [`Options::busy_timeout`] (its holder stopped or hung); the error names the holder.
 pub struct SqliteStore {
     /// The only connection and this process's place in the writer queue; the mutex
     /// makes the store `Sync` for in-process callers (the MCP server's threads).
@@ -123,33 +211,75 @@ pub struct SqliteStore {
     migrated: Migrated,
     /// The connection's busy-retry counter, for the history's contention figures.
     busy: Busy,
+    /// The database is on a read-only mount: opened read-only, without the writer
+    /// queue (whose files cannot be created there), and every write is refused.
+    read_only: bool,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed, readable by its owner only) the database at `path`
-    /// and brings its schema up to date.
+    /// Opens the database at `path` — creating it, readable by its owner only, when
+    /// [`Options::create`] says so — and brings its schema up to date. On a read-only
+    /// mount the store opens read-only: reads work, writes fail saying why.
     ///
     /// # Errors
-    /// [`Error::SchemaTooNew`] for a database written by a newer tasklease;
-    /// [`Error::Store`] when the file cannot be opened or migrated.
+    /// [`Error::Invalid`] (field `store`) when `path` holds no database (or one
+    /// without the tasklease schema) and `create` is off; [`Error::SchemaTooNew`] for
+    /// a database written by a newer tasklease; [`Error::Store`] when the file cannot
+    /// be opened, created or migrated, naming a full disk or a read-only file system
+    /// as such.
     pub fn open(path: &Path, opts: &Options) -> Result<SqliteStore> {
-        create_private(path)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Self::open_in(path, opts).map_err(|e| fs::explain(e, path))
+    }
+
+    fn open_in(path: &Path, opts: &Options) -> Result<SqliteStore> {
+        let read_only = fs::read_only(fs::dir_of(path));
+        if opts.create && read_only && !path.exists() {
+            return Err(fs::read_only_error(path));
+        }
+        if !opts.create || read_only {
+            if !path.exists() {
+                return Err(Error::invalid(
+                    "store",
+                    format!("no tasklease database at {}", path.display()),
+                ));
+            }
+        } else {
+            create_private(path)?;
+        }
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            // Never SQLITE_OPEN_CREATE: the file exists by now (`create_private`), and
+            // should it vanish meanwhile, an empty one must not take its place.
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
         let ctx = || format!("cannot open the database {}", path.display());
-        let mut conn =
-            Connection::open_with_flags(path, flags).map_err(|e| Error::store(ctx(), e))?;
+        let mut conn = if read_only && !fs::has_wal_files(path) {
+            fs::open_immutable(path)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(|e| Error::store(ctx(), e))?;
         let (busy, mut wal_frames) =
-            configure(&mut conn, opts).map_err(|e| Error::store(ctx(), e))?;
-        let migrated = migrate::migrate(&mut conn, path, opts.backup_before_migrate)?;
-        let mut queue = if opts.queue {
+            configure(&mut conn, opts, read_only).map_err(|e| Error::store(ctx(), e))?;
+        let how = migrate::How {
+            backup_first: opts.backup_before_migrate,
+            create: opts.create,
+            read_only,
+        };
+        let migrated = migrate::migrate(&mut conn, path, &how)?;
+        let mut queue = if opts.queue && !read_only {
             let full = opts.synchronous == Synchronous::Full;
-            Some(queue::Queue::open(path, !opts.one_shot, full)?)
+            Some(queue::Queue::open(
+                path,
+                !opts.one_shot,
+                full,
+                patience(opts)?,
+            )?)
         } else {
             None
         };
-        if !opts.one_shot {
+        if !opts.one_shot && !read_only {
             // A long-running process will claim: take its place in the queue and
             // compile the statement (and its triggers) now, not in its first claim.
             // Best effort: a failure is met, and reported, by the claim.
@@ -159,7 +289,7 @@ impl SqliteStore {
                 // Only with the queue: without it there is no turn on which to finish
                 // a checkpoint while this process writes on, so it checkpoints between
                 // its operations (`WalFrames`).
-                wal_frames.background = Some(checkpoint::Checkpointer::new(path));
+                wal_frames.background = Some(checkpoint::Checkpointer::new(path, patience(opts)?));
             }
         }
         Ok(SqliteStore {
@@ -172,7 +302,17 @@ impl SqliteStore {
             path: path.to_owned(),
             migrated,
             busy,
+            read_only,
         })
+    }
+
+    /// Refuses a write up front on a read-only mount, where SQLite would answer only
+    /// "attempt to write a readonly database".
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(fs::read_only_error(&self.path));
+        }
+        Ok(())
     }
 
     /// The database file.
@@ -209,6 +349,7 @@ impl SqliteStore {
     /// As [`SqliteStore::write`], also telling `f` what taking the write lock cost —
     /// the writer queue's turn included — for the claim's history row.
     fn write_timed<T>(&self, f: impl FnOnce(&Connection, i64, Wait) -> Result<T>) -> Result<T> {
+        self.writable()?;
         let start = self.busy.start();
         let mut inner = self.lock();
         let Inner { conn, queue, .. } = &mut *inner;
@@ -354,7 +495,11 @@ fn create_private(path: &Path) -> Result<()> {
     }
 }
 
-fn configure(conn: &mut Connection, opts: &Options) -> rusqlite::Result<(Busy, WalFrames)> {
+fn configure(
+    conn: &mut Connection,
+    opts: &Options,
+    read_only: bool,
+) -> rusqlite::Result<(Busy, WalFrames)> {
     let busy = Busy::install(conn, opts.busy_timeout)?;
     // Nobody checkpoints when closing: SQLite's checkpoint by the last connection to
     // close costs three or four fsyncs, the most expensive part of a CLI call. Nor at
@@ -379,7 +524,7 @@ fn configure(conn: &mut Connection, opts: &Options) -> rusqlite::Result<(Busy, W
     };
     conn.pragma_update(None, "synchronous", sync)?;
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
+    if !mode.eq_ignore_ascii_case("wal") && !read_only {
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
     }
     Ok((busy, frames))
@@ -490,16 +635,34 @@ fn checkpoint(conn: &Connection, queue: Option<&mut queue::Queue>) {
     }
 }
 
+/// How the store's queue waits and names itself, from its options.
+fn patience(opts: &Options) -> Result<queue::Patience> {
+    let agent = match &opts.agent {
+        Some(a) => a.clone(),
+        None => AgentId::new("unnamed")?,
+    };
+    Ok(queue::Patience::new(
+        opts.busy_timeout,
+        opts.on_wait.clone(),
+        agent,
+    ))
+}
+
 fn db(context: &str, e: rusqlite::Error) -> Error {
-    if let rusqlite::Error::SqliteFailure(f, _) = &e
-        && f.code == rusqlite::ErrorCode::DatabaseBusy
-    {
-        return Error::store(
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+        _ => None,
+    };
+    match code {
+        Some(rusqlite::ErrorCode::DatabaseBusy) => Error::store(
             format!("{context}: the database stayed locked by other writers past the busy timeout"),
             e,
-        );
+        ),
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            Error::store(format!("{}: {context}", tasklease_core::DISK_FULL), e)
+        }
+        _ => Error::store(context.to_owned(), e),
     }
-    Error::store(context.to_owned(), e)
 }
 
 /// Maps a rusqlite result into ours with a context line.
@@ -882,8 +1045,9 @@ fn list_with(
     raws.into_iter().map(RawTask::into_task).collect()
 }
 
+/// The tags as stored: a JSON array, each tag once.
 fn tags_json(tags: &[Tag]) -> String {
-    serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_owned())
+    serde_json::to_string(&tasklease_core::distinct_tags(tags)).unwrap_or_else(|_| "[]".to_owned())
 }
 
 impl Store for SqliteStore {
@@ -1048,6 +1212,7 @@ impl Store for SqliteStore {
         // The hot path: one statement that reads the clock itself and a trigger that
         // records the event, combined with other processes' claims by the queue.
         let start = self.busy.start();
+        self.writable()?;
         let mut inner = self.lock();
         let Inner { conn, queue, .. } = &mut *inner;
         let claimer = queue::Claimer {
@@ -1217,6 +1382,7 @@ impl Store for SqliteStore {
                 repeat: false,
             })
         };
+        self.writable()?;
         // Combined with other processes' claims and dones through the writer queue:
         // a claim + done loop would otherwise pay a hand-off of the turn per `done`.
         let mut inner = self.lock();

@@ -43,7 +43,18 @@ fn refuse_newer(found: i64) -> Result<()> {
     Error::refuse_newer_schema(found, LATEST_VERSION)
 }
 
-pub(crate) fn migrate(conn: &mut Connection, path: &Path, backup_first: bool) -> Result<Migrated> {
+/// How [`migrate`] may treat the database it is given.
+pub(crate) struct How {
+    /// Copy an existing database aside before changing its schema.
+    pub backup_first: bool,
+    /// A database without the schema (version 0) gets it; otherwise it is refused.
+    pub create: bool,
+    /// The file system is read-only: nothing can be written, so a pending migration
+    /// is refused rather than attempted.
+    pub read_only: bool,
+}
+
+pub(crate) fn migrate(conn: &mut Connection, path: &Path, how: &How) -> Result<Migrated> {
     let found = user_version(conn)?;
     refuse_newer(found)?;
     if found == LATEST_VERSION {
@@ -53,10 +64,36 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path, backup_first: bool) ->
             backup: None,
         });
     }
-    let backup = if found > 0 && backup_first {
-        let dest = backup_path(path, found);
-        backup(conn, &dest)?;
-        Some(dest)
+    if found == 0 && !how.create {
+        return Err(Error::invalid(
+            "store",
+            format!(
+                "{} holds no tasklease database (no tasklease schema in it)",
+                path.display()
+            ),
+        ));
+    }
+    if how.read_only {
+        return Err(Error::store(
+            format!(
+                "{} is at schema version {found} and needs migrating to {LATEST_VERSION}, \
+                 but its file system is mounted read-only",
+                path.display()
+            ),
+            std::io::Error::from(std::io::ErrorKind::ReadOnlyFilesystem),
+        ));
+    }
+    let backup = if found > 0 && how.backup_first {
+        // One copy of each old version is enough: a migration that keeps failing must
+        // not fill the disk with a new full copy on every call.
+        match existing_backup(path, found) {
+            Some(old) => Some(old),
+            None => {
+                let dest = backup_path(path, found);
+                backup(conn, &dest)?;
+                Some(dest)
+            }
+        }
     } else {
         None
     };
@@ -71,18 +108,59 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path, backup_first: bool) ->
         .skip(usize::try_from(from).unwrap_or(0))
     {
         tx.execute_batch(m)
-            .map_err(|e| Error::store(format!("apply migration {}", i + 1), e))?;
+            .map_err(|e| failed(&format!("apply migration {}", i + 1), e))?;
     }
     tx.pragma_update(None, "user_version", LATEST_VERSION)
-        .map_err(|e| Error::store("record the schema version", e))?;
-    tx.commit()
-        .map_err(|e| Error::store("commit the migration", e))?;
+        .map_err(|e| failed("record the schema version", e))?;
+    tx.commit().map_err(|e| failed("commit the migration", e))?;
     Ok(Migrated {
         from,
         to: LATEST_VERSION,
         backup,
     })
 }
+
+/// A migration's failure in one line: rusqlite's error for a failed script carries
+/// the whole script (thousands of characters); SQLite's own message names the cause.
+fn failed(context: &str, e: rusqlite::Error) -> Error {
+    let e = match e {
+        rusqlite::Error::SqlInputError { error, msg, .. } => {
+            rusqlite::Error::SqliteFailure(error, Some(msg))
+        }
+        e => e,
+    };
+    crate::db(context, e)
+}
+
+/// A finished backup of `version` beside `db` that is still current — written after
+/// the database and its WAL last changed (a failed migration rolls back without
+/// writing either) — if there is one. An older copy, such as a `migrate --backup`
+/// taken weeks before, does not count: the migration gets a fresh one.
+fn existing_backup(db: &Path, version: i64) -> Option<PathBuf> {
+    let mut prefix = db.file_name()?.to_owned();
+    prefix.push(format!(".bak-v{version}-"));
+    let prefix = prefix.to_str()?.to_owned();
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let changed = [modified(db), modified(Path::new(&wal))]
+        .into_iter()
+        .flatten()
+        .max()?;
+    std::fs::read_dir(crate::fs::dir_of(db))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix) && !n.ends_with(TMP))
+        })
+        .map(|e| db.with_file_name(e.file_name()))
+        .find(|b| modified(b).is_some_and(|t| t >= changed))
+}
+
+/// The suffix of a backup being written; renamed away once it is complete.
+const TMP: &str = ".tmp";
 
 /// `<db>.bak-v<version>-<UTC time>` beside the database.
 pub fn backup_path(db: &Path, version: i64) -> PathBuf {
@@ -93,13 +171,24 @@ pub fn backup_path(db: &Path, version: i64) -> PathBuf {
 }
 
 /// Copies the live database to `dest` with SQLite's online backup, readable by its
-/// owner only.
+/// owner only. The copy is written under a temporary name and renamed when complete,
+/// so a failed backup (a full disk) leaves no partial or empty file named like one.
 pub(crate) fn backup(conn: &Connection, dest: &Path) -> Result<()> {
-    super::create_private(dest)?;
-    conn.backup(
-        rusqlite::MAIN_DB,
-        dest,
-        None::<fn(rusqlite::backup::Progress)>,
-    )
-    .map_err(|e| Error::store(format!("back up the database to {}", dest.display()), e))
+    let mut tmp = dest.as_os_str().to_owned();
+    tmp.push(TMP);
+    let tmp = PathBuf::from(tmp);
+    let copy = || {
+        super::create_private(&tmp)?;
+        conn.backup(
+            rusqlite::MAIN_DB,
+            &tmp,
+            None::<fn(rusqlite::backup::Progress)>,
+        )
+        .map_err(|e| crate::db(&format!("back up the database to {}", dest.display()), e))?;
+        std::fs::rename(&tmp, dest)
+            .map_err(|e| Error::store(format!("finish the backup {}", dest.display()), e))
+    };
+    copy().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }

@@ -52,6 +52,27 @@
 //! slot (more than [`SLOTS`] at once), or that runs where unix sockets are missing,
 //! claims on its own turn. A request carries its claimer's durability: a NORMAL server
 //! commits at FULL for a claimer that asked for FULL.
+//!
+//! # Bounded waits, and who holds the turn
+//!
+//! The OS frees the turn when its holder dies, but not when it is *stopped* (SIGSTOP,
+//! a debugger, a frozen VM): every other writer would wait for ever. So every wait here
+//! — for the turn, and for a reply on the board — ends at the store's busy timeout with
+//! [`Error::Busy`], and after [`NOTICE`] of waiting the store's [`WaitHook`] is told once
+//! who holds the turn (the CLI prints it). To know who, whoever takes the turn first
+//! writes a [`Holder`] record (the file locks' record: agent, pid, host, since) into
+//! the board's first 512 bytes, which no slot uses: one `pwrite` per turn, where a
+//! record file beside the lock would cost a create and a rename. Like every holder
+//! record it is for people and never evidence: only the OS lock says the turn is held.
+//!
+//! A claimer that gives up while its request is on the board takes the turn once more
+//! (without waiting) to settle it as any failed claim does. If the turn is still held,
+//! it clears its record without the turn and gives up its slot; a stopped server that
+//! had already read the request may still grant it when it resumes. That claim is then
+//! held in the claimer's name until its lease runs out, as for a claimer that died:
+//! the error says so. Waiting for the turn blocks in the OS on a helper thread
+//! ([`LockFile::lock_within`]), so a bounded wait is woken as soon as the turn is free,
+//! like an unbounded one.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -61,10 +82,10 @@ use rusqlite::{Connection, OptionalExtension, named_params};
 use tasklease_core::{
     AgentId, Clock, Error, EventKind, Lease, LeaseDuration, Millis, Result, Status, TaskId, Token,
 };
-use tasklease_filelock::{Guard, LockFile};
+use tasklease_filelock::{Guard, Holder, LockFile, Mode};
 
 use crate::busy::Busy;
-use crate::{Ctx, Tx, sql, task_id};
+use crate::{Ctx, Tx, WaitHook, Waiting, sql, task_id};
 
 /// Who is claiming: the store's clock, and where its wait for the write lock started
 /// (for the claim's history row).
@@ -73,6 +94,16 @@ pub(crate) struct Claimer<'a> {
     pub(crate) busy: &'a Busy,
     pub(crate) start: std::time::Instant,
 }
+
+/// How long a wait goes on before the [`WaitHook`] is told who holds the turn: long
+/// past any turn a healthy writer takes (milliseconds), short enough that a person
+/// watching learns soon why nothing happens.
+pub(crate) const NOTICE: Duration = Duration::from_secs(1);
+/// What a writer waits for, in messages.
+const TURN: &str = "the database's writer turn";
+/// The turn holder's record (see "Bounded waits" above): magic, then the JSON's
+/// length (u16, little-endian), then the JSON.
+const HOLDER_MAGIC: &[u8; 4] = b"TLH1";
 
 /// Board slots: processes that can have a claim-next request pending at once.
 pub(crate) const SLOTS: usize = 64;
@@ -115,6 +146,107 @@ pub(crate) struct Queue {
     /// Whether this process's connection commits with `synchronous = FULL`; its
     /// requests ask the same of whoever serves them.
     full: bool,
+    /// How long to wait, whom to tell, and how to name ourselves to other waiters.
+    patience: Patience,
+}
+
+/// How a process waits for the turn, and how it names itself while it holds it.
+#[derive(Clone, Debug)]
+pub(crate) struct Patience {
+    /// The longest any one operation waits (the store's busy timeout).
+    pub(crate) timeout: Duration,
+    /// Told once, after [`NOTICE`], who holds the turn.
+    pub(crate) hook: Option<WaitHook>,
+    /// Written into the board whenever this process takes the turn.
+    pub(crate) me: Holder,
+}
+
+impl Patience {
+    pub(crate) fn new(timeout: Duration, hook: Option<WaitHook>, agent: AgentId) -> Patience {
+        Patience {
+            timeout,
+            hook,
+            me: Holder::me(agent, Mode::Exclusive),
+        }
+    }
+}
+
+/// One operation's wait: when it started and must end, and whether the hook was told.
+struct Deadline {
+    start: std::time::Instant,
+    until: std::time::Instant,
+    told: std::cell::Cell<bool>,
+}
+
+impl Deadline {
+    fn new(bound: Duration) -> Deadline {
+        let start = std::time::Instant::now();
+        Deadline {
+            start,
+            until: start + bound,
+            told: std::cell::Cell::new(false),
+        }
+    }
+
+    fn left(&self) -> Duration {
+        self.until
+            .saturating_duration_since(std::time::Instant::now())
+    }
+
+    fn expired(&self) -> bool {
+        self.left().is_zero()
+    }
+
+    /// Tells the hook who holds the turn, once per operation, and only past [`NOTICE`].
+    fn tell(&self, patience: &Patience, board: &File) {
+        let waited = self.start.elapsed();
+        if self.told.get() || waited < NOTICE {
+            return;
+        }
+        self.told.set(true);
+        if let Some(hook) = &patience.hook {
+            hook.call(&Waiting {
+                what: TURN,
+                holder: read_holder(board).as_ref(),
+                waited,
+            });
+        }
+    }
+
+    /// The error for a wait that ran out, naming the turn's holder.
+    fn busy(&self, board: &File) -> Error {
+        Error::Busy {
+            what: TURN.to_owned(),
+            waited: self.start.elapsed(),
+            holder: read_holder(board).map(|h| h.to_string()),
+        }
+    }
+}
+
+/// Takes the turn, waiting until `deadline` at most (telling the hook after [`NOTICE`]),
+/// and records this process as its holder.
+fn take_turn<'t>(
+    turn: &'t mut LockFile,
+    board: &File,
+    patience: &Patience,
+    deadline: &Deadline,
+) -> Result<Guard<'t>> {
+    let notice = NOTICE.saturating_sub(deadline.start.elapsed());
+    let got = turn.lock_within(Mode::Exclusive, deadline.left(), notice, || {
+        deadline.tell(patience, board);
+    })?;
+    let Some(guard) = got else {
+        return Err(deadline.busy(board));
+    };
+    write_holder(board, &patience.me);
+    Ok(guard)
+}
+
+/// Takes the turn if it is free, recording this process as its holder.
+fn try_take_turn<'t>(turn: &'t mut LockFile, board: &File, me: &Holder) -> Option<Guard<'t>> {
+    let guard = turn.try_lock_exclusive().ok().flatten()?;
+    write_holder(board, me);
+    Some(guard)
 }
 
 /// Sends wake-ups to other slots' sockets; created on first use.
@@ -168,7 +300,7 @@ struct Slot {
 
 impl Queue {
     /// Opens (creating, owner-only) the queue files beside the database at `db`.
-    pub(crate) fn open(db: &Path, combine: bool, full: bool) -> Result<Queue> {
+    pub(crate) fn open(db: &Path, combine: bool, full: bool, patience: Patience) -> Result<Queue> {
         let mut dir = db.as_os_str().to_owned();
         dir.push("-queue");
         let dir = PathBuf::from(dir);
@@ -178,7 +310,7 @@ impl Queue {
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
         b.create(&dir)
             .map_err(|e| Error::store(format!("cannot create {}", dir.display()), e))?;
-        let turn = LockFile::open(dir.join("turn"))?;
+        let turn = open_lock(dir.join("turn"))?;
         let mut o = std::fs::OpenOptions::new();
         o.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
@@ -196,6 +328,7 @@ impl Queue {
             next_request: u64::from(std::process::id()) << 32,
             combine,
             full,
+            patience,
         })
     }
 
@@ -208,8 +341,9 @@ impl Queue {
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         let mut answered = Vec::new();
+        let deadline = Deadline::new(self.patience.timeout);
         let out = {
-            let _turn = self.turn.lock_exclusive()?;
+            let _turn = take_turn(&mut self.turn, &self.board, &self.patience, &deadline)?;
             resolve_doubts(conn, &self.board).and_then(|slots| {
                 answered = slots;
                 f()
@@ -223,7 +357,7 @@ impl Queue {
     /// Runs `f` as the one writer if nobody has the turn, without waiting; `None` if
     /// somebody has.
     pub(crate) fn try_turn<T>(&mut self, f: impl FnOnce() -> T) -> Option<T> {
-        let turn = self.turn.try_lock_exclusive().ok().flatten()?;
+        let turn = try_take_turn(&mut self.turn, &self.board, &self.patience.me)?;
         let out = f();
         drop(turn);
         Some(out)
@@ -263,7 +397,8 @@ impl Queue {
         agent: &AgentId,
         alone: impl FnOnce() -> Result<T>,
     ) -> Result<Combined<T>> {
-        let Some(slot) = self.slot()? else {
+        let deadline = Deadline::new(self.patience.timeout);
+        let Some(slot) = self.slot(&deadline)? else {
             return Ok(Combined::Off);
         };
         if agent.as_str().len() > MAX_TEXT {
@@ -287,7 +422,7 @@ impl Queue {
             Served(Result<Reply>),
         }
         // Only fields other than the turn are touched while the turn is held.
-        let first = match self.turn.try_lock_exclusive().ok().flatten() {
+        let first = match try_take_turn(&mut self.turn, &self.board, &self.patience.me) {
             Some(turn) => {
                 let first = if idle(&self.board)? {
                     First::Alone(alone())
@@ -320,7 +455,8 @@ impl Queue {
             None => {
                 self.next_request += 1;
                 write_at(&self.board, &rec, slot)?;
-                Combined::Replied(self.await_reply(conn, clock, slot, self.next_request)?)
+                let request = self.next_request;
+                Combined::Replied(self.await_reply(conn, clock, (slot, request), &deadline)?)
             }
         })
     }
@@ -331,12 +467,12 @@ impl Queue {
     fn withdraw(
         &mut self,
         conn: &Connection,
-        slot: usize,
-        request: u64,
+        (slot, request): (usize, u64),
+        deadline: &Deadline,
         e: Error,
     ) -> Result<Reply> {
         let mut answered = Vec::new();
-        let settled = match self.turn.lock_exclusive() {
+        let settled = match take_turn(&mut self.turn, &self.board, &self.patience, deadline) {
             Ok(_turn) => settle(conn, &self.board, slot, request, e, &mut answered),
             Err(_) => Err(e),
         };
@@ -354,15 +490,15 @@ impl Queue {
         &mut self,
         conn: &Connection,
         clock: &Clock,
-        slot: usize,
-        request: u64,
+        (slot, request): (usize, u64),
+        deadline: &Deadline,
     ) -> Result<Reply> {
         loop {
             // A failure out here, without the turn, takes the turn to settle the request.
             match read_reply(&self.board, slot, request) {
                 Ok(Some(reply)) => return Ok(reply),
                 Ok(None) => {}
-                Err(e) => return self.withdraw(conn, slot, request, e),
+                Err(e) => return self.withdraw(conn, (slot, request), deadline, e),
             }
             let mut failed = None;
             let Some(turn) = (match self.turn.try_lock_exclusive() {
@@ -373,11 +509,16 @@ impl Queue {
                 }
             }) else {
                 if let Some(e) = failed {
-                    return self.withdraw(conn, slot, request, e);
+                    return self.withdraw(conn, (slot, request), deadline, e);
                 }
+                if deadline.expired() {
+                    return self.give_up(conn, (slot, request), deadline);
+                }
+                deadline.tell(&self.patience, &self.board);
                 self.sleep();
                 continue;
             };
+            write_holder(&self.board, &self.patience.me);
             let settled = serve_board(
                 conn,
                 clock,
@@ -391,6 +532,33 @@ impl Queue {
             drop(turn);
             return self.after_turn(settled);
         }
+    }
+
+    /// Ends a wait for a reply that ran out: settles the request on the turn if it is
+    /// free now; else takes it off the board without the turn, and gives up the slot
+    /// (see "Bounded waits" above for what a stopped server may still do with it).
+    fn give_up(
+        &mut self,
+        conn: &Connection,
+        (slot, request): (usize, u64),
+        deadline: &Deadline,
+    ) -> Result<Reply> {
+        let busy = deadline.busy(&self.board);
+        let mut answered = Vec::new();
+        let settled = match try_take_turn(&mut self.turn, &self.board, &self.patience.me) {
+            // Freed just now: settle as any failed claim does.
+            Some(_turn) => settle(conn, &self.board, slot, request, busy, &mut answered),
+            None => {
+                let _ = write_at(&self.board, &[0u8; REC], slot);
+                Err(in_doubt_busy(busy))
+            }
+        };
+        wake(&mut self.sender, &self.dir, self.slot.as_ref(), &answered);
+        if settled.is_err() {
+            self.slot = None;
+        }
+        self.wake_pending();
+        settled
     }
 
     /// After serving on our turn (now given up): wakes whoever posted meanwhile, and
@@ -408,12 +576,16 @@ impl Queue {
     /// Takes this process's slot now rather than at its first claim: taking one scans
     /// the slot locks and waits for a turn, and 20 agents starting at once made their
     /// first claims wait for each other's (up to ~90 ms at 20 agents on 2 cores).
+    ///
+    /// It waits for the turn no longer than [`NOTICE`], and silently: a turn held
+    /// longer than that is stuck, and the first claim, taking the slot then, will wait
+    /// its own busy timeout and say why.
     pub(crate) fn take_slot(&mut self) {
-        let _ = self.slot();
+        let _ = self.slot(&Deadline::new(NOTICE.min(self.patience.timeout)));
     }
 
     /// This process's slot, taken on first use and kept for the life of the queue.
-    fn slot(&mut self) -> Result<Option<usize>> {
+    fn slot(&mut self, deadline: &Deadline) -> Result<Option<usize>> {
         if let Some(s) = &self.slot {
             return Ok(Some(s.index));
         }
@@ -422,7 +594,7 @@ impl Queue {
             return Ok(None);
         }
         for index in 0..SLOTS {
-            let mut lock = LockFile::open(self.dir.join(format!("slot-{index:02}")))?;
+            let mut lock = open_lock(self.dir.join(format!("slot-{index:02}")))?;
             let mine = lock.try_lock_exclusive()?.map(Guard::keep).is_some();
             if !mine {
                 continue;
@@ -433,7 +605,7 @@ impl Queue {
             // so clear the record under the turn: whatever the old owner left is gone,
             // and nobody is still about to answer it.
             {
-                let _turn = self.turn.lock_exclusive()?;
+                let _turn = take_turn(&mut self.turn, &self.board, &self.patience, deadline)?;
                 write_at(&self.board, &[0u8; REC], index)?;
             }
             self.wake_pending();
@@ -1083,7 +1255,106 @@ fn set_state(board: &File, slot: usize, state: u8) -> Result<()> {
     r.map_err(|e| Error::store("write the writer queue's board", e))
 }
 
-/// Slot records follow the header record.
+/// `busy`, saying that a stopped server may still grant the request it gave up on.
+fn in_doubt_busy(busy: Error) -> Error {
+    let Error::Busy {
+        what,
+        waited,
+        holder,
+    } = busy
+    else {
+        return busy;
+    };
+    Error::Busy {
+        what: format!(
+            "{what} (if the holder had already read this request, it may still grant it \
+             when it resumes: look with `tasklease list --status in_progress`)"
+        ),
+        waited,
+        holder,
+    }
+}
+
+/// Opens one of the queue's lock files. Its directory missing is not bad input (the
+/// caller named no path): the queue directory was removed while this process ran.
+fn open_lock(path: PathBuf) -> Result<LockFile> {
+    LockFile::open(&path).map_err(|e| match e {
+        Error::Invalid { message, .. } => Error::store(
+            format!(
+                "cannot open the writer queue's lock file {} (was the queue directory \
+                 removed while tasklease ran? it is recreated by the next process to \
+                 open the database)",
+                path.display()
+            ),
+            message,
+        ),
+        e => e,
+    })
+}
+
+/// Records `me` as the turn's holder, in the board's first record. Best effort: the
+/// record is for people, and a write that fails leaves waiters saying less.
+fn write_holder(board: &File, me: &Holder) {
+    let mut me = me.clone();
+    me.since = Millis(epoch_us() / 1000);
+    let Ok(json) = serde_json::to_vec(&me) else {
+        return;
+    };
+    let Ok(len) = u16::try_from(json.len()) else {
+        return;
+    };
+    let mut rec = [0u8; REC];
+    if json.len() + 6 > REC {
+        return;
+    }
+    rec[..4].copy_from_slice(HOLDER_MAGIC);
+    rec[4..6].copy_from_slice(&len.to_le_bytes());
+    rec[6..6 + json.len()].copy_from_slice(&json);
+    let _ = write_record(board, &rec, 0);
+}
+
+/// The turn holder's record; `None` when there is none or it cannot be read. Read
+/// again when torn by a concurrent write (it then fails to parse).
+fn read_holder(board: &File) -> Option<Holder> {
+    for _ in 0..3 {
+        let mut rec = [0u8; REC];
+        if read_at(board, &mut rec, 0).ok()? < 6 || &rec[..4] != HOLDER_MAGIC {
+            return None;
+        }
+        let len = usize::from(u16::from_le_bytes([rec[4], rec[5]]));
+        if let Some(h) = rec
+            .get(6..6 + len)
+            .and_then(|json| serde_json::from_slice(json).ok())
+        {
+            return Some(h);
+        }
+    }
+    None
+}
+
+/// The writer turn of the database at `db`: whether it is held, and by whom.
+pub(crate) fn turn_state(db: &Path) -> Result<Option<(bool, Option<Holder>, PathBuf)>> {
+    let mut dir = db.as_os_str().to_owned();
+    dir.push("-queue");
+    let dir = PathBuf::from(dir);
+    let path = dir.join("turn");
+    // On a read-only mount nobody can write, so nobody holds a turn worth showing, and
+    // the lock file could not be opened to look: reads must keep working there.
+    if !path.exists() || crate::fs::read_only(&dir) {
+        return Ok(None);
+    }
+    let mut turn = open_lock(path.clone())?;
+    // Trying the turn for an instant, as `tasklease locks` probes file locks: a writer
+    // trying it meanwhile goes the long way, which is correct, only slower.
+    if turn.try_lock_exclusive()?.is_some() {
+        return Ok(Some((false, None, path)));
+    }
+    let board = File::open(dir.join("board"))
+        .map_err(|e| Error::store(format!("cannot open {}", dir.join("board").display()), e))?;
+    Ok(Some((true, read_holder(&board), path)))
+}
+
+/// Slot records follow the header record (the turn holder's, see [`write_holder`]).
 fn write_at(board: &File, rec: &[u8; REC], slot: usize) -> Result<()> {
     write_record(board, rec, (slot + 1) * REC)
 }
@@ -1114,6 +1385,14 @@ fn read_at(board: &File, buf: &mut [u8], offset: usize) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn test_patience() -> Patience {
+        Patience::new(
+            Duration::from_secs(60),
+            None,
+            AgentId::new("queue-test").unwrap(),
+        )
+    }
 
     /// A request as `agent` would post it.
     fn request(id: u64, agent: &str, op: Op) -> Request {
@@ -1230,7 +1509,7 @@ mod tests {
         let agent = AgentId::new(agent).unwrap();
         std::thread::spawn(move || {
             let conn = connect(&path, busy);
-            let mut q = Queue::open(&path, true, false).unwrap();
+            let mut q = Queue::open(&path, true, false, test_patience()).unwrap();
             let b = Busy::default();
             let claimer = Claimer {
                 clock: &Clock::Database,
@@ -1253,7 +1532,7 @@ mod tests {
     fn a_failed_claim_leaves_no_request_for_the_next_turn() {
         let (_dir, path) = fixture(20);
         let board = {
-            let q = Queue::open(&path, true, false).unwrap();
+            let q = Queue::open(&path, true, false, test_patience()).unwrap();
             q.board
         };
         let mut rival = LockFile::open(path.with_extension("db-queue").join("turn")).unwrap();
@@ -1313,7 +1592,7 @@ mod tests {
     fn a_claim_whose_request_vanished_fails_instead_of_spinning() {
         let (_dir, path) = fixture(10);
         let (board, mut turn) = {
-            let q = Queue::open(&path, true, false).unwrap();
+            let q = Queue::open(&path, true, false, test_patience()).unwrap();
             (q.board, q.turn)
         };
         let (ready, has_slot) = mpsc::channel();
@@ -1322,7 +1601,7 @@ mod tests {
         let thread_path = path.clone();
         std::thread::spawn(move || {
             let conn = connect(&thread_path, Duration::from_secs(30));
-            let mut q = Queue::open(&thread_path, true, false).unwrap();
+            let mut q = Queue::open(&thread_path, true, false, test_patience()).unwrap();
             let (b, agent) = (Busy::default(), AgentId::new("lost").unwrap());
             let claimer = Claimer {
                 clock: &Clock::Database,
@@ -1359,6 +1638,48 @@ mod tests {
         assert_eq!(assignees(&path), [(first.to_string(), "lost".to_owned())]);
     }
 
+    /// A turn held past the busy timeout (by a process stopped while holding it, say)
+    /// fails the wait with `Error::Busy` naming the holder from its record, after
+    /// telling the hook once; it used to wait for ever.
+    #[test]
+    fn a_turn_held_past_the_busy_timeout_fails_naming_its_holder() {
+        let (_dir, path) = fixture(1);
+        let holder = Patience::new(
+            Duration::from_secs(60),
+            None,
+            AgentId::new("stuck").unwrap(),
+        );
+        let mut stuck = Queue::open(&path, false, false, holder).unwrap();
+        let held = try_take_turn(&mut stuck.turn, &stuck.board, &stuck.patience.me)
+            .expect("the turn is free");
+        let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = told.clone();
+        let waiter = Patience::new(
+            NOTICE + Duration::from_millis(500),
+            Some(WaitHook::new(move |w| {
+                log.lock().unwrap().push(w.to_string())
+            })),
+            AgentId::new("waiter").unwrap(),
+        );
+        let mut queue = Queue::open(&path, false, false, waiter).unwrap();
+        let conn = connect(&path, Duration::from_secs(5));
+        let start = std::time::Instant::now();
+        let e = queue.turn(&conn, || Ok(())).expect_err("the turn is held");
+        assert!(start.elapsed() >= NOTICE, "{:?}", start.elapsed());
+        assert_eq!(e.code(), "busy");
+        let pid = format!("pid {}", std::process::id());
+        let msg = e.to_string();
+        assert!(msg.contains("stuck") && msg.contains(&pid), "{msg}");
+        let told = told.lock().unwrap();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(
+            told[0].contains("stuck") && told[0].contains(&pid),
+            "{told:?}"
+        );
+        drop(held);
+        queue.turn(&conn, || Ok(())).expect("free again");
+    }
+
     /// A combined claim is committed by the process serving the board. A claimer that
     /// asked for `synchronous = FULL` must get a FULL commit from a server running
     /// NORMAL: a claim lost on power loss would have its token issued again.
@@ -1366,7 +1687,9 @@ mod tests {
     fn a_full_claim_is_committed_at_full_by_a_normal_server() {
         use rusqlite::trace::{TraceEvent, TraceEventCodes};
         let (_dir, path) = fixture(10);
-        let board = Queue::open(&path, true, false).unwrap().board;
+        let board = Queue::open(&path, true, false, test_patience())
+            .unwrap()
+            .board;
         let mut conn = connect(&path, Duration::from_secs(5));
         conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -1442,7 +1765,7 @@ mod tests {
     #[test]
     fn a_new_slot_owner_is_not_answered_for_the_dead_owner() {
         let (_dir, path) = fixture(10);
-        let mut server = Queue::open(&path, true, false).unwrap();
+        let mut server = Queue::open(&path, true, false, test_patience()).unwrap();
         // The dead claimer: its request is pending in slot 0, whose lock is free.
         let mut rec = [0u8; REC];
         let dead = AgentId::new("dead").unwrap();
@@ -1494,7 +1817,9 @@ mod tests {
     #[test]
     fn replies_left_in_doubt_are_settled_by_the_database() {
         let (_dir, path) = fixture(10);
-        let board = Queue::open(&path, true, false).unwrap().board;
+        let board = Queue::open(&path, true, false, test_patience())
+            .unwrap()
+            .board;
         let conn = connect(&path, Duration::from_secs(5));
         let mut rec = [0u8; REC];
         // Slot 0's claim committed, slot 1's did not (the writer died first); both
@@ -1553,7 +1878,7 @@ mod tests {
     #[test]
     fn a_reply_settled_from_doubt_wakes_its_claimer() {
         let (_dir, path) = fixture(10);
-        let mut queue = Queue::open(&path, true, false).unwrap();
+        let mut queue = Queue::open(&path, true, false, test_patience()).unwrap();
         let conn = connect(&path, Duration::from_secs(5));
         let req = claim_request(1, "sleeper", false);
         let lease_ms = LeaseDuration::DEFAULT.as_millis();
@@ -1581,7 +1906,9 @@ mod tests {
     #[test]
     fn dones_are_served_from_the_board_and_settled_after_a_crash() {
         let (_dir, path) = fixture(10);
-        let board = Queue::open(&path, true, false).unwrap().board;
+        let board = Queue::open(&path, true, false, test_patience())
+            .unwrap()
+            .board;
         let conn = connect(&path, Duration::from_secs(5));
         let lease_ms = LeaseDuration::DEFAULT.as_millis();
         let claim = || {
@@ -1658,7 +1985,9 @@ mod tests {
     #[test]
     fn a_rolled_back_reclaim_of_ones_own_expired_lease_is_served_again() {
         let (_dir, path) = fixture(1);
-        let board = Queue::open(&path, true, false).unwrap().board;
+        let board = Queue::open(&path, true, false, test_patience())
+            .unwrap()
+            .board;
         let conn = connect(&path, Duration::from_secs(5));
         let clock = Clock::manual(Millis(1_000_000));
         let first = claim_next_stmt(&conn, &clock, "a", 1000, (0, 0), None)

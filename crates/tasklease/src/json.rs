@@ -290,6 +290,31 @@ pub fn locks_json(locks: &[LockInfo]) -> Value {
     json!({"ok": true, "locks": locks})
 }
 
+/// The SQLite writer queue's turn (`tasklease locks`, `status`): `{"held", "holder",
+/// "held_for_ms", "path"}`, the holder as file locks show theirs; `null` when the store
+/// has no such turn or no process has used it yet. `held_for_ms` counts from the
+/// holder's own clock's `since` to this one's now, so clocks apart skew it.
+pub fn writer_turn_json(turn: Option<&crate::open::TurnState>) -> Value {
+    let Some(t) = turn else {
+        return Value::Null;
+    };
+    let holder = t.holder.as_ref().filter(|_| t.held);
+    json!({
+        "held": t.held,
+        "holder": holder,
+        "held_for_ms": holder.map(|h| held_for_ms(h.since)),
+        "path": t.path,
+    })
+}
+
+/// Milliseconds from `since` to now by this machine's clock, never negative.
+pub fn held_for_ms(since: Millis) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    now.saturating_sub(since.0).max(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

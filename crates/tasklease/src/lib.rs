@@ -22,9 +22,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Async code (the MCP server, a web board) uses the same stores through
+//! [`asynchronous::AsyncStore`], which runs one on a thread of its own.
+//!
 //! The project's file locks — per task, the state lock, and the repository-wide git
 //! lock — and who holds them are in [`locks`].
 
+pub mod asynchronous;
 pub mod bench;
 pub mod identity;
 pub mod json;

@@ -4,12 +4,17 @@
 //! PostgreSQL connection string: a `postgres://` / `postgresql://` URL, or libpq-style
 //! `key=value` pairs (`host=/run/postgresql dbname=tasks`). Without it, the project's
 //! `.tasklease/tasklease.db` is used (see [`crate::project`]).
+//!
+//! Only [`init`] creates a store. [`open`] refuses a place with none — a mistyped
+//! path, a project never initialized, a PostgreSQL schema without the tables — rather
+//! than starting an empty store there: agents that disagree on which store they use
+//! coordinate nothing, and silently so.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tasklease_postgres::{Options as PgOptions, PgStore};
-pub use tasklease_sqlite::{Migrated, Synchronous};
+pub use tasklease_sqlite::{Migrated, Synchronous, TurnState, WaitHook, Waiting};
 use tasklease_sqlite::{Options as SqliteOptions, SqliteStore};
 
 use crate::{Clock, Error, Result, Store, project};
@@ -68,14 +73,16 @@ impl DbSpec {
         }
     }
 
-    /// The explicit value if given, else the project database found from `cwd`.
+    /// The explicit value if given, else `TASKLEASE_DB` if set (as the CLI reads it,
+    /// so an agent started by `tasklease run --db …` opens the same store), else the
+    /// project database found from `cwd`.
     ///
     /// # Errors
     /// [`Error::Invalid`] when no value is given and `cwd` is in no project (no
     /// `.tasklease` or `.git` above it).
     pub fn discover(explicit: Option<&str>, cwd: &Path) -> Result<DbSpec> {
-        if let Some(s) = explicit.filter(|s| !s.is_empty()) {
-            return Ok(DbSpec::parse(s));
+        if let Some(s) = given(explicit) {
+            return Ok(DbSpec::parse(&s));
         }
         let root = project::find_root(cwd).ok_or_else(|| {
             Error::invalid(
@@ -93,12 +100,56 @@ impl DbSpec {
         })
     }
 
+    /// Where `init` should create the store: the explicit value or `TASKLEASE_DB` as
+    /// for [`DbSpec::discover`]; else the project found from `cwd`; else, only with
+    /// `here`, `cwd` itself. A directory that is neither in a git work tree nor in a
+    /// project is not taken as one without `here`: `init` in the wrong place (`/`,
+    /// the home directory) would become the project of every directory below it.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when nothing names the place and `cwd` is in no project,
+    /// saying where the store would have gone.
+    pub fn for_init(explicit: Option<&str>, cwd: &Path, here: bool) -> Result<DbSpec> {
+        if let Some(s) = given(explicit) {
+            return Ok(DbSpec::parse(&s));
+        }
+        let root = match project::find_root(cwd) {
+            _ if here => cwd.to_path_buf(),
+            Some(root) => root,
+            None => {
+                return Err(Error::invalid(
+                    "init",
+                    format!(
+                        "{} is not inside a git work tree or a tasklease project, so init \
+                         would create {}; to make this directory a project, run \
+                         `tasklease init --here`, or run init in the project root, or \
+                         name the database with --db PATH",
+                        cwd.display(),
+                        project::state_dir(cwd).display()
+                    ),
+                ));
+            }
+        };
+        Ok(DbSpec::Sqlite {
+            path: project::db_path(&root),
+            explicit: false,
+        })
+    }
+
     /// A description safe to print: the path, or the URL without credentials.
     pub fn display(&self) -> String {
         match self {
             DbSpec::Sqlite { path, .. } => path.display().to_string(),
             DbSpec::Postgres { url } => redact_url(url),
         }
+    }
+}
+
+/// The explicit value, else `TASKLEASE_DB`; empty counts as not given.
+fn given(explicit: Option<&str>) -> Option<String> {
+    match explicit {
+        Some(s) if !s.is_empty() => Some(s.to_owned()),
+        _ => std::env::var(DB_VAR).ok().filter(|s| !s.is_empty()),
     }
 }
 
@@ -118,7 +169,9 @@ pub struct OpenOptions {
     pub busy_timeout: Duration,
     /// Where "now" comes from; the database clock outside tests.
     pub clock: Clock,
-    /// Create a missing project database (only `init` does).
+    /// Create the store when there is none — a missing SQLite file, a PostgreSQL
+    /// schema without the tables. Only [`init`] does; everyone else is refused, so a
+    /// mistyped `--db` does not quietly start an empty store.
     pub create: bool,
     /// The process makes a call or two and exits (CLI verbs), rather than staying
     /// (an MCP server, `run`, bench agents): tunes WAL checkpointing.
@@ -126,6 +179,11 @@ pub struct OpenOptions {
     /// Take turns through tasklease's writer queue (fair, and combines claims);
     /// `false` leaves waiting to SQLite's busy handler. On by default.
     pub queue: bool,
+    /// SQLite: told once when a write has waited a second for the writer queue's turn,
+    /// with who holds it (the library prints nothing).
+    pub on_wait: Option<WaitHook>,
+    /// SQLite: who this process is, in the turn's holder record other waiters read.
+    pub agent: Option<crate::AgentId>,
 }
 
 impl Default for OpenOptions {
@@ -137,6 +195,8 @@ impl Default for OpenOptions {
             create: false,
             one_shot: false,
             queue: true,
+            on_wait: None,
+            agent: None,
         }
     }
 }
@@ -144,13 +204,71 @@ impl Default for OpenOptions {
 /// Opens the store `spec` names, applying pending migrations (after a backup).
 ///
 /// # Errors
-/// [`Error::Invalid`] when the project database does not exist yet (run `init`);
-/// [`Error::SchemaTooNew`]; [`Error::Store`] for I/O and database failures.
+/// [`Error::Invalid`] when there is no store there yet (run `init`), unless
+/// [`OpenOptions::create`]; [`Error::SchemaTooNew`]; [`Error::Store`] for I/O and
+/// database failures.
 pub fn open(spec: &DbSpec, opts: &OpenOptions) -> Result<Box<dyn Store>> {
     Ok(match spec {
         DbSpec::Postgres { url } => Box::new(open_postgres(url, opts)?),
         DbSpec::Sqlite { path, explicit } => Box::new(open_sqlite(path, *explicit, opts)?),
     })
+}
+
+/// What [`init`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitReport {
+    /// The store, for display (no credentials).
+    pub db: String,
+    /// Whether the store was created now, rather than found.
+    pub created: bool,
+}
+
+/// Creates the store `spec` names, or finds it there already: for the project's
+/// database, `.tasklease/` with its `.gitignore` (repaired if empty or wrong); for an
+/// explicit SQLite path, its parent directory; on PostgreSQL, the tables in the
+/// connection's schema. An existing store is migrated as by [`open`].
+///
+/// # Errors
+/// As [`open`]; [`Error::Store`] when a directory or file cannot be written.
+pub fn init(spec: &DbSpec, opts: &OpenOptions) -> Result<InitReport> {
+    let opts = OpenOptions {
+        create: true,
+        ..opts.clone()
+    };
+    match spec {
+        DbSpec::Postgres { url } => {
+            let store = open_postgres(url, &opts)?;
+            Ok(InitReport {
+                db: format!("{} (schema {})", store.display(), store.migrated().schema),
+                created: store.migrated().from == 0,
+            })
+        }
+        DbSpec::Sqlite { path, explicit } => {
+            if *explicit {
+                create_parent(path)?;
+            } else {
+                let root = path
+                    .parent()
+                    .and_then(Path::parent)
+                    .ok_or_else(|| Error::invalid("db", "the database path has no parent"))?;
+                project::create_state_dir(root)?;
+            }
+            let store = open_sqlite(path, *explicit, &opts)?;
+            Ok(InitReport {
+                db: spec.display(),
+                created: store.migrated().from == 0,
+            })
+        }
+    }
+}
+
+/// Creates the directory an explicit database path names, if missing.
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
+            .map_err(|e| Error::store(format!("cannot create {}", dir.display()), e)),
+        _ => Ok(()),
+    }
 }
 
 fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
@@ -159,9 +277,24 @@ fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
         &PgOptions {
             clock: opts.clock.clone(),
             statement_timeout: opts.busy_timeout,
+            create: opts.create,
             ..PgOptions::default()
         },
     )
+    .map_err(|e| match e {
+        Error::Invalid {
+            field: "store",
+            message,
+        } => Error::invalid(
+            "db",
+            format!(
+                "{message} ({}): check the connection string and its search_path \
+                 (--db or TASKLEASE_DB), or create the tables with `tasklease init`",
+                redact_url(url)
+            ),
+        ),
+        e => e,
+    })
 }
 
 fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<SqliteStore> {
@@ -179,22 +312,6 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
             ),
         ));
     }
-    if !explicit && !opts.create && !path.exists() {
-        return Err(Error::invalid(
-            "db",
-            format!(
-                "no tasklease database at {}; run `tasklease init` in the project root",
-                path.display()
-            ),
-        ));
-    }
-    if !explicit && opts.create {
-        let root = path
-            .parent()
-            .and_then(Path::parent)
-            .ok_or_else(|| Error::invalid("db", "the database path has no parent"))?;
-        project::create_state_dir(root)?;
-    }
     SqliteStore::open(
         path,
         &SqliteOptions {
@@ -204,8 +321,39 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
             backup_before_migrate: true,
             one_shot: opts.one_shot,
             queue: opts.queue,
+            create: opts.create,
+            on_wait: opts.on_wait.clone(),
+            agent: opts.agent.clone(),
         },
     )
+    .map_err(|e| match e {
+        Error::Invalid {
+            field: "store",
+            message,
+        } => {
+            let fix = if explicit {
+                "check the path given by --db or TASKLEASE_DB, or create the database \
+                 there with `tasklease init`"
+            } else {
+                "run `tasklease init` in the project root (or check --db / TASKLEASE_DB)"
+            };
+            Error::invalid("db", format!("{message}; {fix}"))
+        }
+        e => e,
+    })
+}
+
+/// The SQLite writer queue's turn of the store `spec` names: held or free, and by
+/// whom (`tasklease locks`, `status`). `None` for PostgreSQL, which has no such turn,
+/// and for a database whose queue no process has used yet.
+///
+/// # Errors
+/// [`Error::Store`] when the queue's files cannot be opened or locked.
+pub fn writer_turn(spec: &DbSpec) -> Result<Option<TurnState>> {
+    match spec {
+        DbSpec::Sqlite { path, .. } => tasklease_sqlite::writer_turn(path),
+        DbSpec::Postgres { .. } => Ok(None),
+    }
 }
 
 /// What `migrate` did.
@@ -219,8 +367,10 @@ pub struct MigrateReport {
     pub backup: Option<PathBuf>,
 }
 
-/// Brings the schema up to date; with `backup`, first writes a consistent copy beside
-/// the database (SQLite's online backup), whether or not anything is pending.
+/// Brings the schema up to date — creating it in an empty PostgreSQL schema or an
+/// empty SQLite file, but never creating a missing SQLite file; with `backup`, first
+/// writes a consistent copy beside the database (SQLite's online backup), whether or
+/// not anything is pending.
 ///
 /// # Errors
 /// As [`open`]; [`Error::Invalid`] for `backup` on PostgreSQL, whose backups are the
@@ -230,7 +380,13 @@ pub fn migrate(spec: &DbSpec, opts: &OpenOptions, backup: bool) -> Result<Migrat
         DbSpec::Sqlite { path, explicit } => (path, *explicit),
         DbSpec::Postgres { url } => return migrate_postgres(url, opts, backup),
     };
-    let store = open_sqlite(path, explicit, opts)?;
+    // Bringing the schema up to date includes writing it into an existing empty file,
+    // never creating a file that is not there (that is `init`'s, and a typo's).
+    let opts = OpenOptions {
+        create: opts.create || path.exists(),
+        ..opts.clone()
+    };
+    let store = open_sqlite(path, explicit, &opts)?;
     let backup = if backup {
         let dest = tasklease_sqlite::backup_path(store.path(), store.migrated().to);
         store.backup_to(&dest)?;
@@ -254,7 +410,12 @@ fn migrate_postgres(url: &str, opts: &OpenOptions, backup: bool) -> Result<Migra
              Migrations run in one transaction, so a failed one leaves the old schema",
         ));
     }
-    let store = open_postgres(url, opts)?;
+    // The user asked for the schema in this one: an empty one gets the tables.
+    let opts = OpenOptions {
+        create: true,
+        ..opts.clone()
+    };
+    let store = open_postgres(url, &opts)?;
     let m = store.migrated();
     Ok(MigrateReport {
         db: format!("{} (schema {})", store.display(), m.schema),

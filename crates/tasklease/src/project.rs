@@ -31,11 +31,16 @@ pub fn db_path(root: &Path) -> PathBuf {
     state_dir(root).join(DB_FILE)
 }
 
+/// What `.tasklease/.gitignore` holds: everything in the directory is ignored.
+const GITIGNORE: &str = "# tasklease state: never commit the live database\n*\n";
+
 /// Creates `<root>/.tasklease/` (owner-only) with a `.gitignore` that keeps its
-/// contents — a live database, lock files — out of commits. Idempotent.
+/// contents — a live database, lock files — out of commits. Idempotent; a `.gitignore`
+/// that is empty or does not ignore everything (say, left empty by a write that failed
+/// on a full disk) is written again.
 ///
 /// # Errors
-/// [`Error::Store`] when the directory cannot be created.
+/// [`Error::Store`] when the directory or the `.gitignore` cannot be written.
 pub fn create_state_dir(root: &Path) -> Result<PathBuf> {
     let dir = state_dir(root);
     let mut b = std::fs::DirBuilder::new();
@@ -45,14 +50,32 @@ pub fn create_state_dir(root: &Path) -> Result<PathBuf> {
     b.create(&dir)
         .map_err(|e| Error::store(format!("cannot create {}", dir.display()), e))?;
     let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
-        std::fs::write(
-            &ignore,
-            "# tasklease state: never commit the live database\n*\n",
-        )
-        .map_err(|e| Error::store(format!("cannot write {}", ignore.display()), e))?;
+    let ignores_all =
+        std::fs::read_to_string(&ignore).is_ok_and(|text| text.lines().any(|l| l.trim() == "*"));
+    if !ignores_all {
+        write_atomically(&ignore, GITIGNORE)
+            .map_err(|e| Error::store(format!("cannot write {}", ignore.display()), e))?;
     }
     Ok(dir)
+}
+
+/// Writes `text` to a temporary file beside `path`, flushes it, and renames it over
+/// `path`: a reader sees the old file or the whole new one, never an empty or partial
+/// one, and a failure leaves no temporary file behind.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let write = || {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 #[cfg(test)]
@@ -70,5 +93,9 @@ mod tests {
         create_state_dir(&repo.join("a")).unwrap();
         assert_eq!(find_root(&deep), Some(repo.join("a")));
         assert!(repo.join("a/.tasklease/.gitignore").exists());
+        std::fs::write(repo.join("a/.tasklease/.gitignore"), "").unwrap();
+        create_state_dir(&repo.join("a")).unwrap();
+        let text = std::fs::read_to_string(repo.join("a/.tasklease/.gitignore")).unwrap();
+        assert_eq!(text, GITIGNORE);
     }
 }

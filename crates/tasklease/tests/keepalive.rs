@@ -18,6 +18,7 @@ fn store(path: &std::path::Path, busy: Duration) -> Arc<dyn Store> {
         busy_timeout: busy,
         ..OpenOptions::default()
     };
+    tasklease::open::init(&spec, &opts).unwrap();
     Arc::from(tasklease::open::open(&spec, &opts).unwrap())
 }
 

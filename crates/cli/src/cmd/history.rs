@@ -93,6 +93,7 @@ pub fn status(cx: &Ctx<'_>, a: &StatusArgs) -> Result<Report> {
     let contention = stats::contention(&events);
     let fits = stats::fit(&stats::holds(&events));
     let standing = |s: Standing| held.iter().filter(|h| h.standing == s).count();
+    let turn = tasklease::open::writer_turn(&cx.spec()?)?;
     let json = json!({
         "ok": true,
         "now": now.to_rfc3339(),
@@ -111,14 +112,16 @@ pub fn status(cx: &Ctx<'_>, a: &StatusArgs) -> Result<Report> {
             "events": events.len(),
             "since": events.first().map(|e| e.at.to_rfc3339()),
         },
+        "writer_turn": tasklease::json::writer_turn_json(turn.as_ref()),
     });
-    let human = [
+    let mut human = vec![
         tasks_line(&counts),
         held_lines(&held, now),
         contention_line(&contention, &events),
         lease_lines(&fits),
-    ]
-    .join("\n");
+    ];
+    human.extend(turn.as_ref().map(super::lock::writer_turn_line));
+    let human = human.join("\n");
     Ok(Report::ok(json, human))
 }
 

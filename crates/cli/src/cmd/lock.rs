@@ -50,10 +50,11 @@ pub fn git(cx: &Ctx<'_>, a: &GitArgs) -> Result<Report> {
     )
 }
 
-pub fn locks(_cx: &Ctx<'_>) -> Result<Report> {
+pub fn locks(cx: &Ctx<'_>) -> Result<Report> {
     let listed = locks::list(&root(true)?)?;
+    let turn = tasklease::open::writer_turn(&cx.spec()?)?;
     let width = listed.iter().map(|l| l.name.len()).max().unwrap_or(0);
-    let human: Vec<String> = listed
+    let mut human: Vec<String> = listed
         .iter()
         .map(|l| {
             let state = match (&l.mode, &l.holder) {
@@ -64,14 +65,32 @@ pub fn locks(_cx: &Ctx<'_>) -> Result<Report> {
             format!("{:width$}  {state}", l.name)
         })
         .collect();
+    if let Some(t) = &turn {
+        human.push(writer_turn_line(t));
+    }
+    let mut json = tasklease::json::locks_json(&listed);
+    json["writer_turn"] = tasklease::json::writer_turn_json(turn.as_ref());
     Ok(Report::ok(
-        tasklease::json::locks_json(&listed),
+        json,
         if human.is_empty() {
             "no locks".to_owned()
         } else {
             human.join("\n")
         },
     ))
+}
+
+/// `writer turn  held by alice (pid 42 on h) since … (for 3s)`, or `… free`.
+pub fn writer_turn_line(t: &tasklease::open::TurnState) -> String {
+    let state = match (t.held, &t.holder) {
+        (false, _) => "free".to_owned(),
+        (true, Some(h)) => format!(
+            "held by {h} (for {})",
+            human_ms(tasklease::json::held_for_ms(h.since))
+        ),
+        (true, None) => "held by a process that left no record of itself".to_owned(),
+    };
+    format!("writer turn (SQLite writer queue)  {state}")
 }
 
 /// The project root: the nearest `.tasklease` or `.git` above the current directory.

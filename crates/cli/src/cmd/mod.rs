@@ -11,7 +11,7 @@ pub mod mcp;
 mod run;
 mod tasks;
 
-use tasklease::open::{self, DbSpec, OpenOptions};
+use tasklease::open::{self, DbSpec, OpenOptions, WaitHook};
 use tasklease::{AgentId, Result, Store};
 
 use crate::args::{Cli, Cmd};
@@ -33,8 +33,13 @@ impl Ctx<'_> {
     pub fn options(&self) -> OpenOptions {
         OpenOptions {
             synchronous: self.cli.synchronous,
+            busy_timeout: self.cli.busy_timeout,
             // Long-running verbs open their store with `one_shot: false`.
             one_shot: true,
+            // stderr, never stdout: stdout carries the one result (or MCP's protocol).
+            on_wait: Some(WaitHook::new(|w| eprintln!("tasklease: {w}"))),
+            // A bad --agent is refused by the verb that uses it; the record just says less.
+            agent: self.agent().ok(),
             ..OpenOptions::default()
         }
     }
@@ -61,7 +66,7 @@ impl Ctx<'_> {
 pub fn run(cli: &Cli) -> Result<Report> {
     let cx = Ctx { cli };
     match &cli.cmd {
-        Cmd::Init => tasks::init(&cx),
+        Cmd::Init { here } => tasks::init(&cx, *here),
         Cmd::Add(a) => tasks::add(&cx, a),
         Cmd::List(a) => tasks::list(&cx, a),
         Cmd::Dep(d) => dep::run(&cx, d),

@@ -55,8 +55,9 @@ enum Why {
     Interrupted(Caught),
     /// A renewal found the lease gone.
     Lost(Error),
-    /// No renewal succeeded before the lease's trusted end; the last error, if any.
-    Unconfirmed(Option<Error>),
+    /// No renewal succeeded before the lease's trusted end; the last error, if any,
+    /// and when the lease ends at the latest.
+    Unconfirmed(Option<Error>, Instant),
 }
 
 /// How the child ended.
@@ -148,14 +149,30 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
         },
     )?;
     let ending = run.watch(&mut child, &rx);
-    renewer.stop();
+    // Renewals failing until the lease ran short mostly means the store is not
+    // answering: the renewal in flight then waits out its own bound (the busy
+    // timeout), and the run must not wait with it.
+    let unanswered = matches!(
+        &ending,
+        Ok(Ending {
+            stopped: Some(Why::Unconfirmed(..)),
+            ..
+        })
+    );
+    if unanswered {
+        drop(renewer);
+    } else {
+        renewer.stop();
+    }
     // Renewals that landed while the child was exiting.
     run.renewals += rx
         .try_iter()
         .filter(|m| matches!(m, Msg::Beat(Beat::Renewed { .. })))
         .count() as u32;
     let report = run.finish(ending?);
-    prune(&*run.store, a);
+    if !unanswered {
+        prune(&*run.store, a);
+    }
     report
 }
 
@@ -330,7 +347,8 @@ impl Run<'_> {
                     "tasklease: could not renew {} before its lease ran short; stopping the command",
                     self.lease.task
                 );
-                let why = Why::Unconfirmed(last_error.take());
+                let ends = trusted + keepalive::margin(self.a.lease);
+                let why = Why::Unconfirmed(last_error.take(), ends);
                 begin_stop(&mut stopping, why, Stop::Terminate, sup);
             }
             if let Some((_, since)) = &stopping
@@ -354,6 +372,42 @@ impl Run<'_> {
             && !keepalive::is_lost(&e)
         {
             note!("tasklease: could not release {}: {e}", self.lease.task);
+        }
+    }
+
+    /// Hands the task back like [`Run::release`], but waits for the store only until
+    /// the lease ends (at least a second): past that, the lease has lapsed by itself,
+    /// and a store that did not answer the renewals will likely not answer this.
+    fn release_by(&self, ends: Instant) {
+        let (store, task, token, agent) = (
+            self.store.clone(),
+            self.lease.task.clone(),
+            self.lease.token,
+            self.agent.clone(),
+        );
+        let (tx, rx) = mpsc::channel();
+        let started = std::thread::Builder::new()
+            .name("tasklease-release".into())
+            .spawn(move || {
+                let _ = tx.send(store.release(&task, token, ReleaseTo::Todo, &agent));
+            });
+        if started.is_err() {
+            return self.release();
+        }
+        let bound = ends
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
+        match rx.recv_timeout(bound) {
+            Ok(Err(e)) if !keepalive::is_lost(&e) => {
+                eprintln!("tasklease: could not release {}: {e}", self.lease.task);
+            }
+            Ok(_) => {}
+            Err(_) => eprintln!(
+                "tasklease: no answer from the store within {} while releasing {}; its lease \
+                 lapses by itself",
+                human_ms(bound.as_millis() as i64),
+                self.lease.task
+            ),
         }
     }
 
@@ -393,8 +447,8 @@ impl Run<'_> {
                 Ok(self.report("interrupted", c.exit_status(), end.status, &msg))
             }
             Some(Why::Lost(e)) => Ok(self.lost(&e.to_string(), end.status)),
-            Some(Why::Unconfirmed(e)) => {
-                self.release();
+            Some(Why::Unconfirmed(e, ends)) => {
+                self.release_by(ends);
                 let why = match e {
                     Some(e) => format!(
                         "the lease on {} could not be renewed in time ({e})",

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use tasklease::json::{dep_state_json, one_task_json, shown_json, tasks_json};
-use tasklease::open::{self, DbSpec, OpenOptions};
+use tasklease::open::{self, DbSpec};
 use tasklease::show::Shown;
 use tasklease::text::escape;
 use tasklease::{
@@ -15,37 +15,12 @@ use crate::args::{AddArgs, ListArgs, UpdateArgs};
 
 use crate::output::{Report, time_left};
 
-pub fn init(cx: &Ctx<'_>) -> Result<Report> {
-    let spec = match cx.cli.db.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => DbSpec::parse(s),
-        None => {
-            let cwd = std::env::current_dir()
-                .map_err(|e| Error::store("cannot read the current directory", e))?;
-            let root = tasklease::project::find_root(&cwd).unwrap_or(cwd);
-            DbSpec::Sqlite {
-                path: tasklease::project::db_path(&root),
-                explicit: false,
-            }
-        }
-    };
-    let (existed, db) = match &spec {
-        DbSpec::Sqlite { path, .. } => {
-            let existed = path.exists();
-            open::open(
-                &spec,
-                &OpenOptions {
-                    create: true,
-                    ..cx.options()
-                },
-            )?;
-            (existed, spec.display())
-        }
-        // The server and schema exist already; `init` creates the tables in them.
-        DbSpec::Postgres { .. } => {
-            let r = open::migrate(&spec, &cx.options(), false)?;
-            (r.migrated.from > 0, r.db)
-        }
-    };
+pub fn init(cx: &Ctx<'_>, here: bool) -> Result<Report> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::store("cannot read the current directory", e))?;
+    let spec = DbSpec::for_init(cx.cli.db.as_deref(), &cwd, here)?;
+    let r = open::init(&spec, &cx.options())?;
+    let (existed, db) = (!r.created, r.db);
     let human = if existed {
         format!("tasklease database already at {db}")
     } else {
