@@ -673,7 +673,7 @@ impl Store for PgStore {
     }
 
     fn deps(&self, id: &TaskId) -> Result<Option<Deps>> {
-        // Both directions come from one statement, one snapshot.
+        // Both directions come from one statement (after the id lookup), so they agree.
         self.run("read the task's dependencies", Retry::Read, |c| {
             graph::list(c, id)
         })
