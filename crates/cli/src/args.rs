@@ -81,6 +81,12 @@ pub enum Cmd {
     Add(AddArgs),
     /// List tasks, by priority then age
     List(ListArgs),
+    /// Edit and inspect dependencies: `dep add TASK DEP…` (TASK waits on each DEP),
+    /// `dep rm TASK DEP…`, `dep list TASK`
+    #[command(subcommand)]
+    Dep(DepCmd),
+    /// Delete tasks (their ids are never reused)
+    Rm(RmArgs),
     /// Show one task
     Show {
         /// The task
@@ -287,6 +293,45 @@ pub struct AddArgs {
     /// A task that must be done first (repeatable)
     #[arg(long = "dep", value_name = "ID")]
     pub deps: Vec<TaskId>,
+    /// The task this one is part of (an epic); never blocks either way
+    #[arg(long, value_name = "ID")]
+    pub parent: Option<TaskId>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The tasks; all are deleted or none
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<TaskId>,
+    /// Also delete a task under a live lease (ending it) or one others wait on
+    /// (dropping those dependencies)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DepCmd {
+    /// Make TASK wait on each DEP (refused if that would make a cycle)
+    Add {
+        /// The task that waits
+        task: TaskId,
+        /// What it waits on
+        #[arg(required = true, value_name = "DEP")]
+        deps: Vec<TaskId>,
+    },
+    /// Stop TASK waiting on each DEP
+    Rm {
+        /// The task that waits
+        task: TaskId,
+        /// What it should no longer wait on
+        #[arg(required = true, value_name = "DEP")]
+        deps: Vec<TaskId>,
+    },
+    /// What TASK waits on (with each one's status) and what waits on it
+    List {
+        /// The task
+        task: TaskId,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -306,6 +351,16 @@ pub struct ListArgs {
     /// At most this many
     #[arg(long)]
     pub limit: Option<u32>,
+    /// Only what `claim --next` would take, in the order it would take them (claims
+    /// nothing)
+    #[arg(long, conflicts_with_all = ["statuses", "assignee", "mine", "blocked"])]
+    pub ready: bool,
+    /// Only open tasks waiting on a dependency, each with what it waits on and why
+    #[arg(long)]
+    pub blocked: bool,
+    /// Only the children of this task
+    #[arg(long, value_name = "ID", conflicts_with_all = ["ready", "blocked"])]
+    pub parent: Option<TaskId>,
 }
 
 #[derive(Debug, Args)]
@@ -373,6 +428,12 @@ pub struct UpdateArgs {
     /// Remove every tag
     #[arg(long, conflicts_with = "tags")]
     pub clear_tags: bool,
+    /// Make this task part of ID (an epic); never blocks either way
+    #[arg(long, value_name = "ID")]
+    pub parent: Option<TaskId>,
+    /// Make this task part of nothing
+    #[arg(long, conflicts_with = "parent")]
+    pub no_parent: bool,
 }
 
 const RUN_HELP: &str = "\

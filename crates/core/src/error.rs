@@ -49,6 +49,21 @@ pub enum Error {
         until: Millis,
     },
 
+    /// The task is under another live lease, and the operation (deleting it) needs
+    /// force.
+    #[error(
+        "{task} is held by {holder} until {until}; deleting it needs force, which ends \
+         that lease (its token stops working)"
+    )]
+    Held {
+        /// The task.
+        task: TaskId,
+        /// Who holds it.
+        holder: AgentId,
+        /// Until when.
+        until: Millis,
+    },
+
     /// An optimistic update presented an old version.
     #[error(
         "{task} has changed: you expected version {expected} but it is at version {current}; \
@@ -236,7 +251,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Invalid { .. } | Error::NotFound(_) | Error::Exists(_) => ErrorKind::Invalid,
-            Error::VersionConflict { .. } => ErrorKind::Conflict,
+            Error::VersionConflict { .. } | Error::Held { .. } => ErrorKind::Conflict,
             Error::LeaseLost { .. } | Error::NotHolder { .. } => ErrorKind::LeaseLost,
             Error::SchemaTooNew { .. }
             | Error::Busy { .. }
@@ -253,6 +268,7 @@ impl Error {
             Error::LeaseLost { .. } => "lease_lost",
             Error::NotHolder { .. } => "not_holder",
             Error::VersionConflict { .. } => "version_conflict",
+            Error::Held { .. } => "held",
             Error::Exists(_) => "exists",
             Error::SchemaTooNew { .. } => "schema_too_new",
             Error::Busy { .. } => "busy",

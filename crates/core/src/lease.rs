@@ -195,6 +195,8 @@ pub enum EventKind {
     Forced,
     /// A claim lost to a live holder (nothing was granted; `detail` names the holder).
     Refused,
+    /// The task was deleted; `token` is set when that ended a lease (forced).
+    Deleted,
 }
 
 impl EventKind {
@@ -208,6 +210,7 @@ impl EventKind {
         EventKind::Reaped,
         EventKind::Forced,
         EventKind::Refused,
+        EventKind::Deleted,
     ];
 
     /// Whether this kind is a claim attempt (granted or not): the events that carry
@@ -223,7 +226,11 @@ impl EventKind {
     pub fn ends_lease(self) -> bool {
         matches!(
             self,
-            EventKind::Released | EventKind::Done | EventKind::Reaped | EventKind::Forced
+            EventKind::Released
+                | EventKind::Done
+                | EventKind::Reaped
+                | EventKind::Forced
+                | EventKind::Deleted
         )
     }
 
@@ -238,6 +245,7 @@ impl EventKind {
             EventKind::Reaped => "reaped",
             EventKind::Forced => "forced",
             EventKind::Refused => "refused",
+            EventKind::Deleted => "deleted",
         }
     }
 

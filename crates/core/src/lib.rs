@@ -17,6 +17,7 @@
 //! situation in task terms, never in SQL terms.
 
 mod error;
+mod graph;
 pub mod id;
 mod lease;
 mod store;
@@ -25,6 +26,10 @@ pub mod text;
 pub mod time;
 
 pub use error::{DISK_FULL, Error, ErrorKind, READ_ONLY_FS, Result};
+pub use graph::{
+    Deleted, DepChange, DepState, Deps, Progress, cycle_error, deleted_id_error, find_path,
+    parent_cycle_error, rm_allowed, validate_dep_edit, validate_ready_filter, validate_rm,
+};
 pub use id::{AgentId, RequestId, Tag, TaskId};
 pub use lease::{
     BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,

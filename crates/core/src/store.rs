@@ -1,9 +1,9 @@
 //! The contract every store implements.
 
 use crate::{
-    AgentId, BatchOutcome, ClaimOutcome, Ended, Event, Lease, LeaseDuration, ListFilter, Millis,
-    NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Status, Task, TaskId, TaskPatch,
-    Token,
+    AgentId, BatchOutcome, ClaimOutcome, Deleted, DepChange, Deps, Ended, Event, Lease,
+    LeaseDuration, ListFilter, Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention,
+    Status, Task, TaskId, TaskPatch, Token,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -18,8 +18,9 @@ pub trait Store: Send + Sync {
     /// Creates a task in `todo`.
     ///
     /// # Errors
-    /// [`Error::Invalid`](crate::Error::Invalid) for bad fields or a dependency that does
-    /// not exist; [`Error::Exists`](crate::Error::Exists) when the id is taken.
+    /// [`Error::Invalid`](crate::Error::Invalid) for bad fields, a dependency that does
+    /// not exist, or an id that was deleted (ids are never reused);
+    /// [`Error::Exists`](crate::Error::Exists) when the id is taken.
     fn add(&self, task: &NewTask) -> Result<Task>;
 
     /// One task, or `None`.
@@ -178,7 +179,9 @@ pub trait Store: Send + Sync {
     /// [`Error::VersionConflict`](crate::Error::VersionConflict) with the current
     /// version; [`Error::NotHolder`](crate::Error::NotHolder) or
     /// [`Error::LeaseLost`](crate::Error::LeaseLost) under a live lease without the
-    /// right token; [`Error::NotFound`](crate::Error::NotFound).
+    /// right token; [`Error::NotFound`](crate::Error::NotFound);
+    /// [`Error::Invalid`](crate::Error::Invalid) for a parent that does not exist or
+    /// would make a cycle of parents (the message spells it out).
     fn update(
         &self,
         id: &TaskId,
@@ -210,6 +213,71 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Only store failures.
     fn counts(&self) -> Result<Vec<(Status, u64)>>;
+
+    /// Makes `task` wait on each of `deps`, in one transaction: all edges or none. An
+    /// edge that exists already is reported as [`DepChange::Already`]. `task`'s version
+    /// is bumped when an edge was added.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for `task` or a dependency that does
+    /// not exist; [`Error::Invalid`](crate::Error::Invalid) for a repeated or self
+    /// dependency, or an edge that would close a cycle (the message spells it out);
+    /// store failures.
+    fn dep_add(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>>;
+
+    /// Stops `task` waiting on each of `deps`, in one transaction. An edge that does not
+    /// exist is reported as [`DepChange::Absent`]. `task`'s version is bumped when an
+    /// edge was removed.
+    ///
+    /// # Errors
+    /// As [`Store::dep_add`], cycles aside.
+    fn dep_rm(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>>;
+
+    /// Both directions of a task's dependencies with their current states, read in one
+    /// snapshot; `None` when there is no such task.
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn deps(&self, id: &TaskId) -> Result<Option<Deps>>;
+
+    /// Exactly the tasks [`Store::claim_next`] would take now, in the order it would
+    /// take them, claiming nothing; narrowed by `filter`'s tag and limit (its statuses
+    /// and assignee must be empty: readiness decides those).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`](crate::Error::Invalid) for a filter on statuses or assignee;
+    /// store failures.
+    fn ready(&self, filter: &ListFilter) -> Result<Vec<Task>>;
+
+    /// The open tasks (not `done` or `cancelled`) that wait on at least one dependency,
+    /// by priority then age, narrowed by `filter` as [`Store::list`].
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn blocked(&self, filter: &ListFilter) -> Result<Vec<Task>>;
+
+    /// The children of `parent` (the tasks whose parent it is) matching `filter`, by
+    /// priority then age.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when there is no task `parent`;
+    /// store failures.
+    fn children(&self, parent: &TaskId, filter: &ListFilter) -> Result<Vec<Task>>;
+
+    /// Deletes every task in `ids`, in one transaction: all or none. Without `force`, a
+    /// task under a live lease, or one that tasks outside `ids` wait on, is refused;
+    /// with it, the lease ends and those edges are dropped (their `waiting_on`
+    /// recounted). Each deletion is a `deleted` history row. The ids stay taken for
+    /// ever: [`Store::add`] refuses them, so no token of a deleted task can become
+    /// valid again.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown id;
+    /// [`Error::Held`](crate::Error::Held) for a live lease and
+    /// [`Error::Invalid`](crate::Error::Invalid) for dependants, without `force`;
+    /// [`Error::Invalid`](crate::Error::Invalid) for an empty list or a repeated id;
+    /// store failures.
+    fn rm(&self, ids: &[TaskId], force: bool, agent: &AgentId) -> Result<Vec<Deleted>>;
 
     /// The store's clock, as leases see it.
     ///

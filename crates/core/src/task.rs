@@ -161,8 +161,10 @@ pub struct Task {
     pub tags: Vec<Tag>,
     /// Tasks that must be done before this one is ready.
     pub deps: Vec<TaskId>,
-    /// How many of `deps` are not done yet.
+    /// How many of `deps` are not satisfied yet (neither done nor cancelled).
     pub waiting_on: i64,
+    /// The task this one is part of (an epic), if any. Never blocks either way.
+    pub parent: Option<TaskId>,
     /// Optimistic-concurrency counter, bumped by every change to the row.
     pub version: i64,
     /// The agent holding the lease, when `status` is `in_progress`.
@@ -206,6 +208,9 @@ pub struct NewTask {
     /// Tasks that must be done first; each must exist.
     #[serde(default)]
     pub deps: Vec<TaskId>,
+    /// The task this one is part of; must exist.
+    #[serde(default)]
+    pub parent: Option<TaskId>,
 }
 
 impl NewTask {
@@ -241,6 +246,14 @@ impl NewTask {
                     format!("task {d} cannot depend on itself"),
                 ));
             }
+        }
+        if let Some(p) = &self.parent
+            && self.id.as_ref() == Some(p)
+        {
+            return Err(Error::invalid(
+                "parent",
+                format!("task {p} cannot be its own parent"),
+            ));
         }
         Ok(())
     }
@@ -351,6 +364,9 @@ pub struct TaskPatch {
     pub status: Option<Status>,
     /// Replaces every tag.
     pub tags: Option<Vec<Tag>>,
+    /// `Some(Some(p))` makes `p` the parent, `Some(None)` removes the parent.
+    #[serde(default)]
+    pub parent: Option<Option<TaskId>>,
 }
 
 impl TaskPatch {
@@ -368,7 +384,7 @@ impl TaskPatch {
             return Err(Error::invalid(
                 "update",
                 "nothing to change; give at least one of title, description, priority, \
-                 status, tags",
+                 status, tags, parent",
             ));
         }
         if let Some(t) = &self.title {

@@ -401,6 +401,7 @@ impl AddArgs {
                 .flatten()
                 .map(|d| task_id(d))
                 .collect::<Result<_>>()?,
+            parent: None,
         };
         task.validate()?;
         Ok(task)
@@ -435,9 +436,54 @@ pub struct ListArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
+    /// true: exactly what `claim` with `next` would take, in its order (claims
+    /// nothing). Only `tag` and `limit` combine with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bool_schema")]
+    pub ready: Option<bool>,
+    /// true: only open tasks waiting on a dependency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bool_schema")]
+    pub blocked: Option<bool>,
+    /// Only the children of this task (its epic's parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "task_id_schema")]
+    pub parent: Option<String>,
+}
+
+/// Which tasks `list` looks at before its filter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListView {
+    /// Every task.
+    All,
+    /// What claim-next would take, in order.
+    Ready,
+    /// Open tasks waiting on a dependency.
+    Blocked,
+    /// The children of a task.
+    Children(TaskId),
 }
 
 impl ListArgs {
+    /// Which tasks to look at: at most one of `ready`, `blocked`, `parent`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when more than one is given.
+    pub fn view(&self) -> Result<ListView> {
+        let ready = self.ready.unwrap_or(false);
+        let blocked = self.blocked.unwrap_or(false);
+        match (ready, blocked, &self.parent) {
+            (false, false, None) => Ok(ListView::All),
+            (true, false, None) => Ok(ListView::Ready),
+            (false, true, None) => Ok(ListView::Blocked),
+            (false, false, Some(p)) => Ok(ListView::Children(task_id(p)?)),
+            _ => Err(Error::invalid(
+                "list",
+                "give at most one of `ready`, `blocked` and `parent`",
+            )),
+        }
+    }
+
     /// The filter; with `mine`, for the caller's own tasks.
     ///
     /// # Errors

@@ -15,13 +15,14 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router
 use tasklease::asynchronous::AsyncStore;
 use tasklease::json::{
     batch_claimed_json, claimed_json, ended_by_token_json, locks_json, one_task_json, reaped_json,
-    renewed_json, tasks_json,
+    renewed_json, shown_json, tasks_json,
 };
+use tasklease::show::Shown;
 use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Result, Store, project};
 
 use crate::args::{
-    AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, LocksArgs, ReapArgs, ReleaseArgs,
-    RenewArgs, ShowArgs, schema,
+    AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, ListView, LocksArgs, ReapArgs,
+    ReleaseArgs, RenewArgs, ShowArgs, schema,
 };
 use crate::order::Turn;
 use crate::{Identity, Stores, reply};
@@ -240,20 +241,25 @@ impl Server {
         .await
     }
 
-    /// List tasks, most urgent first (priority, then age), with who holds each and until when. Filter by `status` (todo, in_progress, review, done, cancelled, blocked), `assignee`, `mine: true` (the tasks you hold) or `tag`. Returns at most `limit` tasks (default 100); `truncated: true` means more matched.
-    /// Each task: `id`, `title`, `status`, `priority`, `assignee` and `lock_until` (the holder and its lease end), `lease_live`, `lease_left_ms`, `deps`, `waiting_on` (dependencies not done yet), `tags`, `version`, `attempts`. Tokens are never listed: only claim hands one out.
+    /// List tasks, most urgent first (priority, then age), with who holds each and until when. Filter by `status` (todo, in_progress, review, done, cancelled, blocked), `assignee`, `mine: true` (the tasks you hold) or `tag`; `ready: true` lists exactly what claim with `next` would take, in its order; `blocked: true` the open tasks waiting on a dependency; `parent` the children of a task. Returns at most `limit` tasks (default 100); `truncated: true` means more matched.
+    /// Each task: `id`, `title`, `status`, `priority`, `assignee` and `lock_until` (the holder and its lease end), `lease_live`, `lease_left_ms`, `deps`, `waiting_on` (dependencies neither done nor cancelled yet), `parent`, `tags`, `version`, `attempts`. Tokens are never listed: only claim hands one out.
     #[tool(input_schema = schema::<ListArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
     async fn list(
         &self,
         Args(args): Args<ListArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(&cx, checked, |store, mut filter| {
+        let checked = args.and_then(|a| Ok((a.view()?, a.check(|g| self.agent(g, &cx))?)));
+        self.run(&cx, checked, |store, (view, mut filter)| {
             let limit = filter.limit.unwrap_or(u32::MAX) as usize;
             // One more than asked says whether there are more, without counting them all.
             filter.limit = filter.limit.map(|l| l.saturating_add(1));
-            let mut tasks = store.list(&filter)?;
+            let mut tasks = match &view {
+                ListView::All => store.list(&filter)?,
+                ListView::Ready => store.ready(&filter)?,
+                ListView::Blocked => store.blocked(&filter)?,
+                ListView::Children(p) => store.children(p, &filter)?,
+            };
             let truncated = tasks.len() > limit;
             tasks.truncate(limit);
             let mut j = tasks_json(&tasks, store.now()?);
@@ -263,7 +269,7 @@ impl Server {
         .await
     }
 
-    /// One task with every field: `status`, the holder (`assignee`) and its `lock_until`, `deps` and `waiting_on` (how many are not done), `description`, `version`, `attempts` (leases that ended without done). Use it before claiming a specific task, or after a lease_lost error to see who holds it now.
+    /// One task with every field: `status`, the holder (`assignee`) and its `lock_until`, `deps` and `waiting_on` (how many are neither done nor cancelled), `cancelled_deps`, `parent`, `children` with `progress`, `description`, `version`, `attempts` (leases that ended without done). Use it before claiming a specific task, or after a lease_lost error to see who holds it now.
     /// Error `not_found`: no task has that id.
     #[tool(input_schema = schema::<ShowArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
     async fn show(
@@ -272,10 +278,7 @@ impl Server {
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         self.run(&cx, args.and_then(|a| a.check()), |store, id| {
-            let task = store
-                .show(&id)?
-                .ok_or_else(|| Error::NotFound(id.clone()))?;
-            Ok(reply::ok(one_task_json(&task, store.now()?)))
+            Ok(reply::ok(shown_json(&Shown::read(store, &id)?)))
         })
         .await
     }

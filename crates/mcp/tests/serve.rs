@@ -324,3 +324,42 @@ async fn bad_arguments_are_tool_errors_and_change_nothing() {
     }
     assert!(store.list(&Default::default()).unwrap().is_empty());
 }
+
+/// `list` takes the graph's views: `ready` (what claim-next would take, in order),
+/// `blocked`, and `parent`; more than one at a time is a tool error.
+#[tokio::test]
+async fn list_shows_ready_blocked_and_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), Clock::Database);
+    let add = |id: &str, deps: &[&str], parent: Option<&str>| {
+        store
+            .add(&tasklease::NewTask {
+                id: Some(id.parse().unwrap()),
+                title: id.into(),
+                deps: deps.iter().map(|d| d.parse().unwrap()).collect(),
+                parent: parent.map(|p| p.parse().unwrap()),
+                ..Default::default()
+            })
+            .unwrap();
+    };
+    add("epic", &[], None);
+    add("a", &[], Some("epic"));
+    add("b", &["a"], Some("epic"));
+    let (c, _s) = connect(Stores::ready(store.clone()), Identity::default(), "viewer").await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ready = structured(&call(&c, "list", json!({"ready": true})).await, false);
+    assert_eq!(ids(&ready), ["epic", "a"]);
+    let blocked = structured(&call(&c, "list", json!({"blocked": true})).await, false);
+    assert_eq!(ids(&blocked), ["b"]);
+    let kids = structured(&call(&c, "list", json!({"parent": "epic"})).await, false);
+    assert_eq!(ids(&kids), ["a", "b"]);
+    let both = call(&c, "list", json!({"ready": true, "blocked": true})).await;
+    assert_eq!(structured(&both, true)["error"]["code"], "invalid");
+}

@@ -55,6 +55,6 @@ SELECT now.t AS now,
        cur.fence AS cur_fence, cur.waiting_on AS cur_waiting_on,
        CASE WHEN claimed.fence IS NULL AND cur.waiting_on > 0 THEN
            ARRAY(SELECT d.id FROM task_deps JOIN tasks d ON d.seq = task_deps.dep
-                  WHERE task_deps.task = cur.seq AND d.status <> 'done' ORDER BY d.seq)
+                  WHERE task_deps.task = cur.seq AND d.status NOT IN ('done', 'cancelled') ORDER BY d.seq)
        END AS cur_waiting
   FROM now LEFT JOIN cur ON true LEFT JOIN claimed ON true

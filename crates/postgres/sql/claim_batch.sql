@@ -61,7 +61,7 @@ SELECT asked.id, now.t AS now,
        (cur.seq IS NULL AND EXISTS (SELECT 1 FROM tasks WHERE tasks.id = asked.id)) AS skipped,
        CASE WHEN claimed.fence IS NULL AND cur.waiting_on > 0 THEN
            ARRAY(SELECT d.id FROM task_deps JOIN tasks d ON d.seq = task_deps.dep
-                  WHERE task_deps.task = cur.seq AND d.status <> 'done' ORDER BY d.seq)
+                  WHERE task_deps.task = cur.seq AND d.status NOT IN ('done', 'cancelled') ORDER BY d.seq)
        END AS cur_waiting
   FROM asked CROSS JOIN now
   LEFT JOIN cur ON cur.id = asked.id

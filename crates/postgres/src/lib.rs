@@ -33,6 +33,7 @@
 
 pub mod bench;
 mod conn;
+mod graph;
 mod migrate;
 mod redact;
 mod sql;
@@ -43,10 +44,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tasklease_core::{
-    AgentId, BatchOutcome, ClaimOutcome, Clock, Ended, Error, Event, EventKind, Lease,
-    LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo,
-    RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token,
-    retried_grant, validate_batch,
+    AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
+    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
+    Refusal, ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch,
+    Token, retried_grant, validate_batch,
 };
 use tokio_postgres::{Config, Row};
 
@@ -376,6 +377,10 @@ fn task(r: &Row) -> Result<Task, Failure> {
             .ok_or_else(|| corrupt("a priority", &priority.to_string()))?,
         tags: tags.into_iter().map(Tag::from_stored).collect(),
         deps: deps.into_iter().map(task_id).collect::<Result<_>>()?,
+        parent: r
+            .try_get::<_, Option<String>>("parent")?
+            .map(task_id)
+            .transpose()?,
         waiting_on: r.try_get("waiting_on")?,
         version: r.try_get("version")?,
         assignee: r
@@ -388,6 +393,36 @@ fn task(r: &Row) -> Result<Task, Failure> {
         created_at: Millis(r.try_get("created_at")?),
         updated_at: Millis(r.try_get("updated_at")?),
     })
+}
+
+/// The task `update.sql` returned, or why it changed nothing.
+fn updated(r: &Row, id: &TaskId, expect_version: i64, token: Option<i64>) -> Result<Task, Failure> {
+    if r.try_get::<_, Option<i64>>("seq")?.is_some() {
+        return task(r);
+    }
+    let now = Millis(r.try_get("now")?);
+    let Some(state) = lease_state(r)? else {
+        return Err(Error::NotFound(id.clone()).into());
+    };
+    if let Some((holder, until)) = state.live_holder(now)
+        && token != Some(state.fence)
+    {
+        return Err(match token {
+            None => Error::NotHolder {
+                task: id.clone(),
+                holder,
+                until,
+            },
+            Some(t) => state.lost(id, Token(t), now),
+        }
+        .into());
+    }
+    Err(Error::VersionConflict {
+        task: id.clone(),
+        expected: expect_version,
+        current: r.try_get("cur_version")?,
+    }
+    .into())
 }
 
 /// The locked row's lease state from the `cur_*` columns; `None` when there was no
@@ -541,6 +576,9 @@ impl Store for PgStore {
         let tags: Vec<&str> = distinct.iter().map(Tag::as_str).collect();
         self.run("add the task", Retry::Write, |c| {
             c.transaction(|c| {
+                if let Some(p) = &new.parent {
+                    graph::check_parent(c, None, p)?;
+                }
                 let (mut n, explicit) = match &new.id {
                     Some(id) => (0, Some(id)),
                     None => (c.query_one(sql::NEXT_ID, &[])?.try_get::<_, i64>(0)?, None),
@@ -561,7 +599,20 @@ impl Store for PgStore {
                             &now,
                         ],
                     )?;
+                    // Checked after the insert, in a statement of its own (a fresh
+                    // snapshot): an insert that waited on a concurrent delete of the
+                    // same id sees that delete's tombstone here.
+                    let deleted: bool =
+                        c.query_one(sql::DELETED_ID, &[&id.as_str()])?.try_get(0)?;
                     match (row, explicit) {
+                        (_, Some(id)) if deleted => {
+                            return Err(tasklease_core::deleted_id_error(id).into());
+                        }
+                        (Some(_), None) if deleted => {
+                            // Only this row is wrong: take it back, try the next number.
+                            c.execute(sql::ADD_UNDO, &[&id.as_str()])?;
+                            n += 1;
+                        }
                         (Some(r), _) => break r.try_get(0)?,
                         (None, Some(id)) => return Err(Error::Exists(id.clone()).into()),
                         (None, None) => n += 1,
@@ -575,6 +626,9 @@ impl Store for PgStore {
                         )
                         .into());
                     }
+                }
+                if let Some(p) = &new.parent {
+                    c.execute(sql::SET_PARENT, &[&seq, &p.as_str()])?;
                 }
                 task(&c.query_one(sql::TASK_BY_SEQ, &[&seq])?)
             })
@@ -596,6 +650,82 @@ impl Store for PgStore {
         let limit = filter.limit.map(i64::from);
         self.run("list tasks", Retry::Read, |c| {
             c.query(sql::LIST, &[&statuses, &assignee, &tag, &limit])?
+                .iter()
+                .map(task)
+                .collect()
+        })
+    }
+
+    fn dep_add(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>> {
+        tasklease_core::validate_dep_edit(task, deps)?;
+        let now = self.now_param();
+        self.run("add dependencies", Retry::Write, |c| {
+            c.transaction(|c| graph::add(c, now, task, deps))
+        })
+    }
+
+    fn dep_rm(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>> {
+        tasklease_core::validate_dep_edit(task, deps)?;
+        let now = self.now_param();
+        self.run("remove dependencies", Retry::Write, |c| {
+            c.transaction(|c| graph::rm(c, now, task, deps))
+        })
+    }
+
+    fn deps(&self, id: &TaskId) -> Result<Option<Deps>> {
+        // Both directions come from one statement (after the id lookup), so they agree.
+        self.run("read the task's dependencies", Retry::Read, |c| {
+            graph::list(c, id)
+        })
+    }
+
+    fn children(&self, parent: &TaskId, filter: &ListFilter) -> Result<Vec<Task>> {
+        if self.show(parent)?.is_none() {
+            return Err(Error::NotFound(parent.clone()));
+        }
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        let assignee = filter.assignee.as_ref().map(AgentId::as_str);
+        let tag = filter.tag.as_ref().map(Tag::as_str);
+        let limit = filter.limit.map(i64::from);
+        self.run("list the task's children", Retry::Read, |c| {
+            c.query(
+                sql::CHILDREN,
+                &[&parent.as_str(), &statuses, &assignee, &tag, &limit],
+            )?
+            .iter()
+            .map(task)
+            .collect()
+        })
+    }
+
+    fn rm(&self, ids: &[TaskId], force: bool, agent: &AgentId) -> Result<Vec<Deleted>> {
+        tasklease_core::validate_rm(ids)?;
+        let now = self.now_param();
+        self.run("delete tasks", Retry::Write, |c| {
+            c.transaction(|c| graph::delete(c, now, ids, force, agent))
+        })
+    }
+
+    fn ready(&self, filter: &ListFilter) -> Result<Vec<Task>> {
+        tasklease_core::validate_ready_filter(filter)?;
+        let tag = filter.tag.as_ref().map(Tag::as_str);
+        let limit = filter.limit.map(i64::from);
+        let now = self.now_param();
+        self.run("list ready tasks", Retry::Read, |c| {
+            c.query(sql::READY, &[&tag, &limit, &now])?
+                .iter()
+                .map(task)
+                .collect()
+        })
+    }
+
+    fn blocked(&self, filter: &ListFilter) -> Result<Vec<Task>> {
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        let assignee = filter.assignee.as_ref().map(AgentId::as_str);
+        let tag = filter.tag.as_ref().map(Tag::as_str);
+        let limit = filter.limit.map(i64::from);
+        self.run("list blocked tasks", Retry::Read, |c| {
+            c.query(sql::BLOCKED, &[&statuses, &assignee, &tag, &limit])?
                 .iter()
                 .map(task)
                 .collect()
@@ -895,48 +1025,49 @@ impl Store for PgStore {
         let tags: Option<Vec<&str>> = distinct
             .as_ref()
             .map(|t| t.iter().map(Tag::as_str).collect());
+        let params: [&(dyn postgres::types::ToSql + Sync); 10] = [
+            &id.as_str(),
+            &expect_version,
+            &now,
+            &token,
+            &patch.title,
+            &patch.description,
+            &priority,
+            &status,
+            &tags,
+            &who.as_str(),
+        ];
         self.run("update the task", Retry::Write, |c| {
-            let r = c.query_one(
-                sql::UPDATE,
-                &[
-                    &id.as_str(),
-                    &expect_version,
-                    &now,
-                    &token,
-                    &patch.title,
-                    &patch.description,
-                    &priority,
-                    &status,
-                    &tags,
-                    &who.as_str(),
-                ],
-            )?;
-            if r.try_get::<_, Option<i64>>("seq")?.is_some() {
-                return task(&r);
-            }
-            let now = Millis(r.try_get("now")?);
-            let Some(state) = lease_state(&r)? else {
-                return Err(Error::NotFound(id.clone()).into());
+            let Some(parent) = &patch.parent else {
+                return updated(
+                    &c.query_one(sql::UPDATE, &params)?,
+                    id,
+                    expect_version,
+                    token,
+                );
             };
-            if let Some((holder, until)) = state.live_holder(now)
-                && token != Some(state.fence)
-            {
-                return Err(match token {
-                    None => Error::NotHolder {
-                        task: id.clone(),
-                        holder,
-                        until,
-                    },
-                    Some(t) => state.lost(id, Token(t), now),
+            // A new parent is checked under the graph lock and set in the same
+            // transaction, once the optimistic update it rides on has succeeded.
+            c.transaction(|c| {
+                if let Some(p) = parent {
+                    graph::lock(c)?;
+                    if c.query_opt(sql::TASK_SEQ, &[&id.as_str()])?.is_some() {
+                        graph::check_parent(c, Some(id), p)?;
+                    }
                 }
-                .into());
-            }
-            Err(Error::VersionConflict {
-                task: id.clone(),
-                expected: expect_version,
-                current: r.try_get("cur_version")?,
-            }
-            .into())
+                updated(
+                    &c.query_one(sql::UPDATE, &params)?,
+                    id,
+                    expect_version,
+                    token,
+                )?;
+                let seq: i64 = c.query_one(sql::TASK_SEQ, &[&id.as_str()])?.try_get(0)?;
+                c.execute(
+                    sql::SET_PARENT,
+                    &[&seq, &parent.as_ref().map(TaskId::as_str)],
+                )?;
+                task(&c.query_one(sql::TASK_BY_SEQ, &[&seq])?)
+            })
         })
     }
 

@@ -12,25 +12,43 @@ macro_rules! sql {
 sql! {
     ADD = "add.sql";
     ADD_DEP = "add_dep.sql";
+    ADD_UNDO = "add_undo.sql";
+    CHILDREN = "children.sql";
     CLAIM = "claim.sql";
     CLAIM_BATCH = "claim_batch.sql";
     CLAIM_NEXT = "claim_next.sql";
     COUNTS = "counts.sql";
+    BLOCKED = "blocked.sql";
+    DELETED_ID = "deleted_id.sql";
+    DEP_EXISTS = "dep_exists.sql";
+    DEP_LIST = "dep_list.sql";
+    DEP_REACH = "dep_reach.sql";
+    DEP_RM = "dep_rm.sql";
+    DEP_TOUCH = "dep_touch.sql";
     DONE = "done.sql";
+    GRAPH_LOCK = "graph_lock.sql";
     LIST = "list.sql";
     LOG = "log.sql";
     LOG_TASK = "log_task.sql";
     NEXT_ID = "next_id.sql";
     NOW = "now.sql";
+    PARENT_CHAIN = "parent_chain.sql";
     PRIOR = "prior.sql";
+    READY = "ready.sql";
     PRUNE = "prune.sql";
     PRUNE_SPAN = "prune_span.sql";
     REAP = "reap.sql";
     RELEASE = "release.sql";
     RELEASE_FORCE = "release_force.sql";
     RENEW = "renew.sql";
+    RM = "rm.sql";
+    RM_DETACH = "rm_detach.sql";
+    RM_EDGES = "rm_edges.sql";
+    RM_LOCK = "rm_lock.sql";
+    SET_PARENT = "set_parent.sql";
     SHOW = "show.sql";
     TASK_BY_SEQ = "task_by_seq.sql";
+    TASK_SEQ = "task_seq.sql";
     UPDATE = "update.sql";
 }
 

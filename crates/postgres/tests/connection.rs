@@ -173,6 +173,54 @@ fn a_dropped_idle_connection_is_replaced_before_the_next_write() {
     assert!(store.show(&id("t")).unwrap().unwrap().assignee.is_some());
 }
 
+/// Migration 0004 on PostgreSQL: a dependency cancelled before the upgrade stops
+/// blocking at once — the migration recounts every `waiting_on` under the new rule.
+#[test]
+fn upgrade_to_v4_recounts_waiting_on_for_cancelled_deps() {
+    let Some((scratch, mut admin)) = setup() else {
+        return;
+    };
+    admin
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, applied_at bigint NOT NULL);",
+        )
+        .unwrap();
+    for (v, m) in [
+        include_str!("../migrations/0001_init.sql"),
+        include_str!("../migrations/0002_history.sql"),
+        include_str!("../migrations/0003_retries.sql"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        admin.batch_execute(m).unwrap();
+        let v = v as i64 + 1;
+        admin
+            .execute("INSERT INTO schema_migrations VALUES ($1, 0)", &[&v])
+            .unwrap();
+    }
+    admin
+        .batch_execute(
+            "INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('a', 'a', 1, 1), ('b', 'b', 1, 1);
+             INSERT INTO task_deps (task, dep)
+                  SELECT t.seq, d.seq FROM tasks t, tasks d WHERE t.id = 'b' AND d.id = 'a';
+             UPDATE tasks SET status = 'cancelled' WHERE id = 'a';",
+        )
+        .unwrap();
+    let w: i64 = admin
+        .query_one("SELECT waiting_on FROM tasks WHERE id = 'b'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(w, 1, "v3 counted a cancelled dependency as blocking");
+    let s = open(scratch.conn());
+    assert_eq!(s.migrated().from, 3);
+    assert_eq!(s.show(&id("b")).unwrap().unwrap().waiting_on, 0);
+    let got = s
+        .claim(&id("b"), &agent("me"), LeaseDuration::DEFAULT, None)
+        .unwrap();
+    assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
+}
+
 /// How much later than its bound a call may return on a loaded machine.
 const SLACK: Duration = Duration::from_secs(15);
 

@@ -25,6 +25,7 @@ pub mod bench;
 mod busy;
 mod checkpoint;
 mod fs;
+mod graph;
 mod migrate;
 mod queue;
 mod sql;
@@ -37,10 +38,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
-    AgentId, BatchOutcome, ClaimOutcome, Clock, Ended, Error, Event, EventKind, Lease,
-    LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped, Refusal, ReleaseTo,
-    RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch, Token,
-    validate_batch,
+    AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
+    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
+    Refusal, ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch,
+    Token, validate_batch,
 };
 
 use crate::busy::{Busy, Wait};
@@ -1002,6 +1003,48 @@ fn task_by_seq(tx: &Connection, seq: i64) -> Result<Task> {
     raw.into_task()
 }
 
+/// Tasks matching `filter` and the SQL condition `extra` (a file under `sql/`), by
+/// priority then age: what `claim --next` orders by.
+fn list_where(tx: &Connection, filter: &ListFilter, extra: Option<&str>) -> Result<Vec<Task>> {
+    list_with(tx, filter, extra.unwrap_or("1"), Vec::new())
+}
+
+/// As [`list_where`], with `args` for the `?` of the condition `extra`.
+fn list_with(
+    tx: &Connection,
+    filter: &ListFilter,
+    extra: &str,
+    mut args: Vec<String>,
+) -> Result<Vec<Task>> {
+    // The files begin with comment lines: the condition goes on lines of its own.
+    let mut q = format!("{} WHERE (\n{extra}\n)", sql::TASK_COLUMNS);
+    if !filter.statuses.is_empty() {
+        let marks = vec!["?"; filter.statuses.len()].join(", ");
+        q.push_str(&format!(" AND status IN ({marks})"));
+        args.extend(filter.statuses.iter().map(|s| s.as_str().to_owned()));
+    }
+    if let Some(a) = &filter.assignee {
+        q.push_str(" AND assignee = ?");
+        args.push(a.as_str().to_owned());
+    }
+    if let Some(t) = &filter.tag {
+        q.push_str(" AND EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = ?)");
+        args.push(t.as_str().to_owned());
+    }
+    q.push_str(" ORDER BY priority, seq");
+    if let Some(n) = filter.limit {
+        q.push_str(&format!(" LIMIT {n}"));
+    }
+    let raws: Vec<RawTask> = tx
+        .prepare(&q)
+        .and_then(|mut s| {
+            s.query_map(params_from_iter(&args), RawTask::from_row)?
+                .collect()
+        })
+        .ctx("list tasks")?;
+    raws.into_iter().map(RawTask::into_task).collect()
+}
+
 /// The tags as stored: a JSON array, each tag once.
 fn tags_json(tags: &[Tag]) -> String {
     serde_json::to_string(&tasklease_core::distinct_tags(tags)).unwrap_or_else(|_| "[]".to_owned())
@@ -1012,9 +1055,15 @@ impl Store for SqliteStore {
         task.validate()?;
         self.write(|tx, now| {
             let id = match &task.id {
+                Some(id) if graph::was_deleted(tx, id)? => {
+                    return Err(tasklease_core::deleted_id_error(id));
+                }
                 Some(id) => id.clone(),
                 None => next_free_id(tx)?,
             };
+            if let Some(p) = &task.parent {
+                graph::check_parent(tx, None, p)?;
+            }
             let seq: i64 = tx
                 .prepare_cached(sql::ADD)
                 .and_then(|mut s| {
@@ -1046,6 +1095,9 @@ impl Store for SqliteStore {
                     ));
                 }
             }
+            if task.parent.is_some() {
+                graph::set_parent(tx, seq, task.parent.as_ref())?;
+            }
             task_by_seq(tx, seq)
         })
     }
@@ -1055,35 +1107,48 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<Task>> {
-        let mut q = format!("{} WHERE 1", sql::TASK_COLUMNS);
-        let mut args: Vec<String> = Vec::new();
-        if !filter.statuses.is_empty() {
-            let marks = vec!["?"; filter.statuses.len()].join(", ");
-            q.push_str(&format!(" AND status IN ({marks})"));
-            args.extend(filter.statuses.iter().map(|s| s.as_str().to_owned()));
-        }
-        if let Some(a) = &filter.assignee {
-            q.push_str(" AND assignee = ?");
-            args.push(a.as_str().to_owned());
-        }
-        if let Some(t) = &filter.tag {
-            q.push_str(" AND EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = ?)");
-            args.push(t.as_str().to_owned());
-        }
-        q.push_str(" ORDER BY priority, seq");
-        if let Some(n) = filter.limit {
-            q.push_str(&format!(" LIMIT {n}"));
-        }
+        self.read(|tx| list_where(tx, filter, None))
+    }
+
+    fn dep_add(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>> {
+        tasklease_core::validate_dep_edit(task, deps)?;
+        self.write(|tx, now| graph::add(tx, now, task, deps))
+    }
+
+    fn dep_rm(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>> {
+        tasklease_core::validate_dep_edit(task, deps)?;
+        self.write(|tx, now| graph::rm(tx, now, task, deps))
+    }
+
+    fn deps(&self, id: &TaskId) -> Result<Option<Deps>> {
+        self.read(|tx| graph::list(tx, id))
+    }
+
+    fn children(&self, parent: &TaskId, filter: &ListFilter) -> Result<Vec<Task>> {
         self.read(|tx| {
-            let raws: Vec<RawTask> = tx
-                .prepare(&q)
-                .and_then(|mut s| {
-                    s.query_map(params_from_iter(&args), RawTask::from_row)?
-                        .collect()
-                })
-                .ctx("list tasks")?;
-            raws.into_iter().map(RawTask::into_task).collect()
+            if find_task(tx, parent)?.is_none() {
+                return Err(Error::NotFound(parent.clone()));
+            }
+            list_with(tx, filter, sql::CHILDREN, vec![parent.as_str().to_owned()])
         })
+    }
+
+    fn rm(&self, ids: &[TaskId], force: bool, agent: &AgentId) -> Result<Vec<Deleted>> {
+        tasklease_core::validate_rm(ids)?;
+        self.write(|tx, now| graph::delete(tx, now, ids, force, agent))
+    }
+
+    fn ready(&self, filter: &ListFilter) -> Result<Vec<Task>> {
+        tasklease_core::validate_ready_filter(filter)?;
+        self.read(|tx| {
+            let now = read_now(tx, &self.clock)?;
+            let cond = sql::READY.replace(":now", &now.to_string());
+            list_where(tx, filter, Some(&cond))
+        })
+    }
+
+    fn blocked(&self, filter: &ListFilter) -> Result<Vec<Task>> {
+        self.read(|tx| list_where(tx, filter, Some(sql::BLOCKED)))
     }
 
     fn claim_keyed(
@@ -1397,6 +1462,11 @@ impl Store for SqliteStore {
             // Read first (under the write lock) only to know whether this update ends a
             // lease, which the history must record.
             let before = lease_row(tx, id)?;
+            if let Some(Some(p)) = &patch.parent
+                && before.is_some()
+            {
+                graph::check_parent(tx, Some(id), p)?;
+            }
             let tags = patch.tags.as_deref().map(tags_json);
             let seq: Option<i64> = tx
                 .prepare_cached(sql::UPDATE)
@@ -1415,6 +1485,9 @@ impl Store for SqliteStore {
                 })
                 .ctx("update the task")?;
             if let Some(seq) = seq {
+                if let Some(p) = &patch.parent {
+                    graph::set_parent(tx, seq, p.as_ref())?;
+                }
                 let task = task_by_seq(tx, seq)?;
                 if let Some(b) = before.filter(|b| b.lease.status == Status::InProgress)
                     && task.status != Status::InProgress
@@ -1596,7 +1669,10 @@ fn next_free_id(tx: &Connection) -> Result<TaskId> {
     loop {
         let id = format!("T-{n}");
         let taken = tx
-            .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")
+            // Deleted ids stay taken: a token of the old task must never be valid again.
+            .prepare_cached(
+                "SELECT 1 FROM tasks WHERE id = ?1 UNION ALL SELECT 1 FROM deleted_ids WHERE id = ?1",
+            )
             .and_then(|mut s| s.exists([&id]))
             .ctx("pick a task id")?;
         if !taken {
@@ -1623,6 +1699,7 @@ struct RawTask {
     attempts: i64,
     created_at: i64,
     updated_at: i64,
+    parent: Option<String>,
 }
 
 impl RawTask {
@@ -1643,6 +1720,7 @@ impl RawTask {
             attempts: r.get(12)?,
             created_at: r.get(13)?,
             updated_at: r.get(14)?,
+            parent: r.get(15)?,
         })
     }
 
@@ -1668,6 +1746,7 @@ impl RawTask {
             tags,
             deps,
             waiting_on: self.waiting_on,
+            parent: self.parent.as_deref().map(task_id).transpose()?,
             version: self.version,
             assigned_at: self.assigned_at.map(Millis),
             lock_until: self.lock_until.map(Millis),

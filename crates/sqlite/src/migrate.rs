@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_history.sql"),
     include_str!("../migrations/0003_retries.sql"),
+    include_str!("../migrations/0004_graph.sql"),
 ];
 
 /// The schema version this build writes.

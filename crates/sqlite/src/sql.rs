@@ -10,9 +10,17 @@ macro_rules! sql {
 sql! {
     ADD = "add.sql";
     ADD_DEP = "add_dep.sql";
+    CHILDREN = "children.sql";
     CLAIM = "claim.sql";
     CLAIM_NEXT = "claim_next.sql";
     COUNTS = "counts.sql";
+    BLOCKED = "blocked.sql";
+    DELETED_ID = "deleted_id.sql";
+    DEP_EXISTS = "dep_exists.sql";
+    DEP_LIST = "dep_list.sql";
+    DEP_REACH = "dep_reach.sql";
+    DEP_RM = "dep_rm.sql";
+    DEP_TOUCH = "dep_touch.sql";
     DONE = "done.sql";
     EVENT = "event.sql";
     EXPIRED = "expired.sql";
@@ -21,14 +29,22 @@ sql! {
     LOG_TASK = "log_task.sql";
     NEXT_ID = "next_id.sql";
     NOW = "now.sql";
+    PARENT_CHAIN = "parent_chain.sql";
     PRIOR = "prior.sql";
+    READY = "ready.sql";
     PRUNE = "prune.sql";
     PRUNE_SPAN = "prune_span.sql";
     REAP = "reap.sql";
     RELEASE = "release.sql";
     RELEASE_FORCE = "release_force.sql";
     RENEW = "renew.sql";
+    RM = "rm.sql";
+    RM_DETACH = "rm_detach.sql";
+    RM_EDGES = "rm_edges.sql";
+    RM_TOMBSTONE = "rm_tombstone.sql";
+    SET_PARENT = "set_parent.sql";
     TASK_COLUMNS = "task_columns.sql";
+    TASK_SEQ = "task_seq.sql";
     UPDATE = "update.sql";
     WAITING_ON = "waiting_on.sql";
 }

@@ -86,3 +86,44 @@ fn reopening_migrates_nothing_and_backs_up_nothing() {
     assert_eq!(again.migrated().from, LATEST_VERSION);
     assert!(again.migrated().backup.is_none());
 }
+
+/// Migration 0004: a dependency cancelled before the upgrade stops blocking its
+/// dependant at once — the migration recounts every `waiting_on` under the new rule.
+#[test]
+fn upgrade_to_v4_recounts_waiting_on_for_cancelled_deps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for m in [
+            V1,
+            include_str!("../migrations/0002_history.sql"),
+            include_str!("../migrations/0003_retries.sql"),
+        ] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('a', 'a', 1, 1);
+             INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('b', 'b', 1, 1);
+             INSERT INTO task_deps (task, dep) VALUES (2, 1);
+             UPDATE tasks SET status = 'cancelled' WHERE id = 'a';
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+        let waiting: i64 = conn
+            .query_row("SELECT waiting_on FROM tasks WHERE id = 'b'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(waiting, 1, "v3 counted a cancelled dependency as blocking");
+    }
+    let store = SqliteStore::open(&path, &Options::default()).unwrap();
+    let b = TaskId::new("b").unwrap();
+    assert_eq!(store.show(&b).unwrap().unwrap().waiting_on, 0);
+    let me = AgentId::new("me").unwrap();
+    let got = store.claim(&b, &me, LeaseDuration::DEFAULT, None).unwrap();
+    assert!(
+        matches!(got, tasklease_core::ClaimOutcome::Claimed(_)),
+        "{got:?}"
+    );
+}

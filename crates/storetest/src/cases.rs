@@ -73,6 +73,7 @@ pub fn add_and_show(f: &dyn Fixture) {
             priority: Priority::High,
             tags: vec![Tag::new("backend").unwrap(), Tag::new("p:x/y").unwrap()],
             deps: vec![id("dep")],
+            parent: None,
         })
         .unwrap();
     assert_eq!(t.id, id("A-1"));

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod cases;
+pub mod graph;
 mod model;
 
 pub use tasklease_core::Store;
@@ -63,6 +64,21 @@ macro_rules! conformance {
             retried_done_and_release_are_repeats, lease_ended_by_others_is_no_repeat,
             claim_retried_with_its_request_id_returns_the_first_grant
         );
+        $crate::conformance!(@graph $new;
+            dep_edits_are_reported_and_idempotent, dep_cycles_are_refused_spelled_out,
+            cancelled_dependency_no_longer_blocks, ready_lists_what_claim_next_takes,
+            blocked_lists_waiting_tasks, graph_model, rm_deletes_and_never_reuses_ids,
+            parents_are_a_non_blocking_hierarchy, concurrent_edges_never_close_a_cycle
+        );
+    };
+    (@graph $new:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let Some(fixture) = ($new)() else { return };
+                $crate::graph::$case(&fixture);
+            }
+        )+
     };
     (@cases $new:expr; $($case:ident),+ $(,)?) => {
         $(

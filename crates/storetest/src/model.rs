@@ -96,7 +96,7 @@ impl Model {
         DEPS[t]
             .iter()
             .copied()
-            .filter(|&d| self.status(d) != Status::Done)
+            .filter(|&d| !self.status(d).satisfies())
             .collect()
     }
     fn live(&self, t: usize, now: i64) -> bool {

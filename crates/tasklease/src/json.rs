@@ -13,9 +13,10 @@
 use serde_json::{Value, json};
 
 use crate::locks::LockInfo;
+use crate::show::Shown;
 use crate::{
-    Ended, Error, ErrorKind, Lease, LeaseDuration, Millis, Reaped, Refusal, Status, Task, TaskId,
-    Unclaimable,
+    Deleted, DepChange, DepState, Deps, Ended, Error, ErrorKind, Lease, LeaseDuration, Millis,
+    Reaped, Refusal, Status, Task, TaskId, Unclaimable,
 };
 
 /// Exit status: done as asked.
@@ -85,6 +86,7 @@ pub fn task_json(t: &Task, now: Millis) -> Value {
         "tags": t.tags,
         "deps": t.deps,
         "waiting_on": t.waiting_on,
+        "parent": t.parent,
         "version": t.version,
         "assignee": t.assignee,
         "assigned_at": rfc(t.assigned_at),
@@ -212,6 +214,75 @@ pub fn tasks_json(tasks: &[Task], now: Millis) -> Value {
 /// One task (`add`, `show`, `update`).
 pub fn one_task_json(task: &Task, now: Millis) -> Value {
     json!({"ok": true, "task": task_json(task, now)})
+}
+
+/// One end of a dependency edge: the task at the other end, its status and holder,
+/// whether it is `satisfied` (done or cancelled), and `why` it holds its dependant back
+/// (`null` when it does not).
+pub fn dep_state_json(d: &DepState) -> Value {
+    json!({
+        "id": d.id,
+        "status": d.status,
+        "holder": d.holder,
+        "lock_until": d.lock_until.map(Millis::to_rfc3339),
+        "satisfied": d.satisfied(),
+        "why": d.why(),
+    })
+}
+
+/// A dependency edit (`dep add`, `dep rm`): each dependency with its `outcome` —
+/// `added`, `already`, `removed` or `absent`. Edits are idempotent: an edge that was
+/// already there (or already gone) is reported, not refused.
+pub fn dep_edit_json(task: &TaskId, changes: &[(TaskId, DepChange)]) -> Value {
+    json!({
+        "ok": true,
+        "task": task,
+        "deps": changes
+            .iter()
+            .map(|(id, c)| json!({"id": id, "outcome": c.as_str()}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// Both directions of a task's dependencies (`dep list`): `on` (what it waits on),
+/// `needed_by` (what waits on it), and `waiting_on`, how many of `on` hold it back.
+pub fn deps_json(task: &TaskId, d: &Deps) -> Value {
+    json!({
+        "ok": true,
+        "task": task,
+        "waiting_on": d.on.iter().filter(|s| !s.satisfied()).count(),
+        "on": d.on.iter().map(dep_state_json).collect::<Vec<_>>(),
+        "needed_by": d.needed_by.iter().map(dep_state_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Tasks `rm` deleted: each with the `holder` whose live lease it ended and the
+/// tasks whose dependency on it was `dropped` (both only when forced).
+pub fn deleted_json(gone: &[Deleted]) -> Value {
+    json!({
+        "ok": true,
+        "outcome": "deleted",
+        "count": gone.len(),
+        "deleted": gone
+            .iter()
+            .map(|d| json!({"id": d.id, "holder": d.holder, "dropped": d.dropped}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// One task as `show` reports it: [`task_json`] plus `cancelled_deps` (dependencies
+/// that were cancelled: satisfied, but not done), `children` (`id`, `status`) and
+/// `progress` (`done`, `cancelled`, `total` of the children).
+pub fn shown_json(s: &Shown) -> Value {
+    let mut t = task_json(&s.task, s.now);
+    t["cancelled_deps"] = json!(s.cancelled());
+    t["children"] = s
+        .children
+        .iter()
+        .map(|c| json!({"id": c.id, "status": c.status}))
+        .collect();
+    t["progress"] = json!(s.progress());
+    json!({"ok": true, "task": t})
 }
 
 /// The project's file locks, free or held, and by whom (`locks`).

@@ -36,6 +36,7 @@ pub mod keepalive;
 pub mod locks;
 pub mod open;
 pub mod project;
+pub mod show;
 pub mod stats;
 
 pub use tasklease_core::*;

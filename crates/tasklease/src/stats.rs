@@ -169,7 +169,11 @@ pub fn holds(events: &[Event]) -> Vec<Hold> {
                     o.granted_ms = e.lease_ms.unwrap_or(o.granted_ms);
                 }
             }
-            EventKind::Done | EventKind::Released | EventKind::Reaped | EventKind::Forced => {
+            EventKind::Done
+            | EventKind::Released
+            | EventKind::Reaped
+            | EventKind::Forced
+            | EventKind::Deleted => {
                 let end = match e.kind {
                     EventKind::Done => End::Done,
                     EventKind::Released => End::Released,
@@ -565,6 +569,7 @@ mod tests {
             tags: vec![],
             deps: vec![],
             waiting_on: 0,
+            parent: None,
             version: 1,
             assignee: Some(AgentId::new("a").unwrap()),
             assigned_at: Some(Millis(0)),

@@ -10,12 +10,14 @@ use crate::output::{Report, human_ms, time_left};
 
 pub fn log(cx: &Ctx<'_>, a: &LogArgs) -> Result<Report> {
     let store = cx.store()?;
+    let events = store.log(a.id.as_ref(), a.limit)?;
+    // A deleted task's history is still shown (its `deleted` row last).
     if let Some(id) = &a.id
+        && events.is_empty()
         && store.show(id)?.is_none()
     {
         return Err(Error::NotFound(id.clone()));
     }
-    let events = store.log(a.id.as_ref(), a.limit)?;
     let human = if events.is_empty() {
         "no lease events".to_owned()
     } else {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod claim;
+mod dep;
 mod history;
 mod lease;
 mod lock;
@@ -68,6 +69,8 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Init { here } => tasks::init(&cx, *here),
         Cmd::Add(a) => tasks::add(&cx, a),
         Cmd::List(a) => tasks::list(&cx, a),
+        Cmd::Dep(d) => dep::run(&cx, d),
+        Cmd::Rm(a) => dep::rm(&cx, a),
         Cmd::Show { id } => tasks::show(&cx, id),
         Cmd::Update(a) => tasks::update(&cx, a),
         Cmd::Migrate { backup } => tasks::migrate(&cx, *backup),

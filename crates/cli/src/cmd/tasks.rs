@@ -2,10 +2,13 @@
 //! `agent-id`.
 
 use serde_json::json;
-use tasklease::json::{one_task_json, tasks_json};
+use tasklease::json::{dep_state_json, one_task_json, shown_json, tasks_json};
 use tasklease::open::{self, DbSpec};
+use tasklease::show::Shown;
 use tasklease::text::escape;
-use tasklease::{AgentId, Error, ListFilter, Millis, NewTask, Result, Task, TaskId, TaskPatch};
+use tasklease::{
+    AgentId, DepState, Error, ListFilter, Millis, NewTask, Result, Store, Task, TaskId, TaskPatch,
+};
 
 use super::Ctx;
 use crate::args::{AddArgs, ListArgs, UpdateArgs};
@@ -37,6 +40,7 @@ pub fn add(cx: &Ctx<'_>, a: &AddArgs) -> Result<Report> {
         priority: a.priority,
         tags: a.tags.clone(),
         deps: a.deps.clone(),
+        parent: a.parent.clone(),
     };
     new.validate()?;
     let store = cx.store()?;
@@ -61,20 +65,72 @@ pub fn list(cx: &Ctx<'_>, a: &ListArgs) -> Result<Report> {
         limit: a.limit,
     };
     let store = cx.store()?;
-    let tasks = store.list(&filter)?;
+    let tasks = if let Some(p) = &a.parent {
+        store.children(p, &filter)?
+    } else if a.ready {
+        store.ready(&filter)?
+    } else if a.blocked {
+        store.blocked(&filter)?
+    } else {
+        store.list(&filter)?
+    };
     let now = store.now()?;
-    Ok(Report::ok(tasks_json(&tasks, now), table(&tasks, now)))
+    // What each waiting task waits on: people see the ids in the table; `--blocked`
+    // adds them, with why, to the JSON. One read per waiting task.
+    let waits = if a.blocked || !cx.cli.json {
+        waits_of(&*store, &tasks)?
+    } else {
+        Vec::new()
+    };
+    let mut json = tasks_json(&tasks, now);
+    if a.blocked {
+        for (j, w) in json["tasks"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .zip(&waits)
+        {
+            j["waiting"] = w.iter().map(dep_state_json).collect();
+        }
+    }
+    Ok(Report::ok(json, table(&tasks, &waits, now)))
 }
 
-fn table(tasks: &[Task], now: Millis) -> String {
+/// The unsatisfied dependencies of each task (empty for tasks that wait on nothing).
+fn waits_of(store: &dyn Store, tasks: &[Task]) -> Result<Vec<Vec<DepState>>> {
+    tasks
+        .iter()
+        .map(|t| {
+            if t.waiting_on == 0 {
+                return Ok(Vec::new());
+            }
+            let on = store.deps(&t.id)?.map(|d| d.on).unwrap_or_default();
+            Ok(on.into_iter().filter(|d| !d.satisfied()).collect())
+        })
+        .collect()
+}
+
+fn table(tasks: &[Task], waits: &[Vec<DepState>], now: Millis) -> String {
     if tasks.is_empty() {
         return "no tasks".into();
     }
     let rows: Vec<[String; 5]> = tasks
         .iter()
-        .map(|t| {
-            let holder = match (&t.assignee, t.lock_until) {
-                (Some(a), Some(u)) => format!("{a} ({})", time_left(u, now)),
+        .enumerate()
+        .map(|(i, t)| {
+            let on = waits.get(i).filter(|w| !w.is_empty());
+            let holder = match (&t.assignee, t.lock_until, on) {
+                (Some(a), Some(u), _) => format!("{a} ({})", time_left(u, now)),
+                (_, _, Some(on)) => {
+                    let why: Vec<String> = on
+                        .iter()
+                        .map(|d| match &d.holder {
+                            Some(h) => format!("{} (held by {h})", d.id),
+                            None => format!("{} ({})", d.id, d.status),
+                        })
+                        .collect();
+                    format!("waiting on {}", why.join(", "))
+                }
                 _ if t.waiting_on > 0 => format!("waiting on {}", t.waiting_on),
                 _ => String::new(),
             };
@@ -119,12 +175,24 @@ fn table(tasks: &[Task], now: Millis) -> String {
 
 pub fn show(cx: &Ctx<'_>, id: &TaskId) -> Result<Report> {
     let store = cx.store()?;
-    let task = store.show(id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
-    let now = store.now()?;
-    Ok(Report::ok(one_task_json(&task, now), describe(&task, now)))
+    let shown = Shown::read(&*store, id)?;
+    let mut human = describe(&shown.task, &shown.cancelled(), shown.now);
+    if !shown.children.is_empty() {
+        let list: Vec<String> = shown
+            .children
+            .iter()
+            .map(|c| format!("{} ({})", c.id, c.status))
+            .collect();
+        human.push_str(&format!(
+            "\n  children  {}: {}",
+            shown.progress(),
+            list.join(", ")
+        ));
+    }
+    Ok(Report::ok(shown_json(&shown), human))
 }
 
-fn describe(t: &Task, now: Millis) -> String {
+fn describe(t: &Task, cancelled: &[&TaskId], now: Millis) -> String {
     let mut s = format!(
         "{}: {}\n  status    {}\n  priority  {}\n  version   {}",
         t.id,
@@ -142,10 +210,20 @@ fn describe(t: &Task, now: Millis) -> String {
     if !t.deps.is_empty() {
         let deps: Vec<&str> = t.deps.iter().map(TaskId::as_str).collect();
         s.push_str(&format!(
-            "\n  deps      {} ({} not done)",
+            "\n  deps      {} ({} still open)",
             deps.join(", "),
             t.waiting_on
         ));
+        if !cancelled.is_empty() {
+            let ids: Vec<&str> = cancelled.iter().map(|i| i.as_str()).collect();
+            s.push_str(&format!(
+                "\n  cancelled {} (satisfied: cancelled, not done)",
+                ids.join(", ")
+            ));
+        }
+    }
+    if let Some(p) = &t.parent {
+        s.push_str(&format!("\n  parent    {p}"));
     }
     if !t.tags.is_empty() {
         let tags: Vec<&str> = t.tags.iter().map(|t| t.as_str()).collect();
@@ -172,6 +250,11 @@ pub fn update(cx: &Ctx<'_>, a: &UpdateArgs) -> Result<Report> {
             None
         } else {
             Some(a.tags.clone())
+        },
+        parent: match (&a.parent, a.no_parent) {
+            (Some(p), _) => Some(Some(p.clone())),
+            (None, true) => Some(None),
+            (None, false) => None,
         },
     };
     patch.validate()?;

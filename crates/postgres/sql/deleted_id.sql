@@ -1,0 +1,2 @@
+-- Whether $1 belonged to a deleted task: ids are never reused.
+SELECT EXISTS (SELECT 1 FROM deleted_ids WHERE id = $1)
