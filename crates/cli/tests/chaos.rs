@@ -48,16 +48,11 @@ use serde_json::{Value, json};
 
 /// The busy timeout every agent runs with.
 const BUSY: Duration = Duration::from_secs(2);
-/// What may add to a bounded wait before we call it a hang: SQLite's own retry when a
-/// process is frozen in the middle of changing the WAL index (a checkpoint resetting
-/// the log): a reader then retries for up to ~10 s (`walTryBeginRead`, sleeps of
-/// 39·k² µs for k up to 91) before SQLite gives up with SQLITE_PROTOCOL — outside any
-/// busy handler or lock tasklease could bound — plus what a loaded 2-core machine adds.
-/// Seen once in a 60 s run: an MCP call that waited 8.03 s behind a stopped holder.
-const SLACK: Duration = Duration::from_secs(13);
-/// How long a stopped turn holder stays stopped: well past the busy timeout and the
-/// slack, so a wait that is not bounded by the busy timeout shows up as a violation.
-const STOP_FOR: Duration = Duration::from_secs(25);
+/// What a loaded 2-core machine may add to a bounded wait before we call it a hang.
+const SLACK: Duration = Duration::from_secs(6);
+/// How long a stopped turn holder stays stopped: well past the busy timeout, so a
+/// wait that is not bounded by it shows up as a violation.
+const STOP_FOR: Duration = Duration::from_secs(9);
 /// The lease agents take.
 const LEASE: &str = "4s";
 const MCP_AGENTS: usize = 3;
@@ -237,6 +232,13 @@ struct Shared {
 }
 
 impl Shared {
+    /// Whether `pid` was stopped at any moment since its stop count was `before`: a
+    /// caller waiting on a stopped process is not blamed for the wait.
+    fn was_stopped(&self, pid: u32, before: u64) -> bool {
+        let now = self.stops(pid);
+        now != before || now % 2 == 1
+    }
+
     fn stops(&self, pid: u32) -> u64 {
         self.stops_of
             .lock()
@@ -253,12 +255,35 @@ impl Shared {
     /// Records a wait past `bound`, unless the process waited on was stopped meanwhile.
     fn check_wait(&self, who: &str, pid: u32, stops_before: u64, took: Duration, what: &str) {
         let bound = BUSY + SLACK;
-        if took > bound && self.stops(pid) == stops_before {
+        if took > bound && !self.was_stopped(pid, stops_before) {
             self.overdue.lock().unwrap().push(format!(
-                "{who}: {what} took {took:?}, past the bound of {bound:?}"
+                "{who}: {what} took {took:?}, past the bound of {bound:?}; its threads: {}",
+                threads_of(pid)
             ));
         }
     }
+}
+
+/// What each thread of `pid` is waiting in (the kernel's wait channel), to say where
+/// a wait past its bound is stuck.
+fn threads_of(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "gone".to_owned();
+    };
+    let mut out: Vec<String> = tasks
+        .flatten()
+        .map(|t| {
+            let read = |f: &str| {
+                std::fs::read_to_string(t.path().join(f))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            };
+            format!("{}:{}", read("comm"), read("wchan"))
+        })
+        .collect();
+    out.sort();
+    out.join(" ")
 }
 
 /// Tells every agent thread to stop, and wakes anything still stopped so its thread
@@ -477,7 +502,9 @@ impl Mcp {
         let stops = shared.stops(pid);
         let start = Instant::now();
         shared.calls.fetch_add(1, Ordering::Relaxed);
-        let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        // `method` may carry the tool's name after a space, for messages.
+        let rpc = method.split(' ').next().unwrap_or(method);
+        let line = json!({"jsonrpc": "2.0", "id": id, "method": rpc, "params": params});
         if !self.send(&line.to_string()) {
             return None;
         }
@@ -499,7 +526,7 @@ impl Mcp {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return None,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     let waited = start.elapsed();
-                    let stopped = shared.stops(pid) != stops;
+                    let stopped = shared.was_stopped(pid, stops);
                     if waited > BUSY + SLACK && !stopped {
                         shared.check_wait(&self.name, pid, stops, waited, method);
                         return None;
@@ -564,7 +591,7 @@ fn run_agent(t: &Target, shared: &Shared, name: &str) {
         // lease and the grace period.
         let took = start.elapsed();
         let bound = BUSY * 2 + Duration::from_secs(4 + 1) + SLACK;
-        if took > bound && shared.stops(pid) == stops {
+        if took > bound && !shared.was_stopped(pid, stops) {
             shared
                 .overdue
                 .lock()
@@ -610,7 +637,7 @@ fn wait_bounded(child: &mut Child, shared: &Shared, pid: u32, stops: u64) -> Opt
             Ok(None) => {}
             Err(_) => return None,
         }
-        let limit = if shared.stops(pid) == stops {
+        let limit = if !shared.was_stopped(pid, stops) {
             Duration::from_secs(60)
         } else {
             Duration::from_secs(60) + STOP_FOR
@@ -688,13 +715,17 @@ fn kill9(pid: u32, shared: &Shared) {
     }
 }
 
+/// Stops `pid` for `d`. Its stop count goes up at the stop and again at the resume, so
+/// it is odd exactly while the process is stopped.
 fn stop_for(pid: u32, shared: &Shared, d: Duration) {
-    *shared.stops_of.lock().unwrap().entry(pid).or_default() += 1;
+    let bump = || *shared.stops_of.lock().unwrap().entry(pid).or_default() += 1;
+    bump();
     if signal(pid, "STOP") {
         shared.stops.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(d);
         signal(pid, "CONT");
     }
+    bump();
 }
 
 fn signal(pid: u32, sig: &str) -> bool {
