@@ -125,6 +125,20 @@ impl LockFile {
         Ok(LockFile { file, path })
     }
 
+    /// Opens `path` for locking as a file of its owner's alone: created `0600` if
+    /// missing, never through a symlink, refused unless it is the current user's, and
+    /// made `0600` if others may write it (see [`crate::private::file_within`]). For lock
+    /// files in directories that are tasklease's own and private (the writer queue's,
+    /// `.tasklease/locks/`); `what` names it in messages.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when it cannot be created or opened, or is not private.
+    pub fn open_private(path: impl Into<PathBuf>, what: &str) -> Result<LockFile> {
+        let path = path.into();
+        let file = crate::private::file_within(&path, what)?;
+        Ok(LockFile { file, path })
+    }
+
     /// The path this was opened with.
     pub fn path(&self) -> &Path {
         &self.path

@@ -113,7 +113,20 @@ pub(crate) fn write(record: &Path, holder: &Holder) -> Result<()> {
         )
     };
     let body = serde_json::to_vec(holder).map_err(|e| fail(e.into()))?;
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+    // Created new, never through a symlink, owner-only whatever the umask.
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, crate::private::FILE_MODE);
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, libc::O_NOFOLLOW);
+    }
+    let written = o.open(&tmp).and_then(|mut f| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(crate::private::FILE_MODE))?;
+        }
         f.write_all(&body)?;
         f.write_all(b"\n")
     });

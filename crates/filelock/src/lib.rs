@@ -32,6 +32,9 @@
 //!   before waiting, and hands back a [`Held`]. [`Locks::list`] reports every lock
 //!   and its holder.
 //!
+//! - [`private`]: creating (and checking) the files and directories that must be
+//!   their owner's alone — lock files, the writer queue's, the database's.
+//!
 //! Only the private `file::os` module calls std's `File::lock*`; `clippy.toml` forbids
 //! them everywhere else.
 //!
@@ -63,6 +66,7 @@ mod file;
 pub mod git;
 mod holder;
 mod named;
+pub mod private;
 
 pub use file::{Guard, LockFile, Mode, Wait};
 pub use holder::Holder;

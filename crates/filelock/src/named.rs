@@ -304,11 +304,19 @@ impl Lock {
     ) -> Result<Acquired> {
         if self.name.is_some()
             && let Some(dir) = self.path.parent()
+            && !dir.exists()
         {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::store(format!("cannot create {}", dir.display()), e))?;
+            // Its parent (`.tasklease/`) exists; the directory is ours alone.
+            crate::private::dir(dir, "the lock directory")?;
         }
-        let mut file = LockFile::open(&self.path)?;
+        // Task and state locks live in tasklease's own directory: owner-only, never
+        // through a symlink. Git's lock and a lock on any file are someone else's files.
+        let mut file = match &self.name {
+            Some(Name::Task(_) | Name::State) => {
+                LockFile::open_private(&self.path, "the lock file")?
+            }
+            _ => LockFile::open(&self.path)?,
+        };
         if !file.take(mode, Wait::Try)? {
             if let Some(held) = self.held_by_ancestor(mode)? {
                 return Ok(Acquired::Held(held));

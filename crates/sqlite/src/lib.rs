@@ -236,6 +236,11 @@ impl SqliteStore {
         if opts.create && read_only && !path.exists() {
             return Err(fs::read_only_error(path));
         }
+        if opts.queue && !read_only {
+            // Before anything is written: a queue directory someone else could write is
+            // refused, and a database made beside it would be left behind for nothing.
+            queue::check_dir(path)?;
+        }
         if !opts.create || read_only {
             if !path.exists() {
                 return Err(Error::invalid(
@@ -245,6 +250,9 @@ impl SqliteStore {
             }
         } else {
             create_private(path)?;
+        }
+        if !read_only {
+            check_private(path)?;
         }
         let flags = if read_only {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -481,18 +489,44 @@ impl Drop for Held<'_> {
 /// Creates the file owner-only before SQLite sees it, so the database (and the `-wal`
 /// and `-shm` files SQLite creates with the same mode) is never world-readable.
 fn create_private(path: &Path) -> Result<()> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    match o.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::store(
-            format!("cannot create the database {}", path.display()),
-            e,
-        )),
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Error::store(
+                format!("cannot look at the database {}", path.display()),
+                e,
+            ));
+        }
     }
+    match tasklease_filelock::private::file(path, "the database") {
+        Ok(_) => Ok(()),
+        // Created meanwhile by another `init`: checked with the rest.
+        Err(_) if path.exists() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuses a database, `-wal` or `-shm` that someone else could change (a symlink, not
+/// ours, writable by group or others), and creates a missing `-wal` or `-shm` as ours
+/// alone before SQLite opens it: SQLite follows a symlink planted in their place and
+/// would write its header into whatever file it names. Checked on every writable open
+/// (three `lstat`s): a file swapped in since `init` is as dangerous as one found then.
+fn check_private(path: &Path) -> Result<()> {
+    use tasklease_filelock::private;
+    private::check(path, "the database")?;
+    for (suffix, what) in [
+        ("-wal", "the database's -wal file"),
+        ("-shm", "the database's -shm file"),
+    ] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        if !private::check(&p, what)? {
+            private::file(&p, what)?;
+        }
+    }
+    Ok(())
 }
 
 fn configure(
@@ -1187,30 +1221,10 @@ impl Store for SqliteStore {
         lease: LeaseDuration,
         request: Option<&RequestId>,
     ) -> Result<Option<Lease>> {
-        if let Some(key) = request {
-            // On a turn of its own, not combined through the board: the key must be
-            // looked up and stored in the same transaction as the claim. `run` and the
-            // MCP server claim once per piece of work, not in a tight loop.
-            return self.write_timed(|tx, now, wait| {
-                let prior = prior_leases(tx, now, who, key)?;
-                if !prior.is_empty() {
-                    return Ok(Some(
-                        tasklease_core::retried_grant(key, prior, &[])?.remove(0),
-                    ));
-                }
-                let row = queue::claim_next_stmt(
-                    tx,
-                    &self.clock,
-                    who.as_str(),
-                    lease.as_millis(),
-                    (wait.us, wait.busy),
-                    Some(key.as_str()),
-                )?;
-                row.map(|r| r.into_lease(who.clone())).transpose()
-            });
-        }
         // The hot path: one statement that reads the clock itself and a trigger that
-        // records the event, combined with other processes' claims by the queue.
+        // records the event, combined with other processes' claims by the queue. A
+        // claim key travels on the board with the request: the serving turn looks it
+        // up and stores it in the claim's own transaction.
         let start = self.busy.start();
         self.writable()?;
         let mut inner = self.lock();
@@ -1221,8 +1235,8 @@ impl Store for SqliteStore {
             start,
         };
         match queue {
-            Some(q) => q.claim_next(conn, &claimer, who, lease),
-            None => queue::serve_one(conn, &claimer, who, lease),
+            Some(q) => q.claim_next(conn, &claimer, who, lease, request),
+            None => queue::serve_one(conn, &claimer, who, lease, request),
         }
     }
 

@@ -26,7 +26,35 @@
 //! it was posted, so no claimer is passed over, and a commit is shared by all the
 //! requests in it. A `done` whose lease does not match changes nothing and is answered
 //! "not finished"; its caller then runs it on its own turn, which explains the refusal
-//! exactly as an uncombined `done` would.
+//! exactly as an uncombined `done` would. A claim-next carries its claim key on the
+//! board (the caller's request id, or one this process makes for the request), and
+//! the serving turn looks the caller's key up and stores the key with the lease in
+//! the claim's own transaction, so keyed claims (`run`, MCP) are combined too.
+//!
+//! # Whose files
+//!
+//! Whoever can write `<db>-queue/` can hold the turn for ever, read every request
+//! (agents, tasks, tokens), forge a reply that grants one task to two agents, or plant
+//! a symlink as `board` and have every claimer write into a file of its choosing. So
+//! the directory and everything in it are the owner's alone
+//! ([`tasklease_filelock::private`]): the directory `0700`, files and sockets `0600`,
+//! modes set explicitly whatever the umask, files opened with `O_NOFOLLOW` (and
+//! `O_EXCL` when created). On every open the directory must be ours, not a symlink,
+//! and not writable by group or others — else the open fails (exit 1) with the
+//! `chmod`/`chown` that fixes it; files in it must be ours and not symlinks, and are
+//! made `0600` if they are not (earlier versions' lock files followed the umask).
+//!
+//! # Integrity
+//!
+//! Every byte a reader acts on is inside the record's checksum — the state too — so
+//! a record torn, or changed by anything else (a bug, a stray process, a disk), says
+//! nothing rather than something false; a state change rewrites the whole record. A
+//! reply counts only if its checksum, request number, claimer and operation all match
+//! the request. A claimer whose reply never comes readable does not guess: under the
+//! turn it takes its record off the board and asks the database — a claim by its key
+//! (the grant under that key is its answer, so nothing is left held in the name of an
+//! agent never told of it), a `done` by running it on its own turn (finished now, or a
+//! repeat of its own committed `done`).
 //!
 //! # Failure
 //!
@@ -80,9 +108,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 use tasklease_core::{
-    AgentId, Clock, Error, EventKind, Lease, LeaseDuration, Millis, Result, Status, TaskId, Token,
+    AgentId, Clock, Error, EventKind, Lease, LeaseDuration, Millis, RequestId, Result, Status,
+    TaskId, Token,
 };
-use tasklease_filelock::{Guard, Holder, LockFile, Mode};
+use tasklease_filelock::{Guard, Holder, LockFile, Mode, private};
 
 use crate::busy::Busy;
 use crate::{Ctx, Tx, WaitHook, Waiting, sql, task_id};
@@ -117,14 +146,27 @@ pub(crate) const NAP: Duration = Duration::from_millis(20);
 /// Bytes per board record.
 const REC: usize = 512;
 /// The board's format. A process of another format sees no requests here and serves
-/// its own on its own turn.
-const MAGIC: &[u8; 4] = b"TLQ3";
-/// Record states (byte 4, outside the checksum so a state change is a one-byte write).
+/// its own on its own turn. TLQ4: the state inside the checksum, and a claim key in
+/// every claim-next request.
+const MAGIC: &[u8; 4] = b"TLQ4";
+/// Record states (byte 4). Like every byte a reader acts on, the state is covered by
+/// the checksum, so a state change rewrites the whole record (see "Integrity" above).
 const PENDING: u8 = 1;
 const REPLIED: u8 = 2;
 /// Replied, but written before the commit that grants it: see "Failure" above.
 const DOUBT: u8 = 3;
 const MAX_TEXT: usize = 128;
+/// Where the texts live (each at most [`MAX_TEXT`] bytes; lengths at 24, 26, 28): the
+/// claimer's agent name, the task (claimed, or to finish), a claim-next's key (its
+/// origin at 30: [`KEY_CALLER`] or [`KEY_OURS`]).
+const AGENT_AT: usize = 72;
+const TASK_AT: usize = 200;
+const KEY_AT: usize = 328;
+/// The caller's own request id: looked up, as for any keyed claim, before claiming.
+const KEY_CALLER: u8 = 1;
+/// A key this process made for one request, only ever stored: it finds the grant
+/// again should the reply be lost (see "Integrity" above).
+const KEY_OURS: u8 = 2;
 
 /// One process's handle on the queue.
 pub(crate) struct Queue {
@@ -258,10 +300,19 @@ type Sender = Option<()>;
 /// What a request asks of the turn that serves it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Op {
-    /// Claim the next ready task for a lease of this many milliseconds.
-    ClaimNext { lease_ms: i64 },
+    /// Claim the next ready task for a lease of this many milliseconds, under `key`
+    /// (stored with the lease; looked up first when it is the caller's).
+    ClaimNext { lease_ms: i64, key: Option<Key> },
     /// Finish `task` under the lease whose fencing token is `token`.
     Done { task: String, token: i64 },
+}
+
+/// A claim-next request's key (at most [`MAX_TEXT`] bytes of a request id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Key {
+    text: String,
+    /// The caller's request id, rather than one this process made.
+    caller: bool,
 }
 
 const OP_CLAIM_NEXT: u8 = 0;
@@ -275,6 +326,9 @@ pub(crate) enum Reply {
     /// Whether the task is finished. `false`: its lease did not match and nothing
     /// changed; the caller runs `done` on its own turn to learn why.
     Done(bool),
+    /// Not served here (a claim key granted other tasks than one): nothing changed;
+    /// the caller runs its request on its own turn, which says why.
+    Alone,
 }
 
 /// How a request given to [`Queue::submit`] ended.
@@ -301,24 +355,12 @@ struct Slot {
 impl Queue {
     /// Opens (creating, owner-only) the queue files beside the database at `db`.
     pub(crate) fn open(db: &Path, combine: bool, full: bool, patience: Patience) -> Result<Queue> {
-        let mut dir = db.as_os_str().to_owned();
-        dir.push("-queue");
-        let dir = PathBuf::from(dir);
-        let mut b = std::fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(&dir)
-            .map_err(|e| Error::store(format!("cannot create {}", dir.display()), e))?;
+        let dir = queue_dir(db);
+        // Ours alone, checked on every open: whoever can write here can hold the turn,
+        // read every request and forge replies (see "Whose files" above).
+        private::dir(&dir, "the writer queue's directory")?;
         let turn = open_lock(dir.join("turn"))?;
-        let mut o = std::fs::OpenOptions::new();
-        o.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let board_path = dir.join("board");
-        let board = o
-            .open(&board_path)
-            .map_err(|e| Error::store(format!("cannot open {}", board_path.display()), e))?;
+        let board = private::file_within(&dir.join("board"), "the writer queue's board")?;
         Ok(Queue {
             turn,
             board,
@@ -363,24 +405,44 @@ impl Queue {
         Some(out)
     }
 
-    /// Claims the next task for `agent`, combined with every other pending request.
+    /// Claims the next task for `agent`, combined with every other pending request;
+    /// with `request`, a retry answers with the grant that key already has.
     pub(crate) fn claim_next(
         &mut self,
         conn: &Connection,
         claimer: &Claimer<'_>,
         agent: &AgentId,
         lease: LeaseDuration,
+        request: Option<&RequestId>,
     ) -> Result<Option<Lease>> {
+        // Every request on the board carries a key, so that its grant can be found in
+        // the database whatever happens to the reply.
+        let key = match request {
+            Some(k) => Key {
+                text: k.as_str().to_owned(),
+                caller: true,
+            },
+            // Unique (the time, then this process's request number, which holds its
+            // pid), and rising: each claim's key lands at the end of the key index
+            // rather than on a page of its own (measured: random keys cost combined
+            // claims ~15 % of their throughput).
+            None => Key {
+                text: format!("tlq-{:013x}-{:x}", epoch_us(), self.next_request + 1),
+                caller: false,
+            },
+        };
         let op = Op::ClaimNext {
             lease_ms: lease.as_millis(),
+            key: Some(key),
         };
-        let alone = || serve_one(conn, claimer, agent, lease);
+        let alone = || serve_one(conn, claimer, agent, lease, request);
         match self.submit(conn, claimer.clock, op, agent, alone)? {
             Combined::Off => self.turn(conn, alone),
             Combined::Alone(got) => got,
             Combined::Replied(Reply::Claimed(row)) => {
                 row.map(|r| r.into_lease(agent.clone())).transpose()
             }
+            Combined::Replied(Reply::Alone) => self.turn(conn, alone),
             Combined::Replied(Reply::Done(_)) => Err(lost()),
         }
     }
@@ -437,7 +499,7 @@ impl Queue {
                         &mut self.sender,
                         &self.dir,
                         self.slot.as_ref(),
-                        (slot, self.next_request),
+                        (slot, &req),
                     ))
                 };
                 drop(turn);
@@ -455,8 +517,7 @@ impl Queue {
             None => {
                 self.next_request += 1;
                 write_at(&self.board, &rec, slot)?;
-                let request = self.next_request;
-                Combined::Replied(self.await_reply(conn, clock, (slot, request), &deadline)?)
+                Combined::Replied(self.await_reply(conn, clock, (slot, &req), &deadline)?)
             }
         })
     }
@@ -467,13 +528,14 @@ impl Queue {
     fn withdraw(
         &mut self,
         conn: &Connection,
-        (slot, request): (usize, u64),
+        clock: &Clock,
+        (slot, req): (usize, &Request),
         deadline: &Deadline,
         e: Error,
     ) -> Result<Reply> {
         let mut answered = Vec::new();
         let settled = match take_turn(&mut self.turn, &self.board, &self.patience, deadline) {
-            Ok(_turn) => settle(conn, &self.board, slot, request, e, &mut answered),
+            Ok(_turn) => settle(conn, clock, &self.board, (slot, req), e, &mut answered),
             Err(_) => Err(e),
         };
         wake(&mut self.sender, &self.dir, self.slot.as_ref(), &answered);
@@ -490,15 +552,15 @@ impl Queue {
         &mut self,
         conn: &Connection,
         clock: &Clock,
-        (slot, request): (usize, u64),
+        (slot, req): (usize, &Request),
         deadline: &Deadline,
     ) -> Result<Reply> {
         loop {
             // A failure out here, without the turn, takes the turn to settle the request.
-            match read_reply(&self.board, slot, request) {
+            match read_reply(&self.board, slot, req) {
                 Ok(Some(reply)) => return Ok(reply),
                 Ok(None) => {}
-                Err(e) => return self.withdraw(conn, (slot, request), deadline, e),
+                Err(e) => return self.withdraw(conn, clock, (slot, req), deadline, e),
             }
             let mut failed = None;
             let Some(turn) = (match self.turn.try_lock_exclusive() {
@@ -509,10 +571,10 @@ impl Queue {
                 }
             }) else {
                 if let Some(e) = failed {
-                    return self.withdraw(conn, (slot, request), deadline, e);
+                    return self.withdraw(conn, clock, (slot, req), deadline, e);
                 }
                 if deadline.expired() {
-                    return self.give_up(conn, (slot, request), deadline);
+                    return self.give_up(conn, clock, (slot, req), deadline);
                 }
                 deadline.tell(&self.patience, &self.board);
                 self.sleep();
@@ -527,7 +589,7 @@ impl Queue {
                 &mut self.sender,
                 &self.dir,
                 self.slot.as_ref(),
-                (slot, request),
+                (slot, req),
             );
             drop(turn);
             return self.after_turn(settled);
@@ -540,14 +602,15 @@ impl Queue {
     fn give_up(
         &mut self,
         conn: &Connection,
-        (slot, request): (usize, u64),
+        clock: &Clock,
+        (slot, req): (usize, &Request),
         deadline: &Deadline,
     ) -> Result<Reply> {
         let busy = deadline.busy(&self.board);
         let mut answered = Vec::new();
         let settled = match try_take_turn(&mut self.turn, &self.board, &self.patience.me) {
             // Freed just now: settle as any failed claim does.
-            Some(_turn) => settle(conn, &self.board, slot, request, busy, &mut answered),
+            Some(_turn) => settle(conn, clock, &self.board, (slot, req), busy, &mut answered),
             None => {
                 let _ = write_at(&self.board, &[0u8; REC], slot);
                 Err(in_doubt_busy(busy))
@@ -615,8 +678,14 @@ impl Queue {
                 // can go.
                 let path = self.dir.join(format!("slot-{index:02}.sock"));
                 let _ = std::fs::remove_file(&path);
+                // The socket's mode comes from the umask; set it, like every file here.
                 let wake = std::os::unix::net::UnixDatagram::bind(&path)
-                    .and_then(|w| w.set_read_timeout(Some(NAP)).map(|()| w));
+                    .and_then(|w| w.set_read_timeout(Some(NAP)).map(|()| w))
+                    .and_then(|w| {
+                        use std::os::unix::fs::PermissionsExt;
+                        let mode = std::fs::Permissions::from_mode(private::FILE_MODE);
+                        std::fs::set_permissions(&path, mode).map(|()| w)
+                    });
                 let Ok(wake) = wake else {
                     // No wake-up channel (a path too long for a socket, say): claim on
                     // our own turn from now on, rather than try again at every claim.
@@ -669,7 +738,7 @@ fn serve_board(
     sender: &mut Sender,
     dir: &Path,
     me: Option<&Slot>,
-    (slot, request): (usize, u64),
+    (slot, req): (usize, &Request),
 ) -> Result<Reply> {
     {
         // Our turn: serve the board, and keep serving while requests keep coming —
@@ -715,10 +784,10 @@ fn serve_board(
         // this turn answered it unless an earlier one had; either way the reply is
         // there now, or the request was lost and waiting longer would never end.
         let mut answered = Vec::new();
-        let reply = match served.and_then(|()| read_reply(board, slot, request)) {
+        let reply = match served.and_then(|()| read_reply(board, slot, req)) {
             Ok(Some(reply)) => Ok(reply),
-            Ok(None) => settle(conn, board, slot, request, lost(), &mut answered),
-            Err(e) => settle(conn, board, slot, request, e, &mut answered),
+            Ok(None) => settle(conn, clock, board, (slot, req), lost(), &mut answered),
+            Err(e) => settle(conn, clock, board, (slot, req), e, &mut answered),
         };
         wake(sender, dir, me, &answered);
         reply
@@ -745,14 +814,26 @@ fn wake(sender: &mut Sender, dir: &Path, me: Option<&Slot>, slots: &[usize]) {
 #[cfg(not(unix))]
 fn wake(_: &mut Sender, _: &Path, _: Option<&Slot>, _: &[usize]) {}
 
-/// One claim-next on its own, as the store runs it: the statement, then the row mapped.
+/// One claim-next on its own, as the store runs it: the statement, then the row
+/// mapped. With `request`, a live grant under that key answers instead (see
+/// [`keyed_grant`]).
 pub(crate) fn serve_one(
     conn: &Connection,
     claimer: &Claimer<'_>,
     agent: &AgentId,
     lease: LeaseDuration,
+    request: Option<&RequestId>,
 ) -> Result<Option<Lease>> {
     let tx = Tx::begin(conn, Tx::IMMEDIATE)?;
+    if let Some(key) = request {
+        let now = crate::read_now(&tx, claimer.clock)?;
+        let prior = crate::prior_leases(&tx, now, agent, key)?;
+        if !prior.is_empty() {
+            return Ok(Some(
+                tasklease_core::retried_grant(key, prior, &[])?.remove(0),
+            ));
+        }
+    }
     let wait = claimer.busy.waited(claimer.start);
     let got = claim_next_stmt(
         &tx,
@@ -760,10 +841,26 @@ pub(crate) fn serve_one(
         agent.as_str(),
         lease.as_millis(),
         (wait.us, wait.busy),
-        None,
+        request.map(RequestId::as_str),
     )?;
     tx.commit()?;
     got.map(|r| r.into_lease(agent.clone())).transpose()
+}
+
+/// The live grant to `agent` under `key`, as a reply: `Some(Claimed)` for exactly
+/// one, `Some(Alone)` for several (a key used for a batch: the caller's own turn says
+/// why), `None` for none.
+fn keyed_grant(conn: &Connection, clock: &Clock, agent: &str, key: &str) -> Result<Option<Reply>> {
+    let (Ok(agent), Ok(key)) = (AgentId::new(agent), RequestId::new(key)) else {
+        return Ok(None);
+    };
+    let now = crate::read_now(conn, clock)?;
+    let mut prior = crate::prior_leases(conn, now, &agent, &key)?;
+    Ok(match prior.len() {
+        0 => None,
+        1 => Some(Reply::Claimed(Some(Row::from(prior.remove(0))))),
+        _ => Some(Reply::Alone),
+    })
 }
 
 /// What the claim statement returned.
@@ -774,6 +871,18 @@ pub(crate) struct Row {
     assigned_at: i64,
     lock_until: i64,
     version: i64,
+}
+
+impl From<Lease> for Row {
+    fn from(l: Lease) -> Row {
+        Row {
+            id: l.task.to_string(),
+            token: l.token.0,
+            assigned_at: l.assigned_at.0,
+            lock_until: l.lock_until.0,
+            version: l.version,
+        }
+    }
 }
 
 impl Row {
@@ -832,31 +941,52 @@ fn lost() -> Error {
     )
 }
 
-/// Settles `request` after `e` stopped its claim, under the turn (so no turn is
-/// serving the board meanwhile): if a turn answered it already (a reply in doubt is
-/// first checked against the database), that reply stands and is the answer — the task
-/// is claimed, and the caller must learn it. Otherwise the request comes off the board,
-/// so no later turn claims for a caller told it failed, and `e` is the answer. Other
-/// slots whose replies it settles from doubt are added to `answered`, to be woken.
+/// Settles `req` after `e` stopped its claim, under the turn (so no turn is serving
+/// the board meanwhile): if a turn answered it already (a reply in doubt is first
+/// checked against the database), that reply stands and is the answer — the task is
+/// claimed, and the caller must learn it. If the slot holds our request still pending,
+/// it comes off the board, so no later turn claims for a caller told it failed, and
+/// `e` is the answer. Anything else in the slot — a record torn for good, tampered
+/// with, or someone else's — says nothing about our request, so the database is asked
+/// (see "Integrity" above): a claim by its key, a `done` by running it again on the
+/// caller's own turn. Other slots whose replies it settles from doubt are added to
+/// `answered`, to be woken.
 fn settle(
     conn: &Connection,
+    clock: &Clock,
     board: &File,
-    slot: usize,
-    request: u64,
+    (slot, req): (usize, &Request),
     e: Error,
     answered: &mut Vec<usize>,
 ) -> Result<Reply> {
     match resolve_doubts(conn, board) {
         Ok(slots) => answered.extend(slots),
         // Committed or not, nobody can tell now: say so rather than drop it.
-        Err(_) if in_doubt(board, slot, request) => return Err(lost()),
+        Err(_) if in_doubt(board, slot, req.id) => return Err(lost()),
         Err(_) => {}
     }
-    if let Ok(Some(reply)) = read_reply(board, slot, request) {
+    if let Ok(Some(reply)) = read_reply(board, slot, req) {
         return Ok(reply);
     }
+    let still_pending = {
+        let mut rec = [0u8; REC];
+        read_at(board, &mut rec, (slot + 1) * REC)? == REC
+            && decode_request(&rec).is_some_and(|r| r.id == req.id && r.agent == req.agent)
+    };
     write_at(board, &[0u8; REC], slot)?;
-    Err(e)
+    if still_pending {
+        return Err(e);
+    }
+    match &req.op {
+        Op::ClaimNext { key: Some(key), .. } => {
+            match keyed_grant(conn, clock, &req.agent, &key.text)? {
+                Some(reply) => Ok(reply),
+                None => Err(e),
+            }
+        }
+        Op::ClaimNext { key: None, .. } => Err(e),
+        Op::Done { .. } => Ok(Reply::Done(false)),
+    }
 }
 
 /// Whether this slot's record answers `request` in doubt (or cannot be read).
@@ -959,7 +1089,6 @@ fn commit_claims(
     pending: Vec<(usize, Request)>,
 ) -> Result<Vec<usize>> {
     let tx = Tx::begin(conn, Tx::IMMEDIATE)?;
-    let mut rec = [0u8; REC];
     let mut now = None;
     let mut slots = Vec::with_capacity(pending.len());
     #[cfg(debug_assertions)]
@@ -968,14 +1097,23 @@ fn commit_claims(
         // Waiting in the queue is a combined claim's wait; nobody retried.
         let wait = (epoch_us() - req.posted_us).max(0);
         let reply = match &req.op {
-            Op::ClaimNext { lease_ms } => Reply::Claimed(claim_next_stmt(
-                &tx,
-                clock,
-                &req.agent,
-                *lease_ms,
-                (wait, 0),
-                None,
-            )?),
+            Op::ClaimNext { lease_ms, key } => {
+                let prior = match key {
+                    Some(k) if k.caller => keyed_grant(&tx, clock, &req.agent, &k.text)?,
+                    _ => None,
+                };
+                match prior {
+                    Some(reply) => reply,
+                    None => Reply::Claimed(claim_next_stmt(
+                        &tx,
+                        clock,
+                        &req.agent,
+                        *lease_ms,
+                        (wait, 0),
+                        key.as_ref().map(|k| k.text.as_str()),
+                    )?),
+                }
+            }
             Op::Done { task, token } => {
                 // Claims read the clock in their statement; `done` takes the
                 // transaction's instant, read once.
@@ -986,9 +1124,10 @@ fn commit_claims(
                 Reply::Done(crate::done_in(&tx, now, task, *token, &req.agent)?)
             }
         };
+        let mut rec = [0u8; REC];
         encode_record(&mut rec, DOUBT, &req, Some(&reply));
         write_at(board, &rec, slot)?;
-        slots.push(slot);
+        slots.push((slot, rec));
         #[cfg(debug_assertions)]
         agents.push(req.agent);
     }
@@ -1001,10 +1140,10 @@ fn commit_claims(
     }
     #[cfg(debug_assertions)]
     failpoint("queue-after-commit", &agents);
-    for &slot in &slots {
-        set_state(board, slot, REPLIED)?;
+    for (slot, rec) in &mut slots {
+        restate(board, *slot, rec, REPLIED)?;
     }
-    Ok(slots)
+    Ok(slots.into_iter().map(|(slot, _)| slot).collect())
 }
 
 /// Test builds only: with `TASKLEASE_FAILPOINT=queue-after-commit`, a serving process
@@ -1039,7 +1178,15 @@ fn settle_doubt(conn: &Connection, board: &File, slot: usize, rec: &[u8]) -> Res
         Some(req) => took_effect(conn, &req, &decode_reply_fields(rec)?)?,
         None => false,
     };
-    set_state(board, slot, if committed { REPLIED } else { PENDING })?;
+    let mut rec: [u8; REC] = rec
+        .try_into()
+        .map_err(|_| Error::store("read a queue record", "a record of the wrong size"))?;
+    restate(
+        board,
+        slot,
+        &mut rec,
+        if committed { REPLIED } else { PENDING },
+    )?;
     Ok(committed)
 }
 
@@ -1079,19 +1226,20 @@ fn set_synchronous(conn: &Connection, level: &str) -> Result<()> {
 /// Writes a record: the request, and (unless pending) its reply beside it, so a reply
 /// in doubt can go back up as the request it answers.
 ///
-/// Layout, little-endian: 0..4 magic, 4 state, 5 the reply (a task claimed, or the
-/// task finished), 6 FULL asked, 7 the operation, 8..16 request number, 16..24 lease
-/// ms, 24..26 agent length, 32..40 posted (µs), 64..192 agent; 192..194 task id
-/// length, 200..208 token, 208..216 assigned at, 216..224 lease end, 224..232
-/// version, 256..384 task id (the task claimed, or the task to finish and its token);
-/// 508..512 checksum.
+/// Layout, little-endian: 0..4 magic, 4 state, 5 the reply (0 nothing claimed or not
+/// finished, 1 claimed or finished, 2 run it alone), 6 FULL asked, 7 the operation,
+/// 8..16 request number, 16..24 lease ms, 24..26 agent length, 26..28 task id length,
+/// 28..30 key length, 30 key origin, 32..40 posted (µs), 40..48 token, 48..56
+/// assigned at, 56..64 lease end, 64..72 version, 72..200 agent, 200..328 task id (the
+/// task claimed, or the task to finish and its token), 328..456 key; 508..512
+/// checksum of everything before it.
 fn encode_record(rec: &mut [u8; REC], state: u8, req: &Request, reply: Option<&Reply>) {
     fn put_task(rec: &mut [u8; REC], id: &str, token: i64) {
         let id = id.as_bytes();
         let len = id.len().min(MAX_TEXT);
-        rec[192..194].copy_from_slice(&(len as u16).to_le_bytes());
-        rec[200..208].copy_from_slice(&token.to_le_bytes());
-        rec[256..256 + len].copy_from_slice(&id[..len]);
+        rec[26..28].copy_from_slice(&(len as u16).to_le_bytes());
+        rec[40..48].copy_from_slice(&token.to_le_bytes());
+        rec[TASK_AT..TASK_AT + len].copy_from_slice(&id[..len]);
     }
     let a = req.agent.as_bytes();
     let a = &a[..a.len().min(MAX_TEXT)];
@@ -1102,11 +1250,17 @@ fn encode_record(rec: &mut [u8; REC], state: u8, req: &Request, reply: Option<&R
     rec[8..16].copy_from_slice(&req.id.to_le_bytes());
     rec[24..26].copy_from_slice(&(a.len() as u16).to_le_bytes());
     rec[32..40].copy_from_slice(&req.posted_us.to_le_bytes());
-    rec[64..64 + a.len()].copy_from_slice(a);
+    rec[AGENT_AT..AGENT_AT + a.len()].copy_from_slice(a);
     match &req.op {
-        Op::ClaimNext { lease_ms } => {
+        Op::ClaimNext { lease_ms, key } => {
             rec[7] = OP_CLAIM_NEXT;
             rec[16..24].copy_from_slice(&lease_ms.to_le_bytes());
+            if let Some(key) = key {
+                let k = &key.text.as_bytes()[..key.text.len().min(MAX_TEXT)];
+                rec[28..30].copy_from_slice(&(k.len() as u16).to_le_bytes());
+                rec[30] = if key.caller { KEY_CALLER } else { KEY_OURS };
+                rec[KEY_AT..KEY_AT + k.len()].copy_from_slice(k);
+            }
         }
         Op::Done { task, token } => {
             rec[7] = OP_DONE;
@@ -1117,11 +1271,12 @@ fn encode_record(rec: &mut [u8; REC], state: u8, req: &Request, reply: Option<&R
         Some(Reply::Claimed(Some(r))) => {
             rec[5] = 1;
             put_task(rec, &r.id, r.token);
-            rec[208..216].copy_from_slice(&r.assigned_at.to_le_bytes());
-            rec[216..224].copy_from_slice(&r.lock_until.to_le_bytes());
-            rec[224..232].copy_from_slice(&r.version.to_le_bytes());
+            rec[48..56].copy_from_slice(&r.assigned_at.to_le_bytes());
+            rec[56..64].copy_from_slice(&r.lock_until.to_le_bytes());
+            rec[64..72].copy_from_slice(&r.version.to_le_bytes());
         }
         Some(Reply::Done(finished)) => rec[5] = u8::from(*finished),
+        Some(Reply::Alone) => rec[5] = 2,
         Some(Reply::Claimed(None)) | None => {}
     }
     seal(rec);
@@ -1160,14 +1315,30 @@ fn decode_request_fields(rec: &[u8]) -> Option<Request> {
     let field =
         |r: std::ops::Range<usize>| i64::from_le_bytes(rec[r].try_into().unwrap_or_default());
     let len = usize::from(u16::from_le_bytes([rec[24], rec[25]])).min(MAX_TEXT);
-    let agent = std::str::from_utf8(&rec[64..64 + len]).ok()?.to_owned();
+    let agent = std::str::from_utf8(&rec[AGENT_AT..AGENT_AT + len])
+        .ok()?
+        .to_owned();
     let op = match rec[7] {
-        OP_CLAIM_NEXT => Op::ClaimNext {
-            lease_ms: field(16..24),
-        },
+        OP_CLAIM_NEXT => {
+            let len = usize::from(u16::from_le_bytes([rec[28], rec[29]]));
+            let key = match rec[30] {
+                _ if len == 0 || len > MAX_TEXT => None,
+                origin @ (KEY_CALLER | KEY_OURS) => Some(Key {
+                    text: std::str::from_utf8(&rec[KEY_AT..KEY_AT + len])
+                        .ok()?
+                        .to_owned(),
+                    caller: origin == KEY_CALLER,
+                }),
+                _ => return None,
+            };
+            Op::ClaimNext {
+                lease_ms: field(16..24),
+                key,
+            }
+        }
         OP_DONE => Op::Done {
             task: task_text(rec).ok()?,
-            token: field(200..208),
+            token: field(40..48),
         },
         _ => return None,
     };
@@ -1182,21 +1353,23 @@ fn decode_request_fields(rec: &[u8]) -> Option<Request> {
 
 /// The task id of a record (claimed, or to finish).
 fn task_text(rec: &[u8]) -> Result<String> {
-    let len = usize::from(u16::from_le_bytes([rec[192], rec[193]])).min(MAX_TEXT);
-    std::str::from_utf8(&rec[256..256 + len])
+    let len = usize::from(u16::from_le_bytes([rec[26], rec[27]])).min(MAX_TEXT);
+    std::str::from_utf8(&rec[TASK_AT..TASK_AT + len])
         .map(str::to_owned)
         .map_err(|_| Error::store("read a queue record", "the task id is not UTF-8"))
 }
 
-/// This slot's reply to `request`, if it has arrived: `Some(None)` means "nothing was
-/// ready".
-fn read_reply(board: &File, slot: usize, request: u64) -> Result<Option<Reply>> {
+/// This slot's reply to `req`, if it has arrived: `Some(None)` means "nothing was
+/// ready". A reply counts only when its checksum, request number, claimer and
+/// operation all match the request.
+fn read_reply(board: &File, slot: usize, req: &Request) -> Result<Option<Reply>> {
     let mut rec = [0u8; REC];
     if read_at(board, &mut rec, (slot + 1) * REC)? < REC || rec[4] != REPLIED || !valid(&rec) {
         return Ok(None);
     }
-    if u64::from_le_bytes(rec[8..16].try_into().unwrap_or_default()) != request {
-        return Ok(None);
+    match decode_request_fields(&rec) {
+        Some(r) if r.id == req.id && r.agent == req.agent && r.op == req.op => {}
+        _ => return Ok(None),
     }
     decode_reply_fields(&rec).map(Some)
 }
@@ -1206,28 +1379,29 @@ fn decode_reply_fields(rec: &[u8]) -> Result<Reply> {
     if rec[7] == OP_DONE {
         return Ok(Reply::Done(rec[5] == 1));
     }
-    if rec[5] == 0 {
-        return Ok(Reply::Claimed(None));
+    match rec[5] {
+        0 => return Ok(Reply::Claimed(None)),
+        2 => return Ok(Reply::Alone),
+        _ => {}
     }
     let field =
         |r: std::ops::Range<usize>| i64::from_le_bytes(rec[r].try_into().unwrap_or_default());
     Ok(Reply::Claimed(Some(Row {
         id: task_text(rec)?,
-        token: field(200..208),
-        assigned_at: field(208..216),
-        lock_until: field(216..224),
-        version: field(224..232),
+        token: field(40..48),
+        assigned_at: field(48..56),
+        lock_until: field(56..64),
+        version: field(64..72),
     })))
 }
 
-/// FNV-1a over the record but its state byte, stored in its last four bytes: a torn
-/// read (a record read while another process rewrites it) fails the check and is read
-/// again later. The state is left out so that changing it is a one-byte write, which
-/// cannot tear.
+/// FNV-1a over the whole record but the checksum itself, stored in its last four
+/// bytes. Every byte a reader acts on is covered — the state too — so a torn read (a
+/// record read while another process rewrites it) or a byte changed by anything else
+/// fails the check, and the record says nothing. (FNV-1a changes with any one byte.)
 fn checksum(rec: &[u8]) -> u32 {
     let fnv = |h: u32, b: &u8| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-    let h = rec[..4].iter().fold(0x811c_9dc5u32, fnv);
-    rec[5..REC - 4].iter().fold(h, fnv)
+    rec[..REC - 4].iter().fold(0x811c_9dc5u32, fnv)
 }
 
 fn seal(rec: &mut [u8; REC]) {
@@ -1239,20 +1413,12 @@ fn valid(rec: &[u8]) -> bool {
     rec.len() == REC && &rec[0..4] == MAGIC && rec[REC - 4..] == checksum(rec).to_le_bytes()
 }
 
-/// Changes a slot's record state in place.
-fn set_state(board: &File, slot: usize, state: u8) -> Result<()> {
-    let offset = ((slot + 1) * REC + 4) as u64;
-    #[cfg(unix)]
-    let r = std::os::unix::fs::FileExt::write_all_at(board, &[state], offset);
-    #[cfg(windows)]
-    let r = std::os::windows::fs::FileExt::seek_write(board, &[state], offset).and_then(|n| {
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(std::io::Error::other("short write"))
-        }
-    });
-    r.map_err(|e| Error::store("write the writer queue's board", e))
+/// Changes a slot's record state: the whole record, sealed again (the state is inside
+/// the checksum).
+fn restate(board: &File, slot: usize, rec: &mut [u8; REC], state: u8) -> Result<()> {
+    rec[4] = state;
+    seal(rec);
+    write_at(board, rec, slot)
 }
 
 /// `busy`, saying that a stopped server may still grant the request it gave up on.
@@ -1278,18 +1444,33 @@ fn in_doubt_busy(busy: Error) -> Error {
 /// Opens one of the queue's lock files. Its directory missing is not bad input (the
 /// caller named no path): the queue directory was removed while this process ran.
 fn open_lock(path: PathBuf) -> Result<LockFile> {
-    LockFile::open(&path).map_err(|e| match e {
-        Error::Invalid { message, .. } => Error::store(
-            format!(
-                "cannot open the writer queue's lock file {} (was the queue directory \
-                 removed while tasklease ran? it is recreated by the next process to \
-                 open the database)",
-                path.display()
-            ),
-            message,
-        ),
+    LockFile::open_private(&path, "the writer queue's lock file").map_err(|e| match e {
+        Error::Store { context, source }
+            if std::fs::metadata(path.parent().unwrap_or(Path::new("."))).is_err() =>
+        {
+            Error::Store {
+                context: format!(
+                    "{context} (was the queue directory removed while tasklease ran? it \
+                     is recreated by the next process to open the database)"
+                ),
+                source,
+            }
+        }
         e => e,
     })
+}
+
+/// Refuses the writer queue's directory beside the database at `db` if it exists and
+/// is not ours alone (see [`private::check`]).
+pub(crate) fn check_dir(db: &Path) -> Result<()> {
+    private::check(&queue_dir(db), "the writer queue's directory").map(|_| ())
+}
+
+/// The writer queue's directory beside the database at `db`.
+fn queue_dir(db: &Path) -> PathBuf {
+    let mut dir = db.as_os_str().to_owned();
+    dir.push("-queue");
+    PathBuf::from(dir)
 }
 
 /// Records `me` as the turn's holder, in the board's first record. Best effort: the
@@ -1334,9 +1515,7 @@ fn read_holder(board: &File) -> Option<Holder> {
 
 /// The writer turn of the database at `db`: whether it is held, and by whom.
 pub(crate) fn turn_state(db: &Path) -> Result<Option<(bool, Option<Holder>, PathBuf)>> {
-    let mut dir = db.as_os_str().to_owned();
-    dir.push("-queue");
-    let dir = PathBuf::from(dir);
+    let dir = queue_dir(db);
     let path = dir.join("turn");
     // On a read-only mount nobody can write, so nobody holds a turn worth showing, and
     // the lock file could not be opened to look: reads must keep working there.
@@ -1410,7 +1589,14 @@ mod tests {
         let lease_ms = LeaseDuration::DEFAULT.as_millis();
         Request {
             full,
-            ..request(id, agent, Op::ClaimNext { lease_ms })
+            ..request(
+                id,
+                agent,
+                Op::ClaimNext {
+                    lease_ms,
+                    key: None,
+                },
+            )
         }
     }
 
@@ -1427,10 +1613,18 @@ mod tests {
         let lease_ms = LeaseDuration::DEFAULT.as_millis();
         assert_eq!(
             (req.id, req.agent.as_str(), &req.op, req.full),
-            (7, "agent-x", &Op::ClaimNext { lease_ms }, true)
+            (
+                7,
+                "agent-x",
+                &Op::ClaimNext {
+                    lease_ms,
+                    key: None
+                },
+                true
+            )
         );
         assert!((epoch_us() - req.posted_us).abs() < 60_000_000);
-        rec[70] ^= 1;
+        rec[AGENT_AT + 6] ^= 1;
         assert_eq!(decode_request(&rec), None, "a torn record must not decode");
         let row = Row {
             id: "T-9".into(),
@@ -1444,9 +1638,15 @@ mod tests {
         assert!(valid(&rec));
         let got = claimed(decode_reply_fields(&rec).unwrap()).expect("a row");
         assert_eq!((got.id.as_str(), got.token, got.lock_until), ("T-9", 3, 20));
-        // The state is outside the checksum: flipping it keeps the record whole and
-        // the request beside the reply.
+        // The state is inside the checksum: changing it alone makes the record say
+        // nothing; restated and sealed, the request is back beside the reply.
         rec[4] = PENDING;
+        assert_eq!(
+            decode_request(&rec),
+            None,
+            "a state changed alone must not decode"
+        );
+        seal(&mut rec);
         assert_eq!(decode_request(&rec), Some(req));
         // A done request keeps its task and token beside its answer.
         let task = "T-9".to_owned();
@@ -1457,6 +1657,7 @@ mod tests {
             Reply::Done(true)
         ));
         rec[4] = PENDING;
+        seal(&mut rec);
         assert_eq!(decode_request(&rec), Some(done));
     }
 
@@ -1464,7 +1665,7 @@ mod tests {
     fn claimed(reply: Reply) -> Option<Row> {
         match reply {
             Reply::Claimed(row) => row,
-            Reply::Done(_) => panic!("a done reply where a claim was expected"),
+            Reply::Done(_) | Reply::Alone => panic!("{reply:?} where a claim was expected"),
         }
     }
 
@@ -1516,7 +1717,7 @@ mod tests {
                 busy: &b,
                 start: Instant::now(),
             };
-            let got = q.claim_next(&conn, &claimer, &agent, LeaseDuration::DEFAULT);
+            let got = q.claim_next(&conn, &claimer, &agent, LeaseDuration::DEFAULT, None);
             let _ = tx.send(got);
         });
         rx
@@ -1609,10 +1810,10 @@ mod tests {
                 start: Instant::now(),
             };
             // A first claim takes the slot; the second is the one that gets lost.
-            let first = q.claim_next(&conn, &claimer, &agent, LeaseDuration::DEFAULT);
+            let first = q.claim_next(&conn, &claimer, &agent, LeaseDuration::DEFAULT, None);
             ready.send(first.unwrap().unwrap().task).unwrap();
             gone.recv().unwrap();
-            let _ = tx.send(q.claim_next(&conn, &claimer, &agent, LeaseDuration::DEFAULT));
+            let _ = tx.send(q.claim_next(&conn, &claimer, &agent, LeaseDuration::DEFAULT, None));
         });
         let first = has_slot.recv_timeout(Duration::from_secs(10)).unwrap();
         let held = turn.lock_exclusive().unwrap();
@@ -1626,7 +1827,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         };
         let mut rec = [0u8; REC];
-        let stray = request(12_345, "someone", Op::ClaimNext { lease_ms: 1 });
+        let stray = request(
+            12_345,
+            "someone",
+            Op::ClaimNext {
+                lease_ms: 1,
+                key: None,
+            },
+        );
         encode_record(&mut rec, REPLIED, &stray, None);
         write_at(&board, &rec, slot).unwrap();
         drop(held);
@@ -1848,17 +2056,17 @@ mod tests {
         }
         let granted = granted.unwrap();
         // Neither claimer may take a reply in doubt.
-        assert!(read_reply(&board, 0, 1).unwrap().is_none());
-        assert!(read_reply(&board, 1, 2).unwrap().is_none());
+        assert!(read_reply(&board, 0, &committed).unwrap().is_none());
+        assert!(read_reply(&board, 1, &lost).unwrap().is_none());
         let mut woken = serve_all(&conn, &Clock::Database, &board, false).unwrap();
         woken.sort_unstable();
         assert_eq!(woken, [0, 1]);
-        let first = claimed(read_reply(&board, 0, 1).unwrap().unwrap()).unwrap();
+        let first = claimed(read_reply(&board, 0, &committed).unwrap().unwrap()).unwrap();
         assert_eq!(
             (first.id.as_str(), first.token),
             (granted.id.as_str(), granted.token)
         );
-        let second = claimed(read_reply(&board, 1, 2).unwrap().unwrap()).unwrap();
+        let second = claimed(read_reply(&board, 1, &lost).unwrap().unwrap()).unwrap();
         let mut held = assignees(&path);
         held.sort();
         let mut want = vec![
@@ -1894,7 +2102,10 @@ mod tests {
 
         queue.turn(&conn, || Ok(())).unwrap();
 
-        assert!(read_reply(&queue.board, 3, 1).unwrap().is_some(), "settled");
+        assert!(
+            read_reply(&queue.board, 3, &req).unwrap().is_some(),
+            "settled"
+        );
         let mut b = [0u8; 1];
         sleeper.recv(&mut b).expect("the claimer was woken");
     }
@@ -1921,7 +2132,7 @@ mod tests {
             let task = task.id.clone();
             request(id, "a", Op::Done { task, token })
         };
-        let reply = |slot: usize, id: u64| match read_reply(&board, slot, id).unwrap() {
+        let reply = |slot: usize, req: &Request| match read_reply(&board, slot, req).unwrap() {
             Some(Reply::Done(finished)) => finished,
             other => panic!("slot {slot}: {other:?}"),
         };
@@ -1932,40 +2143,39 @@ mod tests {
             .unwrap()
         };
         let mut rec = [0u8; REC];
-        encode_record(&mut rec, PENDING, &done(1, &t1, t1.token), None);
+        let (r1, r2) = (done(1, &t1, t1.token), done(2, &t2, t2.token + 1));
+        encode_record(&mut rec, PENDING, &r1, None);
         write_at(&board, &rec, 0).unwrap();
-        encode_record(&mut rec, PENDING, &done(2, &t2, t2.token + 1), None);
+        encode_record(&mut rec, PENDING, &r2, None);
         write_at(&board, &rec, 1).unwrap();
         assert_eq!(
             serve_all(&conn, &Clock::Database, &board, false).unwrap(),
             [0, 1]
         );
-        assert!(reply(0, 1), "the matching lease is finished");
-        assert!(!reply(1, 2), "a stale token finishes nothing");
+        assert!(reply(0, &r1), "the matching lease is finished");
+        assert!(!reply(1, &r2), "a stale token finishes nothing");
         assert_eq!(
             (status(&t1), status(&t2)),
             ("done".into(), "in_progress".into())
         );
         // A writer that died after committing t3's done, and one that died before
         // committing t2's: both replies in doubt.
-        for (slot, req, task, commit) in [
-            (0, done(3, &t3, t3.token), &t3, true),
-            (1, done(4, &t2, t2.token), &t2, false),
-        ] {
+        let (r3, r4) = (done(3, &t3, t3.token), done(4, &t2, t2.token));
+        for (slot, req, task, commit) in [(0, &r3, &t3, true), (1, &r4, &t2, false)] {
             let tx = Tx::begin(&conn, Tx::IMMEDIATE).unwrap();
             let now = crate::read_now(&tx, &Clock::Database).unwrap();
             assert!(crate::done_in(&tx, now, &task.id, task.token, "a").unwrap());
-            encode_record(&mut rec, DOUBT, &req, Some(&Reply::Done(true)));
+            encode_record(&mut rec, DOUBT, req, Some(&Reply::Done(true)));
             write_at(&board, &rec, slot).unwrap();
             if commit {
                 tx.commit().unwrap();
             }
         }
-        assert!(read_reply(&board, 0, 3).unwrap().is_none());
+        assert!(read_reply(&board, 0, &r3).unwrap().is_none());
         let mut woken = serve_all(&conn, &Clock::Database, &board, false).unwrap();
         woken.sort_unstable();
         assert_eq!(woken, [0, 1]);
-        assert!(reply(0, 3) && reply(1, 4));
+        assert!(reply(0, &r3) && reply(1, &r4));
         for t in [&t1, &t2, &t3] {
             assert_eq!(status(t), "done");
             let dones: i64 = conn
@@ -2002,14 +2212,21 @@ mod tests {
             (again.id.as_str(), again.token),
             (first.id.as_str(), first.token + 1)
         );
-        let req = request(1, "a", Op::ClaimNext { lease_ms: 1000 });
+        let req = request(
+            1,
+            "a",
+            Op::ClaimNext {
+                lease_ms: 1000,
+                key: None,
+            },
+        );
         let mut rec = [0u8; REC];
         encode_record(&mut rec, DOUBT, &req, Some(&Reply::Claimed(Some(again))));
         write_at(&board, &rec, 0).unwrap();
         drop(tx);
         clock.advance(1);
         assert_eq!(serve_all(&conn, &clock, &board, false).unwrap(), [0]);
-        let told = claimed(read_reply(&board, 0, 1).unwrap().unwrap()).expect("a task");
+        let told = claimed(read_reply(&board, 0, &req).unwrap().unwrap()).expect("a task");
         let fence: i64 = conn
             .query_row("SELECT fence FROM tasks WHERE id = ?1", [&told.id], |r| {
                 r.get(0)
@@ -2019,5 +2236,187 @@ mod tests {
             told.token, fence,
             "the claimer was told of a token nobody holds"
         );
+    }
+
+    /// Every byte of a board record changed (each bit flipped, and the whole byte), at
+    /// each step of a claim-next and of a `done` — request pending, reply in doubt
+    /// (committed, and rolled back), replied — and then the next turn and the claimer
+    /// play their part: nobody is told anything the database does not say, and
+    /// nothing is left held in the name of an agent never told of it. The state byte
+    /// used to sit outside the checksum: one byte made a rolled-back claim "replied"
+    /// (a grant the database never made), and a lost reply left a phantom lease.
+    #[test]
+    fn a_changed_byte_never_makes_the_board_lie() {
+        #[derive(Clone, Copy, Debug)]
+        enum Step {
+            Pending,
+            Doubt { commit: bool },
+            Replied,
+        }
+        let (_dir, path) = fixture(9000);
+        let board = Queue::open(&path, true, false, test_patience())
+            .unwrap()
+            .board;
+        let conn = connect(&path, Duration::from_secs(5));
+        let clock = Clock::Database;
+        let lease_ms = LeaseDuration::DEFAULT.as_millis();
+        // (task, fence, lock_until, status) of the tasks `agent` holds or finished.
+        conn.pragma_update(None, "synchronous", "OFF").unwrap();
+        conn.execute_batch("CREATE INDEX test_assignee ON tasks (assignee)")
+            .unwrap();
+        // (task, fence, lock_until, status) of the tasks `agent` holds, and of `task`
+        // (the one its `done` was for) if done.
+        let rows_of = |agent: &str, task: Option<&str>| -> Vec<(String, i64, i64, String)> {
+            let mut s = conn
+                .prepare_cached(
+                    "SELECT id, fence, coalesce(lock_until, 0), status FROM tasks \
+                     WHERE assignee = ?1 \
+                     UNION ALL SELECT id, fence, 0, status FROM tasks \
+                     WHERE id = ?2 AND status = 'done'",
+                )
+                .unwrap();
+            s.query_map(rusqlite::params![agent, task], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+        };
+        let steps = [
+            Step::Pending,
+            Step::Doubt { commit: true },
+            Step::Doubt { commit: false },
+            Step::Replied,
+        ];
+        let mut n = 0u64;
+        for done_op in [false, true] {
+            for step in steps {
+                for at in 0..REC {
+                    for flip in [0x01u8, 0xff] {
+                        n += 1;
+                        let agent = format!("a{n}");
+                        let what = format!("{step:?} done={done_op} byte {at} ^{flip:#x}");
+                        // A done needs a lease to finish: the agent's own, claimed now.
+                        let held = done_op.then(|| {
+                            claim_next_stmt(&conn, &clock, &agent, lease_ms, (0, 0), None)
+                                .unwrap()
+                                .expect("a task")
+                        });
+                        let op = match &held {
+                            None => Op::ClaimNext {
+                                lease_ms,
+                                key: Some(Key {
+                                    text: format!("tlq-test-{n:x}"),
+                                    caller: false,
+                                }),
+                            },
+                            Some(row) => Op::Done {
+                                task: row.id.clone(),
+                                token: row.token,
+                            },
+                        };
+                        let req = Request {
+                            id: n,
+                            agent: agent.clone(),
+                            posted_us: epoch_us(),
+                            full: false,
+                            op,
+                        };
+                        let mut rec = [0u8; REC];
+                        if let Step::Pending = step {
+                            encode_record(&mut rec, PENDING, &req, None);
+                            write_at(&board, &rec, 0).unwrap();
+                        } else {
+                            // As `commit_claims` does: the reply in doubt, the commit,
+                            // then the record restated as answered.
+                            let tx = Tx::begin(&conn, Tx::IMMEDIATE).unwrap();
+                            let reply = match (&req.op, &held) {
+                                (Op::ClaimNext { key, .. }, _) => Reply::Claimed(
+                                    claim_next_stmt(
+                                        &tx,
+                                        &clock,
+                                        &agent,
+                                        lease_ms,
+                                        (0, 0),
+                                        key.as_ref().map(|k| k.text.as_str()),
+                                    )
+                                    .unwrap(),
+                                ),
+                                (Op::Done { task, token }, _) => {
+                                    let now = crate::read_now(&tx, &clock).unwrap();
+                                    Reply::Done(
+                                        crate::done_in(&tx, now, task, *token, &agent).unwrap(),
+                                    )
+                                }
+                            };
+                            encode_record(&mut rec, DOUBT, &req, Some(&reply));
+                            write_at(&board, &rec, 0).unwrap();
+                            match step {
+                                Step::Doubt { commit: false } => drop(tx),
+                                _ => tx.commit().unwrap(),
+                            }
+                            if let Step::Replied = step {
+                                restate(&board, 0, &mut rec, REPLIED).unwrap();
+                            }
+                        }
+                        // The change: a bug, a stray process, a disk.
+                        read_at(&board, &mut rec, REC).unwrap();
+                        rec[at] ^= flip;
+                        write_at(&board, &rec, 0).unwrap();
+                        // The next turn serves the board; the claimer then reads its
+                        // reply, or settles its request on a turn of its own.
+                        serve_all(&conn, &clock, &board, false).unwrap();
+                        let told = match read_reply(&board, 0, &req).unwrap() {
+                            Some(reply) => Ok(reply),
+                            None => {
+                                settle(&conn, &clock, &board, (0, &req), lost(), &mut Vec::new())
+                            }
+                        };
+                        let rows = rows_of(&agent, held.as_ref().map(|h| h.id.as_str()));
+                        match (told, &held) {
+                            (Ok(Reply::Claimed(Some(got))), None) => assert_eq!(
+                                rows,
+                                [(
+                                    got.id.clone(),
+                                    got.token,
+                                    got.lock_until,
+                                    "in_progress".into()
+                                )],
+                                "{what}: told of a claim the database does not show"
+                            ),
+                            (Ok(Reply::Claimed(None)), None) => {
+                                panic!("{what}: told nothing was ready (tasks were)")
+                            }
+                            (Err(_), None) => assert!(
+                                rows.is_empty(),
+                                "{what}: {rows:?} held in the name of an agent told its \
+                                 claim failed"
+                            ),
+                            (Ok(Reply::Done(true)), Some(h)) => assert_eq!(
+                                rows,
+                                [(h.id.clone(), h.token, 0, "done".into())],
+                                "{what}: told of a done the database does not show"
+                            ),
+                            // Run again on the caller's turn: finished now, or a repeat
+                            // of its own done — never "lease lost".
+                            (Ok(Reply::Done(false)), Some(h)) => {
+                                let row = crate::lease_row(&conn, &task_id(&h.id).unwrap())
+                                    .unwrap()
+                                    .unwrap()
+                                    .lease;
+                                assert!(
+                                    row.fence == h.token
+                                        && (row.status == Status::InProgress
+                                            || row.ended_by == Some(EventKind::Done)),
+                                    "{what}: a rerun of the done would not succeed: {row:?}"
+                                );
+                            }
+                            (told, _) => panic!("{what}: told {told:?}"),
+                        }
+                        write_at(&board, &[0u8; REC], 0).unwrap();
+                    }
+                }
+            }
+        }
     }
 }

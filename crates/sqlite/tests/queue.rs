@@ -158,3 +158,51 @@ fn a_retried_done_is_a_repeat_through_the_board_too() {
         .count();
     assert_eq!(dones, 1);
 }
+
+/// A claim-next with a claim key is combined through the board like any other: the
+/// key travels in the request record, and the serving turn looks it up and stores it
+/// in the claim's transaction, so a retry with the same key answers with the same
+/// grant. (It used to run on a turn of its own, off the board.) The test holds the
+/// turn while each claim is posted, so it cannot take the free turn alone.
+#[test]
+fn a_keyed_claim_next_is_served_through_the_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    prefill(&path, 3, false, false, Synchronous::Normal).unwrap();
+    let store = SqliteStore::open(&path, &Options::default()).unwrap();
+    let me = AgentId::new("q").unwrap();
+    let key = tasklease_core::RequestId::new("job-42.attempt:1").unwrap();
+    let board = dir.path().join("q.db-queue/board");
+    let mut turn = tasklease_filelock::LockFile::open(dir.path().join("q.db-queue/turn")).unwrap();
+    let mut claim_with_turn_held = |key: &tasklease_core::RequestId| {
+        let held = turn.lock_exclusive().unwrap();
+        std::thread::scope(|s| {
+            let h = s.spawn(|| store.claim_next_keyed(&me, LeaseDuration::MAX, Some(key)));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(held);
+            h.join().unwrap().unwrap().expect("a task")
+        })
+    };
+    let first = claim_with_turn_held(&key);
+    let on_board = std::fs::read(&board).unwrap();
+    assert!(
+        on_board
+            .windows(key.as_str().len())
+            .any(|w| w == key.as_str().as_bytes()),
+        "the keyed claim did not go through the board"
+    );
+    let again = claim_with_turn_held(&key);
+    assert_eq!(
+        again, first,
+        "a retry with the same key must get the same grant"
+    );
+    let other = claim_with_turn_held(&tasklease_core::RequestId::new("job-43").unwrap());
+    assert_ne!(other.task, first.task, "another key claims another task");
+    let claims = store
+        .log(Some(&first.task), 100)
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == tasklease_core::EventKind::Claimed)
+        .count();
+    assert_eq!(claims, 1, "the retry claimed again");
+}

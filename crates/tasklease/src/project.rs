@@ -43,12 +43,13 @@ const GITIGNORE: &str = "# tasklease state: never commit the live database\n*\n"
 /// [`Error::Store`] when the directory or the `.gitignore` cannot be written.
 pub fn create_state_dir(root: &Path) -> Result<PathBuf> {
     let dir = state_dir(root);
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(&dir)
-        .map_err(|e| Error::store(format!("cannot create {}", dir.display()), e))?;
+    if !dir.exists() {
+        // 0700 whatever the umask (an existing one is the owner's choice; the database
+        // inside is checked on every open).
+        std::fs::create_dir_all(root)
+            .map_err(|e| Error::store(format!("cannot create {}", root.display()), e))?;
+        tasklease_filelock::private::dir(&dir, "the project's state directory")?;
+    }
     let ignore = dir.join(".gitignore");
     let ignores_all =
         std::fs::read_to_string(&ignore).is_ok_and(|text| text.lines().any(|l| l.trim() == "*"));
