@@ -1,4 +1,4 @@
-//! The one connection a store holds: how it is made, kept alive, and how its errors
+//! One connection of a store's pool: how it is made, kept alive, and how its errors
 //! become the core's [`Error`].
 //!
 //! # Reconnecting, and which operations are retried
@@ -111,7 +111,8 @@ pub(crate) struct Conn {
     client: Client,
     /// The task that drives the connection's socket; aborted with the connection.
     driver: JoinHandle<()>,
-    /// Runs the connection's futures; shared with the [`Target`] that made it.
+    /// Runs the connection's futures: one runtime per connection, so threads using
+    /// different connections of a store's pool never wait on each other's I/O.
     rt: Arc<Rt>,
     /// How long a statement may go unanswered.
     answer_within: Duration,
@@ -149,7 +150,6 @@ pub(crate) struct Target {
     pub(crate) connect_within: Duration,
     /// How long a statement may go unanswered.
     pub(crate) answer_within: Duration,
-    pub(crate) rt: Arc<Rt>,
 }
 
 impl Target {
@@ -164,6 +164,7 @@ impl Target {
     /// queries count against it too, until it clears it.
     pub(crate) fn connect_until(&self, deadline: Instant) -> Result<Conn> {
         let bound = deadline.saturating_duration_since(Instant::now());
+        let rt = Arc::new(Rt::new()?);
         let connecting = async {
             let (client, connection) = self.config.connect(NoTls).await?;
             let driver = tokio::spawn(async move {
@@ -171,7 +172,7 @@ impl Target {
             });
             Ok::<_, tokio_postgres::Error>((client, driver))
         };
-        let Some(made) = self.rt.within(bound, connecting) else {
+        let Some(made) = rt.within(bound, connecting) else {
             return Err(Error::store(
                 format!("cannot connect to PostgreSQL at {}", self.display),
                 self.no_answer("connect", bound, CONNECT_BOUND),
@@ -192,7 +193,7 @@ impl Target {
         Ok(Conn {
             client,
             driver,
-            rt: self.rt.clone(),
+            rt,
             answer_within: self.answer_within,
             deadline: Some(deadline),
             prepared: HashMap::new(),

@@ -2,9 +2,9 @@
 //! a store per thread, measured in the same run (docs/library.md, "Sharing a store").
 //!
 //! ```text
-//! cargo run -p tasklease --example share -- sqlite [THREADS] [SECONDS]
-//! TASKLEASE_TEST_PG='host=… user=… dbname=…' \
-//!   cargo run -p tasklease --example share -- postgres [THREADS] [SECONDS]
+//! cargo run -p tasklease --example share -- sqlite [THREADS] [SECONDS] [TASKS]
+//! TASKLEASE_TEST_PG='host=… user=… dbname=…' cargo run -p tasklease \
+//!   --example share -- postgres [THREADS] [SECONDS] [TASKS] [POOL_SIZE]
 //! ```
 //!
 //! On PostgreSQL the tasks go in a scratch schema dropped at the end.
@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads: usize = args.next().map_or(Ok(8), |s| s.parse())?;
     let secs: u64 = args.next().map_or(Ok(3), |s| s.parse())?;
     let tasks: usize = args.next().map_or(Ok(20_000), |s| s.parse())?;
+    let pool_size: usize = args.next().map_or(Ok(4), |s| s.parse())?;
     let server = match backend.as_str() {
         "sqlite" => None,
         "postgres" => Some(
@@ -31,8 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("{other}: allowed: sqlite, postgres").into()),
     };
     let run = Duration::from_secs(secs);
-    let per_thread = measure(server.as_deref(), threads, tasks, run, false)?;
-    let shared = measure(server.as_deref(), threads, tasks, run, true)?;
+    let per_thread = measure(server.as_deref(), threads, tasks, pool_size, run, false)?;
+    let shared = measure(server.as_deref(), threads, tasks, pool_size, run, true)?;
     println!(
         "{backend}, {threads} threads, {secs} s each: store per thread {per_thread:.0} \
          claim+done/s; one shared store {shared:.0}/s; shared/per-thread = {:.2}",
@@ -47,6 +48,7 @@ fn measure(
     server: Option<&str>,
     threads: usize,
     tasks: usize,
+    pool_size: usize,
     run: Duration,
     shared: bool,
 ) -> Result<f64, Box<dyn std::error::Error>> {
@@ -61,7 +63,10 @@ fn measure(
             url: s.conn().to_owned(),
         },
     };
-    let opts = OpenOptions::default();
+    let opts = OpenOptions {
+        pool_size,
+        ..OpenOptions::default()
+    };
     tasklease::open::init(&spec, &opts)?;
     let one: Arc<dyn Store> = Arc::from(tasklease::open::open(&spec, &opts)?);
     for i in 0..tasks {

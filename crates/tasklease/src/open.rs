@@ -184,6 +184,9 @@ pub struct OpenOptions {
     pub on_wait: Option<WaitHook>,
     /// SQLite: who this process is, in the turn's holder record other waiters read.
     pub agent: Option<crate::AgentId>,
+    /// PostgreSQL: how many connections a store may open for threads sharing it
+    /// (see `PgStore`); 4 by default.
+    pub pool_size: usize,
 }
 
 impl Default for OpenOptions {
@@ -197,6 +200,7 @@ impl Default for OpenOptions {
             queue: true,
             on_wait: None,
             agent: None,
+            pool_size: tasklease_postgres::DEFAULT_POOL_SIZE,
         }
     }
 }
@@ -278,6 +282,7 @@ fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
             clock: opts.clock.clone(),
             statement_timeout: opts.busy_timeout,
             create: opts.create,
+            pool_size: opts.pool_size,
             ..PgOptions::default()
         },
     )
