@@ -30,6 +30,7 @@
 
 pub mod asynchronous;
 pub mod bench;
+pub mod hold;
 pub mod identity;
 pub mod json;
 pub mod keepalive;
@@ -38,4 +39,5 @@ pub mod open;
 pub mod project;
 pub mod stats;
 
+pub use hold::{Held, Trust, hold};
 pub use tasklease_core::*;
