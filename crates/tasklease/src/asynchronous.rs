@@ -45,6 +45,7 @@
 //! # fn main() -> tasklease::Result<()> {
 //! let dir = tempfile::tempdir().unwrap();
 //! let spec = DbSpec::Sqlite { path: dir.path().join("t.db"), explicit: true };
+//! tasklease::open::init(&spec, &OpenOptions::default())?;
 //! let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
 //! runtime.block_on(async {
 //!     let store = AsyncStore::open(move || tasklease::open::open(&spec, &OpenOptions::default()))
