@@ -173,7 +173,7 @@ impl Target {
             Ok::<_, tokio_postgres::Error>((client, driver))
         };
         let Some(made) = rt.within(bound, connecting) else {
-            return Err(Error::store(
+            return Err(Error::unavailable(
                 format!("cannot connect to PostgreSQL at {}", self.display),
                 self.no_answer("connect", bound, CONNECT_BOUND),
             ));
@@ -185,10 +185,14 @@ impl Target {
             } else {
                 ""
             };
-            Error::store(
-                format!("cannot connect to PostgreSQL at {}{hint}", self.display),
-                full(&e),
-            )
+            let context = format!("cannot connect to PostgreSQL at {}{hint}", self.display);
+            // The server answering with an error (authentication, no such database)
+            // will answer the same again; a refused or dropped connection may not.
+            if e.code().is_some() {
+                Error::store(context, full(&e))
+            } else {
+                Error::unavailable(context, full(&e))
+            }
         })?;
         Ok(Conn {
             client,

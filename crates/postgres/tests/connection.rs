@@ -219,7 +219,7 @@ fn a_server_that_never_answers_fails_opening_within_the_connect_timeout() {
         let e = bounded(move || PgStore::open(&conn, &opts).err()).expect("opened a silent server");
         let took = started.elapsed();
         assert!(took >= bound && took < bound + SLACK, "{took:?}: {e}");
-        assert!(matches!(e, Error::Store { .. }), "{e:?}");
+        assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
         let msg = e.to_string();
         assert!(
             msg.contains("no answer from the PostgreSQL server at postgres://postgres@127.0.0.1:"),

@@ -70,3 +70,41 @@ fn a_blocked_call_does_not_hold_up_other_threads() {
         .expect("the renewal of a never finished after the lock was released")
         .unwrap();
 }
+
+/// Nothing listening: nothing was sent, so the caller may simply try again later.
+#[test]
+fn a_refused_connection_is_unavailable_and_retryable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let e = PgStore::open(
+        &format!("host=127.0.0.1 port={port} user=nobody dbname=none"),
+        &Options::default(),
+    )
+    .err()
+    .expect("opened a port where nothing listens");
+    assert!(matches!(e, tasklease_core::Error::Unavailable { .. }), "{e:?}");
+    assert!(e.is_retryable(), "{e:?}");
+}
+
+/// The server went away while the store sat idle: the next call finds the connection
+/// closed before sending anything, cannot reconnect, and says so as retryable — not as
+/// an unknown outcome.
+#[test]
+fn a_server_gone_between_calls_is_unavailable_not_unknown() {
+    let Some(server) = testing::server() else {
+        return;
+    };
+    let scratch = Scratch::new(&server);
+    let proxy = testing::Proxy::start(&server);
+    drop(PgStore::open(scratch.conn(), &Options::default()).unwrap());
+    let store = PgStore::open(&proxy.via(scratch.conn()), &Options::default()).unwrap();
+    let id = task(&store, "a");
+    drop(proxy);
+    std::thread::sleep(Duration::from_millis(600));
+    let e = store
+        .claim(&id, &AgentId::new("me").unwrap(), LeaseDuration::DEFAULT, None)
+        .unwrap_err();
+    assert!(matches!(e, tasklease_core::Error::Unavailable { .. }), "{e:?}");
+    assert!(e.is_retryable(), "{e:?}");
+}
