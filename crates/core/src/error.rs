@@ -37,8 +37,8 @@ pub enum Error {
 
     /// The task is under another live lease, and the change needs its token.
     #[error(
-        "{task} is held by {holder} until {until}; only the lease holder may change it \
-         (pass its --token)"
+        "{task} is held by {holder} until {until}; only the lease holder may change it, \
+         with its token"
     )]
     NotHolder {
         /// The task.
@@ -52,7 +52,7 @@ pub enum Error {
     /// An optimistic update presented an old version.
     #[error(
         "{task} has changed: you expected version {expected} but it is at version {current}; \
-         re-read it (tasklease show {task}) and retry"
+         re-read it and retry"
     )]
     VersionConflict {
         /// The task.
@@ -101,8 +101,8 @@ pub enum Error {
     /// re-sent, because a re-sent claim or `done` that had already committed would act
     /// twice. The caller must look before retrying.
     #[error(
-        "{context} ({source}); whether it took effect is unknown: look first \
-         (tasklease show ID / tasklease list --mine) before retrying"
+        "{context} ({source}); whether it took effect is unknown: look first (show the \
+         task, or list your leases) before retrying"
     )]
     OutcomeUnknown {
         /// What was being written, and where.

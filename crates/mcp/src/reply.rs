@@ -110,11 +110,17 @@ fn next_step(e: &Error) -> String {
         Error::NotFound(_) => "Call list to see the task ids.".to_owned(),
         Error::Exists(_) => "Pick another id, or omit `id` to get the next free T-<n>.".to_owned(),
         Error::Invalid {
-            field: "db" | "project",
+            field: "db" | "project" | "store",
             ..
-        } => "Nothing was changed. This server keeps running: once the project and its \
+        } => "Nothing was changed. Ask the user to create the database (`tasklease init` \
+              in the project root). This server keeps running: once the project and its \
               database exist, call again."
             .to_owned(),
+        Error::OutcomeUnknown { .. } => {
+            "Do not simply call again: look first (show the task, or list with mine: true), \
+             or repeat a claim with the same request_id."
+                .to_owned()
+        }
         Error::Invalid { .. } => {
             "Nothing was changed; correct the arguments (see the tool's input schema) and \
              call again."

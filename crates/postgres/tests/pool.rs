@@ -83,7 +83,10 @@ fn a_refused_connection_is_unavailable_and_retryable() {
     )
     .err()
     .expect("opened a port where nothing listens");
-    assert!(matches!(e, tasklease_core::Error::Unavailable { .. }), "{e:?}");
+    assert!(
+        matches!(e, tasklease_core::Error::Unavailable { .. }),
+        "{e:?}"
+    );
     assert!(e.is_retryable(), "{e:?}");
 }
 
@@ -103,8 +106,16 @@ fn a_server_gone_between_calls_is_unavailable_not_unknown() {
     drop(proxy);
     std::thread::sleep(Duration::from_millis(600));
     let e = store
-        .claim(&id, &AgentId::new("me").unwrap(), LeaseDuration::DEFAULT, None)
+        .claim(
+            &id,
+            &AgentId::new("me").unwrap(),
+            LeaseDuration::DEFAULT,
+            None,
+        )
         .unwrap_err();
-    assert!(matches!(e, tasklease_core::Error::Unavailable { .. }), "{e:?}");
+    assert!(
+        matches!(e, tasklease_core::Error::Unavailable { .. }),
+        "{e:?}"
+    );
     assert!(e.is_retryable(), "{e:?}");
 }

@@ -86,10 +86,10 @@ impl DbSpec {
         }
         let root = project::find_root(cwd).ok_or_else(|| {
             Error::invalid(
-                "db",
+                "project",
                 format!(
-                    "{} is not inside a project (no .tasklease or .git above it); run \
-                     `tasklease init` in the project root, or pass --db PATH",
+                    "{} is not inside a project (no .tasklease or .git above it), and no \
+                     database was named",
                     cwd.display()
                 ),
             )
@@ -121,9 +121,8 @@ impl DbSpec {
                     "init",
                     format!(
                         "{} is not inside a git work tree or a tasklease project, so init \
-                         would create {}; to make this directory a project, run \
-                         `tasklease init --here`, or run init in the project root, or \
-                         name the database with --db PATH",
+                         would create {}; a directory becomes a project only when asked \
+                         (here)",
                         cwd.display(),
                         project::state_dir(cwd).display()
                     ),
@@ -291,10 +290,10 @@ fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
             field: "store",
             message,
         } => Error::invalid(
-            "db",
+            "store",
             format!(
-                "{message} ({}): check the connection string and its search_path \
-                 (--db or TASKLEASE_DB), or create the tables with `tasklease init`",
+                "{message} ({}): check the connection string and its search_path, or \
+                 create the tables first (init)",
                 redact_url(url)
             ),
         ),
@@ -336,13 +335,12 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
             field: "store",
             message,
         } => {
-            let fix = if explicit {
-                "check the path given by --db or TASKLEASE_DB, or create the database \
-                 there with `tasklease init`"
+            let what = if explicit {
+                "check the path, or create the database there first (init)"
             } else {
-                "run `tasklease init` in the project root (or check --db / TASKLEASE_DB)"
+                "the project has no database yet: create it first (init)"
             };
-            Error::invalid("db", format!("{message}; {fix}"))
+            Error::invalid("store", format!("{message}; {what}"))
         }
         e => e,
     })
@@ -410,9 +408,9 @@ fn migrate_postgres(url: &str, opts: &OpenOptions, backup: bool) -> Result<Migra
     if backup {
         return Err(Error::invalid(
             "backup",
-            "--backup copies a SQLite file; for PostgreSQL, back up with the server's own \
-             tools (e.g. pg_dump), then run `tasklease migrate` without --backup. \
-             Migrations run in one transaction, so a failed one leaves the old schema",
+            "a backup copies a SQLite file; for PostgreSQL, back up with the server's own \
+             tools (e.g. pg_dump), then migrate without one. Migrations run in one \
+             transaction, so a failed one leaves the old schema",
         ));
     }
     // The user asked for the schema in this one: an empty one gets the tables.
