@@ -223,6 +223,7 @@ pub fn locks_json(locks: &[LockInfo]) -> Value {
 /// "held_for_ms", "path"}`, the holder as file locks show theirs; `null` when the store
 /// has no such turn or no process has used it yet. `held_for_ms` counts from the
 /// holder's own clock's `since` to this one's now, so clocks apart skew it.
+#[cfg(feature = "sqlite")]
 pub fn writer_turn_json(turn: Option<&crate::open::TurnState>) -> Value {
     let Some(t) = turn else {
         return Value::Null;

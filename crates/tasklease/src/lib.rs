@@ -29,6 +29,7 @@
 //! lock — and who holds them are in [`locks`].
 
 pub mod asynchronous;
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
 pub mod bench;
 pub mod hold;
 pub mod identity;

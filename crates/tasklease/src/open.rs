@@ -13,9 +13,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(feature = "postgres")]
 use tasklease_postgres::{Options as PgOptions, PgStore};
-pub use tasklease_sqlite::{Migrated, Synchronous, TurnState, WaitHook, Waiting};
+#[cfg(feature = "sqlite")]
 use tasklease_sqlite::{Options as SqliteOptions, SqliteStore};
+#[cfg(feature = "sqlite")]
+pub use tasklease_sqlite::{Synchronous, TurnState, WaitHook, Waiting};
 
 use crate::{Clock, Error, Result, Store, project};
 
@@ -153,15 +156,62 @@ fn given(explicit: Option<&str>) -> Option<String> {
 }
 
 /// A PostgreSQL connection string (URL or `key=value` pairs) with any password
-/// replaced by `***`.
+/// replaced by `***`. Without the `postgres` feature, which parses them, nothing of
+/// the string is shown.
 pub fn redact_url(url: &str) -> String {
-    tasklease_postgres::redact(url)
+    #[cfg(feature = "postgres")]
+    return tasklease_postgres::redact(url);
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = url;
+        "(a PostgreSQL connection string)".to_owned()
+    }
+}
+
+/// The refusal of a store whose backend this build left out (a Cargo feature).
+#[allow(dead_code)] // unused when every backend is built
+fn not_built(spec: &DbSpec) -> Error {
+    let (name, feature) = match spec {
+        DbSpec::Sqlite { .. } => ("SQLite", "sqlite"),
+        DbSpec::Postgres { .. } => ("PostgreSQL", "postgres"),
+    };
+    Error::invalid(
+        "db",
+        format!(
+            "{} names a {name} store, but this build of tasklease has no {name} support \
+             (the `{feature}` feature of the tasklease crate)",
+            spec.display()
+        ),
+    )
+}
+
+/// What opening did to the schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migrated {
+    /// The version found (0: the store was created).
+    pub from: i64,
+    /// The version now.
+    pub to: i64,
+    /// Where the pre-migration copy went, if one was written (SQLite only).
+    pub backup: Option<PathBuf>,
+}
+
+#[cfg(feature = "sqlite")]
+impl From<tasklease_sqlite::Migrated> for Migrated {
+    fn from(m: tasklease_sqlite::Migrated) -> Migrated {
+        Migrated {
+            from: m.from,
+            to: m.to,
+            backup: m.backup,
+        }
+    }
 }
 
 /// How to open a store.
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
     /// SQLite flush policy.
+    #[cfg(feature = "sqlite")]
     pub synchronous: Synchronous,
     /// How long a writer waits for its turn before failing (SQLite's busy timeout;
     /// PostgreSQL's `statement_timeout`).
@@ -180,6 +230,7 @@ pub struct OpenOptions {
     pub queue: bool,
     /// SQLite: told once when a write has waited a second for the writer queue's turn,
     /// with who holds it (the library prints nothing).
+    #[cfg(feature = "sqlite")]
     pub on_wait: Option<WaitHook>,
     /// SQLite: who this process is, in the turn's holder record other waiters read.
     pub agent: Option<crate::AgentId>,
@@ -191,15 +242,17 @@ pub struct OpenOptions {
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
+            #[cfg(feature = "sqlite")]
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(30),
             clock: Clock::Database,
             create: false,
             one_shot: false,
             queue: true,
+            #[cfg(feature = "sqlite")]
             on_wait: None,
             agent: None,
-            pool_size: tasklease_postgres::DEFAULT_POOL_SIZE,
+            pool_size: 4,
         }
     }
 }
@@ -212,8 +265,12 @@ impl Default for OpenOptions {
 /// database failures.
 pub fn open(spec: &DbSpec, opts: &OpenOptions) -> Result<Box<dyn Store>> {
     Ok(match spec {
+        #[cfg(feature = "postgres")]
         DbSpec::Postgres { url } => Box::new(open_postgres(url, opts)?),
+        #[cfg(feature = "sqlite")]
         DbSpec::Sqlite { path, explicit } => Box::new(open_sqlite(path, *explicit, opts)?),
+        #[allow(unreachable_patterns)]
+        _ => return Err(not_built(spec)),
     })
 }
 
@@ -239,6 +296,7 @@ pub fn init(spec: &DbSpec, opts: &OpenOptions) -> Result<InitReport> {
         ..opts.clone()
     };
     match spec {
+        #[cfg(feature = "postgres")]
         DbSpec::Postgres { url } => {
             let store = open_postgres(url, &opts)?;
             Ok(InitReport {
@@ -246,6 +304,7 @@ pub fn init(spec: &DbSpec, opts: &OpenOptions) -> Result<InitReport> {
                 created: store.migrated().from == 0,
             })
         }
+        #[cfg(feature = "sqlite")]
         DbSpec::Sqlite { path, explicit } => {
             if *explicit {
                 create_parent(path)?;
@@ -262,10 +321,13 @@ pub fn init(spec: &DbSpec, opts: &OpenOptions) -> Result<InitReport> {
                 created: store.migrated().from == 0,
             })
         }
+        #[allow(unreachable_patterns)]
+        _ => Err(not_built(spec)),
     }
 }
 
 /// Creates the directory an explicit database path names, if missing.
+#[cfg(feature = "sqlite")]
 fn create_parent(path: &Path) -> Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
@@ -274,6 +336,7 @@ fn create_parent(path: &Path) -> Result<()> {
     }
 }
 
+#[cfg(feature = "postgres")]
 fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
     PgStore::open(
         url,
@@ -301,6 +364,7 @@ fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
     })
 }
 
+#[cfg(feature = "sqlite")]
 fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<SqliteStore> {
     // A misspelt scheme (`postgress://`, `PostgreSQL://`) is no file name anyone means,
     // and printing it as one would print its password.
@@ -352,6 +416,7 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
 ///
 /// # Errors
 /// [`Error::Store`] when the queue's files cannot be opened or locked.
+#[cfg(feature = "sqlite")]
 pub fn writer_turn(spec: &DbSpec) -> Result<Option<TurnState>> {
     match spec {
         DbSpec::Sqlite { path, .. } => tasklease_sqlite::writer_turn(path),
@@ -379,10 +444,28 @@ pub struct MigrateReport {
 /// As [`open`]; [`Error::Invalid`] for `backup` on PostgreSQL, whose backups are the
 /// server operator's (`pg_dump`), not something one agent can take for everyone.
 pub fn migrate(spec: &DbSpec, opts: &OpenOptions, backup: bool) -> Result<MigrateReport> {
-    let (path, explicit) = match spec {
-        DbSpec::Sqlite { path, explicit } => (path, *explicit),
-        DbSpec::Postgres { url } => return migrate_postgres(url, opts, backup),
-    };
+    #[cfg(feature = "postgres")]
+    if let DbSpec::Postgres { url } = spec {
+        return migrate_postgres(url, opts, backup);
+    }
+    #[cfg(feature = "sqlite")]
+    if let DbSpec::Sqlite { path, explicit } = spec {
+        return migrate_sqlite(spec, path, *explicit, opts, backup);
+    }
+    if let (DbSpec::Postgres { .. }, true) = (spec, backup) {
+        return migrate_postgres_backup();
+    }
+    Err(not_built(spec))
+}
+
+#[cfg(feature = "sqlite")]
+fn migrate_sqlite(
+    spec: &DbSpec,
+    path: &Path,
+    explicit: bool,
+    opts: &OpenOptions,
+    backup: bool,
+) -> Result<MigrateReport> {
     // Bringing the schema up to date includes writing it into an existing empty file,
     // never creating a file that is not there (that is `init`'s, and a typo's).
     let opts = OpenOptions {
@@ -399,19 +482,25 @@ pub fn migrate(spec: &DbSpec, opts: &OpenOptions, backup: bool) -> Result<Migrat
     };
     Ok(MigrateReport {
         db: spec.display(),
-        migrated: store.migrated().clone(),
+        migrated: store.migrated().clone().into(),
         backup,
     })
 }
 
-fn migrate_postgres(url: &str, opts: &OpenOptions, backup: bool) -> Result<MigrateReport> {
-    if backup {
-        return Err(Error::invalid(
-            "backup",
-            "a backup copies a SQLite file; for PostgreSQL, back up with the server's own \
+/// The refusal of a backup on PostgreSQL.
+fn migrate_postgres_backup() -> Result<MigrateReport> {
+    Err(Error::invalid(
+        "backup",
+        "a backup copies a SQLite file; for PostgreSQL, back up with the server's own \
              tools (e.g. pg_dump), then migrate without one. Migrations run in one \
              transaction, so a failed one leaves the old schema",
-        ));
+    ))
+}
+
+#[cfg(feature = "postgres")]
+fn migrate_postgres(url: &str, opts: &OpenOptions, backup: bool) -> Result<MigrateReport> {
+    if backup {
+        return migrate_postgres_backup();
     }
     // The user asked for the schema in this one: an empty one gets the tables.
     let opts = OpenOptions {
@@ -431,7 +520,7 @@ fn migrate_postgres(url: &str, opts: &OpenOptions, backup: bool) -> Result<Migra
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
 mod tests {
     use super::*;
 
