@@ -63,10 +63,7 @@ fn measure(
             url: s.conn().to_owned(),
         },
     };
-    let opts = OpenOptions {
-        pool_size,
-        ..OpenOptions::default()
-    };
+    let opts = OpenOptions::default().pool_size(pool_size);
     tasklease::open::init(&spec, &opts)?;
     let one: Arc<dyn Store> = Arc::from(tasklease::open::open(&spec, &opts)?);
     for i in 0..tasks {

@@ -61,8 +61,28 @@ const PG_KEYS: &[&str] = &[
 ];
 
 impl DbSpec {
-    /// Interprets an explicit `--db` value.
+    /// Interprets an explicit database value: a `postgres://` or `postgresql://` URL or
+    /// libpq `key=value` pairs name a PostgreSQL server; `sqlite:PATH` or
+    /// `sqlite://PATH` (`sqlite:///abs/path` for an absolute one) name a SQLite file,
+    /// as does anything else, taken as a path.
+    ///
+    /// ```
+    /// use std::path::PathBuf;
+    /// use tasklease::open::DbSpec;
+    ///
+    /// let file = DbSpec::Sqlite { path: PathBuf::from("/srv/tasks.db"), explicit: true };
+    /// assert_eq!(DbSpec::parse("sqlite:///srv/tasks.db"), file);
+    /// assert_eq!(DbSpec::parse("/srv/tasks.db"), file);
+    /// assert!(matches!(DbSpec::parse("postgres://agent@db/tasks"), DbSpec::Postgres { .. }));
+    /// ```
     pub fn parse(s: &str) -> DbSpec {
+        if let Some(rest) = s.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            return DbSpec::Sqlite {
+                path: PathBuf::from(path),
+                explicit: true,
+            };
+        }
         let pairs = s
             .split_once('=')
             .is_some_and(|(key, _)| PG_KEYS.contains(&key.trim()));
@@ -208,7 +228,21 @@ impl From<tasklease_sqlite::Migrated> for Migrated {
 }
 
 /// How to open a store.
+///
+/// `#[non_exhaustive]`: start from [`OpenOptions::default`] and set what you need with
+/// the builder methods (or by assigning fields), so a field added later breaks nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklease::open::OpenOptions;
+///
+/// let opts = OpenOptions::default()
+///     .busy_timeout(Duration::from_secs(5))
+///     .pool_size(8);
+/// assert_eq!(opts.busy_timeout, Duration::from_secs(5));
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct OpenOptions {
     /// SQLite flush policy.
     #[cfg(feature = "sqlite")]
@@ -254,6 +288,73 @@ impl Default for OpenOptions {
             agent: None,
             pool_size: 4,
         }
+    }
+}
+
+impl OpenOptions {
+    /// Sets [`OpenOptions::synchronous`].
+    #[cfg(feature = "sqlite")]
+    #[must_use]
+    pub fn synchronous(mut self, s: Synchronous) -> Self {
+        self.synchronous = s;
+        self
+    }
+
+    /// Sets [`OpenOptions::busy_timeout`].
+    #[must_use]
+    pub fn busy_timeout(mut self, d: Duration) -> Self {
+        self.busy_timeout = d;
+        self
+    }
+
+    /// Sets [`OpenOptions::clock`].
+    #[must_use]
+    pub fn clock(mut self, c: Clock) -> Self {
+        self.clock = c;
+        self
+    }
+
+    /// Sets [`OpenOptions::create`].
+    #[must_use]
+    pub fn create(mut self, yes: bool) -> Self {
+        self.create = yes;
+        self
+    }
+
+    /// Sets [`OpenOptions::one_shot`].
+    #[must_use]
+    pub fn one_shot(mut self, yes: bool) -> Self {
+        self.one_shot = yes;
+        self
+    }
+
+    /// Sets [`OpenOptions::queue`].
+    #[must_use]
+    pub fn queue(mut self, yes: bool) -> Self {
+        self.queue = yes;
+        self
+    }
+
+    /// Sets [`OpenOptions::on_wait`].
+    #[cfg(feature = "sqlite")]
+    #[must_use]
+    pub fn on_wait(mut self, hook: Option<WaitHook>) -> Self {
+        self.on_wait = hook;
+        self
+    }
+
+    /// Sets [`OpenOptions::agent`].
+    #[must_use]
+    pub fn agent(mut self, a: Option<crate::AgentId>) -> Self {
+        self.agent = a;
+        self
+    }
+
+    /// Sets [`OpenOptions::pool_size`] (at least 1).
+    #[must_use]
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
     }
 }
 
@@ -374,8 +475,8 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
             "db",
             format!(
                 "{} is neither a file path nor a PostgreSQL connection string; allowed: a \
-                 path, a URL starting postgres:// or postgresql:// (lower case), or \
-                 key=value pairs",
+                 path, sqlite:PATH, a URL starting postgres:// or postgresql:// (lower \
+                 case), or key=value pairs",
                 redact_url(&text)
             ),
         ));
@@ -550,6 +651,26 @@ mod tests {
             DbSpec::parse("dir/a=b.db"),
             DbSpec::Sqlite { explicit: true, .. }
         ));
+    }
+
+    #[test]
+    fn sqlite_urls_name_files() {
+        for (url, path) in [
+            ("sqlite:x.db", "x.db"),
+            ("sqlite://x.db", "x.db"),
+            ("sqlite://dir/x.db", "dir/x.db"),
+            ("sqlite:///abs/x.db", "/abs/x.db"),
+            ("sqlite:/abs/x.db", "/abs/x.db"),
+        ] {
+            assert_eq!(
+                DbSpec::parse(url),
+                DbSpec::Sqlite {
+                    path: PathBuf::from(path),
+                    explicit: true
+                },
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -14,10 +14,7 @@ use tasklease_postgres::testing::{self, Scratch};
 const BOUND: Duration = Duration::from_secs(30);
 
 fn open(spec: &DbSpec, busy: Duration) -> Arc<dyn Store> {
-    let opts = OpenOptions {
-        busy_timeout: busy,
-        ..OpenOptions::default()
-    };
+    let opts = OpenOptions::default().busy_timeout(busy);
     tasklease::open::init(spec, &opts).unwrap();
     Arc::from(tasklease::open::open(spec, &opts).unwrap())
 }
