@@ -360,6 +360,20 @@ impl OpenOptions {
 
 /// Opens the store `spec` names, applying pending migrations (after a backup).
 ///
+/// ```
+/// use tasklease::open::{DbSpec, OpenOptions};
+///
+/// # fn main() -> tasklease::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let spec = DbSpec::parse(dir.path().join("t.db").to_str().unwrap());
+/// // Nothing there yet: refused, so a typo never starts an empty store.
+/// assert!(tasklease::open::open(&spec, &OpenOptions::default()).is_err());
+/// tasklease::open::init(&spec, &OpenOptions::default())?;
+/// let store = tasklease::open::open(&spec, &OpenOptions::default())?;
+/// assert!(store.list(&Default::default())?.is_empty());
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
 /// [`Error::Invalid`] when there is no store there yet (run `init`), unless
 /// [`OpenOptions::create`]; [`Error::SchemaTooNew`]; [`Error::Store`] for I/O and
