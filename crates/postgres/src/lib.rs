@@ -97,7 +97,8 @@ pub const DEFAULT_POOL_SIZE: usize = 4;
 ///
 /// A small pool of connections ([`Options::pool_size`], 4 by default): threads sharing
 /// one store (`Arc<PgStore>`, `Arc<dyn Store>`) run their calls on different
-/// connections, so sharing a store is as fast as a store per thread, and a call stuck
+/// connections — with as many connections as threads, sharing a store is as fast as
+/// a store per thread (docs/library.md has figures) — and a call stuck
 /// on the server (waiting for a row lock) holds up no other thread's renewal.
 /// Connections beyond the first are opened when concurrent calls first need them; a
 /// process that makes one call at a time uses one.

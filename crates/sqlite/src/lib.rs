@@ -196,7 +196,7 @@ impl Default for Options {
 /// One connection, guarded by a mutex: SQLite allows one writer per database anyway,
 /// and processes, not threads, are the unit of concurrency here. Threads sharing one
 /// store (`Arc<SqliteStore>`) take turns at that mutex, reads and renewals included:
-/// at 8 threads doing claim + done, a shared store ran at about half the rate of a
+/// at 8 threads doing claim + done, a shared store ran at 0.46–0.80 of the rate of a
 /// store per thread (`cargo run -p tasklease --example share -- sqlite`;
 /// docs/library.md). Threads that write often should each open their own store; each
 /// then has its own connection and its own place in the writer queue.

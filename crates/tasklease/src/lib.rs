@@ -53,7 +53,10 @@
 //! lock — and who holds them are in [`locks`].
 
 pub mod asynchronous;
+// `bench` and `stats` are the CLI's verbs of those names, public for it alone: hidden
+// from the library's documentation (docs/library.md, "What is still CLI-shaped").
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[doc(hidden)]
 pub mod bench;
 pub mod hold;
 pub mod identity;
@@ -62,6 +65,7 @@ pub mod keepalive;
 pub mod locks;
 pub mod open;
 pub mod project;
+#[doc(hidden)]
 pub mod stats;
 
 pub use hold::{Held, Trust, hold};
