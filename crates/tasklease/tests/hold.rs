@@ -124,7 +124,7 @@ fn dropping_the_guard_stops_renewals() {
         let held = tasklease::hold(s.clone(), &lease, length).unwrap();
         drop(held);
         // At most one renewal already in flight may land.
-        std::thread::sleep(Duration::from_millis(400));
+        std::thread::sleep(Duration::from_millis(1000));
         let before = s.show(&lease.task).unwrap().unwrap();
         std::thread::sleep(Duration::from_millis(1500));
         let after = s.show(&lease.task).unwrap().unwrap();
