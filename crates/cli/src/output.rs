@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 // The result objects themselves are built in `tasklease::json`, shared with the MCP
 // server; this module only decides where they go.
-use tasklease::json::{error_json, exit_code};
+use tasklease::json::{error_json, error_said};
 use tasklease::text::{escape, escape_lines};
 use tasklease::{Error, Millis};
 
@@ -77,7 +77,7 @@ impl Output {
         let exit = Exit::of(e);
         let message = with_hint(e);
         if self.json {
-            print_json(&error_json(e.code(), &message, exit_code(e)));
+            print_json(&error_said(e, &message));
         }
         // One line: an error naming a hostile value must not start a line of its own.
         eprintln!("tasklease: {}", escape(&message));

@@ -34,7 +34,8 @@ fn with_sentence(mut r: CallToolResult, sentence: String) -> CallToolResult {
     r
 }
 
-/// A library error: `{"ok":false,"error":{"code","message","exit"}}` and what to do.
+/// A library error: `{"ok":false,"error":{"code","message","exit","retryable"}}` and what
+/// to do.
 pub fn error(e: &Error) -> CallToolResult {
     failed(format!("{e}. {}", next_step(e)), error_of(e))
 }
