@@ -79,8 +79,10 @@ pub enum Error {
         supported: i64,
     },
 
-    /// A wait for a shared resource (the SQLite writer queue's turn) ran past its bound,
-    /// the busy timeout. Not the caller's fault: the holder is stuck or slow.
+    /// A wait for a shared resource (the SQLite writer queue's turn; on PostgreSQL, rows
+    /// another session holds, ended by the server's statement timeout) ran past its
+    /// bound, the busy timeout. Nothing was applied. Not the caller's fault: the holder
+    /// is stuck or slow.
     #[error(
         "gave up after {} waiting for {what}, {}",
         crate::time::human_duration(*waited),

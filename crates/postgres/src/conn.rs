@@ -399,6 +399,7 @@ pub(crate) fn run<T>(
         *conn = target.connect()?;
     }
     conn.last_used = Instant::now();
+    let started = conn.last_used;
     let mut rerun = 0;
     loop {
         let e = match op(conn) {
@@ -442,6 +443,19 @@ pub(crate) fn run<T>(
         if rolled_back && rerun < 3 {
             rerun += 1;
             continue;
+        }
+        if e.code() == Some(&SqlState::QUERY_CANCELED) {
+            // The server ended the statement at its statement timeout and said so: a
+            // definite "not done", like a wait for SQLite's writer turn that ran out.
+            return Err(Error::Busy {
+                what: format!(
+                    "PostgreSQL to {what} (the server's statement timeout ended the \
+                     wait: the database is overloaded, or another session holds the rows \
+                     for long)"
+                ),
+                waited: started.elapsed(),
+                holder: Some("another PostgreSQL session (pg_stat_activity shows which)".into()),
+            });
         }
         return Err(translate(what, e));
     }
