@@ -58,6 +58,10 @@ use crate::{Ended, Error, Lease, LeaseDuration, ReleaseTo, Result, Store};
 /// renewed from the process's renewal thread until the guard is dropped or the lease
 /// is lost.
 ///
+/// This calls the store, so in async code call [`hold_from`] instead (or call this
+/// from a blocking thread): a PostgreSQL store must not be called from inside an
+/// async task.
+///
 /// # Errors
 /// What the first renewal returns: [`Error::LeaseLost`] or [`Error::NotFound`] when
 /// the lease is gone already, store failures; [`Error::Store`] when the renewal thread
@@ -65,11 +69,27 @@ use crate::{Ended, Error, Lease, LeaseDuration, ReleaseTo, Result, Store};
 pub fn hold(store: Arc<dyn Store>, lease: &Lease, length: LeaseDuration) -> Result<Held> {
     let sent = Instant::now();
     let renewed = store.renew(&lease.task, lease.token, length, &lease.agent)?;
+    hold_from(store, &renewed, length, sent)
+}
+
+/// Starts holding `lease`, granted for `length` by a claim or renewal sent at `sent`
+/// (taken just before the call), without calling the store: the first renewal comes
+/// from the renewal thread a third of the lease after `sent`. Safe to call from async
+/// code, e.g. after a claim through [`crate::asynchronous::AsyncStore`].
+///
+/// # Errors
+/// [`Error::Store`] when the renewal thread cannot be started.
+pub fn hold_from(
+    store: Arc<dyn Store>,
+    lease: &Lease,
+    length: LeaseDuration,
+    sent: Instant,
+) -> Result<Held> {
     let entry = Arc::new(Entry {
         store,
         length,
         state: Mutex::new(State {
-            lease: renewed,
+            lease: lease.clone(),
             trusted_until: trusted_until(sent, length),
             next: sent + period(length),
             lost: None,

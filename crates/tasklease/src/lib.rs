@@ -68,5 +68,5 @@ pub mod project;
 #[doc(hidden)]
 pub mod stats;
 
-pub use hold::{Held, Trust, hold};
+pub use hold::{Held, Trust, hold, hold_from};
 pub use tasklease_core::*;

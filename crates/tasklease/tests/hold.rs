@@ -202,3 +202,42 @@ fn the_async_wait_sees_a_loss() {
     let trust = rt.block_on(async { tokio::time::timeout(BOUND, held.lost_async()).await });
     assert_eq!(trust.unwrap(), Trust::Lost);
 }
+
+/// Async code claims through `AsyncStore` and holds without calling the store from
+/// inside the runtime (PostgreSQL's store must not be), then awaits the loss.
+#[test]
+fn async_code_holds_a_lease_claimed_through_the_async_facade() {
+    each_store(|spec| {
+        let s = open(spec, Duration::from_secs(30));
+        let length = ms(1500);
+        let id = TaskId::new("h").unwrap();
+        s.add(&NewTask {
+            id: Some(id.clone()),
+            title: "t".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let facade = tasklease::asynchronous::AsyncStore::new(s.clone()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let trust = rt.block_on(async {
+            let sent = Instant::now();
+            let lease = match facade.claim(id.clone(), me(), length, None).await.unwrap() {
+                ClaimOutcome::Claimed(l) => l,
+                ClaimOutcome::Refused(r) => panic!("{r}"),
+            };
+            let held = tasklease::hold_from(s.clone(), &lease, length, sent).unwrap();
+            // Past the lease's own end: only the renewal thread keeps it.
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            assert!(held.is_trusted(), "{held:?}");
+            facade
+                .release_force(id.clone(), ReleaseTo::Todo, me())
+                .await
+                .unwrap();
+            tokio::time::timeout(BOUND, held.lost_async()).await
+        });
+        assert_eq!(trust.unwrap(), Trust::Lost);
+    });
+}
