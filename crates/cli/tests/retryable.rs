@@ -28,5 +28,8 @@ fn a_missing_store_is_not_retryable_and_says_how_to_make_one() {
     let j = p.json(&["--db", "typo.db", "list"], 2);
     assert_eq!(j["error"]["retryable"], false, "{j}");
     let msg = j["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("tasklease init") && msg.contains("--db"), "{msg}");
+    assert!(
+        msg.contains("tasklease init") && msg.contains("--db"),
+        "{msg}"
+    );
 }

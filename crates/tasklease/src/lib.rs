@@ -14,7 +14,7 @@
 //! tokio-postgres out of a SQLite-only program.
 //!
 //! A worker: open the store, claim the next ready task, keep its lease renewed while
-//! working ([`hold`]), and finish with the token.
+//! working ([`hold()`]), and finish with the token.
 //!
 //! ```
 //! use std::sync::Arc;
