@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 // The result objects themselves are built in `tasklease::json`, shared with the MCP
 // server; this module only decides where they go.
-use tasklease::json::{error_json, error_of};
+use tasklease::json::{error_json, error_said};
 use tasklease::text::{escape, escape_lines};
 use tasklease::{Error, Millis};
 
@@ -75,13 +75,40 @@ impl Output {
 
     pub fn error(&self, e: &Error) -> ExitCode {
         let exit = Exit::of(e);
+        let message = with_hint(e);
         if self.json {
-            print_json(&error_of(e));
+            print_json(&error_said(e, &message));
         }
         // One line: an error naming a hostile value must not start a line of its own.
-        eprintln!("tasklease: {}", escape(&e.to_string()));
+        eprintln!("tasklease: {}", escape(&message));
         exit.into()
     }
+}
+
+/// The library's message with what to do about it in this CLI's terms: the library
+/// names no flags or verbs (docs/library.md, "Errors").
+pub fn with_hint(e: &Error) -> String {
+    let hint = match e {
+        Error::Invalid {
+            field: "project", ..
+        } => "; run `tasklease init` in the project root, or pass --db PATH".to_owned(),
+        Error::Invalid { field: "init", .. } => {
+            "; to make this directory a project, run `tasklease init --here`, or run init in \
+             the project root, or name the database with --db PATH"
+                .to_owned()
+        }
+        Error::Invalid { field: "store", .. } => {
+            " (--db or TASKLEASE_DB names it; `tasklease init` creates it)".to_owned()
+        }
+        Error::Invalid {
+            field: "backup", ..
+        } => " (run `tasklease migrate` without --backup)".to_owned(),
+        Error::NotHolder { .. } => " (pass its --token)".to_owned(),
+        Error::VersionConflict { task, .. } => format!(" (tasklease show {task})"),
+        Error::OutcomeUnknown { .. } => " (tasklease show ID / tasklease list --mine)".to_owned(),
+        _ => String::new(),
+    };
+    format!("{e}{hint}")
 }
 
 pub fn print_json(v: &Value) {

@@ -37,8 +37,8 @@ pub enum Error {
 
     /// The task is under another live lease, and the change needs its token.
     #[error(
-        "{task} is held by {holder} until {until}; only the lease holder may change it \
-         (pass its --token)"
+        "{task} is held by {holder} until {until}; only the lease holder may change it, \
+         with its token"
     )]
     NotHolder {
         /// The task.
@@ -67,7 +67,7 @@ pub enum Error {
     /// An optimistic update presented an old version.
     #[error(
         "{task} has changed: you expected version {expected} but it is at version {current}; \
-         re-read it (tasklease show {task}) and retry"
+         re-read it and retry"
     )]
     VersionConflict {
         /// The task.
@@ -94,8 +94,10 @@ pub enum Error {
         supported: i64,
     },
 
-    /// A wait for a shared resource (the SQLite writer queue's turn) ran past its bound,
-    /// the busy timeout. Not the caller's fault: the holder is stuck or slow.
+    /// A wait for a shared resource (the SQLite writer queue's turn; on PostgreSQL, rows
+    /// another session holds, ended by the server's statement timeout) ran past its
+    /// bound, the busy timeout. Nothing was applied. Not the caller's fault: the holder
+    /// is stuck or slow.
     #[error(
         "gave up after {} waiting for {what}, {}",
         crate::time::human_duration(*waited),
@@ -116,8 +118,8 @@ pub enum Error {
     /// re-sent, because a re-sent claim or `done` that had already committed would act
     /// twice. The caller must look before retrying.
     #[error(
-        "{context} ({source}); whether it took effect is unknown: look first \
-         (tasklease show ID / tasklease list --mine) before retrying"
+        "{context} ({source}); whether it took effect is unknown: look first (show the \
+         task, or list your leases) before retrying"
     )]
     OutcomeUnknown {
         /// What was being written, and where.
@@ -127,7 +129,20 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
-    /// The database failed (I/O, corruption, connection). Not the caller's fault.
+    /// The store could not be reached, and nothing of the operation was sent: the
+    /// server refused the connection, did not answer while connecting, or had closed
+    /// the connection before the call (a restart). Retryable as is.
+    #[error("{context}: {source}")]
+    Unavailable {
+        /// What we were doing, and where.
+        context: String,
+        /// Why the store could not be reached.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The database failed (I/O, corruption, a statement the server refused). Not the
+    /// caller's fault, and not known to be passing: not retryable as such.
     #[error("{context}: {source}")]
     Store {
         /// What we were doing.
@@ -224,6 +239,31 @@ impl Error {
         Error::Store { context, source }
     }
 
+    /// An [`Error::Unavailable`]: `context` names what was being done and where.
+    pub fn unavailable(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::Unavailable {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Whether running the same call again, unchanged, may succeed and cannot do harm.
+    ///
+    /// | variant | retryable | why |
+    /// |---|---|---|
+    /// | [`Error::Busy`] | yes | a wait ran out; the call was not applied |
+    /// | [`Error::Unavailable`] | yes | nothing was sent |
+    /// | [`Error::OutcomeUnknown`] | **no** | it may have been applied: look first (`show`, `list`), or retry a claim with the same request id ([`crate::Store::claim_keyed`]); `done` and `release` by the same token answer a repeat as such |
+    /// | [`Error::VersionConflict`] | not as is | re-read the task, then update from the new version |
+    /// | [`Error::Store`] | no | an unexplained failure: retrying blindly may loop |
+    /// | every other variant | no | the answer will not change by asking again |
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Busy { .. } | Error::Unavailable { .. })
+    }
+
     /// An [`Error::OutcomeUnknown`]: `context` names the write and the server.
     pub fn outcome_unknown(
         context: impl Into<String>,
@@ -255,6 +295,7 @@ impl Error {
             Error::LeaseLost { .. } | Error::NotHolder { .. } => ErrorKind::LeaseLost,
             Error::SchemaTooNew { .. }
             | Error::Busy { .. }
+            | Error::Unavailable { .. }
             | Error::Store { .. }
             | Error::OutcomeUnknown { .. } => ErrorKind::Runtime,
         }
@@ -272,6 +313,7 @@ impl Error {
             Error::Exists(_) => "exists",
             Error::SchemaTooNew { .. } => "schema_too_new",
             Error::Busy { .. } => "busy",
+            Error::Unavailable { .. } => "unavailable",
             Error::Store { .. } => "store",
             Error::OutcomeUnknown { .. } => "outcome_unknown",
         }
@@ -291,3 +333,30 @@ impl fmt::Display for ErrorKind {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_waits_and_unsent_calls_are_retryable() {
+        let busy = Error::Busy {
+            what: "the turn".into(),
+            waited: std::time::Duration::from_secs(1),
+            holder: None,
+        };
+        assert!(busy.is_retryable());
+        assert!(Error::unavailable("connect", "refused").is_retryable());
+        assert!(!Error::outcome_unknown("claim", "reset").is_retryable());
+        assert!(!Error::store("read", "corrupt").is_retryable());
+        assert!(!Error::invalid("id", "bad").is_retryable());
+        let conflict = Error::VersionConflict {
+            task: TaskId::new("t").unwrap(),
+            expected: 1,
+            current: 2,
+        };
+        assert!(!conflict.is_retryable());
+        assert_eq!(Error::unavailable("c", "s").kind(), ErrorKind::Runtime);
+        assert_eq!(Error::unavailable("c", "s").code(), "unavailable");
+    }
+}

@@ -293,7 +293,7 @@ pub fn validate_tags(tags: &[Tag]) -> Result<(), Error> {
 /// The longest title or description we store, in bytes.
 pub const MAX_TEXT_LEN: usize = 64 * 1024;
 
-/// Checks a title: not blank, at most [`MAX_TEXT_LEN`] bytes, one line, and none of the
+/// Checks a title: not blank, at most 64 KiB, one line, and none of the
 /// characters a terminal acts on ([`crate::text::forbidden`]).
 ///
 /// # Errors

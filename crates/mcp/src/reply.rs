@@ -34,7 +34,8 @@ fn with_sentence(mut r: CallToolResult, sentence: String) -> CallToolResult {
     r
 }
 
-/// A library error: `{"ok":false,"error":{"code","message","exit"}}` and what to do.
+/// A library error: `{"ok":false,"error":{"code","message","exit","retryable"}}` and what
+/// to do.
 pub fn error(e: &Error) -> CallToolResult {
     failed(format!("{e}. {}", next_step(e)), error_of(e))
 }
@@ -112,8 +113,9 @@ fn next_step(e: &Error) -> String {
         Error::Invalid {
             field: "db" | "project" | "store",
             ..
-        } => "Nothing was changed. This server keeps running: once the project and its \
-              database exist (the user runs `tasklease init`), call again."
+        } => "Nothing was changed. Ask the user to create the database (`tasklease init` \
+              in the project root). This server keeps running: once the project and its \
+              database exist, call again."
             .to_owned(),
         Error::OutcomeUnknown { .. } => "Whether this call took effect is unknown, so do not \
               simply repeat it: look first. Call list with mine: true or show the task to see \

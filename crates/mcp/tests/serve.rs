@@ -35,10 +35,7 @@ fn sqlite(dir: &std::path::Path, clock: Clock) -> Arc<dyn Store> {
         path: dir.join("t.db"),
         explicit: true,
     };
-    let opts = OpenOptions {
-        clock,
-        ..OpenOptions::default()
-    };
+    let opts = OpenOptions::default().clock(clock);
     tasklease::open::init(&spec, &opts).expect("init");
     Arc::from(tasklease::open::open(&spec, &opts).expect("open"))
 }

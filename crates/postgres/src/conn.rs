@@ -1,4 +1,4 @@
-//! The one connection a store holds: how it is made, kept alive, and how its errors
+//! One connection of a store's pool: how it is made, kept alive, and how its errors
 //! become the core's [`Error`].
 //!
 //! # Reconnecting, and which operations are retried
@@ -111,7 +111,8 @@ pub(crate) struct Conn {
     client: Client,
     /// The task that drives the connection's socket; aborted with the connection.
     driver: JoinHandle<()>,
-    /// Runs the connection's futures; shared with the [`Target`] that made it.
+    /// Runs the connection's futures: one runtime per connection, so threads using
+    /// different connections of a store's pool never wait on each other's I/O.
     rt: Arc<Rt>,
     /// How long a statement may go unanswered.
     answer_within: Duration,
@@ -149,7 +150,6 @@ pub(crate) struct Target {
     pub(crate) connect_within: Duration,
     /// How long a statement may go unanswered.
     pub(crate) answer_within: Duration,
-    pub(crate) rt: Arc<Rt>,
 }
 
 impl Target {
@@ -164,6 +164,7 @@ impl Target {
     /// queries count against it too, until it clears it.
     pub(crate) fn connect_until(&self, deadline: Instant) -> Result<Conn> {
         let bound = deadline.saturating_duration_since(Instant::now());
+        let rt = Arc::new(Rt::new()?);
         let connecting = async {
             let (client, connection) = self.config.connect(NoTls).await?;
             let driver = tokio::spawn(async move {
@@ -171,8 +172,8 @@ impl Target {
             });
             Ok::<_, tokio_postgres::Error>((client, driver))
         };
-        let Some(made) = self.rt.within(bound, connecting) else {
-            return Err(Error::store(
+        let Some(made) = rt.within(bound, connecting) else {
+            return Err(Error::unavailable(
                 format!("cannot connect to PostgreSQL at {}", self.display),
                 self.no_answer("connect", bound, CONNECT_BOUND),
             ));
@@ -184,15 +185,19 @@ impl Target {
             } else {
                 ""
             };
-            Error::store(
-                format!("cannot connect to PostgreSQL at {}{hint}", self.display),
-                full(&e),
-            )
+            let context = format!("cannot connect to PostgreSQL at {}{hint}", self.display);
+            // The server answering with an error (authentication, no such database)
+            // will answer the same again; a refused or dropped connection may not.
+            if e.code().is_some() {
+                Error::store(context, full(&e))
+            } else {
+                Error::unavailable(context, full(&e))
+            }
         })?;
         Ok(Conn {
             client,
             driver,
-            rt: self.rt.clone(),
+            rt,
             answer_within: self.answer_within,
             deadline: Some(deadline),
             prepared: HashMap::new(),
@@ -394,6 +399,7 @@ pub(crate) fn run<T>(
         *conn = target.connect()?;
     }
     conn.last_used = Instant::now();
+    let started = conn.last_used;
     let mut rerun = 0;
     loop {
         let e = match op(conn) {
@@ -437,6 +443,19 @@ pub(crate) fn run<T>(
         if rolled_back && rerun < 3 {
             rerun += 1;
             continue;
+        }
+        if e.code() == Some(&SqlState::QUERY_CANCELED) {
+            // The server ended the statement at its statement timeout and said so: a
+            // definite "not done", like a wait for SQLite's writer turn that ran out.
+            return Err(Error::Busy {
+                what: format!(
+                    "PostgreSQL to {what} (the server's statement timeout ended the \
+                     wait: the database is overloaded, or another session holds the rows \
+                     for long)"
+                ),
+                waited: started.elapsed(),
+                holder: Some("another PostgreSQL session (pg_stat_activity shows which)".into()),
+            });
         }
         return Err(translate(what, e));
     }

@@ -39,8 +39,8 @@ mod redact;
 mod sql;
 pub mod testing;
 
-use std::sync::Arc;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use tasklease_core::{
@@ -72,6 +72,9 @@ pub struct Options {
     /// Create the tasklease tables in a schema that has none; otherwise such a schema
     /// is refused (an older schema is still migrated).
     pub create: bool,
+    /// How many connections the store may open, so threads sharing it run their calls
+    /// side by side (at least 1). They are opened as concurrent calls need them.
+    pub pool_size: usize,
 }
 
 impl Default for Options {
@@ -81,18 +84,32 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
             create: true,
+            pool_size: DEFAULT_POOL_SIZE,
         }
     }
 }
 
+/// [`Options::pool_size`] by default: enough for a few threads of one process to
+/// claim and renew side by side, few enough that many agent processes on one server
+/// stay well inside its `max_connections` (100 by default).
+pub const DEFAULT_POOL_SIZE: usize = 4;
+
 /// A task store in a PostgreSQL database.
 ///
-/// One connection, guarded by a mutex: agents are processes, each with its own
-/// connection; the mutex only makes a store shareable by an in-process server's
-/// worker threads.
+/// A small pool of connections ([`Options::pool_size`], 4 by default): threads sharing
+/// one store (`Arc<PgStore>`, `Arc<dyn Store>`) run their calls on different
+/// connections — with as many connections as threads, sharing a store is as fast as
+/// a store per thread (docs/library.md has figures) — and a call stuck
+/// on the server (waiting for a row lock) holds up no other thread's renewal.
+/// Connections beyond the first are opened when concurrent calls first need them; a
+/// process that makes one call at a time uses one.
 pub struct PgStore {
-    /// The connection and its prepared statements; replaced when the server drops it.
-    conn: Mutex<Conn>,
+    /// The connections and their prepared statements; a slot is empty until a call
+    /// needs it, and its connection is replaced when the server drops it. Each slot's
+    /// mutex is held for one operation.
+    pool: Vec<Mutex<Option<Conn>>>,
+    /// Where a caller that finds every slot busy queues: spreads waiters over slots.
+    next: AtomicUsize,
     /// How to reconnect, and how to name the server in messages (no credentials).
     target: Target,
     /// Source of the injected `now` parameter; [`Clock::Database`] sends NULL.
@@ -115,8 +132,11 @@ impl PgStore {
         let target = target(conn, opts)?;
         let mut c = target.connect_until(Instant::now() + target.connect_within)?;
         let migrated = migrate::migrate(&mut c, &target, opts.create)?;
+        let mut pool = vec![Mutex::new(Some(c))];
+        pool.extend((1..opts.pool_size.max(1)).map(|_| Mutex::new(None)));
         Ok(PgStore {
-            conn: Mutex::new(c),
+            pool,
+            next: AtomicUsize::new(0),
             target,
             clock: opts.clock.clone(),
             migrated,
@@ -133,10 +153,29 @@ impl PgStore {
         &self.target.display
     }
 
-    fn lock(&self) -> MutexGuard<'_, Conn> {
+    /// A free slot: a connected one if any is free, else an empty one (to connect),
+    /// else the next slot in turn, waited for (each holds one operation, bounded by the
+    /// statement timeout).
+    fn slot(&self) -> MutexGuard<'_, Option<Conn>> {
         // A panic mid-operation left no transaction open (each is one statement, or
         // rolled back on drop); the connection itself is still sound.
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut empty = None;
+        for slot in &self.pool {
+            let guard = match slot.try_lock() {
+                Ok(g) => g,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            if guard.is_some() {
+                return guard;
+            }
+            empty.get_or_insert(guard);
+        }
+        if let Some(guard) = empty {
+            return guard;
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
+        self.pool[n].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn run<T>(
@@ -145,7 +184,12 @@ impl PgStore {
         retry: Retry,
         op: impl FnMut(&mut Conn) -> Result<T, Failure>,
     ) -> Result<T> {
-        conn::run(&mut self.lock(), &self.target, what, retry, op)
+        let mut slot = self.slot();
+        let conn = match &mut *slot {
+            Some(c) => c,
+            None => slot.insert(self.target.connect()?),
+        };
+        conn::run(conn, &self.target, what, retry, op)
     }
 
     fn now_param(&self) -> Option<i64> {
@@ -266,7 +310,6 @@ fn target(s: &str, opts: &Options) -> Result<Target> {
         display,
         connect_within,
         answer_within,
-        rt: Arc::new(conn::Rt::new()?),
     })
 }
 

@@ -129,6 +129,9 @@ fn claim_next_passes_over_a_row_another_session_is_writing() {
         .claim(&id("first"), &agent("b"), LeaseDuration::DEFAULT, None)
         .unwrap_err();
     assert!(err.to_string().contains("statement timeout"), "{err}");
+    // The server cancelled it: surely not applied, so a plain retry is safe.
+    assert!(matches!(err, Error::Busy { .. }), "{err:?}");
+    assert!(err.is_retryable(), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
 
     tx.rollback().unwrap();
@@ -267,7 +270,7 @@ fn a_server_that_never_answers_fails_opening_within_the_connect_timeout() {
         let e = bounded(move || PgStore::open(&conn, &opts).err()).expect("opened a silent server");
         let took = started.elapsed();
         assert!(took >= bound && took < bound + SLACK, "{took:?}: {e}");
-        assert!(matches!(e, Error::Store { .. }), "{e:?}");
+        assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
         let msg = e.to_string();
         assert!(
             msg.contains("no answer from the PostgreSQL server at postgres://postgres@127.0.0.1:"),

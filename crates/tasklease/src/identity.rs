@@ -33,6 +33,36 @@ pub fn agent_id(explicit: Option<&str>) -> Result<AgentId> {
     generated(&role, std::process::id())
 }
 
+/// A name for the `n`th worker (thread or async task) of this process:
+/// `<role>-<hostname>-<pid>-<n>`. Workers of one process that share a name would look
+/// like one agent in history and `list --mine`-style filters; this keeps them apart
+/// while showing they belong together.
+///
+/// ```
+/// let a = tasklease::identity::agent_id_for("indexer", 1)?;
+/// let b = tasklease::identity::agent_id_for("indexer", 2)?;
+/// assert_ne!(a, b);
+/// assert!(a.as_str().starts_with("indexer-") && a.as_str().ends_with("-1"));
+/// # Ok::<(), tasklease::Error>(())
+/// ```
+///
+/// # Errors
+/// [`crate::Error::Invalid`] when the role makes the id too long.
+pub fn agent_id_for(role: &str, n: u32) -> Result<AgentId> {
+    let base = generated(role, std::process::id())?;
+    derived(&base, &n.to_string())
+}
+
+/// `<base>-<suffix>`: a worker's name under an agent name given from outside (`--agent`,
+/// `TASKLEASE_AGENT`), e.g. `derived(&agent_id(None)?, "3")`.
+///
+/// # Errors
+/// [`crate::Error::Invalid`] when the suffix holds characters an id may not, or makes
+/// the id too long.
+pub fn derived(base: &AgentId, suffix: &str) -> Result<AgentId> {
+    AgentId::new(&format!("{base}-{suffix}"))
+}
+
 /// `<role>-<hostname>-<pid>`, with whitespace and terminal controls in the parts
 /// replaced by `_`.
 ///
@@ -67,6 +97,18 @@ mod tests {
     fn explicit_wins_and_is_validated() {
         assert_eq!(agent_id(Some("me")).unwrap().as_str(), "me");
         assert!(agent_id(Some("a\nb")).is_err());
+    }
+
+    #[test]
+    fn workers_of_one_process_get_names_of_their_own() {
+        let a = agent_id_for("w", 1).unwrap();
+        let b = agent_id_for("w", 2).unwrap();
+        assert_ne!(a, b);
+        let pid = std::process::id();
+        assert!(a.as_str().ends_with(&format!("-{pid}-1")), "{a}");
+        let base = AgentId::new("ci").unwrap();
+        assert_eq!(derived(&base, "7").unwrap().as_str(), "ci-7");
+        assert!(derived(&base, "a\nb").is_err());
     }
 
     #[test]

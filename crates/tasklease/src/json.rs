@@ -56,9 +56,16 @@ pub fn error_json(code: &str, message: &str, exit: u8) -> Value {
     json!({"ok": false, "error": {"code": code, "message": message, "exit": exit}})
 }
 
-/// [`error_json`] for a library error.
+/// [`error_json`] for a library error, with `"retryable"` ([`Error::is_retryable`]).
 pub fn error_of(e: &Error) -> Value {
-    error_json(e.code(), &e.to_string(), exit_code(e))
+    error_said(e, &e.to_string())
+}
+
+/// [`error_of`] with the message as a front end words it (its hints added).
+pub fn error_said(e: &Error, message: &str) -> Value {
+    let mut v = error_json(e.code(), message, exit_code(e));
+    v["error"]["retryable"] = Value::Bool(e.is_retryable());
+    v
 }
 
 /// A lease as JSON: the fields every claim result carries.
@@ -294,6 +301,7 @@ pub fn locks_json(locks: &[LockInfo]) -> Value {
 /// "held_for_ms", "path"}`, the holder as file locks show theirs; `null` when the store
 /// has no such turn or no process has used it yet. `held_for_ms` counts from the
 /// holder's own clock's `since` to this one's now, so clocks apart skew it.
+#[cfg(feature = "sqlite")]
 pub fn writer_turn_json(turn: Option<&crate::open::TurnState>) -> Value {
     let Some(t) = turn else {
         return Value::Null;
@@ -332,6 +340,9 @@ mod tests {
         assert_eq!(exit_code(&lost), EXIT_LEASE_LOST);
         assert_eq!(error_of(&lost)["error"]["code"], "lease_lost");
         assert_eq!(error_of(&lost)["error"]["exit"], 5);
+        assert_eq!(error_of(&lost)["error"]["retryable"], false);
+        let unsent = Error::unavailable("connect", "refused");
+        assert_eq!(error_of(&unsent)["error"]["retryable"], true);
         let held = Refusal::Held {
             by: AgentId::new("a").unwrap(),
             until: Millis(0),

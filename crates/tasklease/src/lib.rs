@@ -8,19 +8,43 @@
 //! right store from a `--db` value ([`open`]), and the JSON object of every result
 //! ([`json`]), so the CLI's `--json` and the MCP server's tool results are one shape.
 //!
-//! ```no_run
-//! use tasklease::{LeaseDuration, open::{DbSpec, OpenOptions}};
+//! Depend on `tasklease` (not the store crates): it opens either store from one
+//! value, and its features `sqlite` and `postgres` (both on by default) choose which
+//! backends are built — `default-features = false, features = ["sqlite"]` keeps
+//! tokio-postgres out of a SQLite-only program.
+//!
+//! A worker: open the store, claim the next ready task, keep its lease renewed while
+//! working ([`hold()`]), and finish with the token.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tasklease::open::{DbSpec, OpenOptions};
+//! use tasklease::{LeaseDuration, NewTask, Store};
 //!
 //! # fn main() -> tasklease::Result<()> {
-//! let spec = DbSpec::discover(None, &std::env::current_dir().unwrap())?;
-//! let store = tasklease::open::open(&spec, &OpenOptions::default())?;
-//! let me = tasklease::identity::agent_id(None)?;
-//! if let Some(lease) = store.claim_next(&me, LeaseDuration::DEFAULT)? {
-//!     // ... work, renewing with lease.token before lease.lock_until ...
-//!     store.done(&lease.task, lease.token, &me)?;
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let db = format!("sqlite:{}", dir.path().join("tasks.db").display());
+//! // `db` is what `--db` takes: a path, `sqlite:PATH`, or a PostgreSQL connection string.
+//! let spec = DbSpec::parse(&db);
+//! tasklease::open::init(&spec, &OpenOptions::default())?; // once, where the store lives
+//! let store: Arc<dyn Store> = tasklease::open::open(&spec, &OpenOptions::default())?.into();
+//! store.add(&NewTask { title: "write the changelog".into(), ..Default::default() })?;
+//!
+//! let me = tasklease::identity::agent_id_for("worker", 1)?;
+//! let length = LeaseDuration::from_millis(5 * 60_000)?;
+//! while let Some(lease) = store.claim_next(&me, length)? {
+//!     let held = tasklease::hold(store.clone(), &lease, length)?;
+//!     // ... the work, checking held.is_trusted() between steps ...
+//!     held.done()?;
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! Errors are [`Error`]; [`Error::is_retryable`] says which may simply be tried again.
+//! A store is `Send + Sync`: share one `Arc<dyn Store>` between threads. On PostgreSQL
+//! it holds a small pool of connections, so sharing costs nothing; on SQLite it is one
+//! connection, and threads that write often go faster with a store each (see
+//! `docs/library.md`).
 //!
 //! Async code (the MCP server, a web board) uses the same stores through
 //! [`asynchronous::AsyncStore`], which runs one on a thread of its own.
@@ -29,7 +53,12 @@
 //! lock — and who holds them are in [`locks`].
 
 pub mod asynchronous;
+// `bench` and `stats` are the CLI's verbs of those names, public for it alone: hidden
+// from the library's documentation (docs/library.md, "What is still CLI-shaped").
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[doc(hidden)]
 pub mod bench;
+pub mod hold;
 pub mod identity;
 pub mod json;
 pub mod keepalive;
@@ -37,6 +66,8 @@ pub mod locks;
 pub mod open;
 pub mod project;
 pub mod show;
+#[doc(hidden)]
 pub mod stats;
 
+pub use hold::{Held, Trust, hold, hold_from};
 pub use tasklease_core::*;

@@ -13,9 +13,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(feature = "postgres")]
 use tasklease_postgres::{Options as PgOptions, PgStore};
-pub use tasklease_sqlite::{Migrated, Synchronous, TurnState, WaitHook, Waiting};
+#[cfg(feature = "sqlite")]
 use tasklease_sqlite::{Options as SqliteOptions, SqliteStore};
+#[cfg(feature = "sqlite")]
+pub use tasklease_sqlite::{Synchronous, TurnState, WaitHook, Waiting};
 
 use crate::{Clock, Error, Result, Store, project};
 
@@ -58,8 +61,28 @@ const PG_KEYS: &[&str] = &[
 ];
 
 impl DbSpec {
-    /// Interprets an explicit `--db` value.
+    /// Interprets an explicit database value: a `postgres://` or `postgresql://` URL or
+    /// libpq `key=value` pairs name a PostgreSQL server; `sqlite:PATH` or
+    /// `sqlite://PATH` (`sqlite:///abs/path` for an absolute one) name a SQLite file,
+    /// as does anything else, taken as a path.
+    ///
+    /// ```
+    /// use std::path::PathBuf;
+    /// use tasklease::open::DbSpec;
+    ///
+    /// let file = DbSpec::Sqlite { path: PathBuf::from("/srv/tasks.db"), explicit: true };
+    /// assert_eq!(DbSpec::parse("sqlite:///srv/tasks.db"), file);
+    /// assert_eq!(DbSpec::parse("/srv/tasks.db"), file);
+    /// assert!(matches!(DbSpec::parse("postgres://agent@db/tasks"), DbSpec::Postgres { .. }));
+    /// ```
     pub fn parse(s: &str) -> DbSpec {
+        if let Some(rest) = s.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            return DbSpec::Sqlite {
+                path: PathBuf::from(path),
+                explicit: true,
+            };
+        }
         let pairs = s
             .split_once('=')
             .is_some_and(|(key, _)| PG_KEYS.contains(&key.trim()));
@@ -86,10 +109,10 @@ impl DbSpec {
         }
         let root = project::find_root(cwd).ok_or_else(|| {
             Error::invalid(
-                "db",
+                "project",
                 format!(
-                    "{} is not inside a project (no .tasklease or .git above it); run \
-                     `tasklease init` in the project root, or pass --db PATH",
+                    "{} is not inside a project (no .tasklease or .git above it), and no \
+                     database was named",
                     cwd.display()
                 ),
             )
@@ -121,9 +144,8 @@ impl DbSpec {
                     "init",
                     format!(
                         "{} is not inside a git work tree or a tasklease project, so init \
-                         would create {}; to make this directory a project, run \
-                         `tasklease init --here`, or run init in the project root, or \
-                         name the database with --db PATH",
+                         would create {}; a directory becomes a project only when asked \
+                         (here)",
                         cwd.display(),
                         project::state_dir(cwd).display()
                     ),
@@ -154,15 +176,76 @@ fn given(explicit: Option<&str>) -> Option<String> {
 }
 
 /// A PostgreSQL connection string (URL or `key=value` pairs) with any password
-/// replaced by `***`.
+/// replaced by `***`. Without the `postgres` feature, which parses them, nothing of
+/// the string is shown.
 pub fn redact_url(url: &str) -> String {
-    tasklease_postgres::redact(url)
+    #[cfg(feature = "postgres")]
+    return tasklease_postgres::redact(url);
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = url;
+        "(a PostgreSQL connection string)".to_owned()
+    }
+}
+
+/// The refusal of a store whose backend this build left out (a Cargo feature).
+#[allow(dead_code)] // unused when every backend is built
+fn not_built(spec: &DbSpec) -> Error {
+    let (name, feature) = match spec {
+        DbSpec::Sqlite { .. } => ("SQLite", "sqlite"),
+        DbSpec::Postgres { .. } => ("PostgreSQL", "postgres"),
+    };
+    Error::invalid(
+        "db",
+        format!(
+            "{} names a {name} store, but this build of tasklease has no {name} support \
+             (the `{feature}` feature of the tasklease crate)",
+            spec.display()
+        ),
+    )
+}
+
+/// What opening did to the schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migrated {
+    /// The version found (0: the store was created).
+    pub from: i64,
+    /// The version now.
+    pub to: i64,
+    /// Where the pre-migration copy went, if one was written (SQLite only).
+    pub backup: Option<PathBuf>,
+}
+
+#[cfg(feature = "sqlite")]
+impl From<tasklease_sqlite::Migrated> for Migrated {
+    fn from(m: tasklease_sqlite::Migrated) -> Migrated {
+        Migrated {
+            from: m.from,
+            to: m.to,
+            backup: m.backup,
+        }
+    }
 }
 
 /// How to open a store.
+///
+/// `#[non_exhaustive]`: start from [`OpenOptions::default`] and set what you need with
+/// the builder methods (or by assigning fields), so a field added later breaks nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use tasklease::open::OpenOptions;
+///
+/// let opts = OpenOptions::default()
+///     .busy_timeout(Duration::from_secs(5))
+///     .pool_size(8);
+/// assert_eq!(opts.busy_timeout, Duration::from_secs(5));
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct OpenOptions {
     /// SQLite flush policy.
+    #[cfg(feature = "sqlite")]
     pub synchronous: Synchronous,
     /// How long a writer waits for its turn before failing (SQLite's busy timeout;
     /// PostgreSQL's `statement_timeout`).
@@ -181,27 +264,115 @@ pub struct OpenOptions {
     pub queue: bool,
     /// SQLite: told once when a write has waited a second for the writer queue's turn,
     /// with who holds it (the library prints nothing).
+    #[cfg(feature = "sqlite")]
     pub on_wait: Option<WaitHook>,
     /// SQLite: who this process is, in the turn's holder record other waiters read.
     pub agent: Option<crate::AgentId>,
+    /// PostgreSQL: how many connections a store may open for threads sharing it
+    /// (see `PgStore`); 4 by default.
+    pub pool_size: usize,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
+            #[cfg(feature = "sqlite")]
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(30),
             clock: Clock::Database,
             create: false,
             one_shot: false,
             queue: true,
+            #[cfg(feature = "sqlite")]
             on_wait: None,
             agent: None,
+            pool_size: 4,
         }
     }
 }
 
+impl OpenOptions {
+    /// Sets [`OpenOptions::synchronous`].
+    #[cfg(feature = "sqlite")]
+    #[must_use]
+    pub fn synchronous(mut self, s: Synchronous) -> Self {
+        self.synchronous = s;
+        self
+    }
+
+    /// Sets [`OpenOptions::busy_timeout`].
+    #[must_use]
+    pub fn busy_timeout(mut self, d: Duration) -> Self {
+        self.busy_timeout = d;
+        self
+    }
+
+    /// Sets [`OpenOptions::clock`].
+    #[must_use]
+    pub fn clock(mut self, c: Clock) -> Self {
+        self.clock = c;
+        self
+    }
+
+    /// Sets [`OpenOptions::create`].
+    #[must_use]
+    pub fn create(mut self, yes: bool) -> Self {
+        self.create = yes;
+        self
+    }
+
+    /// Sets [`OpenOptions::one_shot`].
+    #[must_use]
+    pub fn one_shot(mut self, yes: bool) -> Self {
+        self.one_shot = yes;
+        self
+    }
+
+    /// Sets [`OpenOptions::queue`].
+    #[must_use]
+    pub fn queue(mut self, yes: bool) -> Self {
+        self.queue = yes;
+        self
+    }
+
+    /// Sets [`OpenOptions::on_wait`].
+    #[cfg(feature = "sqlite")]
+    #[must_use]
+    pub fn on_wait(mut self, hook: Option<WaitHook>) -> Self {
+        self.on_wait = hook;
+        self
+    }
+
+    /// Sets [`OpenOptions::agent`].
+    #[must_use]
+    pub fn agent(mut self, a: Option<crate::AgentId>) -> Self {
+        self.agent = a;
+        self
+    }
+
+    /// Sets [`OpenOptions::pool_size`] (at least 1).
+    #[must_use]
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+}
+
 /// Opens the store `spec` names, applying pending migrations (after a backup).
+///
+/// ```
+/// use tasklease::open::{DbSpec, OpenOptions};
+///
+/// # fn main() -> tasklease::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let spec = DbSpec::parse(dir.path().join("t.db").to_str().unwrap());
+/// // Nothing there yet: refused, so a typo never starts an empty store.
+/// assert!(tasklease::open::open(&spec, &OpenOptions::default()).is_err());
+/// tasklease::open::init(&spec, &OpenOptions::default())?;
+/// let store = tasklease::open::open(&spec, &OpenOptions::default())?;
+/// assert!(store.list(&Default::default())?.is_empty());
+/// # Ok(()) }
+/// ```
 ///
 /// # Errors
 /// [`Error::Invalid`] when there is no store there yet (run `init`), unless
@@ -209,8 +380,12 @@ impl Default for OpenOptions {
 /// database failures.
 pub fn open(spec: &DbSpec, opts: &OpenOptions) -> Result<Box<dyn Store>> {
     Ok(match spec {
+        #[cfg(feature = "postgres")]
         DbSpec::Postgres { url } => Box::new(open_postgres(url, opts)?),
+        #[cfg(feature = "sqlite")]
         DbSpec::Sqlite { path, explicit } => Box::new(open_sqlite(path, *explicit, opts)?),
+        #[allow(unreachable_patterns)]
+        _ => return Err(not_built(spec)),
     })
 }
 
@@ -236,6 +411,7 @@ pub fn init(spec: &DbSpec, opts: &OpenOptions) -> Result<InitReport> {
         ..opts.clone()
     };
     match spec {
+        #[cfg(feature = "postgres")]
         DbSpec::Postgres { url } => {
             let store = open_postgres(url, &opts)?;
             Ok(InitReport {
@@ -243,6 +419,7 @@ pub fn init(spec: &DbSpec, opts: &OpenOptions) -> Result<InitReport> {
                 created: store.migrated().from == 0,
             })
         }
+        #[cfg(feature = "sqlite")]
         DbSpec::Sqlite { path, explicit } => {
             if *explicit {
                 create_parent(path)?;
@@ -259,10 +436,13 @@ pub fn init(spec: &DbSpec, opts: &OpenOptions) -> Result<InitReport> {
                 created: store.migrated().from == 0,
             })
         }
+        #[allow(unreachable_patterns)]
+        _ => Err(not_built(spec)),
     }
 }
 
 /// Creates the directory an explicit database path names, if missing.
+#[cfg(feature = "sqlite")]
 fn create_parent(path: &Path) -> Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
@@ -271,6 +451,7 @@ fn create_parent(path: &Path) -> Result<()> {
     }
 }
 
+#[cfg(feature = "postgres")]
 fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
     PgStore::open(
         url,
@@ -278,6 +459,7 @@ fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
             clock: opts.clock.clone(),
             statement_timeout: opts.busy_timeout,
             create: opts.create,
+            pool_size: opts.pool_size,
             ..PgOptions::default()
         },
     )
@@ -286,10 +468,10 @@ fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
             field: "store",
             message,
         } => Error::invalid(
-            "db",
+            "store",
             format!(
-                "{message} ({}): check the connection string and its search_path \
-                 (--db or TASKLEASE_DB), or create the tables with `tasklease init`",
+                "{message} ({}): check the connection string and its search_path, or \
+                 create the tables first (init)",
                 redact_url(url)
             ),
         ),
@@ -297,6 +479,7 @@ fn open_postgres(url: &str, opts: &OpenOptions) -> Result<PgStore> {
     })
 }
 
+#[cfg(feature = "sqlite")]
 fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<SqliteStore> {
     // A misspelt scheme (`postgress://`, `PostgreSQL://`) is no file name anyone means,
     // and printing it as one would print its password.
@@ -306,8 +489,8 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
             "db",
             format!(
                 "{} is neither a file path nor a PostgreSQL connection string; allowed: a \
-                 path, a URL starting postgres:// or postgresql:// (lower case), or \
-                 key=value pairs",
+                 path, sqlite:PATH, a URL starting postgres:// or postgresql:// (lower \
+                 case), or key=value pairs",
                 redact_url(&text)
             ),
         ));
@@ -331,13 +514,12 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
             field: "store",
             message,
         } => {
-            let fix = if explicit {
-                "check the path given by --db or TASKLEASE_DB, or create the database \
-                 there with `tasklease init`"
+            let what = if explicit {
+                "check the path, or create the database there first (init)"
             } else {
-                "run `tasklease init` in the project root (or check --db / TASKLEASE_DB)"
+                "the project has no database yet: create it first (init)"
             };
-            Error::invalid("db", format!("{message}; {fix}"))
+            Error::invalid("store", format!("{message}; {what}"))
         }
         e => e,
     })
@@ -349,6 +531,7 @@ fn open_sqlite(path: &Path, explicit: bool, opts: &OpenOptions) -> Result<Sqlite
 ///
 /// # Errors
 /// [`Error::Store`] when the queue's files cannot be opened or locked.
+#[cfg(feature = "sqlite")]
 pub fn writer_turn(spec: &DbSpec) -> Result<Option<TurnState>> {
     match spec {
         DbSpec::Sqlite { path, .. } => tasklease_sqlite::writer_turn(path),
@@ -376,10 +559,28 @@ pub struct MigrateReport {
 /// As [`open`]; [`Error::Invalid`] for `backup` on PostgreSQL, whose backups are the
 /// server operator's (`pg_dump`), not something one agent can take for everyone.
 pub fn migrate(spec: &DbSpec, opts: &OpenOptions, backup: bool) -> Result<MigrateReport> {
-    let (path, explicit) = match spec {
-        DbSpec::Sqlite { path, explicit } => (path, *explicit),
-        DbSpec::Postgres { url } => return migrate_postgres(url, opts, backup),
-    };
+    #[cfg(feature = "postgres")]
+    if let DbSpec::Postgres { url } = spec {
+        return migrate_postgres(url, opts, backup);
+    }
+    #[cfg(feature = "sqlite")]
+    if let DbSpec::Sqlite { path, explicit } = spec {
+        return migrate_sqlite(spec, path, *explicit, opts, backup);
+    }
+    if let (DbSpec::Postgres { .. }, true) = (spec, backup) {
+        return migrate_postgres_backup();
+    }
+    Err(not_built(spec))
+}
+
+#[cfg(feature = "sqlite")]
+fn migrate_sqlite(
+    spec: &DbSpec,
+    path: &Path,
+    explicit: bool,
+    opts: &OpenOptions,
+    backup: bool,
+) -> Result<MigrateReport> {
     // Bringing the schema up to date includes writing it into an existing empty file,
     // never creating a file that is not there (that is `init`'s, and a typo's).
     let opts = OpenOptions {
@@ -396,19 +597,25 @@ pub fn migrate(spec: &DbSpec, opts: &OpenOptions, backup: bool) -> Result<Migrat
     };
     Ok(MigrateReport {
         db: spec.display(),
-        migrated: store.migrated().clone(),
+        migrated: store.migrated().clone().into(),
         backup,
     })
 }
 
+/// The refusal of a backup on PostgreSQL.
+fn migrate_postgres_backup() -> Result<MigrateReport> {
+    Err(Error::invalid(
+        "backup",
+        "a backup copies a SQLite file; for PostgreSQL, back up with the server's own \
+             tools (e.g. pg_dump), then migrate without one. Migrations run in one \
+             transaction, so a failed one leaves the old schema",
+    ))
+}
+
+#[cfg(feature = "postgres")]
 fn migrate_postgres(url: &str, opts: &OpenOptions, backup: bool) -> Result<MigrateReport> {
     if backup {
-        return Err(Error::invalid(
-            "backup",
-            "--backup copies a SQLite file; for PostgreSQL, back up with the server's own \
-             tools (e.g. pg_dump), then run `tasklease migrate` without --backup. \
-             Migrations run in one transaction, so a failed one leaves the old schema",
-        ));
+        return migrate_postgres_backup();
     }
     // The user asked for the schema in this one: an empty one gets the tables.
     let opts = OpenOptions {
@@ -428,7 +635,7 @@ fn migrate_postgres(url: &str, opts: &OpenOptions, backup: bool) -> Result<Migra
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
 mod tests {
     use super::*;
 
@@ -458,6 +665,26 @@ mod tests {
             DbSpec::parse("dir/a=b.db"),
             DbSpec::Sqlite { explicit: true, .. }
         ));
+    }
+
+    #[test]
+    fn sqlite_urls_name_files() {
+        for (url, path) in [
+            ("sqlite:x.db", "x.db"),
+            ("sqlite://x.db", "x.db"),
+            ("sqlite://dir/x.db", "dir/x.db"),
+            ("sqlite:///abs/x.db", "/abs/x.db"),
+            ("sqlite:/abs/x.db", "/abs/x.db"),
+        ] {
+            assert_eq!(
+                DbSpec::parse(url),
+                DbSpec::Sqlite {
+                    path: PathBuf::from(path),
+                    explicit: true
+                },
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -14,10 +14,7 @@ fn store(path: &std::path::Path, busy: Duration) -> Arc<dyn Store> {
         path: path.to_owned(),
         explicit: true,
     };
-    let opts = OpenOptions {
-        busy_timeout: busy,
-        ..OpenOptions::default()
-    };
+    let opts = OpenOptions::default().busy_timeout(busy);
     tasklease::open::init(&spec, &opts).unwrap();
     Arc::from(tasklease::open::open(&spec, &opts).unwrap())
 }

@@ -13,7 +13,7 @@ fn an_explicit_path_with_no_database_is_refused_until_init() {
     let e = open::open(&spec, &OpenOptions::default())
         .err()
         .expect("opening a missing database must fail");
-    assert!(matches!(e, Error::Invalid { field: "db", .. }), "{e}");
+    assert!(matches!(e, Error::Invalid { field: "store", .. }), "{e}");
     assert!(e.to_string().contains("typo.db"), "{e}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     let r = open::init(&spec, &OpenOptions::default()).unwrap();
@@ -67,4 +67,31 @@ fn discover_honours_tasklease_db() {
         .find_map(|l| l.split_once("SPEC ").map(|(_, s)| s.trim()))
         .unwrap_or_else(|| panic!("the child printed no spec: {stdout}"));
     assert_eq!(spec, chosen.display().to_string());
+}
+
+/// The library names no CLI flags or verbs: the front ends add their own hints.
+#[test]
+fn library_messages_speak_no_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = open::open(
+        &DbSpec::parse(dir.path().join("typo.db").to_str().unwrap()),
+        &OpenOptions::default(),
+    )
+    .err()
+    .unwrap();
+    let nowhere = DbSpec::for_init(Some(""), dir.path(), false).unwrap_err();
+    let busy_backup = open::migrate(
+        &DbSpec::parse("postgres://nobody@127.0.0.1:1/none"),
+        &OpenOptions::default(),
+        true,
+    )
+    .unwrap_err();
+    let unknown = Error::outcome_unknown("claim the task", "connection reset");
+    for e in [missing, nowhere, busy_backup, unknown] {
+        let msg = e.to_string();
+        assert!(
+            !msg.contains("--") && !msg.contains("`tasklease") && !msg.contains("TASKLEASE_"),
+            "{msg}"
+        );
+    }
 }

@@ -424,10 +424,7 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
             &mut |id, tok| raw.borrow_mut().done(id, tok),
         )?
     } else {
-        let opts = tasklease::open::OpenOptions {
-            queue: !a.no_queue,
-            ..cx.long_running_options()
-        };
+        let opts = cx.long_running_options().queue(!a.no_queue);
         let store = tasklease::open::open(&spec, &opts)?;
         run(
             &mut || {

@@ -31,27 +31,22 @@ impl Ctx<'_> {
     }
 
     pub fn options(&self) -> OpenOptions {
-        OpenOptions {
-            synchronous: self.cli.synchronous,
-            busy_timeout: self.cli.busy_timeout,
+        OpenOptions::default()
+            .synchronous(self.cli.synchronous)
+            .busy_timeout(self.cli.busy_timeout)
             // Long-running verbs open their store with `one_shot: false`.
-            one_shot: true,
+            .one_shot(true)
             // stderr, never stdout: stdout carries the one result (or MCP's protocol).
-            on_wait: Some(WaitHook::new(|w| eprintln!("tasklease: {w}"))),
+            .on_wait(Some(WaitHook::new(|w| eprintln!("tasklease: {w}"))))
             // A bad --agent is refused by the verb that uses it; the record just says less.
-            agent: self.agent().ok(),
-            ..OpenOptions::default()
-        }
+            .agent(self.agent().ok())
     }
 
     /// Options for a verb that stays up and keeps using its store (`mcp`, `run`,
     /// `reap --every`, bench agents): it combines claims through the writer queue and
     /// checkpoints the WAL less often.
     pub fn long_running_options(&self) -> OpenOptions {
-        OpenOptions {
-            one_shot: false,
-            ..self.options()
-        }
+        self.options().one_shot(false)
     }
 
     pub fn store(&self) -> Result<Box<dyn Store>> {
