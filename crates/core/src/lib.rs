@@ -18,6 +18,7 @@
 
 mod error;
 pub mod id;
+mod import;
 mod lease;
 mod store;
 mod task;
@@ -26,6 +27,7 @@ pub mod time;
 
 pub use error::{DISK_FULL, Error, ErrorKind, READ_ONLY_FS, Result};
 pub use id::{AgentId, RequestId, Tag, TaskId};
+pub use import::{ImportBatch, ImportOutcome, ImportTask, validate_batch as validate_import};
 pub use lease::{
     BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,
     Refusal, Retention, Token, Unclaimable, retried_grant, validate_batch,

@@ -1,7 +1,7 @@
 //! The contract every store implements.
 
 use crate::{
-    AgentId, BatchOutcome, ClaimOutcome, Ended, Event, Lease, LeaseDuration, ListFilter, Millis,
+    AgentId, BatchOutcome, ImportBatch, ImportOutcome, ClaimOutcome, Ended, Event, Lease, LeaseDuration, ListFilter, Millis,
     NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Status, Task, TaskId, TaskPatch,
     Token,
 };
@@ -210,6 +210,20 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Only store failures.
     fn counts(&self) -> Result<Vec<(Status, u64)>>;
+
+    /// Upserts whole tasks by id in one transaction (`tasklease import`): a missing
+    /// task is created with the batch's times, version and attempts; an existing one
+    /// that differs is overwritten (version + 1, `updated_at` now) unless a live lease
+    /// holds it, then it is left alone and listed in [`ImportOutcome::leased`]; one
+    /// that says the same already is left unchanged, so a second import of the same
+    /// batch changes nothing. An overwritten task's dependencies are replaced by the
+    /// batch's. With [`ImportBatch::dry_run`] everything is worked out and rolled back.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`](crate::Error::Invalid) for an invalid task (see
+    /// [`ImportTask::validate`](crate::ImportTask::validate)), an id given twice or a
+    /// dependency neither in the batch nor in the store; nothing is written then.
+    fn import(&self, batch: &ImportBatch) -> Result<ImportOutcome>;
 
     /// The store's clock, as leases see it.
     ///

@@ -17,6 +17,13 @@ sql! {
     CLAIM_NEXT = "claim_next.sql";
     COUNTS = "counts.sql";
     DONE = "done.sql";
+    IMPORT_CLEAR_DEPS = "import_clear_deps.sql";
+    IMPORT_DEPS = "import_deps.sql";
+    IMPORT_DEPS_PRESENT = "import_deps_present.sql";
+    IMPORT_INSERT = "import_insert.sql";
+    IMPORT_RECOUNT = "import_recount.sql";
+    IMPORT_ROWS = "import_rows.sql";
+    IMPORT_UPDATE = "import_update.sql";
     LIST = "list.sql";
     LOG = "log.sql";
     LOG_TASK = "log_task.sql";

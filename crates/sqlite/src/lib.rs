@@ -25,6 +25,7 @@ pub mod bench;
 mod busy;
 mod checkpoint;
 mod fs;
+mod import;
 mod migrate;
 mod queue;
 mod sql;
@@ -1524,6 +1525,10 @@ impl Store for SqliteStore {
             deleted += n as u64;
         }
         Ok(deleted)
+    }
+
+    fn import(&self, batch: &tasklease_core::ImportBatch) -> Result<tasklease_core::ImportOutcome> {
+        self.import_batch(batch)
     }
 
     fn counts(&self) -> Result<Vec<(Status, u64)>> {

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod cases;
+pub mod import_cases;
 mod model;
 
 pub use tasklease_core::Store;
@@ -63,6 +64,20 @@ macro_rules! conformance {
             retried_done_and_release_are_repeats, lease_ended_by_others_is_no_repeat,
             claim_retried_with_its_request_id_returns_the_first_grant
         );
+        $crate::conformance!(@import $new;
+            import_creates_every_field_and_twice_changes_nothing,
+            import_overwrites_but_never_a_leased_task,
+            import_is_all_or_nothing_and_dry_runs_write_nothing
+        );
+    };
+    (@import $new:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let Some(fixture) = ($new)() else { return };
+                $crate::import_cases::$case(&fixture);
+            }
+        )+
     };
     (@cases $new:expr; $($case:ident),+ $(,)?) => {
         $(
