@@ -31,6 +31,7 @@
 pub mod asynchronous;
 pub mod bench;
 pub mod identity;
+pub mod import;
 pub mod json;
 pub mod keepalive;
 pub mod locks;

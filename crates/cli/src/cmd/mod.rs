@@ -3,7 +3,9 @@
 
 mod bench;
 mod claim;
+mod export;
 mod history;
+mod import;
 mod lease;
 mod lock;
 pub mod mcp;
@@ -70,6 +72,8 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::List(a) => tasks::list(&cx, a),
         Cmd::Show { id } => tasks::show(&cx, id),
         Cmd::Update(a) => tasks::update(&cx, a),
+        Cmd::Import(a) => import::run(&cx, a),
+        Cmd::Export(a) => export::run(&cx, a),
         Cmd::Migrate { backup } => tasks::migrate(&cx, *backup),
         Cmd::AgentId => tasks::agent_id(&cx),
         Cmd::Lock(a) => lock::lock(&cx, a),
