@@ -160,7 +160,23 @@ pub fn read(path: &Path) -> Result<Read> {
         if line.trim().is_empty() {
             continue;
         }
-        let l: Line = serde_json::from_str(&line).map_err(|e| {
+        // The version first: a newer file must say so, not fail on a key it added.
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
+            crate::Error::invalid("line", format!("{at}: not JSON ({e}); allowed: one task per line"))
+        })?;
+        if let Some(n) = v.get("tasklease").and_then(serde_json::Value::as_u64) {
+            if n > u64::from(FORMAT_VERSION) {
+                return Err(bad(
+                    &at,
+                    "tasklease",
+                    format!(
+                        "format version {n} is newer than this tasklease reads \
+                         ({FORMAT_VERSION}); upgrade tasklease"
+                    ),
+                ));
+            }
+        }
+        let l: Line = serde_json::from_value(v).map_err(|e| {
             crate::Error::invalid(
                 "line",
                 format!(
@@ -169,17 +185,6 @@ pub fn read(path: &Path) -> Result<Read> {
                 ),
             )
         })?;
-        if l.tasklease > FORMAT_VERSION {
-            return Err(bad(
-                &at,
-                "tasklease",
-                format!(
-                    "format version {} is newer than this tasklease reads ({FORMAT_VERSION}); \
-                     upgrade tasklease",
-                    l.tasklease
-                ),
-            ));
-        }
         match TaskId::new(&l.id) {
             Ok(_) => {}
             Err(_) => {
