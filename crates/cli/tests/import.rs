@@ -410,3 +410,48 @@ fn exarp_json(p: &Project) {
 }
 
 each_store!(beads, exarp, exarp_json);
+
+/// The speed figures: 100,000 tasks with 99,999 dependencies (a tree) imported from
+/// our own format, then exported, through the binary, on each store. Prints the
+/// figures; asserts only that the data arrived (timings are not asserted: the machine
+/// is shared). Run:
+/// `cargo nextest run --release -p tasklease-cli --test import --run-ignored only -E 'test(bench)' --no-capture`
+#[test]
+#[ignore = "a benchmark: run on purpose"]
+fn bench_import_and_export_100k() {
+    const N: usize = 100_000;
+    let mut text = String::with_capacity(N * 300);
+    for i in 0..N {
+        let deps = if i == 0 { String::new() } else { format!("\"t{:06}\"", i / 2) };
+        text.push_str(&format!(
+            "{{\"tasklease\":1,\"id\":\"t{i:06}\",\"title\":\"task {i}\",\"description\":\"\",\
+             \"status\":\"todo\",\"priority\":\"medium\",\"tags\":[\"bench\"],\"deps\":[{deps}],\
+             \"waiting_on\":0,\"version\":1,\"attempts\":0,\"assignee\":null,\"assigned_at\":null,\
+             \"lock_until\":null,\"created_at\":\"2026-01-01T00:00:00.000Z\",\
+             \"updated_at\":\"2026-01-01T00:00:00.000Z\"}}\n"
+        ));
+    }
+    let stores: Vec<(&str, Option<Project>)> =
+        vec![("sqlite", Some(Project::new())), ("postgres", Project::postgres())];
+    for (name, p) in stores {
+        let Some(p) = p else { continue };
+        let file = p.root().join("big.jsonl");
+        std::fs::write(&file, &text).unwrap();
+        let t = std::time::Instant::now();
+        let out = p.run(&["import", file.to_str().unwrap(), "--json"]);
+        let import = t.elapsed();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(common::parse_one(&out.stdout)["created"], N);
+        let t = std::time::Instant::now();
+        let out = p.run(&["export"]);
+        let export = t.elapsed();
+        assert!(out.status.success());
+        assert_eq!(out.stdout.iter().filter(|b| **b == b'\n').count(), N);
+        println!(
+            "{name}: import of {N} tasks with {} dependencies {:.2} s; export {:.2} s",
+            N - 1,
+            import.as_secs_f64(),
+            export.as_secs_f64()
+        );
+    }
+}

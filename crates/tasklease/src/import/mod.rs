@@ -675,3 +675,48 @@ pub(crate) fn refuse_bad_ids(path: &Path, bad: &[(String, String)]) -> Result<()
         ),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/import.md holds each format's mapping table exactly as the code has it.
+    #[test]
+    fn docs_hold_every_field_table() {
+        let doc = include_str!("../../../../docs/import.md");
+        for (name, table) in [
+            ("exarp", exarp::FIELDS),
+            ("beads", beads::FIELDS),
+            ("tasklease", tasklease::FIELDS),
+        ] {
+            for (from, to) in table {
+                let row = format!("| {from} | {to} |");
+                assert!(doc.contains(&row), "docs/import.md lacks the {name} row {row}");
+            }
+        }
+    }
+
+    #[test]
+    fn cycles_are_named() {
+        let t = |id: &str, deps: &[&str]| ImportTask {
+            deps: deps.iter().map(|d| TaskId::new(d).unwrap()).collect(),
+            ..ImportTask::new(TaskId::new(id).unwrap(), "x")
+        };
+        assert!(refuse_cycles(&[t("a", &[]), t("b", &["a"]), t("c", &["a", "b"])]).is_ok());
+        let e = refuse_cycles(&[t("a", &["c"]), t("b", &["a"]), t("c", &["b"]), t("d", &["a"])])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a -> c -> b -> a"), "{e}");
+    }
+
+    #[test]
+    fn labels_become_tags() {
+        let mut n = Notes::default();
+        assert_eq!(tag_from("ok:1", "x", &mut n).unwrap().as_str(), "ok:1");
+        assert_eq!(tag_from("needs review", "x", &mut n).unwrap().as_str(), "needs-review");
+        assert_eq!(n.rewritten["x"], 1);
+        let mut d = String::from("body");
+        assert_eq!(title_from("  one\ntwo\n", &mut d).as_deref(), Some("one"));
+        assert_eq!(d, "two\n\nbody");
+    }
+}
