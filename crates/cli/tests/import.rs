@@ -32,19 +32,41 @@ fn show(p: &Project, id: &str) -> Value {
 }
 
 fn tags(t: &Value) -> BTreeSet<String> {
-    t["tags"].as_array().unwrap().iter().map(|g| g.as_str().unwrap().to_owned()).collect()
+    t["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|g| g.as_str().unwrap().to_owned()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// A project with tasks in every status but in_progress, dependencies, tags, a
 /// version past 1 and attempts.
 fn fill(p: &Project) {
-    p.ok(&["add", "base", "--id", "a", "-t", "x", "-t", "y:z", "-p", "high"]);
-    p.ok(&["add", "second\u{e9}", "--id", "b", "--dep", "a", "-d", "line 1\nline\t2"]);
-    p.ok(&["add", "third", "--id", "c", "--dep", "a", "--dep", "b", "-p", "critical"]);
+    p.ok(&[
+        "add", "base", "--id", "a", "-t", "x", "-t", "y:z", "-p", "high",
+    ]);
+    p.ok(&[
+        "add",
+        "second\u{e9}",
+        "--id",
+        "b",
+        "--dep",
+        "a",
+        "-d",
+        "line 1\nline\t2",
+    ]);
+    p.ok(&[
+        "add", "third", "--id", "c", "--dep", "a", "--dep", "b", "-p", "critical",
+    ]);
     p.ok(&["add", "fourth", "--id", "d"]);
     p.ok(&["add", "fifth", "--id", "e", "--dep", "d"]);
     let tok = p.json(&["claim", "a"], 0)["token"].to_string();
@@ -54,7 +76,17 @@ fn fill(p: &Project) {
     let tok = p.json(&["claim", "b"], 0)["token"].to_string();
     p.json(&["release", "b", "--token", &tok, "--status", "review"], 0);
     let v = show(p, "e")["version"].to_string();
-    p.json(&["update", "e", "--expect-version", &v, "--status", "cancelled"], 0);
+    p.json(
+        &[
+            "update",
+            "e",
+            "--expect-version",
+            &v,
+            "--status",
+            "cancelled",
+        ],
+        0,
+    );
 }
 
 fn export(p: &Project) -> String {
@@ -72,11 +104,23 @@ fn round_trip(new: impl Fn() -> Option<Project>) {
     std::fs::write(&file, &first).unwrap();
     let b = new().unwrap();
     let r = b.json(&["import", file.to_str().unwrap()], 0);
-    assert_eq!((r["created"].as_u64(), r["updated"].as_u64()), (Some(5), Some(0)), "{r}");
-    assert_eq!(export(&b), first, "export | import | export changed the bytes");
+    assert_eq!(
+        (r["created"].as_u64(), r["updated"].as_u64()),
+        (Some(5), Some(0)),
+        "{r}"
+    );
+    assert_eq!(
+        export(&b),
+        first,
+        "export | import | export changed the bytes"
+    );
     let again = b.json(&["import", file.to_str().unwrap()], 0);
     assert_eq!(
-        (again["created"].as_u64(), again["updated"].as_u64(), again["unchanged"].as_u64()),
+        (
+            again["created"].as_u64(),
+            again["updated"].as_u64(),
+            again["unchanged"].as_u64()
+        ),
         (Some(0), Some(0), Some(5)),
         "{again}"
     );
@@ -108,16 +152,17 @@ fn a_bad_line_writes_nothing_and_dry_runs_write_nothing() {
     let p = Project::new();
     let src = fixtures().join("beads/issues.jsonl");
     let mut text = std::fs::read_to_string(&src).unwrap();
-    text.push_str(
-        "{\"id\":\"bd-z9\",\"title\":\"bad\",\"status\":\"doing\",\"priority\":2}\n",
-    );
+    text.push_str("{\"id\":\"bd-z9\",\"title\":\"bad\",\"status\":\"doing\",\"priority\":2}\n");
     let file = p.root().join("issues.jsonl");
     std::fs::write(&file, &text).unwrap();
     let out = p.run(&["import", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 14"), "{err}");
-    assert!(err.contains("`status`") && err.contains("allowed: open, in_progress"), "{err}");
+    assert!(
+        err.contains("`status`") && err.contains("allowed: open, in_progress"),
+        "{err}"
+    );
     assert!(ready(&p).is_empty());
     assert_eq!(p.json(&["list"], 0)["tasks"].as_array().unwrap().len(), 0);
 
@@ -130,7 +175,12 @@ fn a_bad_line_writes_nothing_and_dry_runs_write_nothing() {
     let out = p.run(&["import", "--from", "beads", bad_ids.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("2 ids") && err.contains("\"bd 1\" (line 1)") && err.contains("\"../x\" (line 3)"), "{err}");
+    assert!(
+        err.contains("2 ids")
+            && err.contains("\"bd 1\" (line 1)")
+            && err.contains("\"../x\" (line 3)"),
+        "{err}"
+    );
 
     let dry = p.json(&["import", "--dry-run", src.to_str().unwrap()], 0);
     assert_eq!(dry["dry_run"], true);
@@ -163,7 +213,10 @@ fn cycles_unknown_formats_and_newer_versions_are_refused() {
     let out = p.run(&["import", "--from", "tasklease", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 1") && err.contains("format version 2 is newer"), "{err}");
+    assert!(
+        err.contains("line 1") && err.contains("format version 2 is newer"),
+        "{err}"
+    );
     std::fs::write(&f, "{\"tasklease\":1,\"id\":\"a\",\"colour\":1}\n").unwrap();
     let out = p.run(&["import", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
@@ -186,16 +239,28 @@ fn beads(p: &Project) {
     assert_eq!(r["read"], 12, "{r}");
     // 12 issues and one placeholder for bd-gone.
     assert_eq!(r["created"], 13, "{r}");
-    assert_eq!(strings(&r["skipped"]["tombstone: deleted in beads"]), ["bd-a9"]);
+    assert_eq!(
+        strings(&r["skipped"]["tombstone: deleted in beads"]),
+        ["bd-a9"]
+    );
     assert_eq!(strings(&r["placeholders"]), ["bd-gone"]);
     assert_eq!(strings(&r["missing_deps"]["bd-b2"]), ["bd-gone"]);
     let held: BTreeSet<String> = r["leases_dropped"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| format!("{}={}", l["id"].as_str().unwrap(), l["holder"].as_str().unwrap()))
+        .map(|l| {
+            format!(
+                "{}={}",
+                l["id"].as_str().unwrap(),
+                l["holder"].as_str().unwrap()
+            )
+        })
         .collect();
-    assert_eq!(held, BTreeSet::from(["bd-a4=agent-7".into(), "bd-a8=worker-2".into()]));
+    assert_eq!(
+        held,
+        BTreeSet::from(["bd-a4=agent-7".into(), "bd-a8=worker-2".into()])
+    );
     let nc = &r["not_carried"];
     for (field, n) in [
         ("beads.owner", 1),
@@ -216,12 +281,24 @@ fn beads(p: &Project) {
     assert_eq!(a2["priority"], "critical");
     assert_eq!(a2["status"], "todo");
     let d = a2["description"].as_str().unwrap();
-    assert!(d.starts_with("Parse the config.\n\n## Design\n\nA recursive descent parser."), "{d}");
-    assert!(d.contains("## Acceptance criteria\n\nAll examples parse.") && d.contains("## Notes\n\nSee bd-a1."), "{d}");
+    assert!(
+        d.starts_with("Parse the config.\n\n## Design\n\nA recursive descent parser."),
+        "{d}"
+    );
+    assert!(
+        d.contains("## Acceptance criteria\n\nAll examples parse.")
+            && d.contains("## Notes\n\nSee bd-a1."),
+        "{d}"
+    );
     assert_eq!(strings(&a2["deps"]), ["bd-a1"]);
     assert_eq!(
         tags(&a2),
-        BTreeSet::from(["type:feature".into(), "parser".into(), "needs-review".into(), "parent:bd-epic".into()])
+        BTreeSet::from([
+            "type:feature".into(),
+            "parser".into(),
+            "needs-review".into(),
+            "parent:bd-epic".into()
+        ])
     );
     assert_eq!(a2["created_at"], "2026-01-02T10:00:00.123Z");
     let a3 = show(p, "bd-a3");
@@ -233,14 +310,20 @@ fn beads(p: &Project) {
     assert_eq!(show(p, "bd-a1")["priority"], "high");
     assert_eq!(show(p, "bd-a5")["status"], "blocked");
     let a6 = show(p, "bd-a6");
-    assert_eq!((a6["status"].as_str(), a6["priority"].as_str()), (Some("blocked"), Some("low")));
+    assert_eq!(
+        (a6["status"].as_str(), a6["priority"].as_str()),
+        (Some("blocked"), Some("low"))
+    );
     assert!(tags(&a6).contains("status:deferred") && tags(&a6).contains("priority:4"));
     assert!(tags(&show(p, "bd-a7")).contains("status:pinned"));
     let gone = show(p, "bd-gone");
     assert_eq!(gone["status"], "blocked");
     assert!(tags(&gone).contains("import:missing"));
     let b2 = show(p, "bd-b2");
-    assert_eq!((strings(&b2["deps"]), b2["waiting_on"].as_u64()), (vec!["bd-gone".to_owned()], Some(1)));
+    assert_eq!(
+        (strings(&b2["deps"]), b2["waiting_on"].as_u64()),
+        (vec!["bd-gone".to_owned()], Some(1))
+    );
 
     // beads' ready: open, no blocker that is not closed (a deleted blocker counts as
     // open: the issue asks that the dependant keep waiting). In-progress and hooked
@@ -252,7 +335,15 @@ fn beads(p: &Project) {
 
     // The placeholder exists now, so bd-gone is no longer missing: 12, not 13.
     let again = p.json(&["import", file.to_str().unwrap()], 0);
-    assert_eq!((again["created"].as_u64(), again["updated"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(0), Some(12)), "{again}");
+    assert_eq!(
+        (
+            again["created"].as_u64(),
+            again["updated"].as_u64(),
+            again["unchanged"].as_u64()
+        ),
+        (Some(0), Some(0), Some(12)),
+        "{again}"
+    );
     assert_eq!(std::fs::read(&file).unwrap(), before, "the source changed");
 
     // A live lease here is never overwritten.
@@ -262,7 +353,10 @@ fn beads(p: &Project) {
     text = text.replace("Someday: a GUI", "Someday: a TUI");
     std::fs::write(&file, text).unwrap();
     let r = p.json(&["import", file.to_str().unwrap()], 0);
-    assert_eq!(strings(&r["skipped"]["leased: a live lease holds it here"]), ["bd-a2"]);
+    assert_eq!(
+        strings(&r["skipped"]["leased: a live lease holds it here"]),
+        ["bd-a2"]
+    );
     assert_eq!(show(p, "bd-a2")["title"], "Write the parser");
     assert_eq!(r["updated"], 1, "{r}");
     assert_eq!(show(p, "bd-a6")["title"], "Someday: a TUI");
@@ -273,7 +367,11 @@ fn beads(p: &Project) {
 fn drop_missing_deps_drops_and_reports() {
     let p = Project::new();
     let r = p.json(
-        &["import", "--drop-missing-deps", fixtures().join("beads/issues.jsonl").to_str().unwrap()],
+        &[
+            "import",
+            "--drop-missing-deps",
+            fixtures().join("beads/issues.jsonl").to_str().unwrap(),
+        ],
         0,
     );
     assert_eq!(r["dropped_deps"], 1);
@@ -288,7 +386,10 @@ fn drop_missing_deps_drops_and_reports() {
 fn exarp_db(path: &Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
     let dir = fixtures().join("exarp-go/migrations");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert_eq!(files.len(), 8);
     for f in files {
@@ -300,7 +401,11 @@ fn exarp_db(path: &Path) {
             .join("\n");
         for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             if let Err(e) = conn.execute_batch(stmt) {
-                assert!(e.to_string().contains("duplicate column"), "{}: {stmt}: {e}", f.display());
+                assert!(
+                    e.to_string().contains("duplicate column"),
+                    "{}: {stmt}: {e}",
+                    f.display()
+                );
             }
         }
     }
@@ -309,14 +414,30 @@ fn exarp_db(path: &Path) {
             "INSERT INTO tasks (id, name, content, status, priority, created, last_modified{}) \
              VALUES ('{id}', '', '{content}', '{status}', '{priority}', '2026-01-09T10:00:00Z', \
              '2026-01-09T11:00:00Z'{})",
-            extra.split_once('|').map_or(String::new(), |(c, _)| format!(", {c}")),
-            extra.split_once('|').map_or(String::new(), |(_, v)| format!(", {v}")),
+            extra
+                .split_once('|')
+                .map_or(String::new(), |(c, _)| format!(", {c}")),
+            extra
+                .split_once('|')
+                .map_or(String::new(), |(_, v)| format!(", {v}")),
         ))
         .unwrap();
     };
-    task("T-1", "Set up CI", "Done", "high", "completed, completed_at|1, '2026-01-09T12:00:00Z'");
+    task(
+        "T-1",
+        "Set up CI",
+        "Done",
+        "high",
+        "completed, completed_at|1, '2026-01-09T12:00:00Z'",
+    );
     task("T-2", "Write the parser", "Todo", "medium", "");
-    task("T-3", "Review the docs", "Review", "low", "long_description|'Read them all.'");
+    task(
+        "T-3",
+        "Review the docs",
+        "Review",
+        "low",
+        "long_description|'Read them all.'",
+    );
     task(
         "T-4",
         "In flight",
@@ -358,10 +479,18 @@ fn exarp(p: &Project) {
     let before = std::fs::read(&db).unwrap();
     let r = p.json(&["import", p.root().join("src").to_str().unwrap()], 0);
     assert_eq!(r["sources"][0]["format"], "exarp_db", "{r}");
-    assert_eq!((r["read"].as_u64(), r["created"].as_u64()), (Some(9), Some(10)), "{r}");
+    assert_eq!(
+        (r["read"].as_u64(), r["created"].as_u64()),
+        (Some(9), Some(10)),
+        "{r}"
+    );
     assert_eq!(strings(&r["placeholders"]), ["T-GONE"]);
     let l = &r["leases_dropped"][0];
-    assert_eq!((l["id"].as_str(), l["holder"].as_str()), (Some("T-4"), Some("cursor-1")), "{r}");
+    assert_eq!(
+        (l["id"].as_str(), l["holder"].as_str()),
+        (Some("T-4"), Some("cursor-1")),
+        "{r}"
+    );
     assert_eq!(l["until"], "2100-01-01T00:00:00.000Z");
     let nc = &r["not_carried"];
     assert_eq!(nc["exarp.task_comments rows"], 2, "{nc}");
@@ -371,7 +500,10 @@ fn exarp(p: &Project) {
     assert_eq!(nc["exarp.tasks.completed_at"], 1, "{nc}");
 
     let t1 = show(p, "T-1");
-    assert_eq!((t1["status"].as_str(), t1["priority"].as_str()), (Some("done"), Some("high")));
+    assert_eq!(
+        (t1["status"].as_str(), t1["priority"].as_str()),
+        (Some("done"), Some("high"))
+    );
     assert_eq!(tags(&t1), BTreeSet::from(["ci".into(), "build".into()]));
     assert_eq!(t1["created_at"], "2026-01-09T10:00:00.000Z");
     assert_eq!(t1["updated_at"], "2026-01-09T11:00:00.000Z");
@@ -382,7 +514,10 @@ fn exarp(p: &Project) {
     let t8 = show(p, "T-8");
     assert_eq!(t8["title"], "Multi");
     assert_eq!(t8["description"], "line title\n\ndesc");
-    assert_eq!(tags(&t8), BTreeSet::from(["parent:T-1".into(), "needs-review".into()]));
+    assert_eq!(
+        tags(&t8),
+        BTreeSet::from(["parent:T-1".into(), "needs-review".into()])
+    );
     assert_eq!(strings(&show(p, "T-5")["deps"]), ["T-2"]);
 
     // exarp-go's ready: Todo with every dependency Done. T-4 was In Progress there.
@@ -391,8 +526,20 @@ fn exarp(p: &Project) {
     assert_eq!(ours, BTreeSet::from(["T-2".into(), "T-8".into()]));
 
     let again = p.json(&["import", "--from", "exarp", db.to_str().unwrap()], 0);
-    assert_eq!((again["created"].as_u64(), again["updated"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(0), Some(9)), "{again}");
-    assert_eq!(std::fs::read(&db).unwrap(), before, "the exarp-go database changed");
+    assert_eq!(
+        (
+            again["created"].as_u64(),
+            again["updated"].as_u64(),
+            again["unchanged"].as_u64()
+        ),
+        (Some(0), Some(0), Some(9)),
+        "{again}"
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the exarp-go database changed"
+    );
 }
 
 /// exarp-go's JSON state file.
@@ -404,7 +551,10 @@ fn exarp_json(p: &Project) {
     assert_eq!(r["not_carried"]["exarp.state.version"], 1, "{r}");
     assert_eq!(r["not_carried"]["exarp.todos.metadata"], 1, "{r}");
     let t = show(p, "T-1767912853268");
-    assert_eq!((t["priority"].as_str(), t["waiting_on"].as_u64()), (Some("critical"), Some(1)));
+    assert_eq!(
+        (t["priority"].as_str(), t["waiting_on"].as_u64()),
+        (Some("critical"), Some(1))
+    );
     assert!(tags(&t).contains("parent:T-1767912853265"));
     assert_eq!(ready(p), BTreeSet::from(["T-1767912853266".into()]));
 }
@@ -422,7 +572,11 @@ fn bench_import_and_export_100k() {
     const N: usize = 100_000;
     let mut text = String::with_capacity(N * 300);
     for i in 0..N {
-        let deps = if i == 0 { String::new() } else { format!("\"t{:06}\"", i / 2) };
+        let deps = if i == 0 {
+            String::new()
+        } else {
+            format!("\"t{:06}\"", i / 2)
+        };
         text.push_str(&format!(
             "{{\"tasklease\":1,\"id\":\"t{i:06}\",\"title\":\"task {i}\",\"description\":\"\",\
              \"status\":\"todo\",\"priority\":\"medium\",\"tags\":[\"bench\"],\"deps\":[{deps}],\
@@ -431,8 +585,10 @@ fn bench_import_and_export_100k() {
              \"updated_at\":\"2026-01-01T00:00:00.000Z\"}}\n"
         ));
     }
-    let stores: Vec<(&str, Option<Project>)> =
-        vec![("sqlite", Some(Project::new())), ("postgres", Project::postgres())];
+    let stores: Vec<(&str, Option<Project>)> = vec![
+        ("sqlite", Some(Project::new())),
+        ("postgres", Project::postgres()),
+    ];
     for (name, p) in stores {
         let Some(p) = p else { continue };
         let file = p.root().join("big.jsonl");
@@ -440,7 +596,11 @@ fn bench_import_and_export_100k() {
         let t = std::time::Instant::now();
         let out = p.run(&["import", file.to_str().unwrap(), "--json"]);
         let import = t.elapsed();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(common::parse_one(&out.stdout)["created"], N);
         let t = std::time::Instant::now();
         let out = p.run(&["export"]);

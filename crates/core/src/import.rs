@@ -69,7 +69,9 @@ impl ImportTask {
             deps: self.deps.clone(),
         };
         let named = |e: Error| match e {
-            Error::Invalid { field, message } => Error::invalid(field, format!("{}: {message}", self.id)),
+            Error::Invalid { field, message } => {
+                Error::invalid(field, format!("{}: {message}", self.id))
+            }
             e => e,
         };
         new.validate().map_err(named)?;
@@ -149,7 +151,10 @@ pub fn validate_batch(batch: &ImportBatch) -> Result<(), Error> {
         if !seen.insert(&t.id) {
             return Err(Error::invalid(
                 "task id",
-                format!("{} appears twice in the import; allowed: each id once", t.id),
+                format!(
+                    "{} appears twice in the import; allowed: each id once",
+                    t.id
+                ),
             ));
         }
     }

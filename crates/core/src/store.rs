@@ -1,9 +1,9 @@
 //! The contract every store implements.
 
 use crate::{
-    AgentId, BatchOutcome, ImportBatch, ImportOutcome, ClaimOutcome, Ended, Event, Lease, LeaseDuration, ListFilter, Millis,
-    NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Status, Task, TaskId, TaskPatch,
-    Token,
+    AgentId, BatchOutcome, ClaimOutcome, Ended, Event, ImportBatch, ImportOutcome, Lease,
+    LeaseDuration, ListFilter, Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention,
+    Status, Task, TaskId, TaskPatch, Token,
 };
 
 /// The operations on tasks and leases, the same for every backend.

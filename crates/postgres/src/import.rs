@@ -71,9 +71,11 @@ fn import_in(c: &mut Conn, now: i64, batch: &ImportBatch) -> Result<ImportOutcom
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?;
         for t in create.iter().chain(&update) {
-            if let Some(d) = t.deps.iter().find(|d| {
-                !inside.contains(d.as_str()) && !present.contains(d.as_str())
-            }) {
+            if let Some(d) = t
+                .deps
+                .iter()
+                .find(|d| !inside.contains(d.as_str()) && !present.contains(d.as_str()))
+            {
                 return Err(Error::invalid(
                     "dependency",
                     format!(
@@ -93,8 +95,17 @@ fn import_in(c: &mut Conn, now: i64, batch: &ImportBatch) -> Result<ImportOutcom
         out.created = c.execute(
             sql::IMPORT_INSERT,
             &[
-                &cols.ids, &cols.titles, &cols.descriptions, &cols.statuses, &cols.priorities,
-                &cols.tags, &versions, &cols.attempts, &created, &updated, &now,
+                &cols.ids,
+                &cols.titles,
+                &cols.descriptions,
+                &cols.statuses,
+                &cols.priorities,
+                &cols.tags,
+                &versions,
+                &cols.attempts,
+                &created,
+                &updated,
+                &now,
             ],
         )?;
     }
@@ -103,8 +114,14 @@ fn import_in(c: &mut Conn, now: i64, batch: &ImportBatch) -> Result<ImportOutcom
         out.updated = c.execute(
             sql::IMPORT_UPDATE,
             &[
-                &cols.ids, &cols.titles, &cols.descriptions, &cols.statuses, &cols.priorities,
-                &cols.tags, &cols.attempts, &now,
+                &cols.ids,
+                &cols.titles,
+                &cols.descriptions,
+                &cols.statuses,
+                &cols.priorities,
+                &cols.tags,
+                &cols.attempts,
+                &now,
             ],
         )?;
         c.execute(sql::IMPORT_CLEAR_DEPS, &[&cols.ids])?;

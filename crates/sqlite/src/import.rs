@@ -25,7 +25,8 @@ impl SqliteStore {
             // A dry run does everything inside a savepoint it then rolls back, so it
             // meets every refusal a real run would.
             if batch.dry_run {
-                tx.execute_batch("SAVEPOINT import_dry_run").ctx("start the dry run")?;
+                tx.execute_batch("SAVEPOINT import_dry_run")
+                    .ctx("start the dry run")?;
             }
             let out = import_in(tx, now, batch);
             if batch.dry_run {

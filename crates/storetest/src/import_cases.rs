@@ -116,7 +116,8 @@ pub fn import_overwrites_but_never_a_leased_task(f: &dyn Fixture) {
     ));
     clock.advance(5_000);
     assert!(matches!(
-        s.claim(&id("held"), &me, LeaseDuration::DEFAULT, None).unwrap(),
+        s.claim(&id("held"), &me, LeaseDuration::DEFAULT, None)
+            .unwrap(),
         tasklease_core::ClaimOutcome::Claimed(_)
     ));
     let before = s.show(&id("held")).unwrap().unwrap();
@@ -148,8 +149,14 @@ pub fn import_overwrites_but_never_a_leased_task(f: &dyn Fixture) {
 pub fn import_is_all_or_nothing_and_dry_runs_write_nothing(f: &dyn Fixture) {
     let s = open(f);
     let bad = [
-        vec![task("a", Status::Todo, &[]), task("b", Status::Todo, &["gone"])],
-        vec![task("a", Status::Todo, &[]), task("b", Status::InProgress, &[])],
+        vec![
+            task("a", Status::Todo, &[]),
+            task("b", Status::Todo, &["gone"]),
+        ],
+        vec![
+            task("a", Status::Todo, &[]),
+            task("b", Status::InProgress, &[]),
+        ],
         vec![task("a", Status::Todo, &[]), task("a", Status::Done, &[])],
     ];
     for tasks in bad {
@@ -164,7 +171,10 @@ pub fn import_is_all_or_nothing_and_dry_runs_write_nothing(f: &dyn Fixture) {
     assert!(e.contains("b: dependency gone"), "{e}");
     let out = s
         .import(&ImportBatch {
-            tasks: vec![task("a", Status::Todo, &[]), task("b", Status::Todo, &["a"])],
+            tasks: vec![
+                task("a", Status::Todo, &[]),
+                task("b", Status::Todo, &["a"]),
+            ],
             dry_run: true,
         })
         .unwrap();

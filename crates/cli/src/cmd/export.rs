@@ -34,9 +34,16 @@ pub fn run(cx: &Ctx<'_>, a: &ExportArgs) -> Result<Report> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     let name = out.file_name().ok_or_else(|| {
-        Error::invalid("out", format!("{} names no file; allowed: a file path", out.display()))
+        Error::invalid(
+            "out",
+            format!("{} names no file; allowed: a file path", out.display()),
+        )
     })?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let failed = |e: std::io::Error| Error::store(format!("cannot write {}", out.display()), e);
     let mut f = std::fs::File::create(&tmp).map_err(failed)?;
     let n = export(&*store, &mut f, a.with_history).and_then(|n| {

@@ -25,7 +25,10 @@ pub fn run(cx: &Ctx<'_>, a: &ImportArgs) -> Result<Report> {
     // Progress only once an import has taken a second: small ones stay quiet.
     let progress = |what: &str| {
         if start.elapsed().as_secs_f64() >= 1.0 || what.starts_with("writing") && big(what) {
-            note!("tasklease: import: {what} ({:.1} s)", start.elapsed().as_secs_f64());
+            note!(
+                "tasklease: import: {what} ({:.1} s)",
+                start.elapsed().as_secs_f64()
+            );
         }
     };
     let report = import::import(&*store, &sources, &opts, &progress)?;

@@ -22,24 +22,48 @@ use crate::{ImportTask, Priority, Result, Status, TaskId};
 /// table is in `docs/import.md`.
 pub const FIELDS: &[(&str, &str)] = &[
     ("id", "id (refused, listed, if it breaks our id rules)"),
-    ("title", "title (first line; further lines go to the description)"),
+    (
+        "title",
+        "title (first line; further lines go to the description)",
+    ),
     ("description", "description"),
     ("design", "description, under a \"## Design\" heading"),
-    ("acceptance_criteria", "description, under a \"## Acceptance criteria\" heading"),
+    (
+        "acceptance_criteria",
+        "description, under a \"## Acceptance criteria\" heading",
+    ),
     ("notes", "description, under a \"## Notes\" heading"),
     ("status open", "todo"),
-    ("status in_progress, hooked", "todo; the holder (assignee) is reported as a dropped lease"),
+    (
+        "status in_progress, hooked",
+        "todo; the holder (assignee) is reported as a dropped lease",
+    ),
     ("status blocked", "blocked"),
-    ("status deferred, pinned", "blocked, with tag status:deferred / status:pinned"),
+    (
+        "status deferred, pinned",
+        "blocked, with tag status:deferred / status:pinned",
+    ),
     ("status closed", "done"),
     ("status tombstone", "not imported: skipped as deleted"),
     ("priority 0, 1, 2, 3", "critical, high, medium, low"),
     ("priority 4", "low, with tag priority:4"),
     ("issue_type", "tag type:TYPE"),
-    ("labels", "tags (characters outside our tag rules become -, counted)"),
-    ("dependencies blocks, conditional-blocks, waits-for", "dependencies"),
-    ("dependencies parent-child", "tag parent:ID (TODO: a parent once tasks have parents)"),
-    ("dependencies of any other type", "tag link:TYPE:ID (not carried when over 64 bytes)"),
+    (
+        "labels",
+        "tags (characters outside our tag rules become -, counted)",
+    ),
+    (
+        "dependencies blocks, conditional-blocks, waits-for",
+        "dependencies",
+    ),
+    (
+        "dependencies parent-child",
+        "tag parent:ID (TODO: a parent once tasks have parents)",
+    ),
+    (
+        "dependencies of any other type",
+        "tag link:TYPE:ID (not carried when over 64 bytes)",
+    ),
     ("created_at", "created_at"),
     ("updated_at", "updated_at"),
     ("every other field", "not carried over, counted per field"),
@@ -107,7 +131,11 @@ fn text(at: &str, o: &Map<String, Value>, field: &'static str) -> Result<String>
     match o.get(field) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(v) => Err(bad(at, field, format!("{v} is not a string; allowed: a string"))),
+        Some(v) => Err(bad(
+            at,
+            field,
+            format!("{v} is not a string; allowed: a string"),
+        )),
     }
 }
 
@@ -163,7 +191,11 @@ fn issue(at: &str, o: &Map<String, Value>, notes: &mut Notes) -> Result<Option<I
         }
         "closed" => Status::Done,
         s => {
-            return Err(bad(at, "status", format!("{s:?} is not a beads status; allowed: {STATUSES}")));
+            return Err(bad(
+                at,
+                "status",
+                format!("{s:?} is not a beads status; allowed: {STATUSES}"),
+            ));
         }
     };
     t.priority = match o.get("priority") {
@@ -177,7 +209,13 @@ fn issue(at: &str, o: &Map<String, Value>, notes: &mut Notes) -> Result<Option<I
                 tags.push("priority:4".into());
                 Priority::Low
             }
-            _ => return Err(bad(at, "priority", format!("{v} is not a beads priority; allowed: 0, 1, 2, 3, 4"))),
+            _ => {
+                return Err(bad(
+                    at,
+                    "priority",
+                    format!("{v} is not a beads priority; allowed: 0, 1, 2, 3, 4"),
+                ));
+            }
         },
     };
     let kind = text(at, o, "issue_type")?;
@@ -189,12 +227,22 @@ fn issue(at: &str, o: &Map<String, Value>, notes: &mut Notes) -> Result<Option<I
         Some(Value::Array(a)) => {
             for l in a {
                 let Value::String(l) = l else {
-                    return Err(bad(at, "labels", format!("{l} is not a string; allowed: a list of strings")));
+                    return Err(bad(
+                        at,
+                        "labels",
+                        format!("{l} is not a string; allowed: a list of strings"),
+                    ));
                 };
                 tags.push(l.clone());
             }
         }
-        Some(v) => return Err(bad(at, "labels", format!("{v} is not a list; allowed: a list of strings"))),
+        Some(v) => {
+            return Err(bad(
+                at,
+                "labels",
+                format!("{v} is not a list; allowed: a list of strings"),
+            ));
+        }
     }
     match o.get("dependencies") {
         None | Some(Value::Null) => {}
@@ -203,16 +251,34 @@ fn issue(at: &str, o: &Map<String, Value>, notes: &mut Notes) -> Result<Option<I
                 link(at, &id, d, &mut t.deps, &mut tags, notes)?;
             }
         }
-        Some(v) => return Err(bad(at, "dependencies", format!("{v} is not a list; allowed: a list of {{issue_id, depends_on_id, type}}"))),
+        Some(v) => {
+            return Err(bad(
+                at,
+                "dependencies",
+                format!("{v} is not a list; allowed: a list of {{issue_id, depends_on_id, type}}"),
+            ));
+        }
     }
-    t.tags = tags.iter().filter_map(|s| tag_from(s, "beads labels as tags", notes)).collect();
+    t.tags = tags
+        .iter()
+        .filter_map(|s| tag_from(s, "beads labels as tags", notes))
+        .collect();
     t.tags = crate::distinct_tags(&t.tags);
     if t.tags.len() > crate::MAX_TAGS {
-        return Err(bad(at, "labels", format!("{} tags; allowed: at most {}", t.tags.len(), crate::MAX_TAGS)));
+        return Err(bad(
+            at,
+            "labels",
+            format!(
+                "{} tags; allowed: at most {}",
+                t.tags.len(),
+                crate::MAX_TAGS
+            ),
+        ));
     }
     t.created_at = parse_time(&text(at, o, "created_at")?).map_err(|e| bad(at, "created_at", e))?;
     t.updated_at = parse_time(&text(at, o, "updated_at")?).map_err(|e| bad(at, "updated_at", e))?;
-    t.validate().map_err(|e| crate::Error::invalid("line", format!("{at}: {e}")))?;
+    t.validate()
+        .map_err(|e| crate::Error::invalid("line", format!("{at}: {e}")))?;
     Ok(Some(t))
 }
 
@@ -226,11 +292,19 @@ fn link(
     notes: &mut Notes,
 ) -> Result<()> {
     let Value::Object(d) = d else {
-        return Err(bad(at, "dependencies", format!("{d} is not an object; allowed: {{issue_id, depends_on_id, type}}")));
+        return Err(bad(
+            at,
+            "dependencies",
+            format!("{d} is not an object; allowed: {{issue_id, depends_on_id, type}}"),
+        ));
     };
     let from = text(at, d, "issue_id")?;
     if !from.is_empty() && from != id.as_str() {
-        return Err(bad(at, "dependencies", format!("issue_id {from:?} is not this issue ({id}); allowed: this issue's id")));
+        return Err(bad(
+            at,
+            "dependencies",
+            format!("issue_id {from:?} is not this issue ({id}); allowed: this issue's id"),
+        ));
     }
     let on = text(at, d, "depends_on_id")?;
     let on_id = TaskId::new(&on).map_err(|e| bad(at, "dependencies", e))?;
@@ -238,7 +312,11 @@ fn link(
     match kind.as_str() {
         "" | "blocks" | "conditional-blocks" | "waits-for" => {
             if on_id == *id {
-                return Err(bad(at, "dependencies", format!("{id} depends on itself; allowed: other issues")));
+                return Err(bad(
+                    at,
+                    "dependencies",
+                    format!("{id} depends on itself; allowed: other issues"),
+                ));
             }
             if !deps.contains(&on_id) {
                 deps.push(on_id);

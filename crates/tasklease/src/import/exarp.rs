@@ -21,25 +21,58 @@ use crate::{ImportTask, Millis, Priority, Result, Status, TaskId};
 /// same table is in `docs/import.md`.
 pub const FIELDS: &[(&str, &str)] = &[
     ("id", "id (refused, listed, if it breaks our id rules)"),
-    ("content", "title (first line; further lines go to the description)"),
-    ("name", "title when content is empty; otherwise not carried over if different"),
+    (
+        "content",
+        "title (first line; further lines go to the description)",
+    ),
+    (
+        "name",
+        "title when content is empty; otherwise not carried over if different",
+    ),
     ("long_description", "description"),
     ("status Todo (pending, not started, new)", "todo"),
-    ("status In Progress (in-progress, working, active)", "todo; the holder is reported as a dropped lease"),
+    (
+        "status In Progress (in-progress, working, active)",
+        "todo; the holder is reported as a dropped lease",
+    ),
     ("status Review (needs review, awaiting review)", "review"),
     ("status Done (completed, finished, closed)", "done"),
     ("status Blocked (waiting)", "blocked"),
     ("status Cancelled (canceled, abandoned)", "cancelled"),
-    ("priority low, medium, high, critical (any case; empty = medium)", "the same priority"),
-    ("tags / task_tags", "tags (characters outside our tag rules become -, counted)"),
+    (
+        "priority low, medium, high, critical (any case; empty = medium)",
+        "the same priority",
+    ),
+    (
+        "tags / task_tags",
+        "tags (characters outside our tag rules become -, counted)",
+    ),
     ("dependencies / task_dependencies", "dependencies"),
-    ("parent_id", "tag parent:ID (TODO: a parent once tasks have parents)"),
-    ("created (RFC 3339), else created_at (epoch seconds)", "created_at"),
-    ("last_modified (RFC 3339), else updated_at (epoch seconds)", "updated_at"),
+    (
+        "parent_id",
+        "tag parent:ID (TODO: a parent once tasks have parents)",
+    ),
+    (
+        "created (RFC 3339), else created_at (epoch seconds)",
+        "created_at",
+    ),
+    (
+        "last_modified (RFC 3339), else updated_at (epoch seconds)",
+        "updated_at",
+    ),
     ("completed", "implied by status"),
-    ("assignee, assigned_to, agent, host, assigned_at, lock_until", "the holder of an In Progress task, reported; otherwise not carried over"),
-    ("task_comments, task_changes, task_activities rows", "not carried over, counted"),
-    ("every other column or key", "not carried over, counted per field"),
+    (
+        "assignee, assigned_to, agent, host, assigned_at, lock_until",
+        "the holder of an In Progress task, reported; otherwise not carried over",
+    ),
+    (
+        "task_comments, task_changes, task_activities rows",
+        "not carried over, counted",
+    ),
+    (
+        "every other column or key",
+        "not carried over, counted per field",
+    ),
 ];
 
 /// The newest exarp-go schema version this reader was written against.
@@ -77,7 +110,10 @@ const READ: &[&str] = &[
 /// it cannot be read.
 pub fn read_db(path: &Path) -> Result<Read> {
     let failed = |e: rusqlite::Error| {
-        crate::Error::store(format!("cannot read the exarp-go database {}", path.display()), e)
+        crate::Error::store(
+            format!("cannot read the exarp-go database {}", path.display()),
+            e,
+        )
     };
     let conn = rusqlite::Connection::open_with_flags(
         path,
@@ -102,7 +138,9 @@ pub fn read_db(path: &Path) -> Result<Read> {
     let mut notes = Notes::default();
     if has("schema_migrations") {
         let v: Option<i64> = conn
-            .query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))
+            .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
             .map_err(failed)?;
         if let Some(v) = v.filter(|v| *v > KNOWN_SCHEMA) {
             notes.remarks.push(format!(
@@ -138,11 +176,16 @@ pub fn read_db(path: &Path) -> Result<Read> {
                 .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
                 .map_err(failed)?;
             if n > 0 {
-                *notes.not_carried.entry(format!("exarp.{t} rows")).or_default() += n as u64;
+                *notes
+                    .not_carried
+                    .entry(format!("exarp.{t} rows"))
+                    .or_default() += n as u64;
             }
         }
     }
-    let mut stmt = conn.prepare("SELECT * FROM tasks ORDER BY rowid").map_err(failed)?;
+    let mut stmt = conn
+        .prepare("SELECT * FROM tasks ORDER BY rowid")
+        .map_err(failed)?;
     let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     let rows: Vec<Map<String, Value>> = stmt
         .query_map([], |r| {
@@ -154,7 +197,10 @@ pub fn read_db(path: &Path) -> Result<Read> {
         })
         .and_then(|rows| rows.collect())
         .map_err(failed)?;
-    let mut r = Read { tasks: Vec::new(), notes };
+    let mut r = Read {
+        tasks: Vec::new(),
+        notes,
+    };
     let mut bad_ids = Vec::new();
     for (i, mut row) in rows.into_iter().enumerate() {
         let id = string(row.get("id"));
@@ -163,8 +209,14 @@ pub fn read_db(path: &Path) -> Result<Read> {
             bad_ids.push((format!("row {}", i + 1), id));
             continue;
         }
-        row.insert("tags".into(), Value::Array(tags.remove(&id).unwrap_or_default()));
-        row.insert("dependencies".into(), Value::Array(deps.remove(&id).unwrap_or_default()));
+        row.insert(
+            "tags".into(),
+            Value::Array(tags.remove(&id).unwrap_or_default()),
+        );
+        row.insert(
+            "dependencies".into(),
+            Value::Array(deps.remove(&id).unwrap_or_default()),
+        );
         // The format's own default, not a value.
         if row.get("metadata_format").and_then(Value::as_str) == Some("json") {
             row.remove("metadata_format");
@@ -195,13 +247,19 @@ pub fn read_json(path: &Path) -> Result<Read> {
     let doc: Map<String, Value> = serde_json::from_str(&text).map_err(|e| {
         crate::Error::invalid(
             "path",
-            format!("{}: not a JSON object ({e}); allowed: exarp-go's {{\"todos\": [...]}}", path.display()),
+            format!(
+                "{}: not a JSON object ({e}); allowed: exarp-go's {{\"todos\": [...]}}",
+                path.display()
+            ),
         )
     })?;
     let Some(Value::Array(todos)) = doc.get("todos") else {
         return Err(crate::Error::invalid(
             "todos",
-            format!("{}: no \"todos\" list; allowed: exarp-go's {{\"todos\": [...]}}", path.display()),
+            format!(
+                "{}: no \"todos\" list; allowed: exarp-go's {{\"todos\": [...]}}",
+                path.display()
+            ),
         ));
     };
     let mut r = Read::default();
@@ -215,7 +273,11 @@ pub fn read_json(path: &Path) -> Result<Read> {
         let Value::Object(o) = t else {
             return Err(crate::Error::invalid(
                 "todos",
-                format!("{} todo {}: not an object; allowed: one object per todo", path.display(), i + 1),
+                format!(
+                    "{} todo {}: not an object; allowed: one object per todo",
+                    path.display(),
+                    i + 1
+                ),
             ));
         };
         let id = string(o.get("id"));
@@ -240,7 +302,9 @@ fn string(v: Option<&Value>) -> String {
 
 /// Epoch seconds from an integer column; `0` is absent.
 fn seconds(v: Option<&Value>) -> Option<Millis> {
-    v.and_then(Value::as_i64).filter(|s| *s > 0).map(|s| Millis(s * 1000))
+    v.and_then(Value::as_i64)
+        .filter(|s| *s > 0)
+        .map(|s| Millis(s * 1000))
 }
 
 /// One task, from a database row (`db`) or a JSON todo: the one mapping both share.
@@ -293,8 +357,17 @@ fn todo(at: &str, o: &Map<String, Value>, db: bool, notes: &mut Notes) -> Result
             until,
         });
     } else {
-        for f in ["assignee", "assigned_to", "agent", "host", "assigned_at", "lock_until"] {
-            if o.get(f).is_some_and(|v| !is_empty(v) && v.as_str() != Some("0")) {
+        for f in [
+            "assignee",
+            "assigned_to",
+            "agent",
+            "host",
+            "assigned_at",
+            "lock_until",
+        ] {
+            if o.get(f)
+                .is_some_and(|v| !is_empty(v) && v.as_str() != Some("0"))
+            {
                 notes.drop_field(format!("{prefix}{f}"));
             }
         }
@@ -309,7 +382,9 @@ fn todo(at: &str, o: &Map<String, Value>, db: bool, notes: &mut Notes) -> Result
             return Err(bad(
                 at,
                 "priority",
-                format!("{p:?} is not an exarp-go priority; allowed (any case): low, medium, high, critical"),
+                format!(
+                    "{p:?} is not an exarp-go priority; allowed (any case): low, medium, high, critical"
+                ),
             ));
         }
     };
@@ -335,7 +410,11 @@ fn todo(at: &str, o: &Map<String, Value>, db: bool, notes: &mut Notes) -> Result
             let d = string(Some(d));
             let d = TaskId::new(&d).map_err(|e| bad(at, "dependencies", e))?;
             if d == id {
-                return Err(bad(at, "dependencies", format!("{id} depends on itself; allowed: other tasks")));
+                return Err(bad(
+                    at,
+                    "dependencies",
+                    format!("{id} depends on itself; allowed: other tasks"),
+                ));
             }
             if !t.deps.contains(&d) {
                 t.deps.push(d);
@@ -354,7 +433,9 @@ fn todo(at: &str, o: &Map<String, Value>, db: bool, notes: &mut Notes) -> Result
     } else {
         match time("created", "", "created")? {
             Some(m) => Some(m),
-            None => parse_time(&string(o.get("created_at"))).map_err(|e| bad(at, "created_at", e))?,
+            None => {
+                parse_time(&string(o.get("created_at"))).map_err(|e| bad(at, "created_at", e))?
+            }
         }
     };
     t.updated_at = if db {
@@ -362,7 +443,8 @@ fn todo(at: &str, o: &Map<String, Value>, db: bool, notes: &mut Notes) -> Result
     } else {
         time("last_modified", "", "last_modified")?
     };
-    t.validate().map_err(|e| crate::Error::invalid("line", format!("{at}: {e}")))?;
+    t.validate()
+        .map_err(|e| crate::Error::invalid("line", format!("{at}: {e}")))?;
     Ok(t)
 }
 

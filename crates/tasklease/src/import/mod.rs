@@ -125,7 +125,10 @@ pub fn detect(path: &Path, from: Option<From>) -> Result<Source> {
     } else {
         return Err(Error::invalid(
             "path",
-            format!("{} does not exist or is not a file or directory", path.display()),
+            format!(
+                "{} does not exist or is not a file or directory",
+                path.display()
+            ),
         ));
     };
     let head = read_head(&file)?;
@@ -329,7 +332,11 @@ impl Report {
             .collect();
         out.push(format!(
             "{}{} tasks read from {}",
-            if self.dry_run { "dry run, nothing written: " } else { "" },
+            if self.dry_run {
+                "dry run, nothing written: "
+            } else {
+                ""
+            },
             self.read,
             from.join(", ")
         ));
@@ -346,7 +353,10 @@ impl Report {
                  holder's token)",
                 l.id,
                 l.holder,
-                l.until.as_deref().map(|u| format!(" until {u}")).unwrap_or_default()
+                l.until
+                    .as_deref()
+                    .map(|u| format!(" until {u}"))
+                    .unwrap_or_default()
             ));
         }
         for (task, deps) in &self.missing_deps {
@@ -387,7 +397,12 @@ fn format_name(f: Format) -> &'static str {
 
 fn list(ids: &[String]) -> String {
     const SHOWN: usize = 20;
-    let mut s = ids.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = ids
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if ids.len() > SHOWN {
         s.push_str(&format!(" and {} more", ids.len() - SHOWN));
     }
@@ -415,7 +430,11 @@ pub fn import(
     let mut origin: HashMap<TaskId, usize> = HashMap::new();
     for (i, s) in sources.iter().enumerate() {
         let r = read(s)?;
-        progress(&format!("read {} tasks from {}", r.tasks.len(), s.path.display()));
+        progress(&format!(
+            "read {} tasks from {}",
+            r.tasks.len(),
+            s.path.display()
+        ));
         for t in &r.tasks {
             if let Some(j) = origin.insert(t.id.clone(), i) {
                 if j != i {
@@ -530,7 +549,8 @@ fn resolve_missing(
 
 /// Refuses a dependency cycle among the batch's tasks, naming it.
 fn refuse_cycles(tasks: &[ImportTask]) -> Result<()> {
-    let index: HashMap<&TaskId, usize> = tasks.iter().enumerate().map(|(i, t)| (&t.id, i)).collect();
+    let index: HashMap<&TaskId, usize> =
+        tasks.iter().enumerate().map(|(i, t)| (&t.id, i)).collect();
     // 0 unvisited, 1 on the current path, 2 done. Iterative: real graphs are deep.
     let mut state = vec![0u8; tasks.len()];
     for start in 0..tasks.len() {
@@ -556,8 +576,10 @@ fn refuse_cycles(tasks: &[ImportTask]) -> Result<()> {
                 }
                 1 => {
                     let from = stack.iter().position(|&(n, _)| n == j).unwrap_or(0);
-                    let mut ids: Vec<String> =
-                        stack[from..].iter().map(|&(n, _)| tasks[n].id.to_string()).collect();
+                    let mut ids: Vec<String> = stack[from..]
+                        .iter()
+                        .map(|&(n, _)| tasks[n].id.to_string())
+                        .collect();
                     ids.push(tasks[j].id.to_string());
                     return Err(Error::invalid(
                         "dependency",
@@ -691,7 +713,10 @@ mod tests {
         ] {
             for (from, to) in table {
                 let row = format!("| {from} | {to} |");
-                assert!(doc.contains(&row), "docs/import.md lacks the {name} row {row}");
+                assert!(
+                    doc.contains(&row),
+                    "docs/import.md lacks the {name} row {row}"
+                );
             }
         }
     }
@@ -703,9 +728,14 @@ mod tests {
             ..ImportTask::new(TaskId::new(id).unwrap(), "x")
         };
         assert!(refuse_cycles(&[t("a", &[]), t("b", &["a"]), t("c", &["a", "b"])]).is_ok());
-        let e = refuse_cycles(&[t("a", &["c"]), t("b", &["a"]), t("c", &["b"]), t("d", &["a"])])
-            .unwrap_err()
-            .to_string();
+        let e = refuse_cycles(&[
+            t("a", &["c"]),
+            t("b", &["a"]),
+            t("c", &["b"]),
+            t("d", &["a"]),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("a -> c -> b -> a"), "{e}");
     }
 
@@ -713,7 +743,10 @@ mod tests {
     fn labels_become_tags() {
         let mut n = Notes::default();
         assert_eq!(tag_from("ok:1", "x", &mut n).unwrap().as_str(), "ok:1");
-        assert_eq!(tag_from("needs review", "x", &mut n).unwrap().as_str(), "needs-review");
+        assert_eq!(
+            tag_from("needs review", "x", &mut n).unwrap().as_str(),
+            "needs-review"
+        );
         assert_eq!(n.rewritten["x"], 1);
         let mut d = String::from("body");
         assert_eq!(title_from("  one\ntwo\n", &mut d).as_deref(), Some("one"));

@@ -24,14 +24,20 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("id", "id"),
     ("title", "title"),
     ("description", "description"),
-    ("status", "status; in_progress becomes todo (the lease is reported, not kept)"),
+    (
+        "status",
+        "status; in_progress becomes todo (the lease is reported, not kept)",
+    ),
     ("priority", "priority"),
     ("tags", "tags"),
     ("deps", "dependencies"),
     ("version", "version of a created task"),
     ("attempts", "attempts"),
     ("waiting_on", "recomputed from the dependencies"),
-    ("assignee, assigned_at, lock_until", "the lease: reported, not kept"),
+    (
+        "assignee, assigned_at, lock_until",
+        "the lease: reported, not kept",
+    ),
     ("created_at, updated_at", "times of a created task"),
     ("history", "not carried over (counted)"),
 ];
@@ -162,7 +168,10 @@ pub fn read(path: &Path) -> Result<Read> {
         }
         // The version first: a newer file must say so, not fail on a key it added.
         let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
-            crate::Error::invalid("line", format!("{at}: not JSON ({e}); allowed: one task per line"))
+            crate::Error::invalid(
+                "line",
+                format!("{at}: not JSON ({e}); allowed: one task per line"),
+            )
         })?;
         if let Some(n) = v.get("tasklease").and_then(serde_json::Value::as_u64) {
             if n > u64::from(FORMAT_VERSION) {
@@ -241,6 +250,7 @@ fn task(at: &str, l: Line, notes: &mut Notes) -> Result<ImportTask> {
         created_at: when("created_at", &l.created_at)?,
         updated_at: when("updated_at", &l.updated_at)?,
     };
-    t.validate().map_err(|e| crate::Error::invalid("line", format!("{at}: {e}")))?;
+    t.validate()
+        .map_err(|e| crate::Error::invalid("line", format!("{at}: {e}")))?;
     Ok(t)
 }
