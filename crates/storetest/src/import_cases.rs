@@ -106,6 +106,8 @@ pub fn import_overwrites_but_never_a_leased_task(f: &dyn Fixture) {
         task("y", Status::Todo, &["x"]),
         task("held", Status::Todo, &[]),
         task("lapsed", Status::Todo, &[]),
+        task("x2", Status::Todo, &[]),
+        task("w", Status::Todo, &["x2"]),
     ]))
     .unwrap();
     let me = agent("a1");
@@ -131,9 +133,14 @@ pub fn import_overwrites_but_never_a_leased_task(f: &dyn Fixture) {
             task("z", Status::Todo, &[]),
             held,
             task("lapsed", Status::Review, &[]),
+            // w no longer waits on x2, which stays open: no trigger uncounts that edge.
+            task("x2", Status::Todo, &[]),
+            task("w", Status::Todo, &[]),
         ]))
         .unwrap();
-    assert_eq!((out.created, out.updated, out.unchanged), (1, 3, 0));
+    assert_eq!((out.created, out.updated, out.unchanged), (1, 4, 1));
+    let w = s.show(&id("w")).unwrap().unwrap();
+    assert_eq!((w.deps.len(), w.waiting_on), (0, 0));
     assert_eq!(out.leased, vec![id("held")]);
     assert_eq!(s.show(&id("held")).unwrap().unwrap(), before);
     let x = s.show(&id("x")).unwrap().unwrap();
