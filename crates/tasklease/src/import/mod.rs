@@ -436,18 +436,18 @@ pub fn import(
             s.path.display()
         ));
         for t in &r.tasks {
-            if let Some(j) = origin.insert(t.id.clone(), i) {
-                if j != i {
-                    return Err(Error::invalid(
-                        "task id",
-                        format!(
-                            "{} is in both {} and {}; allowed: each id in one source",
-                            t.id,
-                            sources[j].path.display(),
-                            s.path.display()
-                        ),
-                    ));
-                }
+            if let Some(j) = origin.insert(t.id.clone(), i)
+                && j != i
+            {
+                return Err(Error::invalid(
+                    "task id",
+                    format!(
+                        "{} is in both {} and {}; allowed: each id in one source",
+                        t.id,
+                        sources[j].path.display(),
+                        s.path.display()
+                    ),
+                ));
             }
         }
         tasks.extend(r.tasks);

@@ -173,17 +173,17 @@ pub fn read(path: &Path) -> Result<Read> {
                 format!("{at}: not JSON ({e}); allowed: one task per line"),
             )
         })?;
-        if let Some(n) = v.get("tasklease").and_then(serde_json::Value::as_u64) {
-            if n > u64::from(FORMAT_VERSION) {
-                return Err(bad(
-                    &at,
-                    "tasklease",
-                    format!(
-                        "format version {n} is newer than this tasklease reads \
+        if let Some(n) = v.get("tasklease").and_then(serde_json::Value::as_u64)
+            && n > u64::from(FORMAT_VERSION)
+        {
+            return Err(bad(
+                &at,
+                "tasklease",
+                format!(
+                    "format version {n} is newer than this tasklease reads \
                          ({FORMAT_VERSION}); upgrade tasklease"
-                    ),
-                ));
-            }
+                ),
+            ));
         }
         let l: Line = serde_json::from_value(v).map_err(|e| {
             crate::Error::invalid(
