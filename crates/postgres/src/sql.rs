@@ -18,6 +18,8 @@ sql! {
     COUNTS = "counts.sql";
     DONE = "done.sql";
     IMPORT_CLEAR_DEPS = "import_clear_deps.sql";
+    IMPORT_COUNTING_OFF = "import_counting_off.sql";
+    IMPORT_COUNTING_ON = "import_counting_on.sql";
     IMPORT_DEPS = "import_deps.sql";
     IMPORT_DEPS_PRESENT = "import_deps_present.sql";
     IMPORT_INSERT = "import_insert.sql";

@@ -136,9 +136,12 @@ pub fn import_overwrites_but_never_a_leased_task(f: &dyn Fixture) {
             // w no longer waits on x2, which stays open: no trigger uncounts that edge.
             task("x2", Status::Todo, &[]),
             task("w", Status::Todo, &[]),
+            // Counted against the statuses this import leaves: x done, lapsed review.
+            task("v", Status::Todo, &["x", "lapsed", "held"]),
         ]))
         .unwrap();
-    assert_eq!((out.created, out.updated, out.unchanged), (1, 4, 1));
+    assert_eq!((out.created, out.updated, out.unchanged), (2, 4, 1));
+    assert_eq!(s.show(&id("v")).unwrap().unwrap().waiting_on, 2);
     let w = s.show(&id("w")).unwrap().unwrap();
     assert_eq!((w.deps.len(), w.waiting_on), (0, 0));
     assert_eq!(out.leased, vec![id("held")]);
