@@ -176,12 +176,19 @@ fn import_in(c: &mut Conn, now: i64, batch: &ImportBatch) -> Result<ImportOutcom
     if counting_off {
         c.batch_execute(sql::IMPORT_COUNTING_ON)?;
     }
+    if out.created + out.updated >= ANALYZE_AFTER {
+        c.batch_execute(sql::IMPORT_ANALYZE)?;
+    }
     if !update.is_empty() {
         let ids: Vec<&str> = update.iter().map(|t| t.id.as_str()).collect();
         c.execute(sql::IMPORT_RECOUNT, &[&ids])?;
     }
     Ok(out)
 }
+
+/// How many rows written make an import big enough to refresh the planner's
+/// statistics (autovacuum would, but only after the import's first readers).
+const ANALYZE_AFTER: u64 = 1_000;
 
 /// Turns the per-edge counting trigger off for this transaction, if this role may;
 /// `false` (trigger left on) when it may not.

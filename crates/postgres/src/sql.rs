@@ -17,6 +17,7 @@ sql! {
     CLAIM_NEXT = "claim_next.sql";
     COUNTS = "counts.sql";
     DONE = "done.sql";
+    IMPORT_ANALYZE = "import_analyze.sql";
     IMPORT_CLEAR_DEPS = "import_clear_deps.sql";
     IMPORT_COUNTING_OFF = "import_counting_off.sql";
     IMPORT_COUNTING_ON = "import_counting_on.sql";
