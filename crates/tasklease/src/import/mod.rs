@@ -371,7 +371,11 @@ impl Report {
             ));
         }
         if self.not_carried.is_empty() {
-            out.push("every source field was carried over".into());
+            out.push(if self.leases_dropped.is_empty() {
+                "every source field was carried over".into()
+            } else {
+                "every other source field was carried over".into()
+            });
         } else {
             out.push("not carried over (field: values):".into());
             for (f, n) in &self.not_carried {
