@@ -127,6 +127,13 @@ pub enum Cmd {
     Status(StatusArgs),
     /// Change a task's fields if it is still at the version you read
     Update(UpdateArgs),
+    /// Bring tasks in from exarp-go (.todo2/), beads (issues.jsonl) or a tasklease
+    /// export, all or nothing, in one transaction; importing again changes nothing
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
+    /// Write every task as JSON Lines, one task a line, sorted by id (diffable; `import`
+    /// reads it back)
+    Export(ExportArgs),
     /// Bring the database schema up to date
     Migrate {
         /// Write a consistent copy of the database beside it first
@@ -332,6 +339,41 @@ pub enum DepCmd {
         /// The task
         task: TaskId,
     },
+}
+
+const IMPORT_HELP: &str = "\
+A directory is looked into for .todo2/todo2.db, .todo2/state.todo2.json,
+.beads/issues.jsonl and issues.jsonl (the first found). The format is told from the
+file unless --from says it. Tasks are upserted by id: one held by a live lease here is
+left alone; one that was in progress in its source is imported as todo. The report
+lists what was created, updated, unchanged and skipped, and every source field not
+carried over, with counts. Field mappings: docs/import.md.";
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files or directories to import from
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<std::path::PathBuf>,
+    /// The source format: exarp, beads or tasklease [default: told from the file]
+    #[arg(long, value_name = "FORMAT")]
+    pub from: Option<tasklease::import::From>,
+    /// Print the report; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Drop dependencies on ids in neither the import nor the database, instead of
+    /// waiting on blocked placeholders of those ids
+    #[arg(long)]
+    pub drop_missing_deps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to this file (replaced whole, only once complete) [default: stdout]
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+    /// Add each task's lease events (`history`)
+    #[arg(long)]
+    pub with_history: bool,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,7 @@
 mod error;
 mod graph;
 pub mod id;
+mod import;
 mod lease;
 mod store;
 mod task;
@@ -31,6 +32,7 @@ pub use graph::{
     parent_cycle_error, rm_allowed, validate_dep_edit, validate_ready_filter, validate_rm,
 };
 pub use id::{AgentId, RequestId, Tag, TaskId};
+pub use import::{ImportBatch, ImportOutcome, ImportTask, validate_batch as validate_import};
 pub use lease::{
     BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,
     Refusal, Retention, Token, Unclaimable, retried_grant, validate_batch,

@@ -1,9 +1,9 @@
 //! The contract every store implements.
 
 use crate::{
-    AgentId, BatchOutcome, ClaimOutcome, Deleted, DepChange, Deps, Ended, Event, Lease,
-    LeaseDuration, ListFilter, Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention,
-    Status, Task, TaskId, TaskPatch, Token,
+    AgentId, BatchOutcome, ClaimOutcome, Deleted, DepChange, Deps, Ended, Event, ImportBatch,
+    ImportOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Reaped, ReleaseTo, RequestId,
+    Result, Retention, Status, Task, TaskId, TaskPatch, Token,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -278,6 +278,20 @@ pub trait Store: Send + Sync {
     /// [`Error::Invalid`](crate::Error::Invalid) for an empty list or a repeated id;
     /// store failures.
     fn rm(&self, ids: &[TaskId], force: bool, agent: &AgentId) -> Result<Vec<Deleted>>;
+
+    /// Upserts whole tasks by id in one transaction (`tasklease import`): a missing
+    /// task is created with the batch's times, version and attempts; an existing one
+    /// that differs is overwritten (version + 1, `updated_at` now) unless a live lease
+    /// holds it, then it is left alone and listed in [`ImportOutcome::leased`]; one
+    /// that says the same already is left unchanged, so a second import of the same
+    /// batch changes nothing. An overwritten task's dependencies are replaced by the
+    /// batch's. With [`ImportBatch::dry_run`] everything is worked out and rolled back.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`](crate::Error::Invalid) for an invalid task (see
+    /// [`ImportTask::validate`](crate::ImportTask::validate)), an id given twice or a
+    /// dependency neither in the batch nor in the store; nothing is written then.
+    fn import(&self, batch: &ImportBatch) -> Result<ImportOutcome>;
 
     /// The store's clock, as leases see it.
     ///

@@ -34,6 +34,7 @@
 pub mod bench;
 mod conn;
 mod graph;
+mod import;
 mod migrate;
 mod redact;
 mod sql;
@@ -1167,6 +1168,10 @@ impl Store for PgStore {
                 (st, u64::try_from(n).unwrap_or(0))
             })
             .collect())
+    }
+
+    fn import(&self, batch: &tasklease_core::ImportBatch) -> Result<tasklease_core::ImportOutcome> {
+        self.import_batch(batch)
     }
 
     fn now(&self) -> Result<Millis> {

@@ -27,6 +27,16 @@ sql! {
     DEP_TOUCH = "dep_touch.sql";
     DONE = "done.sql";
     GRAPH_LOCK = "graph_lock.sql";
+    IMPORT_ANALYZE = "import_analyze.sql";
+    IMPORT_CLEAR_DEPS = "import_clear_deps.sql";
+    IMPORT_COUNTING_OFF = "import_counting_off.sql";
+    IMPORT_COUNTING_ON = "import_counting_on.sql";
+    IMPORT_DEPS = "import_deps.sql";
+    IMPORT_DEPS_PRESENT = "import_deps_present.sql";
+    IMPORT_INSERT = "import_insert.sql";
+    IMPORT_RECOUNT = "import_recount.sql";
+    IMPORT_ROWS = "import_rows.sql";
+    IMPORT_UPDATE = "import_update.sql";
     LIST = "list.sql";
     LOG = "log.sql";
     LOG_TASK = "log_task.sql";

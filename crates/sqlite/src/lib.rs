@@ -26,6 +26,7 @@ mod busy;
 mod checkpoint;
 mod fs;
 mod graph;
+mod import;
 mod migrate;
 mod queue;
 mod sql;
@@ -1616,6 +1617,10 @@ impl Store for SqliteStore {
             deleted += n as u64;
         }
         Ok(deleted)
+    }
+
+    fn import(&self, batch: &tasklease_core::ImportBatch) -> Result<tasklease_core::ImportOutcome> {
+        self.import_batch(batch)
     }
 
     fn counts(&self) -> Result<Vec<(Status, u64)>> {

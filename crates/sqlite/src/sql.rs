@@ -24,6 +24,10 @@ sql! {
     DONE = "done.sql";
     EVENT = "event.sql";
     EXPIRED = "expired.sql";
+    IMPORT_CLEAR_DEPS = "import_clear_deps.sql";
+    IMPORT_INSERT = "import_insert.sql";
+    IMPORT_RECOUNT = "import_recount.sql";
+    IMPORT_UPDATE = "import_update.sql";
     LEASE = "lease.sql";
     LOG = "log.sql";
     LOG_TASK = "log_task.sql";

@@ -15,6 +15,7 @@
 
 pub mod cases;
 pub mod graph;
+pub mod import_cases;
 mod model;
 
 pub use tasklease_core::Store;
@@ -70,6 +71,12 @@ macro_rules! conformance {
             blocked_lists_waiting_tasks, graph_model, rm_deletes_and_never_reuses_ids,
             parents_are_a_non_blocking_hierarchy, concurrent_edges_never_close_a_cycle
         );
+        $crate::conformance!(@import $new;
+            import_creates_every_field_and_twice_changes_nothing,
+            import_overwrites_but_never_a_leased_task,
+            import_is_all_or_nothing_and_dry_runs_write_nothing,
+            import_refuses_deleted_ids
+        );
     };
     (@graph $new:expr; $($case:ident),+ $(,)?) => {
         $(
@@ -77,6 +84,15 @@ macro_rules! conformance {
             fn $case() {
                 let Some(fixture) = ($new)() else { return };
                 $crate::graph::$case(&fixture);
+            }
+        )+
+    };
+    (@import $new:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let Some(fixture) = ($new)() else { return };
+                $crate::import_cases::$case(&fixture);
             }
         )+
     };

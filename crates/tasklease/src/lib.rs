@@ -60,6 +60,7 @@ pub mod asynchronous;
 pub mod bench;
 pub mod hold;
 pub mod identity;
+pub mod import;
 pub mod json;
 pub mod keepalive;
 pub mod locks;

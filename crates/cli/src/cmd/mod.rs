@@ -4,7 +4,9 @@
 mod bench;
 mod claim;
 mod dep;
+mod export;
 mod history;
+mod import;
 mod lease;
 mod lock;
 pub mod mcp;
@@ -68,6 +70,8 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Rm(a) => dep::rm(&cx, a),
         Cmd::Show { id } => tasks::show(&cx, id),
         Cmd::Update(a) => tasks::update(&cx, a),
+        Cmd::Import(a) => import::run(&cx, a),
+        Cmd::Export(a) => export::run(&cx, a),
         Cmd::Migrate { backup } => tasks::migrate(&cx, *backup),
         Cmd::AgentId => tasks::agent_id(&cx),
         Cmd::Lock(a) => lock::lock(&cx, a),
