@@ -615,3 +615,20 @@ fn bench_import_and_export_100k() {
         );
     }
 }
+
+/// Parents came after the export format: an export of tasks with a parent says so on
+/// stderr and counts them in its JSON, rather than drop them silently.
+#[test]
+fn an_export_says_which_parents_it_leaves_out() {
+    let p = Project::new();
+    p.ok(&["add", "epic", "--id", "epic"]);
+    p.ok(&["add", "part", "--id", "part", "--parent", "epic"]);
+    let out = p.root().join("tasks.jsonl");
+    let out = out.to_str().unwrap();
+    let r = p.run(&["export", "--out", out, "--json"]);
+    assert_eq!(r.status.code(), Some(0), "{r:?}");
+    let v = common::parse_one(&r.stdout);
+    assert_eq!(v["parents_not_exported"], 1, "{v}");
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("1 tasks have a parent"), "{stderr}");
+}
