@@ -4,8 +4,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use serde_json::json;
-use tasklease::import::tasklease::export;
-use tasklease::{Error, ListFilter, Result, Store};
+use tasklease::import::tasklease::{Exported, export};
+use tasklease::{Error, Result};
 
 use super::Ctx;
 use crate::args::ExportArgs;
@@ -21,9 +21,8 @@ pub fn run(cx: &Ctx<'_>, a: &ExportArgs) -> Result<Report> {
         }
         let store = cx.store()?;
         let start = Instant::now();
-        let n = export(&*store, &mut std::io::stdout().lock(), a.with_history)?;
-        slow(start, n);
-        parents_left_out(&*store)?;
+        let done = export(&*store, &mut std::io::stdout().lock(), a.with_history)?;
+        say(start, done);
         return Ok(Report::ok(json!({}), ""));
     };
     let store = cx.store()?;
@@ -47,47 +46,38 @@ pub fn run(cx: &Ctx<'_>, a: &ExportArgs) -> Result<Report> {
     ));
     let failed = |e: std::io::Error| Error::store(format!("cannot write {}", out.display()), e);
     let mut f = std::fs::File::create(&tmp).map_err(failed)?;
-    let n = export(&*store, &mut f, a.with_history).and_then(|n| {
+    let done = export(&*store, &mut f, a.with_history).and_then(|done| {
         f.flush().and_then(|()| f.sync_all()).map_err(failed)?;
-        Ok(n)
+        Ok(done)
     });
-    let n = match n {
-        Ok(n) => n,
+    let done = match done {
+        Ok(done) => done,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
     };
     std::fs::rename(&tmp, out).map_err(failed)?;
-    slow(start, n);
-    let parents = parents_left_out(&*store)?;
+    say(start, done);
     Ok(Report::ok(
-        json!({"ok": true, "tasks": n, "out": out.display().to_string(),
-               "parents_not_exported": parents}),
-        format!("exported {n} tasks to {}", out.display()),
+        json!({"ok": true, "tasks": done.tasks, "out": out.display().to_string(),
+               "parents_not_exported": done.parents_left_out}),
+        format!("exported {} tasks to {}", done.tasks, out.display()),
     ))
 }
 
-fn slow(start: Instant, n: u64) {
+/// Progress for a slow export, and what the format left out: nothing is dropped
+/// silently.
+fn say(start: Instant, done: Exported) {
     let s = start.elapsed().as_secs_f64();
     if s >= 1.0 {
-        note!("tasklease: export: {n} tasks in {s:.1} s");
+        note!("tasklease: export: {} tasks in {s:.1} s", done.tasks);
     }
-}
-
-/// The export format does not carry parents yet (they came after it): say how many
-/// tasks have one rather than drop them silently. Returns that count.
-fn parents_left_out(store: &dyn Store) -> Result<usize> {
-    let all = store.list(&ListFilter {
-        limit: None,
-        ..ListFilter::default()
-    })?;
-    let n = all.iter().filter(|t| t.parent.is_some()).count();
+    let n = done.parents_left_out;
     if n > 0 {
         note!(
             "tasklease: export: {n} tasks have a parent, which this export format does not \
              carry yet: importing it gives them none (docs/import.md)"
         );
     }
-    Ok(n)
 }

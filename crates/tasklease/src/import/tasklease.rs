@@ -111,12 +111,23 @@ impl Line {
     }
 }
 
+/// What an export wrote, and what its format could not carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Exported {
+    /// Tasks written.
+    pub tasks: u64,
+    /// Tasks with a parent, which this format does not carry yet (it predates
+    /// parents): an import of the export gives them none.
+    pub parents_left_out: u64,
+}
+
 /// Writes every task of `store` to `out`, one JSON line each, sorted by id; with
-/// `with_history`, each line carries the task's lease events. Returns how many tasks.
+/// `with_history`, each line carries the task's lease events.
 ///
 /// # Errors
 /// Store failures; [`crate::Error::Store`] when `out` cannot be written.
-pub fn export(store: &dyn Store, out: &mut dyn Write, with_history: bool) -> Result<u64> {
+pub fn export(store: &dyn Store, out: &mut dyn Write, with_history: bool) -> Result<Exported> {
     let mut tasks = store.list(&ListFilter::default())?;
     tasks.sort_by(|a, b| a.id.cmp(&b.id));
     let mut history: std::collections::HashMap<TaskId, Vec<serde_json::Value>> =
@@ -135,7 +146,10 @@ pub fn export(store: &dyn Store, out: &mut dyn Write, with_history: bool) -> Res
         buf.write_all(b"\n").map_err(write)?;
     }
     buf.flush().map_err(write)?;
-    Ok(tasks.len() as u64)
+    Ok(Exported {
+        tasks: tasks.len() as u64,
+        parents_left_out: tasks.iter().filter(|t| t.parent.is_some()).count() as u64,
+    })
 }
 
 fn event(e: &Event) -> serde_json::Value {
