@@ -479,8 +479,9 @@ pub struct UpdateArgs {
 }
 
 const RUN_HELP: &str = "\
-The command gets TASKLEASE_TASK_ID, TASKLEASE_TOKEN and TASKLEASE_AGENT in its
-environment. It exits 0: the task is done. Non-zero: the task goes back to todo and
+The command gets TASKLEASE_TASK_ID, TASKLEASE_TOKEN (the lease's secret token, for
+done/release/renew), TASKLEASE_FENCE (its fence number, for fencing external writes)
+and TASKLEASE_AGENT in its environment. It exits 0: the task is done. Non-zero: the task goes back to todo and
 run exits with the command's status. Ctrl-C or SIGTERM: passed on to the command, the
 task goes back to todo, exit 128+signal. A renewal that finds the lease lost (or none
 that succeeds before the lease runs short) stops the command (SIGTERM, SIGKILL after

@@ -381,7 +381,7 @@ fn mcp_agent(t: &Target, shared: &Shared, name: &str) {
             ) else {
                 break;
             };
-            let Some((task, token)) = granted(&claim) else {
+            let Some((task, token, secret)) = granted(&claim) else {
                 std::thread::sleep(Duration::from_millis(30));
                 continue;
             };
@@ -394,7 +394,7 @@ fn mcp_agent(t: &Target, shared: &Shared, name: &str) {
                 shared,
                 id + 1,
                 "done",
-                json!({"id": task, "token": token, "agent": name}),
+                json!({"id": task, "token": secret, "agent": name}),
             ) else {
                 break;
             };
@@ -425,13 +425,17 @@ fn is_error(result: &Value) -> bool {
     result.get("error").is_some() || result["result"]["isError"] == true
 }
 
-/// The task and token a successful claim result grants.
-fn granted(result: &Value) -> Option<(String, i64)> {
+/// The task, fence and whole token a successful claim result grants.
+fn granted(result: &Value) -> Option<(String, i64, String)> {
     if is_error(result) {
         return None;
     }
     let v = structured(result);
-    Some((v["id"].as_str()?.to_owned(), v["token"].as_i64()?))
+    Some((
+        v["id"].as_str()?.to_owned(),
+        v["fence"].as_i64()?,
+        v["token"].as_str()?.to_owned(),
+    ))
 }
 
 struct Mcp {
@@ -569,7 +573,7 @@ fn run_agent(t: &Target, shared: &Shared, name: &str) {
             .args([
                 "sh",
                 "-c",
-                r#"echo "$TASKLEASE_TASK_ID $TASKLEASE_TOKEN" >> "$1""#,
+                r#"echo "$TASKLEASE_TASK_ID $TASKLEASE_FENCE" >> "$1""#,
             ])
             .arg("record")
             .arg(&record)
@@ -606,7 +610,7 @@ fn run_agent(t: &Target, shared: &Shared, name: &str) {
             shared.tell(Told::Done {
                 agent: name.to_owned(),
                 task: v["id"].as_str().unwrap_or_default().to_owned(),
-                token: v["token"].as_i64().unwrap_or(-1),
+                token: v["fence"].as_i64().unwrap_or(-1),
             });
         } else {
             shared.failed_calls.fetch_add(1, Ordering::Relaxed);

@@ -14,21 +14,19 @@ fn claim_renew_done_cycle() {
     assert_eq!(c["outcome"], "claimed");
     assert_eq!(c["id"], "A");
     assert_eq!(c["agent"], "tester");
-    let token = c["token"].as_i64().unwrap();
-    assert!(token >= 1);
+    let token = c["token"].as_str().unwrap().to_owned();
+    assert!(c["fence"].as_i64().unwrap() >= 1);
+    assert!(token.starts_with(&format!("{}.", c["fence"])), "{c}");
     let until = c["lock_until"].as_str().unwrap();
     assert!(until.ends_with('Z') && until.contains('T'), "{until}");
     // T-2 waits on A.
     let w = p.json(&["claim", "T-2"], 4);
     assert_eq!(w["outcome"], "not_claimable");
     assert_eq!(w["waiting_on"], serde_json::json!(["A"]));
-    let r = p.json(
-        &["renew", "A", "--token", &token.to_string(), "--lease", "1h"],
-        0,
-    );
-    assert_eq!(r["token"].as_i64(), Some(token));
+    let r = p.json(&["renew", "A", "--token", &token, "--lease", "1h"], 0);
+    assert_eq!(r["token"].as_str(), Some(token.as_str()));
     assert!(r["lock_until_ms"].as_i64() > c["lock_until_ms"].as_i64());
-    let d = p.json(&["done", "A", "--token", &token.to_string()], 0);
+    let d = p.json(&["done", "A", "--token", &token], 0);
     assert_eq!(d["task"]["status"], "done");
     let n = p.json(&["claim", "--next"], 0);
     assert_eq!(n["id"], "T-2");
@@ -53,7 +51,7 @@ fn reclaim_with_token_keeps_it() {
     let p = Project::new();
     p.ok(&["add", "t", "--id", "t"]);
     let c = p.json(&["claim", "t", "--lease", "1m"], 0);
-    let tok = c["token"].to_string();
+    let tok = c["token"].as_str().unwrap().to_owned();
     let again = p.json(&["claim", "t", "--token", &tok, "--lease", "2h"], 0);
     assert_eq!(again["token"], c["token"]);
     assert!(again["lock_until_ms"].as_i64() > c["lock_until_ms"].as_i64());
@@ -66,8 +64,8 @@ fn expiry_lets_another_agent_claim_and_fences_the_first() {
     let a = p.json(&["claim", "t", "--agent", "a", "--lease", "300ms"], 0);
     std::thread::sleep(std::time::Duration::from_millis(450));
     let b = p.json(&["claim", "t", "--agent", "b", "--lease", "10m"], 0);
-    assert!(b["token"].as_i64() > a["token"].as_i64());
-    let tok = a["token"].to_string();
+    assert!(b["fence"].as_i64() > a["fence"].as_i64());
+    let tok = a["token"].as_str().unwrap().to_owned();
     for args in [
         vec!["done", "t", "--token", &tok],
         vec!["renew", "t", "--token", &tok],
@@ -93,14 +91,22 @@ fn release_and_force_release() {
     let p = Project::new();
     p.ok(&["add", "t", "--id", "t"]);
     let c = p.json(&["claim", "t"], 0);
-    let tok = c["token"].to_string();
+    let tok = c["token"].as_str().unwrap().to_owned();
     let r = p.json(&["release", "t", "--token", &tok, "--status", "review"], 0);
     assert_eq!(r["task"]["status"], "review");
     let c2 = p.json(&["claim", "t", "--agent", "stuck"], 0);
     let f = p.json(&["release", "t", "--force"], 0);
     assert_eq!(f["outcome"], "forced");
     assert_eq!(f["task"]["status"], "todo");
-    p.json(&["done", "t", "--token", &c2["token"].to_string()], 5);
+    p.json(
+        &[
+            "done",
+            "t",
+            "--token",
+            c2["token"].as_str().unwrap(),
+        ],
+        5,
+    );
     // Nothing to force any more.
     p.json(&["release", "t", "--force"], 2);
     // A token or --force is required.
@@ -166,7 +172,7 @@ fn optimistic_update_conflict_names_current_version() {
     let v = c["version"].to_string();
     let e = p.json(&["update", "t", "--expect-version", &v, "-p", "low"], 5);
     assert_eq!(e["error"]["code"], "not_holder");
-    let tok = c["token"].to_string();
+    let tok = c["token"].as_str().unwrap().to_owned();
     let u = p.json(
         &[
             "update",
@@ -272,7 +278,7 @@ fn bad_input_exits_2_and_leaves_the_database_alone() {
 #[test]
 fn every_verb_prints_one_json_object() {
     let p = Project::new();
-    let tok = |v: &Value| v["token"].to_string();
+    let tok = |v: &Value| v["token"].as_str().unwrap().to_owned();
     p.json(&["init"], 0);
     p.json(&["agent-id"], 0);
     p.json(&["add", "x", "--id", "x"], 0);

@@ -20,7 +20,7 @@ fn log_shows_each_step_with_refusals_and_refuses_unknown_ids(p: &Project) {
     p.ok(&["add", "t", "--id", "t"]);
     p.ok(&["add", "u", "--id", "u"]);
     let c = p.json(&["claim", "t", "--agent", "alice", "--lease", "10m"], 0);
-    let tok = c["token"].to_string();
+    let tok = c["token"].as_str().unwrap().to_owned();
     p.json(&["claim", "t", "--agent", "bob"], 3);
     p.json(&["renew", "t", "--token", &tok, "--lease", "20m"], 0);
     p.json(&["done", "t", "--token", &tok], 0);
@@ -40,7 +40,7 @@ fn log_shows_each_step_with_refusals_and_refuses_unknown_ids(p: &Project) {
     assert!(e["at"].as_str().unwrap().ends_with('Z'));
     let refused = &all["events"][1];
     assert_eq!(refused["agent"], "bob");
-    assert_eq!(refused["token"], Value::Null);
+    assert_eq!(refused["fence"], Value::Null);
     assert!(
         refused["detail"]
             .as_str()
@@ -69,7 +69,15 @@ fn status_reports_holders_contention_and_lease_advice(p: &Project) {
     // Three leases of 1h held for a moment and never renewed: too long.
     for id in ["q1", "q2", "q3"] {
         let c = p.json(&["claim", id, "--lease", "1h"], 0);
-        p.json(&["done", id, "--token", &c["token"].to_string()], 0);
+        p.json(
+            &[
+                "done",
+                id,
+                "--token",
+                c["token"].as_str().unwrap(),
+            ],
+            0,
+        );
     }
     std::thread::sleep(Duration::from_millis(500));
     p.json(&["reap"], 0);
@@ -130,7 +138,7 @@ fn status_reports_holders_contention_and_lease_advice(p: &Project) {
 fn reap_prunes_the_history_to_its_bound(p: &Project) {
     p.ok(&["add", "t", "--id", "t"]);
     let c = p.json(&["claim", "t"], 0);
-    let tok = c["token"].to_string();
+    let tok = c["token"].as_str().unwrap().to_owned();
     for _ in 0..6 {
         p.json(&["renew", "t", "--token", &tok], 0);
     }

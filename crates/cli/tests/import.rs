@@ -69,11 +69,20 @@ fn fill(p: &Project) {
     ]);
     p.ok(&["add", "fourth", "--id", "d"]);
     p.ok(&["add", "fifth", "--id", "e", "--dep", "d"]);
-    let tok = p.json(&["claim", "a"], 0)["token"].to_string();
+    let tok = p.json(&["claim", "a"], 0)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     p.json(&["done", "a", "--token", &tok], 0);
-    let tok = p.json(&["claim", "d"], 0)["token"].to_string();
+    let tok = p.json(&["claim", "d"], 0)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     p.json(&["release", "d", "--token", &tok, "--status", "blocked"], 0);
-    let tok = p.json(&["claim", "b"], 0)["token"].to_string();
+    let tok = p.json(&["claim", "b"], 0)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     p.json(&["release", "b", "--token", &tok, "--status", "review"], 0);
     let v = show(p, "e")["version"].to_string();
     p.json(

@@ -137,7 +137,7 @@ async fn claim_renew_done(p: &Project) {
     assert_eq!(claimed["id"], "parser");
     let me = claimed["agent"].as_str().unwrap().to_owned();
     assert!(me.starts_with("claude-code-"), "{me}");
-    let token = claimed["token"].as_i64().unwrap();
+    let token = claimed["token"].as_str().unwrap().to_owned();
     // The CLI sees the same lease.
     let shown = p.json(&["show", "parser"], 0);
     assert_eq!(shown["task"]["assignee"], me.as_str());
@@ -369,7 +369,12 @@ fn malformed_traffic_is_answered_and_the_server_keeps_serving() {
     for (id, name, args, why) in [
         (5, "claim", json!({}), "exactly one of"),
         (6, "renew", json!({"id": "t"}), "missing field `token`"),
-        (7, "renew", json!({"id": "t", "token": "one"}), "`token`"),
+        (
+            7,
+            "renew",
+            json!({"id": "t", "token": "one"}),
+            "is not a token",
+        ),
         (8, "claim", json!({"id": ["t"]}), "`id`"),
         (
             9,

@@ -183,10 +183,10 @@ fn twenty_processes_drain_the_queue_each_task_done_once(p: &Project) {
                         }
                         let v = parse_one(&out.stdout);
                         let id = v["id"].as_str().unwrap().to_owned();
-                        let token = v["token"].as_i64().unwrap();
+                        let token = v["fence"].as_i64().unwrap();
                         let at_ms =
                             v["lock_until_ms"].as_i64().unwrap() - v["lease_ms"].as_i64().unwrap();
-                        let tok = token.to_string();
+                        let tok = v["token"].as_str().unwrap().to_owned();
                         let end = if n % 3 == 2 { "release" } else { "done" };
                         p.ok(&[end, &id, "--token", &tok, "--agent", &me]);
                         log.push((id, token, at_ms, end));

@@ -22,7 +22,10 @@ fn kinds(p: &Project, id: &str) -> Vec<String> {
 
 fn a_retried_done_or_release_answers_already_and_changes_nothing(p: &Project) {
     p.ok(&["add", "d", "--id", "d"]);
-    let tok = p.json(&["claim", "d"], 0)["token"].to_string();
+    let tok = p.json(&["claim", "d"], 0)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let first = p.json(&["done", "d", "--token", &tok], 0);
     assert_eq!(first["outcome"], "done");
     assert_eq!(first["repeat"], false);
@@ -42,7 +45,10 @@ fn a_retried_done_or_release_answers_already_and_changes_nothing(p: &Project) {
     assert_eq!(lost["error"]["code"], "lease_lost");
 
     p.ok(&["add", "r", "--id", "r"]);
-    let tok = p.json(&["claim", "r"], 0)["token"].to_string();
+    let tok = p.json(&["claim", "r"], 0)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let args = ["release", "r", "--token", &tok, "--status", "review"];
     assert_eq!(p.json(&args, 0)["outcome"], "released");
     let again = p.json(&args, 0);

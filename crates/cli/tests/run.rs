@@ -107,7 +107,7 @@ fn gone(pid: &str) -> bool {
     }
 }
 
-/// The task's history as (kind, agent, token).
+/// The task's history as (kind, agent, fence).
 fn history(p: &Project, id: &str) -> Vec<(String, String, Option<i64>)> {
     p.json(&["log", id, "--limit", "1000"], 0)["events"]
         .as_array()
@@ -117,7 +117,7 @@ fn history(p: &Project, id: &str) -> Vec<(String, String, Option<i64>)> {
             (
                 e["kind"].as_str().unwrap().to_owned(),
                 e["agent"].as_str().unwrap().to_owned(),
-                e["token"].as_i64(),
+                e["fence"].as_i64(),
             )
         })
         .collect()
@@ -145,7 +145,7 @@ fn a_child_running_through_several_lease_periods_keeps_its_task_and_ends_done(p:
     p.ok(&["add", "long job", "--id", "job"]);
     let env = p.root().join("env.txt");
     let script = format!(
-        "echo \"$TASKLEASE_TASK_ID $TASKLEASE_TOKEN $TASKLEASE_AGENT\" > '{}'; echo hello; sleep 3.5",
+        "echo \"$TASKLEASE_TASK_ID $TASKLEASE_TOKEN $TASKLEASE_FENCE $TASKLEASE_AGENT\" > '{}'; echo hello; sleep 3.5",
         env.display()
     );
     let out = finish(spawn(
@@ -166,23 +166,30 @@ fn a_child_running_through_several_lease_periods_keeps_its_task_and_ends_done(p:
     assert_eq!(r["outcome"], "done");
     assert_eq!(r["exit"], 0);
     assert!(r["renewals"].as_u64().unwrap() >= 3, "{r}");
-    let token = r["token"].as_i64().unwrap();
+    let token = r["token"].as_str().unwrap().to_owned();
+    let fence = r["fence"].as_i64().unwrap();
+    assert!(token.starts_with(&format!("{fence}.")), "{r}");
     assert_eq!(
         std::fs::read_to_string(&env).unwrap().trim(),
-        format!("job {token} tester")
+        format!("job {token} {fence} tester")
     );
     assert_eq!(show(p, "job")["status"], "done");
     let h = history(p, "job");
     let (kinds, renewals) = shape(&h);
     assert_eq!(kinds, ["claimed", "renewed", "done"]);
     assert!(renewals >= 3, "{h:?}");
-    assert!(h.iter().all(|(_, a, t)| a == "tester" && *t == Some(token)));
+    assert!(h.iter().all(|(_, a, t)| a == "tester" && *t == Some(fence)));
 }
 
 fn kill_9_of_run_kills_its_command_lets_the_lease_expire_and_fences_its_late_done(p: &Project) {
     p.ok(&["add", "fragile", "--id", "f"]);
     let pidfile = p.root().join("child.pid");
-    let script = format!("echo $$ > '{}'; exec sleep 60", pidfile.display());
+    let tokfile = p.root().join("child.token");
+    let script = format!(
+        "echo \"$TASKLEASE_TOKEN\" > '{}.tmp' && mv '{0}.tmp' '{0}'; echo $$ > '{}'; exec sleep 60",
+        tokfile.display(),
+        pidfile.display()
+    );
     let mut run = spawn(
         p,
         &["run", "f", "--lease", "600ms", "--", "sh", "-c", &script],
@@ -191,7 +198,8 @@ fn kill_9_of_run_kills_its_command_lets_the_lease_expire_and_fences_its_late_don
     wait_for("a renewal", || {
         history(p, "f").iter().any(|e| e.0 == "renewed")
     });
-    let old = history(p, "f")[0].2.unwrap();
+    let old = std::fs::read_to_string(&tokfile).unwrap().trim().to_owned();
+    let old_fence = history(p, "f")[0].2.unwrap();
     run.kill().unwrap(); // SIGKILL: no release, no goodbye
     run.wait().unwrap();
     // Its command dies with it (the parent-death signal), although it was in a process
@@ -216,22 +224,26 @@ fn kill_9_of_run_kills_its_command_lets_the_lease_expire_and_fences_its_late_don
         }
         out.status.code() == Some(0)
     });
-    let new = claim["token"].as_i64().unwrap();
-    assert!(new > old);
+    let new = claim["token"].as_str().unwrap().to_owned();
+    let new_fence = claim["fence"].as_i64().unwrap();
+    assert!(new_fence > old_fence);
     // The killed run's work finishing late with the old token is refused.
-    let late = p.json(&["done", "f", "--token", &old.to_string()], 5);
+    let late = p.json(&["done", "f", "--token", &old], 5);
     assert_eq!(late["error"]["code"], "lease_lost");
     assert!(late["error"]["message"].as_str().unwrap().contains("stale"));
-    p.ok(&["done", "f", "--token", &new.to_string(), "--agent", "other"]);
+    p.ok(&["done", "f", "--token", &new, "--agent", "other"]);
 
     let h = history(p, "f");
     let (mut kinds, _) = shape(&h);
     kinds.retain(|k| *k != "refused");
     assert_eq!(kinds, ["claimed", "renewed", "claimed", "done"], "{h:?}");
-    assert_eq!(h[0], ("claimed".into(), "tester".into(), Some(old)));
+    assert_eq!(h[0], ("claimed".into(), "tester".into(), Some(old_fence)));
     let n = h.len();
-    assert_eq!(h[n - 2], ("claimed".into(), "other".into(), Some(new)));
-    assert_eq!(h[n - 1], ("done".into(), "other".into(), Some(new)));
+    assert_eq!(
+        h[n - 2],
+        ("claimed".into(), "other".into(), Some(new_fence))
+    );
+    assert_eq!(h[n - 1], ("done".into(), "other".into(), Some(new_fence)));
     assert_eq!(
         show(p, "f")["attempts"],
         1,

@@ -1,44 +1,10 @@
 //! Leases, fencing tokens, and what a claim can come back with.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::quote;
-use crate::{AgentId, Error, Millis, RequestId, Status, Task, TaskId};
-
-/// A fencing token: a per-task integer that grows with every new claim of the task and
-/// is never handed out twice. Every write a lease protects (renew, release, done, and
-/// updates under a live lease) presents it; the store refuses a token that is not the
-/// task's current one.
-///
-/// It fences out stale holders; it is not a secret (see `docs/design.md`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Token(pub i64);
-
-impl fmt::Display for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for Token {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s.trim().parse::<i64>() {
-            Ok(n) if n > 0 => Ok(Token(n)),
-            _ => Err(Error::invalid(
-                "token",
-                format!(
-                    "{} is not a fencing token; allowed: the positive integer a claim returned",
-                    quote(s)
-                ),
-            )),
-        }
-    }
-}
+use crate::{AgentId, Error, Millis, RequestId, Status, Task, TaskId, Token};
 
 /// A granted lease: proof of holding `task` until `lock_until`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -48,7 +14,8 @@ pub struct Lease {
     pub task: TaskId,
     /// Who holds it (for display; authority is the token).
     pub agent: AgentId,
-    /// The fencing token to present on renew, release, done and update.
+    /// The token to present on renew, release, done and update: a bearer secret, for
+    /// the holder's eyes only ([`Token::fence`] is the part to show others).
     pub token: Token,
     /// When this holder first claimed the task.
     pub assigned_at: Millis,
@@ -150,8 +117,9 @@ pub struct Reaped {
     pub id: TaskId,
     /// Who held the expired lease.
     pub agent: AgentId,
-    /// The expired lease's token (now stale).
-    pub token: Token,
+    /// The expired lease's fence number (its token is now stale; the secret is not
+    /// reported: reap's output is for everyone).
+    pub fence: i64,
     /// When it ran out.
     pub lock_until: Millis,
 }
@@ -274,8 +242,8 @@ pub struct Event {
     pub kind: EventKind,
     /// Who acted (the claimer, renewer, releaser, reaper or admin).
     pub agent: AgentId,
-    /// The lease's token.
-    pub token: Option<Token>,
+    /// The lease's fence number (the history never keeps a token's secret).
+    pub fence: Option<i64>,
     /// More, in words (e.g. whose lease was reaped or forced).
     pub detail: Option<String>,
     /// The lease length granted, in milliseconds (claimed, reclaimed, renewed).
@@ -381,8 +349,11 @@ pub struct LeaseState {
     pub assignee: Option<AgentId>,
     /// The lease end, if the row has one.
     pub lock_until: Option<Millis>,
-    /// The latest token issued for the task.
+    /// The latest fence number issued for the task.
     pub fence: i64,
+    /// The secret of the token issued under `fence`; `None` before the first claim
+    /// and for a lease claimed before migration 0005.
+    pub secret: Option<String>,
     /// How many dependencies are not done.
     pub waiting_on: i64,
     /// How the lease under `fence` ended, when it did by `done` ([`EventKind::Done`]),
@@ -438,18 +409,32 @@ impl LeaseState {
     /// leaving the task in `to`, with nothing since: a retried call that should answer
     /// success and change nothing. A lease reaped, forced, taken over or ended by the
     /// other operation is not a repeat.
-    pub fn repeat_of(&self, token: Token, op: EventKind, to: Status) -> bool {
-        self.fence == token.0 && self.ended_by == Some(op) && self.status == to
+    pub fn repeat_of(&self, token: &Token, op: EventKind, to: Status) -> bool {
+        token.matches(self.fence, self.secret.as_deref())
+            && self.ended_by == Some(op)
+            && self.status == to
+    }
+
+    /// The token issued under this row's fence, if any (and if the row's secret is
+    /// well formed).
+    pub fn token(&self) -> Option<Token> {
+        (self.fence > 0)
+            .then(|| Token::from_parts(self.fence, self.secret.as_deref()).ok())
+            .flatten()
     }
 
     /// The error for `token` presented on this row at `now` and refused.
-    pub fn lost(&self, task: &TaskId, token: Token, now: Millis) -> Error {
-        let why = if token.0 <= 0 || token.0 > self.fence {
+    /// A token with the current fence but another secret (a guess, or a bare integer
+    /// on a lease that has a secret) was never issued: [`LostWhy::Unknown`].
+    pub fn lost(&self, task: &TaskId, token: &Token, now: Millis) -> Error {
+        let why = if token.fence() <= 0 || token.fence() > self.fence {
             LostWhy::Unknown
-        } else if token.0 < self.fence {
+        } else if token.fence() < self.fence {
             LostWhy::Stale {
                 holder: self.live_holder(now).map(|(a, _)| a),
             }
+        } else if !token.matches(self.fence, self.secret.as_deref()) {
+            LostWhy::Unknown
         } else {
             LostWhy::Ended {
                 status: self.status,
@@ -457,7 +442,7 @@ impl LeaseState {
         };
         Error::LeaseLost {
             task: task.clone(),
-            token,
+            token: token.clone(),
             why,
         }
     }

@@ -25,6 +25,7 @@ mod store;
 mod task;
 pub mod text;
 pub mod time;
+mod token;
 
 pub use error::{DISK_FULL, Error, ErrorKind, READ_ONLY_FS, Result};
 pub use graph::{
@@ -35,7 +36,7 @@ pub use id::{AgentId, RequestId, Tag, TaskId};
 pub use import::{ImportBatch, ImportOutcome, ImportTask, validate_batch as validate_import};
 pub use lease::{
     BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,
-    Refusal, Retention, Token, Unclaimable, retried_grant, validate_batch,
+    Refusal, Retention, Unclaimable, retried_grant, validate_batch,
 };
 pub use store::Store;
 pub use task::{
@@ -43,3 +44,4 @@ pub use task::{
     distinct_tags, validate_description, validate_tags, validate_title,
 };
 pub use time::{Clock, LeaseDuration, Millis};
+pub use token::{Secret, TOKEN_FORM, Token, secret_eq};

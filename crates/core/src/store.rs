@@ -47,7 +47,7 @@ pub trait Store: Send + Sync {
         id: &TaskId,
         agent: &AgentId,
         lease: LeaseDuration,
-        token: Option<Token>,
+        token: Option<&Token>,
     ) -> Result<ClaimOutcome> {
         self.claim_keyed(id, agent, lease, token, None)
     }
@@ -65,7 +65,7 @@ pub trait Store: Send + Sync {
         id: &TaskId,
         agent: &AgentId,
         lease: LeaseDuration,
-        token: Option<Token>,
+        token: Option<&Token>,
         request: Option<&RequestId>,
     ) -> Result<ClaimOutcome>;
 
@@ -135,7 +135,7 @@ pub trait Store: Send + Sync {
     fn renew(
         &self,
         id: &TaskId,
-        token: Token,
+        token: &Token,
         lease: LeaseDuration,
         agent: &AgentId,
     ) -> Result<Lease>;
@@ -146,7 +146,7 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// As [`Store::renew`].
-    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, agent: &AgentId) -> Result<Ended>;
+    fn release(&self, id: &TaskId, token: &Token, to: ReleaseTo, agent: &AgentId) -> Result<Ended>;
 
     /// Ends whatever lease the task has, without a token: the admin escape hatch,
     /// recorded as forced. The old token becomes stale.
@@ -162,7 +162,7 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// As [`Store::renew`]: a token whose lease was reaped, forced, taken over, released
     /// or ended by an `update` is [`Error::LeaseLost`](crate::Error::LeaseLost).
-    fn done(&self, id: &TaskId, token: Token, agent: &AgentId) -> Result<Ended>;
+    fn done(&self, id: &TaskId, token: &Token, agent: &AgentId) -> Result<Ended>;
 
     /// Returns every task whose lease ran out to `todo`, in one statement. Claims treat
     /// expired leases as free anyway, so this is housekeeping, not correctness.
@@ -187,7 +187,7 @@ pub trait Store: Send + Sync {
         id: &TaskId,
         expect_version: i64,
         patch: &TaskPatch,
-        token: Option<Token>,
+        token: Option<&Token>,
         agent: &AgentId,
     ) -> Result<Task>;
 

@@ -75,7 +75,8 @@ fn lease_schema(_: &mut SchemaGenerator) -> Schema {
 }
 
 fn token_schema(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({"type": "integer", "minimum": 1})
+    // <fence>.<secret>; a bare fence only for a lease from before secrets.
+    json_schema!({"type": "string", "pattern": "^[1-9][0-9]*([.][0-9a-z]{16,24})?$"})
 }
 
 fn request_id_schema(_: &mut SchemaGenerator) -> Schema {
@@ -143,8 +144,8 @@ fn task_id(s: &str) -> Result<TaskId> {
     TaskId::new(s)
 }
 
-fn token(n: i64) -> Result<Token> {
-    n.to_string().parse()
+fn token(s: &str) -> Result<Token> {
+    s.parse()
 }
 
 fn lease(s: Option<&str>) -> Result<LeaseDuration> {
@@ -181,7 +182,7 @@ pub struct ClaimArgs {
     /// With `id` only: the token you already hold for that task, to extend your lease (the token stays the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "token_schema")]
-    pub token: Option<i64>,
+    pub token: Option<String>,
     /// Your agent name, for display and history. Omit it to use the name this server gave you.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
@@ -211,7 +212,9 @@ impl ClaimArgs {
     pub fn check(&self, me: impl Me) -> Result<(Claim, LeaseDuration, AgentId, Option<RequestId>)> {
         let next = self.next.unwrap_or(false);
         let what = match (&self.id, &self.ids, next) {
-            (Some(id), None, false) => Claim::One(task_id(id)?, self.token.map(token).transpose()?),
+            (Some(id), None, false) => {
+                Claim::One(task_id(id)?, self.token.as_deref().map(token).transpose()?)
+            }
             (None, Some(ids), false) => {
                 if self.token.is_some() {
                     return Err(Error::invalid(
@@ -259,9 +262,9 @@ pub struct RenewArgs {
     /// The task you hold.
     #[schemars(schema_with = "task_id_schema")]
     pub id: String,
-    /// The token your claim returned.
+    /// The token your claim returned (a string: `<fence>.<secret>`).
     #[schemars(schema_with = "token_schema")]
-    pub token: i64,
+    pub token: String,
     /// The new lease length, counted from now: e.g. 90s, 30m, 2h; at most 7d.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "lease_schema")]
@@ -278,7 +281,7 @@ impl RenewArgs {
     pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, LeaseDuration, AgentId)> {
         Ok((
             task_id(&self.id)?,
-            token(self.token)?,
+            token(&self.token)?,
             lease(self.lease.as_deref())?,
             agent(self.agent.as_deref(), me)?,
         ))
@@ -292,9 +295,9 @@ pub struct ReleaseArgs {
     /// The task you hold.
     #[schemars(schema_with = "task_id_schema")]
     pub id: String,
-    /// The token your claim returned.
+    /// The token your claim returned (a string: `<fence>.<secret>`).
     #[schemars(schema_with = "token_schema")]
-    pub token: i64,
+    pub token: String,
     /// Where the task goes: todo (back to the pool), review (your work awaits a look) or blocked (it cannot go on for now).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "release_to_schema")]
@@ -311,7 +314,7 @@ impl ReleaseArgs {
     pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, ReleaseTo, AgentId)> {
         Ok((
             task_id(&self.id)?,
-            token(self.token)?,
+            token(&self.token)?,
             self.status
                 .as_deref()
                 .map_or(Ok(ReleaseTo::Todo), str::parse)?,
@@ -327,9 +330,9 @@ pub struct DoneArgs {
     /// The task you hold.
     #[schemars(schema_with = "task_id_schema")]
     pub id: String,
-    /// The token your claim returned.
+    /// The token your claim returned (a string: `<fence>.<secret>`).
     #[schemars(schema_with = "token_schema")]
-    pub token: i64,
+    pub token: String,
     /// Your agent name, for history. Omit it to use the name this server gave you.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
@@ -342,7 +345,7 @@ impl DoneArgs {
     pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, AgentId)> {
         Ok((
             task_id(&self.id)?,
-            token(self.token)?,
+            token(&self.token)?,
             agent(self.agent.as_deref(), me)?,
         ))
     }
@@ -575,7 +578,7 @@ mod tests {
 
     #[test]
     fn mistyped_and_unknown_arguments_name_the_field() {
-        let e = args::<RenewArgs>(serde_json::json!({"id": "a", "token": "x"}))
+        let e = args::<RenewArgs>(serde_json::json!({"id": "a", "token": 3}))
             .unwrap_err()
             .to_string();
         assert!(e.contains("`token`"), "{e}");
@@ -598,8 +601,8 @@ mod tests {
             Ok((Claim::Next, _, _, _))
         ));
         assert!(matches!(
-            c(serde_json::json!({"id": "a", "token": 3})),
-            Ok((Claim::One(_, Some(Token(3))), _, _, _))
+            c(serde_json::json!({"id": "a", "token": "3.k3f9q2m8x1c4v6b0"})),
+            Ok((Claim::One(_, Some(t)), _, _, _)) if t.fence() == 3
         ));
         assert!(matches!(
             c(serde_json::json!({"ids": ["a", "b"]})),
@@ -609,10 +612,11 @@ mod tests {
             serde_json::json!({}),
             serde_json::json!({"id": "a", "next": true}),
             serde_json::json!({"id": "a", "ids": ["b"]}),
-            serde_json::json!({"ids": ["a", "b"], "token": 1}),
+            serde_json::json!({"ids": ["a", "b"], "token": "1"}),
             serde_json::json!({"id": "../x"}),
             serde_json::json!({"id": "a", "lease": "forever"}),
-            serde_json::json!({"id": "a", "token": 0}),
+            serde_json::json!({"id": "a", "token": "0"}),
+            serde_json::json!({"id": "a", "token": "3.short"}),
             serde_json::json!({"next": true, "request_id": "no spaces"}),
             serde_json::json!({"next": true, "request_id": ""}),
         ] {

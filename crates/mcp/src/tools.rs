@@ -150,12 +150,14 @@ impl Server {
                     Some(l) => reply::ok_saying(claimed_sentence(&l), claimed_json(&l, lease)),
                     None => reply::empty(),
                 },
-                Claim::One(id, token) => match store.claim_keyed(&id, &agent, lease, token, key)? {
-                    ClaimOutcome::Claimed(l) => {
-                        reply::ok_saying(claimed_sentence(&l), claimed_json(&l, lease))
+                Claim::One(id, token) => {
+                    match store.claim_keyed(&id, &agent, lease, token.as_ref(), key)? {
+                        ClaimOutcome::Claimed(l) => {
+                            reply::ok_saying(claimed_sentence(&l), claimed_json(&l, lease))
+                        }
+                        ClaimOutcome::Refused(r) => reply::refused(&id, &r),
                     }
-                    ClaimOutcome::Refused(r) => reply::refused(&id, &r),
-                },
+                }
                 Claim::Batch(ids) => match store.claim_batch_keyed(&ids, &agent, lease, key)? {
                     BatchOutcome::Claimed(leases) => {
                         let each: Vec<String> = leases.iter().map(claimed_sentence).collect();
@@ -180,7 +182,7 @@ impl Server {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
         self.run(&cx, checked, |store, (id, token, lease, agent)| {
             Ok(reply::ok(renewed_json(
-                &store.renew(&id, token, lease, &agent)?,
+                &store.renew(&id, &token, lease, &agent)?,
             )))
         })
         .await
@@ -198,7 +200,7 @@ impl Server {
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
         self.run(&cx, checked, |store, (id, token, to, agent)| {
-            let ended = store.release(&id, token, to, &agent)?;
+            let ended = store.release(&id, &token, to, &agent)?;
             Ok(reply::ok(ended_by_token_json(
                 "released",
                 &ended,
@@ -219,7 +221,7 @@ impl Server {
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
         self.run(&cx, checked, |store, (id, token, agent)| {
-            let ended = store.done(&id, token, &agent)?;
+            let ended = store.done(&id, &token, &agent)?;
             Ok(reply::ok(ended_by_token_json("done", &ended, store.now()?)))
         })
         .await

@@ -69,7 +69,7 @@ async fn tools_are_listed_with_object_schemas_and_descriptions() {
     let renew = tools.iter().find(|t| t.name == "renew").unwrap();
     let s = Value::Object((*renew.input_schema).clone());
     assert_eq!(s["required"], json!(["id", "token"]), "{s}");
-    assert_eq!(s["properties"]["token"]["minimum"], 1, "{s}");
+    assert_eq!(s["properties"]["token"]["type"], "string", "{s}");
     let d = renew.description.as_deref().unwrap();
     assert!(d.contains("lock_until") && d.contains("lease_lost"), "{d}");
     let info = c.peer_info().expect("server info");
@@ -104,7 +104,7 @@ async fn claim_renew_done_with_the_clients_name() {
         "{}",
         text(&claimed)
     );
-    let token = cl["token"].as_i64().unwrap();
+    let token = cl["token"].as_str().unwrap().to_owned();
     let r = structured(
         &call(
             &c,
@@ -282,12 +282,21 @@ async fn bad_arguments_are_tool_errors_and_change_nothing() {
         ),
         ("claim", json!({"id": "a", "lease": "30"}), "unit"),
         ("renew", json!({"id": "a"}), "missing field `token`"),
-        ("renew", json!({"id": "a", "token": "one"}), "`token`"),
-        ("renew", json!({"id": "a", "token": 0}), "fencing token"),
-        ("done", json!({"id": 5, "token": 1}), "`id`"),
+        (
+            "renew",
+            json!({"id": "a", "token": "one"}),
+            "<fence>.<secret>",
+        ),
+        (
+            "renew",
+            json!({"id": "a", "token": "0"}),
+            "<fence>.<secret>",
+        ),
+        ("renew", json!({"id": "a", "token": 3}), "`token`"),
+        ("done", json!({"id": 5, "token": "1"}), "`id`"),
         (
             "release",
-            json!({"id": "a", "token": 1, "status": "done"}),
+            json!({"id": "a", "token": "1", "status": "done"}),
             "use `done`",
         ),
         (

@@ -4,7 +4,7 @@
 -- unless every id asked for was locked here and is free.
 -- A refused batch records each id held under a live lease as `refused`.
 -- $1 ids (text[], no repeats), $2 agent, $3 injected now, $4 lease ms, $5 tries so far,
--- $6 claim key (NULL: none)
+-- $6 claim key (NULL: none), $7 the new leases' secrets, one per id of $1 in order
 WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
 asked AS (SELECT id, ord FROM unnest($1::text[]) WITH ORDINALITY AS a (id, ord)),
 cur AS MATERIALIZED (
@@ -23,6 +23,7 @@ every AS (SELECT count(*) = cardinality($1::text[]) AS ok FROM free),
 claimed AS (
     UPDATE tasks t SET
         fence       = t.fence + 1,
+        secret      = ($7::text[])[array_position($1::text[], t.id)],
         attempts    = t.attempts + (t.status = 'in_progress')::int,
         status      = 'in_progress',
         assignee    = $2,
@@ -33,7 +34,7 @@ claimed AS (
         updated_at  = now.t
       FROM free, now, every
      WHERE t.seq = free.seq AND every.ok
-    RETURNING t.id, t.fence, t.assigned_at, t.lock_until, t.version
+    RETURNING t.id, t.fence, t.secret, t.assigned_at, t.lock_until, t.version
 ),
 event AS (
     -- The statement's one wait goes on its first claim event only.
@@ -54,7 +55,7 @@ refused AS (
      ORDER BY asked.ord
 )
 SELECT asked.id, now.t AS now,
-       claimed.fence AS token, claimed.assigned_at, claimed.lock_until, claimed.version,
+       claimed.fence AS token, claimed.secret, claimed.assigned_at, claimed.lock_until, claimed.version,
        cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,
        cur.fence AS cur_fence, cur.waiting_on AS cur_waiting_on,
        free.seq IS NOT NULL AS free,

@@ -3,7 +3,7 @@
 -- after an advisory lock on the key, so a retry waits for a first attempt still running
 -- (see docs/reliability.md).
 -- $1 claim key, $2 agent, $3 injected now
-SELECT id, fence, assigned_at, lock_until, version FROM tasks
+SELECT id, fence, secret, assigned_at, lock_until, version FROM tasks
  WHERE claim_request = $1 AND assignee = $2
    AND status = 'in_progress' AND lock_until > clock_ms($3)
  ORDER BY seq

@@ -1,10 +1,11 @@
 -- End a lease by its current token and hand the task back in $5. One statement:
 -- lock the row, end the lease, record; returns the task after, or the locked row's
 -- state to explain why not.
--- $1 id, $2 token, $3 injected now, $4 agent, $5 status (todo, review, blocked)
+-- $1 id, $2 token's fence, $3 injected now, $4 agent, $5 status (todo, review, blocked),
+-- $6 token's secret (NULL: a pre-v5 bare integer)
 WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
 cur AS MATERIALIZED (
-    SELECT seq, status, assignee, lock_until, fence, waiting_on, lease_end FROM tasks WHERE id = $1 FOR UPDATE
+    SELECT seq, status, assignee, lock_until, fence, secret, waiting_on, lease_end FROM tasks WHERE id = $1 FOR UPDATE
 ),
 ended AS (
     UPDATE tasks t SET
@@ -18,6 +19,7 @@ ended AS (
         updated_at  = now.t
       FROM cur, now
      WHERE t.seq = cur.seq AND cur.status = 'in_progress' AND cur.fence = $2
+       AND tasklease_secret_eq(cur.secret, $6::text)
     RETURNING t.*
 ),
 event AS (
@@ -26,5 +28,5 @@ event AS (
 )
 SELECT now.t AS now, ended.*, task_deps_of(ended.seq) AS deps,
        cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,
-       cur.fence AS cur_fence, cur.waiting_on AS cur_waiting_on, cur.lease_end AS cur_lease_end
+       cur.fence AS cur_fence, cur.secret AS cur_secret, cur.waiting_on AS cur_waiting_on, cur.lease_end AS cur_lease_end
   FROM now LEFT JOIN cur ON true LEFT JOIN ended ON true

@@ -2,10 +2,11 @@
 -- ($4). Leaving in_progress ends the lease. One statement; returns the task after,
 -- or the locked row's state to explain why not.
 -- $1 id, $2 expected version, $3 injected now, $4 token, $5 title, $6 description,
--- $7 priority rank, $8 status, $9 tags (each NULL: unchanged), $10 agent (history)
+-- $7 priority rank, $8 status, $9 tags (each NULL: unchanged), $10 agent (history),
+-- $11 the token's secret
 WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
 cur AS MATERIALIZED (
-    SELECT seq, status, assignee, lock_until, fence, waiting_on, version FROM tasks WHERE id = $1 FOR UPDATE
+    SELECT seq, status, assignee, lock_until, fence, secret, waiting_on, version FROM tasks WHERE id = $1 FOR UPDATE
 ),
 updated AS (
     UPDATE tasks t SET
@@ -25,7 +26,8 @@ updated AS (
      WHERE t.seq = cur.seq
        AND cur.version = $2
        AND NOT (cur.status = 'in_progress' AND cur.lock_until > now.t
-                AND cur.fence IS DISTINCT FROM $4::bigint)
+                AND NOT (cur.fence IS NOT DISTINCT FROM $4::bigint
+                         AND tasklease_secret_eq(cur.secret, $11::text)))
     RETURNING t.*
 ),
 -- An update that moves a task out of in_progress ends its lease: a lease event.
@@ -39,5 +41,5 @@ event AS (
 )
 SELECT now.t AS now, updated.*, task_deps_of(updated.seq) AS deps,
        cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,
-       cur.fence AS cur_fence, cur.waiting_on AS cur_waiting_on, cur.version AS cur_version
+       cur.fence AS cur_fence, cur.secret AS cur_secret, cur.waiting_on AS cur_waiting_on, cur.version AS cur_version
   FROM now LEFT JOIN cur ON true LEFT JOIN updated ON true

@@ -47,8 +47,8 @@ use std::time::{Duration, Instant};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
-    Refusal, ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch,
-    Token, retried_grant, validate_batch,
+    Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Status, Store, Tag, Task, TaskId,
+    TaskPatch, Token, retried_grant, validate_batch,
 };
 use tokio_postgres::{Config, Row};
 
@@ -237,7 +237,7 @@ impl PgStore {
         &self,
         r: &Row,
         id: &TaskId,
-        token: Token,
+        token: &Token,
         op: EventKind,
         to: Status,
     ) -> Result<Ended> {
@@ -440,7 +440,12 @@ fn task(r: &Row) -> Result<Task, Failure> {
 }
 
 /// The task `update.sql` returned, or why it changed nothing.
-fn updated(r: &Row, id: &TaskId, expect_version: i64, token: Option<i64>) -> Result<Task, Failure> {
+fn updated(
+    r: &Row,
+    id: &TaskId,
+    expect_version: i64,
+    token: Option<&Token>,
+) -> Result<Task, Failure> {
     if r.try_get::<_, Option<i64>>("seq")?.is_some() {
         return task(r);
     }
@@ -449,7 +454,7 @@ fn updated(r: &Row, id: &TaskId, expect_version: i64, token: Option<i64>) -> Res
         return Err(Error::NotFound(id.clone()).into());
     };
     if let Some((holder, until)) = state.live_holder(now)
-        && token != Some(state.fence)
+        && !token.is_some_and(|t| t.matches(state.fence, state.secret.as_deref()))
     {
         return Err(match token {
             None => Error::NotHolder {
@@ -457,7 +462,7 @@ fn updated(r: &Row, id: &TaskId, expect_version: i64, token: Option<i64>) -> Res
                 holder,
                 until,
             },
-            Some(t) => state.lost(id, Token(t), now),
+            Some(t) => state.lost(id, t, now),
         }
         .into());
     }
@@ -483,10 +488,16 @@ fn lease_state(r: &Row) -> Result<Option<LeaseState>, Failure> {
             .transpose()?,
         lock_until: r.try_get::<_, Option<i64>>("cur_lock_until")?.map(Millis),
         fence: r.try_get("cur_fence")?,
+        // Only the statements that check a token return it.
+        secret: if has_column(r, "cur_secret") {
+            r.try_get("cur_secret")?
+        } else {
+            None
+        },
         waiting_on: r.try_get("cur_waiting_on")?,
         // Only done.sql and release.sql return it: the operations that can repeat.
         // ('updated' is no event kind: an update's end is nobody's repeat.)
-        ended_by: if r.columns().iter().any(|c| c.name() == "cur_lease_end") {
+        ended_by: if has_column(r, "cur_lease_end") {
             r.try_get::<_, Option<String>>("cur_lease_end")?
                 .as_deref()
                 .and_then(EventKind::parse)
@@ -494,6 +505,10 @@ fn lease_state(r: &Row) -> Result<Option<LeaseState>, Failure> {
             None
         },
     }))
+}
+
+fn has_column(r: &Row, name: &str) -> bool {
+    r.columns().iter().any(|c| c.name() == name)
 }
 
 /// Why a claim statement's row came back unclaimed.
@@ -541,7 +556,10 @@ fn lease(r: &Row, task: TaskId, agent: AgentId, fence_col: &str) -> Result<Lease
     Ok(Lease {
         task,
         agent,
-        token: Token(r.try_get(fence_col)?),
+        token: Token::from_parts(
+            r.try_get(fence_col)?,
+            r.try_get::<_, Option<&str>>("secret")?,
+        )?,
         assigned_at: Millis(r.try_get("assigned_at")?),
         lock_until: Millis(r.try_get("lock_until")?),
         version: r.try_get("version")?,
@@ -600,7 +618,7 @@ fn event(r: &Row) -> Result<Event, Failure> {
         task: task_id(r.try_get("task")?)?,
         kind: EventKind::parse(&kind).ok_or_else(|| corrupt("an event kind", &kind))?,
         agent: agent(r.try_get("agent")?)?,
-        token: r.try_get::<_, Option<i64>>("token")?.map(Token),
+        fence: r.try_get("token")?,
         detail: r.try_get("detail")?,
         lease_ms: r.try_get("lease_ms")?,
         wait_us: r.try_get("wait_us")?,
@@ -781,10 +799,12 @@ impl Store for PgStore {
         id: &TaskId,
         who: &AgentId,
         lease_for: LeaseDuration,
-        token: Option<Token>,
+        token: Option<&Token>,
         request: Option<&RequestId>,
     ) -> Result<ClaimOutcome> {
-        let (now, token) = (self.now_param(), token.map(|t| t.0));
+        let now = self.now_param();
+        let (fence, secret) = (token.map(Token::fence), token.and_then(Token::secret));
+        let new_secret = Secret::random()?;
         let key = request.map(RequestId::as_str);
         let mut reruns: i64 = 0;
         let claim = |c: &mut Conn| {
@@ -795,9 +815,11 @@ impl Store for PgStore {
                     &who.as_str(),
                     &now,
                     &lease_for.as_millis(),
-                    &token,
+                    &fence,
                     &reruns,
                     &key,
+                    &secret,
+                    &new_secret.as_str(),
                 ],
             );
             // A deadlock or serialization failure makes `run` call again: one re-run.
@@ -837,11 +859,19 @@ impl Store for PgStore {
     ) -> Result<Option<Lease>> {
         let key = request.map(RequestId::as_str);
         let now = self.now_param();
+        let secret = Secret::random()?;
         let mut reruns: i64 = 0;
         let claim = |c: &mut Conn| {
             let got = c.query_opt(
                 sql::CLAIM_NEXT,
-                &[&who.as_str(), &now, &lease_for.as_millis(), &reruns, &key],
+                &[
+                    &who.as_str(),
+                    &now,
+                    &lease_for.as_millis(),
+                    &reruns,
+                    &key,
+                    &secret.as_str(),
+                ],
             );
             reruns += 1;
             let Some(r) = got? else {
@@ -872,6 +902,11 @@ impl Store for PgStore {
         validate_batch(ids)?;
         let now = self.now_param();
         let names: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
+        let minted = ids
+            .iter()
+            .map(|_| Secret::random())
+            .collect::<Result<Vec<_>>>()?;
+        let secrets: Vec<&str> = minted.iter().map(Secret::as_str).collect();
         if let Some(k) = request {
             // Under the key's lock in one transaction, so no skipping and retrying past
             // rows others hold: the statement that waits for them.
@@ -895,6 +930,7 @@ impl Store for PgStore {
                             &lease_for.as_millis(),
                             &tries,
                             &Some(k.as_str()),
+                            &secrets,
                         ],
                     );
                     tries += 1;
@@ -927,6 +963,7 @@ impl Store for PgStore {
                         &lease_for.as_millis(),
                         &tries,
                         &key,
+                        &secrets,
                     ],
                 );
                 tries += 1;
@@ -946,7 +983,7 @@ impl Store for PgStore {
     fn renew(
         &self,
         id: &TaskId,
-        token: Token,
+        token: &Token,
         lease_for: LeaseDuration,
         who: &AgentId,
     ) -> Result<Lease> {
@@ -956,10 +993,11 @@ impl Store for PgStore {
                 sql::RENEW,
                 &[
                     &id.as_str(),
-                    &token.0,
+                    &token.fence(),
                     &now,
                     &lease_for.as_millis(),
                     &who.as_str(),
+                    &token.secret(),
                 ],
             )?;
             if let Some(holder) = r.try_get::<_, Option<String>>("assignee")? {
@@ -974,17 +1012,18 @@ impl Store for PgStore {
         })
     }
 
-    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, who: &AgentId) -> Result<Ended> {
+    fn release(&self, id: &TaskId, token: &Token, to: ReleaseTo, who: &AgentId) -> Result<Ended> {
         let now = self.now_param();
         let r = self.run("release the task", Retry::Write, |c| {
             c.query_one(
                 sql::RELEASE,
                 &[
                     &id.as_str(),
-                    &token.0,
+                    &token.fence(),
                     &now,
                     &who.as_str(),
                     &to.status().as_str(),
+                    &token.secret(),
                 ],
             )
         })?;
@@ -1021,10 +1060,19 @@ impl Store for PgStore {
         })
     }
 
-    fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Ended> {
+    fn done(&self, id: &TaskId, token: &Token, who: &AgentId) -> Result<Ended> {
         let now = self.now_param();
         let r = self.run("finish the task", Retry::Write, |c| {
-            c.query_one(sql::DONE, &[&id.as_str(), &token.0, &now, &who.as_str()])
+            c.query_one(
+                sql::DONE,
+                &[
+                    &id.as_str(),
+                    &token.fence(),
+                    &now,
+                    &who.as_str(),
+                    &token.secret(),
+                ],
+            )
         })?;
         match ended(&r)? {
             Some(task) => Ok(Ended {
@@ -1044,7 +1092,7 @@ impl Store for PgStore {
                     Ok(Reaped {
                         id: task_id(r.try_get("id")?)?,
                         agent: agent(r.try_get("assignee")?)?,
-                        token: Token(r.try_get("fence")?),
+                        fence: r.try_get("fence")?,
                         lock_until: Millis(r.try_get("lock_until")?),
                     })
                 })
@@ -1057,29 +1105,30 @@ impl Store for PgStore {
         id: &TaskId,
         expect_version: i64,
         patch: &TaskPatch,
-        token: Option<Token>,
+        token: Option<&Token>,
         who: &AgentId,
     ) -> Result<Task> {
         patch.validate()?;
         let now = self.now_param();
-        let token = token.map(|t| t.0);
+        let (fence, secret) = (token.map(Token::fence), token.and_then(Token::secret));
         let priority = patch.priority.map(Priority::rank);
         let status = patch.status.map(Status::as_str);
         let distinct = patch.tags.as_deref().map(tasklease_core::distinct_tags);
         let tags: Option<Vec<&str>> = distinct
             .as_ref()
             .map(|t| t.iter().map(Tag::as_str).collect());
-        let params: [&(dyn postgres::types::ToSql + Sync); 10] = [
+        let params: [&(dyn postgres::types::ToSql + Sync); 11] = [
             &id.as_str(),
             &expect_version,
             &now,
-            &token,
+            &fence,
             &patch.title,
             &patch.description,
             &priority,
             &status,
             &tags,
             &who.as_str(),
+            &secret,
         ];
         self.run("update the task", Retry::Write, |c| {
             let Some(parent) = &patch.parent else {

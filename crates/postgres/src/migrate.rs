@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_history.sql"),
     include_str!("../migrations/0003_retries.sql"),
     include_str!("../migrations/0004_graph.sql"),
+    include_str!("../migrations/0005_secrets.sql"),
 ];
 
 /// The schema version this build writes.

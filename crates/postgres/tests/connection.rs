@@ -224,6 +224,47 @@ fn upgrade_to_v4_recounts_waiting_on_for_cancelled_deps() {
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
 }
 
+/// Migration 0005: tokens gain a secret. A lease live at the upgrade keeps working with
+/// its bare integer until it ends; so does a retried done of a lease finished before.
+#[test]
+fn upgrade_to_v5_keeps_live_leases_working() {
+    let Some((scratch, mut admin)) = setup() else {
+        return;
+    };
+    admin
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, applied_at bigint NOT NULL);",
+        )
+        .unwrap();
+    for (v, m) in [
+        include_str!("../migrations/0001_init.sql"),
+        include_str!("../migrations/0002_history.sql"),
+        include_str!("../migrations/0003_retries.sql"),
+        include_str!("../migrations/0004_graph.sql"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        admin.batch_execute(m).unwrap();
+        let v = v as i64 + 1;
+        admin
+            .execute("INSERT INTO schema_migrations VALUES ($1, 0)", &[&v])
+            .unwrap();
+    }
+    admin
+        .batch_execute(
+            "INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('live', 'l', 1, 1), ('finished', 'f', 1, 1);
+             UPDATE tasks SET status = 'in_progress', assignee = 'old-agent', fence = 3, assigned_at = 1,
+                    lock_until = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 3600000
+              WHERE id = 'live';
+             UPDATE tasks SET status = 'done', fence = 2, lease_end = 'done' WHERE id = 'finished';",
+        )
+        .unwrap();
+    let s = open(scratch.conn());
+    assert_eq!(s.migrated().from, 4);
+    tasklease_storetest::cases::pre_secret_leases_keep_working(&s);
+}
+
 /// How much later than its bound a call may return on a loaded machine.
 const SLACK: Duration = Duration::from_secs(15);
 
@@ -352,7 +393,7 @@ fn a_write_to_a_frozen_server_is_outcome_unknown_and_not_resent() {
         .claim(&id("a"), &agent("x"), LeaseDuration::DEFAULT, None)
         .unwrap()
     {
-        ClaimOutcome::Claimed(l) => assert_eq!(l.token.0, 1, "the first claim was re-sent"),
+        ClaimOutcome::Claimed(l) => assert_eq!(l.token.fence(), 1, "the first claim was re-sent"),
         other => panic!("{other:?}"),
     }
     let claims: i64 = admin
@@ -373,7 +414,9 @@ fn a_write_whose_connection_breaks_mid_way_is_outcome_unknown() {
     add(&store, "a");
     proxy.freeze();
     let s = store.clone();
-    let claim = std::thread::spawn(move || s.done(&id("a"), tasklease_core::Token(1), &agent("x")));
+    let claim = std::thread::spawn(move || {
+        s.done(&id("a"), &tasklease_core::Token::legacy(1), &agent("x"))
+    });
     std::thread::sleep(Duration::from_millis(500));
     proxy.cut();
     proxy.thaw();

@@ -47,14 +47,17 @@ fn a_blocked_call_does_not_hold_up_other_threads() {
     let s = store.clone();
     let who = me.clone();
     std::thread::spawn(move || {
-        let _ = done_a.send(s.renew(&lease_a.task, lease_a.token, len, &who).map(|_| ()));
+        let _ = done_a.send(
+            s.renew(&lease_a.task, &lease_a.token, len, &who)
+                .map(|_| ()),
+        );
     });
     // Give the blocked renewal time to take its connection and send.
     std::thread::sleep(Duration::from_millis(300));
     let (done_b, free) = mpsc::channel();
     let s = store.clone();
     std::thread::spawn(move || {
-        let _ = done_b.send(s.renew(&lease_b.task, lease_b.token, len, &me).map(|_| ()));
+        let _ = done_b.send(s.renew(&lease_b.task, &lease_b.token, len, &me).map(|_| ()));
     });
     let b_result = free.recv_timeout(Duration::from_secs(20));
     assert!(

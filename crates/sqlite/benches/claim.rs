@@ -46,7 +46,7 @@ fn store_claim_next_done(b: divan::Bencher) {
             .claim_next(&me, LeaseDuration::MAX)
             .unwrap()
             .expect("a task");
-        store.done(&l.task, l.token, &me).unwrap()
+        store.done(&l.task, &l.token, &me).unwrap()
     });
 }
 

@@ -36,7 +36,7 @@ fn run_store(s: &SqliteStore, me: &AgentId, n: u64, done: bool) {
     for _ in 0..n {
         let l = s.claim_next(me, LeaseDuration::MAX).unwrap().unwrap();
         if done {
-            s.done(&l.task, l.token, me).unwrap();
+            s.done(&l.task, &l.token, me).unwrap();
         }
     }
 }

@@ -7,6 +7,7 @@
 -- separate clock query; :now is NULL outside tests.
 UPDATE tasks SET
     fence       = fence + 1,
+    secret      = :secret,
     attempts    = attempts + (status = 'in_progress'),
     status      = 'in_progress',
     assignee    = :agent,
@@ -34,4 +35,4 @@ WHERE seq = CASE
                    ORDER BY priority, seq LIMIT 1)
           ) ORDER BY priority, seq LIMIT 1)
 END
-RETURNING id, fence, assigned_at, lock_until, version
+RETURNING id, fence, secret, assigned_at, lock_until, version

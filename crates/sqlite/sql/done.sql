@@ -7,5 +7,5 @@ UPDATE tasks SET
     lease_end   = 'done',
     version     = version + 1,
     updated_at  = :now
-WHERE id = :id AND status = 'in_progress' AND fence = :token
+WHERE id = :id AND status = 'in_progress' AND fence = :token AND tasklease_secret_eq(secret, :secret)
 RETURNING seq

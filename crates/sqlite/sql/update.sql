@@ -15,5 +15,6 @@ UPDATE tasks SET
     updated_at  = :now
 WHERE id = :id
   AND version = :expect
-  AND NOT (status = 'in_progress' AND lock_until > :now AND fence IS NOT :token)
+  AND NOT (status = 'in_progress' AND lock_until > :now
+           AND NOT (fence IS :token AND tasklease_secret_eq(secret, :secret)))
 RETURNING seq

@@ -41,8 +41,8 @@ use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
-    Refusal, ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch,
-    Token, validate_batch,
+    Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Status, Store, Tag, Task, TaskId,
+    TaskPatch, Token, validate_batch,
 };
 
 use crate::busy::{Busy, Wait};
@@ -556,6 +556,7 @@ fn configure(
         // which replaces the hook and so `WalFrames`' checkpoints).
         conn.pragma_update(None, "wal_autocheckpoint", WalFrames::CHECKPOINT)?;
     }
+    register_functions(conn)?;
     conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "foreign_keys", true)?;
     let sync = match opts.synchronous {
@@ -705,6 +706,23 @@ fn db(context: &str, e: rusqlite::Error) -> Error {
     }
 }
 
+/// The SQL functions the statements use: `tasklease_secret_eq(stored, given)`, the
+/// constant-time token secret comparison ([`tasklease_core::secret_eq`]; see
+/// `crates/core/src/token.rs`).
+pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "tasklease_secret_eq",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let text =
+                |i| -> rusqlite::Result<Option<&str>> { Ok(ctx.get_raw(i).as_str_or_null()?) };
+            Ok(tasklease_core::secret_eq(text(0)?, text(1)?))
+        },
+    )
+}
+
 /// Maps a rusqlite result into ours with a context line.
 trait Ctx<T> {
     fn ctx(self, context: &str) -> Result<T>;
@@ -792,19 +810,21 @@ pub(crate) fn lease_row(tx: &Connection, id: &TaskId) -> Result<Option<LeaseRow>
                     r.get(4)?,
                     r.get(5)?,
                     r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })
             .optional()
         })
         .ctx("read the task's lease")?;
     row.map(
-        |(status, assignee, lock_until, fence, waiting_on, version, lease_end)| {
+        |(status, assignee, lock_until, fence, waiting_on, version, lease_end, secret)| {
             Ok(LeaseRow {
                 lease: LeaseState {
                     status: parse_status(&status)?,
                     assignee: assignee.as_deref().map(agent).transpose()?,
                     lock_until: lock_until.map(Millis),
                     fence,
+                    secret,
                     waiting_on,
                     // 'updated' is no event kind: an update's end is nobody's repeat.
                     ended_by: lease_end.as_deref().and_then(EventKind::parse),
@@ -836,7 +856,7 @@ fn waiting_on(tx: &Connection, id: &TaskId) -> Result<Vec<TaskId>> {
 }
 
 /// Why a token-guarded UPDATE matched nothing.
-fn explain_lost(tx: &Connection, now: i64, id: &TaskId, token: Token) -> Result<Error> {
+fn explain_lost(tx: &Connection, now: i64, id: &TaskId, token: &Token) -> Result<Error> {
     let Some(row) = lease_row(tx, id)? else {
         return Ok(Error::NotFound(id.clone()));
     };
@@ -855,7 +875,7 @@ fn claim_one(
     id: &TaskId,
     by: &Claimant<'_>,
     lease: LeaseDuration,
-    token: Option<Token>,
+    token: Option<&Token>,
     wait: Option<Wait>,
 ) -> Result<ClaimOutcome> {
     let Claimant { who, request } = *by;
@@ -864,22 +884,32 @@ fn claim_one(
     // A fresh claim is the one that fired the tasks_claimed trigger, whose history row
     // counts as a second change.
     let changes = tx.total_changes();
+    let new_secret = Secret::random()?;
     let row = tx
         .prepare_cached(sql::CLAIM)
         .and_then(|mut s| {
             s.query_row(
                 named_params! {
                     ":id": id.as_str(), ":agent": who.as_str(), ":now": now,
-                    ":lease_ms": lease.as_millis(), ":token": token.map(|t| t.0),
+                    ":lease_ms": lease.as_millis(), ":token": token.map(Token::fence),
+                    ":secret": token.and_then(Token::secret), ":new_secret": new_secret.as_str(),
                     ":wait_us": wait.map(|w| w.us), ":busy": wait.map(|w| w.busy),
                     ":request": request.map(RequestId::as_str),
                 },
-                |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                    ))
+                },
             )
             .optional()
         })
         .ctx("claim the task")?;
-    let Some((fence, assigned_at, lock_until, version)) = row else {
+    let Some((fence, secret, assigned_at, lock_until, version)) = row else {
         return Ok(ClaimOutcome::Refused(explain_refusal(tx, now, id)?));
     };
     // A new token is recorded by the tasks_claimed trigger (with the lease length and
@@ -897,7 +927,7 @@ fn claim_one(
     Ok(ClaimOutcome::Claimed(Lease {
         task: id.clone(),
         agent: who.clone(),
-        token: Token(fence),
+        token: Token::from_parts(fence, secret.as_deref())?,
         assigned_at: Millis(assigned_at),
         lock_until: Millis(lock_until),
         version,
@@ -911,22 +941,23 @@ fn prior_leases(
     who: &AgentId,
     request: &RequestId,
 ) -> Result<Vec<Lease>> {
-    let rows: Vec<(String, i64, i64, i64, i64)> = tx
-        .prepare_cached(sql::PRIOR)
-        .and_then(|mut s| {
-            s.query_map(
+    type PriorRow = (String, i64, Option<String>, i64, i64, i64);
+    let rows: Vec<PriorRow> =
+        tx.prepare_cached(sql::PRIOR)
+            .and_then(|mut s| {
+                s.query_map(
                 named_params! {":request": request.as_str(), ":agent": who.as_str(), ":now": now},
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
             )?
             .collect()
-        })
-        .ctx("look up the claim's request id")?;
+            })
+            .ctx("look up the claim's request id")?;
     rows.into_iter()
-        .map(|(id, fence, assigned_at, lock_until, version)| {
+        .map(|(id, fence, secret, assigned_at, lock_until, version)| {
             Ok(Lease {
                 task: task_id(&id)?,
                 agent: who.clone(),
-                token: Token(fence),
+                token: Token::from_parts(fence, secret.as_deref())?,
                 assigned_at: Millis(assigned_at),
                 lock_until: Millis(lock_until),
                 version,
@@ -941,7 +972,7 @@ fn repeat_or_lost(
     tx: &Connection,
     now: i64,
     id: &TaskId,
-    token: Token,
+    token: &Token,
     op: EventKind,
     to: Status,
 ) -> Result<Ended> {
@@ -961,12 +992,18 @@ fn end_lease(
     now: i64,
     sql: &str,
     id: &TaskId,
-    token: Token,
+    token: &Token,
     status: Option<Status>,
 ) -> Result<Option<Task>> {
     let id_str = id.as_str();
-    let mut params: Vec<(&str, &dyn rusqlite::ToSql)> =
-        vec![(":id", &id_str), (":token", &token.0), (":now", &now)];
+    let fence = token.fence();
+    let secret = token.secret();
+    let mut params: Vec<(&str, &dyn rusqlite::ToSql)> = vec![
+        (":id", &id_str),
+        (":token", &fence),
+        (":secret", &secret),
+        (":now", &now),
+    ];
     let status_str = status.map(Status::as_str);
     if let Some(s) = &status_str {
         params.push((":status", s));
@@ -986,6 +1023,7 @@ pub(crate) fn done_in(
     now: i64,
     task: &str,
     token: i64,
+    secret: Option<&str>,
     agent: &str,
 ) -> Result<bool> {
     let (Ok(id), Ok(who)) = (TaskId::new(task), AgentId::new(agent)) else {
@@ -995,7 +1033,7 @@ pub(crate) fn done_in(
         .prepare_cached(sql::DONE)
         .and_then(|mut s| {
             s.query_row(
-                named_params! {":id": task, ":token": token, ":now": now},
+                named_params! {":id": task, ":token": token, ":secret": secret, ":now": now},
                 |r| r.get(0),
             )
             .optional()
@@ -1196,7 +1234,7 @@ impl Store for SqliteStore {
         id: &TaskId,
         agent: &AgentId,
         lease: LeaseDuration,
-        token: Option<Token>,
+        token: Option<&Token>,
         request: Option<&RequestId>,
     ) -> Result<ClaimOutcome> {
         self.write_timed(|tx, now, wait| {
@@ -1298,7 +1336,7 @@ impl Store for SqliteStore {
     fn renew(
         &self,
         id: &TaskId,
-        token: Token,
+        token: &Token,
         lease: LeaseDuration,
         who: &AgentId,
     ) -> Result<Lease> {
@@ -1307,13 +1345,25 @@ impl Store for SqliteStore {
                 .prepare_cached(sql::RENEW)
                 .and_then(|mut s| {
                     s.query_row(
-                        named_params! {":id": id.as_str(), ":token": token.0, ":now": now, ":lease_ms": lease.as_millis()},
-                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                        named_params! {
+                            ":id": id.as_str(), ":token": token.fence(), ":secret": token.secret(),
+                            ":now": now, ":lease_ms": lease.as_millis(),
+                        },
+                        |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, i64>(1)?,
+                                r.get::<_, Option<String>>(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                                r.get(5)?,
+                            ))
+                        },
                     )
                     .optional()
                 })
                 .ctx("renew the lease")?;
-            let Some((holder, fence, assigned_at, lock_until, version)) = row else {
+            let Some((holder, fence, secret, assigned_at, lock_until, version)) = row else {
                 return Err(explain_lost(tx, now, id, token)?);
             };
             let note = Note {
@@ -1325,7 +1375,7 @@ impl Store for SqliteStore {
             Ok(Lease {
                 task: id.clone(),
                 agent: agent(&holder)?,
-                token: Token(fence),
+                token: Token::from_parts(fence, secret.as_deref())?,
                 assigned_at: Millis(assigned_at),
                 lock_until: Millis(lock_until),
                 version,
@@ -1333,14 +1383,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, who: &AgentId) -> Result<Ended> {
+    fn release(&self, id: &TaskId, token: &Token, to: ReleaseTo, who: &AgentId) -> Result<Ended> {
         self.write(|tx, now| {
             let Some(task) = end_lease(tx, now, sql::RELEASE, id, token, Some(to.status()))? else {
                 return repeat_or_lost(tx, now, id, token, EventKind::Released, to.status());
             };
             let detail = format!("to {}", to.status());
             let note = Note {
-                token: Some(token.0),
+                token: Some(token.fence()),
                 detail: Some(&detail),
                 ..Note::default()
             };
@@ -1366,8 +1416,10 @@ impl Store for SqliteStore {
                     ),
                 ));
             }
-            let token = Token(row.lease.fence);
-            let task = end_lease(tx, now, sql::RELEASE_FORCE, id, token, Some(to.status()))?
+            let token = row.lease.token().ok_or_else(|| {
+                Error::store("force release", "the lease's stored token is malformed")
+            })?;
+            let task = end_lease(tx, now, sql::RELEASE_FORCE, id, &token, Some(to.status()))?
                 .ok_or_else(|| {
                     Error::store("force release", "the lease vanished inside the write lock")
                 })?;
@@ -1378,7 +1430,7 @@ impl Store for SqliteStore {
                 to.status()
             );
             let note = Note {
-                token: Some(token.0),
+                token: Some(token.fence()),
                 detail: Some(&detail),
                 ..Note::default()
             };
@@ -1387,13 +1439,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Ended> {
+    fn done(&self, id: &TaskId, token: &Token, who: &AgentId) -> Result<Ended> {
         let finish = |tx: &Connection, now: i64| {
             let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
                 return repeat_or_lost(tx, now, id, token, EventKind::Done, Status::Done);
             };
             let note = Note {
-                token: Some(token.0),
+                token: Some(token.fence()),
                 ..Note::default()
             };
             record(tx, now, id, EventKind::Done, who, note)?;
@@ -1413,7 +1465,8 @@ impl Store for SqliteStore {
         };
         let op = queue::Op::Done {
             task: id.as_str().to_owned(),
-            token: token.0,
+            token: token.fence(),
+            secret: token.secret().map(str::to_owned),
         };
         match q.submit(conn, clock, op, who, || write_on(conn, clock, finish))? {
             queue::Combined::Alone(done) => done,
@@ -1461,7 +1514,7 @@ impl Store for SqliteStore {
                 reaped.push(Reaped {
                     id,
                     agent: agent(&holder)?,
-                    token: Token(fence),
+                    fence,
                     lock_until: Millis(until),
                 });
             }
@@ -1474,7 +1527,7 @@ impl Store for SqliteStore {
         id: &TaskId,
         expect_version: i64,
         patch: &TaskPatch,
-        token: Option<Token>,
+        token: Option<&Token>,
         who: &AgentId,
     ) -> Result<Task> {
         patch.validate()?;
@@ -1494,7 +1547,7 @@ impl Store for SqliteStore {
                     s.query_row(
                         named_params! {
                             ":id": id.as_str(), ":expect": expect_version, ":now": now,
-                            ":token": token.map(|t| t.0),
+                            ":token": token.map(Token::fence), ":secret": token.and_then(Token::secret),
                             ":title": patch.title, ":description": patch.description,
                             ":priority": patch.priority.map(Priority::rank),
                             ":status": patch.status.map(Status::as_str), ":tags": tags,
@@ -1531,7 +1584,7 @@ impl Store for SqliteStore {
                 return Err(Error::NotFound(id.clone()));
             };
             if let Some((holder, until)) = row.lease.live_holder(Millis(now))
-                && token != Some(Token(row.lease.fence))
+                && !token.is_some_and(|t| t.matches(row.lease.fence, row.lease.secret.as_deref()))
             {
                 return Err(match token {
                     None => Error::NotHolder {
@@ -1676,7 +1729,7 @@ impl RawEvent {
             task: task_id(&self.task)?,
             kind,
             agent: agent(&self.agent)?,
-            token: self.token.map(Token),
+            fence: self.token,
             detail: self.detail,
             lease_ms: self.lease_ms,
             wait_us: self.wait_us,

@@ -108,8 +108,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 use tasklease_core::{
-    AgentId, Clock, Error, EventKind, Lease, LeaseDuration, Millis, RequestId, Result, Status,
-    TaskId, Token,
+    AgentId, Clock, Error, EventKind, Lease, LeaseDuration, Millis, RequestId, Result, Secret,
+    Status, TaskId, Token,
 };
 use tasklease_filelock::{Guard, Holder, LockFile, Mode, private};
 
@@ -162,6 +162,11 @@ const MAX_TEXT: usize = 128;
 const AGENT_AT: usize = 72;
 const TASK_AT: usize = 200;
 const KEY_AT: usize = 328;
+/// Token secrets (each at most [`MAX_SECRET`] bytes): a `done` request's (length at
+/// 31), and a granted lease's in a claim reply (length at 504).
+const SECRET_AT: usize = 456;
+const GRANT_SECRET_AT: usize = 480;
+const MAX_SECRET: usize = 24;
 /// The caller's own request id: looked up, as for any keyed claim, before claiming.
 const KEY_CALLER: u8 = 1;
 /// A key this process made for one request, only ever stored: it finds the grant
@@ -303,8 +308,13 @@ pub(crate) enum Op {
     /// Claim the next ready task for a lease of this many milliseconds, under `key`
     /// (stored with the lease; looked up first when it is the caller's).
     ClaimNext { lease_ms: i64, key: Option<Key> },
-    /// Finish `task` under the lease whose fencing token is `token`.
-    Done { task: String, token: i64 },
+    /// Finish `task` under the lease whose token is `token` (fence) and `secret`
+    /// (none for a token from before secrets).
+    Done {
+        task: String,
+        token: i64,
+        secret: Option<String>,
+    },
 }
 
 /// A claim-next request's key (at most [`MAX_TEXT`] bytes of a request id).
@@ -868,6 +878,9 @@ fn keyed_grant(conn: &Connection, clock: &Clock, agent: &str, key: &str) -> Resu
 pub(crate) struct Row {
     id: String,
     token: i64,
+    /// The granted token's secret (minted by the serving turn; a keyed retry's is its
+    /// first grant's).
+    secret: Option<String>,
     assigned_at: i64,
     lock_until: i64,
     version: i64,
@@ -877,7 +890,8 @@ impl From<Lease> for Row {
     fn from(l: Lease) -> Row {
         Row {
             id: l.task.to_string(),
-            token: l.token.0,
+            token: l.token.fence(),
+            secret: l.token.secret().map(str::to_owned),
             assigned_at: l.assigned_at.0,
             lock_until: l.lock_until.0,
             version: l.version,
@@ -890,7 +904,7 @@ impl Row {
         Ok(Lease {
             task: task_id(&self.id)?,
             agent,
-            token: Token(self.token),
+            token: Token::from_parts(self.token, self.secret.as_deref())?,
             assigned_at: Millis(self.assigned_at),
             lock_until: Millis(self.lock_until),
             version: self.version,
@@ -908,20 +922,25 @@ pub(crate) fn claim_next_stmt(
     wait: (i64, i64),
     request: Option<&str>,
 ) -> Result<Option<Row>> {
+    // Minted here, by whoever runs the statement: a combined claim's turn hands the
+    // secret back in its reply.
+    let secret = Secret::random()?;
     conn.prepare_cached(sql::CLAIM_NEXT)
         .and_then(|mut s| {
             s.query_row(
                 named_params! {
                     ":agent": agent, ":now": clock.injected(), ":lease_ms": lease_ms,
                     ":wait_us": wait.0, ":busy": wait.1, ":request": request,
+                    ":secret": secret.as_str(),
                 },
                 |r| {
                     Ok(Row {
                         id: r.get(0)?,
                         token: r.get(1)?,
-                        assigned_at: r.get(2)?,
-                        lock_until: r.get(3)?,
-                        version: r.get(4)?,
+                        secret: r.get(2)?,
+                        assigned_at: r.get(3)?,
+                        lock_until: r.get(4)?,
+                        version: r.get(5)?,
                     })
                 },
             )
@@ -1114,14 +1133,25 @@ fn commit_claims(
                     )?),
                 }
             }
-            Op::Done { task, token } => {
+            Op::Done {
+                task,
+                token,
+                secret,
+            } => {
                 // Claims read the clock in their statement; `done` takes the
                 // transaction's instant, read once.
                 let now = match now {
                     Some(now) => now,
                     None => *now.insert(crate::read_now(&tx, clock)?),
                 };
-                Reply::Done(crate::done_in(&tx, now, task, *token, &req.agent)?)
+                Reply::Done(crate::done_in(
+                    &tx,
+                    now,
+                    task,
+                    *token,
+                    secret.as_deref(),
+                    &req.agent,
+                )?)
             }
         };
         let mut rec = [0u8; REC];
@@ -1197,7 +1227,7 @@ fn settle_doubt(conn: &Connection, board: &File, slot: usize, rec: &[u8]) -> Res
 fn took_effect(conn: &Connection, req: &Request, reply: &Reply) -> Result<bool> {
     let (task, token) = match (&req.op, reply) {
         (Op::ClaimNext { .. }, Reply::Claimed(Some(row))) => (row.id.as_str(), row.token),
-        (Op::Done { task, token }, Reply::Done(true)) => (task.as_str(), *token),
+        (Op::Done { task, token, .. }, Reply::Done(true)) => (task.as_str(), *token),
         _ => return Ok(false),
     };
     let Ok(id) = TaskId::new(task) else {
@@ -1241,6 +1271,13 @@ fn encode_record(rec: &mut [u8; REC], state: u8, req: &Request, reply: Option<&R
         rec[40..48].copy_from_slice(&token.to_le_bytes());
         rec[TASK_AT..TASK_AT + len].copy_from_slice(&id[..len]);
     }
+    fn put_secret(rec: &mut [u8; REC], len_at: usize, at: usize, secret: Option<&str>) {
+        // Too long never fits a task's secret: such a `done` is sent alone (`fits`).
+        let s = secret.map_or(&[][..], str::as_bytes);
+        let len = s.len().min(MAX_SECRET);
+        rec[len_at] = len as u8;
+        rec[at..at + len].copy_from_slice(&s[..len]);
+    }
     let a = req.agent.as_bytes();
     let a = &a[..a.len().min(MAX_TEXT)];
     rec.fill(0);
@@ -1262,15 +1299,21 @@ fn encode_record(rec: &mut [u8; REC], state: u8, req: &Request, reply: Option<&R
                 rec[KEY_AT..KEY_AT + k.len()].copy_from_slice(k);
             }
         }
-        Op::Done { task, token } => {
+        Op::Done {
+            task,
+            token,
+            secret,
+        } => {
             rec[7] = OP_DONE;
             put_task(rec, task, *token);
+            put_secret(rec, 31, SECRET_AT, secret.as_deref());
         }
     }
     match reply {
         Some(Reply::Claimed(Some(r))) => {
             rec[5] = 1;
             put_task(rec, &r.id, r.token);
+            put_secret(rec, 504, GRANT_SECRET_AT, r.secret.as_deref());
             rec[48..56].copy_from_slice(&r.assigned_at.to_le_bytes());
             rec[56..64].copy_from_slice(&r.lock_until.to_le_bytes());
             rec[64..72].copy_from_slice(&r.version.to_le_bytes());
@@ -1339,6 +1382,7 @@ fn decode_request_fields(rec: &[u8]) -> Option<Request> {
         OP_DONE => Op::Done {
             task: task_text(rec).ok()?,
             token: field(40..48),
+            secret: secret_text(rec, 31, SECRET_AT)?,
         },
         _ => return None,
     };
@@ -1349,6 +1393,21 @@ fn decode_request_fields(rec: &[u8]) -> Option<Request> {
         full: rec[6] == 1,
         op,
     })
+}
+
+/// A secret of a record: `Some(None)` for none, `None` when unreadable.
+#[allow(clippy::option_option)]
+fn secret_text(rec: &[u8], len_at: usize, at: usize) -> Option<Option<String>> {
+    let len = usize::from(rec[len_at]);
+    if len == 0 {
+        return Some(None);
+    }
+    if len > MAX_SECRET {
+        return None;
+    }
+    std::str::from_utf8(&rec[at..at + len])
+        .ok()
+        .map(|s| Some(s.to_owned()))
 }
 
 /// The task id of a record (claimed, or to finish).
@@ -1389,6 +1448,9 @@ fn decode_reply_fields(rec: &[u8]) -> Result<Reply> {
     Ok(Reply::Claimed(Some(Row {
         id: task_text(rec)?,
         token: field(40..48),
+        secret: secret_text(rec, 504, GRANT_SECRET_AT).ok_or_else(|| {
+            Error::store("read a queue record", "the granted secret is unreadable")
+        })?,
         assigned_at: field(48..56),
         lock_until: field(56..64),
         version: field(64..72),
@@ -1629,6 +1691,7 @@ mod tests {
         let row = Row {
             id: "T-9".into(),
             token: 3,
+            secret: Some("k3f9q2m8x1c4v6b0".into()),
             assigned_at: 10,
             lock_until: 20,
             version: 5,
@@ -1637,7 +1700,15 @@ mod tests {
         assert_eq!(decode_request(&rec), None, "a reply is not a request");
         assert!(valid(&rec));
         let got = claimed(decode_reply_fields(&rec).unwrap()).expect("a row");
-        assert_eq!((got.id.as_str(), got.token, got.lock_until), ("T-9", 3, 20));
+        assert_eq!(
+            (
+                got.id.as_str(),
+                got.token,
+                got.secret.as_deref(),
+                got.lock_until
+            ),
+            ("T-9", 3, Some("k3f9q2m8x1c4v6b0"), 20)
+        );
         // The state is inside the checksum: changing it alone makes the record say
         // nothing; restated and sealed, the request is back beside the reply.
         rec[4] = PENDING;
@@ -1650,7 +1721,16 @@ mod tests {
         assert_eq!(decode_request(&rec), Some(req));
         // A done request keeps its task and token beside its answer.
         let task = "T-9".to_owned();
-        let done = request(8, "agent-x", Op::Done { task, token: 3 });
+        let secret = Some("k3f9q2m8x1c4v6b0".to_owned());
+        let done = request(
+            8,
+            "agent-x",
+            Op::Done {
+                task,
+                token: 3,
+                secret,
+            },
+        );
         encode_record(&mut rec, DOUBT, &done, Some(&Reply::Done(true)));
         assert!(matches!(
             decode_reply_fields(&rec).unwrap(),
@@ -1683,6 +1763,7 @@ mod tests {
     fn connect(path: &Path, busy: Duration) -> Connection {
         let c = Connection::open(path).unwrap();
         c.busy_timeout(busy).unwrap();
+        crate::register_functions(&c).unwrap();
         c
     }
 
@@ -2045,6 +2126,7 @@ mod tests {
                 .expect("a task");
             let reply = Reply::Claimed(Some(Row {
                 id: row.id.clone(),
+                secret: row.secret.clone(),
                 ..row
             }));
             encode_record(&mut rec, DOUBT, req, Some(&reply));
@@ -2129,8 +2211,16 @@ mod tests {
         };
         let (t1, t2, t3) = (claim(), claim(), claim());
         let done = |id: u64, task: &Row, token: i64| {
-            let task = task.id.clone();
-            request(id, "a", Op::Done { task, token })
+            let (secret, task) = (task.secret.clone(), task.id.clone());
+            request(
+                id,
+                "a",
+                Op::Done {
+                    task,
+                    token,
+                    secret,
+                },
+            )
         };
         let reply = |slot: usize, req: &Request| match read_reply(&board, slot, req).unwrap() {
             Some(Reply::Done(finished)) => finished,
@@ -2164,7 +2254,8 @@ mod tests {
         for (slot, req, task, commit) in [(0, &r3, &t3, true), (1, &r4, &t2, false)] {
             let tx = Tx::begin(&conn, Tx::IMMEDIATE).unwrap();
             let now = crate::read_now(&tx, &Clock::Database).unwrap();
-            assert!(crate::done_in(&tx, now, &task.id, task.token, "a").unwrap());
+            let secret = task.secret.as_deref();
+            assert!(crate::done_in(&tx, now, &task.id, task.token, secret, "a").unwrap());
             encode_record(&mut rec, DOUBT, req, Some(&Reply::Done(true)));
             write_at(&board, &rec, slot).unwrap();
             if commit {
@@ -2313,6 +2404,7 @@ mod tests {
                             Some(row) => Op::Done {
                                 task: row.id.clone(),
                                 token: row.token,
+                                secret: row.secret.clone(),
                             },
                         };
                         let req = Request {
@@ -2342,10 +2434,19 @@ mod tests {
                                     )
                                     .unwrap(),
                                 ),
-                                (Op::Done { task, token }, _) => {
+                                (
+                                    Op::Done {
+                                        task,
+                                        token,
+                                        secret,
+                                    },
+                                    _,
+                                ) => {
                                     let now = crate::read_now(&tx, &clock).unwrap();
+                                    let secret = secret.as_deref();
                                     Reply::Done(
-                                        crate::done_in(&tx, now, task, *token, &agent).unwrap(),
+                                        crate::done_in(&tx, now, task, *token, secret, &agent)
+                                            .unwrap(),
                                     )
                                 }
                             };

@@ -127,3 +127,41 @@ fn upgrade_to_v4_recounts_waiting_on_for_cancelled_deps() {
         "{got:?}"
     );
 }
+
+/// Migration 0005: tokens gain a secret. A lease live at the upgrade keeps working with
+/// its bare integer until it ends; so does a retried done of a lease finished before.
+#[test]
+fn upgrade_to_v5_keeps_live_leases_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for m in [
+            V1,
+            include_str!("../migrations/0002_history.sql"),
+            include_str!("../migrations/0003_retries.sql"),
+            include_str!("../migrations/0004_graph.sql"),
+        ] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('live', 'l', 1, 1);
+             INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('finished', 'f', 1, 1);
+             UPDATE tasks SET status = 'in_progress', assignee = 'old-agent', fence = 3,
+                    assigned_at = 1,
+                    lock_until = CAST(unixepoch('subsec') * 1000 AS INTEGER) + 3600000
+              WHERE id = 'live';
+             UPDATE tasks SET status = 'in_progress', assignee = 'old-agent', fence = 2,
+                    assigned_at = 1, lock_until = 2
+              WHERE id = 'finished';
+             UPDATE tasks SET status = 'done', assignee = NULL, assigned_at = NULL,
+                    lock_until = NULL, lease_end = 'done'
+              WHERE id = 'finished';
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, &Options::default()).unwrap();
+    assert_eq!(store.migrated().from, 4);
+    tasklease_storetest::cases::pre_secret_leases_keep_working(&store);
+}

@@ -137,7 +137,7 @@ fn a_retried_done_is_a_repeat_through_the_board_too() {
     let mut done_with_turn_held = || {
         let held = turn.lock_exclusive().unwrap();
         std::thread::scope(|s| {
-            let h = s.spawn(|| store.done(&l.task, l.token, &me));
+            let h = s.spawn(|| store.done(&l.task, &l.token, &me));
             std::thread::sleep(std::time::Duration::from_millis(200));
             drop(held);
             h.join().unwrap().unwrap()
@@ -149,7 +149,7 @@ fn a_retried_done_is_a_repeat_through_the_board_too() {
     assert!(again.repeat, "the board's retry came out as a refusal");
     assert_eq!(again.task, first.task);
     // And alone on a free turn.
-    assert!(store.done(&l.task, l.token, &me).unwrap().repeat);
+    assert!(store.done(&l.task, &l.token, &me).unwrap().repeat);
     let dones = store
         .log(Some(&l.task), 100)
         .unwrap()

@@ -143,7 +143,7 @@ pub fn claim_grants_lease(f: &dyn Fixture) {
     let l = claimed(s.claim(&t, &agent("a"), minutes(5), None).unwrap());
     assert_eq!(l.task, t);
     assert_eq!(l.agent, agent("a"));
-    assert!(l.token.0 >= 1);
+    assert!(l.token.fence() >= 1);
     assert_eq!(l.assigned_at, Millis(T0.0 + 1000));
     assert_eq!(l.lock_until, Millis(T0.0 + 1000 + 300_000));
     let row = s.show(&t).unwrap().unwrap();
@@ -176,7 +176,7 @@ pub fn claim_refusals(f: &dyn Fixture) {
         refused(s.claim(&id("ghost"), &agent("b"), LEASE, None).unwrap()),
         Refusal::NotFound
     );
-    s.done(&t, l.token, &agent("a")).unwrap();
+    s.done(&t, &l.token, &agent("a")).unwrap();
     assert_eq!(
         refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
         Refusal::NotClaimable {
@@ -220,7 +220,7 @@ pub fn reclaim_with_token(f: &dyn Fixture) {
     let l1 = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
     clock.advance(30_000);
     let l2 = claimed(
-        s.claim(&t, &agent("a"), minutes(10), Some(l1.token))
+        s.claim(&t, &agent("a"), minutes(10), Some(&l1.token))
             .unwrap(),
     );
     assert_eq!(l2.token, l1.token);
@@ -229,8 +229,13 @@ pub fn reclaim_with_token(f: &dyn Fixture) {
     // A wrong token is not a re-claim.
     assert!(matches!(
         refused(
-            s.claim(&t, &agent("a"), minutes(1), Some(Token(l1.token.0 + 7)))
-                .unwrap()
+            s.claim(
+                &t,
+                &agent("a"),
+                minutes(1),
+                Some(&Token::legacy(l1.token.fence() + 7))
+            )
+            .unwrap()
         ),
         Refusal::Held { .. }
     ));
@@ -241,18 +246,25 @@ pub fn reclaim_with_token(f: &dyn Fixture) {
 pub fn claim_with_an_unissued_token(f: &dyn Fixture) {
     let (s, _clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &agent("a"), LEASE, Some(Token(1))).unwrap());
-    assert_eq!(l.token, Token(1));
-    s.release(&t, l.token, ReleaseTo::Todo, &agent("a"))
+    let l = claimed(
+        s.claim(&t, &agent("a"), LEASE, Some(&Token::legacy(1)))
+            .unwrap(),
+    );
+    assert_eq!(l.token.fence(), 1);
+    assert!(l.token.secret().is_some(), "a new lease gets a secret");
+    s.release(&t, &l.token, ReleaseTo::Todo, &agent("a"))
         .unwrap();
-    let l2 = claimed(s.claim(&t, &agent("a"), LEASE, Some(Token(2))).unwrap());
-    assert_eq!(l2.token, Token(2));
+    let l2 = claimed(
+        s.claim(&t, &agent("a"), LEASE, Some(&Token::legacy(2)))
+            .unwrap(),
+    );
+    assert_eq!(l2.token.fence(), 2);
     use EventKind::*;
     let kinds: Vec<(EventKind, Option<i64>)> = s
         .log(Some(&t), 100)
         .unwrap()
         .iter()
-        .map(|e| (e.kind, e.token.map(|t| t.0)))
+        .map(|e| (e.kind, e.fence))
         .collect();
     assert_eq!(
         kinds,
@@ -272,12 +284,12 @@ pub fn expiry_lets_another_claim(f: &dyn Fixture) {
     ));
     clock.advance(1); // now == lock_until: the lease is over
     let b = claimed(s.claim(&t, &agent("b"), LEASE, None).unwrap());
-    assert!(b.token > a.token);
+    assert!(b.token.fence() > a.token.fence());
     assert_eq!(b.agent, agent("b"));
     let row = s.show(&t).unwrap().unwrap();
     assert_eq!(row.assignee, Some(agent("b")));
     assert_eq!(row.attempts, 1, "the lapsed lease counts as an attempt");
-    match s.done(&t, a.token, &agent("a")) {
+    match s.done(&t, &a.token, &agent("a")) {
         Err(Error::LeaseLost {
             why: LostWhy::Stale { holder },
             ..
@@ -291,15 +303,15 @@ pub fn expiry_lets_another_claim(f: &dyn Fixture) {
 pub fn tokens_increase_per_task(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let mut last = Token(0);
+    let mut last = 0;
     let mut next = |s: &dyn Store| {
         let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
-        assert!(l.token > last, "{} after {last}", l.token);
-        last = l.token;
+        assert!(l.token.fence() > last, "{} after {last}", l.token);
+        last = l.token.fence();
         l
     };
     let l = next(&*s);
-    s.release(&t, l.token, ReleaseTo::Todo, &agent("a"))
+    s.release(&t, &l.token, ReleaseTo::Todo, &agent("a"))
         .unwrap();
     next(&*s);
     clock.advance(120_000);
@@ -311,7 +323,7 @@ pub fn tokens_increase_per_task(f: &dyn Fixture) {
     clock.advance(120_000);
     s.reap(&agent("reaper")).unwrap();
     let l = next(&*s);
-    s.release(&t, l.token, ReleaseTo::Blocked, &agent("a"))
+    s.release(&t, &l.token, ReleaseTo::Blocked, &agent("a"))
         .unwrap();
     next(&*s);
 }
@@ -322,12 +334,12 @@ pub fn renew_extends(f: &dyn Fixture) {
     let t = add(&*s, "t", Priority::Medium, &[]);
     let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
     clock.advance(50_000);
-    let r = s.renew(&t, l.token, minutes(2), &agent("a")).unwrap();
+    let r = s.renew(&t, &l.token, minutes(2), &agent("a")).unwrap();
     assert_eq!(r.token, l.token);
     assert_eq!(r.lock_until, Millis(T0.0 + 50_000 + 120_000));
     assert!(r.version > l.version);
     clock.advance(500_000); // expired, but nobody took it
-    let r2 = s.renew(&t, l.token, minutes(1), &agent("a")).unwrap();
+    let r2 = s.renew(&t, &l.token, minutes(1), &agent("a")).unwrap();
     assert_eq!(r2.lock_until, Millis(T0.0 + 550_000 + 60_000));
     assert!(matches!(
         refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
@@ -345,14 +357,14 @@ pub fn release_hands_back(f: &dyn Fixture) {
     ] {
         let t = add(&*s, name, Priority::Medium, &[]);
         let l = claimed(s.claim(&t, &agent("x"), LEASE, None).unwrap());
-        let row = s.release(&t, l.token, to, &agent("x")).unwrap();
+        let row = s.release(&t, &l.token, to, &agent("x")).unwrap();
         assert_eq!(row.task.status, to.status());
         assert_eq!(row.task.assignee, None);
         assert_eq!(row.task.lock_until, None);
         assert_eq!(row.task.assigned_at, None);
         // Released to any of these, it can be claimed again by id.
         let again = claimed(s.claim(&t, &agent("y"), LEASE, None).unwrap());
-        assert!(again.token > l.token);
+        assert!(again.token.fence() > l.token.fence());
     }
 }
 
@@ -363,12 +375,12 @@ pub fn done_unblocks_dependants(f: &dyn Fixture) {
     let b = add(&*s, "b", Priority::Low, &[]);
     let c = add(&*s, "c", Priority::Critical, &["a", "b"]);
     let la = claimed(s.claim(&a, &agent("x"), LEASE, None).unwrap());
-    let row = s.done(&a, la.token, &agent("x")).unwrap();
+    let row = s.done(&a, &la.token, &agent("x")).unwrap();
     assert_eq!(row.task.status, Status::Done);
     assert_eq!(row.task.assignee, None);
     assert_eq!(s.show(&c).unwrap().unwrap().waiting_on, 1);
     let lb = claimed(s.claim(&b, &agent("x"), LEASE, None).unwrap());
-    s.done(&b, lb.token, &agent("x")).unwrap();
+    s.done(&b, &lb.token, &agent("x")).unwrap();
     assert_eq!(s.show(&c).unwrap().unwrap().waiting_on, 0);
     let next = s
         .claim_next(&agent("y"), LEASE)
@@ -385,6 +397,85 @@ pub fn done_unblocks_dependants(f: &dyn Fixture) {
     assert_eq!(s.show(&c).unwrap().unwrap().waiting_on, 1);
 }
 
+/// A token is a bearer secret: the right fence with a wrong secret, or the bare fence
+/// number, is refused by every verb that takes a token — as a token never issued
+/// (`lease_lost`) — and changes nothing; each new lease gets a new secret, and the
+/// holder's whole token keeps working.
+pub fn a_guessed_token_is_refused(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    let t = add(&*s, "t", Priority::Medium, &[]);
+    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let secret = l
+        .token
+        .secret()
+        .expect("a new lease has a secret")
+        .to_owned();
+    assert!(secret.len() >= 16, "at least 64 random bits: {secret}");
+    let mut other = secret.clone().into_bytes();
+    other[0] = if other[0] == b'a' { b'b' } else { b'a' };
+    let wrong_secret: Token = format!("{}.{}", l.token.fence(), String::from_utf8(other).unwrap())
+        .parse()
+        .unwrap();
+    let bare = Token::legacy(l.token.fence());
+    let before = s.show(&t).unwrap().unwrap();
+    let who = agent("mallory");
+    for guess in [&wrong_secret, &bare] {
+        let patch = TaskPatch {
+            title: Some("hijacked".into()),
+            ..Default::default()
+        };
+        let attempts: [(&str, Result<(), Error>); 4] = [
+            ("renew", s.renew(&t, guess, LEASE, &who).map(drop)),
+            (
+                "release",
+                s.release(&t, guess, ReleaseTo::Todo, &who).map(drop),
+            ),
+            ("done", s.done(&t, guess, &who).map(drop)),
+            (
+                "update",
+                s.update(&t, before.version, &patch, Some(guess), &who)
+                    .map(drop),
+            ),
+        ];
+        for (op, r) in attempts {
+            match r {
+                Err(Error::LeaseLost {
+                    why: LostWhy::Unknown,
+                    ..
+                }) => {}
+                other => panic!("{op} with guessed token {guess:?}: {other:?}"),
+            }
+        }
+        // Claiming with it is no re-claim: the task is held.
+        assert!(matches!(
+            refused(s.claim(&t, &who, LEASE, Some(guess)).unwrap()),
+            Refusal::Held { .. }
+        ));
+    }
+    let after = s.show(&t).unwrap().unwrap();
+    assert_eq!(after, before, "refusals change nothing");
+    // The holder's token works; a retried done by it is a repeat, a guess is not.
+    s.renew(&t, &l.token, LEASE, &agent("a")).unwrap();
+    s.done(&t, &l.token, &agent("a")).unwrap();
+    assert!(s.done(&t, &l.token, &agent("a")).unwrap().repeat);
+    assert!(matches!(
+        s.done(&t, &wrong_secret, &who),
+        Err(Error::LeaseLost {
+            why: LostWhy::Unknown,
+            ..
+        })
+    ));
+    // Every new lease has its own secret.
+    let u = add(&*s, "u", Priority::Medium, &[]);
+    let first = claimed(s.claim(&u, &agent("a"), minutes(1), None).unwrap());
+    clock.advance(61_000);
+    let second = claimed(s.claim(&u, &agent("a"), minutes(1), None).unwrap());
+    assert_eq!(second.token.fence(), first.token.fence() + 1);
+    assert_ne!(second.token.secret(), first.token.secret());
+    let next = s.claim_next(&agent("b"), LEASE).unwrap();
+    assert!(next.is_none_or(|n| n.token.secret().is_some()));
+}
+
 /// A token that is stale, unknown, or whose lease ended is refused by renew, release
 /// and done, and nothing changes.
 pub fn stale_token_refused_everywhere(f: &dyn Fixture) {
@@ -396,12 +487,12 @@ pub fn stale_token_refused_everywhere(f: &dyn Fixture) {
     let before = s.show(&t).unwrap().unwrap();
     let who = agent("a");
     let attempts: [(&str, Result<(), Error>); 3] = [
-        ("renew", s.renew(&t, old.token, LEASE, &who).map(drop)),
+        ("renew", s.renew(&t, &old.token, LEASE, &who).map(drop)),
         (
             "release",
-            s.release(&t, old.token, ReleaseTo::Todo, &who).map(drop),
+            s.release(&t, &old.token, ReleaseTo::Todo, &who).map(drop),
         ),
-        ("done", s.done(&t, old.token, &who).map(drop)),
+        ("done", s.done(&t, &old.token, &who).map(drop)),
     ];
     for (op, r) in attempts {
         match r {
@@ -413,9 +504,9 @@ pub fn stale_token_refused_everywhere(f: &dyn Fixture) {
             other => panic!("{op} with a stale token: {other:?}"),
         }
     }
-    let unknown = Token(new.token.0 + 100);
+    let unknown = Token::legacy(new.token.fence() + 100);
     assert!(matches!(
-        s.renew(&t, unknown, LEASE, &who),
+        s.renew(&t, &unknown, LEASE, &who),
         Err(Error::LeaseLost {
             why: LostWhy::Unknown,
             ..
@@ -426,8 +517,8 @@ pub fn stale_token_refused_everywhere(f: &dyn Fixture) {
         before,
         "refusals change nothing"
     );
-    s.done(&t, new.token, &agent("b")).unwrap();
-    match s.release(&t, new.token, ReleaseTo::Todo, &agent("b")) {
+    s.done(&t, &new.token, &agent("b")).unwrap();
+    match s.release(&t, &new.token, ReleaseTo::Todo, &agent("b")) {
         Err(Error::LeaseLost {
             why: LostWhy::Ended { status },
             ..
@@ -435,7 +526,7 @@ pub fn stale_token_refused_everywhere(f: &dyn Fixture) {
         other => panic!("release after done: {other:?}"),
     }
     assert!(matches!(
-        s.renew(&id("ghost"), new.token, LEASE, &who),
+        s.renew(&id("ghost"), &new.token, LEASE, &who),
         Err(Error::NotFound(_))
     ));
 }
@@ -462,12 +553,12 @@ pub fn claim_next_dependencies(f: &dyn Fixture) {
     add(&*s, "top", Priority::Critical, &["base"]);
     let r = add(&*s, "rev", Priority::Critical, &[]);
     let l = claimed(s.claim(&r, &agent("a"), LEASE, None).unwrap());
-    s.release(&r, l.token, ReleaseTo::Review, &agent("a"))
+    s.release(&r, &l.token, ReleaseTo::Review, &agent("a"))
         .unwrap();
     let first = s.claim_next(&agent("a"), LEASE).unwrap().unwrap();
     assert_eq!(first.task, base, "top waits on base; rev is in review");
     assert!(s.claim_next(&agent("a"), LEASE).unwrap().is_none());
-    s.done(&base, first.token, &agent("a")).unwrap();
+    s.done(&base, &first.token, &agent("a")).unwrap();
     assert_eq!(
         s.claim_next(&agent("a"), LEASE).unwrap().unwrap().task,
         id("top")
@@ -488,8 +579,8 @@ pub fn claim_next_takes_expired(f: &dyn Fixture) {
     clock.advance(60_000);
     let took = s.claim_next(&agent("b"), LEASE).unwrap().unwrap();
     assert_eq!(took.task, hi);
-    assert!(took.token > old.token);
-    assert!(s.renew(&hi, old.token, LEASE, &agent("a")).is_err());
+    assert!(took.token.fence() > old.token.fence());
+    assert!(s.renew(&hi, &old.token, LEASE, &agent("a")).is_err());
 }
 
 /// Claim-next on an empty or exhausted store says so.
@@ -498,7 +589,7 @@ pub fn claim_next_empty(f: &dyn Fixture) {
     assert!(s.claim_next(&agent("a"), LEASE).unwrap().is_none());
     let t = add(&*s, "t", Priority::Medium, &[]);
     let l = s.claim_next(&agent("a"), LEASE).unwrap().unwrap();
-    s.done(&t, l.token, &agent("a")).unwrap();
+    s.done(&t, &l.token, &agent("a")).unwrap();
     assert!(s.claim_next(&agent("a"), LEASE).unwrap().is_none());
 }
 
@@ -548,7 +639,7 @@ pub fn batch_all_or_nothing(f: &dyn Fixture) {
             let ids: Vec<_> = leases.iter().map(|l| l.task.as_str()).collect();
             assert_eq!(ids, ["a", "b", "d"]);
             for l in &leases {
-                s.renew(&l.task, l.token, LEASE, &agent("me")).unwrap();
+                s.renew(&l.task, &l.token, LEASE, &agent("me")).unwrap();
             }
         }
         BatchOutcome::Refused(r) => panic!("batch of free tasks refused: {r:?}"),
@@ -625,26 +716,32 @@ pub fn update_under_lease(f: &dyn Fixture) {
         Err(Error::NotHolder { .. })
     ));
     assert!(matches!(
-        s.update(&t, l.version, &p, Some(Token(l.token.0 + 1)), &agent("b")),
+        s.update(
+            &t,
+            l.version,
+            &p,
+            Some(&Token::legacy(l.token.fence() + 1)),
+            &agent("b")
+        ),
         Err(Error::LeaseLost { .. })
     ));
     let row = s
-        .update(&t, l.version, &p, Some(l.token), &agent("a"))
+        .update(&t, l.version, &p, Some(&l.token), &agent("a"))
         .unwrap();
     assert_eq!(row.description, "notes");
     assert_eq!(row.status, Status::InProgress, "still leased");
-    s.renew(&t, l.token, minutes(1), &agent("a")).unwrap();
+    s.renew(&t, &l.token, minutes(1), &agent("a")).unwrap();
     let to_review = TaskPatch {
         status: Some(Status::Review),
         ..Default::default()
     };
     let v = s.show(&t).unwrap().unwrap().version;
     let row = s
-        .update(&t, v, &to_review, Some(l.token), &agent("a"))
+        .update(&t, v, &to_review, Some(&l.token), &agent("a"))
         .unwrap();
     assert_eq!(row.status, Status::Review);
     assert_eq!(row.assignee, None);
-    assert!(s.renew(&t, l.token, LEASE, &agent("a")).is_err());
+    assert!(s.renew(&t, &l.token, LEASE, &agent("a")).is_err());
     // An expired lease no longer protects the task.
     let l2 = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
     clock.advance(60_000);
@@ -669,7 +766,7 @@ pub fn reap_expired(f: &dyn Fixture) {
     assert_eq!(status(&*s, &c), Status::Todo);
     assert_eq!(s.show(&a).unwrap().unwrap().attempts, 1);
     assert!(matches!(
-        s.done(&a, la.token, &agent("x")),
+        s.done(&a, &la.token, &agent("x")),
         Err(Error::LeaseLost {
             why: LostWhy::Ended { .. },
             ..
@@ -693,7 +790,7 @@ pub fn release_force(f: &dyn Fixture) {
     assert_eq!(row.status, Status::Blocked);
     assert_eq!(row.assignee, None);
     assert!(matches!(
-        s.done(&t, l.token, &agent("a")),
+        s.done(&t, &l.token, &agent("a")),
         Err(Error::LeaseLost { .. })
     ));
     assert!(matches!(
@@ -849,9 +946,12 @@ pub fn history_records_each_step(f: &dyn Fixture) {
     let t = add(&*s, "t", Priority::Medium, &[]);
     let other = add(&*s, "other", Priority::Medium, &[]);
     let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
-    claimed(s.claim(&t, &agent("a"), minutes(1), Some(l.token)).unwrap());
-    s.renew(&t, l.token, minutes(1), &agent("a")).unwrap();
-    s.release(&t, l.token, ReleaseTo::Todo, &agent("a"))
+    claimed(
+        s.claim(&t, &agent("a"), minutes(1), Some(&l.token))
+            .unwrap(),
+    );
+    s.renew(&t, &l.token, minutes(1), &agent("a")).unwrap();
+    s.release(&t, &l.token, ReleaseTo::Todo, &agent("a"))
         .unwrap();
     let l2 = claimed(s.claim(&t, &agent("b"), minutes(1), None).unwrap());
     clock.advance(61_000);
@@ -860,17 +960,22 @@ pub fn history_records_each_step(f: &dyn Fixture) {
     s.release_force(&t, ReleaseTo::Todo, &agent("admin"))
         .unwrap();
     let l4 = claimed(s.claim(&t, &agent("d"), minutes(1), None).unwrap());
-    s.done(&t, l4.token, &agent("d")).unwrap();
+    s.done(&t, &l4.token, &agent("d")).unwrap();
     claimed(s.claim(&other, &agent("z"), minutes(1), None).unwrap());
     // Refusals are not lease events.
-    let _ = s.done(&t, l.token, &agent("a"));
+    let _ = s.done(&t, &l.token, &agent("a"));
     let log = s.log(Some(&t), 100).unwrap();
     let got: Vec<(EventKind, &str, Option<i64>)> = log
         .iter()
-        .map(|e| (e.kind, e.agent.as_str(), e.token.map(|t| t.0)))
+        .map(|e| (e.kind, e.agent.as_str(), e.fence))
         .collect();
     use EventKind::*;
-    let (t1, t2, t3, t4) = (l.token.0, l2.token.0, l3.token.0, l4.token.0);
+    let (t1, t2, t3, t4) = (
+        l.token.fence(),
+        l2.token.fence(),
+        l3.token.fence(),
+        l4.token.fence(),
+    );
     assert_eq!(
         got,
         vec![
@@ -925,7 +1030,7 @@ pub fn waiting_on_exact_under_concurrent_add_and_done(f: &dyn Fixture) {
         std::thread::scope(|sc| {
             sc.spawn(|| {
                 std::thread::sleep(std::time::Duration::from_millis(2));
-                finisher.done(&d, l.token, &agent("w")).unwrap();
+                finisher.done(&d, &l.token, &agent("w")).unwrap();
                 finished.store(true, Ordering::SeqCst);
             });
             // Keep adding dependants until the done has committed, so some add's
@@ -968,8 +1073,8 @@ pub fn history_records_refused_claims(f: &dyn Fixture) {
             .unwrap(),
         BatchOutcome::Refused(_)
     ));
-    s.renew(&t, l.token, minutes(3), &agent("a")).unwrap();
-    s.done(&t, l.token, &agent("a")).unwrap();
+    s.renew(&t, &l.token, minutes(3), &agent("a")).unwrap();
+    s.done(&t, &l.token, &agent("a")).unwrap();
     refused(s.claim(&t, &agent("d"), LEASE, None).unwrap());
     let next = s.claim_next(&agent("e"), minutes(4)).unwrap().unwrap();
     assert_eq!(next.task, u);
@@ -996,10 +1101,10 @@ pub fn history_records_refused_claims(f: &dyn Fixture) {
         match e.kind {
             Refused => {
                 assert!(detail.contains("held by a"), "{detail}");
-                assert_eq!(e.token, None, "a refusal grants no token");
+                assert_eq!(e.fence, None, "a refusal grants no token");
                 assert_eq!(e.lease_ms, None);
             }
-            Claimed => assert!(e.token.is_some()),
+            Claimed => assert!(e.fence.is_some()),
             _ => {}
         }
         assert_eq!(
@@ -1030,7 +1135,7 @@ pub fn prune_keeps_the_bound(f: &dyn Fixture) {
     let t = add(&*s, "t", Priority::Medium, &[]);
     let l = claimed(s.claim(&t, &agent("a"), LEASE, None).unwrap());
     for _ in 0..9 {
-        s.renew(&t, l.token, LEASE, &agent("a")).unwrap();
+        s.renew(&t, &l.token, LEASE, &agent("a")).unwrap();
     }
     let seqs =
         |s: &dyn Store| -> Vec<i64> { s.log(None, 1000).unwrap().iter().map(|e| e.seq).collect() };
@@ -1047,8 +1152,8 @@ pub fn prune_keeps_the_bound(f: &dyn Fixture) {
 
     // Ten minutes on, two new events; keep five minutes' worth.
     clock.advance(600_000);
-    s.renew(&t, l.token, LEASE, &agent("a")).unwrap();
-    s.done(&t, l.token, &agent("a")).unwrap();
+    s.renew(&t, &l.token, LEASE, &agent("a")).unwrap();
+    s.done(&t, &l.token, &agent("a")).unwrap();
     let by_age = Retention {
         max_events: None,
         max_age_ms: Some(300_000),
@@ -1091,10 +1196,10 @@ pub fn counts_by_status(f: &dyn Fixture) {
         add(&*s, n, Priority::Medium, &[]);
     }
     let l = claimed(s.claim(&id("a"), &agent("x"), LEASE, None).unwrap());
-    s.done(&id("a"), l.token, &agent("x")).unwrap();
+    s.done(&id("a"), &l.token, &agent("x")).unwrap();
     claimed(s.claim(&id("b"), &agent("x"), LEASE, None).unwrap());
     let l = claimed(s.claim(&id("c"), &agent("x"), LEASE, None).unwrap());
-    s.release(&id("c"), l.token, ReleaseTo::Blocked, &agent("x"))
+    s.release(&id("c"), &l.token, ReleaseTo::Blocked, &agent("x"))
         .unwrap();
     let got = s.counts().unwrap();
     let n = |st: Status| got.iter().find(|c| c.0 == st).unwrap().1;
@@ -1121,7 +1226,7 @@ pub fn update_ending_a_lease_is_recorded(f: &dyn Fixture) {
         status: Some(Status::Review),
         ..Default::default()
     };
-    s.update(&t, l.version, &to_review, Some(l.token), &agent("a"))
+    s.update(&t, l.version, &to_review, Some(&l.token), &agent("a"))
         .unwrap();
     let l2 = claimed(s.claim(&t, &agent("b"), minutes(1), None).unwrap());
     clock.advance(61_000);
@@ -1142,15 +1247,15 @@ pub fn update_ending_a_lease_is_recorded(f: &dyn Fixture) {
         .log(Some(&t), 100)
         .unwrap()
         .into_iter()
-        .map(|e| (e.kind, e.agent.to_string(), e.token.map(|t| t.0)))
+        .map(|e| (e.kind, e.agent.to_string(), e.fence))
         .collect();
     assert_eq!(
         log,
         vec![
-            (EventKind::Claimed, "a".to_owned(), Some(l.token.0)),
-            (EventKind::Released, "a".to_owned(), Some(l.token.0)),
-            (EventKind::Claimed, "b".to_owned(), Some(l2.token.0)),
-            (EventKind::Done, "admin".to_owned(), Some(l2.token.0)),
+            (EventKind::Claimed, "a".to_owned(), Some(l.token.fence())),
+            (EventKind::Released, "a".to_owned(), Some(l.token.fence())),
+            (EventKind::Claimed, "b".to_owned(), Some(l2.token.fence())),
+            (EventKind::Done, "admin".to_owned(), Some(l2.token.fence())),
         ]
     );
 }
@@ -1176,31 +1281,31 @@ pub fn retried_done_and_release_are_repeats(f: &dyn Fixture) {
     let a = agent("a");
     let d = add(&*s, "d", Priority::Medium, &[]);
     let l = claimed(s.claim(&d, &a, LEASE, None).unwrap());
-    let first = s.done(&d, l.token, &a).unwrap();
+    let first = s.done(&d, &l.token, &a).unwrap();
     assert!(!first.repeat);
-    let again = s.done(&d, l.token, &a).unwrap();
+    let again = s.done(&d, &l.token, &a).unwrap();
     assert!(again.repeat, "a retried done is a repeat");
     assert_eq!(again.task, first.task, "a repeat changes nothing");
     assert_eq!(lease_events(&*s, &d), [EventKind::Claimed, EventKind::Done]);
     assert!(matches!(
-        s.release(&d, l.token, ReleaseTo::Todo, &a),
+        s.release(&d, &l.token, ReleaseTo::Todo, &a),
         Err(Error::LeaseLost { .. })
     ));
 
     let r = add(&*s, "r", Priority::Medium, &[]);
     let l = claimed(s.claim(&r, &a, LEASE, None).unwrap());
-    let first = s.release(&r, l.token, ReleaseTo::Review, &a).unwrap();
+    let first = s.release(&r, &l.token, ReleaseTo::Review, &a).unwrap();
     assert!(!first.repeat);
-    let again = s.release(&r, l.token, ReleaseTo::Review, &a).unwrap();
+    let again = s.release(&r, &l.token, ReleaseTo::Review, &a).unwrap();
     assert!(again.repeat, "a retried release is a repeat");
     assert_eq!(again.task, first.task);
     assert_eq!(again.task.attempts, first.task.attempts);
     for (what, r) in [
         (
             "release to another status",
-            s.release(&r, l.token, ReleaseTo::Todo, &a).map(drop),
+            s.release(&r, &l.token, ReleaseTo::Todo, &a).map(drop),
         ),
-        ("done after release", s.done(&r, l.token, &a).map(drop)),
+        ("done after release", s.done(&r, &l.token, &a).map(drop)),
     ] {
         assert!(matches!(r, Err(Error::LeaseLost { .. })), "{what}: {r:?}");
     }
@@ -1225,17 +1330,17 @@ pub fn lease_ended_by_others_is_no_repeat(f: &dyn Fixture) {
     clock.advance(61_000);
     assert_eq!(s.reap(&agent("reaper")).unwrap().len(), 1);
     lost(
-        s.release(&t, l.token, ReleaseTo::Todo, &a),
+        s.release(&t, &l.token, ReleaseTo::Todo, &a),
         "release after reap",
     );
-    lost(s.done(&t, l.token, &a), "done after reap");
+    lost(s.done(&t, &l.token, &a), "done after reap");
 
     let t = add(&*s, "forced", Priority::Medium, &[]);
     let l = claimed(s.claim(&t, &a, LEASE, None).unwrap());
     s.release_force(&t, ReleaseTo::Todo, &agent("admin"))
         .unwrap();
     lost(
-        s.release(&t, l.token, ReleaseTo::Todo, &a),
+        s.release(&t, &l.token, ReleaseTo::Todo, &a),
         "release after force",
     );
 
@@ -1243,8 +1348,8 @@ pub fn lease_ended_by_others_is_no_repeat(f: &dyn Fixture) {
     let l = claimed(s.claim(&t, &a, minutes(1), None).unwrap());
     clock.advance(61_000);
     let b = claimed(s.claim(&t, &agent("b"), LEASE, None).unwrap());
-    s.done(&t, b.token, &agent("b")).unwrap();
-    lost(s.done(&t, l.token, &a), "done after takeover");
+    s.done(&t, &b.token, &agent("b")).unwrap();
+    lost(s.done(&t, &l.token, &a), "done after takeover");
 
     let t = add(&*s, "updated", Priority::Medium, &[]);
     let l = claimed(s.claim(&t, &a, LEASE, None).unwrap());
@@ -1252,13 +1357,13 @@ pub fn lease_ended_by_others_is_no_repeat(f: &dyn Fixture) {
         status: Some(Status::Done),
         ..Default::default()
     };
-    s.update(&t, l.version, &to_done, Some(l.token), &a)
+    s.update(&t, l.version, &to_done, Some(&l.token), &a)
         .unwrap();
-    lost(s.done(&t, l.token, &a), "done after an update to done");
+    lost(s.done(&t, &l.token, &a), "done after an update to done");
     // A done, then an update away and back: the task was moved since.
     let t = add(&*s, "reopened", Priority::Medium, &[]);
     let l = claimed(s.claim(&t, &a, LEASE, None).unwrap());
-    let v = s.done(&t, l.token, &a).unwrap().task.version;
+    let v = s.done(&t, &l.token, &a).unwrap().task.version;
     let reopen = TaskPatch {
         status: Some(Status::Todo),
         ..Default::default()
@@ -1266,7 +1371,7 @@ pub fn lease_ended_by_others_is_no_repeat(f: &dyn Fixture) {
     let v = s.update(&t, v, &reopen, None, &a).unwrap().version;
     s.update(&t, v, &to_done, None, &a).unwrap();
     lost(
-        s.done(&t, l.token, &a),
+        s.done(&t, &l.token, &a),
         "done after the task was reopened and closed",
     );
 }
@@ -1335,7 +1440,7 @@ pub fn claim_retried_with_its_request_id_returns_the_first_grant(f: &dyn Fixture
         Err(Error::Invalid { .. })
     ));
     // A key whose lease ended is forgotten: the retry claims as a new claim would.
-    s.done(&first.task, first.token, &a).unwrap();
+    s.done(&first.task, &first.token, &a).unwrap();
     let after = s
         .claim_next_keyed(&a, minutes(1), Some(&k))
         .unwrap()
@@ -1348,4 +1453,46 @@ pub fn claim_retried_with_its_request_id_returns_the_first_grant(f: &dyn Fixture
         .unwrap()
         .unwrap();
     assert_ne!(expired.token, after.token);
+}
+
+/// After migration 0005, on a store whose task `live` was under a live lease at fence 3
+/// and `finished` was done by its token at fence 2, both before secrets existed: the
+/// bare integers keep working until their leases end (renew, done, a retried done), a
+/// made-up secret on the same fence is refused, and every new lease gets a secret.
+/// Called by each store's migration test (`upgrade_to_v5_keeps_live_leases_working`).
+pub fn pre_secret_leases_keep_working(s: &dyn Store) {
+    let (live, finished) = (id("live"), id("finished"));
+    let who = agent("old-agent");
+    let guess: Token = "3.k3f9q2m8x1c4v6b0".parse().unwrap();
+    assert!(matches!(
+        s.renew(&live, &guess, LEASE, &who),
+        Err(Error::LeaseLost {
+            why: LostWhy::Unknown,
+            ..
+        })
+    ));
+    let bare = Token::legacy(3);
+    let renewed = s.renew(&live, &bare, LEASE, &who).unwrap();
+    assert_eq!(renewed.token, bare, "a pre-v5 lease keeps its bare token");
+    assert!(!s.done(&live, &bare, &who).unwrap().repeat);
+    assert!(s.done(&live, &bare, &who).unwrap().repeat, "a retried done");
+    assert!(s.done(&finished, &Token::legacy(2), &who).unwrap().repeat);
+    // The next lease of the same task has a secret, and the bare integer is refused.
+    let v = s.show(&live).unwrap().unwrap().version;
+    let reopen = TaskPatch {
+        status: Some(Status::Todo),
+        ..Default::default()
+    };
+    s.update(&live, v, &reopen, None, &who).unwrap();
+    let l = claimed(s.claim(&live, &who, LEASE, None).unwrap());
+    assert_eq!(l.token.fence(), 4);
+    assert!(l.token.secret().is_some());
+    assert!(matches!(
+        s.done(&live, &Token::legacy(4), &who),
+        Err(Error::LeaseLost {
+            why: LostWhy::Unknown,
+            ..
+        })
+    ));
+    s.done(&live, &l.token, &who).unwrap();
 }

@@ -242,7 +242,7 @@ pub fn ready_lists_what_claim_next_takes(f: &dyn Fixture) {
         let Some(lease) = got else { break };
         if lease.task == id("dep") {
             // Finishing dep makes `after` (critical) ready, and first.
-            s.done(&lease.task, lease.token, &agent("x")).unwrap();
+            s.done(&lease.task, &lease.token, &agent("x")).unwrap();
             assert_eq!(ready_ids(s).first(), Some(&id("after")));
         }
         taken.push(lease.task);
@@ -354,12 +354,12 @@ pub fn rm_deletes_and_never_reuses_ids(f: &dyn Fixture) {
     );
     let last = s.log(Some(&id("c")), 10).unwrap().pop().expect("history");
     assert_eq!(last.kind, EventKind::Deleted);
-    assert_eq!(last.token, Some(lease.token));
+    assert_eq!(last.fence, Some(lease.token.fence()));
 
     // The old token stays dead, and the id is never handed out again.
-    let r = s.renew(&id("c"), lease.token, LEASE, &agent("x"));
+    let r = s.renew(&id("c"), &lease.token, LEASE, &agent("x"));
     assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
-    let r = s.done(&id("c"), lease.token, &agent("x"));
+    let r = s.done(&id("c"), &lease.token, &agent("x"));
     assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
     let again = s.add(&NewTask {
         id: Some(id("c")),

@@ -160,14 +160,18 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
     };
     let lease = LeaseDuration::from_millis(LEASE_MS).unwrap();
     let who = |a: usize| agent(&format!("agent{a}"));
+    // The whole token the store handed out for each (task, fence): the model follows
+    // fences, the store wants the secret too.
+    let mut issued: std::collections::HashMap<(usize, i64), Token> = Default::default();
     for op in ops {
         let now = clock.injected().unwrap();
         match *op {
             Op::Advance { ms } => clock.advance(ms),
             Op::Claim { t, a, with_token } => {
                 let token = if with_token { m.tokens[a][t] } else { None };
+                let whole = token.and_then(|f| issued.get(&(t, f)).cloned());
                 let got = s
-                    .claim(&ids[t], &who(a), lease, token.map(Token))
+                    .claim(&ids[t], &who(a), lease, whole.as_ref())
                     .map_err(fail)?;
                 let st = m.status(t);
                 let reclaim = st == Status::InProgress && token == Some(m.tasks[t].fence);
@@ -178,7 +182,8 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
                     m.grant(t, a, now, reclaim);
                     match got {
                         ClaimOutcome::Claimed(l) => {
-                            prop_assert_eq!(l.token.0, m.tasks[t].fence);
+                            prop_assert_eq!(l.token.fence(), m.tasks[t].fence);
+                            issued.insert((t, l.token.fence()), l.token.clone());
                             prop_assert_eq!(l.lock_until, Millis(now + LEASE_MS));
                         }
                         ClaimOutcome::Refused(r) => {
@@ -219,7 +224,8 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
                     (Some(t), Some(l)) => {
                         m.grant(t, a, now, false);
                         prop_assert_eq!(&l.task, &ids[t]);
-                        prop_assert_eq!(l.token.0, m.tasks[t].fence);
+                        prop_assert_eq!(l.token.fence(), m.tasks[t].fence);
+                        issued.insert((t, l.token.fence()), l.token.clone());
                     }
                     (want, got) => {
                         return Err(TestCaseError::fail(format!(
@@ -233,7 +239,12 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
                     continue;
                 };
                 let valid = m.status(t) == Status::InProgress && m.tasks[t].fence == token;
-                let (tok, w) = (Token(token), who(a));
+                let Some(tok) = issued.get(&(t, token)).cloned() else {
+                    return Err(TestCaseError::fail(format!(
+                        "{op:?}: no token {token} issued"
+                    )));
+                };
+                let w = who(a);
                 // A retry of the done or release this very token already made.
                 let repeat = |kind: EventKind, to: Status| {
                     m.tasks[t].fence == token
@@ -241,15 +252,15 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
                         && m.status(t) == to
                 };
                 let (repeat, got) = match op {
-                    Op::Renew { .. } => (false, s.renew(&ids[t], tok, lease, &w).map(|_| false)),
+                    Op::Renew { .. } => (false, s.renew(&ids[t], &tok, lease, &w).map(|_| false)),
                     Op::Release { .. } => (
                         repeat(EventKind::Released, Status::Todo),
-                        s.release(&ids[t], tok, ReleaseTo::Todo, &w)
+                        s.release(&ids[t], &tok, ReleaseTo::Todo, &w)
                             .map(|e| e.repeat),
                     ),
                     _ => (
                         repeat(EventKind::Done, Status::Done),
-                        s.done(&ids[t], tok, &w).map(|e| e.repeat),
+                        s.done(&ids[t], &tok, &w).map(|e| e.repeat),
                     ),
                 };
                 match (valid, got) {

@@ -95,7 +95,7 @@ fn measure(
                     let Some(lease) = store.claim_next(&me, LeaseDuration::DEFAULT)? else {
                         break;
                     };
-                    store.done(&lease.task, lease.token, &me)?;
+                    store.done(&lease.task, &lease.token, &me)?;
                     count.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(())

@@ -186,7 +186,7 @@ impl AsyncStore {
         lease: LeaseDuration,
         token: Option<Token>,
     ) -> impl Future<Output = Result<ClaimOutcome>> + Send + 'static {
-        self.call(move |s| s.claim(&id, &agent, lease, token))
+        self.call(move |s| s.claim(&id, &agent, lease, token.as_ref()))
     }
 
     /// [`Store::claim_next`].
@@ -226,7 +226,7 @@ impl AsyncStore {
         token: Option<Token>,
         request: Option<RequestId>,
     ) -> impl Future<Output = Result<ClaimOutcome>> + Send + 'static {
-        self.call(move |s| s.claim_keyed(&id, &agent, lease, token, request.as_ref()))
+        self.call(move |s| s.claim_keyed(&id, &agent, lease, token.as_ref(), request.as_ref()))
     }
 
     /// [`Store::claim_next_keyed`].
@@ -267,7 +267,7 @@ impl AsyncStore {
         lease: LeaseDuration,
         agent: AgentId,
     ) -> impl Future<Output = Result<Lease>> + Send + 'static {
-        self.call(move |s| s.renew(&id, token, lease, &agent))
+        self.call(move |s| s.renew(&id, &token, lease, &agent))
     }
 
     /// [`Store::release`].
@@ -281,7 +281,7 @@ impl AsyncStore {
         to: ReleaseTo,
         agent: AgentId,
     ) -> impl Future<Output = Result<Ended>> + Send + 'static {
-        self.call(move |s| s.release(&id, token, to, &agent))
+        self.call(move |s| s.release(&id, &token, to, &agent))
     }
 
     /// [`Store::release_force`].
@@ -307,7 +307,7 @@ impl AsyncStore {
         token: Token,
         agent: AgentId,
     ) -> impl Future<Output = Result<Ended>> + Send + 'static {
-        self.call(move |s| s.done(&id, token, &agent))
+        self.call(move |s| s.done(&id, &token, &agent))
     }
 
     /// [`Store::reap`].
@@ -333,7 +333,7 @@ impl AsyncStore {
         token: Option<Token>,
         agent: AgentId,
     ) -> impl Future<Output = Result<Task>> + Send + 'static {
-        self.call(move |s| s.update(&id, expect_version, &patch, token, &agent))
+        self.call(move |s| s.update(&id, expect_version, &patch, token.as_ref(), &agent))
     }
 
     /// [`Store::log`].

@@ -60,8 +60,8 @@ pub fn work(
     agent: &str,
     mode: Mode,
     deadline: Instant,
-    mut claim: impl FnMut() -> Result<Option<(String, i64)>>,
-    mut done: impl FnMut(&str, i64) -> Result<()>,
+    mut claim: impl FnMut() -> Result<Option<(String, crate::Token)>>,
+    mut done: impl FnMut(&str, &crate::Token) -> Result<()>,
 ) -> Result<WorkerReport> {
     let mut r = WorkerReport {
         agent: agent.to_owned(),
@@ -78,9 +78,9 @@ pub fn work(
             break;
         };
         if mode == Mode::NextDone {
-            done(&id, token)?;
+            done(&id, &token)?;
         }
-        r.claims.push((id, token));
+        r.claims.push((id, token.fence()));
     }
     r.elapsed_ms = start.elapsed().as_millis() as u64;
     Ok(r)
@@ -367,7 +367,7 @@ mod tests {
             Instant::now() + Duration::from_secs(10),
             || {
                 left -= 1;
-                Ok((left >= 0).then(|| (format!("t{left}"), 1)))
+                Ok((left >= 0).then(|| (format!("t{left}"), crate::Token::legacy(1))))
             },
             |_, _| Ok(()),
         )

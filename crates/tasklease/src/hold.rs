@@ -68,7 +68,7 @@ use crate::{Ended, Error, Lease, LeaseDuration, ReleaseTo, Result, Store};
 /// cannot be started.
 pub fn hold(store: Arc<dyn Store>, lease: &Lease, length: LeaseDuration) -> Result<Held> {
     let sent = Instant::now();
-    let renewed = store.renew(&lease.task, lease.token, length, &lease.agent)?;
+    let renewed = store.renew(&lease.task, &lease.token, length, &lease.agent)?;
     hold_from(store, &renewed, length, sent)
 }
 
@@ -211,7 +211,7 @@ impl Held {
         let lease = self.stop();
         self.entry
             .store
-            .release(&lease.task, lease.token, to, &lease.agent)
+            .release(&lease.task, &lease.token, to, &lease.agent)
     }
 
     /// Stops renewing and marks the task done.
@@ -222,7 +222,7 @@ impl Held {
         let lease = self.stop();
         self.entry
             .store
-            .done(&lease.task, lease.token, &lease.agent)
+            .done(&lease.task, &lease.token, &lease.agent)
     }
 
     /// Marks the entry stopped (the renewal thread drops it) and returns the lease.
@@ -257,7 +257,7 @@ fn copy_lost(e: &Error) -> Error {
     match e {
         Error::LeaseLost { task, token, why } => Error::LeaseLost {
             task: task.clone(),
-            token: *token,
+            token: token.clone(),
             why: why.clone(),
         },
         Error::NotFound(t) => Error::NotFound(t.clone()),
@@ -330,7 +330,7 @@ impl Entry {
         let sent = Instant::now();
         let got = self
             .store
-            .renew(&lease.task, lease.token, self.length, &lease.agent);
+            .renew(&lease.task, &lease.token, self.length, &lease.agent);
         let mut s = self.lock();
         if s.stopped {
             return;

@@ -6,9 +6,10 @@
 //! Every object carries `ok` (did the verb do what was asked) and, where a verb can
 //! end more than one way, `outcome` (`claimed`, `held`, `empty`, `renewed`, …).
 //! Instants are RFC 3339 strings in UTC with milliseconds; `lock_until_ms` repeats the
-//! lease end as epoch milliseconds for arithmetic. Tokens appear only in results given
-//! to the lease holder (claim, renew) and in reap's list of the now-stale tokens —
-//! never in `show` or `list`.
+//! lease end as epoch milliseconds for arithmetic. A token (`token`, `<fence>.<secret>`)
+//! is a bearer secret: it appears only in results given to the lease holder (claim,
+//! renew, `mine`); every lease also carries its `fence` number, the part others may see
+//! (reap's list, the history) — never a token in `show`, `list`, `log` or `status`.
 
 use serde_json::{Value, json};
 
@@ -74,6 +75,7 @@ pub fn lease_json(l: &Lease) -> Value {
         "id": l.task,
         "agent": l.agent,
         "token": l.token,
+        "fence": l.token.fence(),
         "assigned_at": l.assigned_at.to_rfc3339(),
         "lock_until": l.lock_until.to_rfc3339(),
         "lock_until_ms": l.lock_until.0,
@@ -198,7 +200,7 @@ pub fn reaped_item_json(r: &Reaped) -> Value {
     json!({
         "id": r.id,
         "agent": r.agent,
-        "token": r.token,
+        "fence": r.fence,
         "lock_until": r.lock_until.to_rfc3339(),
     })
 }
@@ -334,7 +336,7 @@ mod tests {
         assert_eq!(exit_code(&Error::NotFound(id.clone())), EXIT_USAGE);
         let lost = Error::LeaseLost {
             task: id.clone(),
-            token: Token(1),
+            token: Token::legacy(1),
             why: crate::LostWhy::Unknown,
         };
         assert_eq!(exit_code(&lost), EXIT_LEASE_LOST);

@@ -112,7 +112,7 @@ impl KeepAlive {
         let (stop, stopped) = mpsc::channel::<()>();
         let held = Held {
             task: lease.task.clone(),
-            token: lease.token,
+            token: lease.token.clone(),
             length,
             agent,
         };
@@ -152,7 +152,7 @@ fn renew_loop(
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
         let at = Instant::now();
-        match store.renew(&h.task, h.token, h.length, &h.agent) {
+        match store.renew(&h.task, &h.token, h.length, &h.agent) {
             Ok(lease) => {
                 trusted = trusted_until(at, h.length);
                 next = at + period(h.length);

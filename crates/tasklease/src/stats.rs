@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::{AgentId, Event, EventKind, Millis, Task, TaskId, Token};
+use crate::{AgentId, Event, EventKind, Millis, Task, TaskId};
 
 /// Claim attempts in a window of history, and what they cost.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -82,8 +82,8 @@ pub enum End {
 pub struct Hold {
     /// The task.
     pub task: TaskId,
-    /// The lease's token.
-    pub token: Token,
+    /// The lease's fence number (the history keeps no secrets).
+    pub fence: i64,
     /// Who claimed it.
     pub agent: AgentId,
     /// The lease length it was claimed with.
@@ -101,7 +101,7 @@ pub struct Hold {
 /// A lease being followed through the history.
 struct Open {
     agent: AgentId,
-    token: Token,
+    fence: i64,
     lease_ms: i64,
     start: Millis,
     /// The last grant (claim, re-claim or renewal) and its length: when it runs out.
@@ -124,7 +124,7 @@ impl Open {
         };
         Hold {
             task: task.clone(),
-            token: self.token,
+            fence: self.fence,
             agent: self.agent,
             lease_ms: self.lease_ms,
             start: self.start,
@@ -140,7 +140,7 @@ pub fn holds(events: &[Event]) -> Vec<Hold> {
     let mut open: HashMap<&TaskId, Open> = HashMap::new();
     let mut done = Vec::new();
     for e in events {
-        let Some(token) = e.token else { continue };
+        let Some(fence) = e.fence else { continue };
         match e.kind {
             EventKind::Claimed => {
                 // A new token on a task whose lease never ended: it ran out and was
@@ -153,7 +153,7 @@ pub fn holds(events: &[Event]) -> Vec<Hold> {
                     &e.task,
                     Open {
                         agent: e.agent.clone(),
-                        token,
+                        fence,
                         lease_ms,
                         start: e.at,
                         granted_at: e.at,
@@ -163,7 +163,7 @@ pub fn holds(events: &[Event]) -> Vec<Hold> {
                 );
             }
             EventKind::Reclaimed | EventKind::Renewed => {
-                if let Some(o) = open.get_mut(&e.task).filter(|o| o.token == token) {
+                if let Some(o) = open.get_mut(&e.task).filter(|o| o.fence == fence) {
                     o.renewals += 1;
                     o.granted_at = e.at;
                     o.granted_ms = e.lease_ms.unwrap_or(o.granted_ms);
@@ -180,7 +180,7 @@ pub fn holds(events: &[Event]) -> Vec<Hold> {
                     EventKind::Reaped => End::Expired,
                     _ => End::Forced,
                 };
-                if open.get(&e.task).is_some_and(|o| o.token == token)
+                if open.get(&e.task).is_some_and(|o| o.fence == fence)
                     && let Some(o) = open.remove(&e.task)
                 {
                     done.push(o.close(&e.task, end, e.at));
@@ -416,7 +416,7 @@ mod tests {
             task: TaskId::new(task).unwrap(),
             kind,
             agent: AgentId::new("a").unwrap(),
-            token: (kind != EventKind::Refused).then_some(Token(token)),
+            fence: (kind != EventKind::Refused).then_some(token),
             detail: None,
             lease_ms: None,
             wait_us: None,
@@ -481,7 +481,7 @@ mod tests {
         let h = holds(&events);
         let got: Vec<(&str, i64, i64, u32, End)> = h
             .iter()
-            .map(|h| (h.task.as_str(), h.token.0, h.held_ms, h.renewals, h.end))
+            .map(|h| (h.task.as_str(), h.fence, h.held_ms, h.renewals, h.end))
             .collect();
         assert_eq!(
             got,
@@ -497,7 +497,7 @@ mod tests {
     fn hold(lease_ms: i64, held_ms: i64, renewals: u32, end: End) -> Hold {
         Hold {
             task: TaskId::new("t").unwrap(),
-            token: Token(1),
+            fence: 1,
             agent: AgentId::new("a").unwrap(),
             lease_ms,
             start: Millis(0),

@@ -46,7 +46,9 @@ fn every_operation(spec: DbSpec) {
         else {
             panic!("A was not claimed")
         };
-        s.renew(id("A"), a.token, lease, me.clone()).await.unwrap();
+        s.renew(id("A"), a.token.clone(), lease, me.clone())
+            .await
+            .unwrap();
         s.done(id("A"), a.token, me.clone()).await.unwrap();
         let b = s.claim_next(me.clone(), lease).await.unwrap().unwrap();
         assert_eq!(b.task, id("B"));
@@ -72,7 +74,7 @@ fn every_operation(spec: DbSpec) {
                 id("B"),
                 both[0].version,
                 patch,
-                Some(both[0].token),
+                Some(both[0].token.clone()),
                 me.clone(),
             )
             .await

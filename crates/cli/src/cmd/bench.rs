@@ -409,8 +409,8 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
     let agent = cx.agent()?;
     let start_at = UNIX_EPOCH + Duration::from_millis(a.start_at);
     let lease_ms = LEASE.as_millis();
-    let run = |claim: &mut dyn FnMut() -> Result<Option<(String, i64)>>,
-               done: &mut dyn FnMut(&str, i64) -> Result<()>| {
+    let run = |claim: &mut dyn FnMut() -> Result<Option<(String, tasklease::Token)>>,
+               done: &mut dyn FnMut(&str, &tasklease::Token) -> Result<()>| {
         if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
             std::thread::sleep(wait);
         }
@@ -420,8 +420,12 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
     let r = if a.raw {
         let raw = std::cell::RefCell::new(Raw::open(&spec, cx.cli.synchronous)?);
         run(
-            &mut || raw.borrow_mut().claim_next(agent.as_str(), lease_ms),
-            &mut |id, tok| raw.borrow_mut().done(id, tok),
+            // The baseline's own statements fence by number alone.
+            &mut || {
+                let got = raw.borrow_mut().claim_next(agent.as_str(), lease_ms)?;
+                Ok(got.map(|(id, fence)| (id, tasklease::Token::legacy(fence))))
+            },
+            &mut |id, tok| raw.borrow_mut().done(id, tok.fence()),
         )?
     } else {
         let opts = cx.long_running_options().queue(!a.no_queue);
@@ -430,11 +434,11 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
             &mut || {
                 Ok(store
                     .claim_next(&agent, LEASE)?
-                    .map(|l| (l.task.to_string(), l.token.0)))
+                    .map(|l| (l.task.to_string(), l.token)))
             },
             &mut |id, tok| {
                 store
-                    .done(&tasklease::TaskId::new(id)?, tasklease::Token(tok), &agent)
+                    .done(&tasklease::TaskId::new(id)?, tok, &agent)
                     .map(drop)
             },
         )?

@@ -32,7 +32,7 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
     }
     if let [id] = a.ids.as_slice() {
         return Ok(
-            match store.claim_keyed(id, &agent, a.lease, a.token, key)? {
+            match store.claim_keyed(id, &agent, a.lease, a.token.as_ref(), key)? {
                 ClaimOutcome::Claimed(l) => claimed(&l, a.lease),
                 ClaimOutcome::Refused(r) => refused(id, &r),
             },

@@ -33,8 +33,8 @@ pub fn log(cx: &Ctx<'_>, a: &LogArgs) -> Result<Report> {
     ))
 }
 
-/// One event as JSON. Tokens are shown: the history is an audit trail, and tokens are
-/// fences, not secrets (docs/design.md).
+/// One event as JSON. Fence numbers are shown (the history is an audit trail); tokens
+/// never are: the history keeps no secrets (docs/security.md).
 fn event_json(e: &Event) -> Value {
     json!({
         "seq": e.seq,
@@ -43,7 +43,7 @@ fn event_json(e: &Event) -> Value {
         "task": e.task,
         "kind": e.kind,
         "agent": e.agent,
-        "token": e.token,
+        "fence": e.fence,
         "detail": e.detail,
         "lease_ms": e.lease_ms,
         "wait_us": e.wait_us,
@@ -60,8 +60,8 @@ fn event_line(e: &Event) -> String {
         e.task,
         e.agent
     );
-    if let Some(t) = e.token {
-        s.push_str(&format!("  token {t}"));
+    if let Some(f) = e.fence {
+        s.push_str(&format!("  fence {f}"));
     }
     if let Some(ms) = e.lease_ms {
         s.push_str(&format!("  lease {}", lease_str(ms)));

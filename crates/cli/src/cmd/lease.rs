@@ -18,7 +18,7 @@ use crate::signals;
 pub fn renew(
     cx: &Ctx<'_>,
     id: &TaskId,
-    token: Token,
+    token: &Token,
     lease: LeaseDuration,
 ) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
@@ -32,7 +32,7 @@ pub fn renew(
 pub fn release(cx: &Ctx<'_>, a: &ReleaseArgs) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
     let store = cx.store()?;
-    if let Some(token) = a.token.filter(|_| !a.force) {
+    if let Some(token) = a.token.as_ref().filter(|_| !a.force) {
         let ended = store.release(&a.id, token, a.status, &agent)?;
         let now = store.now()?;
         let human = if ended.repeat {
@@ -57,7 +57,7 @@ pub fn release(cx: &Ctx<'_>, a: &ReleaseArgs) -> tasklease::Result<Report> {
     ))
 }
 
-pub fn done(cx: &Ctx<'_>, id: &TaskId, token: Token) -> tasklease::Result<Report> {
+pub fn done(cx: &Ctx<'_>, id: &TaskId, token: &Token) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
     let store = cx.store()?;
     let ended = store.done(id, token, &agent)?;

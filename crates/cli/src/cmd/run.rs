@@ -132,9 +132,9 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
     }
     let mut child = run.spawn(cx)?;
     note!(
-        "tasklease: claimed {} (token {}, lease {}), running {}",
+        "tasklease: claimed {} (fence {}, lease {}), running {}",
         run.lease.task,
-        run.lease.token,
+        run.lease.token.fence(),
         a.lease,
         a.cmd[0].to_string_lossy()
     );
@@ -260,6 +260,7 @@ impl Run<'_> {
         let mut cmd = crate::child::command(&self.a.cmd[0], &self.a.cmd[1..]);
         cmd.env("TASKLEASE_TASK_ID", self.lease.task.as_str())
             .env("TASKLEASE_TOKEN", self.lease.token.to_string())
+            .env("TASKLEASE_FENCE", self.lease.token.fence().to_string())
             .env("TASKLEASE_AGENT", self.agent.as_str());
         if let Some(db) = cx.cli.db.as_deref().filter(|d| !d.is_empty()) {
             cmd.env(tasklease::open::DB_VAR, db);
@@ -364,7 +365,7 @@ impl Run<'_> {
     fn release(&self) {
         let r = self.store.release(
             &self.lease.task,
-            self.lease.token,
+            &self.lease.token,
             ReleaseTo::Todo,
             &self.agent,
         );
@@ -382,14 +383,14 @@ impl Run<'_> {
         let (store, task, token, agent) = (
             self.store.clone(),
             self.lease.task.clone(),
-            self.lease.token,
+            self.lease.token.clone(),
             self.agent.clone(),
         );
         let (tx, rx) = mpsc::channel();
         let started = std::thread::Builder::new()
             .name("tasklease-release".into())
             .spawn(move || {
-                let _ = tx.send(store.release(&task, token, ReleaseTo::Todo, &agent));
+                let _ = tx.send(store.release(&task, &token, ReleaseTo::Todo, &agent));
             });
         if started.is_err() {
             return self.release();
@@ -425,7 +426,7 @@ impl Run<'_> {
         let last = log
             .iter()
             .rev()
-            .find(|ev| ev.token == Some(self.lease.token) && ev.kind.ends_lease())?;
+            .find(|ev| ev.fence == Some(self.lease.token.fence()) && ev.kind.ends_lease())?;
         matches!(last.kind, EventKind::Done | EventKind::Released).then_some(last.kind)
     }
 
@@ -477,7 +478,7 @@ impl Run<'_> {
     fn done(&self, status: ExitStatus) -> Result<Report> {
         match self
             .store
-            .done(&self.lease.task, self.lease.token, &self.agent)
+            .done(&self.lease.task, &self.lease.token, &self.agent)
         {
             Ok(_) => {
                 let msg = format!("done {}", self.lease.task);
@@ -540,6 +541,7 @@ impl Run<'_> {
             "id": self.lease.task,
             "agent": self.agent,
             "token": self.lease.token,
+            "fence": self.lease.token.fence(),
             "lease_ms": self.a.lease.as_millis(),
             "renewals": self.renewals,
             "ran_ms": took,

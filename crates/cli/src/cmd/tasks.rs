@@ -260,7 +260,7 @@ pub fn update(cx: &Ctx<'_>, a: &UpdateArgs) -> Result<Report> {
     patch.validate()?;
     let agent = cx.agent()?;
     let store = cx.store()?;
-    let task = store.update(&a.id, a.expect_version, &patch, a.token, &agent)?;
+    let task = store.update(&a.id, a.expect_version, &patch, a.token.as_ref(), &agent)?;
     let now = store.now()?;
     Ok(Report::ok(
         one_task_json(&task, now),

@@ -158,7 +158,8 @@ fn event(e: &Event) -> serde_json::Value {
         "at": e.at.to_rfc3339(),
         "kind": e.kind,
         "agent": e.agent.as_str(),
-        "token": e.token,
+        // The history keeps fence numbers only; the key predates secrets.
+        "token": e.fence,
         "detail": e.detail,
         "lease_ms": e.lease_ms,
     })
