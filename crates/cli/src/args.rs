@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use tasklease::open::Synchronous;
 use tasklease::{
-    LeaseDuration, Priority, ReleaseTo, RequestId, Retention, Status, Tag, TaskId, Token,
+    LeaseDuration, Priority, Reason, ReleaseTo, RequestId, Retention, Status, Tag, TaskId, Token,
 };
 
 use crate::exit;
@@ -114,6 +114,9 @@ pub enum Cmd {
         /// The token your claim returned
         #[arg(long)]
         token: Token,
+        /// Why or how, in a few words (one line, at most 280 bytes): kept in the history
+        #[arg(long)]
+        reason: Option<Reason>,
     },
     /// Return every expired lease's task to todo, and list them; prune the history
     Reap(ReapArgs),
@@ -440,6 +443,9 @@ pub struct ReleaseArgs {
     /// Status to hand the task back in: todo, review or blocked
     #[arg(long, default_value = "todo")]
     pub status: ReleaseTo,
+    /// Why, in a few words (one line, at most 280 bytes): kept in the history
+    #[arg(long, conflicts_with = "force")]
+    pub reason: Option<Reason>,
 }
 
 #[derive(Debug, Args)]

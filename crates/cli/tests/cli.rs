@@ -98,15 +98,7 @@ fn release_and_force_release() {
     let f = p.json(&["release", "t", "--force"], 0);
     assert_eq!(f["outcome"], "forced");
     assert_eq!(f["task"]["status"], "todo");
-    p.json(
-        &[
-            "done",
-            "t",
-            "--token",
-            c2["token"].as_str().unwrap(),
-        ],
-        5,
-    );
+    p.json(&["done", "t", "--token", c2["token"].as_str().unwrap()], 5);
     // Nothing to force any more.
     p.json(&["release", "t", "--force"], 2);
     // A token or --force is required.

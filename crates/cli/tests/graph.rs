@@ -253,12 +253,7 @@ fn parents_show_progress_and_refuse_cycles(p: &Project) {
         ["c1", "c2", "c3"]
     );
     let c = p.json(&["claim", "c1"], 0);
-    p.ok(&[
-        "done",
-        "c1",
-        "--token",
-        c["token"].as_str().unwrap(),
-    ]);
+    p.ok(&["done", "c1", "--token", c["token"].as_str().unwrap()]);
     let show = p.json(&["show", "epic"], 0);
     assert_eq!(show["task"]["progress"]["done"], 1);
     assert_eq!(show["task"]["progress"]["total"], 3);

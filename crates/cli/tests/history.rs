@@ -69,15 +69,7 @@ fn status_reports_holders_contention_and_lease_advice(p: &Project) {
     // Three leases of 1h held for a moment and never renewed: too long.
     for id in ["q1", "q2", "q3"] {
         let c = p.json(&["claim", id, "--lease", "1h"], 0);
-        p.json(
-            &[
-                "done",
-                id,
-                "--token",
-                c["token"].as_str().unwrap(),
-            ],
-            0,
-        );
+        p.json(&["done", id, "--token", c["token"].as_str().unwrap()], 0);
     }
     std::thread::sleep(Duration::from_millis(500));
     p.json(&["reap"], 0);

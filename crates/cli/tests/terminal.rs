@@ -249,8 +249,8 @@ fn hostile_rows_never_reach_the_terminal_raw(p: &Project) {
     );
     write_raw(
         p,
-        "UPDATE events SET agent = ?1",
-        "UPDATE events SET agent = $1",
+        "UPDATE events SET agent = ?1, reason = ?1",
+        "UPDATE events SET agent = $1, reason = $1",
         &[HOSTILE],
     );
     // A row nobody validated neither reaches the terminal raw nor breaks the verb:

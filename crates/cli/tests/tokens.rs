@@ -129,4 +129,77 @@ fn reap_reports_fences_not_tokens(p: &Project) {
     assert!(human.contains("short"), "{human}");
 }
 
-each_store!(a_guessed_token_is_refused, reap_reports_fences_not_tokens);
+fn release_and_done_take_a_reason_shown_by_show_and_log(p: &Project) {
+    p.ok(&["add", "schema", "--id", "s"]);
+    let c = p.json(&["claim", "s"], 0);
+    let tok = c["token"].as_str().unwrap();
+    // Bad reasons are bad input: exit 2, naming what is allowed, nothing changed.
+    let long = "x".repeat(281);
+    for (bad, why) in [
+        (long.as_str(), "at most 280"),
+        ("two\nlines", "one line"),
+        ("bell \u{7}", "control"),
+        ("  ", "empty"),
+    ] {
+        let e = p.json(&["release", "s", "--token", tok, "--reason", bad], 2);
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{bad:?}: {msg}");
+    }
+    assert_eq!(show(p, "s")["status"], "in_progress");
+    let r = p.json(
+        &[
+            "release",
+            "s",
+            "--token",
+            tok,
+            "--status",
+            "blocked",
+            "--reason",
+            "waiting on the DBA's review",
+        ],
+        0,
+    );
+    assert_eq!(r["outcome"], "released");
+    let shown = p.json(&["show", "s"], 0)["task"]["reason"].clone();
+    assert_eq!(shown["kind"], "released", "{shown}");
+    assert_eq!(shown["text"], "waiting on the DBA's review");
+    let human = p.ok(&["show", "s"]);
+    assert!(human.contains("reason    released by tester"), "{human}");
+    assert!(human.contains("waiting on the DBA's review"), "{human}");
+    let c = p.json(&["claim", "s"], 0);
+    let tok = c["token"].as_str().unwrap();
+    p.json(
+        &["done", "s", "--token", tok, "--reason", "merged in #42"],
+        0,
+    );
+    let log = p.json(&["log", "s"], 0);
+    let reasons: Vec<&Value> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["reason"])
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            &Value::Null,
+            &Value::from("waiting on the DBA's review"),
+            &Value::Null,
+            &Value::from("merged in #42")
+        ]
+    );
+    let human = p.ok(&["log", "s"]);
+    assert!(human.contains("reason: merged in #42"), "{human}");
+    assert_eq!(
+        p.json(&["show", "s"], 0)["task"]["reason"]["text"],
+        "merged in #42"
+    );
+    // --force takes no reason (it records whose lease it ended instead).
+    p.json(&["release", "s", "--force", "--reason", "x"], 2);
+}
+
+each_store!(
+    a_guessed_token_is_refused,
+    reap_reports_fences_not_tokens,
+    release_and_done_take_a_reason_shown_by_show_and_log
+);

@@ -246,6 +246,8 @@ pub struct Event {
     pub fence: Option<i64>,
     /// More, in words (e.g. whose lease was reaped or forced).
     pub detail: Option<String>,
+    /// Why, as the releaser or finisher said it (`release`/`done` `--reason`).
+    pub reason: Option<String>,
     /// The lease length granted, in milliseconds (claimed, reclaimed, renewed).
     pub lease_ms: Option<i64>,
     /// Claim attempts only: how long the claimer waited for its turn to write, in

@@ -40,8 +40,8 @@ pub use lease::{
 };
 pub use store::Store;
 pub use task::{
-    ListFilter, MAX_DEPS, MAX_TAGS, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch,
-    distinct_tags, validate_description, validate_tags, validate_title,
+    ListFilter, MAX_DEPS, MAX_REASON_LEN, MAX_TAGS, NewTask, Priority, Reason, ReleaseTo, Status,
+    Task, TaskPatch, distinct_tags, validate_description, validate_tags, validate_title,
 };
 pub use time::{Clock, LeaseDuration, Millis};
 pub use token::{Secret, TOKEN_FORM, Token, secret_eq};

@@ -2,8 +2,8 @@
 
 use crate::{
     AgentId, BatchOutcome, ClaimOutcome, Deleted, DepChange, Deps, Ended, Event, ImportBatch,
-    ImportOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Reaped, ReleaseTo, RequestId,
-    Result, Retention, Status, Task, TaskId, TaskPatch, Token,
+    ImportOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Reaped, Reason, ReleaseTo,
+    RequestId, Result, Retention, Status, Task, TaskId, TaskPatch, Token,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -146,7 +146,23 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// As [`Store::renew`].
-    fn release(&self, id: &TaskId, token: &Token, to: ReleaseTo, agent: &AgentId) -> Result<Ended>;
+    fn release(&self, id: &TaskId, token: &Token, to: ReleaseTo, agent: &AgentId) -> Result<Ended> {
+        self.release_with_reason(id, token, to, agent, None)
+    }
+
+    /// [`Store::release`], recording `reason` in the history's `released` row (a repeat
+    /// records nothing).
+    ///
+    /// # Errors
+    /// As [`Store::release`].
+    fn release_with_reason(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        to: ReleaseTo,
+        agent: &AgentId,
+        reason: Option<&Reason>,
+    ) -> Result<Ended>;
 
     /// Ends whatever lease the task has, without a token: the admin escape hatch,
     /// recorded as forced. The old token becomes stale.
@@ -162,7 +178,22 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// As [`Store::renew`]: a token whose lease was reaped, forced, taken over, released
     /// or ended by an `update` is [`Error::LeaseLost`](crate::Error::LeaseLost).
-    fn done(&self, id: &TaskId, token: &Token, agent: &AgentId) -> Result<Ended>;
+    fn done(&self, id: &TaskId, token: &Token, agent: &AgentId) -> Result<Ended> {
+        self.done_with_reason(id, token, agent, None)
+    }
+
+    /// [`Store::done`], recording `reason` in the history's `done` row (a repeat
+    /// records nothing).
+    ///
+    /// # Errors
+    /// As [`Store::done`].
+    fn done_with_reason(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        agent: &AgentId,
+        reason: Option<&Reason>,
+    ) -> Result<Ended>;
 
     /// Returns every task whose lease ran out to `todo`, in one statement. Claims treat
     /// expired leases as free anyway, so this is housekeeping, not correctness.

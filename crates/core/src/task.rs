@@ -314,6 +314,62 @@ pub fn validate_title(title: &str) -> Result<(), Error> {
     validate_text("title", title, &[])
 }
 
+/// The longest reason `release` or `done` may give, in bytes.
+pub const MAX_REASON_LEN: usize = 280;
+
+/// Why a lease was released or a task done, in a few words (`--reason`): one line of
+/// printable text, at most [`MAX_REASON_LEN`] bytes, recorded in the history.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct Reason(String);
+
+impl Reason {
+    /// A checked reason.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming what is wrong: empty, longer than
+    /// [`MAX_REASON_LEN`] bytes, a line break or a control character.
+    pub fn new(s: &str) -> Result<Reason, Error> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Error::invalid(
+                "reason",
+                "the reason is empty; say in a few words why, or leave it out",
+            ));
+        }
+        if s.len() > MAX_REASON_LEN {
+            return Err(Error::invalid(
+                "reason",
+                format!(
+                    "the reason is {} bytes long; allowed: at most {MAX_REASON_LEN} (a few \
+                     words; put more in the task's description)",
+                    s.len()
+                ),
+            ));
+        }
+        if s.contains(['\n', '\r']) {
+            return Err(Error::invalid(
+                "reason",
+                "the reason has a line break; allowed: one line",
+            ));
+        }
+        validate_text("reason", s, &[])?;
+        Ok(Reason(s.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Reason {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Reason::new(s)
+    }
+}
+
 /// Checks a description: as a title, but several lines and tabs are fine.
 ///
 /// # Errors

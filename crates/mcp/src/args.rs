@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tasklease::id::MAX_ID_LEN;
 use tasklease::{
-    AgentId, Error, LeaseDuration, ListFilter, NewTask, Priority, ReleaseTo, RequestId, Result,
-    Status, Tag, TaskId, Token,
+    AgentId, Error, LeaseDuration, ListFilter, NewTask, Priority, Reason, ReleaseTo, RequestId,
+    Result, Status, Tag, TaskId, Token,
 };
 
 /// The arguments of one call, or why they do not fit the tool's schema.
@@ -77,6 +77,10 @@ fn lease_schema(_: &mut SchemaGenerator) -> Schema {
 fn token_schema(_: &mut SchemaGenerator) -> Schema {
     // <fence>.<secret>; a bare fence only for a lease from before secrets.
     json_schema!({"type": "string", "pattern": "^[1-9][0-9]*([.][0-9a-z]{16,24})?$"})
+}
+
+fn reason_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "minLength": 1, "maxLength": tasklease::MAX_REASON_LEN})
 }
 
 fn request_id_schema(_: &mut SchemaGenerator) -> Schema {
@@ -302,6 +306,10 @@ pub struct ReleaseArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "release_to_schema")]
     pub status: Option<String>,
+    /// Why, in a few words (one line, at most 280 bytes): kept in the task's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "reason_schema")]
+    pub reason: Option<String>,
     /// Your agent name, for history. Omit it to use the name this server gave you.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
@@ -311,7 +319,10 @@ pub struct ReleaseArgs {
 impl ReleaseArgs {
     /// # Errors
     /// [`Error::Invalid`] naming the argument at fault.
-    pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, ReleaseTo, AgentId)> {
+    pub fn check(
+        &self,
+        me: impl Me,
+    ) -> Result<(TaskId, Token, ReleaseTo, AgentId, Option<Reason>)> {
         Ok((
             task_id(&self.id)?,
             token(&self.token)?,
@@ -319,6 +330,7 @@ impl ReleaseArgs {
                 .as_deref()
                 .map_or(Ok(ReleaseTo::Todo), str::parse)?,
             agent(self.agent.as_deref(), me)?,
+            self.reason.as_deref().map(Reason::new).transpose()?,
         ))
     }
 }
@@ -333,6 +345,10 @@ pub struct DoneArgs {
     /// The token your claim returned (a string: `<fence>.<secret>`).
     #[schemars(schema_with = "token_schema")]
     pub token: String,
+    /// Why or how, in a few words (one line, at most 280 bytes): kept in the task's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "reason_schema")]
+    pub reason: Option<String>,
     /// Your agent name, for history. Omit it to use the name this server gave you.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
@@ -342,11 +358,12 @@ pub struct DoneArgs {
 impl DoneArgs {
     /// # Errors
     /// [`Error::Invalid`] naming the argument at fault.
-    pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, AgentId)> {
+    pub fn check(&self, me: impl Me) -> Result<(TaskId, Token, AgentId, Option<Reason>)> {
         Ok((
             task_id(&self.id)?,
             token(&self.token)?,
             agent(self.agent.as_deref(), me)?,
+            self.reason.as_deref().map(Reason::new).transpose()?,
         ))
     }
 }

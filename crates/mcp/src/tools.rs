@@ -199,8 +199,8 @@ impl Server {
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(&cx, checked, |store, (id, token, to, agent)| {
-            let ended = store.release(&id, &token, to, &agent)?;
+        self.run(&cx, checked, |store, (id, token, to, agent, reason)| {
+            let ended = store.release_with_reason(&id, &token, to, &agent, reason.as_ref())?;
             Ok(reply::ok(ended_by_token_json(
                 "released",
                 &ended,
@@ -220,8 +220,8 @@ impl Server {
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(&cx, checked, |store, (id, token, agent)| {
-            let ended = store.done(&id, &token, &agent)?;
+        self.run(&cx, checked, |store, (id, token, agent, reason)| {
+            let ended = store.done_with_reason(&id, &token, &agent, reason.as_ref())?;
             Ok(reply::ok(ended_by_token_json("done", &ended, store.now()?)))
         })
         .await

@@ -2,7 +2,7 @@
 -- it (the tasks_done_changed trigger unblocks dependants), record; returns the task
 -- after, or the locked row's state to explain why not.
 -- $1 id, $2 token's fence, $3 injected now, $4 agent, $5 token's secret (NULL: a pre-v5
--- bare integer)
+-- bare integer), $6 the reason given (NULL: none)
 WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
 cur AS MATERIALIZED (
     SELECT seq, status, assignee, lock_until, fence, secret, waiting_on, lease_end FROM tasks WHERE id = $1 FOR UPDATE
@@ -22,8 +22,8 @@ ended AS (
     RETURNING t.*
 ),
 event AS (
-    INSERT INTO events (at, task, kind, agent, token)
-    SELECT now.t, $1, 'done', $4, $2 FROM ended, now
+    INSERT INTO events (at, task, kind, agent, token, reason)
+    SELECT now.t, $1, 'done', $4, $2, $6::text FROM ended, now
 )
 SELECT now.t AS now, ended.*, task_deps_of(ended.seq) AS deps,
        cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,

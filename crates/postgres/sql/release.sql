@@ -2,7 +2,7 @@
 -- lock the row, end the lease, record; returns the task after, or the locked row's
 -- state to explain why not.
 -- $1 id, $2 token's fence, $3 injected now, $4 agent, $5 status (todo, review, blocked),
--- $6 token's secret (NULL: a pre-v5 bare integer)
+-- $6 token's secret (NULL: a pre-v5 bare integer), $7 the reason given (NULL: none)
 WITH now AS MATERIALIZED (SELECT clock_ms($3) AS t),
 cur AS MATERIALIZED (
     SELECT seq, status, assignee, lock_until, fence, secret, waiting_on, lease_end FROM tasks WHERE id = $1 FOR UPDATE
@@ -23,8 +23,8 @@ ended AS (
     RETURNING t.*
 ),
 event AS (
-    INSERT INTO events (at, task, kind, agent, token, detail)
-    SELECT now.t, $1, 'released', $4, $2, 'to ' || $5 FROM ended, now
+    INSERT INTO events (at, task, kind, agent, token, detail, reason)
+    SELECT now.t, $1, 'released', $4, $2, 'to ' || $5, $7::text FROM ended, now
 )
 SELECT now.t AS now, ended.*, task_deps_of(ended.seq) AS deps,
        cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,

@@ -47,8 +47,8 @@ use std::time::{Duration, Instant};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
-    Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Status, Store, Tag, Task, TaskId,
-    TaskPatch, Token, retried_grant, validate_batch,
+    Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Status, Store, Tag, Task,
+    TaskId, TaskPatch, Token, retried_grant, validate_batch,
 };
 use tokio_postgres::{Config, Row};
 
@@ -623,6 +623,7 @@ fn event(r: &Row) -> Result<Event, Failure> {
         lease_ms: r.try_get("lease_ms")?,
         wait_us: r.try_get("wait_us")?,
         busy: r.try_get("busy")?,
+        reason: r.try_get("reason")?,
     })
 }
 
@@ -1012,7 +1013,15 @@ impl Store for PgStore {
         })
     }
 
-    fn release(&self, id: &TaskId, token: &Token, to: ReleaseTo, who: &AgentId) -> Result<Ended> {
+    fn release_with_reason(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        to: ReleaseTo,
+        who: &AgentId,
+        reason: Option<&Reason>,
+    ) -> Result<Ended> {
+        let reason = reason.map(Reason::as_str);
         let now = self.now_param();
         let r = self.run("release the task", Retry::Write, |c| {
             c.query_one(
@@ -1024,6 +1033,7 @@ impl Store for PgStore {
                     &who.as_str(),
                     &to.status().as_str(),
                     &token.secret(),
+                    &reason,
                 ],
             )
         })?;
@@ -1060,8 +1070,15 @@ impl Store for PgStore {
         })
     }
 
-    fn done(&self, id: &TaskId, token: &Token, who: &AgentId) -> Result<Ended> {
+    fn done_with_reason(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        who: &AgentId,
+        reason: Option<&Reason>,
+    ) -> Result<Ended> {
         let now = self.now_param();
+        let reason = reason.map(Reason::as_str);
         let r = self.run("finish the task", Retry::Write, |c| {
             c.query_one(
                 sql::DONE,
@@ -1071,6 +1088,7 @@ impl Store for PgStore {
                     &now,
                     &who.as_str(),
                     &token.secret(),
+                    &reason,
                 ],
             )
         })?;

@@ -41,8 +41,8 @@ use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
-    Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Status, Store, Tag, Task, TaskId,
-    TaskPatch, Token, validate_batch,
+    Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Status, Store, Tag, Task,
+    TaskId, TaskPatch, Token, validate_batch,
 };
 
 use crate::busy::{Busy, Wait};
@@ -747,6 +747,7 @@ struct Note<'a> {
     detail: Option<&'a str>,
     lease_ms: Option<i64>,
     wait: Option<Wait>,
+    reason: Option<&'a str>,
 }
 
 fn record(
@@ -763,6 +764,7 @@ fn record(
                 ":now": now, ":task": task.as_str(), ":kind": kind.as_str(), ":agent": agent.as_str(),
                 ":token": note.token, ":detail": note.detail, ":lease_ms": note.lease_ms,
                 ":wait_us": note.wait.map(|w| w.us), ":busy": note.wait.map(|w| w.busy),
+                ":reason": note.reason,
             })
         })
         .ctx("record the lease event")?;
@@ -1383,7 +1385,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn release(&self, id: &TaskId, token: &Token, to: ReleaseTo, who: &AgentId) -> Result<Ended> {
+    fn release_with_reason(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        to: ReleaseTo,
+        who: &AgentId,
+        reason: Option<&Reason>,
+    ) -> Result<Ended> {
         self.write(|tx, now| {
             let Some(task) = end_lease(tx, now, sql::RELEASE, id, token, Some(to.status()))? else {
                 return repeat_or_lost(tx, now, id, token, EventKind::Released, to.status());
@@ -1392,6 +1401,7 @@ impl Store for SqliteStore {
             let note = Note {
                 token: Some(token.fence()),
                 detail: Some(&detail),
+                reason: reason.map(Reason::as_str),
                 ..Note::default()
             };
             record(tx, now, id, EventKind::Released, who, note)?;
@@ -1439,13 +1449,20 @@ impl Store for SqliteStore {
         })
     }
 
-    fn done(&self, id: &TaskId, token: &Token, who: &AgentId) -> Result<Ended> {
+    fn done_with_reason(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        who: &AgentId,
+        reason: Option<&Reason>,
+    ) -> Result<Ended> {
         let finish = |tx: &Connection, now: i64| {
             let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
                 return repeat_or_lost(tx, now, id, token, EventKind::Done, Status::Done);
             };
             let note = Note {
                 token: Some(token.fence()),
+                reason: reason.map(Reason::as_str),
                 ..Note::default()
             };
             record(tx, now, id, EventKind::Done, who, note)?;
@@ -1463,6 +1480,10 @@ impl Store for SqliteStore {
         let Some(q) = queue else {
             return write_on(conn, clock, finish);
         };
+        if reason.is_some() {
+            // The board's records have no room for a reason: on a turn of our own.
+            return q.turn(conn, || write_on(conn, clock, finish));
+        }
         let op = queue::Op::Done {
             task: id.as_str().to_owned(),
             token: token.fence(),
@@ -1617,6 +1638,7 @@ impl Store for SqliteStore {
                     lease_ms: r.get(7)?,
                     wait_us: r.get(8)?,
                     busy: r.get(9)?,
+                    reason: r.get(10)?,
                 })
             };
             let rows: Vec<_> = match task {
@@ -1713,6 +1735,7 @@ struct RawEvent {
     lease_ms: Option<i64>,
     wait_us: Option<i64>,
     busy: Option<i64>,
+    reason: Option<String>,
 }
 
 impl RawEvent {
@@ -1734,6 +1757,7 @@ impl RawEvent {
             lease_ms: self.lease_ms,
             wait_us: self.wait_us,
             busy: self.busy,
+            reason: self.reason,
         })
     }
 }

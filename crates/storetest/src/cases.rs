@@ -4,8 +4,8 @@ use std::sync::{Arc, Barrier};
 
 use tasklease_core::{
     BatchOutcome, ClaimOutcome, Clock, Error, EventKind, Lease, LeaseDuration, ListFilter, LostWhy,
-    Millis, NewTask, Priority, Refusal, ReleaseTo, RequestId, Retention, Status, Store, Tag,
-    TaskId, TaskPatch, Token, Unclaimable,
+    Millis, NewTask, Priority, Reason, Refusal, ReleaseTo, RequestId, Retention, Status, Store,
+    Tag, TaskId, TaskPatch, Token, Unclaimable,
 };
 
 use crate::{Fixture, T0, agent};
@@ -395,6 +395,48 @@ pub fn done_unblocks_dependants(f: &dyn Fixture) {
     };
     s.update(&a, v, &reopen, None, &agent("admin")).unwrap();
     assert_eq!(s.show(&c).unwrap().unwrap().waiting_on, 1);
+}
+
+/// `release` and `done` with a reason record it on their history row; a repeat
+/// records nothing; other events carry none.
+pub fn release_and_done_record_their_reason(f: &dyn Fixture) {
+    let (s, _clock) = setup(f);
+    let (a, b) = (
+        add(&*s, "a", Priority::Medium, &[]),
+        add(&*s, "b", Priority::Medium, &[]),
+    );
+    let who = agent("x");
+    let why = Reason::new("blocked on the schema review").unwrap();
+    let la = claimed(s.claim(&a, &who, LEASE, None).unwrap());
+    s.release_with_reason(&a, &la.token, ReleaseTo::Blocked, &who, Some(&why))
+        .unwrap();
+    let how = Reason::new("parser rewritten; tests green").unwrap();
+    let lb = claimed(s.claim(&b, &who, LEASE, None).unwrap());
+    s.done_with_reason(&b, &lb.token, &who, Some(&how)).unwrap();
+    let again = s.done_with_reason(&b, &lb.token, &who, Some(&why)).unwrap();
+    assert!(again.repeat);
+    let reasons = |t: &TaskId| -> Vec<(EventKind, Option<String>)> {
+        s.log(Some(t), 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.reason))
+            .collect()
+    };
+    assert_eq!(
+        reasons(&a),
+        [
+            (EventKind::Claimed, None),
+            (EventKind::Released, Some(why.as_str().to_owned()))
+        ]
+    );
+    assert_eq!(
+        reasons(&b),
+        [
+            (EventKind::Claimed, None),
+            (EventKind::Done, Some(how.as_str().to_owned()))
+        ],
+        "a repeat writes no row and keeps the first reason"
+    );
 }
 
 /// A token is a bearer secret: the right fence with a wrong secret, or the bare fence

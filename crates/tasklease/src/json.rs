@@ -280,8 +280,10 @@ pub fn deleted_json(gone: &[Deleted]) -> Value {
 }
 
 /// One task as `show` reports it: [`task_json`] plus `cancelled_deps` (dependencies
-/// that were cancelled: satisfied, but not done), `children` (`id`, `status`) and
-/// `progress` (`done`, `cancelled`, `total` of the children).
+/// that were cancelled: satisfied, but not done), `children` (`id`, `status`),
+/// `progress` (`done`, `cancelled`, `total` of the children) and `reason` (how its
+/// last lease ended, when `release` or `done` gave one: `kind`, `agent`, `at`, `text`;
+/// else null).
 pub fn shown_json(s: &Shown) -> Value {
     let mut t = task_json(&s.task, s.now);
     t["cancelled_deps"] = json!(s.cancelled());
@@ -291,6 +293,10 @@ pub fn shown_json(s: &Shown) -> Value {
         .map(|c| json!({"id": c.id, "status": c.status}))
         .collect();
     t["progress"] = json!(s.progress());
+    t["reason"] = s.reason.as_ref().map_or(
+        Value::Null,
+        |e| json!({"kind": e.kind, "agent": e.agent, "at": e.at.to_rfc3339(), "text": e.reason}),
+    );
     json!({"ok": true, "task": t})
 }
 

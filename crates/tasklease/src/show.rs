@@ -3,7 +3,10 @@
 //! parent's progress). The CLI and the MCP server both build their answer from a
 //! [`Shown`], so the two cannot drift.
 
-use crate::{DepState, Error, Millis, Progress, Result, Status, Store, Task, TaskId};
+use crate::{DepState, Error, Event, Millis, Progress, Result, Status, Store, Task, TaskId};
+
+/// How far back in the task's history `show` looks for how its last lease ended.
+const ENDING_LOOKBACK: u32 = 50;
 
 /// One task as `show` reports it.
 #[derive(Clone, Debug)]
@@ -16,6 +19,9 @@ pub struct Shown {
     pub children: Vec<Task>,
     /// The store's clock when it was read, to judge the lease.
     pub now: Millis,
+    /// How the task's last lease ended, if by `release` or `done` with a reason (the
+    /// history event that says so).
+    pub reason: Option<Event>,
 }
 
 impl Shown {
@@ -31,12 +37,19 @@ impl Shown {
             store.deps(id)?.map(|d| d.on).unwrap_or_default()
         };
         let children = store.children(id, &crate::ListFilter::default())?;
+        let reason = store
+            .log(Some(id), ENDING_LOOKBACK)?
+            .into_iter()
+            .rev()
+            .find(|e| e.kind.ends_lease())
+            .filter(|e| e.reason.is_some());
         let now = store.now()?;
         Ok(Shown {
             task,
             on,
             children,
             now,
+            reason,
         })
     }
 

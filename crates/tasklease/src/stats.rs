@@ -421,6 +421,7 @@ mod tests {
             lease_ms: None,
             wait_us: None,
             busy: None,
+            reason: None,
         }
     }
 

@@ -45,6 +45,7 @@ fn event_json(e: &Event) -> Value {
         "agent": e.agent,
         "fence": e.fence,
         "detail": e.detail,
+        "reason": e.reason,
         "lease_ms": e.lease_ms,
         "wait_us": e.wait_us,
         "busy": e.busy,
@@ -73,6 +74,10 @@ fn event_line(e: &Event) -> String {
         if let Some(b) = e.busy.filter(|&b| b > 0) {
             s.push_str(&format!(" ({b} busy retries)"));
         }
+    }
+    if let Some(r) = &e.reason {
+        // One line by construction; a row written by plain SQL is escaped on output.
+        s.push_str(&format!("  reason: {r}"));
     }
     if let Some(d) = &e.detail {
         s.push_str(&format!("  — {d}"));

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tasklease::json::{
     ended_by_token_json, ended_json, error_of, reaped_item_json, reaped_json, renewed_json,
 };
-use tasklease::{AgentId, LeaseDuration, Reaped, Retention, Store, TaskId, Token};
+use tasklease::{AgentId, LeaseDuration, Reaped, Reason, Retention, Store, TaskId, Token};
 
 use super::Ctx;
 use crate::args::{ReapArgs, ReleaseArgs};
@@ -33,7 +33,7 @@ pub fn release(cx: &Ctx<'_>, a: &ReleaseArgs) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
     let store = cx.store()?;
     if let Some(token) = a.token.as_ref().filter(|_| !a.force) {
-        let ended = store.release(&a.id, token, a.status, &agent)?;
+        let ended = store.release_with_reason(&a.id, token, a.status, &agent, a.reason.as_ref())?;
         let now = store.now()?;
         let human = if ended.repeat {
             format!(
@@ -57,10 +57,15 @@ pub fn release(cx: &Ctx<'_>, a: &ReleaseArgs) -> tasklease::Result<Report> {
     ))
 }
 
-pub fn done(cx: &Ctx<'_>, id: &TaskId, token: &Token) -> tasklease::Result<Report> {
+pub fn done(
+    cx: &Ctx<'_>,
+    id: &TaskId,
+    token: &Token,
+    reason: Option<&Reason>,
+) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
     let store = cx.store()?;
-    let ended = store.done(id, token, &agent)?;
+    let ended = store.done_with_reason(id, token, &agent, reason)?;
     let now = store.now()?;
     let human = if ended.repeat {
         format!(

@@ -80,7 +80,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Claim(a) => claim::run(&cx, a),
         Cmd::Renew { id, token, lease } => lease::renew(&cx, id, token, *lease),
         Cmd::Release(a) => lease::release(&cx, a),
-        Cmd::Done { id, token } => lease::done(&cx, id, token),
+        Cmd::Done { id, token, reason } => lease::done(&cx, id, token, reason.as_ref()),
         Cmd::Reap(a) => lease::reap(&cx, a),
         Cmd::Bench(a) => bench::run(&cx, a),
         Cmd::BenchWorker(a) => bench::worker(&cx, a),

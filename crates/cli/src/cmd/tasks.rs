@@ -177,6 +177,15 @@ pub fn show(cx: &Ctx<'_>, id: &TaskId) -> Result<Report> {
     let store = cx.store()?;
     let shown = Shown::read(&*store, id)?;
     let mut human = describe(&shown.task, &shown.cancelled(), shown.now);
+    if let Some(e) = &shown.reason {
+        human.push_str(&format!(
+            "\n  reason    {} by {} at {}: {}",
+            e.kind.as_str(),
+            e.agent,
+            e.at,
+            e.reason.as_deref().unwrap_or_default()
+        ));
+    }
     if !shown.children.is_empty() {
         let list: Vec<String> = shown
             .children
