@@ -324,6 +324,15 @@ pub trait Store: Send + Sync {
     /// dependency neither in the batch nor in the store; nothing is written then.
     fn import(&self, batch: &ImportBatch) -> Result<ImportOutcome>;
 
+    /// The live leases `agent` holds, with their tokens, oldest claim first: how an
+    /// agent that lost its context (a restart, an unknown outcome) finds its way back.
+    /// Whoever can use a name can read its tokens: the token guards against confused
+    /// agents, not against one that takes another's name (docs/security.md).
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn mine(&self, agent: &AgentId) -> Result<Vec<Lease>>;
+
     /// The store's clock, as leases see it.
     ///
     /// # Errors

@@ -1241,6 +1241,16 @@ impl Store for PgStore {
         self.import_batch(batch)
     }
 
+    fn mine(&self, who: &AgentId) -> Result<Vec<Lease>> {
+        let now = self.now_param();
+        self.run("list your leases", Retry::Read, |c| {
+            c.query(sql::MINE, &[&who.as_str(), &now])?
+                .iter()
+                .map(|r| lease(r, task_id(r.try_get("id")?)?, who.clone(), "fence"))
+                .collect()
+        })
+    }
+
     fn now(&self) -> Result<Millis> {
         let now = self.now_param();
         self.run("read the database clock", Retry::Read, |c| {

@@ -44,6 +44,7 @@ sql! {
     NOW = "now.sql";
     PARENT_CHAIN = "parent_chain.sql";
     PRIOR = "prior.sql";
+    MINE = "mine.sql";
     READY = "ready.sql";
     PRUNE = "prune.sql";
     PRUNE_SPAN = "prune_span.sql";

@@ -1714,6 +1714,41 @@ impl Store for SqliteStore {
         Ok(counts)
     }
 
+    fn mine(&self, who: &AgentId) -> Result<Vec<Lease>> {
+        self.read(|tx| {
+            let now = read_now(tx, &self.clock)?;
+            type Row = (String, i64, Option<String>, i64, i64, i64);
+            let rows: Vec<Row> = tx
+                .prepare_cached(sql::MINE)
+                .and_then(|mut s| {
+                    s.query_map(named_params! {":agent": who.as_str(), ":now": now}, |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    })?
+                    .collect()
+                })
+                .ctx("list your leases")?;
+            rows.into_iter()
+                .map(|(id, fence, secret, assigned_at, lock_until, version)| {
+                    Ok(Lease {
+                        task: task_id(&id)?,
+                        agent: who.clone(),
+                        token: Token::from_parts(fence, secret.as_deref())?,
+                        assigned_at: Millis(assigned_at),
+                        lock_until: Millis(lock_until),
+                        version,
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn now(&self) -> Result<Millis> {
         read_now(&self.lock().conn, &self.clock).map(Millis)
     }

@@ -439,6 +439,32 @@ pub fn release_and_done_record_their_reason(f: &dyn Fixture) {
     );
 }
 
+/// `mine` lists exactly the caller's live leases, with their whole tokens, oldest
+/// claim first: what an agent that lost its context needs to carry on.
+pub fn mine_lists_live_leases_with_tokens(f: &dyn Fixture) {
+    let (s, clock) = setup(f);
+    for t in ["t1", "t2", "t3"] {
+        add(&*s, t, Priority::Medium, &[]);
+    }
+    let (a, b) = (agent("a"), agent("b"));
+    assert!(s.mine(&a).unwrap().is_empty());
+    let l1 = claimed(s.claim(&id("t1"), &a, minutes(1), None).unwrap());
+    clock.advance(10);
+    let l2 = claimed(s.claim(&id("t2"), &a, minutes(5), None).unwrap());
+    let l3 = claimed(s.claim(&id("t3"), &b, minutes(5), None).unwrap());
+    let mine = s.mine(&a).unwrap();
+    assert_eq!(mine, [l1.clone(), l2.clone()]);
+    assert_eq!(s.mine(&b).unwrap(), [l3]);
+    // The tokens it returns work.
+    s.done(&id("t1"), &mine[0].token, &a).unwrap();
+    assert_eq!(s.mine(&a).unwrap(), [l2.clone()]);
+    // A renewal shows; an expired lease is no longer the caller's.
+    let renewed = s.renew(&id("t2"), &l2.token, minutes(2), &a).unwrap();
+    assert_eq!(s.mine(&a).unwrap()[0].lock_until, renewed.lock_until);
+    clock.advance(3 * 60_000);
+    assert!(s.mine(&a).unwrap().is_empty());
+}
+
 /// A token is a bearer secret: the right fence with a wrong secret, or the bare fence
 /// number, is refused by every verb that takes a token — as a token never issued
 /// (`lease_lost`) — and changes nothing; each new lease gets a new secret, and the

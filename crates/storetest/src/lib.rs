@@ -56,6 +56,7 @@ macro_rules! conformance {
             expiry_lets_another_claim, tokens_increase_per_task, renew_extends,
             release_hands_back, done_unblocks_dependants, stale_token_refused_everywhere,
             a_guessed_token_is_refused, release_and_done_record_their_reason,
+            mine_lists_live_leases_with_tokens,
             claim_next_order, claim_next_dependencies, claim_next_takes_expired, claim_next_empty,
             batch_all_or_nothing, batch_bad_input,
             update_optimistic, update_under_lease, reap_expired, release_force,

@@ -364,6 +364,17 @@ impl AsyncStore {
         self.call(|s| s.counts())
     }
 
+    /// [`Store::mine`].
+    ///
+    /// # Errors
+    /// As [`Store::mine`] and [`AsyncStore::call`].
+    pub fn mine(
+        &self,
+        agent: AgentId,
+    ) -> impl Future<Output = Result<Vec<Lease>>> + Send + 'static {
+        self.call(move |s| s.mine(&agent))
+    }
+
     /// [`Store::now`].
     ///
     /// # Errors

@@ -144,6 +144,30 @@ pub fn claimed_json(l: &Lease, lease: LeaseDuration) -> Value {
     j
 }
 
+/// A claim of a task the caller's identity already holds: its existing lease (same
+/// token, same lease end), `outcome: already_held`. Nothing was changed.
+pub fn already_held_json(l: &Lease, now: Millis) -> Value {
+    let mut j = lease_json(l);
+    j["ok"] = json!(true);
+    j["outcome"] = json!("already_held");
+    j["lease_left_ms"] = json!(l.lock_until.since(now));
+    j
+}
+
+/// The caller's live leases with their tokens (`mine`): `count` and `leases` (each as
+/// [`lease_json`], plus `lease_left_ms`).
+pub fn mine_json(leases: &[Lease], now: Millis) -> Value {
+    let each: Vec<Value> = leases
+        .iter()
+        .map(|l| {
+            let mut j = lease_json(l);
+            j["lease_left_ms"] = json!(l.lock_until.since(now));
+            j
+        })
+        .collect();
+    json!({"ok": true, "count": leases.len(), "leases": each})
+}
+
 /// A whole batch claimed, in the order asked.
 pub fn batch_claimed_json(leases: &[Lease]) -> Value {
     json!({
