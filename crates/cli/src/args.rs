@@ -92,6 +92,9 @@ pub enum Cmd {
         /// The task
         id: TaskId,
     },
+    /// Your live leases with their tokens (needs --agent or TASKLEASE_AGENT): how to find
+    /// your way back after a restart
+    Mine,
     /// Claim a task by id, a batch (all or nothing), or the next ready one
     Claim(ClaimArgs),
     /// Extend your lease (to now + --lease)
@@ -387,7 +390,7 @@ pub struct ListArgs {
     /// Only tasks held by this agent
     #[arg(long)]
     pub assignee: Option<String>,
-    /// Only tasks held by this process's agent id
+    /// Only tasks held by you (--agent or TASKLEASE_AGENT; the per-process default name is refused)
     #[arg(long, conflicts_with = "assignee")]
     pub mine: bool,
     /// Only tasks with this tag

@@ -23,9 +23,18 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// `tasklease mcp` on the project's store, with an rmcp client named `name`
 /// connected to it.
 async fn client(p: &Project, name: &str) -> Client {
+    client_as(p, name, None).await
+}
+
+/// [`client`], with `TASKLEASE_AGENT` set to `agent` in the server's environment (as a
+/// client's `env` sets it), or unset.
+async fn client_as(p: &Project, name: &str, agent: Option<&str>) -> Client {
     let mut cmd = p.cmd(&["mcp"]);
     cmd.env_remove("TASKLEASE_AGENT")
         .env_remove("TASKLEASE_LOG");
+    if let Some(a) = agent {
+        cmd.env("TASKLEASE_AGENT", a);
+    }
     let (transport, _) = TokioChildProcess::builder(tokio::process::Command::from(cmd))
         .stderr(Stdio::inherit())
         .spawn()
@@ -44,6 +53,7 @@ fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 each_store!(
+    restart_and_recover,
     rmcp_client_claims_renews_and_finishes_a_task,
     two_clients_race_for_one_task_and_exactly_one_wins,
     every_session_ends_with_exit_0_at_end_of_input,
@@ -126,7 +136,7 @@ async fn claim_renew_done(p: &Project) {
     assert_eq!(
         names,
         [
-            "add", "claim", "done", "list", "locks", "reap", "release", "renew", "show"
+            "add", "claim", "done", "list", "locks", "mine", "reap", "release", "renew", "show"
         ]
     );
 
@@ -179,8 +189,12 @@ fn two_clients_race_for_one_task_and_exactly_one_wins(p: &Project) {
 
 async fn race(p: &Project) {
     const ROUNDS: usize = 8;
-    // Two sessions of the same client program: their servers must not share a name.
-    let (a, b) = tokio::join!(client(p, "claude-code"), client(p, "claude-code"));
+    // Two sessions of the same client program in one project, each given its own name
+    // in its server's environment (as the README says to).
+    let (a, b) = tokio::join!(
+        client_as(p, "claude-code", Some("alice")),
+        client_as(p, "claude-code", Some("bob"))
+    );
     for round in 0..ROUNDS {
         let id = format!("race-{round}");
         p.ok(&["add", "contended", "--id", &id]);
@@ -212,9 +226,19 @@ async fn race(p: &Project) {
     p.ok(&["add", "for b", "--id", "xb"]);
     let na = result(&call(&a, "claim", json!({"id": "xa"})).await, false)["agent"].clone();
     let nb = result(&call(&b, "claim", json!({"id": "xb"})).await, false)["agent"].clone();
-    assert_ne!(na, nb, "two servers gave their clients one name");
+    assert_eq!((na, nb), (json!("alice"), json!("bob")));
     a.cancel().await.unwrap();
     b.cancel().await.unwrap();
+    // Without names of their own, two sessions of one client in one project share the
+    // default name (stable across restarts), so the second is handed the first's lease.
+    let (c, d) = tokio::join!(client(p, "claude-code"), client(p, "claude-code"));
+    p.ok(&["add", "shared", "--id", "shared"]);
+    let first = result(&call(&c, "claim", json!({"id": "shared"})).await, false);
+    let second = result(&call(&d, "claim", json!({"id": "shared"})).await, false);
+    assert_eq!(second["outcome"], "already_held", "{second}");
+    assert_eq!(second["token"], first["token"]);
+    c.cancel().await.unwrap();
+    d.cancel().await.unwrap();
 }
 
 /// A server driven by hand: lines in, lines out, each line read with a deadline.
@@ -234,13 +258,22 @@ impl Raw {
     }
 
     fn start_in(dir: &std::path::Path, args: &[&str]) -> Raw {
-        let mut child = Command::new(bin())
-            .arg("mcp")
+        Raw::start_as(dir, args, Some("raw-agent"))
+    }
+
+    /// With `TASKLEASE_AGENT` set to `agent`, or unset.
+    fn start_as(dir: &std::path::Path, args: &[&str], agent: Option<&str>) -> Raw {
+        let mut cmd = Command::new(bin());
+        cmd.arg("mcp")
             .args(args)
             .current_dir(dir)
             .env_remove("TASKLEASE_DB")
             .env_remove("TASKLEASE_LOG")
-            .env("TASKLEASE_AGENT", "raw-agent")
+            .env_remove("TASKLEASE_AGENT");
+        if let Some(a) = agent {
+            cmd.env("TASKLEASE_AGENT", a);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -434,37 +467,104 @@ fn eof_ends_the_server_cleanly_after_answering() {
 }
 
 #[test]
-fn the_agent_is_the_argument_then_agent_flag_then_client_then_environment() {
+fn the_agent_is_the_argument_then_agent_flag_then_environment_then_client() {
     let p = Project::new();
-    for id in ["a", "b", "c", "d"] {
+    for id in ["a", "b", "c", "d", "e"] {
         p.ok(&["add", id, "--id", id]);
     }
     let agent_of = |r: &Value| r["result"]["structuredContent"]["agent"].clone();
-    let mut s = Raw::start(&p);
-    let pid = s.child.id();
+    // No flag, no variable: the client's name, the host and the project's hash — no
+    // process id, so a restarted server has the same name.
+    let mut s = Raw::start_as(p.root(), &[], None);
+    let pid = s.child.id().to_string();
     s.handshake_as("Cursor");
-    let host_pid = format!("-{pid}");
     let by_client = agent_of(&s.tool(2, "claim", json!({"id": "a"})));
-    let by_client = by_client.as_str().unwrap();
-    assert!(
-        by_client.starts_with("Cursor-") && by_client.ends_with(&host_pid),
-        "{by_client}"
-    );
+    let by_client = by_client.as_str().unwrap().to_owned();
+    assert!(by_client.starts_with("Cursor-"), "{by_client}");
+    assert!(!by_client.ends_with(&pid), "{by_client}");
     let by_arg = agent_of(&s.tool(3, "claim", json!({"id": "b", "agent": "named"})));
     assert_eq!(by_arg, "named");
     s.hang_up();
-    // A client that gives no usable name: $TASKLEASE_AGENT.
+    let mut s = Raw::start_as(p.root(), &[], None);
+    s.handshake_as("Cursor");
+    assert_eq!(
+        agent_of(&s.tool(2, "mine", json!({}))),
+        Value::Null,
+        "mine answers leases, not one agent"
+    );
+    let again = &s.tool(3, "mine", json!({}))["result"]["structuredContent"];
+    assert_eq!(again["leases"][0]["agent"], by_client.as_str(), "{again}");
+    s.hang_up();
+    // $TASKLEASE_AGENT in the server's environment wins over the client's name.
+    let mut s = Raw::start_as(p.root(), &[], Some("from-env"));
+    s.handshake_as("Cursor");
+    assert_eq!(
+        agent_of(&s.tool(2, "claim", json!({"id": "c"}))),
+        "from-env"
+    );
+    s.hang_up();
+    // A client that gives no usable name: $TASKLEASE_AGENT too.
     let mut s = Raw::start(&p);
     s.handshake_as(" ");
     assert_eq!(
-        agent_of(&s.tool(2, "claim", json!({"id": "c"}))),
+        agent_of(&s.tool(2, "claim", json!({"id": "d"}))),
         "raw-agent"
     );
     s.hang_up();
-    // `tasklease mcp --agent` over the client's name.
+    // `tasklease mcp --agent` over both.
     let mut s = Raw::start_with(&p, &["--agent", "flagged"]);
     s.handshake_as("Cursor");
-    assert_eq!(agent_of(&s.tool(2, "claim", json!({"id": "d"}))), "flagged");
+    assert_eq!(agent_of(&s.tool(2, "claim", json!({"id": "e"}))), "flagged");
+    s.hang_up();
+}
+
+/// An agent whose server was killed finds its way back: a new server (the same client,
+/// in the same project) has the same name, `mine` returns the lease with its token, a
+/// claim of the task answers `already_held` with that token, and `done` with it works.
+fn restart_and_recover(p: &Project) {
+    p.ok(&["add", "parser", "--id", "parser"]);
+    p.ok(&["add", "lexer", "--id", "lexer"]);
+    let db: Vec<&str> = match &p.pg {
+        Some(pg) => vec!["--db", pg.conn()],
+        None => vec![],
+    };
+    let sc = |r: &Value| r["result"]["structuredContent"].clone();
+    let mut s = Raw::start_as(p.root(), &db, None);
+    s.handshake_as("claude-code");
+    let claimed = sc(&s.tool(2, "claim", json!({"id": "parser", "lease": "10m"})));
+    let token = claimed["token"].as_str().unwrap().to_owned();
+    let me = claimed["agent"].as_str().unwrap().to_owned();
+    // Killed: no goodbye, the lease stays.
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+
+    let mut s = Raw::start_as(p.root(), &db, None);
+    s.handshake_as("claude-code");
+    let mine = sc(&s.tool(2, "mine", json!({})));
+    assert_eq!(mine["count"], 1, "{mine}");
+    let lease = &mine["leases"][0];
+    assert_eq!(lease["id"], "parser");
+    assert_eq!(lease["agent"], me.as_str());
+    assert_eq!(lease["token"], token.as_str(), "mine returns the token");
+    assert!(lease["lease_left_ms"].as_i64().unwrap() > 0);
+    // Claiming it again by the same identity hands back the same lease.
+    let again = s.tool(3, "claim", json!({"id": "parser"}));
+    assert_ne!(again["result"]["isError"], true, "{again}");
+    let again = sc(&again);
+    assert_eq!(again["outcome"], "already_held", "{again}");
+    assert_eq!(again["token"], token.as_str());
+    // A batch that includes it says it is held by you, with the token.
+    let batch = s.tool(4, "claim", json!({"ids": ["lexer", "parser"]}));
+    let text = batch["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("held by you (token {token})")),
+        "{text}"
+    );
+    let done = sc(&s.tool(5, "done", json!({"id": "parser", "token": token})));
+    assert_eq!(done["outcome"], "done", "{done}");
+    let repeat = sc(&s.tool(6, "done", json!({"id": "parser", "token": token})));
+    assert_eq!(repeat["outcome"], "already_done", "{repeat}");
+    assert_eq!(sc(&s.tool(7, "mine", json!({})))["count"], 0);
     s.hang_up();
 }
 

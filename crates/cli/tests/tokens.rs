@@ -198,7 +198,53 @@ fn release_and_done_take_a_reason_shown_by_show_and_log(p: &Project) {
     p.json(&["release", "s", "--force", "--reason", "x"], 2);
 }
 
+/// `mine` lists the caller's live leases with their tokens — for a stable name only:
+/// the default per-process name (and `list --mine` with it) is refused (exit 2), saying
+/// how to name yourself. A holder re-claiming without its token is told its name
+/// matches and how to re-claim.
+fn mine_finds_your_way_back_and_needs_a_stable_name(p: &Project) {
+    p.ok(&["add", "one", "--id", "one"]);
+    p.ok(&["add", "two", "--id", "two"]);
+    let c = p.json(&["claim", "one", "--agent", "alice"], 0);
+    p.json(&["claim", "two", "--agent", "bob"], 0);
+    let mine = p.json(&["mine", "--agent", "alice"], 0);
+    assert_eq!(mine["count"], 1, "{mine}");
+    assert_eq!(mine["leases"][0]["id"], "one");
+    assert_eq!(mine["leases"][0]["token"], c["token"]);
+    assert_eq!(mine["leases"][0]["fence"], 1);
+    let human = p.ok(&["mine", "--agent", "alice"]);
+    assert!(human.contains(c["token"].as_str().unwrap()), "{human}");
+    // TASKLEASE_AGENT names you as well (the test harness sets it to "tester").
+    assert_eq!(p.json(&["mine"], 0)["count"], 0);
+    for args in [vec!["mine", "--json"], vec!["list", "--mine", "--json"]] {
+        let out = p.cmd(&args).env_remove("TASKLEASE_AGENT").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let v = common::parse_one(&out.stdout);
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("TASKLEASE_AGENT") && msg.contains("--agent"),
+            "{args:?}: {msg}"
+        );
+    }
+    // Re-claiming your own task without the token: told that your name matches.
+    let out = p.run(&["claim", "one", "--agent", "alice"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("held by you (alice)") && err.contains("--token T"),
+        "{err}"
+    );
+    let v = p.json(&["claim", "one", "--agent", "alice"], 3);
+    assert_eq!(v["held_by_you"], true, "{v}");
+    let v = p.json(&["claim", "one", "--agent", "carol"], 3);
+    assert!(v.get("held_by_you").is_none(), "{v}");
+    // The token re-claims.
+    let tok = mine["leases"][0]["token"].as_str().unwrap();
+    p.json(&["claim", "one", "--agent", "alice", "--token", tok], 0);
+}
+
 each_store!(
+    mine_finds_your_way_back_and_needs_a_stable_name,
     a_guessed_token_is_refused,
     reap_reports_fences_not_tokens,
     release_and_done_take_a_reason_shown_by_show_and_log

@@ -577,6 +577,24 @@ impl ReapArgs {
     }
 }
 
+/// `mine`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MineArgs {
+    /// Whose leases. Omit it to use the name this server gave you.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "agent_schema")]
+    pub agent: Option<String>,
+}
+
+impl MineArgs {
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed agent name.
+    pub fn check(&self, me: impl Me) -> Result<AgentId> {
+        agent(self.agent.as_deref(), me)
+    }
+}
+
 /// `locks`: no arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -16,11 +16,15 @@
 //!
 //! A stdio server has exactly one client: the process that started it. Its agent id
 //! is, in order: the call's `agent` argument; `--agent` given to `tasklease mcp`;
-//! `<client name>-<host>-<pid>`, from the name the client sent in `initialize` (so two
-//! Claude Code sessions, each with its own server process, never share a name);
-//! `$TASKLEASE_AGENT`; else the CLI's default `<role>-<host>-<pid>`. As everywhere in
-//! tasklease the name is for display and history: authority over a task is the token
-//! its claim returned, which renew, release and done require.
+//! `$TASKLEASE_AGENT` set in the server's environment (the client's `env` for it: the
+//! user's choice wins over the client's self-reported name); else
+//! `<client name>-<host>-<project hash>`, from the name the client sent in
+//! `initialize` and a short hash of the project directory — no process id, so a
+//! restarted server (a restarted agent) has the same name and `mine` finds its leases;
+//! without a client name, `agent-<host>-<project hash>`. Two sessions of one client in
+//! one project share that default name: give each its own `TASKLEASE_AGENT` (README).
+//! Authority over a task is the token its claim returned, which renew, release and
+//! done require; a name lets its user find those tokens again (`mine`).
 //!
 //! # One store thread per session, calls in the order sent
 //!
@@ -138,8 +142,11 @@ impl Stores {
 pub struct Identity {
     /// `--agent` given to the server: used over the client's own name.
     pub explicit: Option<AgentId>,
-    /// `$TASKLEASE_AGENT`: used when the client did not say its name.
+    /// `$TASKLEASE_AGENT`: used over the client's own name.
     pub env: Option<AgentId>,
+    /// The project directory, hashed into the default name (`None`: the current
+    /// directory).
+    pub place: Option<std::path::PathBuf>,
 }
 
 impl Identity {
@@ -153,7 +160,11 @@ impl Identity {
             .filter(|a| !a.is_empty())
             .map(|a| AgentId::new(&a))
             .transpose()?;
-        Ok(Identity { explicit, env })
+        Ok(Identity {
+            explicit,
+            env,
+            place: None,
+        })
     }
 
     /// The agent id for a caller whose client announced itself as `client`.
@@ -161,18 +172,19 @@ impl Identity {
     /// # Errors
     /// [`Error::Invalid`] only if no valid id can be made (an over-long role).
     pub fn resolve(&self, client: Option<&str>) -> Result<AgentId> {
-        if let Some(a) = &self.explicit {
+        if let Some(a) = self.explicit.as_ref().or(self.env.as_ref()) {
             return Ok(a.clone());
         }
-        if let Some(name) = client.map(str::trim).filter(|n| !n.is_empty()) {
-            // Short enough that name, host and pid fit in an id.
-            let name: String = name.chars().take(40).collect();
-            return tasklease::identity::generated(&name, std::process::id());
-        }
-        match &self.env {
-            Some(a) => Ok(a.clone()),
-            None => tasklease::identity::agent_id(None),
-        }
+        let place = match &self.place {
+            Some(p) => p.clone(),
+            None => std::env::current_dir().unwrap_or_default(),
+        };
+        let name = match client.map(str::trim).filter(|n| !n.is_empty()) {
+            // Short enough that name, host and hash fit in an id.
+            Some(name) => name.chars().take(40).collect(),
+            None => "agent".to_owned(),
+        };
+        tasklease::identity::stable(&name, &place)
     }
 }
 

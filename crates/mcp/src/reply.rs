@@ -12,7 +12,7 @@
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
 use tasklease::json::{batch_refused_json, empty_json, error_of, refusal_json};
-use tasklease::{Error, LostWhy, Refusal, TaskId, Unclaimable};
+use tasklease::{Error, Lease, LostWhy, Refusal, TaskId, Unclaimable};
 
 /// A result: the object as structured content and as text.
 pub fn ok(value: Value) -> CallToolResult {
@@ -45,9 +45,20 @@ pub fn refused(id: &TaskId, r: &Refusal) -> CallToolResult {
     failed(refusal_sentence(id, r), refusal_json(id, r))
 }
 
-/// A refused batch: nothing was claimed.
-pub fn batch_refused(why: &[(TaskId, Refusal)]) -> CallToolResult {
-    let each: Vec<String> = why.iter().map(|(id, r)| refusal_sentence(id, r)).collect();
+/// A refused batch: nothing was claimed. `mine`: the caller's live leases, so that a
+/// task held by the caller's own name is said to be held by you, with its token.
+pub fn batch_refused(why: &[(TaskId, Refusal)], mine: &[Lease]) -> CallToolResult {
+    let each: Vec<String> = why
+        .iter()
+        .map(|(id, r)| match mine.iter().find(|l| &l.task == id) {
+            Some(l) => format!(
+                "{id} is held by you (token {}) until {}: it is yours already; leave it out \
+                 of the batch and keep working on it.",
+                l.token, l.lock_until
+            ),
+            None => refusal_sentence(id, r),
+        })
+        .collect();
     failed(
         format!(
             "Nothing was claimed (a batch is all or nothing). {} Claim the other tasks \
@@ -118,8 +129,8 @@ fn next_step(e: &Error) -> String {
               database exist, call again."
             .to_owned(),
         Error::OutcomeUnknown { .. } => "Whether this call took effect is unknown, so do not \
-              simply repeat it: look first. Call list with mine: true or show the task to see \
-              what you hold. A done or release repeated with the same token is safe (it answers \
+              simply repeat it: look first with mine (your live leases, with their tokens) or \
+              show the task. A done or release repeated with the same token is safe (it answers \
               already_done / already_released); a claim is safe to repeat only with the same \
               request_id."
             .to_owned(),
@@ -152,6 +163,7 @@ mod tests {
             source: "connection reset".into(),
         });
         assert!(unknown.contains("look first"), "{unknown}");
+        assert!(unknown.contains("mine"), "{unknown}");
         assert!(!unknown.contains("Try again"), "{unknown}");
         let busy = next_step(&Error::Busy {
             what: "the database's writer turn".to_owned(),

@@ -14,14 +14,14 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use tasklease::asynchronous::AsyncStore;
 use tasklease::json::{
-    batch_claimed_json, claimed_json, ended_by_token_json, locks_json, one_task_json, reaped_json,
-    renewed_json, shown_json, tasks_json,
+    already_held_json, batch_claimed_json, claimed_json, ended_by_token_json, locks_json,
+    mine_json, one_task_json, reaped_json, renewed_json, shown_json, tasks_json,
 };
 use tasklease::show::Shown;
-use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Result, Store, project};
+use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Refusal, Result, Store, project};
 
 use crate::args::{
-    AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, ListView, LocksArgs, ReapArgs,
+    AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, ListView, LocksArgs, MineArgs, ReapArgs,
     ReleaseArgs, RenewArgs, ShowArgs, schema,
 };
 use crate::order::Turn;
@@ -155,7 +155,23 @@ impl Server {
                         ClaimOutcome::Claimed(l) => {
                             reply::ok_saying(claimed_sentence(&l), claimed_json(&l, lease))
                         }
-                        ClaimOutcome::Refused(r) => reply::refused(&id, &r),
+                        // Held by this very name: hand back its own lease rather than
+                        // a refusal (an agent that lost its context finds its way back).
+                        ClaimOutcome::Refused(r) => {
+                            let own = match &r {
+                                Refusal::Held { by, .. } if *by == agent => {
+                                    store.mine(&agent)?.into_iter().find(|l| l.task == id)
+                                }
+                                _ => None,
+                            };
+                            match own {
+                                Some(l) => reply::ok_saying(
+                                    already_held_sentence(&l),
+                                    already_held_json(&l, store.now()?),
+                                ),
+                                None => reply::refused(&id, &r),
+                            }
+                        }
                     }
                 }
                 Claim::Batch(ids) => match store.claim_batch_keyed(&ids, &agent, lease, key)? {
@@ -163,7 +179,17 @@ impl Server {
                         let each: Vec<String> = leases.iter().map(claimed_sentence).collect();
                         reply::ok_saying(each.join(" "), batch_claimed_json(&leases))
                     }
-                    BatchOutcome::Refused(why) => reply::batch_refused(&why),
+                    BatchOutcome::Refused(why) => {
+                        let mine = if why
+                            .iter()
+                            .any(|(_, r)| matches!(r, Refusal::Held { by, .. } if *by == agent))
+                        {
+                            store.mine(&agent)?
+                        } else {
+                            Vec::new()
+                        };
+                        reply::batch_refused(&why, &mine)
+                    }
                 },
             })
         })
@@ -285,6 +311,22 @@ impl Server {
         .await
     }
 
+    /// Your live leases, with their tokens: call it first after a restart, a lost context or an error whose outcome is unknown (`outcome_unknown`), to find the tasks you hold and the tokens renew, release and done need.
+    /// Success: `count` and `leases`, each `id`, `token`, `fence`, `lock_until`, `lock_until_ms`, `lease_left_ms`, `agent`, `version`.
+    #[tool(input_schema = schema::<MineArgs>(), annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    async fn mine(
+        &self,
+        Args(args): Args<MineArgs>,
+        cx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
+        self.run(&cx, checked, |store, agent| {
+            let leases = store.mine(&agent)?;
+            Ok(reply::ok(mine_json(&leases, store.now()?)))
+        })
+        .await
+    }
+
     /// Housekeeping: return every task whose lease ran out to todo, and list them (`reaped`: `id`, the former holder `agent`, its now-stale `token`, `lock_until`; and `count`). You never need this before claiming — a claim already treats an expired lease as free.
     #[tool(input_schema = schema::<ReapArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
     async fn reap(
@@ -342,6 +384,14 @@ impl Server {
             Err(e) => reply::error(&Error::store("the tool call failed", e)),
         }
     }
+}
+
+fn already_held_sentence(l: &tasklease::Lease) -> String {
+    format!(
+        "You already hold {} (token {}) until {}: nothing was changed. Keep working on it, \
+         renew before then, and finish with done.",
+        l.task, l.token, l.lock_until
+    )
 }
 
 fn claimed_sentence(l: &tasklease::Lease) -> String {

@@ -55,7 +55,7 @@ async fn tools_are_listed_with_object_schemas_and_descriptions() {
     assert_eq!(
         names,
         [
-            "add", "claim", "done", "list", "locks", "reap", "release", "renew", "show"
+            "add", "claim", "done", "list", "locks", "mine", "reap", "release", "renew", "show"
         ]
     );
     for t in &tools {
@@ -97,8 +97,9 @@ async fn claim_renew_done_with_the_clients_name() {
     assert_eq!(cl["id"], "A");
     assert_eq!(cl["lease_ms"], 600_000);
     let me = cl["agent"].as_str().unwrap();
-    let want = format!("Some_Client-{}-{}", gethost(), std::process::id());
-    assert_eq!(me, want);
+    let here = std::env::current_dir().unwrap();
+    let want = tasklease::identity::stable("Some Client", &here).unwrap();
+    assert_eq!(me, want.as_str());
     assert!(
         text(&claimed).contains("renew before"),
         "{}",
@@ -128,12 +129,6 @@ async fn claim_renew_done_with_the_clients_name() {
     assert_eq!(d["task"]["status"], "done");
     let e = structured(&call(&c, "claim", json!({"next": true})).await, true);
     assert_eq!(e["outcome"], "empty");
-}
-
-fn gethost() -> String {
-    let id = tasklease::identity::generated("x", 1).unwrap();
-    let s = id.as_str();
-    s["x-".len()..s.len() - "-1".len()].to_owned()
 }
 
 #[tokio::test]

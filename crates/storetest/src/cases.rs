@@ -457,7 +457,7 @@ pub fn mine_lists_live_leases_with_tokens(f: &dyn Fixture) {
     assert_eq!(s.mine(&b).unwrap(), [l3]);
     // The tokens it returns work.
     s.done(&id("t1"), &mine[0].token, &a).unwrap();
-    assert_eq!(s.mine(&a).unwrap(), [l2.clone()]);
+    assert_eq!(s.mine(&a).unwrap(), std::slice::from_ref(&l2));
     // A renewal shows; an expired lease is no longer the caller's.
     let renewed = s.renew(&id("t2"), &l2.token, minutes(2), &a).unwrap();
     assert_eq!(s.mine(&a).unwrap()[0].lock_until, renewed.lock_until);

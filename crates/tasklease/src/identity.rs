@@ -33,6 +33,34 @@ pub fn agent_id(explicit: Option<&str>) -> Result<AgentId> {
     generated(&role, std::process::id())
 }
 
+/// The agent id given from outside — `explicit` (`--agent`), else `$TASKLEASE_AGENT` —
+/// for the verbs that look up what "I" hold (`mine`, `list --mine`): the default
+/// `<role>-<hostname>-<pid>` names this process only, so the next process would never
+/// find what this one holds.
+///
+/// # Errors
+/// [`crate::Error::Invalid`] when neither is given (saying to set one), or the value is
+/// not a valid id.
+pub fn named_agent_id(explicit: Option<&str>, what: &str) -> Result<AgentId> {
+    if let Some(a) = explicit {
+        return AgentId::new(a);
+    }
+    if let Ok(a) = std::env::var(AGENT_VAR)
+        && !a.is_empty()
+    {
+        return AgentId::new(&a);
+    }
+    let default = agent_id(None)?;
+    Err(crate::Error::invalid(
+        "agent",
+        format!(
+            "{what} needs a stable agent name: the default one ({default}) contains this \
+             process's id, so it names this process only and would match nothing held \
+             before; set {AGENT_VAR} (e.g. {AGENT_VAR}=alice) or pass --agent NAME"
+        ),
+    ))
+}
+
 /// A name for the `n`th worker (thread or async task) of this process:
 /// `<role>-<hostname>-<pid>-<n>`. Workers of one process that share a name would look
 /// like one agent in history and `list --mine`-style filters; this keeps them apart
@@ -89,9 +117,38 @@ pub fn generated(role: &str, pid: u32) -> Result<AgentId> {
     AgentId::new(&format!("{}-{host}-{pid}", clean(role)))
 }
 
+/// `<name>-<hostname>-<place>`, `place` a short hash (8 hex digits) of a directory:
+/// a name that stays the same across restarts of the same client in the same project
+/// (the MCP server's default), and differs between projects and hosts.
+///
+/// # Errors
+/// [`crate::Error::Invalid`] when the name makes the id too long.
+pub fn stable(name: &str, place: &std::path::Path) -> Result<AgentId> {
+    let place = place.canonicalize().unwrap_or_else(|_| place.to_owned());
+    // FNV-1a: stable across builds and platforms (std's hasher is neither).
+    let hash = place
+        .to_string_lossy()
+        .bytes()
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+    let base = generated(name, 0)?;
+    let base = base.as_str().strip_suffix("-0").unwrap_or(base.as_str());
+    AgentId::new(&format!("{base}-{hash:08x}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stable_names_keep_across_restarts_and_differ_between_projects() {
+        let here = std::path::Path::new("/tmp");
+        let a = stable("claude-code", here).unwrap();
+        assert_eq!(a, stable("claude-code", here).unwrap());
+        assert_ne!(a, stable("claude-code", std::path::Path::new("/")).unwrap());
+        assert_ne!(a, stable("cursor", here).unwrap());
+    }
 
     #[test]
     fn explicit_wins_and_is_validated() {

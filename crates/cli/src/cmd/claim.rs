@@ -3,7 +3,7 @@
 use tasklease::json::{
     batch_claimed_json, batch_refused_json, claimed_json, empty_json, refusal_exit,
 };
-use tasklease::{BatchOutcome, ClaimOutcome, Lease, LeaseDuration, Refusal, TaskId};
+use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Lease, LeaseDuration, Refusal, TaskId};
 
 use super::Ctx;
 use crate::args::ClaimArgs;
@@ -34,7 +34,7 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
         return Ok(
             match store.claim_keyed(id, &agent, a.lease, a.token.as_ref(), key)? {
                 ClaimOutcome::Claimed(l) => claimed(&l, a.lease),
-                ClaimOutcome::Refused(r) => refused(id, &r),
+                ClaimOutcome::Refused(r) => refused_to(id, &r, &agent),
             },
         );
     }
@@ -71,6 +71,28 @@ fn human_lease(l: &Lease, lease: LeaseDuration) -> String {
         l.token,
         l.lock_until,
         human_ms(lease.as_millis())
+    )
+}
+
+/// [`refused`], told to `me`: a holder refused on its own task (its name matches, but
+/// it gave no token or another one) is told so, and how to re-claim.
+pub fn refused_to(id: &TaskId, r: &Refusal, me: &AgentId) -> Report {
+    let Refusal::Held { by, until } = r else {
+        return refused(id, r);
+    };
+    if by != me {
+        return refused(id, r);
+    }
+    let mut json = tasklease::json::refusal_json(id, r);
+    json["held_by_you"] = serde_json::json!(true);
+    Report::refused(
+        Exit::from_code(refusal_exit(r)),
+        json,
+        format!(
+            "{id}: held by you ({by}) until {until}: your agent name matches the holder's, \
+             but a name is not proof of holding it; pass --token T to re-claim it \
+             (`tasklease mine` lists your leases with their tokens)"
+        ),
     )
 }
 

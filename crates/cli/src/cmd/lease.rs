@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tasklease::json::{
-    ended_by_token_json, ended_json, error_of, reaped_item_json, reaped_json, renewed_json,
+    ended_by_token_json, ended_json, error_of, mine_json, reaped_item_json, reaped_json,
+    renewed_json,
 };
 use tasklease::{AgentId, LeaseDuration, Reaped, Reason, Retention, Store, TaskId, Token};
 
@@ -76,6 +77,32 @@ pub fn done(
         format!("done {id}")
     };
     Ok(Report::ok(ended_by_token_json("done", &ended, now), human))
+}
+
+/// `mine`: the caller's live leases, with their tokens — printed to the caller alone.
+pub fn mine(cx: &Ctx<'_>) -> tasklease::Result<Report> {
+    let agent = cx.named_agent("mine")?;
+    let store = cx.store()?;
+    let leases = store.mine(&agent)?;
+    let now = store.now()?;
+    let human = if leases.is_empty() {
+        format!("{agent} holds no live lease")
+    } else {
+        leases
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}  token {}  until {} ({} left)",
+                    l.task,
+                    l.token,
+                    l.lock_until,
+                    human_ms(l.lock_until.since(now))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Ok(Report::ok(mine_json(&leases, now), human))
 }
 
 pub fn reap(cx: &Ctx<'_>, a: &ReapArgs) -> tasklease::Result<Report> {

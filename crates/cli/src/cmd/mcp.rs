@@ -28,7 +28,7 @@ pub fn run(cli: &Cli) -> ExitCode {
 
 fn serve(cli: &Cli) -> tasklease::Result<()> {
     let explicit = cli.agent.as_deref().map(AgentId::new).transpose()?;
-    let identity = Identity::from_env(explicit)?;
+    let mut identity = Identity::from_env(explicit)?;
     let cx = Ctx { cli };
     let options = cx.long_running_options();
     // Found afresh on every attempt, so a project `tasklease init` creates after the
@@ -37,6 +37,7 @@ fn serve(cli: &Cli) -> tasklease::Result<()> {
     let cwd = std::env::current_dir()
         .map_err(|e| tasklease::Error::store("cannot read the current directory", e))?;
     let dir = project_dir(cli.db.as_deref()).unwrap_or_else(|| cwd.clone());
+    identity.place = Some(dir.clone());
     let stores =
         Stores::open_with(move || open::open(&DbSpec::discover(db.as_deref(), &cwd)?, &options));
     tasklease_mcp::run_stdio(Server::new(stores, identity, Some(dir)))

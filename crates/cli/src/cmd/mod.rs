@@ -58,6 +58,12 @@ impl Ctx<'_> {
     pub fn agent(&self) -> Result<AgentId> {
         tasklease::identity::agent_id(self.cli.agent.as_deref())
     }
+
+    /// The agent id given by `--agent` or `TASKLEASE_AGENT`, for `what` (a verb that
+    /// looks up what "I" hold); the per-process default is refused (exit 2).
+    pub fn named_agent(&self, what: &str) -> Result<AgentId> {
+        tasklease::identity::named_agent_id(self.cli.agent.as_deref(), what)
+    }
 }
 
 pub fn run(cli: &Cli) -> Result<Report> {
@@ -69,6 +75,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Dep(d) => dep::run(&cx, d),
         Cmd::Rm(a) => dep::rm(&cx, a),
         Cmd::Show { id } => tasks::show(&cx, id),
+        Cmd::Mine => lease::mine(&cx),
         Cmd::Update(a) => tasks::update(&cx, a),
         Cmd::Import(a) => import::run(&cx, a),
         Cmd::Export(a) => export::run(&cx, a),

@@ -55,7 +55,7 @@ pub fn add(cx: &Ctx<'_>, a: &AddArgs) -> Result<Report> {
 pub fn list(cx: &Ctx<'_>, a: &ListArgs) -> Result<Report> {
     let assignee = match (&a.assignee, a.mine) {
         (Some(s), _) => Some(AgentId::new(s)?),
-        (None, true) => Some(cx.agent()?),
+        (None, true) => Some(cx.named_agent("--mine")?),
         (None, false) => None,
     };
     let filter = ListFilter {
