@@ -447,7 +447,7 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
 
 /// One progress line on stderr (stdout carries only the result).
 fn progress(args: std::fmt::Arguments<'_>) {
-    crate::output::note!("bench: {args}");
+    crate::output::note!("tasklease: bench: {args}");
 }
 
 fn epoch_ms() -> u64 {
