@@ -50,7 +50,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("dependencies / task_dependencies", "dependencies"),
     (
         "parent_id",
-        "tag parent:ID (TODO: a parent once tasks have parents)",
+        "parent (one that is not a task id, or the task itself, is counted)",
     ),
     (
         "created (RFC 3339), else created_at (epoch seconds)",
@@ -399,9 +399,9 @@ fn todo(at: &str, o: &Map<String, Value>, db: bool, notes: &mut Notes) -> Result
     }
     let parent = string(o.get("parent_id"));
     if !parent.is_empty() && parent != "0" {
-        match crate::Tag::new(&format!("parent:{parent}")) {
-            Ok(tag) => tags.push(tag),
-            Err(_) => notes.drop_field(format!("{prefix}parent_id (does not fit a tag)")),
+        match TaskId::new(&parent) {
+            Ok(p) if p != t.id => t.parent = Some(p),
+            _ => notes.drop_field(format!("{prefix}parent_id (not a task id, or its own)")),
         }
     }
     t.tags = crate::distinct_tags(&tags);
