@@ -577,6 +577,52 @@ fn exarp(p: &Project) {
     );
 }
 
+/// exarp-go databases at later schema versions recreate `tasks` with `''` and `0`
+/// instead of NULL, enum and rank columns, and epoch-second `*_ts` times (the issue's
+/// description of migrations 009, 016 and 018, which the public repository's snapshot
+/// does not hold). Columns are read by name: empties are absent, the derived columns are
+/// implied, the `_ts` times are used when the text times are empty.
+#[test]
+fn an_exarp_database_at_a_later_schema_is_read_by_name() {
+    let p = Project::new();
+    let db = p.root().join("todo2.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE tasks (id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', \
+           content TEXT NOT NULL DEFAULT '', long_description TEXT NOT NULL DEFAULT '', \
+           status TEXT NOT NULL DEFAULT 'Todo', status_enum INTEGER NOT NULL DEFAULT 0, \
+           priority TEXT NOT NULL DEFAULT '', priority_enum INTEGER NOT NULL DEFAULT 0, \
+           priority_rank INTEGER NOT NULL DEFAULT 0, parent_id TEXT NOT NULL DEFAULT '', \
+           assignee TEXT NOT NULL DEFAULT '', assigned_at INTEGER NOT NULL DEFAULT 0, \
+           lock_until INTEGER NOT NULL DEFAULT 0, created TEXT NOT NULL DEFAULT '', \
+           last_modified TEXT NOT NULL DEFAULT '', created_ts INTEGER NOT NULL DEFAULT 0, \
+           last_modified_ts INTEGER NOT NULL DEFAULT 0);
+         CREATE TABLE task_dependencies (task_id TEXT, depends_on_id TEXT);
+         CREATE TABLE task_tags (task_id TEXT, tag TEXT);
+         INSERT INTO tasks (id, content, status, status_enum, priority, priority_enum,
+                            priority_rank, created_ts, last_modified_ts)
+              VALUES ('T-10', 'Epic', 'Todo', 1, 'high', 3, 2, 1767952800, 1767956400);
+         INSERT INTO tasks (id, content, status, priority, parent_id)
+              VALUES ('T-11', 'Child', 'Done', '', 'T-10');",
+    )
+    .unwrap();
+    drop(conn);
+    let r = p.json(&["import", "--from", "exarp", db.to_str().unwrap()], 0);
+    assert_eq!(r["created"], 2, "{r}");
+    let carried: Vec<&String> = r["not_carried"].as_object().unwrap().keys().collect();
+    assert!(carried.is_empty(), "{r}");
+    let epic = show(&p, "T-10");
+    assert_eq!(epic["priority"], "high");
+    assert_eq!(epic["created_at"], "2026-01-09T10:00:00.000Z");
+    assert_eq!(epic["updated_at"], "2026-01-09T11:00:00.000Z");
+    let kid = show(&p, "T-11");
+    assert_eq!(
+        (kid["status"].as_str(), kid["parent"].as_str()),
+        (Some("done"), Some("T-10"))
+    );
+    assert_eq!(kid["priority"], "medium");
+}
+
 /// exarp-go's JSON state file.
 fn exarp_json(p: &Project) {
     let file = fixtures().join("exarp-go/state.todo2.json");
