@@ -602,6 +602,9 @@ pub struct StatusArgs {
     /// How many of the latest history events contention and hold times come from
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub window: u32,
+    /// List every held task, not only the nearest expiries (--json always has all)
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// A length of time from the command line, e.g. `500ms`, `10s`, `1m`.

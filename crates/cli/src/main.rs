@@ -8,6 +8,7 @@ mod cmd;
 mod exit;
 mod output;
 mod signals;
+mod table;
 
 use std::process::ExitCode;
 
