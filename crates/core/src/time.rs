@@ -35,6 +35,28 @@ impl Millis {
     }
 }
 
+impl From<std::time::SystemTime> for Millis {
+    /// Milliseconds since the epoch (negative before it), saturating far out.
+    fn from(t: std::time::SystemTime) -> Millis {
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Millis(ms(d)),
+            Err(e) => Millis(-ms(e.duration())),
+        }
+    }
+}
+
+impl From<Millis> for std::time::SystemTime {
+    fn from(m: Millis) -> std::time::SystemTime {
+        let d = std::time::Duration::from_millis(m.0.unsigned_abs());
+        if m.0 >= 0 {
+            std::time::UNIX_EPOCH + d
+        } else {
+            std::time::UNIX_EPOCH - d
+        }
+    }
+}
+
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
@@ -86,6 +108,25 @@ impl LeaseDuration {
     /// The duration as a [`std::time::Duration`].
     pub fn to_std(self) -> std::time::Duration {
         std::time::Duration::from_millis(self.0.unsigned_abs())
+    }
+}
+
+impl TryFrom<std::time::Duration> for LeaseDuration {
+    type Error = Error;
+
+    /// A lease of `d`, whole milliseconds.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `d` is under a millisecond or over
+    /// [`LeaseDuration::MAX`].
+    fn try_from(d: std::time::Duration) -> Result<Self, Error> {
+        LeaseDuration::from_millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<LeaseDuration> for std::time::Duration {
+    fn from(l: LeaseDuration) -> std::time::Duration {
+        l.to_std()
     }
 }
 
@@ -319,5 +360,27 @@ mod tests {
         c.advance(500);
         assert_eq!(c2.injected(), Some(1500));
         assert_eq!(Clock::Database.injected(), None);
+    }
+}
+
+#[cfg(test)]
+mod conversion_tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn lease_durations_and_instants_convert_from_std() {
+        let l = LeaseDuration::try_from(Duration::from_secs(90)).unwrap();
+        assert_eq!(l.as_millis(), 90_000);
+        assert_eq!(Duration::from(l), Duration::from_secs(90));
+        assert!(LeaseDuration::try_from(Duration::from_micros(10)).is_err());
+        assert!(LeaseDuration::try_from(Duration::from_secs(8 * 86_400)).is_err());
+        let t = UNIX_EPOCH + Duration::from_millis(1_767_952_800_123);
+        assert_eq!(Millis::from(t), Millis(1_767_952_800_123));
+        assert_eq!(SystemTime::from(Millis(1_767_952_800_123)), t);
+        let before = UNIX_EPOCH - Duration::from_millis(5);
+        assert_eq!(Millis::from(before), Millis(-5));
+        assert_eq!(SystemTime::from(Millis(-5)), before);
     }
 }
