@@ -44,4 +44,6 @@ pub use task::{
     ListFilter, MAX_DEPS, MAX_TAGS, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch,
     distinct_tags, validate_description, validate_tags, validate_title,
 };
-pub use time::{Clock, LeaseDuration, Millis, human_duration, parse_duration_ms, parse_wait};
+pub use time::{
+    Clock, DurationError, LeaseDuration, Millis, human_duration, parse_duration_ms, parse_wait,
+};

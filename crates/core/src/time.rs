@@ -205,20 +205,37 @@ pub fn parse_wait(field: &'static str, s: &str) -> Result<std::time::Duration, E
                 "{} is not a {field}: {}; allowed: a number with a unit (ms, s, m, h), \
                  more than zero, e.g. 500ms, 2s, 30s, 1m30s",
                 crate::id::quote(s),
-                got.err().unwrap_or_else(|| "it is zero".to_owned())
+                got.err().unwrap_or(DurationError("it is zero"))
             ),
         )),
     }
 }
 
-/// Parses `1h30m`-style durations into milliseconds. Returns why not, on failure.
-pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+/// Why a duration did not parse: said as the middle of a sentence ("… is not a
+/// lease duration: {why}; allowed: …"), which each caller finishes with what it allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationError(&'static str);
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for DurationError {}
+
+/// Parses `1h30m`-style durations (units ms, s, m, h, d; each number needs one) into
+/// milliseconds.
+///
+/// # Errors
+/// [`DurationError`] saying why not.
+pub fn parse_duration_ms(s: &str) -> Result<i64, DurationError> {
     let s = s.trim();
     if s.is_empty() {
-        return Err("it is empty".into());
+        return Err(DurationError("it is empty"));
     }
     if s.starts_with('-') {
-        return Err("it is negative".into());
+        return Err(DurationError("it is negative"));
     }
     let mut total: i64 = 0;
     let mut rest = s;
@@ -227,11 +244,11 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err("expected a number".into());
+            return Err(DurationError("expected a number"));
         }
         let n: i64 = rest[..digits]
             .parse()
-            .map_err(|_| "the number is too large")?;
+            .map_err(|_| DurationError("the number is too large"))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -242,14 +259,14 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            "" => return Err("a number needs a unit".into()),
-            _ => return Err("unknown unit".into()),
+            "" => return Err(DurationError("a number needs a unit")),
+            _ => return Err(DurationError("unknown unit")),
         };
         rest = &rest[unit_len..];
         total = n
             .checked_mul(size)
             .and_then(|v| total.checked_add(v))
-            .ok_or("it is too large")?;
+            .ok_or(DurationError("it is too large"))?;
     }
     Ok(total)
 }
