@@ -17,7 +17,7 @@ use rmcp::model::JsonObject;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tasklease::id::MAX_ID_LEN;
+use tasklease::MAX_ID_LEN;
 use tasklease::{
     AgentId, Error, LeaseDuration, ListFilter, NewTask, Priority, Reason, ReleaseTo, RequestId,
     Result, Status, Tag, TaskId, Token,

@@ -427,7 +427,7 @@ impl ServerHandler for Server {
             return Err(ErrorData::invalid_params(
                 format!(
                     "no tool named {}; the tools are: {}",
-                    tasklease::id::quote(&request.name),
+                    tasklease::text::quote(&request.name),
                     names.join(", ")
                 ),
                 None,
@@ -469,7 +469,7 @@ impl ServerHandler for Server {
             ErrorCode::METHOD_NOT_FOUND,
             format!(
                 "no method {}; this server answers initialize, ping, tools/list and tools/call",
-                tasklease::id::quote(method)
+                tasklease::text::quote(method)
             ),
             None,
         ))

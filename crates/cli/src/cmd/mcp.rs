@@ -20,7 +20,7 @@ pub fn run(cli: &Cli) -> ExitCode {
     match serve(cli) {
         Ok(()) => Exit::Ok.into(),
         Err(e) => {
-            crate::output::note!("tasklease mcp: {e}");
+            crate::output::note!("tasklease: mcp: {e}");
             Exit::of(&e).into()
         }
     }
