@@ -131,7 +131,7 @@ impl Server {
 
     /// Claim a task so that you alone work on it. Call this before starting any task: of all agents claiming one task exactly one wins, so no two agents do the same work.
     /// Give exactly one of: `id` (one task), `ids` (several tasks: you get all of them or none), or `next: true` (the highest-priority ready task — todo with every dependency done — oldest first).
-    /// Success: `id`, `token`, `lock_until` (RFC 3339, UTC), `lock_until_ms`, `lease_ms`, `agent`, `version` (a batch: `leases`, a list of these).
+    /// Success: `id`, `token` (a string, `<fence>.<secret>`: pass it whole), `fence`, `lock_until` (RFC 3339, UTC), `lock_until_ms`, `lease_ms`, `agent`, `version` (a batch: `leases`, a list of these); `outcome: already_held` when you (this name) already hold the task: the same lease and token, nothing changed.
     /// Keep the token: renew, release and done require it, and it proves the task is still yours. The lease runs out at `lock_until` (`lease`, default 30m); call renew before then while you still work on it. Once it runs out anyone may claim the task, and your token then stops working.
     /// To extend a lease you hold, claim the same `id` with your `token` (the token stays the same).
     /// Retrying: pass a `request_id` of your own; if the call fails without an answer, call again with the same `request_id` to get the lease the first call granted (same task and token) rather than a second task.
@@ -270,7 +270,7 @@ impl Server {
     }
 
     /// List tasks, most urgent first (priority, then age), with who holds each and until when. Filter by `status` (todo, in_progress, review, done, cancelled, blocked), `assignee`, `mine: true` (the tasks you hold) or `tag`; `ready: true` lists exactly what claim with `next` would take, in its order; `blocked: true` the open tasks waiting on a dependency; `parent` the children of a task. Returns at most `limit` tasks (default 100); `truncated: true` means more matched.
-    /// Each task: `id`, `title`, `status`, `priority`, `assignee` and `lock_until` (the holder and its lease end), `lease_live`, `lease_left_ms`, `deps`, `waiting_on` (dependencies neither done nor cancelled yet), `parent`, `tags`, `version`, `attempts`. Tokens are never listed: only claim hands one out.
+    /// Each task: `id`, `title`, `status`, `priority`, `assignee` and `lock_until` (the holder and its lease end), `lease_live`, `lease_left_ms`, `deps`, `waiting_on` (dependencies neither done nor cancelled yet), `parent`, `tags`, `version`, `attempts`. Tokens are never listed: claim hands one out, and mine lists your own.
     #[tool(input_schema = schema::<ListArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
     async fn list(
         &self,
@@ -327,7 +327,7 @@ impl Server {
         .await
     }
 
-    /// Housekeeping: return every task whose lease ran out to todo, and list them (`reaped`: `id`, the former holder `agent`, its now-stale `token`, `lock_until`; and `count`). You never need this before claiming — a claim already treats an expired lease as free.
+    /// Housekeeping: return every task whose lease ran out to todo, and list them (`reaped`: `id`, the former holder `agent`, the expired lease's `fence`, `lock_until`; and `count`). You never need this before claiming — a claim already treats an expired lease as free.
     #[tool(input_schema = schema::<ReapArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
     async fn reap(
         &self,
