@@ -179,9 +179,8 @@ impl Server {
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
         self.run(&cx, checked, |store, (id, token, lease, agent)| {
-            Ok(reply::ok(renewed_json(
-                &store.renew(&id, token, lease, &agent)?,
-            )))
+            let l = store.renew(&id, token, lease, &agent)?;
+            Ok(reply::ok(renewed_json(&l, store.now()?)))
         })
         .await
     }
@@ -236,7 +235,7 @@ impl Server {
     ) -> CallToolResult {
         self.run(&cx, args.and_then(|a| a.check()), |store, new| {
             let task = store.add(&new)?;
-            Ok(reply::ok(one_task_json(&task, store.now()?)))
+            Ok(reply::ok(one_task_json("added", &task, store.now()?)))
         })
         .await
     }

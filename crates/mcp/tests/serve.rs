@@ -127,7 +127,7 @@ async fn claim_renew_done_with_the_clients_name() {
     assert_eq!(d["outcome"], "done");
     assert_eq!(d["task"]["status"], "done");
     let e = structured(&call(&c, "claim", json!({"next": true})).await, true);
-    assert_eq!(e["outcome"], "empty");
+    assert_eq!(e["error"]["code"], "empty");
 }
 
 fn gethost() -> String {
@@ -170,8 +170,8 @@ async fn a_stale_token_is_refused_with_what_to_do() {
         );
     }
     let held = structured(&call(&c, "claim", json!({"id": "t"})).await, true);
-    assert_eq!(held["outcome"], "held");
-    assert_eq!(held["holder"], "fast");
+    assert_eq!(held["error"]["code"], "held");
+    assert_eq!(held["error"]["holder"], "fast");
 }
 
 /// An agent whose call failed without an answer calls again: a retried done or
@@ -263,7 +263,10 @@ async fn locks_needs_a_project_and_lists_its_locks() {
     tokio::spawn(tasklease_mcp::serve(r, w, server));
     let c = ClientConfig::default().serve(client_io).await.unwrap();
     let l = structured(&call(&c, "locks", json!({})).await, false);
-    assert_eq!(l, json!({"ok": true, "locks": [], "writer_turn": null}));
+    assert_eq!(
+        l,
+        json!({"ok": true, "outcome": "listed", "locks": [], "writer_turn": null})
+    );
 }
 
 #[tokio::test]

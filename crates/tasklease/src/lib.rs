@@ -66,6 +66,7 @@ pub mod keepalive;
 pub mod locks;
 pub mod open;
 pub mod project;
+pub mod schema;
 pub mod show;
 #[doc(hidden)]
 pub mod stats;

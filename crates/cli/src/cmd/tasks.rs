@@ -2,7 +2,7 @@
 //! `agent-id`.
 
 use serde_json::json;
-use tasklease::json::{dep_state_json, one_task_json, shown_json, tasks_json};
+use tasklease::json::{dep_state_json, one_task_json, shown_json, success, tasks_json};
 use tasklease::open::{self, DbSpec};
 use tasklease::show::Shown;
 use tasklease::text::escape;
@@ -27,7 +27,10 @@ pub fn init(cx: &Ctx<'_>, here: bool) -> Result<Report> {
         format!("created tasklease database at {db}")
     };
     Ok(Report::ok(
-        json!({"ok": true, "db": db, "created": !existed}),
+        success(
+            if existed { "exists" } else { "created" },
+            json!({"db": db, "created": !existed}),
+        ),
         human,
     ))
 }
@@ -47,7 +50,7 @@ pub fn add(cx: &Ctx<'_>, a: &AddArgs) -> Result<Report> {
     let task = store.add(&new)?;
     let now = store.now()?;
     Ok(Report::ok(
-        one_task_json(&task, now),
+        one_task_json("added", &task, now),
         format!("added {}: {}", task.id, task.title),
     ))
 }
@@ -263,7 +266,7 @@ pub fn update(cx: &Ctx<'_>, a: &UpdateArgs) -> Result<Report> {
     let task = store.update(&a.id, a.expect_version, &patch, a.token, &agent)?;
     let now = store.now()?;
     Ok(Report::ok(
-        one_task_json(&task, now),
+        one_task_json("updated", &task, now),
         format!("updated {} (now at version {})", task.id, task.version),
     ))
 }
@@ -286,19 +289,29 @@ pub fn migrate(cx: &Ctx<'_>, backup: bool) -> Result<Report> {
     for b in &backups {
         human.push_str(&format!("\nbackup written to {b}"));
     }
+    let outcome = if r.migrated.from == r.migrated.to {
+        "current"
+    } else {
+        "migrated"
+    };
     Ok(Report::ok(
-        json!({
-            "ok": true,
-            "db": r.db,
-            "from": r.migrated.from,
-            "to": r.migrated.to,
-            "backups": backups,
-        }),
+        success(
+            outcome,
+            json!({
+                "db": r.db,
+                "from": r.migrated.from,
+                "to": r.migrated.to,
+                "backups": backups,
+            }),
+        ),
         human,
     ))
 }
 
 pub fn agent_id(cx: &Ctx<'_>) -> Result<Report> {
     let a = cx.agent()?;
-    Ok(Report::ok(json!({"ok": true, "agent": a}), a.to_string()))
+    Ok(Report::ok(
+        success("named", json!({"agent": a})),
+        a.to_string(),
+    ))
 }
