@@ -23,8 +23,8 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return output::usage_error(e, wants_json),
     };
-    if let args::Cmd::Mcp = cli.cmd {
-        return cmd::mcp::run(&cli);
+    if let args::Cmd::Mcp(a) = &cli.cmd {
+        return cmd::mcp::run(&cli, a);
     }
     let out = output::Output { json: cli.json };
     match cmd::run(&cli) {

@@ -377,3 +377,19 @@ fn migrate_backup_writes_a_consistent_copy() {
     assert!(out.status.success());
     assert_eq!(parse_one(&out.stdout)["task"]["id"], "t");
 }
+
+/// `list --limit N` says how many more tasks matched, in the table and in the JSON.
+#[test]
+fn a_cut_list_says_how_many_more() {
+    let p = Project::new();
+    for id in ["a", "b", "c"] {
+        p.ok(&["add", id, "--id", id]);
+    }
+    let out = p.ok(&["list", "--limit", "1"]);
+    assert!(out.contains("2 more"), "{out}");
+    let j = p.json(&["list", "--limit", "1"], 0);
+    assert_eq!(j["more"], 2);
+    assert_eq!(j["truncated"], true);
+    let out = p.ok(&["list"]);
+    assert!(!out.contains("more"), "{out}");
+}

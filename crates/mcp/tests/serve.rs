@@ -55,23 +55,25 @@ async fn tools_are_listed_with_object_schemas_and_descriptions() {
     assert_eq!(
         names,
         [
-            "add", "claim", "done", "list", "locks", "reap", "release", "renew", "show"
+            "add", "claim", "done", "list", "locks", "log", "release", "renew", "show", "update"
         ]
     );
     for t in &tools {
         let d = t.description.as_deref().unwrap_or("");
         assert!(d.len() > 100, "{}: description too thin: {d}", t.name);
+        assert!(t.title.is_some(), "{}: no title", t.name);
         let s = Value::Object((*t.input_schema).clone());
         assert_eq!(s["type"], "object", "{}: {s}", t.name);
         assert_eq!(s["additionalProperties"], false, "{}: {s}", t.name);
-        assert!(t.output_schema.is_none(), "{}: see reply.rs", t.name);
+        let out = Value::Object((*t.output_schema.clone().expect("an output schema")).clone());
+        assert_eq!(out["type"], "object", "{}: {out}", t.name);
     }
     let renew = tools.iter().find(|t| t.name == "renew").unwrap();
     let s = Value::Object((*renew.input_schema).clone());
     assert_eq!(s["required"], json!(["id", "token"]), "{s}");
     assert_eq!(s["properties"]["token"]["minimum"], 1, "{s}");
     let d = renew.description.as_deref().unwrap();
-    assert!(d.contains("lock_until") && d.contains("lease_lost"), "{d}");
+    assert!(d.contains("on a timer") && d.contains("lease_lost"), "{d}");
     let info = c.peer_info().expect("server info");
     assert!(info.instructions.as_deref().unwrap_or("").contains("token"));
 }

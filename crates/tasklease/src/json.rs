@@ -309,6 +309,75 @@ pub fn events_json(events: &[Event]) -> Value {
     )
 }
 
+/// The fields of a compact list row (`ROW_FIELDS` unless asked otherwise): `holder`
+/// is the agent whose lease is live, and `lease_left_ms` what is left of it.
+pub const ROW_FIELDS: &[&str] = &[
+    "id",
+    "status",
+    "priority",
+    "title",
+    "holder",
+    "lease_left_ms",
+];
+
+/// Every field a row may be asked for: [`task_json`]'s and `holder`.
+pub const ALL_ROW_FIELDS: &[&str] = &[
+    "id",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "tags",
+    "deps",
+    "waiting_on",
+    "parent",
+    "version",
+    "assignee",
+    "assigned_at",
+    "lock_until",
+    "lease_live",
+    "lease_left_ms",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "holder",
+];
+
+/// One task as a list row with just `fields` (`id` always).
+pub fn row_json(t: &Task, now: Millis, fields: &[&str]) -> Value {
+    let full = task_json(t, now);
+    let mut row = serde_json::Map::new();
+    row.insert("id".into(), json!(t.id));
+    for f in fields {
+        let v = match *f {
+            "holder" => json!(t.assignee.as_ref().filter(|_| t.is_leased_at(now))),
+            other => full.get(other).cloned().unwrap_or(Value::Null),
+        };
+        row.insert((*f).to_owned(), v);
+    }
+    Value::Object(row)
+}
+
+/// A page of list rows: `count`, `tasks`, and when cut, `truncated: true` with `more`
+/// (how many more matched; a lower bound when `more_at_least`).
+pub fn rows_json(page: &crate::listing::Page, now: Millis, fields: &[&str]) -> Value {
+    let mut j = success(
+        "listed",
+        json!({
+            "count": page.tasks.len(),
+            "tasks": page.tasks.iter().map(|t| row_json(t, now, fields)).collect::<Vec<_>>(),
+            "truncated": page.more > 0,
+        }),
+    );
+    if page.more > 0 {
+        j["more"] = json!(page.more);
+        if page.more_at_least {
+            j["more_at_least"] = json!(true);
+        }
+    }
+    j
+}
+
 /// One task, after `outcome` (`added`, `updated`).
 pub fn one_task_json(outcome: &str, task: &Task, now: Millis) -> Value {
     success(outcome, json!({"task": task_json(task, now)}))

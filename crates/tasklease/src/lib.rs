@@ -63,6 +63,7 @@ pub mod identity;
 pub mod import;
 pub mod json;
 pub mod keepalive;
+pub mod listing;
 pub mod locks;
 pub mod open;
 pub mod project;

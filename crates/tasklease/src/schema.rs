@@ -186,6 +186,29 @@ pub fn of(title: &str, success: &[&str]) -> Value {
     json!({"title": title, "type": "object", "anyOf": any, "$defs": defs})
 }
 
+/// A lean form of [`output`], small enough to send for every tool in MCP's
+/// `tools/list` (whose whole size an agent pays for on every session): each success
+/// shape keeps its `required` fields and its `ok`/`outcome` values, the failure its
+/// `error.code`/`exit`/`message`, and nothing else. Whatever fits [`output`] fits
+/// this; the full schema is in `docs/json/`.
+pub fn lean(verb: &str) -> Option<Value> {
+    let v = VERBS.iter().find(|v| v.name == verb)?;
+    let keep = |d: Value| {
+        let mut l = json!({"required": d["required"]});
+        for k in ["ok", "outcome"] {
+            if let Some(p) = d["properties"].get(k) {
+                l["properties"][k] = p.clone();
+            }
+        }
+        l
+    };
+    let mut any: Vec<Value> = v.success.iter().map(|d| keep(def(d))).collect();
+    let mut failure = keep(def("failure"));
+    failure["properties"]["error"] = json!({"required": ["code", "exit", "message"]});
+    any.push(failure);
+    Some(json!({"type": "object", "anyOf": any}))
+}
+
 /// The file `docs/json/<verb>.json` holds: [`output`] with its `$schema` dialect.
 pub fn document(verb: &str) -> Option<String> {
     let mut s = output(verb)?;

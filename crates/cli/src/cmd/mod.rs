@@ -85,7 +85,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Bench(a) => bench::run(&cx, a),
         Cmd::BenchWorker(a) => bench::worker(&cx, a),
         // Served from main: it owns stdout for the protocol and reports nothing there.
-        Cmd::Mcp => unreachable!("`tasklease mcp` is run by main"),
+        Cmd::Mcp(_) => unreachable!("`tasklease mcp` is run by main"),
         Cmd::Run(a) => run::run(&cx, a),
         Cmd::Log(a) => history::log(&cx, a),
         Cmd::Status(a) => history::status(&cx, a),

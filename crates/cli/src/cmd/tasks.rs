@@ -3,6 +3,7 @@
 
 use serde_json::json;
 use tasklease::json::{dep_state_json, one_task_json, shown_json, success, tasks_json};
+use tasklease::listing::ListView;
 use tasklease::open::{self, DbSpec};
 use tasklease::show::Shown;
 use tasklease::text::escape;
@@ -68,24 +69,30 @@ pub fn list(cx: &Ctx<'_>, a: &ListArgs) -> Result<Report> {
         limit: a.limit,
     };
     let store = cx.store()?;
-    let tasks = if let Some(p) = &a.parent {
-        store.children(p, &filter)?
+    let view = if let Some(p) = &a.parent {
+        ListView::Children(p.clone())
     } else if a.ready {
-        store.ready(&filter)?
+        ListView::Ready
     } else if a.blocked {
-        store.blocked(&filter)?
+        ListView::Blocked
     } else {
-        store.list(&filter)?
+        ListView::All
     };
+    let page = tasklease::listing::page(&*store, &view, &filter)?;
+    let tasks = &page.tasks;
     let now = store.now()?;
     // What each waiting task waits on: people see the ids in the table; `--blocked`
     // adds them, with why, to the JSON. One read per waiting task.
     let waits = if a.blocked || !cx.cli.json {
-        waits_of(&*store, &tasks)?
+        waits_of(&*store, tasks)?
     } else {
         Vec::new()
     };
-    let mut json = tasks_json(&tasks, now);
+    let mut json = tasks_json(tasks, now);
+    if page.more > 0 {
+        json["truncated"] = true.into();
+        json["more"] = page.more.into();
+    }
     if a.blocked {
         for (j, w) in json["tasks"]
             .as_array_mut()
@@ -96,7 +103,15 @@ pub fn list(cx: &Ctx<'_>, a: &ListArgs) -> Result<Report> {
             j["waiting"] = w.iter().map(dep_state_json).collect();
         }
     }
-    Ok(Report::ok(json, table(&tasks, &waits, now)))
+    let mut human = table(tasks, &waits, now);
+    if page.more > 0 {
+        let at_least = if page.more_at_least { "at least " } else { "" };
+        human.push_str(&format!(
+            "\n… {at_least}{} more (raise --limit, or filter)",
+            page.more
+        ));
+    }
+    Ok(Report::ok(json, human))
 }
 
 /// The unsatisfied dependencies of each task (empty for tasks that wait on nothing).
