@@ -244,6 +244,7 @@ fn bad_input_exits_2_and_leaves_the_database_alone() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{label:?}: {err}");
         assert!(!err.contains("panicked"), "{label:?}: {err}");
+        assert!(err.starts_with("tasklease: "), "{label:?}: {err}");
         assert!(
             err.len() < 2000,
             "{label:?}: error too long ({} bytes)",
@@ -267,6 +268,26 @@ fn bad_input_exits_2_and_leaves_the_database_alone() {
     assert!(msg.contains("critical, high, medium, low"), "{msg}");
     assert_eq!(std::fs::read(p.db()).unwrap(), before, "database changed");
     assert_eq!(p.json(&["list"], 0)["count"], 1);
+}
+
+#[test]
+fn a_missing_task_is_named_the_same_way_by_every_verb() {
+    let p = Project::new();
+    p.ok(&["add", "here", "--id", "here"]);
+    for args in [
+        vec!["show", "nosuch"],
+        vec!["claim", "nosuch"],
+        vec!["claim", "here", "nosuch"],
+        vec!["renew", "nosuch", "--token", "1"],
+        vec!["update", "nosuch", "--expect-version", "1", "--title", "t"],
+        vec!["dep", "list", "nosuch"],
+    ] {
+        let out = p.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("tasklease: "), "{args:?}: {err}");
+        assert!(err.contains("no task nosuch"), "{args:?}: {err}");
+        assert!(!err.contains("no such task"), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -553,7 +553,13 @@ fn locks_lists_holders_and_free_locks() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "{text}");
+    // A header, then one row per lock.
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].starts_with("LOCK ") && lines[0].contains("STATE"),
+        "{text}"
+    );
+    let lines = &lines[1..];
     assert!(
         lines[0].starts_with("git ") && lines[0].contains("held exclusive by alice (pid "),
         "{text}"

@@ -688,7 +688,7 @@ fn results_fit_the_output_schemas_success_and_refusal() {
     assert_eq!(c["title"], "write the parser");
     assert_eq!(c["description"], "the grammar is in doc/");
     assert_eq!(c["lease_left_ms"], 600_000);
-    assert!(c["lock_until"].is_string() && c["token"].is_number(), "{c}");
+    assert!(c["lock_until"].is_string() && !c["token"].is_null(), "{c}");
     let token = c["token"].clone();
     let w = check(&mut s, "claim", json!({"id": "ship"}), true);
     assert_eq!(w["error"]["code"], "not_claimable");

@@ -54,6 +54,8 @@ fn tasks_verbs_fit_their_schemas(p: &Project) {
     p.checked(&["export"], 2);
     p.checked(&["import", out, "--dry-run"], 0);
     p.checked(&["import", "/nonexistent/tasks.jsonl"], 2);
+    let man = p.root().join("man");
+    p.checked(&["man", man.to_str().unwrap()], 0);
     // clap's own usage errors have the one failure shape too.
     p.checked(&["list", "--nosuch-flag"], 2);
 }

@@ -116,6 +116,17 @@ pub enum Unclaimable {
     },
 }
 
+impl Refusal {
+    /// The refusal said about task `id`, worded as every other message names a task:
+    /// `no task X` when it does not exist, `X: held by …` otherwise.
+    pub fn message(&self, id: &TaskId) -> String {
+        match self {
+            Refusal::NotFound => format!("no task {id}"),
+            _ => format!("{id}: {self}"),
+        }
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -32,7 +32,9 @@ pub use graph::{
     parent_cycle_error, rm_allowed, validate_dep_edit, validate_ready_filter, validate_rm,
 };
 pub use id::{AgentId, RequestId, Tag, TaskId};
-pub use import::{ImportBatch, ImportOutcome, ImportTask, validate_batch as validate_import};
+pub use import::{
+    ImportBatch, ImportOutcome, ImportTask, check_batch_parents, validate_batch as validate_import,
+};
 pub use lease::{
     BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,
     Refusal, Retention, Token, Unclaimable, retried_grant, validate_batch,

@@ -161,6 +161,11 @@ pub const VERBS: &[Verb] = &[
         success: &["exported"],
     },
     Verb {
+        name: "man",
+        title: "tasklease man DIR --json",
+        success: &["written"],
+    },
+    Verb {
         name: "bench",
         title: "tasklease bench --json",
         success: &["measured"],
@@ -619,12 +624,17 @@ fn def(name: &str) -> Value {
         "exported" => success(
             &["exported"],
             &["tasks", "out"],
-            json!({"tasks": t(I), "out": t(S), "parents_not_exported": {}}),
+            json!({"tasks": t(I), "out": t(S)}),
         ),
         "measured" => success(
             &["measured"],
             &["backend", "verified"],
             json!({"backend": t(S), "verified": {"const": true}, "ratio": nullable("number")}),
+        ),
+        "written" => success(
+            &["written"],
+            &["dir", "pages"],
+            json!({"dir": t(S), "pages": array(t(S))}),
         ),
         other => unreachable!("no schema definition {other}"),
     }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tasklease::json::{failure, success};
 use tasklease::locks::{self, Acquired, Busy, Held, Lock, Mode, Name, Wait};
+use tasklease::text::escape;
 use tasklease::{Error, Result, project};
 
 use super::Ctx;
@@ -54,8 +55,7 @@ pub fn git(cx: &Ctx<'_>, a: &GitArgs) -> Result<Report> {
 pub fn locks(cx: &Ctx<'_>) -> Result<Report> {
     let listed = locks::list(&root(true)?)?;
     let turn = tasklease::open::writer_turn(&cx.spec()?)?;
-    let width = listed.iter().map(|l| l.name.len()).max().unwrap_or(0);
-    let mut human: Vec<String> = listed
+    let rows: Vec<Vec<String>> = listed
         .iter()
         .map(|l| {
             let state = match (&l.mode, &l.holder) {
@@ -63,9 +63,13 @@ pub fn locks(cx: &Ctx<'_>) -> Result<Report> {
                 (Some(m), Some(h)) => format!("held {m} by {h}"),
                 (Some(m), None) => format!("held {m} (no holder record)"),
             };
-            format!("{:width$}  {state}", l.name)
+            vec![escape(&l.name).into_owned(), escape(&state).into_owned()]
         })
         .collect();
+    let mut human = Vec::new();
+    if !rows.is_empty() {
+        human.push(crate::table::render(&["LOCK", "STATE"], rows, 1));
+    }
     if let Some(t) = &turn {
         human.push(writer_turn_line(t));
     }

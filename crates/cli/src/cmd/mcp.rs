@@ -20,7 +20,7 @@ pub fn run(cli: &Cli, a: &McpArgs) -> ExitCode {
     match serve(cli, a) {
         Ok(()) => Exit::Ok.into(),
         Err(e) => {
-            crate::output::note!("tasklease mcp: {e}");
+            crate::output::note!("tasklease: mcp: {e}");
             Exit::of(&e).into()
         }
     }

@@ -162,33 +162,8 @@ fn table(tasks: &[Task], waits: &[Vec<DepState>], now: Millis) -> String {
             ]
         })
         .collect();
-    let head = ["ID", "STATUS", "PRIORITY", "HOLDER", "TITLE"].map(String::from);
-    let mut width = [0usize; 4];
-    for r in std::iter::once(&head).chain(&rows) {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    std::iter::once(&head)
-        .chain(&rows)
-        .map(|r| {
-            format!(
-                "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                w0 = width[0],
-                w1 = width[1],
-                w2 = width[2],
-                w3 = width[3]
-            )
-            .trim_end()
-            .to_owned()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let rows = rows.into_iter().map(Vec::from).collect();
+    crate::table::render(&["ID", "STATUS", "PRIORITY", "HOLDER", "TITLE"], rows, 4)
 }
 
 pub fn show(cx: &Ctx<'_>, id: &TaskId) -> Result<Report> {
