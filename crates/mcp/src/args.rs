@@ -188,7 +188,7 @@ pub struct ClaimArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "task_ids_schema")]
     pub ids: Option<Vec<String>>,
-    /// true: claim the highest-priority ready task (todo with every dependency done, or one whose lease ran out).
+    /// true: the most urgent ready task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "bool_schema")]
     pub next: Option<bool>,
@@ -200,11 +200,11 @@ pub struct ClaimArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "token_schema")]
     pub token: Option<i64>,
-    /// Your agent name, for display and history. Omit it to use the name this server gave you.
+    /// Your agent name (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
-    /// A key of your choosing (1-128 of A-Z a-z 0-9 . _ - :) that makes this claim safe to retry: if a call failed without an answer, call again with the same `request_id` and you get the lease the first call granted (same task, same token) instead of a second task. Use a new one for each new claim.
+    /// Your key for this claim (1-128 of A-Z a-z 0-9 . _ - :): repeating the call with it returns the lease the first call granted, not a second task. A new one per claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "request_id_schema")]
     pub request_id: Option<String>,
@@ -284,7 +284,7 @@ pub struct RenewArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "lease_schema")]
     pub lease: Option<String>,
-    /// Your agent name, for history. Omit it to use the name this server gave you.
+    /// Your agent name (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
@@ -317,7 +317,7 @@ pub struct ReleaseArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "release_to_schema")]
     pub status: Option<String>,
-    /// Your agent name, for history. Omit it to use the name this server gave you.
+    /// Your agent name (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
@@ -348,7 +348,7 @@ pub struct DoneArgs {
     /// The token your claim returned.
     #[schemars(schema_with = "token_schema")]
     pub token: i64,
-    /// Your agent name, for history. Omit it to use the name this server gave you.
+    /// Your agent name (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
@@ -450,7 +450,7 @@ pub struct ListArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "limit_schema")]
     pub limit: Option<u32>,
-    /// Your agent name, used by `mine`. Omit it to use the name this server gave you.
+    /// Your agent name, for `mine` (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
@@ -584,7 +584,7 @@ pub struct UpdateArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "priority_schema")]
     pub priority: Option<String>,
-    /// Your agent name, for history. Omit it to use the name this server gave you.
+    /// Your agent name (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
@@ -680,7 +680,7 @@ impl ShowArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReapArgs {
-    /// Your agent name, for history. Omit it to use the name this server gave you.
+    /// Your agent name (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,

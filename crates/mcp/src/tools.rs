@@ -221,8 +221,7 @@ impl Server {
     }
 
     /// Claim a task so that you alone work on it; call this before starting any task. Give one of: `id`, `ids` (all or none) or `next: true` (the most urgent ready task).
-    /// Choose `lease` at least as long as the work you plan (default 30m, at most 7d) and keep the `token`: renew, update, release and done need it. Renew before `lock_until`; once the lease runs out anyone may claim the task and your token stops working. Claiming an `id` you hold with its `token` extends the lease.
-    /// Pass your own `request_id` to make a retry safe: the same `request_id` returns the lease the first call granted.
+    /// Choose `lease` at least as long as the work you plan (default 30m, at most 7d) and keep the `token`: renew, update, release and done need it. Renew before `lock_until`; once the lease runs out anyone may claim the task and your token stops working. Claiming an `id` you hold with its `token` extends the lease. A `request_id` makes a retry safe.
     #[tool(title = "Claim a task", input_schema = schema::<ClaimArgs>(), output_schema = out("claim"), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
     async fn claim(
         &self,
