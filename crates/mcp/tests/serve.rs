@@ -365,3 +365,54 @@ async fn list_shows_ready_blocked_and_children() {
     let both = call(&c, "list", json!({"ready": true, "blocked": true})).await;
     assert_eq!(structured(&both, true)["error"]["code"], "invalid");
 }
+
+/// Through rmcp's own client: a refusal and a success of the same tool both validate
+/// (jsonschema) against the `outputSchema` the tool declares — what the TypeScript
+/// SDK checks every result against, error results included.
+#[tokio::test]
+async fn refusals_and_successes_fit_the_declared_output_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), Clock::Database);
+    store
+        .add(&tasklease::NewTask {
+            id: Some("t".parse().unwrap()),
+            title: "t".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let (c, _s) = connect(Stores::ready(store.clone()), Identity::default(), "checker").await;
+    let tools = c.list_all_tools().await.unwrap();
+    let schema = |name: &str| {
+        let t = tools.iter().find(|t| t.name == name).unwrap();
+        let s = Value::Object((*t.output_schema.clone().unwrap()).clone());
+        jsonschema::validator_for(&s).expect("a valid schema")
+    };
+    let fits = |name: &str, v: &Value| {
+        let errors: Vec<String> = schema(name).iter_errors(v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}\n{v}");
+    };
+    let won = structured(&call(&c, "claim", json!({"id": "t"})).await, false);
+    fits("claim", &won);
+    store
+        .add(&tasklease::NewTask {
+            id: Some("u".parse().unwrap()),
+            title: "u".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let other = AgentId::new("other").unwrap();
+    store
+        .claim(&"u".parse().unwrap(), &other, "5m".parse().unwrap(), None)
+        .unwrap();
+    let held = structured(&call(&c, "claim", json!({"id": "u"})).await, true);
+    assert_eq!(held["error"]["code"], "held");
+    fits("claim", &held);
+    let lost = structured(
+        &call(&c, "done", json!({"id": "u", "token": 999})).await,
+        true,
+    );
+    fits("done", &lost);
+    // Not every object fits: the shape refusals had before is rejected.
+    let old = json!({"ok": false, "outcome": "held", "holder": "other"});
+    assert!(schema("claim").iter_errors(&old).next().is_some());
+}
