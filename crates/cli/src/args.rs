@@ -101,7 +101,7 @@ fn parse_sync(s: &str) -> Result<Synchronous, tasklease::Error> {
 }
 
 fn parse_busy_timeout(s: &str) -> Result<Duration, tasklease::Error> {
-    tasklease::time::parse_wait("busy timeout", s)
+    tasklease::parse_wait("busy timeout", s)
 }
 
 #[derive(Debug, Subcommand)]
@@ -316,7 +316,7 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, tasklease::Error> {
     if s.trim() == "0" {
         return Ok(std::time::Duration::ZERO);
     }
-    tasklease::time::parse_duration_ms(s)
+    tasklease::parse_duration_ms(s)
         .map(|ms| std::time::Duration::from_millis(ms.unsigned_abs()))
         .map_err(|why| {
             tasklease::Error::invalid(
@@ -324,7 +324,7 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, tasklease::Error> {
                 format!(
                     "{} is not a timeout: {why}; allowed: 0 (try once) or a number with a unit \
                      (ms, s, m, h, d), e.g. 500ms, 30s, 2m",
-                    tasklease::id::quote(s)
+                    tasklease::text::quote(s)
                 ),
             )
         })
@@ -628,13 +628,13 @@ pub struct Span(pub Duration);
 pub struct Bound<T>(pub Option<T>);
 
 fn span(field: &'static str, s: &str) -> Result<i64, tasklease::Error> {
-    tasklease::time::parse_duration_ms(s).map_err(|why| {
+    tasklease::parse_duration_ms(s).map_err(|why| {
         tasklease::Error::invalid(
             field,
             format!(
                 "{} is not a duration: {why}; allowed: a number with a unit (ms, s, m, h, d), \
                  e.g. 500ms, 10s, 1m",
-                tasklease::id::quote(s)
+                tasklease::text::quote(s)
             ),
         )
     })
@@ -666,7 +666,7 @@ fn parse_keep_events(s: &str) -> Result<Bound<u64>, tasklease::Error> {
             "keep-events",
             format!(
                 "{} is not a number of events to keep; allowed: a positive integer, or all",
-                tasklease::id::quote(s)
+                tasklease::text::quote(s)
             ),
         )),
     }

@@ -347,6 +347,7 @@ impl Retention {
 
     /// The upper bounds (exclusive) of the slices a prune deletes, oldest first, each
     /// at most `batch` seqs wide, so no one transaction holds the store for long.
+    #[doc(hidden)] // for the stores and front ends, not a program (docs/library.md)
     pub fn slices(oldest: i64, keep_from: i64, batch: i64) -> impl Iterator<Item = i64> {
         let step = batch.max(1);
         std::iter::successors(Some(oldest), move |&below| {
@@ -418,6 +419,7 @@ impl LeaseState {
     /// # Errors
     /// Whatever `waiting` returns, and [`Error::Store`] when the row looks claimable
     /// (the store's claim statement and this explanation disagree: a bug).
+    #[doc(hidden)] // for the stores and front ends, not a program (docs/library.md)
     pub fn refusal(
         &self,
         task: &TaskId,

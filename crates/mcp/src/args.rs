@@ -17,7 +17,7 @@ use rmcp::model::JsonObject;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tasklease::id::MAX_ID_LEN;
+use tasklease::MAX_ID_LEN;
 use tasklease::json::{ALL_ROW_FIELDS, ROW_FIELDS};
 pub use tasklease::listing::ListView;
 use tasklease::{
@@ -552,7 +552,7 @@ impl ListArgs {
                             "fields",
                             format!(
                                 "no field {}; allowed: {}",
-                                tasklease::id::quote(f),
+                                tasklease::text::quote(f),
                                 ALL_ROW_FIELDS.join(", ")
                             ),
                         )

@@ -601,7 +601,7 @@ impl ServerHandler for Server {
             return Err(ErrorData::invalid_params(
                 format!(
                     "no prompt named {}; the prompts are: {WORKFLOW}",
-                    tasklease::id::quote(&request.name)
+                    tasklease::text::quote(&request.name)
                 ),
                 None,
             ));
@@ -635,7 +635,7 @@ impl ServerHandler for Server {
             return Err(ErrorData::resource_not_found(
                 format!(
                     "no resource {}; the resources are: {QUICKSTART_URI}",
-                    tasklease::id::quote(&request.uri)
+                    tasklease::text::quote(&request.uri)
                 ),
                 None,
             ));
@@ -663,7 +663,7 @@ impl ServerHandler for Server {
             return Err(ErrorData::invalid_params(
                 format!(
                     "no tool named {}; the tools are: {}",
-                    tasklease::id::quote(&request.name),
+                    tasklease::text::quote(&request.name),
                     names.join(", ")
                 ),
                 None,
@@ -706,7 +706,7 @@ impl ServerHandler for Server {
             format!(
                 "no method {}; this server answers initialize, ping, tools/list, tools/call, \
                  prompts/list, prompts/get, resources/list and resources/read",
-                tasklease::id::quote(method)
+                tasklease::text::quote(method)
             ),
             None,
         ))

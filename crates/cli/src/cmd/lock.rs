@@ -202,11 +202,11 @@ fn spawn_error(program: &OsStr, e: &std::io::Error) -> Error {
             "command",
             format!(
                 "cannot run {}: no such command",
-                tasklease::id::quote(&name)
+                tasklease::text::quote(&name)
             ),
         ),
         _ => Error::store(
-            format!("cannot run {}", tasklease::id::quote(&name)),
+            format!("cannot run {}", tasklease::text::quote(&name)),
             std::io::Error::new(e.kind(), e.to_string()),
         ),
     }
