@@ -73,7 +73,7 @@ pub struct Options {
     /// could use it to take over leases that only look stale to it).
     pub reap: bool,
     /// Renew the leases this session claimed while the client stays connected
-    /// (`--keep-alive`, see [`crate::keep`]).
+    /// (`--keep-alive`; see `keep.rs` for why it stops at disconnect).
     pub keep_alive: bool,
 }
 
