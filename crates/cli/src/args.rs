@@ -193,7 +193,7 @@ pub enum Cmd {
     AgentId,
     /// Serve the verbs as MCP tools on stdin/stdout, for AI coding agents (Claude Code,
     /// Cursor, …); runs until stdin closes
-    Mcp,
+    Mcp(McpArgs),
     /// Print a shell completion script: `tasklease completions bash > …` (see the
     /// README, "Install")
     Completions {
@@ -544,6 +544,18 @@ run exits with the command's status. Ctrl-C or SIGTERM: passed on to the command
 task goes back to todo, exit 128+signal. A renewal that finds the lease lost (or none
 that succeeds before the lease runs short) stops the command (SIGTERM, SIGKILL after
 --grace) and exits 5. --next with nothing ready exits 4 and runs nothing.";
+
+/// `mcp`'s arguments.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Renew the leases this session claimed while the client stays connected (stops
+    /// at disconnect, so a dead session's tasks still expire)
+    #[arg(long)]
+    pub keep_alive: bool,
+    /// Offer the `reap` tool (hidden by default: agents never need it)
+    #[arg(long)]
+    pub enable_reap: bool,
+}
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["id", "next"])))]

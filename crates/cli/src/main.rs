@@ -24,9 +24,9 @@ fn main() -> ExitCode {
     };
     let out = output::Output { json: cli.json };
     match &cli.cmd {
-        args::Cmd::Mcp | args::Cmd::Completions { .. } if cli.json => {
+        args::Cmd::Mcp(_) | args::Cmd::Completions { .. } if cli.json => {
             let (verb, speaks) = match &cli.cmd {
-                args::Cmd::Mcp => ("mcp", "the MCP protocol"),
+                args::Cmd::Mcp(_) => ("mcp", "the MCP protocol"),
                 _ => ("completions", "a shell script"),
             };
             return out.error(&tasklease::Error::invalid(
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
                 ),
             ));
         }
-        args::Cmd::Mcp => return cmd::mcp::run(&cli),
+        args::Cmd::Mcp(a) => return cmd::mcp::run(&cli, a),
         args::Cmd::Completions { shell } => {
             return match cmd::install::completions(*shell) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -67,8 +67,12 @@ fn bench_verification_catches_an_injected_double_claim() {
         ],
         1,
     );
-    assert_eq!(v["verified"], false);
-    assert_eq!(v["double_claims"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["error"]["verified"], false);
+    assert_eq!(
+        v["error"]["double_claims"].as_array().unwrap().len(),
+        1,
+        "{v}"
+    );
     assert_eq!(v["error"]["code"], "double_claim");
 }
 

@@ -21,8 +21,8 @@ fn claim_renew_done_cycle() {
     assert!(until.ends_with('Z') && until.contains('T'), "{until}");
     // T-2 waits on A.
     let w = p.json(&["claim", "T-2"], 4);
-    assert_eq!(w["outcome"], "not_claimable");
-    assert_eq!(w["waiting_on"], serde_json::json!(["A"]));
+    assert_eq!(w["error"]["code"], "not_claimable");
+    assert_eq!(w["error"]["waiting_on"], serde_json::json!(["A"]));
     let r = p.json(&["renew", "A", "--token", &token, "--lease", "1h"], 0);
     assert_eq!(r["token"].as_str(), Some(token.as_str()));
     assert!(r["lock_until_ms"].as_i64() > c["lock_until_ms"].as_i64());
@@ -39,8 +39,8 @@ fn held_by_another_agent_exits_3() {
     p.ok(&["add", "t", "--id", "t"]);
     p.json(&["claim", "t", "--agent", "alice"], 0);
     let h = p.json(&["claim", "t", "--agent", "bob"], 3);
-    assert_eq!(h["outcome"], "held");
-    assert_eq!(h["holder"], "alice");
+    assert_eq!(h["error"]["code"], "held");
+    assert_eq!(h["error"]["holder"], "alice");
     let out = p.run(&["claim", "t", "--agent", "bob"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("held by alice"));
@@ -129,12 +129,12 @@ fn batch_is_all_or_nothing() {
     }
     p.json(&["claim", "b", "--agent", "other"], 0);
     let r = p.json(&["claim", "a", "b", "c", "ghost"], 3);
-    assert_eq!(r["outcome"], "refused");
-    let refused: Vec<(&str, &str)> = r["refused"]
+    assert_eq!(r["error"]["code"], "refused");
+    let refused: Vec<(&str, &str)> = r["error"]["refused"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|x| (x["id"].as_str().unwrap(), x["outcome"].as_str().unwrap()))
+        .map(|x| (x["id"].as_str().unwrap(), x["code"].as_str().unwrap()))
         .collect();
     assert_eq!(refused, [("b", "held"), ("ghost", "not_found")]);
     assert_eq!(p.json(&["show", "a"], 0)["task"]["status"], "todo");
@@ -395,4 +395,20 @@ fn migrate_backup_writes_a_consistent_copy() {
         .unwrap();
     assert!(out.status.success());
     assert_eq!(parse_one(&out.stdout)["task"]["id"], "t");
+}
+
+/// `list --limit N` says how many more tasks matched, in the table and in the JSON.
+#[test]
+fn a_cut_list_says_how_many_more() {
+    let p = Project::new();
+    for id in ["a", "b", "c"] {
+        p.ok(&["add", id, "--id", id]);
+    }
+    let out = p.ok(&["list", "--limit", "1"]);
+    assert!(out.contains("2 more"), "{out}");
+    let j = p.json(&["list", "--limit", "1"], 0);
+    assert_eq!(j["more"], 2);
+    assert_eq!(j["truncated"], true);
+    let out = p.ok(&["list"]);
+    assert!(!out.contains("more"), "{out}");
 }

@@ -83,9 +83,11 @@ pub mod identity;
 pub mod import;
 pub mod json;
 pub mod keepalive;
+pub mod listing;
 pub mod locks;
 pub mod open;
 pub mod project;
+pub mod schema;
 pub mod show;
 #[doc(hidden)]
 pub mod stats;

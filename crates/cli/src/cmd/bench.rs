@@ -420,8 +420,7 @@ fn report(
             human.push_str(&format!("\n  {} {:?}", d.task, d.holders));
         }
     }
-    let mut j = json!({
-        "ok": verified,
+    let j = json!({
         "backend": backend,
         "synchronous": sync,
         "agents": a.agents,
@@ -438,9 +437,14 @@ fn report(
         "double_claims": doubles,
     });
     if verified {
-        Report::ok(j, human)
+        Report::ok(tasklease::json::success("measured", j), human)
     } else {
-        j["error"] = json!({"code": "double_claim", "message": "a task was held by two agents at once", "exit": 1});
+        let j = tasklease::json::failure(
+            "double_claim",
+            Exit::Runtime as u8,
+            "a task was held by two agents at once",
+            j,
+        );
         Report::refused(Exit::Runtime, j, human)
     }
 }

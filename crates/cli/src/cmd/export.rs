@@ -60,7 +60,7 @@ pub fn run(cx: &Ctx<'_>, a: &ExportArgs) -> Result<Report> {
     std::fs::rename(&tmp, out).map_err(failed)?;
     say(start, done);
     Ok(Report::ok(
-        json!({"ok": true, "tasks": done.tasks, "out": out.display().to_string()}),
+        json!({"ok": true, "outcome": "exported", "tasks": done.tasks, "out": out.display().to_string()}),
         format!("exported {} tasks to {}", done.tasks, out.display()),
     ))
 }

@@ -25,33 +25,7 @@ pub fn log(cx: &Ctx<'_>, a: &LogArgs) -> Result<Report> {
         let rows = events.iter().map(event_row).collect();
         crate::table::render(&["AT", "SEQ", "KIND", "TASK", "AGENT", "DETAIL"], rows, 5)
     };
-    Ok(Report::ok(
-        json!({
-            "ok": true,
-            "count": events.len(),
-            "events": events.iter().map(event_json).collect::<Vec<_>>(),
-        }),
-        human,
-    ))
-}
-
-/// One event as JSON. Fence numbers are shown (the history is an audit trail); tokens
-/// never are: the history keeps no secrets (docs/security.md).
-fn event_json(e: &Event) -> Value {
-    json!({
-        "seq": e.seq,
-        "at": e.at.to_rfc3339(),
-        "at_ms": e.at.0,
-        "task": e.task,
-        "kind": e.kind,
-        "agent": e.agent,
-        "fence": e.fence,
-        "detail": e.detail,
-        "reason": e.reason,
-        "lease_ms": e.lease_ms,
-        "wait_us": e.wait_us,
-        "busy": e.busy,
-    })
+    Ok(Report::ok(tasklease::json::events_json(&events), human))
 }
 
 /// One event as a table row: when, its number, what, which task, who, and the rest.
@@ -105,6 +79,7 @@ pub fn status(cx: &Ctx<'_>, a: &StatusArgs) -> Result<Report> {
     let turn = tasklease::open::writer_turn(&cx.spec()?)?;
     let json = json!({
         "ok": true,
+        "outcome": "status",
         "now": now.to_rfc3339(),
         "tasks": counts.iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "total": counts.iter().map(|c| c.1).sum::<u64>(),

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tasklease::json::{failure, success};
 use tasklease::locks::{self, Acquired, Busy, Held, Lock, Mode, Name, Wait};
 use tasklease::text::escape;
 use tasklease::{Error, Result, project};
@@ -220,16 +221,23 @@ fn ran(
     out: Ran,
 ) -> Report {
     let j = if json {
-        json!({
-            "ok": out.code == 0,
-            "outcome": "ran",
+        let ran = json!({
             "lock": lock_json(lock, held),
             "command": command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
             "exit": out.code,
             "signal": out.signal,
             "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
             "stdout": out.stdout.as_deref().map(String::from_utf8_lossy),
-        })
+        });
+        if out.code == 0 {
+            success("ran", ran)
+        } else {
+            let message = match out.signal {
+                Some(s) => format!("the command was killed by signal {s}"),
+                None => format!("the command exited with status {}", out.code),
+            };
+            failure("command_failed", out.code, &message, ran)
+        }
     } else {
         Value::Null
     };
@@ -254,15 +262,19 @@ fn busy(b: &Busy, timeout: Option<Duration>, waited: Duration) -> Report {
         Some(t) if t.is_zero() => "tried once (--timeout 0)".to_owned(),
         _ => format!("gave up after {}", human_ms(waited.as_millis() as i64)),
     };
+    let message = format!("{b}; {how}");
     Report::refused(
         Exit::Conflict,
-        json!({
-            "ok": false,
-            "outcome": "held",
-            "lock": {"label": b.lock, "path": b.path},
-            "holder": b.holder,
-            "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-        }),
-        format!("{b}; {how}"),
+        failure(
+            "held",
+            Exit::Conflict as u8,
+            &message,
+            json!({
+                "lock": {"label": b.lock, "path": b.path},
+                "holder": b.holder,
+                "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            }),
+        ),
+        message,
     )
 }

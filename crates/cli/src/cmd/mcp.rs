@@ -10,14 +10,14 @@ use std::path::PathBuf;
 
 use tasklease::open::{self, DbSpec};
 use tasklease::{AgentId, project};
-use tasklease_mcp::{Identity, Server, Stores};
+use tasklease_mcp::{Identity, Options, Server, Stores};
 
 use super::Ctx;
-use crate::args::Cli;
+use crate::args::{Cli, McpArgs};
 use crate::exit::Exit;
 
-pub fn run(cli: &Cli) -> ExitCode {
-    match serve(cli) {
+pub fn run(cli: &Cli, a: &McpArgs) -> ExitCode {
+    match serve(cli, a) {
         Ok(()) => Exit::Ok.into(),
         Err(e) => {
             crate::output::note!("tasklease: mcp: {e}");
@@ -26,7 +26,7 @@ pub fn run(cli: &Cli) -> ExitCode {
     }
 }
 
-fn serve(cli: &Cli) -> tasklease::Result<()> {
+fn serve(cli: &Cli, a: &McpArgs) -> tasklease::Result<()> {
     let explicit = cli.agent.as_deref().map(AgentId::new).transpose()?;
     let mut identity = Identity::from_env(explicit)?;
     let cx = Ctx { cli };
@@ -40,7 +40,11 @@ fn serve(cli: &Cli) -> tasklease::Result<()> {
     identity.place = Some(dir.clone());
     let stores =
         Stores::open_with(move || open::open(&DbSpec::discover(db.as_deref(), &cwd)?, &options));
-    tasklease_mcp::run_stdio(Server::new(stores, identity, Some(dir)))
+    let options = Options {
+        reap: a.enable_reap,
+        keep_alive: a.keep_alive,
+    };
+    tasklease_mcp::run_stdio(Server::with_options(stores, identity, Some(dir), options))
 }
 
 /// Where `locks` looks for the project when `--db` names a database file inside one:

@@ -94,7 +94,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::BenchWorker(a) => bench::worker(&cx, a),
         // Served from main: they own stdout (the protocol, the script) and report nothing
         // there.
-        Cmd::Mcp => unreachable!("`tasklease mcp` is run by main"),
+        Cmd::Mcp(_) => unreachable!("`tasklease mcp` is run by main"),
         Cmd::Completions { .. } => unreachable!("`tasklease completions` is run by main"),
         Cmd::Man { dir } => install::man(dir),
         Cmd::Run(a) => run::run(&cx, a),

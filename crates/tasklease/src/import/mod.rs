@@ -321,6 +321,7 @@ impl Report {
         let mut v = serde_json::to_value(self).unwrap_or_else(|_| json!({}));
         if let Value::Object(o) = &mut v {
             o.insert("ok".into(), json!(true));
+            o.insert("outcome".into(), json!("imported"));
         }
         v
     }
