@@ -102,6 +102,22 @@ fn lease_verbs_fit_their_schemas(p: &Project) {
     let empty = p.checked(&["claim", "--next"], 4);
     assert_eq!(empty["error"]["code"], "empty");
     p.checked(&["reap"], 0);
+    let mine = p.checked(&["mine"], 0);
+    assert_eq!(mine["outcome"], "mine");
+    assert!(mine["count"].as_i64().unwrap() >= 1, "{mine}");
+    let mine_held = p.checked(&["claim", "d", "--agent", "tester"], 3);
+    assert_eq!(mine_held["error"]["held_by_you"], true, "{mine_held}");
+    p.checked(
+        &[
+            "done",
+            "d",
+            "--token",
+            &token(&mine["leases"][0]),
+            "--reason",
+            "ok",
+        ],
+        0,
+    );
 }
 
 /// `run`, `lock`, `git` and `locks`: commands run under a lease or a lock.

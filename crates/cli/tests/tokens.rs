@@ -235,9 +235,9 @@ fn mine_finds_your_way_back_and_needs_a_stable_name(p: &Project) {
         "{err}"
     );
     let v = p.json(&["claim", "one", "--agent", "alice"], 3);
-    assert_eq!(v["held_by_you"], true, "{v}");
+    assert_eq!(v["error"]["held_by_you"], true, "{v}");
     let v = p.json(&["claim", "one", "--agent", "carol"], 3);
-    assert!(v.get("held_by_you").is_none(), "{v}");
+    assert!(v["error"].get("held_by_you").is_none(), "{v}");
     // The token re-claims.
     let tok = mine["leases"][0]["token"].as_str().unwrap();
     p.json(&["claim", "one", "--agent", "alice", "--token", tok], 0);

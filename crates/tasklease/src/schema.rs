@@ -324,6 +324,7 @@ fn def(name: &str) -> Value {
                     "retryable": t(B),
                     "id": id(),
                     "holder": {},
+                    "held_by_you": t(B),
                     "lock_until": time(),
                     "reason": {"enum": ["closed", "waiting"]},
                     "waiting_on": array(id()),

@@ -84,7 +84,7 @@ pub fn refused_to(id: &TaskId, r: &Refusal, me: &AgentId) -> Report {
         return refused(id, r);
     }
     let mut json = tasklease::json::refusal_json(id, r);
-    json["held_by_you"] = serde_json::json!(true);
+    json["error"]["held_by_you"] = serde_json::json!(true);
     Report::refused(
         Exit::from_code(refusal_exit(r)),
         json,
