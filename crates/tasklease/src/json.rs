@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use crate::locks::LockInfo;
 use crate::show::Shown;
 use crate::{
-    Deleted, DepChange, DepState, Deps, Ended, Error, ErrorKind, Lease, LeaseDuration, Millis,
-    Reaped, Refusal, Status, Task, TaskId, Unclaimable,
+    Deleted, DepChange, DepState, Deps, Ended, Error, ErrorKind, Event, Lease, LeaseDuration,
+    Millis, Reaped, Refusal, Status, Task, TaskId, Unclaimable,
 };
 
 /// Exit status: done as asked.
@@ -290,6 +290,33 @@ pub fn shown_json(s: &Shown) -> Value {
         .collect();
     t["progress"] = json!(s.progress());
     json!({"ok": true, "task": t})
+}
+
+/// One lease-history event (`log`). Tokens are shown: the history is an audit trail,
+/// and tokens are fences, not secrets (docs/design.md).
+pub fn event_json(e: &Event) -> Value {
+    json!({
+        "seq": e.seq,
+        "at": e.at.to_rfc3339(),
+        "at_ms": e.at.0,
+        "task": e.task,
+        "kind": e.kind,
+        "agent": e.agent,
+        "token": e.token,
+        "detail": e.detail,
+        "lease_ms": e.lease_ms,
+        "wait_us": e.wait_us,
+        "busy": e.busy,
+    })
+}
+
+/// The lease history `log` prints, oldest first.
+pub fn log_json(events: &[Event]) -> Value {
+    json!({
+        "ok": true,
+        "count": events.len(),
+        "events": events.iter().map(event_json).collect::<Vec<_>>(),
+    })
 }
 
 /// The project's file locks, free or held, and by whom (`locks`).

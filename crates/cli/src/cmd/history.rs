@@ -23,32 +23,7 @@ pub fn log(cx: &Ctx<'_>, a: &LogArgs) -> Result<Report> {
     } else {
         events.iter().map(event_line).collect::<Vec<_>>().join("\n")
     };
-    Ok(Report::ok(
-        json!({
-            "ok": true,
-            "count": events.len(),
-            "events": events.iter().map(event_json).collect::<Vec<_>>(),
-        }),
-        human,
-    ))
-}
-
-/// One event as JSON. Tokens are shown: the history is an audit trail, and tokens are
-/// fences, not secrets (docs/design.md).
-fn event_json(e: &Event) -> Value {
-    json!({
-        "seq": e.seq,
-        "at": e.at.to_rfc3339(),
-        "at_ms": e.at.0,
-        "task": e.task,
-        "kind": e.kind,
-        "agent": e.agent,
-        "token": e.token,
-        "detail": e.detail,
-        "lease_ms": e.lease_ms,
-        "wait_us": e.wait_us,
-        "busy": e.busy,
-    })
+    Ok(Report::ok(tasklease::json::log_json(&events), human))
 }
 
 fn event_line(e: &Event) -> String {
