@@ -26,6 +26,9 @@ fn main() -> ExitCode {
     if let args::Cmd::Mcp = cli.cmd {
         return cmd::mcp::run(&cli);
     }
+    if let args::Cmd::Ui(a) = &cli.cmd {
+        return cmd::ui::run(&cli, a);
+    }
     let out = output::Output { json: cli.json };
     match cmd::run(&cli) {
         Ok(report) => out.report(report),

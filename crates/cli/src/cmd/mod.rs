@@ -12,6 +12,7 @@ mod lock;
 pub mod mcp;
 mod run;
 mod tasks;
+pub mod ui;
 
 use tasklease::open::{self, DbSpec, OpenOptions, WaitHook};
 use tasklease::{AgentId, Result, Store};
@@ -86,6 +87,8 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::BenchWorker(a) => bench::worker(&cx, a),
         // Served from main: it owns stdout for the protocol and reports nothing there.
         Cmd::Mcp => unreachable!("`tasklease mcp` is run by main"),
+        // Served from main too: it runs until Ctrl-C and reports on its own.
+        Cmd::Ui(_) => unreachable!("`tasklease ui` is run by main"),
         Cmd::Run(a) => run::run(&cx, a),
         Cmd::Log(a) => history::log(&cx, a),
         Cmd::Status(a) => history::status(&cx, a),
