@@ -176,7 +176,12 @@ pub struct UiArgs {
     pub allow_writes: bool,
     /// The write token, chosen by you (at least 16 printable characters) instead of a
     /// fresh one printed at start; required to serve on anything but loopback
-    #[arg(long, env = "TASKLEASE_UI_TOKEN", hide_env_values = true, value_name = "T")]
+    #[arg(
+        long,
+        env = "TASKLEASE_UI_TOKEN",
+        hide_env_values = true,
+        value_name = "T"
+    )]
     pub token: Option<String>,
 }
 

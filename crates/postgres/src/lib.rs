@@ -47,8 +47,8 @@ use std::time::{Duration, Instant};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
-    Refusal, ReleaseTo, RequestId, Result, Retention, Stamp, Status, Store, Tag, Task, TaskId, TaskPatch,
-    Token, retried_grant, validate_batch,
+    Refusal, ReleaseTo, RequestId, Result, Retention, Stamp, Status, Store, Tag, Task, TaskId,
+    TaskPatch, Token, retried_grant, validate_batch,
 };
 use tokio_postgres::{Config, Row};
 

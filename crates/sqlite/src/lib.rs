@@ -41,8 +41,8 @@ use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
-    Refusal, ReleaseTo, RequestId, Result, Retention, Stamp, Status, Store, Tag, Task, TaskId, TaskPatch,
-    Token, validate_batch,
+    Refusal, ReleaseTo, RequestId, Result, Retention, Stamp, Status, Store, Tag, Task, TaskId,
+    TaskPatch, Token, validate_batch,
 };
 
 use crate::busy::{Busy, Wait};

@@ -1368,7 +1368,9 @@ pub fn stamp_moves_after_every_commit_by_another_handle(f: &dyn Fixture) {
     expect_moved("a claim");
     writer.renew(&a, l.token, LEASE, &agent("x")).unwrap();
     expect_moved("a renewal");
-    writer.release_force(&a, ReleaseTo::Todo, &agent("admin")).unwrap();
+    writer
+        .release_force(&a, ReleaseTo::Todo, &agent("admin"))
+        .unwrap();
     expect_moved("a forced release");
     let v = writer.show(&a).unwrap().unwrap().version;
     let patch = TaskPatch {

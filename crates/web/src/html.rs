@@ -452,8 +452,16 @@ fn held_cell(h: &Held, now: Millis) -> Markup {
 /// The part of the fleet page the script swaps on change.
 pub fn fleet_live(f: &Fleet) -> Markup {
     let claims: Vec<Option<f64>> = f.buckets.iter().map(|b| Some(b.claims_per_s)).collect();
-    let p50: Vec<Option<f64>> = f.buckets.iter().map(|b| b.wait_us_p50.map(|v| v as f64)).collect();
-    let p99: Vec<Option<f64>> = f.buckets.iter().map(|b| b.wait_us_p99.map(|v| v as f64)).collect();
+    let p50: Vec<Option<f64>> = f
+        .buckets
+        .iter()
+        .map(|b| b.wait_us_p50.map(|v| v as f64))
+        .collect();
+    let p99: Vec<Option<f64>> = f
+        .buckets
+        .iter()
+        .map(|b| b.wait_us_p99.map(|v| v as f64))
+        .collect();
     let c = &f.contention;
     html! {
         div #live data-now-ms=(f.now.0) {
@@ -541,4 +549,3 @@ pub fn problem(frame: &Frame<'_>, title: &str, message: &str) -> Markup {
         },
     )
 }
-

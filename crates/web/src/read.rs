@@ -72,7 +72,10 @@ impl Filter {
                 Some(other) => {
                     return Err(Error::invalid(
                         "show",
-                        format!("{} is not a way to show the board; allowed: all", tasklease::id::quote(other)),
+                        format!(
+                            "{} is not a way to show the board; allowed: all",
+                            tasklease::id::quote(other)
+                        ),
                     ));
                 }
             },
@@ -81,7 +84,10 @@ impl Filter {
 
     /// Whether any filter narrows the board.
     pub fn narrows(&self) -> bool {
-        self.tag.is_some() || self.assignee.is_some() || self.parent.is_some() || self.text.is_some()
+        self.tag.is_some()
+            || self.assignee.is_some()
+            || self.parent.is_some()
+            || self.text.is_some()
     }
 
     /// The tasks matching, by priority then age.
@@ -161,7 +167,11 @@ fn held_infos(
             }
         }
     }
-    infos.retain(|id, _| tasks.iter().any(|t| &t.id == id && t.status == Status::InProgress));
+    infos.retain(|id, _| {
+        tasks
+            .iter()
+            .any(|t| &t.id == id && t.status == Status::InProgress)
+    });
     Ok(infos)
 }
 
@@ -247,9 +257,7 @@ pub struct TaskPage {
 /// [`Error::NotFound`]; store failures.
 pub fn task(store: &dyn Store, id: &TaskId) -> Result<TaskPage> {
     let shown = Shown::read(store, id)?;
-    let deps = store
-        .deps(id)?
-        .ok_or_else(|| Error::NotFound(id.clone()))?;
+    let deps = store.deps(id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
     let history = store.log(Some(id), 500)?;
     let lease = (shown.task.status == Status::InProgress)
         .then(|| lease_infos(&history).remove(id))
@@ -428,7 +436,10 @@ mod tests {
         let (b, width) = buckets(&events, Millis(31_000));
         assert_eq!(b.len(), 30);
         assert_eq!(width, 1000);
-        let total: f64 = b.iter().map(|b| b.claims_per_s * width as f64 / 1000.0).sum();
+        let total: f64 = b
+            .iter()
+            .map(|b| b.claims_per_s * width as f64 / 1000.0)
+            .sum();
         assert!((total - 30.0).abs() < 1e-9, "{total}");
         assert!(b.iter().any(|b| b.wait_us_p99.is_some()));
     }

@@ -55,7 +55,10 @@ pub fn router(app: Shared) -> Router {
         .route("/tasks/{id}", get(task_page))
         .route("/fleet", get(fleet_page))
         .route("/events", get(events))
-        .route("/static/board.css", get(|| async { asset("text/css", CSS) }))
+        .route(
+            "/static/board.css",
+            get(|| async { asset("text/css", CSS) }),
+        )
         .route(
             "/static/board.js",
             get(|| async { asset("text/javascript", JS) }),
@@ -116,7 +119,9 @@ async fn guard_host(State(app): State<Shared>, req: Request, next: Next) -> Resp
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        // Not `no-referrer`: with it a browser sends `Origin: null` on form posts,
+        // and the origin check could not tell this server's forms from others.
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
@@ -125,10 +130,7 @@ async fn guard_host(State(app): State<Shared>, req: Request, next: Next) -> Resp
 fn frame(app: &App) -> Frame<'_> {
     Frame {
         db: &app.config.db_display,
-        secret: app
-            .config
-            .allow_writes
-            .then(|| app.config.secret.expose()),
+        secret: app.config.allow_writes.then(|| app.config.secret.expose()),
     }
 }
 
@@ -188,11 +190,7 @@ async fn task_page(State(app): State<Shared>, Path(id): Path<String>) -> Respons
 }
 
 async fn fleet_page(State(app): State<Shared>) -> Response {
-    match app
-        .store
-        .call(|s| read::fleet(s, read::FLEET_WINDOW))
-        .await
-    {
+    match app.store.call(|s| read::fleet(s, read::FLEET_WINDOW)).await {
         Ok(f) => html::fleet(&frame(&app), &f).into_response(),
         Err(e) => page_error(&app, &e),
     }
@@ -200,7 +198,9 @@ async fn fleet_page(State(app): State<Shared>) -> Response {
 
 /// The live feed: `hello` at once (the script fetches then, in case it missed a
 /// change before subscribing), then `change` with a growing count after each change.
-async fn events(State(app): State<Shared>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+async fn events(
+    State(app): State<Shared>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = app.feed.subscribe();
     let stopping = app.stopping.clone();
     let hello = stream::once(async { Ok(SseEvent::default().event("hello").data("0")) });
@@ -279,12 +279,20 @@ struct LogQuery {
 }
 
 async fn api_log(State(app): State<Shared>, QueryParams(q): QueryParams<LogQuery>) -> Response {
-    let task = match q.task.as_deref().filter(|t| !t.is_empty()).map(TaskId::new).transpose() {
+    let task = match q
+        .task
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(TaskId::new)
+        .transpose()
+    {
         Ok(t) => t,
         Err(e) => return api_error(&e),
     };
     let limit = q.limit.unwrap_or(100);
-    let read = app.store.call(move |s| Ok(tj::log_json(&s.log(task.as_ref(), limit)?)));
+    let read = app
+        .store
+        .call(move |s| Ok(tj::log_json(&s.log(task.as_ref(), limit)?)));
     answer(read.await)
 }
 
@@ -344,7 +352,11 @@ fn authorize(app: &App, headers: &HeaderMap, form_secret: Option<&str>) -> Resul
             message: "writes are off: start the board with `tasklease ui --allow-writes`",
         });
     }
-    let get = |name| headers.get(name).and_then(|h: &HeaderValue| h.to_str().ok());
+    let get = |name| {
+        headers
+            .get(name)
+            .and_then(|h: &HeaderValue| h.to_str().ok())
+    };
     if !guard::origin_allowed(get(header::ORIGIN), get(header::HOST)) {
         return Err(Refused {
             status: StatusCode::FORBIDDEN,
@@ -368,11 +380,7 @@ fn authorize(app: &App, headers: &HeaderMap, form_secret: Option<&str>) -> Resul
 }
 
 fn refused_page(app: &App, r: &Refused) -> Response {
-    (
-        r.status,
-        html::problem(&frame(app), "Refused", r.message),
-    )
-        .into_response()
+    (r.status, html::problem(&frame(app), "Refused", r.message)).into_response()
 }
 
 fn refused_json(r: &Refused) -> Response {
@@ -381,7 +389,11 @@ fn refused_json(r: &Refused) -> Response {
     } else {
         "forbidden"
     };
-    let mut resp = (r.status, Json(tj::error_json(code, r.message, tj::EXIT_USAGE))).into_response();
+    let mut resp = (
+        r.status,
+        Json(tj::error_json(code, r.message, tj::EXIT_USAGE)),
+    )
+        .into_response();
     if r.status == StatusCode::UNAUTHORIZED {
         resp.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -436,7 +448,10 @@ mod op {
 }
 
 /// Runs a write on the store thread and tells the boards.
-async fn write(app: &App, f: impl FnOnce(&dyn Store) -> Result<Value> + Send + 'static) -> Result<Value> {
+async fn write(
+    app: &App,
+    f: impl FnOnce(&dyn Store) -> Result<Value> + Send + 'static,
+) -> Result<Value> {
     let done = app.store.call(f).await;
     if done.is_ok() {
         app.feed.changed();
@@ -570,7 +585,11 @@ fn new_task(f: &AddForm) -> Result<NewTask> {
     })
 }
 
-async fn form_add(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<AddForm>) -> Response {
+async fn form_add(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<AddForm>,
+) -> Response {
     if let Err(r) = authorize(&app, &headers, f.secret.as_deref()) {
         return refused_page(&app, &r);
     }
@@ -587,7 +606,11 @@ async fn form_add(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<A
     }
 }
 
-async fn api_release(State(app): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn api_release(
+    State(app): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = authorize(&app, &headers, None) {
         return refused_json(&r);
     }
@@ -598,7 +621,11 @@ async fn api_release(State(app): State<Shared>, Path(id): Path<String>, headers:
     }
 }
 
-async fn api_cancel(State(app): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn api_cancel(
+    State(app): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = authorize(&app, &headers, None) {
         return refused_json(&r);
     }
@@ -657,7 +684,10 @@ async fn api_add(
 
 /// A JSON body that could not be read: what was wrong, and what is allowed.
 fn bad_body(e: &JsonRejection, allowed: &str) -> Response {
-    let message = format!("the request body was refused ({}); allowed: {allowed}", e.body_text());
+    let message = format!(
+        "the request body was refused ({}); allowed: {allowed}",
+        e.body_text()
+    );
     (
         StatusCode::BAD_REQUEST,
         Json(tj::error_json("invalid", &message, tj::EXIT_USAGE)),

@@ -91,7 +91,10 @@ fn serve(cli: &Cli, a: &UiArgs) -> Result<()> {
                 ),
             };
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "tasklease ui: serving {db} at {url} — {writes}; Ctrl-C stops");
+            let _ = writeln!(
+                out,
+                "tasklease ui: serving {db} at {url} — {writes}; Ctrl-C stops"
+            );
             let _ = out.flush();
             if open_browser {
                 open_in_browser(&url);
@@ -116,6 +119,8 @@ fn open_in_browser(url: &str) {
         .stderr(std::process::Stdio::null())
         .spawn();
     if let Err(e) = started {
-        crate::output::note!("tasklease ui: could not start a browser ({program}: {e}); open {url}");
+        crate::output::note!(
+            "tasklease ui: could not start a browser ({program}: {e}); open {url}"
+        );
     }
 }
