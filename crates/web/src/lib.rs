@@ -79,7 +79,7 @@ pub struct Config {
 
 impl Config {
     /// A configuration with the defaults: writes off, a fresh secret, polling every
-    /// 250 ms, 50 closed tasks and 200 cards per column shown.
+    /// 250 ms, 50 closed tasks and 100 cards per column shown.
     ///
     /// # Errors
     /// [`Error::Store`] when the system has no randomness for the secret.
@@ -91,7 +91,7 @@ impl Config {
             agent,
             poll: Duration::from_millis(250),
             closed_shown: 50,
-            column_page: 200,
+            column_page: 100,
             db_display: String::new(),
         })
     }

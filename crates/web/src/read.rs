@@ -229,8 +229,12 @@ pub fn board(store: &dyn Store, filter: &Filter, page: usize, closed: usize) -> 
             }
         })
         .collect();
-    let events = store.log(None, BOARD_WINDOW)?;
     let shown: Vec<&Task> = columns.iter().flat_map(|c| &c.cards).collect();
+    // Room for each shown lease's claim and a renewal or two, so that their fences
+    // come from this one read rather than one read per task.
+    let held = shown.iter().filter(|t| t.status == Status::InProgress).count();
+    let window = u32::try_from(held.saturating_mul(4)).unwrap_or(u32::MAX).max(BOARD_WINDOW);
+    let events = store.log(None, window)?;
     let leases = held_infos(store, &shown, &events)?;
     let recent = events.iter().rev().take(12).cloned().collect();
     Ok(Board {
