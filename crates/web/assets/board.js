@@ -38,12 +38,19 @@
     feed.className = "feed " + (cls || "");
   }
 
-  // One fetch at a time; a change during a fetch asks for one more after it.
+  // One fetch at a time, at most two a second (the board must show a change within
+  // a second, and 20 agents claiming flat out must not make it read the store
+  // continuously); a change meanwhile asks for one more afterwards.
+  const GAP_MS = 500;
   let fetching = false;
   let again = false;
+  let last = 0;
   async function refresh() {
     if (fetching) { again = true; return; }
+    const wait = last + GAP_MS - Date.now();
+    if (wait > 0) { fetching = true; setTimeout(() => { fetching = false; refresh(); }, wait); return; }
     fetching = true;
+    last = Date.now();
     try {
       const resp = await fetch(location.href, { headers: { "Accept": "text/html" }, cache: "no-store" });
       if (resp.ok) {

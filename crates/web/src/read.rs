@@ -91,7 +91,7 @@ impl Filter {
     }
 
     /// The tasks matching, by priority then age.
-    fn tasks(&self, store: &dyn Store) -> Result<Vec<Task>> {
+    pub fn tasks(&self, store: &dyn Store) -> Result<Vec<Task>> {
         let lf = ListFilter {
             tag: self.tag.clone(),
             assignee: self.assignee.clone(),
@@ -202,12 +202,81 @@ pub struct Board {
 /// # Errors
 /// [`Error::NotFound`] for a parent filter naming no task; store failures.
 pub fn board(store: &dyn Store, filter: &Filter, page: usize, closed: usize) -> Result<Board> {
-    let tasks = filter.tasks(store)?;
+    let counts = store.counts()?;
+    let columns = if filter.narrows() || filter.all {
+        filtered_columns(store, filter, page, closed)?
+    } else {
+        paged_columns(store, &counts, page, closed)?
+    };
+    let shown: Vec<&Task> = columns.iter().flat_map(|c| &c.cards).collect();
+    // Room for each shown lease's claim and a renewal or two, so that their fences
+    // come from this one read rather than one read per task.
+    let held = shown
+        .iter()
+        .filter(|t| t.status == Status::InProgress)
+        .count();
+    let window = u32::try_from(held.saturating_mul(4))
+        .unwrap_or(u32::MAX)
+        .max(BOARD_WINDOW);
+    let events = store.log(None, window)?;
+    let leases = held_infos(store, &shown, &events)?;
+    let recent = events.iter().rev().take(12).cloned().collect();
+    Ok(Board {
+        now: store.now()?,
+        columns,
+        leases,
+        counts,
+        recent,
+    })
+}
+
+/// The unfiltered board without reading every task: each open column reads only its
+/// first `page` cards, its total comes from the counts. Done and cancelled are read
+/// whole, to find the latest (the store lists by priority and age, not by change).
+fn paged_columns(
+    store: &dyn Store,
+    counts: &[(Status, u64)],
+    page: usize,
+    closed: usize,
+) -> Result<Vec<Column>> {
+    COLUMNS
+        .iter()
+        .map(|&status| {
+            let total = counts
+                .iter()
+                .find(|c| c.0 == status)
+                .map_or(0, |c| usize::try_from(c.1).unwrap_or(usize::MAX));
+            let closed_column = matches!(status, Status::Done | Status::Cancelled);
+            let mut cards = store.list(&ListFilter {
+                statuses: vec![status],
+                limit: (!closed_column).then(|| u32::try_from(page).unwrap_or(u32::MAX)),
+                ..ListFilter::default()
+            })?;
+            if closed_column {
+                cards.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+                cards.truncate(closed);
+            }
+            Ok(Column {
+                status,
+                total,
+                cards,
+            })
+        })
+        .collect()
+}
+
+/// The board narrowed by filters (or shown whole): every matching task is read.
+fn filtered_columns(
+    store: &dyn Store,
+    filter: &Filter,
+    page: usize,
+    closed: usize,
+) -> Result<Vec<Column>> {
     let mut by_status: HashMap<Status, Vec<Task>> = HashMap::new();
-    for t in tasks {
+    for t in filter.tasks(store)? {
         by_status.entry(t.status).or_default().push(t);
     }
-    let columns: Vec<Column> = COLUMNS
+    Ok(COLUMNS
         .iter()
         .map(|&status| {
             let mut all = by_status.remove(&status).unwrap_or_default();
@@ -228,22 +297,7 @@ pub fn board(store: &dyn Store, filter: &Filter, page: usize, closed: usize) -> 
                 cards: all,
             }
         })
-        .collect();
-    let shown: Vec<&Task> = columns.iter().flat_map(|c| &c.cards).collect();
-    // Room for each shown lease's claim and a renewal or two, so that their fences
-    // come from this one read rather than one read per task.
-    let held = shown.iter().filter(|t| t.status == Status::InProgress).count();
-    let window = u32::try_from(held.saturating_mul(4)).unwrap_or(u32::MAX).max(BOARD_WINDOW);
-    let events = store.log(None, window)?;
-    let leases = held_infos(store, &shown, &events)?;
-    let recent = events.iter().rev().take(12).cloned().collect();
-    Ok(Board {
-        now: store.now()?,
-        columns,
-        leases,
-        counts: store.counts()?,
-        recent,
-    })
+        .collect())
 }
 
 /// One task with everything around it.

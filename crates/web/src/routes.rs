@@ -32,8 +32,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tasklease::json as tj;
 use tasklease::{
-    Error, ErrorKind, NewTask, Priority, ReleaseTo, Result, Status, Store, Tag, Task, TaskId,
-    TaskPatch,
+    Error, ErrorKind, NewTask, Priority, ReleaseTo, Result, Status, Store, Tag, TaskId, TaskPatch,
 };
 
 use crate::html::{self, Frame};
@@ -228,17 +227,10 @@ async fn api_tasks(State(app): State<Shared>, QueryParams(q): QueryParams<Query>
         Err(e) => return api_error(&e),
     };
     let read = app.store.call(move |s| {
-        let tasks = filter_tasks(s, &filter)?;
+        let tasks = filter.tasks(s)?;
         Ok(tj::tasks_json(&tasks, s.now()?))
     });
     answer(read.await)
-}
-
-fn filter_tasks(s: &dyn Store, filter: &Filter) -> Result<Vec<Task>> {
-    let b = read::board(s, filter, usize::MAX, usize::MAX)?;
-    let mut tasks: Vec<Task> = b.columns.into_iter().flat_map(|c| c.cards).collect();
-    tasks.sort_by_key(|t| (t.priority.rank(), t.created_at));
-    Ok(tasks)
 }
 
 fn answer(r: Result<Value>) -> Response {

@@ -17,10 +17,18 @@ fn get(addr: &str, path: &str) -> (Duration, usize) {
     let start = Instant::now();
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut body = Vec::new();
     s.read_to_end(&mut body).unwrap();
-    assert!(body.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&body[..200.min(body.len())]));
+    assert!(
+        body.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&body[..200.min(body.len())])
+    );
     (start.elapsed(), body.len())
 }
 
@@ -34,39 +42,76 @@ fn bench_board_of_ten_thousand_tasks() {
     };
     tasklease::open::init(&spec, &OpenOptions::default()).unwrap();
     let store = tasklease::open::open(&spec, &OpenOptions::default()).unwrap();
-    let statuses = [Status::Todo, Status::Todo, Status::Todo, Status::Done, Status::Done, Status::Blocked, Status::Review, Status::Cancelled];
+    let statuses = [
+        Status::Todo,
+        Status::Todo,
+        Status::Todo,
+        Status::Done,
+        Status::Done,
+        Status::Blocked,
+        Status::Review,
+        Status::Cancelled,
+    ];
     let tasks = (0..TASKS)
         .map(|i| {
-            let mut t = ImportTask::new(TaskId::new(&format!("T-{i}")).unwrap(), format!("task number {i} <b>with</b> a title"));
+            let mut t = ImportTask::new(
+                TaskId::new(&format!("T-{i}")).unwrap(),
+                format!("task number {i} <b>with</b> a title"),
+            );
             t.status = statuses[i % statuses.len()];
             t.priority = Priority::ALL[i % 4];
             t.tags = vec![Tag::new(&format!("area{}", i % 7)).unwrap()];
             t
         })
         .collect();
-    store.import(&ImportBatch { tasks, dry_run: false }).unwrap();
+    store
+        .import(&ImportBatch {
+            tasks,
+            dry_run: false,
+        })
+        .unwrap();
     // 20 agents holding 50 tasks each.
     let lease = LeaseDuration::from_millis(600_000).unwrap();
     for a in 0..20 {
         let agent = AgentId::new(&format!("agent-{a}")).unwrap();
         for _ in 0..50 {
-            store.claim_next(&agent, lease).unwrap().expect("a ready task");
+            store
+                .claim_next(&agent, lease)
+                .unwrap()
+                .expect("a ready task");
         }
     }
     drop(store);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let open_spec = spec.clone();
     let stores = runtime
-        .block_on(Stores::open(move || tasklease::open::open(&open_spec, &OpenOptions::default())))
+        .block_on(Stores::open(move || {
+            tasklease::open::open(&open_spec, &OpenOptions::default())
+        }))
         .unwrap();
     let config = Config::new(addr, AgentId::new("bench").unwrap()).unwrap();
-    runtime.spawn(tasklease_web::serve(listener, stores, config, std::future::pending()));
+    runtime.spawn(tasklease_web::serve(
+        listener,
+        stores,
+        config,
+        std::future::pending(),
+    ));
     let host = addr.to_string();
 
-    for (what, path) in [("board (columns paged)", "/"), ("board filtered by text", "/?q=number%2099"), ("every card (?show=all)", "/?show=all")] {
+    for (what, path) in [
+        ("board (columns paged)", "/"),
+        ("board filtered by text", "/?q=number%2099"),
+        ("every card (?show=all)", "/?show=all"),
+    ] {
         get(&host, path); // warm
         let mut times: Vec<Duration> = Vec::new();
         let mut size = 0;
