@@ -400,25 +400,29 @@ pub fn task(frame: &Frame<'_>, p: &TaskPage) -> Markup {
     )
 }
 
-/// A line chart of `values` (a gap where one is `None`), scaled to its largest.
+/// A bar chart of `values` (no bar where one is `None`), scaled to its largest.
 fn chart(label: &str, values: &[Option<f64>], unit: impl Fn(f64) -> String) -> Markup {
     const W: f64 = 300.0;
     const H: f64 = 60.0;
     let max = values.iter().flatten().copied().fold(0.0_f64, f64::max);
-    let n = values.len().max(2) - 1;
-    let mut points = String::new();
-    for (i, v) in values.iter().enumerate() {
-        if let Some(v) = v {
-            let x = W * i as f64 / n as f64;
-            let y = if max > 0.0 { H - H * v / max } else { H };
-            points.push_str(&format!("{x:.1},{y:.1} "));
-        }
-    }
+    let width = W / values.len().max(1) as f64;
+    let bars: Vec<(f64, f64, f64)> = values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            let v = (*v)?;
+            let h = if max > 0.0 { (H * v / max).max(1.0) } else { 1.0 };
+            Some((width * i as f64, H - h, h))
+        })
+        .collect();
+    let caption = format!("{label}, peak {}", unit(max));
     html! {
         figure.chart {
-            figcaption { (label) ", peak " (unit(max)) }
-            svg viewBox="0 0 300 60" role="img" aria-label={ (label) ", peak " (unit(max)) } preserveAspectRatio="none" {
-                polyline points=(points) fill="none" class="line" {}
+            figcaption { (caption) }
+            svg viewBox="0 0 300 60" role="img" aria-label=(caption) preserveAspectRatio="none" {
+                @for (x, y, h) in &bars {
+                    rect.bar x=(format!("{x:.1}")) y=(format!("{y:.1}")) width=(format!("{:.1}", (width - 1.0).max(1.0))) height=(format!("{h:.1}")) {}
+                }
             }
         }
     }
