@@ -411,7 +411,11 @@ fn chart(label: &str, values: &[Option<f64>], unit: impl Fn(f64) -> String) -> M
         .enumerate()
         .filter_map(|(i, v)| {
             let v = (*v)?;
-            let h = if max > 0.0 { (H * v / max).max(1.0) } else { 1.0 };
+            let h = if max > 0.0 {
+                (H * v / max).max(1.0)
+            } else {
+                1.0
+            };
             Some((width * i as f64, H - h, h))
         })
         .collect();

@@ -230,39 +230,62 @@ pub fn board(store: &dyn Store, filter: &Filter, page: usize, closed: usize) -> 
     })
 }
 
-/// The unfiltered board without reading every task: each open column reads only its
-/// first `page` cards, its total comes from the counts. Done and cancelled are read
-/// whole, to find the latest (the store lists by priority and age, not by change).
+/// The unfiltered board without reading every task: the two big open columns (to
+/// do, in progress) read only their first `page` cards, and the rest — blocked,
+/// review, done, cancelled, usually few — come in one read; totals come from the
+/// counts. Done and cancelled are read whole, to find the latest (the store lists
+/// by priority and age, not by change). Each read scans the task table once, so
+/// the board costs four scans, not one per column.
 fn paged_columns(
     store: &dyn Store,
     counts: &[(Status, u64)],
     page: usize,
     closed: usize,
 ) -> Result<Vec<Column>> {
-    COLUMNS
+    let limit = Some(u32::try_from(page).unwrap_or(u32::MAX));
+    let first_page = |status| {
+        store.list(&ListFilter {
+            statuses: vec![status],
+            limit,
+            ..ListFilter::default()
+        })
+    };
+    let mut by_status: HashMap<Status, Vec<Task>> = HashMap::new();
+    by_status.insert(Status::Todo, first_page(Status::Todo)?);
+    by_status.insert(Status::InProgress, first_page(Status::InProgress)?);
+    let rest = store.list(&ListFilter {
+        statuses: vec![
+            Status::Blocked,
+            Status::Review,
+            Status::Done,
+            Status::Cancelled,
+        ],
+        ..ListFilter::default()
+    })?;
+    for t in rest {
+        by_status.entry(t.status).or_default().push(t);
+    }
+    Ok(COLUMNS
         .iter()
         .map(|&status| {
             let total = counts
                 .iter()
                 .find(|c| c.0 == status)
                 .map_or(0, |c| usize::try_from(c.1).unwrap_or(usize::MAX));
-            let closed_column = matches!(status, Status::Done | Status::Cancelled);
-            let mut cards = store.list(&ListFilter {
-                statuses: vec![status],
-                limit: (!closed_column).then(|| u32::try_from(page).unwrap_or(u32::MAX)),
-                ..ListFilter::default()
-            })?;
-            if closed_column {
+            let mut cards = by_status.remove(&status).unwrap_or_default();
+            if matches!(status, Status::Done | Status::Cancelled) {
                 cards.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
                 cards.truncate(closed);
+            } else {
+                cards.truncate(page);
             }
-            Ok(Column {
+            Column {
                 status,
                 total,
                 cards,
-            })
+            }
         })
-        .collect()
+        .collect())
 }
 
 /// The board narrowed by filters (or shown whole): every matching task is read.

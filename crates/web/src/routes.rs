@@ -167,14 +167,27 @@ async fn board_page(State(app): State<Shared>, QueryParams(q): QueryParams<Query
         app.config.closed_shown,
         filter.clone(),
     );
+    let started = std::time::Instant::now();
     match app
         .store
         .call(move |s| read::board(s, &f, page, closed))
         .await
     {
-        Ok(b) => html::board(&frame(&app), &b, &filter, &q).into_response(),
+        Ok(b) => timed(started, html::board(&frame(&app), &b, &filter, &q)),
         Err(e) => page_error(&app, &e),
     }
+}
+
+/// A page with `Server-Timing: read;dur=MS`, the time its store read and render
+/// took: the script spaces its refetches by it, so that a board over a big store
+/// under load keeps to a small share of the machine (see `board.js`).
+fn timed(started: std::time::Instant, page: maud::Markup) -> Response {
+    let mut resp = page.into_response();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = HeaderValue::from_str(&format!("read;dur={ms:.1}")) {
+        resp.headers_mut().insert("server-timing", v);
+    }
+    resp
 }
 
 async fn task_page(State(app): State<Shared>, Path(id): Path<String>) -> Response {
@@ -182,15 +195,17 @@ async fn task_page(State(app): State<Shared>, Path(id): Path<String>) -> Respons
         Ok(id) => id,
         Err(e) => return page_error(&app, &e),
     };
+    let started = std::time::Instant::now();
     match app.store.call(move |s| read::task(s, &id)).await {
-        Ok(p) => html::task(&frame(&app), &p).into_response(),
+        Ok(p) => timed(started, html::task(&frame(&app), &p)),
         Err(e) => page_error(&app, &e),
     }
 }
 
 async fn fleet_page(State(app): State<Shared>) -> Response {
+    let started = std::time::Instant::now();
     match app.store.call(|s| read::fleet(s, read::FLEET_WINDOW)).await {
-        Ok(f) => html::fleet(&frame(&app), &f).into_response(),
+        Ok(f) => timed(started, html::fleet(&frame(&app), &f)),
         Err(e) => page_error(&app, &e),
     }
 }
