@@ -135,7 +135,7 @@ mod tests {
     fn secrets_compare_whole_and_never_show() {
         let s = Secret::generate().unwrap();
         assert_eq!(s.expose().len(), 64);
-        assert!(s.matches(&s.expose().to_owned()));
+        assert!(s.matches(s.expose()));
         let mut wrong = s.expose().to_owned();
         wrong.replace_range(63.., if wrong.ends_with('0') { "1" } else { "0" });
         assert!(!s.matches(&wrong));

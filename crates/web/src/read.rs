@@ -274,7 +274,7 @@ fn paged_columns(
                 .map_or(0, |c| usize::try_from(c.1).unwrap_or(usize::MAX));
             let mut cards = by_status.remove(&status).unwrap_or_default();
             if matches!(status, Status::Done | Status::Cancelled) {
-                cards.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+                cards.sort_by_key(|t| std::cmp::Reverse(t.updated_at));
                 cards.truncate(closed);
             } else {
                 cards.truncate(page);
@@ -306,7 +306,7 @@ fn filtered_columns(
             let total = all.len();
             let keep = match status {
                 Status::Done | Status::Cancelled => {
-                    all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+                    all.sort_by_key(|t| std::cmp::Reverse(t.updated_at));
                     closed
                 }
                 _ => page,

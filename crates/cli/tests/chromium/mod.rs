@@ -116,9 +116,8 @@ impl Chrome {
         let page_ws = page_socket(&host);
         let path = page_ws
             .trim_start_matches("ws://")
-            .splitn(2, '/')
-            .nth(1)
-            .unwrap_or("");
+            .split_once('/')
+            .map_or("", |x| x.1);
         let stream = TcpStream::connect(&host).expect("connect to DevTools");
         stream.set_read_timeout(Some(BOUND)).unwrap();
         let (ws, _) = tungstenite::client(format!("ws://{host}/{path}"), stream)
