@@ -520,7 +520,7 @@ fn plain(f: Failure) -> Error {
             "read the row",
             format!(
                 "no answer within {}",
-                tasklease_core::time::human_duration(waited)
+                tasklease_core::human_duration(waited)
             ),
         ),
     }

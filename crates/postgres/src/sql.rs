@@ -34,6 +34,7 @@ sql! {
     IMPORT_DEPS = "import_deps.sql";
     IMPORT_DEPS_PRESENT = "import_deps_present.sql";
     IMPORT_INSERT = "import_insert.sql";
+    IMPORT_PARENTS = "import_parents.sql";
     IMPORT_RECOUNT = "import_recount.sql";
     IMPORT_ROWS = "import_rows.sql";
     IMPORT_UPDATE = "import_update.sql";

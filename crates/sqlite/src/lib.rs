@@ -70,7 +70,7 @@ impl std::str::FromStr for Synchronous {
                 "synchronous",
                 format!(
                     "{} is not a synchronous mode; allowed: normal, full",
-                    tasklease_core::id::quote(s)
+                    tasklease_core::text::quote(s)
                 ),
             )),
         }

@@ -26,6 +26,7 @@ sql! {
     EXPIRED = "expired.sql";
     IMPORT_CLEAR_DEPS = "import_clear_deps.sql";
     IMPORT_INSERT = "import_insert.sql";
+    IMPORT_PARENTS = "import_parents.sql";
     IMPORT_RECOUNT = "import_recount.sql";
     IMPORT_UPDATE = "import_update.sql";
     LEASE = "lease.sql";

@@ -76,7 +76,9 @@ macro_rules! conformance {
             import_creates_every_field_and_twice_changes_nothing,
             import_overwrites_but_never_a_leased_task,
             import_is_all_or_nothing_and_dry_runs_write_nothing,
-            import_refuses_deleted_ids
+            import_refuses_deleted_ids,
+            import_sets_parents_and_refuses_their_cycles,
+            import_counts_a_cancelled_dependency_as_satisfied
         );
     };
     (@graph $new:expr; $($case:ident),+ $(,)?) => {

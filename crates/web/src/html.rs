@@ -370,7 +370,7 @@ pub fn task(frame: &Frame<'_>, p: &TaskPage) -> Markup {
     let closed = matches!(t.status, Status::Done | Status::Cancelled);
     page(
         frame,
-        &t.id.to_string(),
+        t.id.as_ref(),
         "task",
         html! {
             p { a href="/" { "← Board" } }

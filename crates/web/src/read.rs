@@ -74,7 +74,7 @@ impl Filter {
                         "show",
                         format!(
                             "{} is not a way to show the board; allowed: all",
-                            tasklease::id::quote(other)
+                            tasklease::text::quote(other)
                         ),
                     ));
                 }

@@ -299,7 +299,7 @@ async fn api_log(State(app): State<Shared>, QueryParams(q): QueryParams<LogQuery
     let limit = q.limit.unwrap_or(100);
     let read = app
         .store
-        .call(move |s| Ok(tj::log_json(&s.log(task.as_ref(), limit)?)));
+        .call(move |s| Ok(tj::events_json(&s.log(task.as_ref(), limit)?)));
     answer(read.await)
 }
 
@@ -429,7 +429,7 @@ mod op {
             ..TaskPatch::default()
         };
         let task = s.update(id, task.version, &patch, None, agent)?;
-        Ok(tj::one_task_json(&task, s.now()?))
+        Ok(tj::one_task_json("updated", &task, s.now()?))
     }
 
     pub fn priority(
@@ -444,13 +444,13 @@ mod op {
             ..TaskPatch::default()
         };
         let task = s.update(id, task.version, &patch, None, agent)?;
-        Ok(tj::one_task_json(&task, s.now()?))
+        Ok(tj::one_task_json("updated", &task, s.now()?))
     }
 
     pub fn add(s: &dyn Store, new: &NewTask) -> Result<Value> {
         new.validate()?;
         let task = s.add(new)?;
-        Ok(tj::one_task_json(&task, s.now()?))
+        Ok(tj::one_task_json("added", &task, s.now()?))
     }
 }
 

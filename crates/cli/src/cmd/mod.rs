@@ -7,6 +7,7 @@ mod dep;
 mod export;
 mod history;
 mod import;
+pub mod install;
 mod lease;
 mod lock;
 pub mod mcp;
@@ -85,10 +86,12 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Reap(a) => lease::reap(&cx, a),
         Cmd::Bench(a) => bench::run(&cx, a),
         Cmd::BenchWorker(a) => bench::worker(&cx, a),
-        // Served from main: it owns stdout for the protocol and reports nothing there.
-        Cmd::Mcp => unreachable!("`tasklease mcp` is run by main"),
-        // Served from main too: it runs until Ctrl-C and reports on its own.
+        // Served from main: they own stdout (the protocol, the script) and report nothing
+        // there.
+        Cmd::Mcp(_) => unreachable!("`tasklease mcp` is run by main"),
+        Cmd::Completions { .. } => unreachable!("`tasklease completions` is run by main"),
         Cmd::Ui(_) => unreachable!("`tasklease ui` is run by main"),
+        Cmd::Man { dir } => install::man(dir),
         Cmd::Run(a) => run::run(&cx, a),
         Cmd::Log(a) => history::log(&cx, a),
         Cmd::Status(a) => history::status(&cx, a),

@@ -41,7 +41,7 @@ fn listen_addr(s: &str) -> Result<SocketAddr> {
                 format!(
                     "{} is not an address to serve on; allowed: IP:PORT (127.0.0.1:7777, \
                      [::1]:7777, or 0.0.0.0:7777 with --token), localhost:PORT, or PORT",
-                    tasklease::id::quote(s)
+                    tasklease::text::quote(s)
                 ),
             )
         })
