@@ -433,3 +433,59 @@ each_store!(
     browser_sees_a_claim_live,
     browser_forces_a_release_only_with_the_token
 );
+
+/// Big columns are paged: 100 cards of an open column, the latest 50 done; the rest
+/// are counted and one link away.
+fn columns_are_paged_and_closed_ones_collapsed(p: &Project) {
+    let line = |id: String, status: &str, at: String| {
+        json!({
+            "tasklease": 2, "id": id, "title": "t", "description": "", "status": status,
+            "priority": "medium", "tags": [], "deps": [], "parent": null, "waiting_on": 0,
+            "version": 1, "attempts": 0, "assignee": null, "assigned_at": null,
+            "lock_until": null, "created_at": at, "updated_at": at,
+        })
+        .to_string()
+            + "\n"
+    };
+    let mut lines = String::new();
+    for i in 0..101 {
+        lines.push_str(&line(
+            format!("O-{i:03}"),
+            "todo",
+            "2026-01-01T00:00:00.000Z".into(),
+        ));
+    }
+    for i in 0..60 {
+        lines.push_str(&line(
+            format!("D-{i:03}"),
+            "done",
+            format!("2026-01-01T00:{i:02}:00.000Z"),
+        ));
+    }
+    let file = p.root().join("tasks.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    p.ok(&["import", file.to_str().unwrap()]);
+    let b = Board::start(p, &[]);
+    let page = b.get("/").body;
+    let cards = |status: &str, body: &str| {
+        body.split(&format!("data-status=\"{status}\" aria-labelledby"))
+            .nth(1)
+            .unwrap()
+            .split("</section>")
+            .next()
+            .unwrap()
+            .matches("class=\"card\"")
+            .count()
+    };
+    assert_eq!(cards("todo", &page), 100);
+    assert_eq!(cards("done", &page), 50);
+    assert!(page.contains("1 more"), "{page}");
+    assert!(page.contains("10 more older"), "{page}");
+    // The latest done are shown: D-059 (newest) yes, D-000 (oldest) no.
+    assert!(page.contains("data-id=\"D-059\"") && !page.contains("data-id=\"D-000\""));
+    let all = b.get("/?show=all").body;
+    assert_eq!(cards("todo", &all), 101);
+    assert_eq!(cards("done", &all), 60);
+}
+
+each_store!(columns_are_paged_and_closed_ones_collapsed);
