@@ -39,7 +39,7 @@ pub use lease::{
     BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,
     Refusal, Retention, Token, Unclaimable, retried_grant, validate_batch,
 };
-pub use store::Store;
+pub use store::{Stamp, Store};
 pub use task::{
     ListFilter, MAX_DEPS, MAX_TAGS, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch,
     distinct_tags, validate_description, validate_tags, validate_title,
