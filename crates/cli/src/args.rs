@@ -194,6 +194,9 @@ pub enum Cmd {
     /// Serve the verbs as MCP tools on stdin/stdout, for AI coding agents (Claude Code,
     /// Cursor, …); runs until stdin closes
     Mcp(McpArgs),
+    /// Serve a live web board of the tasks, their leases and the fleet (read-only
+    /// unless --allow-writes); runs until Ctrl-C
+    Ui(UiArgs),
     /// Print a shell completion script: `tasklease completions bash > …` (see the
     /// README, "Install")
     Completions {
@@ -211,6 +214,30 @@ pub enum Cmd {
     /// One benchmark agent process (started by `bench`)
     #[command(hide = true)]
     BenchWorker(BenchWorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Where to serve: IP:PORT, localhost:PORT or PORT. Anything but loopback needs
+    /// --token
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7777")]
+    pub listen: String,
+    /// Open the board in the default browser once it is served
+    #[arg(long)]
+    pub open: bool,
+    /// Let people force-release, cancel, re-prioritise and add tasks from the board;
+    /// each write needs the write token
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// The write token, chosen by you (at least 16 printable characters) instead of a
+    /// fresh one printed at start; required to serve on anything but loopback
+    #[arg(
+        long,
+        env = "TASKLEASE_UI_TOKEN",
+        hide_env_values = true,
+        value_name = "T"
+    )]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]

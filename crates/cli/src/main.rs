@@ -24,9 +24,10 @@ fn main() -> ExitCode {
     };
     let out = output::Output { json: cli.json };
     match &cli.cmd {
-        args::Cmd::Mcp(_) | args::Cmd::Completions { .. } if cli.json => {
+        args::Cmd::Mcp(_) | args::Cmd::Completions { .. } | args::Cmd::Ui(_) if cli.json => {
             let (verb, speaks) = match &cli.cmd {
                 args::Cmd::Mcp(_) => ("mcp", "the MCP protocol"),
+                args::Cmd::Ui(_) => ("ui", "the address it serves"),
                 _ => ("completions", "a shell script"),
             };
             return out.error(&tasklease::Error::invalid(
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
             ));
         }
         args::Cmd::Mcp(a) => return cmd::mcp::run(&cli, a),
+        args::Cmd::Ui(a) => return cmd::ui::run(&cli, a),
         args::Cmd::Completions { shell } => {
             return match cmd::install::completions(*shell) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -40,7 +40,7 @@ pub use lease::{
     BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,
     Refusal, Retention, Unclaimable, retried_grant, validate_batch,
 };
-pub use store::Store;
+pub use store::{Stamp, Store};
 pub use task::{
     ListFilter, MAX_DEPS, MAX_REASON_LEN, MAX_TAGS, NewTask, Priority, Reason, ReleaseTo, Status,
     Task, TaskPatch, distinct_tags, validate_description, validate_tags, validate_title,

@@ -47,8 +47,8 @@ use std::time::{Duration, Instant};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
-    Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Status, Store, Tag, Task,
-    TaskId, TaskPatch, Token, retried_grant, validate_batch,
+    Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Stamp, Status, Store, Tag,
+    Task, TaskId, TaskPatch, Token, retried_grant, validate_batch,
 };
 use tokio_postgres::{Config, Row};
 
@@ -1255,6 +1255,12 @@ impl Store for PgStore {
         let now = self.now_param();
         self.run("read the database clock", Retry::Read, |c| {
             Ok(Millis(c.query_one(sql::NOW, &[&now])?.try_get(0)?))
+        })
+    }
+
+    fn stamp(&self) -> Result<Stamp> {
+        self.run("read the current snapshot", Retry::Read, |c| {
+            Ok(Stamp(c.query_one(sql::STAMP, &[])?.try_get(0)?))
         })
     }
 }

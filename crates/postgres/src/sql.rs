@@ -59,6 +59,7 @@ sql! {
     RM_LOCK = "rm_lock.sql";
     SET_PARENT = "set_parent.sql";
     SHOW = "show.sql";
+    STAMP = "stamp.sql";
     TASK_BY_SEQ = "task_by_seq.sql";
     TASK_SEQ = "task_seq.sql";
     UPDATE = "update.sql";

@@ -41,8 +41,8 @@ use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
-    Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Status, Store, Tag, Task,
-    TaskId, TaskPatch, Token, validate_batch,
+    Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Stamp, Status, Store, Tag,
+    Task, TaskId, TaskPatch, Token, validate_batch,
 };
 
 use crate::busy::{Busy, Wait};
@@ -1751,6 +1751,16 @@ impl Store for SqliteStore {
 
     fn now(&self) -> Result<Millis> {
         read_now(&self.lock().conn, &self.clock).map(Millis)
+    }
+
+    fn stamp(&self) -> Result<Stamp> {
+        let n: i64 = self
+            .lock()
+            .conn
+            .prepare_cached(sql::STAMP)
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .ctx("read the database's data version")?;
+        Ok(Stamp(n.to_string()))
     }
 }
 

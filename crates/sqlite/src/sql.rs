@@ -49,6 +49,7 @@ sql! {
     RM_EDGES = "rm_edges.sql";
     RM_TOMBSTONE = "rm_tombstone.sql";
     SET_PARENT = "set_parent.sql";
+    STAMP = "stamp.sql";
     TASK_COLUMNS = "task_columns.sql";
     TASK_SEQ = "task_seq.sql";
     UPDATE = "update.sql";

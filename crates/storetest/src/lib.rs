@@ -65,7 +65,8 @@ macro_rules! conformance {
             prune_keeps_the_bound, counts_by_status, state_machine_model,
             waiting_on_exact_under_concurrent_add_and_done,
             retried_done_and_release_are_repeats, lease_ended_by_others_is_no_repeat,
-            claim_retried_with_its_request_id_returns_the_first_grant
+            claim_retried_with_its_request_id_returns_the_first_grant,
+            stamp_moves_after_every_commit_by_another_handle
         );
         $crate::conformance!(@graph $new;
             dep_edits_are_reported_and_idempotent, dep_cycles_are_refused_spelled_out,

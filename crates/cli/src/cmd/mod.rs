@@ -13,6 +13,7 @@ mod lock;
 pub mod mcp;
 mod run;
 mod tasks;
+pub mod ui;
 
 use tasklease::open::{self, DbSpec, OpenOptions, WaitHook};
 use tasklease::{AgentId, Result, Store};
@@ -96,6 +97,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         // there.
         Cmd::Mcp(_) => unreachable!("`tasklease mcp` is run by main"),
         Cmd::Completions { .. } => unreachable!("`tasklease completions` is run by main"),
+        Cmd::Ui(_) => unreachable!("`tasklease ui` is run by main"),
         Cmd::Man { dir } => install::man(dir),
         Cmd::Run(a) => run::run(&cx, a),
         Cmd::Log(a) => history::log(&cx, a),
