@@ -68,7 +68,8 @@ fn a_cli_claim_reaches_the_live_feed_and_the_board(p: &Project) {
     std::thread::sleep(Duration::from_millis(600));
     feed.drain();
     let start = Instant::now();
-    p.ok(&["claim", "W-1", "--agent", "alice"]);
+    let claimed = p.json(&["claim", "W-1", "--agent", "alice"], 0);
+    let token = claimed["token"].as_str().unwrap().to_owned();
     feed.expect("change", LIVE_BOUND);
     eprintln!("a CLI claim reached the feed in {:?}", start.elapsed());
     let page = b.get("/").body;
@@ -82,14 +83,15 @@ fn a_cli_claim_reaches_the_live_feed_and_the_board(p: &Project) {
     assert!(card.contains("data-status=\"in_progress\""), "{card}");
     assert!(card.contains("alice"), "{card}");
     assert!(card.contains("fence 1"), "{card}");
+    assert!(!page.contains(&token), "the board never shows a token");
     assert!(card.contains("data-until-ms"), "{card}");
     // A renewal and a done reach it too.
     feed.drain();
-    p.ok(&["renew", "W-1", "--token", "1"]);
+    p.ok(&["renew", "W-1", "--token", &token]);
     feed.expect("change", LIVE_BOUND);
     assert!(b.get("/").body.contains("renewed 1×"));
     feed.drain();
-    p.ok(&["done", "W-1", "--token", "1"]);
+    p.ok(&["done", "W-1", "--token", &token]);
     feed.expect("change", LIVE_BOUND);
     let figures = b.json("/api/feed");
     assert_eq!(figures["failures"], 0);
