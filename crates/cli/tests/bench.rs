@@ -97,8 +97,10 @@ fn bench_runs_small_on_postgres_in_scratch_schemas() {
         return;
     };
     let p = Project::new();
-    let v = p.json(
-        &[
+    // Spawned by hand for its pid: its scratch schemas are named after it, and the
+    // server may be shared with other runs of the suite.
+    let child = p
+        .cmd(&[
             "bench",
             "--db",
             &server,
@@ -111,9 +113,21 @@ fn bench_runs_small_on_postgres_in_scratch_schemas() {
             "--baseline",
             "--mode",
             "next-done",
-        ],
-        0,
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let v = parse_one(&out.stdout);
     assert_eq!(v["backend"], "postgres");
     assert_eq!(v["verified"], true);
     assert!(v["tasklease"]["claims"].as_u64().unwrap() > 0, "{v}");
@@ -122,8 +136,8 @@ fn bench_runs_small_on_postgres_in_scratch_schemas() {
     let mut c = postgres::Client::connect(&server, postgres::NoTls).unwrap();
     let left: i64 = c
         .query_one(
-            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tasklease_bench_%'",
-            &[],
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1",
+            &[&format!("tasklease_bench_{pid}_%")],
         )
         .unwrap()
         .get(0);
