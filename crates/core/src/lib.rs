@@ -25,6 +25,7 @@ mod store;
 mod task;
 pub mod text;
 pub mod time;
+mod wait;
 
 pub use error::{DISK_FULL, Error, ErrorKind, READ_ONLY_FS, Result};
 pub use graph::{
@@ -43,3 +44,4 @@ pub use task::{
     distinct_tags, validate_description, validate_tags, validate_title,
 };
 pub use time::{Clock, LeaseDuration, Millis};
+pub use wait::{Readiness, ReadySignal};

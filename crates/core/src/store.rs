@@ -2,8 +2,8 @@
 
 use crate::{
     AgentId, BatchOutcome, ClaimOutcome, Deleted, DepChange, Deps, Ended, Event, ImportBatch,
-    ImportOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Reaped, ReleaseTo, RequestId,
-    Result, Retention, Status, Task, TaskId, TaskPatch, Token,
+    ImportOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Readiness, ReadySignal,
+    Reaped, ReleaseTo, RequestId, Result, Retention, Status, Task, TaskId, TaskPatch, Token,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -292,6 +292,23 @@ pub trait Store: Send + Sync {
     /// [`ImportTask::validate`](crate::ImportTask::validate)), an id given twice or a
     /// dependency neither in the batch nor in the store; nothing is written then.
     fn import(&self, batch: &ImportBatch) -> Result<ImportOutcome>;
+
+    /// Whether [`Store::claim_next`] would find a task now, and when the next live
+    /// lease runs out; one read, claiming nothing (`sql/readiness.sql`).
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn readiness(&self) -> Result<Readiness>;
+
+    /// A signal that wakes when a task may have become ready, armed when it returns
+    /// (see [`ReadySignal`]). SQLite: the wake-up pipe beside the database; PostgreSQL:
+    /// a connection of its own that `LISTEN`s.
+    ///
+    /// # Errors
+    /// [`Error::Store`](crate::Error::Store) (or
+    /// [`Error::Unavailable`](crate::Error::Unavailable)) when the signal cannot be set
+    /// up.
+    fn ready_signal(&self) -> Result<Box<dyn ReadySignal>>;
 
     /// The store's clock, as leases see it.
     ///

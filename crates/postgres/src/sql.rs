@@ -45,6 +45,9 @@ sql! {
     PARENT_CHAIN = "parent_chain.sql";
     PRIOR = "prior.sql";
     READY = "ready.sql";
+    READINESS = "readiness.sql";
+    NOTIFY = "notify.sql";
+    LISTEN_CHANNEL = "listen_channel.sql";
     PRUNE = "prune.sql";
     PRUNE_SPAN = "prune_span.sql";
     REAP = "reap.sql";

@@ -30,6 +30,7 @@ mod import;
 mod migrate;
 mod queue;
 mod sql;
+mod wake;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -40,9 +41,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
-    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
-    Refusal, ReleaseTo, RequestId, Result, Retention, Status, Store, Tag, Task, TaskId, TaskPatch,
-    Token, validate_batch,
+    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Readiness,
+    ReadySignal, Reaped, Refusal, ReleaseTo, RequestId, Result, Retention, Status, Store, Tag,
+    Task, TaskId, TaskPatch, Token, validate_batch,
 };
 
 use crate::busy::{Busy, Wait};
@@ -220,6 +221,8 @@ pub struct SqliteStore {
     /// The database is on a read-only mount: opened read-only, without the writer
     /// queue (whose files cannot be created there), and every write is refused.
     read_only: bool,
+    /// Rung after every commit that can make a task ready, to wake one waiter (`wake`).
+    bell: wake::Bell,
 }
 
 impl SqliteStore {
@@ -317,6 +320,7 @@ impl SqliteStore {
             migrated,
             busy,
             read_only,
+            bell: wake::Bell::new(path),
         })
     }
 
@@ -327,6 +331,14 @@ impl SqliteStore {
             return Err(fs::read_only_error(&self.path));
         }
         Ok(())
+    }
+
+    /// Wakes one waiter when `r` says a change committed (see `wake`).
+    fn rang<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_ok() {
+            self.bell.ring();
+        }
+        r
     }
 
     /// The database file.
@@ -1093,7 +1105,7 @@ fn tags_json(tags: &[Tag]) -> String {
 impl Store for SqliteStore {
     fn add(&self, task: &NewTask) -> Result<Task> {
         task.validate()?;
-        self.write(|tx, now| {
+        self.rang(self.write(|tx, now| {
             let id = match &task.id {
                 Some(id) if graph::was_deleted(tx, id)? => {
                     return Err(tasklease_core::deleted_id_error(id));
@@ -1139,7 +1151,7 @@ impl Store for SqliteStore {
                 graph::set_parent(tx, seq, task.parent.as_ref())?;
             }
             task_by_seq(tx, seq)
-        })
+        }))
     }
 
     fn show(&self, id: &TaskId) -> Result<Option<Task>> {
@@ -1157,7 +1169,7 @@ impl Store for SqliteStore {
 
     fn dep_rm(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>> {
         tasklease_core::validate_dep_edit(task, deps)?;
-        self.write(|tx, now| graph::rm(tx, now, task, deps))
+        self.rang(self.write(|tx, now| graph::rm(tx, now, task, deps)))
     }
 
     fn deps(&self, id: &TaskId) -> Result<Option<Deps>> {
@@ -1175,7 +1187,7 @@ impl Store for SqliteStore {
 
     fn rm(&self, ids: &[TaskId], force: bool, agent: &AgentId) -> Result<Vec<Deleted>> {
         tasklease_core::validate_rm(ids)?;
-        self.write(|tx, now| graph::delete(tx, now, ids, force, agent))
+        self.rang(self.write(|tx, now| graph::delete(tx, now, ids, force, agent)))
     }
 
     fn ready(&self, filter: &ListFilter) -> Result<Vec<Task>> {
@@ -1334,7 +1346,7 @@ impl Store for SqliteStore {
     }
 
     fn release(&self, id: &TaskId, token: Token, to: ReleaseTo, who: &AgentId) -> Result<Ended> {
-        self.write(|tx, now| {
+        let ended = self.write(|tx, now| {
             let Some(task) = end_lease(tx, now, sql::RELEASE, id, token, Some(to.status()))? else {
                 return repeat_or_lost(tx, now, id, token, EventKind::Released, to.status());
             };
@@ -1349,11 +1361,12 @@ impl Store for SqliteStore {
                 task,
                 repeat: false,
             })
-        })
+        });
+        self.rang(ended)
     }
 
     fn release_force(&self, id: &TaskId, to: ReleaseTo, who: &AgentId) -> Result<Task> {
-        self.write(|tx, now| {
+        let forced = self.write(|tx, now| {
             let Some(row) = lease_row(tx, id)? else {
                 return Err(Error::NotFound(id.clone()));
             };
@@ -1384,10 +1397,155 @@ impl Store for SqliteStore {
             };
             record(tx, now, id, EventKind::Forced, who, note)?;
             Ok(task)
-        })
+        });
+        self.rang(forced)
     }
 
     fn done(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Ended> {
+        self.rang(self.finish(id, token, who))
+    }
+
+    fn reap(&self, who: &AgentId) -> Result<Vec<Reaped>> {
+        let reaped = self.reap_expired(who);
+        if reaped.as_ref().is_ok_and(|r| !r.is_empty()) {
+            self.bell.ring();
+        }
+        reaped
+    }
+
+    fn update(
+        &self,
+        id: &TaskId,
+        expect_version: i64,
+        patch: &TaskPatch,
+        token: Option<Token>,
+        who: &AgentId,
+    ) -> Result<Task> {
+        self.rang(self.update_task(id, expect_version, patch, token, who))
+    }
+
+    fn readiness(&self) -> Result<Readiness> {
+        self.read(|tx| {
+            let now = read_now(tx, &self.clock)?;
+            let (ready, next): (bool, Option<i64>) = tx
+                .prepare_cached(sql::READINESS)
+                .and_then(|mut s| {
+                    s.query_row(named_params! {":now": now}, |r| Ok((r.get(0)?, r.get(1)?)))
+                })
+                .ctx("look for ready tasks")?;
+            Ok(Readiness {
+                ready,
+                next_expiry: next.map(Millis),
+                now: Millis(now),
+            })
+        })
+    }
+
+    fn ready_signal(&self) -> Result<Box<dyn ReadySignal>> {
+        Ok(Box::new(wake::Listener::open(&self.path)?))
+    }
+
+    fn log(&self, task: Option<&TaskId>, limit: u32) -> Result<Vec<Event>> {
+        self.read(|tx| {
+            let map = |r: &rusqlite::Row<'_>| {
+                Ok(RawEvent {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    task: r.get(2)?,
+                    kind: r.get(3)?,
+                    agent: r.get(4)?,
+                    token: r.get(5)?,
+                    detail: r.get(6)?,
+                    lease_ms: r.get(7)?,
+                    wait_us: r.get(8)?,
+                    busy: r.get(9)?,
+                })
+            };
+            let rows: Vec<_> = match task {
+                Some(t) => tx.prepare_cached(sql::LOG_TASK).and_then(|mut s| {
+                    s.query_map(named_params! {":task": t.as_str(), ":limit": limit}, map)?
+                        .collect()
+                }),
+                None => tx
+                    .prepare_cached(sql::LOG)
+                    .and_then(|mut s| s.query_map(named_params! {":limit": limit}, map)?.collect()),
+            }
+            .ctx("read the lease history")?;
+            rows.into_iter().map(RawEvent::into_event).collect()
+        })
+    }
+
+    fn prune(&self, keep: &Retention) -> Result<u64> {
+        keep.validate()?;
+        let (oldest, newest, young) = self.read(|tx| {
+            let now = read_now(tx, &self.clock)?;
+            let cutoff = keep.max_age_ms.map(|age| now.saturating_sub(age));
+            tx.prepare_cached(sql::PRUNE_SPAN)
+                .and_then(|mut s| {
+                    s.query_row(named_params! {":cutoff": cutoff}, |r| {
+                        Ok((
+                            r.get::<_, Option<i64>>(0)?,
+                            r.get::<_, Option<i64>>(1)?,
+                            r.get::<_, Option<i64>>(2)?,
+                        ))
+                    })
+                })
+                .ctx("measure the lease history")
+        })?;
+        let (Some(oldest), Some(newest)) = (oldest, newest) else {
+            return Ok(0);
+        };
+        // History seqs are dense here (rows are only ever deleted from the old end), so
+        // the count bound is arithmetic.
+        let by_count = keep.max_events.map(|n| {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            newest.saturating_sub(n).saturating_add(1)
+        });
+        let keep_from = keep.keep_from(oldest, newest, by_count, young);
+        let mut deleted = 0;
+        for below in Retention::slices(oldest, keep_from, PRUNE_BATCH) {
+            let n = self.write(|tx, _| {
+                tx.prepare_cached(sql::PRUNE)
+                    .and_then(|mut s| s.execute(named_params! {":below": below}))
+                    .ctx("prune the lease history")
+            })?;
+            deleted += n as u64;
+        }
+        Ok(deleted)
+    }
+
+    fn import(&self, batch: &tasklease_core::ImportBatch) -> Result<tasklease_core::ImportOutcome> {
+        let out = self.import_batch(batch);
+        if batch.dry_run {
+            return out;
+        }
+        self.rang(out)
+    }
+
+    fn counts(&self) -> Result<Vec<(Status, u64)>> {
+        let rows: Vec<(String, i64)> = self.read(|tx| {
+            tx.prepare_cached(sql::COUNTS)
+                .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+                .ctx("count tasks")
+        })?;
+        let mut counts: Vec<(Status, u64)> = Status::ALL.iter().map(|&s| (s, 0)).collect();
+        for (status, n) in rows {
+            let status = parse_status(&status)?;
+            if let Some(c) = counts.iter_mut().find(|c| c.0 == status) {
+                c.1 = u64::try_from(n).unwrap_or(0);
+            }
+        }
+        Ok(counts)
+    }
+
+    fn now(&self) -> Result<Millis> {
+        read_now(&self.lock().conn, &self.clock).map(Millis)
+    }
+}
+
+/// The writes behind `done`, `reap` and `update`, which ring the bell once they commit.
+impl SqliteStore {
+    fn finish(&self, id: &TaskId, token: Token, who: &AgentId) -> Result<Ended> {
         let finish = |tx: &Connection, now: i64| {
             let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
                 return repeat_or_lost(tx, now, id, token, EventKind::Done, Status::Done);
@@ -1427,7 +1585,7 @@ impl Store for SqliteStore {
         }
     }
 
-    fn reap(&self, who: &AgentId) -> Result<Vec<Reaped>> {
+    fn reap_expired(&self, who: &AgentId) -> Result<Vec<Reaped>> {
         self.write(|tx, now| {
             let rows: Vec<(String, String, i64, i64)> = tx
                 .prepare_cached(sql::EXPIRED)
@@ -1469,7 +1627,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn update(
+    fn update_task(
         &self,
         id: &TaskId,
         expect_version: i64,
@@ -1548,99 +1706,6 @@ impl Store for SqliteStore {
                 current: row.version,
             })
         })
-    }
-
-    fn log(&self, task: Option<&TaskId>, limit: u32) -> Result<Vec<Event>> {
-        self.read(|tx| {
-            let map = |r: &rusqlite::Row<'_>| {
-                Ok(RawEvent {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    task: r.get(2)?,
-                    kind: r.get(3)?,
-                    agent: r.get(4)?,
-                    token: r.get(5)?,
-                    detail: r.get(6)?,
-                    lease_ms: r.get(7)?,
-                    wait_us: r.get(8)?,
-                    busy: r.get(9)?,
-                })
-            };
-            let rows: Vec<_> = match task {
-                Some(t) => tx.prepare_cached(sql::LOG_TASK).and_then(|mut s| {
-                    s.query_map(named_params! {":task": t.as_str(), ":limit": limit}, map)?
-                        .collect()
-                }),
-                None => tx
-                    .prepare_cached(sql::LOG)
-                    .and_then(|mut s| s.query_map(named_params! {":limit": limit}, map)?.collect()),
-            }
-            .ctx("read the lease history")?;
-            rows.into_iter().map(RawEvent::into_event).collect()
-        })
-    }
-
-    fn prune(&self, keep: &Retention) -> Result<u64> {
-        keep.validate()?;
-        let (oldest, newest, young) = self.read(|tx| {
-            let now = read_now(tx, &self.clock)?;
-            let cutoff = keep.max_age_ms.map(|age| now.saturating_sub(age));
-            tx.prepare_cached(sql::PRUNE_SPAN)
-                .and_then(|mut s| {
-                    s.query_row(named_params! {":cutoff": cutoff}, |r| {
-                        Ok((
-                            r.get::<_, Option<i64>>(0)?,
-                            r.get::<_, Option<i64>>(1)?,
-                            r.get::<_, Option<i64>>(2)?,
-                        ))
-                    })
-                })
-                .ctx("measure the lease history")
-        })?;
-        let (Some(oldest), Some(newest)) = (oldest, newest) else {
-            return Ok(0);
-        };
-        // History seqs are dense here (rows are only ever deleted from the old end), so
-        // the count bound is arithmetic.
-        let by_count = keep.max_events.map(|n| {
-            let n = i64::try_from(n).unwrap_or(i64::MAX);
-            newest.saturating_sub(n).saturating_add(1)
-        });
-        let keep_from = keep.keep_from(oldest, newest, by_count, young);
-        let mut deleted = 0;
-        for below in Retention::slices(oldest, keep_from, PRUNE_BATCH) {
-            let n = self.write(|tx, _| {
-                tx.prepare_cached(sql::PRUNE)
-                    .and_then(|mut s| s.execute(named_params! {":below": below}))
-                    .ctx("prune the lease history")
-            })?;
-            deleted += n as u64;
-        }
-        Ok(deleted)
-    }
-
-    fn import(&self, batch: &tasklease_core::ImportBatch) -> Result<tasklease_core::ImportOutcome> {
-        self.import_batch(batch)
-    }
-
-    fn counts(&self) -> Result<Vec<(Status, u64)>> {
-        let rows: Vec<(String, i64)> = self.read(|tx| {
-            tx.prepare_cached(sql::COUNTS)
-                .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-                .ctx("count tasks")
-        })?;
-        let mut counts: Vec<(Status, u64)> = Status::ALL.iter().map(|&s| (s, 0)).collect();
-        for (status, n) in rows {
-            let status = parse_status(&status)?;
-            if let Some(c) = counts.iter_mut().find(|c| c.0 == status) {
-                c.1 = u64::try_from(n).unwrap_or(0);
-            }
-        }
-        Ok(counts)
-    }
-
-    fn now(&self) -> Result<Millis> {
-        read_now(&self.lock().conn, &self.clock).map(Millis)
     }
 }
 

@@ -36,6 +36,7 @@ sql! {
     PARENT_CHAIN = "parent_chain.sql";
     PRIOR = "prior.sql";
     READY = "ready.sql";
+    READINESS = "readiness.sql";
     PRUNE = "prune.sql";
     PRUNE_SPAN = "prune_span.sql";
     REAP = "reap.sql";

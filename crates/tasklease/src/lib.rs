@@ -69,6 +69,7 @@ pub mod project;
 pub mod show;
 #[doc(hidden)]
 pub mod stats;
+pub mod wait;
 
 pub use hold::{Held, Trust, hold, hold_from};
 pub use tasklease_core::*;
