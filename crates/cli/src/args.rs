@@ -425,6 +425,16 @@ pub struct ClaimArgs {
     /// (1-128 of A-Z a-z 0-9 . _ - :)
     #[arg(long, value_name = "K")]
     pub request_id: Option<RequestId>,
+    /// With --next: when nothing is ready, wait up to this long for a task to become
+    /// ready (woken by the change, not by polling), then claim it; exit 4 if none did.
+    /// E.g. 30s, 10m
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait_for)]
+    pub wait: Option<Duration>,
+}
+
+/// `--wait`: how long to wait for a ready task.
+fn parse_wait_for(s: &str) -> Result<Duration, tasklease::Error> {
+    tasklease::time::parse_wait("wait", s)
 }
 
 #[derive(Debug, Args)]
