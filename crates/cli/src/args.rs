@@ -494,7 +494,15 @@ environment. It exits 0: the task is done. Non-zero: the task goes back to todo 
 run exits with the command's status. Ctrl-C or SIGTERM: passed on to the command, the
 task goes back to todo, exit 128+signal. A renewal that finds the lease lost (or none
 that succeeds before the lease runs short) stops the command (SIGTERM, SIGKILL after
---grace) and exits 5. --next with nothing ready exits 4 and runs nothing.";
+--grace) and exits 5. --next with nothing ready exits 4 and runs nothing.
+
+With --loop, each task is finished or released as above — except that a task whose
+command failed goes to blocked (a loop would otherwise take it again at once; `tasklease
+update ID --status todo` offers it again) — and the next one claimed; the worker exits 0 once nothing is ready (after --wait, if given) or after
+--max-tasks, with a summary of what each worker finished, released and failed.
+Ctrl-C stops the running commands, releases their tasks and exits 128+signal.
+A fleet of eight coding agents on a task graph:
+  tasklease run --next --loop --jobs 8 --wait 10m -- ./agent.sh";
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["id", "next"])))]
@@ -512,6 +520,21 @@ pub struct RunArgs {
     pub grace: Span,
     #[command(flatten)]
     pub keep: KeepArgs,
+    /// With --next: after each task, claim and run the next, until nothing is ready
+    /// (after --wait) or --max-tasks
+    #[arg(long = "loop")]
+    pub repeat: bool,
+    /// With --next: when nothing is ready, wait up to this long for a task to become
+    /// ready (woken by the change, not by polling); with --loop, exit 0 when none did
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait_for)]
+    pub wait: Option<Duration>,
+    /// With --loop: stop after this many tasks in all
+    #[arg(long, value_name = "N")]
+    pub max_tasks: Option<u64>,
+    /// With --loop: run N workers side by side, agents NAME-1 … NAME-N, each with its
+    /// own leases; their output lines are prefixed with the agent
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub jobs: u32,
     /// The command and its arguments, after --
     #[arg(last = true, required = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,

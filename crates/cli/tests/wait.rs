@@ -341,3 +341,196 @@ impl Drop for OwnPg {
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// Writes an executable script into the project.
+fn script(p: &Project, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = p.root().join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Every JSON line of stdout.
+fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// `run --next --loop --jobs 4` drains a graph with dependencies: every task run once,
+/// in dependency order, and done; the summary's counts per worker match the history.
+fn a_fleet_drains_a_graph_and_its_summary_matches_the_history(p: &Project) {
+    // Three layers of four; each task of a layer waits on two of the layer before.
+    let layers = ["a", "b", "c"];
+    let mut all = Vec::new();
+    for (l, name) in layers.iter().enumerate() {
+        for i in 0..4 {
+            let id = format!("{name}{i}");
+            let mut args = vec!["add".to_owned(), id.clone(), "--id".into(), id.clone()];
+            if l > 0 {
+                let prev = layers[l - 1];
+                for d in [i, (i + 1) % 4] {
+                    args.push("--dep".into());
+                    args.push(format!("{prev}{d}"));
+                }
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            p.ok(&args);
+            all.push(id);
+        }
+    }
+    // Each run appends its task and the layers already finished (a task of layer b
+    // must find all of its layer-a dependencies done: their lines are in ran.txt).
+    script(
+        p,
+        "agent.sh",
+        "echo \"start $TASKLEASE_TASK_ID\" >> ran.txt\nsleep 0.1\necho \"end $TASKLEASE_TASK_ID\" >> ran.txt",
+    );
+    let out = p.run(&[
+        "run",
+        "--next",
+        "--loop",
+        "--jobs",
+        "4",
+        "--wait",
+        "2s",
+        "--agent",
+        "fleet",
+        "--json",
+        "--",
+        "./agent.sh",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out.stdout);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["outcome"], "finished", "{summary}");
+    assert_eq!(summary["done"], 12);
+    assert_eq!(summary["failed"], 0);
+    let workers = summary["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 4);
+    // Each task exactly once, and never before its dependencies ended.
+    let ran = std::fs::read_to_string(p.root().join("ran.txt")).unwrap();
+    let mut ended = std::collections::HashSet::new();
+    let mut started = Vec::new();
+    for line in ran.lines() {
+        let (what, id) = line.split_once(' ').unwrap();
+        if what == "end" {
+            ended.insert(id.to_owned());
+            continue;
+        }
+        started.push(id.to_owned());
+        let layer = layers.iter().position(|l| id.starts_with(l)).unwrap();
+        if layer > 0 {
+            let i: usize = id[1..].parse().unwrap();
+            for d in [i, (i + 1) % 4] {
+                let dep = format!("{}{d}", layers[layer - 1]);
+                assert!(
+                    ended.contains(&dep),
+                    "{id} started before {dep} ended:\n{ran}"
+                );
+            }
+        }
+    }
+    started.sort();
+    all.sort();
+    assert_eq!(started, all, "each task run exactly once");
+    // The history's done events, per agent, are the summary's counts.
+    let log = p.json(&["log", "--limit", "1000"], 0);
+    let mut by_agent = std::collections::HashMap::<String, u64>::new();
+    for e in log["events"].as_array().unwrap() {
+        if e["kind"] == "done" {
+            *by_agent
+                .entry(e["agent"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    for w in workers {
+        let agent = w["agent"].as_str().unwrap();
+        assert!(agent.starts_with("fleet-"), "{w}");
+        assert_eq!(
+            w["done"].as_u64().unwrap(),
+            by_agent.get(agent).copied().unwrap_or(0),
+            "{agent}: summary {w} vs history {by_agent:?}"
+        );
+    }
+    let per_task: Vec<_> = lines[..lines.len() - 1].iter().collect();
+    assert_eq!(per_task.len(), 12, "one JSON line per task");
+    let list = p.json(&["list"], 0);
+    for t in list["tasks"].as_array().unwrap() {
+        assert_eq!(t["status"], "done", "{t}");
+    }
+}
+
+/// Ctrl-C to a fleet: every running command is stopped, its task released, a waiting
+/// worker stops waiting, and the fleet exits 130 with its summary.
+fn ctrl_c_stops_a_fleet_and_releases_its_tasks(p: &Project) {
+    for id in ["x", "y"] {
+        p.ok(&["add", id, "--id", id]);
+    }
+    script(
+        p,
+        "slow.sh",
+        "echo \"$TASKLEASE_TASK_ID\" >> started.txt\nexec sleep 60",
+    );
+    let child = p
+        .cmd(&[
+            "run",
+            "--next",
+            "--loop",
+            "--jobs",
+            "3",
+            "--wait",
+            "5m",
+            "--agent",
+            "f",
+            "--json",
+            "--",
+            "./slow.sh",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = p.root().join("started.txt");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&started).map_or(0, |s| s.lines().count()) < 2 {
+        assert!(Instant::now() < deadline, "the commands did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let at = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        at.elapsed() < Duration::from_secs(20),
+        "took {:?} to stop",
+        at.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out.stdout);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["outcome"], "interrupted", "{summary}");
+    assert_eq!(summary["released"], 2, "{summary}");
+    for id in ["x", "y"] {
+        let t = p.json(&["show", id], 0);
+        assert_eq!(t["task"]["status"], "todo", "{t}");
+    }
+}
+
+each_store!(
+    a_fleet_drains_a_graph_and_its_summary_matches_the_history,
+    ctrl_c_stops_a_fleet_and_releases_its_tasks
+);
