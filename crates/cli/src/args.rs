@@ -156,6 +156,22 @@ pub enum Cmd {
     /// One benchmark agent process (started by `bench`)
     #[command(hide = true)]
     BenchWorker(BenchWorkerArgs),
+    /// One waiting agent process (started by `bench --mode wait`)
+    #[command(hide = true)]
+    BenchWaiter(BenchWaiterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchWaiterArgs {
+    /// wait (tasklease::wait), poll (claim --next, 100 ms sleep on nothing) or drain
+    /// (claim --next, 1 ms sleep on nothing)
+    #[arg(long)]
+    pub how: String,
+    #[arg(long)]
+    pub seconds: f64,
+    /// Also stop when stdin closes
+    #[arg(long)]
+    pub until_eof: bool,
 }
 
 #[derive(Debug, Args)]
@@ -169,7 +185,9 @@ pub struct BenchArgs {
     /// Length of the measured run
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
-    /// What each agent does: next (claim) or next-done (claim, then done)
+    /// What each agent does: next (claim) or next-done (claim, then done); or wait:
+    /// measure waiting for work (wake latency, idle cost over --seconds, a chain of
+    /// 1,000 tasks) against polling
     #[arg(long, default_value = "next")]
     pub mode: tasklease::bench::Mode,
     /// Also run the raw SQL baseline on a fresh database of the same kind, and print the ratio

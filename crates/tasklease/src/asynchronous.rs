@@ -400,8 +400,8 @@ impl AsyncStore {
         let started = std::thread::Builder::new()
             .name("tasklease-wait".into())
             .spawn(move || {
-                let waited = via.blocking(|s| s.ready_signal()).and_then(|signal| {
-                    crate::wait::run(&via, signal, &agent, lease, request.as_ref(), &opts)
+                let waited = via.blocking(|s| s.ready_signal()).and_then(|mut signal| {
+                    crate::wait::run(&via, &mut *signal, &agent, lease, request.as_ref(), &opts)
                 });
                 let _ = reply.send(waited);
             })
@@ -446,10 +446,10 @@ impl crate::wait::Target for Queued {
         &self,
         agent: &AgentId,
         lease: LeaseDuration,
-        key: &RequestId,
+        key: Option<&RequestId>,
     ) -> Result<Option<Lease>> {
-        let (agent, key) = (agent.clone(), key.clone());
-        self.blocking(move |s| s.claim_next_keyed(&agent, lease, Some(&key)))
+        let (agent, key) = (agent.clone(), key.cloned());
+        self.blocking(move |s| s.claim_next_keyed(&agent, lease, key.as_ref()))
     }
     fn readiness(&self) -> Result<crate::Readiness> {
         self.blocking(|s| s.readiness())

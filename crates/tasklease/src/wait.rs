@@ -27,17 +27,19 @@
 //!
 //! The signal is armed first, then the waiter claims (at once, like `claim --next`).
 //! With nothing claimed it reads [`Store::readiness`] for its timer and sleeps. Woken
-//! (or timed out), it forgets the wake-ups it got (the look below sees every change
-//! they were for), looks, and claims only if something is ready — so a wake-up for a
-//! change that readied nothing, or for a task someone else took, costs one read and
-//! no writer turn. On SQLite one change wakes one waiter; one that takes a task and
-//! still sees tasks ready hands a wake-up on ([`ReadySignal::pass_on`]).
+//! (or timed out), it looks, and claims only if something is ready — so a wake-up for
+//! a change that readied nothing, or for a task someone else took, costs one read and
+//! no writer turn. On SQLite one change wakes one waiter; one that was woken, took a
+//! task and still sees tasks ready hands a wake-up on ([`crate::ReadySignal::pass_on`]).
+//! Wake-ups that arrive while the waiter is busy stay in the signal (a [`Waiter`]
+//! keeps it across waits): they cost a look later, never a lost task.
 //!
 //! # Failure
 //!
-//! Every claim carries a claim key (the caller's, or one made for this wait), so a
-//! claim whose outcome is unknown (a connection broken mid-claim) is simply asked
-//! again: the store answers with the grant it made under that key. A retryable error
+//! A claim whose outcome is unknown (a connection broken mid-claim) is asked again
+//! when the caller gave a claim key (`run` does): the store answers with the grant it
+//! made under that key. Without a key it is the caller's error, as for
+//! [`Store::claim_next`] (a key costs PostgreSQL a transaction per claim). A retryable error
 //! (the store busy or unreachable, a server restarting) does not end the wait: the
 //! waiter tries again every half second until its bound, and reports the last error
 //! only if the bound passes with it unresolved. The PostgreSQL listener reconnects on
@@ -158,8 +160,49 @@ pub fn claim_next_waiting(
     request: Option<&RequestId>,
     opts: &WaitOptions,
 ) -> Result<Waited> {
-    let signal = store.ready_signal()?;
-    run(&Direct(store), signal, agent, lease, request, opts)
+    Waiter::new(store)?.claim_next(agent, lease, request, opts)
+}
+
+/// A store and its armed [`crate::ReadySignal`], kept across waits: a worker that
+/// claims task after task (`run --loop`) sets the signal up once, and wake-ups that
+/// came while it worked are not lost between its waits.
+pub struct Waiter<'s> {
+    store: &'s dyn Store,
+    signal: Box<dyn crate::ReadySignal>,
+}
+
+impl<'s> Waiter<'s> {
+    /// Arms a signal on `store`.
+    ///
+    /// # Errors
+    /// As [`Store::ready_signal`].
+    pub fn new(store: &'s dyn Store) -> Result<Waiter<'s>> {
+        Ok(Waiter {
+            store,
+            signal: store.ready_signal()?,
+        })
+    }
+
+    /// [`claim_next_waiting`] on this waiter's signal.
+    ///
+    /// # Errors
+    /// As [`claim_next_wait`].
+    pub fn claim_next(
+        &mut self,
+        agent: &AgentId,
+        lease: LeaseDuration,
+        request: Option<&RequestId>,
+        opts: &WaitOptions,
+    ) -> Result<Waited> {
+        run(
+            &Direct(self.store),
+            &mut *self.signal,
+            agent,
+            lease,
+            request,
+            opts,
+        )
+    }
 }
 
 /// What the loop asks of a store: directly, or through an `AsyncStore`'s thread.
@@ -168,7 +211,7 @@ pub(crate) trait Target {
         &self,
         agent: &AgentId,
         lease: LeaseDuration,
-        key: &RequestId,
+        key: Option<&RequestId>,
     ) -> Result<Option<Lease>>;
     fn readiness(&self) -> Result<Readiness>;
 }
@@ -180,19 +223,20 @@ impl Target for Direct<'_> {
         &self,
         agent: &AgentId,
         lease: LeaseDuration,
-        key: &RequestId,
+        key: Option<&RequestId>,
     ) -> Result<Option<Lease>> {
-        self.0.claim_next_keyed(agent, lease, Some(key))
+        self.0.claim_next_keyed(agent, lease, key)
     }
     fn readiness(&self) -> Result<Readiness> {
         self.0.readiness()
     }
 }
 
-/// Errors a wait rides out until its bound: the store busy or unreachable, and a claim
-/// whose outcome is unknown (asked again under its key, which answers with the grant).
-fn rides_out(e: &Error) -> bool {
-    e.is_retryable() || matches!(e, Error::OutcomeUnknown { .. })
+/// Errors a wait rides out until its bound: the store busy or unreachable, and — for
+/// a keyed wait — a claim whose outcome is unknown (asked again under its key, which
+/// answers with the grant).
+fn rides_out(e: &Error, keyed: bool) -> bool {
+    e.is_retryable() || (keyed && matches!(e, Error::OutcomeUnknown { .. }))
 }
 
 enum Step {
@@ -203,7 +247,7 @@ enum Step {
 /// The loop (see the module docs).
 pub(crate) fn run(
     target: &dyn Target,
-    mut signal: Box<dyn crate::ReadySignal>,
+    signal: &mut dyn crate::ReadySignal,
     agent: &AgentId,
     lease: LeaseDuration,
     request: Option<&RequestId>,
@@ -211,7 +255,7 @@ pub(crate) fn run(
 ) -> Result<Waited> {
     let start = Instant::now();
     let deadline = start + opts.bound;
-    let key = request.cloned().unwrap_or_else(RequestId::generate);
+    let key = request;
     let mut w = Waited {
         lease: None,
         waited: Duration::ZERO,
@@ -230,7 +274,6 @@ pub(crate) fn run(
             w.waited = start.elapsed();
             return Ok(w);
         }
-        woken |= signal.drain();
         let step = (|| {
             if look_first {
                 w.looks += 1;
@@ -240,7 +283,7 @@ pub(crate) fn run(
                 }
             }
             w.claims += 1;
-            if let Some(l) = target.claim(agent, lease, &key)? {
+            if let Some(l) = target.claim(agent, lease, key)? {
                 return Ok(Step::Claimed(l));
             }
             w.looks += 1;
@@ -278,7 +321,7 @@ pub(crate) fn run(
                     sleep = sleep.min(d + Duration::from_millis(1));
                 }
             }
-            Err(e) if rides_out(&e) => {
+            Err(e) if rides_out(&e, key.is_some()) => {
                 sleep = sleep.min(RETRY_PAUSE);
                 failed = Some(e);
             }
@@ -291,7 +334,7 @@ pub(crate) fn run(
             w.waited = start.elapsed();
             return Ok(w);
         }
-        woken = sleep_on(&mut *signal, sleep, opts)?;
+        woken = sleep_on(signal, sleep, opts)?;
         if woken {
             w.wakes += 1;
         }

@@ -2,6 +2,7 @@
 //! [`Report`]; none prints directly.
 
 mod bench;
+mod bench_wait;
 mod claim;
 mod dep;
 mod export;
@@ -84,6 +85,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Reap(a) => lease::reap(&cx, a),
         Cmd::Bench(a) => bench::run(&cx, a),
         Cmd::BenchWorker(a) => bench::worker(&cx, a),
+        Cmd::BenchWaiter(a) => bench_wait::waiter(&cx, a),
         // Served from main: it owns stdout for the protocol and reports nothing there.
         Cmd::Mcp => unreachable!("`tasklease mcp` is run by main"),
         Cmd::Run(a) => run::run(&cx, a),
