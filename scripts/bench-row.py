@@ -3,6 +3,8 @@ import json
 import sys
 
 v = json.load(sys.stdin)
+# A failed verification is a failure ({"ok": false, "error": {…the report}}).
+v = v if v.get("ok") else v.get("error", v)
 t = v["tasklease"]
 b = v.get("baseline") or {}
 ratio = v.get("ratio") or 0.0

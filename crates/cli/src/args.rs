@@ -28,6 +28,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "TASKLEASE_DB",
         hide_env_values = true,
         value_name = "PATH|URL"
@@ -35,23 +36,23 @@ pub struct Cli {
     pub db: Option<String>,
 
     /// Print exactly one JSON object on stdout
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
     /// Agent name for display and history [default: $TASKLEASE_AGENT, else
     /// <$TASKLEASE_ROLE or agent>-<host>-<pid>]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "NAME")]
     pub agent: Option<String>,
 
     /// SQLite durability: normal survives crashes of any process, full also power loss
-    #[arg(long, global = true, env = "TASKLEASE_SYNCHRONOUS", value_name = "MODE",
+    #[arg(long, global = true, help_heading = GLOBAL, env = "TASKLEASE_SYNCHRONOUS", value_name = "MODE",
           value_parser = parse_sync, default_value = "normal")]
     pub synchronous: Synchronous,
 
     /// How long a write waits for the database (SQLite: the writer queue's turn and
     /// the write lock; PostgreSQL: statement_timeout) before failing with exit 1, e.g.
     /// 500ms, 2s, 1m. After 1s of waiting, who holds the turn is printed on stderr
-    #[arg(long, global = true, env = "TASKLEASE_BUSY_TIMEOUT", value_name = "DURATION",
+    #[arg(long, global = true, help_heading = GLOBAL, env = "TASKLEASE_BUSY_TIMEOUT", value_name = "DURATION",
           value_parser = parse_busy_timeout, default_value = "30s")]
     pub busy_timeout: Duration,
 
@@ -59,12 +60,48 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
+/// The heading global options are listed under in every verb's `--help`, apart from
+/// the verb's own.
+const GLOBAL: &str = "Global options";
+
+/// Verbs that print no JSON (they speak a protocol, or write a script): `--json` is
+/// neither offered in their help nor accepted.
+pub const NO_JSON: &[&str] = &["mcp", "completions"];
+
+/// The command line as parsed: [`Cli`]'s, with `--json` hidden where it does not apply.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut c = Cli::command();
+    // A verb's own `json` shadows the global one (clap does not propagate a global to
+    // a verb that has an argument of that id), hidden; its value still reaches
+    // `Cli::json`, so main can refuse it.
+    for verb in NO_JSON {
+        c = c.mut_subcommand(*verb, |s| {
+            s.arg(
+                clap::Arg::new("json")
+                    .long("json")
+                    .action(clap::ArgAction::SetTrue)
+                    .hide(true),
+            )
+        });
+    }
+    c
+}
+
+/// Parses the process's arguments.
+pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut c = command();
+    let m = c.try_get_matches_from_mut(std::env::args_os())?;
+    Cli::from_arg_matches(&m).map_err(|e| e.with_cmd(&c))
+}
+
 fn parse_sync(s: &str) -> Result<Synchronous, tasklease::Error> {
     s.parse()
 }
 
 fn parse_busy_timeout(s: &str) -> Result<Duration, tasklease::Error> {
-    tasklease::time::parse_wait("busy timeout", s)
+    tasklease::parse_wait("busy timeout", s)
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,7 +187,22 @@ pub enum Cmd {
     AgentId,
     /// Serve the verbs as MCP tools on stdin/stdout, for AI coding agents (Claude Code,
     /// Cursor, …); runs until stdin closes
-    Mcp,
+    Mcp(McpArgs),
+    /// Serve a live web board of the tasks, their leases and the fleet (read-only
+    /// unless --allow-writes); runs until Ctrl-C
+    Ui(UiArgs),
+    /// Print a shell completion script: `tasklease completions bash > …` (see the
+    /// README, "Install")
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages, one for tasklease and one per verb (tasklease-claim.1, …),
+    /// into DIR
+    Man {
+        /// The directory (created if missing)
+        dir: std::path::PathBuf,
+    },
     /// Measure claims/s and latency with N agent processes on a fresh database
     Bench(BenchArgs),
     /// One benchmark agent process (started by `bench`)
@@ -172,6 +224,30 @@ pub struct BenchWaiterArgs {
     /// Also stop when stdin closes
     #[arg(long)]
     pub until_eof: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Where to serve: IP:PORT, localhost:PORT or PORT. Anything but loopback needs
+    /// --token
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7777")]
+    pub listen: String,
+    /// Open the board in the default browser once it is served
+    #[arg(long)]
+    pub open: bool,
+    /// Let people force-release, cancel, re-prioritise and add tasks from the board;
+    /// each write needs the write token
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// The write token, chosen by you (at least 16 printable characters) instead of a
+    /// fresh one printed at start; required to serve on anything but loopback
+    #[arg(
+        long,
+        env = "TASKLEASE_UI_TOKEN",
+        hide_env_values = true,
+        value_name = "T"
+    )]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -285,7 +361,7 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, tasklease::Error> {
     if s.trim() == "0" {
         return Ok(std::time::Duration::ZERO);
     }
-    tasklease::time::parse_duration_ms(s)
+    tasklease::parse_duration_ms(s)
         .map(|ms| std::time::Duration::from_millis(ms.unsigned_abs()))
         .map_err(|why| {
             tasklease::Error::invalid(
@@ -293,7 +369,7 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, tasklease::Error> {
                 format!(
                     "{} is not a timeout: {why}; allowed: 0 (try once) or a number with a unit \
                      (ms, s, m, h, d), e.g. 500ms, 30s, 2m",
-                    tasklease::id::quote(s)
+                    tasklease::text::quote(s)
                 ),
             )
         })
@@ -452,7 +528,7 @@ pub struct ClaimArgs {
 
 /// `--wait`: how long to wait for a ready task.
 fn parse_wait_for(s: &str) -> Result<Duration, tasklease::Error> {
-    tasklease::time::parse_wait("wait", s)
+    tasklease::parse_wait("wait", s)
 }
 
 #[derive(Debug, Args)]
@@ -521,6 +597,18 @@ update ID --status todo` offers it again) — and the next one claimed; the work
 Ctrl-C stops the running commands, releases their tasks and exits 128+signal.
 A fleet of eight coding agents on a task graph:
   tasklease run --next --loop --jobs 8 --wait 10m -- ./agent.sh";
+
+/// `mcp`'s arguments.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Renew the leases this session claimed while the client stays connected (stops
+    /// at disconnect, so a dead session's tasks still expire)
+    #[arg(long)]
+    pub keep_alive: bool,
+    /// Offer the `reap` tool (hidden by default: agents never need it)
+    #[arg(long)]
+    pub enable_reap: bool,
+}
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["id", "next"])))]
@@ -604,6 +692,9 @@ pub struct StatusArgs {
     /// How many of the latest history events contention and hold times come from
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub window: u32,
+    /// List every held task, not only the nearest expiries (--json always has all)
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// A length of time from the command line, e.g. `500ms`, `10s`, `1m`.
@@ -615,13 +706,13 @@ pub struct Span(pub Duration);
 pub struct Bound<T>(pub Option<T>);
 
 fn span(field: &'static str, s: &str) -> Result<i64, tasklease::Error> {
-    tasklease::time::parse_duration_ms(s).map_err(|why| {
+    tasklease::parse_duration_ms(s).map_err(|why| {
         tasklease::Error::invalid(
             field,
             format!(
                 "{} is not a duration: {why}; allowed: a number with a unit (ms, s, m, h, d), \
                  e.g. 500ms, 10s, 1m",
-                tasklease::id::quote(s)
+                tasklease::text::quote(s)
             ),
         )
     })
@@ -653,7 +744,7 @@ fn parse_keep_events(s: &str) -> Result<Bound<u64>, tasklease::Error> {
             "keep-events",
             format!(
                 "{} is not a number of events to keep; allowed: a positive integer, or all",
-                tasklease::id::quote(s)
+                tasklease::text::quote(s)
             ),
         )),
     }

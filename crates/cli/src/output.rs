@@ -183,7 +183,7 @@ pub fn usage_error(e: clap::Error, json: bool) -> ExitCode {
     if json {
         print_json(&error_json("usage", &message, Exit::Usage as u8));
     }
-    eprintln!("error: {}", escape(&message));
+    eprintln!("tasklease: {}", escape(&message));
     for line in rendered.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         eprintln!("{}", escape(&shorten(line, 400)));
     }

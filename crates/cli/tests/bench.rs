@@ -67,8 +67,12 @@ fn bench_verification_catches_an_injected_double_claim() {
         ],
         1,
     );
-    assert_eq!(v["verified"], false);
-    assert_eq!(v["double_claims"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["error"]["verified"], false);
+    assert_eq!(
+        v["error"]["double_claims"].as_array().unwrap().len(),
+        1,
+        "{v}"
+    );
     assert_eq!(v["error"]["code"], "double_claim");
 }
 
@@ -179,4 +183,50 @@ fn ctrl_c_stops_the_agents_and_removes_the_files() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("stopped by SIGINT"), "{err}");
     assert!(!dir.exists(), "left behind: {}", dir.display());
+}
+
+/// `--dir` is made if missing; a SQLite `TASKLEASE_DB` in the environment (the
+/// project's own database) is set aside with a note, not refused; and a run that runs
+/// out of tasks says its figures and ratio mean nothing.
+#[test]
+fn bench_makes_its_dir_sets_aside_tasklease_db_and_says_when_it_ran_out() {
+    let p = Project::new();
+    let dir = p.root().join("not/yet/there");
+    let args = [
+        "bench",
+        "--agents",
+        "2",
+        "--tasks",
+        "20",
+        "--seconds",
+        "0.5",
+        "--baseline",
+        "--dir",
+        dir.to_str().unwrap(),
+    ];
+    let out = p
+        .cmd(&[&args[..], &["--json"]].concat())
+        .env("TASKLEASE_DB", p.db())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("TASKLEASE_DB names a SQLite database; bench never touches it"),
+        "{stderr}"
+    );
+    let v = parse_one(&out.stdout);
+    assert_eq!(v["meaningful"], false, "{v}");
+    assert_eq!(v["tasklease"]["exhausted"], true, "{v}");
+    assert!(dir.is_dir());
+    let human = p.ok(&args);
+    assert!(
+        human.contains("(meaningless: a run ran out of tasks)"),
+        "{human}"
+    );
+    assert_eq!(
+        p.json(&["list"], 0)["count"],
+        0,
+        "the project's database was touched"
+    );
 }

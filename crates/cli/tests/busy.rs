@@ -149,7 +149,13 @@ fn one_shot_writes_give_up_naming_a_stopped_turn_holder() {
     for args in [&["add", "t2"][..], &["claim", "--next"][..]] {
         let (out, took) = bounded(&p, args);
         assert_gave_up_naming(&out, holder.pid(), &format!("{args:?}"));
-        assert!(took >= Duration::from_secs(2), "{args:?} waited {took:?}");
+        // It waited out its 2 s bound rather than giving up at once. The bound is
+        // counted in the child from its own start, with millisecond sleeps: a hair
+        // under 2 s as the test counts it was seen (1.9997 s) on a loaded machine.
+        assert!(
+            took >= Duration::from_millis(1_900),
+            "{args:?} waited {took:?}"
+        );
     }
     // --json: the error is one object a program can match.
     let (out, _) = bounded(&p, &["add", "t3", "--json"]);

@@ -610,7 +610,7 @@ fn run_agent(t: &Target, shared: &Shared, name: &str) {
             });
         } else {
             shared.failed_calls.fetch_add(1, Ordering::Relaxed);
-            if v["outcome"] == "empty" {
+            if v["error"]["code"] == "empty" {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }

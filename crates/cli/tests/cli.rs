@@ -20,8 +20,8 @@ fn claim_renew_done_cycle() {
     assert!(until.ends_with('Z') && until.contains('T'), "{until}");
     // T-2 waits on A.
     let w = p.json(&["claim", "T-2"], 4);
-    assert_eq!(w["outcome"], "not_claimable");
-    assert_eq!(w["waiting_on"], serde_json::json!(["A"]));
+    assert_eq!(w["error"]["code"], "not_claimable");
+    assert_eq!(w["error"]["waiting_on"], serde_json::json!(["A"]));
     let r = p.json(
         &["renew", "A", "--token", &token.to_string(), "--lease", "1h"],
         0,
@@ -41,8 +41,8 @@ fn held_by_another_agent_exits_3() {
     p.ok(&["add", "t", "--id", "t"]);
     p.json(&["claim", "t", "--agent", "alice"], 0);
     let h = p.json(&["claim", "t", "--agent", "bob"], 3);
-    assert_eq!(h["outcome"], "held");
-    assert_eq!(h["holder"], "alice");
+    assert_eq!(h["error"]["code"], "held");
+    assert_eq!(h["error"]["holder"], "alice");
     let out = p.run(&["claim", "t", "--agent", "bob"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("held by alice"));
@@ -131,12 +131,12 @@ fn batch_is_all_or_nothing() {
     }
     p.json(&["claim", "b", "--agent", "other"], 0);
     let r = p.json(&["claim", "a", "b", "c", "ghost"], 3);
-    assert_eq!(r["outcome"], "refused");
-    let refused: Vec<(&str, &str)> = r["refused"]
+    assert_eq!(r["error"]["code"], "refused");
+    let refused: Vec<(&str, &str)> = r["error"]["refused"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|x| (x["id"].as_str().unwrap(), x["outcome"].as_str().unwrap()))
+        .map(|x| (x["id"].as_str().unwrap(), x["code"].as_str().unwrap()))
         .collect();
     assert_eq!(refused, [("b", "held"), ("ghost", "not_found")]);
     assert_eq!(p.json(&["show", "a"], 0)["task"]["status"], "todo");
@@ -244,6 +244,7 @@ fn bad_input_exits_2_and_leaves_the_database_alone() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{label:?}: {err}");
         assert!(!err.contains("panicked"), "{label:?}: {err}");
+        assert!(err.starts_with("tasklease: "), "{label:?}: {err}");
         assert!(
             err.len() < 2000,
             "{label:?}: error too long ({} bytes)",
@@ -267,6 +268,26 @@ fn bad_input_exits_2_and_leaves_the_database_alone() {
     assert!(msg.contains("critical, high, medium, low"), "{msg}");
     assert_eq!(std::fs::read(p.db()).unwrap(), before, "database changed");
     assert_eq!(p.json(&["list"], 0)["count"], 1);
+}
+
+#[test]
+fn a_missing_task_is_named_the_same_way_by_every_verb() {
+    let p = Project::new();
+    p.ok(&["add", "here", "--id", "here"]);
+    for args in [
+        vec!["show", "nosuch"],
+        vec!["claim", "nosuch"],
+        vec!["claim", "here", "nosuch"],
+        vec!["renew", "nosuch", "--token", "1"],
+        vec!["update", "nosuch", "--expect-version", "1", "--title", "t"],
+        vec!["dep", "list", "nosuch"],
+    ] {
+        let out = p.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("tasklease: "), "{args:?}: {err}");
+        assert!(err.contains("no task nosuch"), "{args:?}: {err}");
+        assert!(!err.contains("no such task"), "{args:?}: {err}");
+    }
 }
 
 #[test]
@@ -376,4 +397,20 @@ fn migrate_backup_writes_a_consistent_copy() {
         .unwrap();
     assert!(out.status.success());
     assert_eq!(parse_one(&out.stdout)["task"]["id"], "t");
+}
+
+/// `list --limit N` says how many more tasks matched, in the table and in the JSON.
+#[test]
+fn a_cut_list_says_how_many_more() {
+    let p = Project::new();
+    for id in ["a", "b", "c"] {
+        p.ok(&["add", id, "--id", id]);
+    }
+    let out = p.ok(&["list", "--limit", "1"]);
+    assert!(out.contains("2 more"), "{out}");
+    let j = p.json(&["list", "--limit", "1"], 0);
+    assert_eq!(j["more"], 2);
+    assert_eq!(j["truncated"], true);
+    let out = p.ok(&["list"]);
+    assert!(!out.contains("more"), "{out}");
 }

@@ -116,7 +116,7 @@ fn a_cancelled_dependency_no_longer_blocks(p: &Project) {
     add(p, "a");
     p.ok(&["add", "b", "--id", "b", "--dep", "a"]);
     let v = p.json(&["claim", "b"], 4);
-    assert_eq!(v["waiting_on"], serde_json::json!(["a"]));
+    assert_eq!(v["error"]["waiting_on"], serde_json::json!(["a"]));
     p.ok(&["update", "a", "-s", "cancelled", "--expect-version", "1"]);
     let show = p.json(&["show", "b"], 0);
     assert_eq!(show["task"]["waiting_on"], 0);

@@ -52,7 +52,9 @@ fn log_shows_each_step_with_refusals_and_refuses_unknown_ids(p: &Project) {
     let t = p.json(&["log", "t", "--limit", "2"], 0);
     assert_eq!(kinds(&t), ["renewed", "done"]);
     let human = p.ok(&["log", "t"]);
-    assert_eq!(human.lines().count(), 4, "{human}");
+    // A header, then one row per event.
+    assert_eq!(human.lines().count(), 5, "{human}");
+    assert!(human.lines().next().unwrap().starts_with("AT "), "{human}");
     assert!(human.contains("refused") && human.contains("held by alice"));
     p.json(&["log", "ghost"], 2);
     p.json(&["log", "--limit", "-1"], 2);
@@ -162,3 +164,39 @@ each_store!(
     status_reports_holders_contention_and_lease_advice,
     reap_prunes_the_history_to_its_bound,
 );
+
+/// `status` lists the ten holds that expire soonest, nearest first, says how many more
+/// there are, and `--all` lists every one; `--json` always has every one.
+#[test]
+fn status_summarises_holders_nearest_expiry_first() {
+    let p = Project::new();
+    for i in 1..=12 {
+        let id = format!("t{i:02}");
+        p.ok(&["add", &id, "--id", &id]);
+        // t12 expires first, t01 last.
+        let lease = format!("{}m", 20 - i);
+        p.json(&["claim", &id, "--lease", &lease, "--agent", "a"], 0);
+    }
+    let rows = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with('t') && l.as_bytes().get(1).is_some_and(u8::is_ascii_digit))
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    };
+    let human = p.ok(&["status"]);
+    let shown = rows(&human);
+    assert_eq!(shown.len(), 10, "{human}");
+    assert_eq!(
+        (shown[0].as_str(), shown[9].as_str()),
+        ("t12", "t03"),
+        "{human}"
+    );
+    assert!(
+        human.contains("… and 2 more held (tasklease status --all"),
+        "{human}"
+    );
+    let all = p.ok(&["status", "--all"]);
+    assert_eq!(rows(&all).len(), 12, "{all}");
+    assert!(!all.contains("more held"), "{all}");
+    assert_eq!(p.json(&["status"], 0)["held"].as_array().unwrap().len(), 12);
+}

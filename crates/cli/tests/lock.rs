@@ -187,10 +187,10 @@ fn trying_fails_while_held_and_names_the_holder() {
     assert_eq!(out.status.code(), Some(3));
     let j = parse_one(&out.stdout);
     assert_eq!(j["ok"], false);
-    assert_eq!(j["outcome"], "held");
-    assert_eq!(j["holder"]["agent"], "alice");
-    assert_eq!(j["holder"]["pid"], h.pid());
-    assert_eq!(j["holder"]["mode"], "exclusive");
+    assert_eq!(j["error"]["code"], "held");
+    assert_eq!(j["error"]["holder"]["agent"], "alice");
+    assert_eq!(j["error"]["holder"]["pid"], h.pid());
+    assert_eq!(j["error"]["holder"]["mode"], "exclusive");
     // Another task's lock is a different lock.
     let out = r.run(&["lock", "task", "T-2", "--timeout", "0", "--", "true"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -479,13 +479,14 @@ fn status_passes_through_and_json_captures_stdout() {
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(stderr(&out), "err\n");
     let j = parse_one(&out.stdout);
-    assert_eq!(j["outcome"], "ran");
     assert_eq!(j["ok"], false);
-    assert_eq!(j["exit"], 4);
-    assert_eq!(j["stdout"], "out\n");
-    assert_eq!(j["lock"]["label"], "state lock");
-    assert_eq!(j["lock"]["mode"], "exclusive");
-    assert_eq!(j["lock"]["holder"]["agent"], "tester");
+    let e = &j["error"];
+    assert_eq!(e["code"], "command_failed");
+    assert_eq!(e["exit"], 4);
+    assert_eq!(e["stdout"], "out\n");
+    assert_eq!(e["lock"]["label"], "state lock");
+    assert_eq!(e["lock"]["mode"], "exclusive");
+    assert_eq!(e["lock"]["holder"]["agent"], "tester");
     // The command's stdin is tasklease's.
     let mut c = r
         .cmd("tester", &["lock", "state", "--", "cat"])
@@ -552,7 +553,13 @@ fn locks_lists_holders_and_free_locks() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "{text}");
+    // A header, then one row per lock.
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].starts_with("LOCK ") && lines[0].contains("STATE"),
+        "{text}"
+    );
+    let lines = &lines[1..];
     assert!(
         lines[0].starts_with("git ") && lines[0].contains("held exclusive by alice (pid "),
         "{text}"

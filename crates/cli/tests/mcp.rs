@@ -126,7 +126,7 @@ async fn claim_renew_done(p: &Project) {
     assert_eq!(
         names,
         [
-            "add", "claim", "done", "list", "locks", "reap", "release", "renew", "show"
+            "add", "claim", "done", "list", "locks", "log", "release", "renew", "show", "update"
         ]
     );
 
@@ -156,8 +156,8 @@ async fn claim_renew_done(p: &Project) {
     assert!(renewed["lock_until_ms"].as_i64() > claimed["lock_until_ms"].as_i64());
 
     let waiting = result(&call(&c, "claim", json!({"id": "ship"})).await, true);
-    assert_eq!(waiting["outcome"], "not_claimable");
-    assert_eq!(waiting["waiting_on"], json!(["parser"]));
+    assert_eq!(waiting["error"]["code"], "not_claimable");
+    assert_eq!(waiting["error"]["waiting_on"], json!(["parser"]));
 
     let done = result(
         &call(&c, "done", json!({"id": "parser", "token": token})).await,
@@ -193,11 +193,14 @@ async fn race(p: &Project) {
         };
         let won = result(&won, false);
         let lost = result(&lost, true);
-        assert_eq!(lost["outcome"], "held", "round {round}: {lost}");
-        assert_eq!(lost["holder"], won["agent"], "round {round}");
-        assert_eq!(lost["lock_until"], won["lock_until"], "round {round}");
+        assert_eq!(lost["error"]["code"], "held", "round {round}: {lost}");
+        assert_eq!(lost["error"]["holder"], won["agent"], "round {round}");
+        assert_eq!(
+            lost["error"]["lock_until"], won["lock_until"],
+            "round {round}"
+        );
         assert!(
-            lost.get("token").is_none(),
+            !lost.to_string().contains("token"),
             "the loser must not learn the token: {lost}"
         );
         assert_eq!(
@@ -207,7 +210,7 @@ async fn race(p: &Project) {
         );
     }
     let empty = result(&call(&a, "claim", json!({"next": true})).await, true);
-    assert_eq!(empty["outcome"], "empty");
+    assert_eq!(empty["error"]["code"], "empty");
     p.ok(&["add", "for a", "--id", "xa"]);
     p.ok(&["add", "for b", "--id", "xb"]);
     let na = result(&call(&a, "claim", json!({"id": "xa"})).await, false)["agent"].clone();
@@ -395,7 +398,7 @@ fn malformed_traffic_is_answered_and_the_server_keeps_serving() {
     assert_eq!(r["result"]["isError"], false, "{r}");
     let me = r["result"]["structuredContent"]["agent"].clone();
     let held = p.json(&["claim", "t", "--agent", "cli"], 3);
-    assert_eq!(held["holder"], me);
+    assert_eq!(held["error"]["holder"], me);
 
     let (code, _, rest) = s.hang_up();
     assert_eq!(code, Some(0));
@@ -524,4 +527,351 @@ async fn locks_lists_who_holds_which_file_lock_like_the_cli() {
     let t = s.tool(3, "list", json!({}));
     assert_eq!(t["result"]["structuredContent"]["ok"], true, "{t}");
     s.hang_up();
+}
+
+// --- agents' view: sizes, schemas, the workflow taught, cancellation, keep-alive ------
+
+/// `tools/list` as a hand-driven client gets it, and its size on the wire.
+fn tools_list(s: &mut Raw) -> (Vec<Value>, usize) {
+    let r = s.request(2, "tools/list", json!({}));
+    let size = r.to_string().len();
+    (r["result"]["tools"].as_array().unwrap().clone(), size)
+}
+
+fn tool<'a>(tools: &'a [Value], name: &str) -> &'a Value {
+    tools
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no tool {name}"))
+}
+
+/// Whole `tools/list`, output schemas included, within 16 KB (~4k tokens); every tool
+/// titled, with an object `outputSchema` and annotations that match what it does;
+/// `reap` only when enabled.
+#[test]
+fn tools_list_fits_its_budget_and_says_what_each_tool_does() {
+    let p = Project::new();
+    let mut s = Raw::start(&p);
+    s.handshake();
+    let (tools, size) = tools_list(&mut s);
+    assert!(size <= 16 * 1024, "tools/list is {size} bytes, over 16 KB");
+    for t in &tools {
+        assert!(t["title"].is_string(), "untitled: {t}");
+        assert_eq!(t["outputSchema"]["type"], "object", "{t}");
+        assert!(t["outputSchema"]["anyOf"].is_array(), "{t}");
+    }
+    assert!(
+        tools.iter().all(|t| t["name"] != "reap"),
+        "reap offered unasked"
+    );
+    assert_eq!(tool(&tools, "done")["annotations"]["destructiveHint"], true);
+    for name in ["show", "list", "locks", "log"] {
+        let a = &tool(&tools, name)["annotations"];
+        assert_eq!(a["readOnlyHint"], true, "{name}");
+        assert_eq!(a["idempotentHint"], true, "{name}");
+    }
+    assert_eq!(tool(&tools, "claim")["annotations"]["readOnlyHint"], false);
+    let (code, _, _) = s.hang_up();
+    assert_eq!(code, Some(0));
+
+    let mut s = Raw::start_with(&p, &["--enable-reap"]);
+    s.handshake();
+    let (tools, _) = tools_list(&mut s);
+    assert_eq!(tool(&tools, "reap")["title"], "Reap expired leases");
+    s.hang_up();
+}
+
+/// A default `list` of 100 tasks with long descriptions is 20 compact rows and says
+/// how many more there are, within 4 KB; `fields` picks the columns.
+#[test]
+fn default_list_is_small_and_says_how_many_more() {
+    let p = Project::new();
+    let long = "x".repeat(2000);
+    let mut s = Raw::start(&p);
+    s.handshake();
+    for i in 0..100 {
+        let r = s.tool(
+            10 + i,
+            "add",
+            json!({"title": format!("task number {i} with a title of some length"), "description": long}),
+        );
+        assert_eq!(r["result"]["isError"], false, "{r}");
+    }
+    let r = s.tool(200, "list", json!({}));
+    let size = r.to_string().len();
+    assert!(
+        size <= 4 * 1024,
+        "default list is {size} bytes, over 4 KB: {r}"
+    );
+    let l = &r["result"]["structuredContent"];
+    assert_eq!(l["count"], 20);
+    assert_eq!(l["more"], 80);
+    assert_eq!(l["truncated"], true);
+    let row = l["tasks"][0].as_object().unwrap();
+    let mut keys: Vec<&str> = row.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "holder",
+            "id",
+            "lease_left_ms",
+            "priority",
+            "status",
+            "title"
+        ]
+    );
+    let text = r["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("80 more"), "{text}");
+    let r = s.tool(201, "list", json!({"fields": ["title"], "limit": 100}));
+    let l = &r["result"]["structuredContent"];
+    assert_eq!(l["count"], 100);
+    assert!(l.get("more").is_none(), "{l}");
+    assert_eq!(l["tasks"][0].as_object().unwrap().len(), 2, "{l}");
+    let bad = s.tool(202, "list", json!({"fields": ["token"]}));
+    assert_eq!(bad["result"]["isError"], true, "{bad}");
+    s.hang_up();
+}
+
+/// Validates `v` against `schema` with jsonschema.
+fn fits(schema: &Value, v: &Value, what: &str) {
+    let validator = jsonschema::validator_for(schema).expect("a valid schema");
+    let errors: Vec<String> = validator.iter_errors(v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{what}: {errors:?}\n{v}");
+}
+
+/// Every result, success or refusal, validates against the tool's declared
+/// `outputSchema` and against the full schema in docs/json/; claim and renew carry
+/// what the next step needs.
+#[test]
+fn results_fit_the_output_schemas_success_and_refusal() {
+    let p = Project::new();
+    p.ok(&[
+        "add",
+        "write the parser",
+        "--id",
+        "parser",
+        "-d",
+        "the grammar is in doc/",
+    ]);
+    p.ok(&["add", "ship", "--id", "ship", "--dep", "parser"]);
+    let mut s = Raw::start(&p);
+    s.handshake();
+    let (tools, _) = tools_list(&mut s);
+    let mut n = 10;
+    let mut check = |s: &mut Raw, name: &str, args: Value, is_error: bool| -> Value {
+        n += 1;
+        let r = s.tool(n, name, args);
+        assert_eq!(r["result"]["isError"], is_error, "{name}: {r}");
+        let content = r["result"]["content"].as_array().unwrap();
+        assert_eq!(content.len(), 1, "one short text block: {r}");
+        let v = r["result"]["structuredContent"].clone();
+        fits(&tool(&tools, name)["outputSchema"], &v, name);
+        let verb = if name == "update" { "update" } else { name };
+        let full: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!(
+                "{}/../../docs/json/{verb}.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        fits(&full, &v, name);
+        v
+    };
+    let c = check(
+        &mut s,
+        "claim",
+        json!({"id": "parser", "lease": "10m"}),
+        false,
+    );
+    assert_eq!(c["title"], "write the parser");
+    assert_eq!(c["description"], "the grammar is in doc/");
+    assert_eq!(c["lease_left_ms"], 600_000);
+    assert!(c["lock_until"].is_string() && !c["token"].is_null(), "{c}");
+    let token = c["token"].clone();
+    let w = check(&mut s, "claim", json!({"id": "ship"}), true);
+    assert_eq!(w["error"]["code"], "not_claimable");
+    check(&mut s, "claim", json!({"id": "nosuch"}), true);
+    p.ok(&["add", "other", "--id", "o"]);
+    p.json(&["claim", "o", "--agent", "bob"], 0);
+    let h = check(&mut s, "claim", json!({"id": "o"}), true);
+    assert_eq!(h["error"]["holder"], "bob");
+    check(&mut s, "claim", json!({"ids": ["o", "parser"]}), true);
+    let r = check(
+        &mut s,
+        "renew",
+        json!({"id": "parser", "token": token}),
+        false,
+    );
+    assert!(r["lease_left_ms"].as_i64().unwrap() > 0, "{r}");
+    check(&mut s, "renew", json!({"id": "parser", "token": 99}), true);
+    let u = check(
+        &mut s,
+        "update",
+        json!({"id": "parser", "token": token, "notes": "lexer done", "priority": "high"}),
+        false,
+    );
+    assert_eq!(u["task"]["priority"], "high");
+    assert!(
+        u["task"]["description"]
+            .as_str()
+            .unwrap()
+            .ends_with("lexer done"),
+        "{u}"
+    );
+    check(
+        &mut s,
+        "update",
+        json!({"id": "parser", "token": 99, "notes": "x"}),
+        true,
+    );
+    check(&mut s, "list", json!({"ready": true}), false);
+    check(&mut s, "list", json!({"mine": true}), false);
+    check(&mut s, "show", json!({"id": "parser"}), false);
+    check(&mut s, "show", json!({"id": "nosuch"}), true);
+    let log = check(&mut s, "log", json!({"id": "parser"}), false);
+    assert!(log["count"].as_i64().unwrap() >= 2, "{log}");
+    check(&mut s, "log", json!({"id": "nosuch"}), true);
+    check(&mut s, "locks", json!({}), false);
+    check(
+        &mut s,
+        "done",
+        json!({"id": "parser", "token": token}),
+        false,
+    );
+    check(&mut s, "done", json!({"id": "parser", "token": 99}), true);
+    check(&mut s, "add", json!({"title": "t", "id": "parser"}), true);
+    let e = check(&mut s, "claim", json!({"next": true}), false);
+    assert_eq!(e["id"], "ship");
+    let e = check(&mut s, "claim", json!({"next": true}), true);
+    assert_eq!(e["error"]["code"], "empty");
+    s.hang_up();
+}
+
+/// The workflow is taught three ways: the instructions, a prompt, a resource.
+#[test]
+fn the_workflow_is_taught_by_instructions_prompt_and_resource() {
+    let p = Project::new();
+    let mut s = Raw::start(&p);
+    let init = s.request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "x", "version": "0"}}),
+    );
+    let instructions = init["result"]["instructions"].as_str().unwrap();
+    assert!(
+        instructions.contains("at least as long as the work"),
+        "{instructions}"
+    );
+    assert!(instructions.contains("on a timer"), "{instructions}");
+    s.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    let prompts = s.request(2, "prompts/list", json!({}));
+    assert_eq!(
+        prompts["result"]["prompts"][0]["name"],
+        "tasklease_workflow"
+    );
+    let got = s.request(3, "prompts/get", json!({"name": "tasklease_workflow"}));
+    let text = got["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(text.contains("renew"), "{text}");
+    let res = s.request(4, "resources/list", json!({}));
+    let uri = res["result"]["resources"][0]["uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let read = s.request(5, "resources/read", json!({"uri": uri}));
+    let quick = read["result"]["contents"][0]["text"].as_str().unwrap();
+    assert!(quick.contains("lease_lost"), "{quick}");
+    let missing = s.request(6, "prompts/get", json!({"name": "nosuch"}));
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tasklease_workflow")
+    );
+    s.hang_up();
+}
+
+/// A write stuck behind another process's write lock is cancelled with
+/// `notifications/cancelled`: its turn passes at once (no answer is sent for it, as the
+/// spec asks), and pings and reads go on being answered while the lock is still held.
+#[test]
+fn a_cancelled_call_frees_the_session() {
+    let p = Project::new();
+    p.ok(&["add", "t", "--id", "t"]);
+    let mut s = Raw::start_with(&p, &["--busy-timeout", "60s"]);
+    s.handshake();
+    // A read first, so the read store is open before the lock is taken.
+    assert_eq!(s.tool(2, "list", json!({}))["result"]["isError"], false);
+    let db = rusqlite::Connection::open(p.db()).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    s.send(
+        &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                   "params": {"name": "claim", "arguments": {"id": "t"}}})
+        .to_string(),
+    );
+    s.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                   "params": {"requestId": 3, "reason": "user pressed stop"}})
+        .to_string(),
+    );
+    // A cancelled request gets no answer (the spec; rmcp drops it): the next line on
+    // stdout is the ping's, answered while the claim is still stuck on the lock.
+    let pong = s.request(4, "ping", json!({}));
+    assert!(pong["result"].is_object(), "{pong}");
+    let listed = s.tool(5, "list", json!({}));
+    assert_eq!(listed["result"]["isError"], false, "{listed}");
+    assert_eq!(listed["result"]["structuredContent"]["count"], 1);
+    db.execute_batch("COMMIT").unwrap();
+    s.hang_up();
+}
+
+/// `--keep-alive` renews a session's lease past its length while the client stays
+/// connected, and stops at disconnect so the lease then runs out.
+#[test]
+fn keep_alive_renews_while_connected_and_stops_at_disconnect() {
+    let p = Project::new();
+    p.ok(&["add", "t", "--id", "t"]);
+    let mut s = Raw::start_with(&p, &["--keep-alive"]);
+    s.handshake();
+    let c = s.tool(2, "claim", json!({"id": "t", "lease": "2s"}));
+    let first = c["result"]["structuredContent"]["lock_until_ms"]
+        .as_i64()
+        .unwrap();
+    // Past the first lease's end, the lease is still live and was moved on.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let t = p.json(&["show", "t"], 0)["task"].clone();
+        assert_eq!(
+            t["lease_live"], true,
+            "the lease ran out while connected: {t}"
+        );
+        let until = t["lock_until"].as_str().unwrap().to_owned();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        if now_ms > first + 1000 {
+            assert_ne!(
+                Value::from(until),
+                c["result"]["structuredContent"]["lock_until"]
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never got past the first lease");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, _, _) = s.hang_up();
+    assert_eq!(code, Some(0));
+    let deadline = Instant::now() + PATIENCE;
+    while p.json(&["show", "t"], 0)["task"]["lease_live"] == true {
+        assert!(
+            Instant::now() < deadline,
+            "still renewed after the client left"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -128,7 +128,7 @@ fn sixteen_processes_claim_one_task_exactly_one_wins(p: &Project) {
                 "round {round}: exit {code}: {v} {err}"
             );
             if *code == 3 {
-                assert_eq!(v["outcome"], "held", "{v}");
+                assert_eq!(v["error"]["code"], "held", "{v}");
             }
         }
         assert_eq!(winners.len(), 1, "round {round}: {} winners", winners.len());
@@ -136,7 +136,7 @@ fn sixteen_processes_claim_one_task_exactly_one_wins(p: &Project) {
         assert_eq!(holder, winners[0]["agent"], "round {round}");
         for (code, v, _) in &results {
             if *code == 3 {
-                assert_eq!(v["holder"], holder, "losers name the winner");
+                assert_eq!(v["error"]["holder"], holder, "losers name the winner");
             }
         }
     }
@@ -271,7 +271,7 @@ fn overlapping_batches_are_all_or_nothing_under_contention(p: &Project) {
                 }
             }
             3 => {
-                assert_eq!(v["outcome"], "refused");
+                assert_eq!(v["error"]["code"], "refused");
                 for id in &batches[i] {
                     assert_ne!(holder(id), me.as_str(), "refused {me} holds {id}");
                 }

@@ -211,7 +211,7 @@ fn kill_9_of_run_kills_its_command_lets_the_lease_expire_and_fences_its_late_don
         claim = parse_one(&out.stdout);
         // Refused while the lease was live: held by the dead run's agent.
         if out.status.code() == Some(3) {
-            assert_eq!(claim["holder"], "tester");
+            assert_eq!(claim["error"]["holder"], "tester");
             std::thread::sleep(Duration::from_millis(100));
         }
         out.status.code() == Some(0)
@@ -266,8 +266,11 @@ fn release_force_during_a_run_stops_the_child_and_exits_5(p: &Project) {
         String::from_utf8_lossy(&out.stderr)
     );
     let r = parse_one(&out.stdout);
-    assert_eq!(r["outcome"], "lost");
-    assert_eq!(r["child"]["signal"], 9, "SIGTERM ignored, so SIGKILL: {r}");
+    assert_eq!(r["error"]["code"], "lost");
+    assert_eq!(
+        r["error"]["child"]["signal"], 9,
+        "SIGTERM ignored, so SIGKILL: {r}"
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("survived"));
     assert!(!alive(&pid));
 
@@ -298,8 +301,8 @@ fn a_failing_child_releases_the_task_and_counts_the_attempt(p: &Project) {
         "run exits with the child's status"
     );
     let r = parse_one(&out.stdout);
-    assert_eq!(r["outcome"], "failed");
-    assert_eq!(r["child"]["code"], 3);
+    assert_eq!(r["error"]["code"], "failed");
+    assert_eq!(r["error"]["child"]["code"], 3);
     let t = show(p, "x");
     assert_eq!(t["status"], "todo");
     assert_eq!(t["attempts"], 1);
@@ -348,7 +351,7 @@ fn ctrl_c_is_forwarded_to_the_child_and_the_task_released(p: &Project) {
     );
     assert!(got, "the child got SIGINT");
     // The child exited 0 on SIGINT: an interrupted run still does not mark done.
-    assert_eq!(parse_one(&out.stdout)["outcome"], "interrupted");
+    assert_eq!(parse_one(&out.stdout)["error"]["code"], "interrupted");
     let t = show(p, "i");
     assert_eq!(t["status"], "todo");
     assert_eq!(t["attempts"], 1);
@@ -402,11 +405,11 @@ fn nothing_to_claim_or_nothing_to_run_starts_nothing(p: &Project) {
     let marker = p.root().join("ran");
     let touch = format!("touch '{}'", marker.display());
     let e = json_run(p, &["run", "--next"], &["sh", "-c", &touch], 4);
-    assert_eq!(e["outcome"], "empty");
+    assert_eq!(e["error"]["code"], "empty");
     p.ok(&["add", "held", "--id", "h"]);
     p.json(&["claim", "h", "--agent", "someone"], 0);
     let r = json_run(p, &["run", "h"], &["sh", "-c", &touch], 3);
-    assert_eq!(r["outcome"], "held");
+    assert_eq!(r["error"]["code"], "held");
     assert!(!marker.exists());
     // A command that does not exist is refused before anything is claimed.
     p.ok(&["add", "free", "--id", "free"]);

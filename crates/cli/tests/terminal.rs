@@ -293,3 +293,42 @@ fn hostile_db_path_in_an_error_is_escaped() {
     assert_inert("claim --agent", &out);
     assert_eq!(code, Some(2), "{}", String::from_utf8_lossy(&out));
 }
+
+/// On a terminal, tables fit it: a fresh pty reports no size, so 80 columns; long
+/// titles and long details are cut with `…`, one line per row. Piped, nothing is cut.
+#[cfg(unix)]
+#[test]
+fn tables_fit_an_80_column_terminal() {
+    let p = Project::new();
+    let long = format!("a title that goes on {}", "and on ".repeat(30));
+    p.ok(&["add", &long, "--id", "long"]);
+    p.ok(&["add", "short", "--id", "s"]);
+    p.ok(&["claim", "long", "--agent", "someone-with-a-long-agent-name"]);
+    for args in [vec!["list"], vec!["log"], vec!["status"]] {
+        let (code, out) = on_pty(&p, &args);
+        assert_eq!(code, Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&out).replace("\r\n", "\n");
+        for line in text.lines() {
+            // `status`' prose lines (contention) are sentences, not table rows.
+            if line.starts_with("contention") {
+                continue;
+            }
+            assert!(
+                line.chars().count() <= 80,
+                "{args:?}: {line:?} ({} chars)",
+                line.chars().count()
+            );
+        }
+        if args == ["list"] {
+            assert!(
+                text.contains("a title that goes on") && text.contains('…'),
+                "{text}"
+            );
+            assert!(text.lines().next().unwrap().starts_with("ID"), "{text}");
+        }
+    }
+    assert!(
+        p.ok(&["list"]).contains(long.trim_end()),
+        "piped output is cut"
+    );
+}

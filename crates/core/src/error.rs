@@ -280,6 +280,7 @@ impl Error {
     ///
     /// # Errors
     /// [`Error::SchemaTooNew`].
+    #[doc(hidden)] // for the stores and front ends, not a program (docs/library.md)
     pub fn refuse_newer_schema(found: i64, supported: i64) -> Result<()> {
         if found > supported {
             return Err(Error::SchemaTooNew { found, supported });

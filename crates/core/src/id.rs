@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+pub(crate) use crate::text::quote;
 
 /// Longest task or agent id we accept, in bytes (all accepted characters are ASCII).
 pub const MAX_ID_LEN: usize = 128;
@@ -292,17 +293,6 @@ impl<'de> Deserialize<'de> for RequestId {
     }
 }
 
-/// Quotes user input for an error message: escaped, and cut short when long, so a
-/// 10 kB or binary argument cannot flood the terminal.
-pub fn quote(s: &str) -> String {
-    const SHOW: usize = 40;
-    let mut out: String = s.chars().take(SHOW).flat_map(char::escape_debug).collect();
-    if s.chars().count() > SHOW {
-        out.push('…');
-    }
-    format!("\"{out}\"")
-}
-
 fn describe_char(c: char) -> String {
     match c {
         '\0' => "a NUL byte".to_owned(),
@@ -374,5 +364,67 @@ mod tests {
         assert!(serde_json::from_str::<TaskId>("\"T-1\"").is_ok());
         assert!(serde_json::from_str::<TaskId>("\"../etc\"").is_err());
         assert!(serde_json::from_str::<Tag>("\"a b\"").is_err());
+    }
+}
+
+/// The conversions people reach for, the same for every validated string id: a `&str`
+/// view (`AsRef`, and `Borrow` so a `HashMap<TaskId, _>` can be looked up by `&str`),
+/// and the `String` back out.
+macro_rules! str_id_conversions {
+    ($($t:ty),+) => {$(
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(id: $t) -> String {
+                id.0
+            }
+        }
+
+        impl TryFrom<String> for $t {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self, Error> {
+                s.parse()
+            }
+        }
+
+        impl TryFrom<&str> for $t {
+            type Error = Error;
+            fn try_from(s: &str) -> Result<Self, Error> {
+                s.parse()
+            }
+        }
+    )+};
+}
+
+str_id_conversions!(TaskId, AgentId, Tag, RequestId);
+
+#[cfg(test)]
+mod conversion_tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn ids_convert_to_and_from_strings_and_look_up_by_str() {
+        let id = TaskId::try_from("parser").unwrap();
+        let mut m = HashMap::new();
+        m.insert(id.clone(), 1);
+        assert_eq!(m.get("parser"), Some(&1));
+        assert_eq!(id.as_ref(), "parser");
+        assert_eq!(String::from(id), "parser");
+        assert!(TaskId::try_from("../x".to_owned()).is_err());
+        assert!(Tag::try_from("has space").is_err());
+        assert_eq!(AgentId::try_from("alice").unwrap().as_ref(), "alice");
+        assert!(RequestId::try_from("").is_err());
     }
 }

@@ -116,6 +116,17 @@ pub enum Unclaimable {
     },
 }
 
+impl Refusal {
+    /// The refusal said about task `id`, worded as every other message names a task:
+    /// `no task X` when it does not exist, `X: held by …` otherwise.
+    pub fn message(&self, id: &TaskId) -> String {
+        match self {
+            Refusal::NotFound => format!("no task {id}"),
+            _ => format!("{id}: {self}"),
+        }
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -336,6 +347,7 @@ impl Retention {
 
     /// The upper bounds (exclusive) of the slices a prune deletes, oldest first, each
     /// at most `batch` seqs wide, so no one transaction holds the store for long.
+    #[doc(hidden)] // for the stores and front ends, not a program (docs/library.md)
     pub fn slices(oldest: i64, keep_from: i64, batch: i64) -> impl Iterator<Item = i64> {
         let step = batch.max(1);
         std::iter::successors(Some(oldest), move |&below| {
@@ -407,6 +419,7 @@ impl LeaseState {
     /// # Errors
     /// Whatever `waiting` returns, and [`Error::Store`] when the row looks claimable
     /// (the store's claim statement and this explanation disagree: a bug).
+    #[doc(hidden)] // for the stores and front ends, not a program (docs/library.md)
     pub fn refusal(
         &self,
         task: &TaskId,

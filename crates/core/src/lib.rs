@@ -18,13 +18,13 @@
 
 mod error;
 mod graph;
-pub mod id;
+mod id;
 mod import;
 mod lease;
 mod store;
 mod task;
 pub mod text;
-pub mod time;
+mod time;
 mod wait;
 
 pub use error::{DISK_FULL, Error, ErrorKind, READ_ONLY_FS, Result};
@@ -32,16 +32,20 @@ pub use graph::{
     Deleted, DepChange, DepState, Deps, Progress, cycle_error, deleted_id_error, find_path,
     parent_cycle_error, rm_allowed, validate_dep_edit, validate_ready_filter, validate_rm,
 };
-pub use id::{AgentId, RequestId, Tag, TaskId};
-pub use import::{ImportBatch, ImportOutcome, ImportTask, validate_batch as validate_import};
+pub use id::{AgentId, MAX_ID_LEN, RequestId, Tag, TaskId};
+pub use import::{
+    ImportBatch, ImportOutcome, ImportTask, check_batch_parents, validate_batch as validate_import,
+};
 pub use lease::{
     BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,
     Refusal, Retention, Token, Unclaimable, retried_grant, validate_batch,
 };
-pub use store::Store;
+pub use store::{Stamp, Store};
 pub use task::{
     ListFilter, MAX_DEPS, MAX_TAGS, NewTask, Priority, ReleaseTo, Status, Task, TaskPatch,
     distinct_tags, validate_description, validate_tags, validate_title,
 };
-pub use time::{Clock, LeaseDuration, Millis};
+pub use time::{
+    Clock, DurationError, LeaseDuration, Millis, human_duration, parse_duration_ms, parse_wait,
+};
 pub use wait::{Readiness, ReadySignal};

@@ -315,4 +315,20 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Only store failures.
     fn now(&self) -> Result<Millis>;
+
+    /// A cheap mark of the database's committed state, for a watcher polling for
+    /// change (the web board's live feed): after another handle commits a change, the
+    /// next stamp differs from every one read before it. Reads no table. It may also
+    /// differ when nothing this store holds changed (PostgreSQL: any write in the
+    /// cluster), so a watcher re-reads and finds nothing new; and it does not move for
+    /// this handle's own writes on SQLite (the caller knows about those).
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn stamp(&self) -> Result<Stamp>;
 }
+
+/// What [`Store::stamp`] returns: opaque, compared only for equality with another
+/// stamp of the same store handle.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Stamp(pub String);

@@ -81,6 +81,17 @@ pub fn describe(c: char) -> String {
     format!("U+{:04X} ({name})", c as u32)
 }
 
+/// Quotes user input for an error message: escaped, and cut short when long, so a
+/// 10 kB or binary argument cannot flood the terminal.
+pub fn quote(s: &str) -> String {
+    const SHOW: usize = 40;
+    let mut out: String = s.chars().take(SHOW).flat_map(char::escape_debug).collect();
+    if s.chars().count() > SHOW {
+        out.push('…');
+    }
+    format!("\"{out}\"")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

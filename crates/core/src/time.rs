@@ -35,6 +35,28 @@ impl Millis {
     }
 }
 
+impl From<std::time::SystemTime> for Millis {
+    /// Milliseconds since the epoch (negative before it), saturating far out.
+    fn from(t: std::time::SystemTime) -> Millis {
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Millis(ms(d)),
+            Err(e) => Millis(-ms(e.duration())),
+        }
+    }
+}
+
+impl From<Millis> for std::time::SystemTime {
+    fn from(m: Millis) -> std::time::SystemTime {
+        let d = std::time::Duration::from_millis(m.0.unsigned_abs());
+        if m.0 >= 0 {
+            std::time::UNIX_EPOCH + d
+        } else {
+            std::time::UNIX_EPOCH - d
+        }
+    }
+}
+
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
@@ -86,6 +108,25 @@ impl LeaseDuration {
     /// The duration as a [`std::time::Duration`].
     pub fn to_std(self) -> std::time::Duration {
         std::time::Duration::from_millis(self.0.unsigned_abs())
+    }
+}
+
+impl TryFrom<std::time::Duration> for LeaseDuration {
+    type Error = Error;
+
+    /// A lease of `d`, whole milliseconds.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `d` is under a millisecond or over
+    /// [`LeaseDuration::MAX`].
+    fn try_from(d: std::time::Duration) -> Result<Self, Error> {
+        LeaseDuration::from_millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<LeaseDuration> for std::time::Duration {
+    fn from(l: LeaseDuration) -> std::time::Duration {
+        l.to_std()
     }
 }
 
@@ -164,20 +205,37 @@ pub fn parse_wait(field: &'static str, s: &str) -> Result<std::time::Duration, E
                 "{} is not a {field}: {}; allowed: a number with a unit (ms, s, m, h), \
                  more than zero, e.g. 500ms, 2s, 30s, 1m30s",
                 crate::id::quote(s),
-                got.err().unwrap_or_else(|| "it is zero".to_owned())
+                got.err().unwrap_or(DurationError("it is zero"))
             ),
         )),
     }
 }
 
-/// Parses `1h30m`-style durations into milliseconds. Returns why not, on failure.
-pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+/// Why a duration did not parse: said as the middle of a sentence ("… is not a
+/// lease duration: {why}; allowed: …"), which each caller finishes with what it allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationError(&'static str);
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for DurationError {}
+
+/// Parses `1h30m`-style durations (units ms, s, m, h, d; each number needs one) into
+/// milliseconds.
+///
+/// # Errors
+/// [`DurationError`] saying why not.
+pub fn parse_duration_ms(s: &str) -> Result<i64, DurationError> {
     let s = s.trim();
     if s.is_empty() {
-        return Err("it is empty".into());
+        return Err(DurationError("it is empty"));
     }
     if s.starts_with('-') {
-        return Err("it is negative".into());
+        return Err(DurationError("it is negative"));
     }
     let mut total: i64 = 0;
     let mut rest = s;
@@ -186,11 +244,11 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err("expected a number".into());
+            return Err(DurationError("expected a number"));
         }
         let n: i64 = rest[..digits]
             .parse()
-            .map_err(|_| "the number is too large")?;
+            .map_err(|_| DurationError("the number is too large"))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -201,14 +259,14 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            "" => return Err("a number needs a unit".into()),
-            _ => return Err("unknown unit".into()),
+            "" => return Err(DurationError("a number needs a unit")),
+            _ => return Err(DurationError("unknown unit")),
         };
         rest = &rest[unit_len..];
         total = n
             .checked_mul(size)
             .and_then(|v| total.checked_add(v))
-            .ok_or("it is too large")?;
+            .ok_or(DurationError("it is too large"))?;
     }
     Ok(total)
 }
@@ -319,5 +377,27 @@ mod tests {
         c.advance(500);
         assert_eq!(c2.injected(), Some(1500));
         assert_eq!(Clock::Database.injected(), None);
+    }
+}
+
+#[cfg(test)]
+mod conversion_tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn lease_durations_and_instants_convert_from_std() {
+        let l = LeaseDuration::try_from(Duration::from_secs(90)).unwrap();
+        assert_eq!(l.as_millis(), 90_000);
+        assert_eq!(Duration::from(l), Duration::from_secs(90));
+        assert!(LeaseDuration::try_from(Duration::from_micros(10)).is_err());
+        assert!(LeaseDuration::try_from(Duration::from_secs(8 * 86_400)).is_err());
+        let t = UNIX_EPOCH + Duration::from_millis(1_767_952_800_123);
+        assert_eq!(Millis::from(t), Millis(1_767_952_800_123));
+        assert_eq!(SystemTime::from(Millis(1_767_952_800_123)), t);
+        let before = UNIX_EPOCH - Duration::from_millis(5);
+        assert_eq!(Millis::from(before), Millis(-5));
+        assert_eq!(SystemTime::from(Millis(-5)), before);
     }
 }

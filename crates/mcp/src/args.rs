@@ -17,10 +17,12 @@ use rmcp::model::JsonObject;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tasklease::id::MAX_ID_LEN;
+use tasklease::MAX_ID_LEN;
+use tasklease::json::{ALL_ROW_FIELDS, ROW_FIELDS};
+pub use tasklease::listing::ListView;
 use tasklease::{
     AgentId, Error, LeaseDuration, ListFilter, NewTask, Priority, ReleaseTo, RequestId, Result,
-    Status, Tag, TaskId, Token,
+    Status, Tag, TaskId, TaskPatch, Token,
 };
 
 /// The arguments of one call, or why they do not fit the tool's schema.
@@ -122,13 +124,31 @@ fn tag_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "string", "pattern": "^[A-Za-z0-9._:/-]+$", "minLength": 1, "maxLength": 64})
 }
 
+// The allowed names are not listed as an enum: 19 names would cost every session
+// ~0.3 KB of `tools/list`; a wrong one is refused naming them all.
+fn fields_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "array", "items": {"type": "string"}})
+}
+
+fn status_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": names(Status::ALL)})
+}
+
+fn log_limit_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "integer", "minimum": 1, "maximum": MAX_LIST, "default": DEFAULT_LOG})
+}
+
+/// How many events `log` returns when no `limit` is given.
+pub const DEFAULT_LOG: u32 = 20;
+
 fn limit_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "integer", "minimum": 1, "maximum": MAX_LIST, "default": DEFAULT_LIST})
 }
 
 /// How many tasks `list` returns when no `limit` is given: enough to choose from,
-/// small enough not to flood a model's context on a large project.
-pub const DEFAULT_LIST: u32 = 100;
+/// small enough not to flood a model's context on a large project (20 compact rows
+/// are about 2 KB).
+pub const DEFAULT_LIST: u32 = 20;
 /// The largest `limit` accepted.
 pub const MAX_LIST: u32 = 10_000;
 
@@ -170,7 +190,7 @@ pub struct ClaimArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "task_ids_schema")]
     pub ids: Option<Vec<String>>,
-    /// true: claim the highest-priority ready task (todo with every dependency done, or one whose lease ran out).
+    /// true: the most urgent ready task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "bool_schema")]
     pub next: Option<bool>,
@@ -182,11 +202,11 @@ pub struct ClaimArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "token_schema")]
     pub token: Option<i64>,
-    /// Your agent name, for display and history. Omit it to use the name this server gave you.
+    /// Your agent name (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
-    /// A key of your choosing (1-128 of A-Z a-z 0-9 . _ - :) that makes this claim safe to retry: if a call failed without an answer, call again with the same `request_id` and you get the lease the first call granted (same task, same token) instead of a second task. Use a new one for each new claim.
+    /// Your key for this claim (1-128 of A-Z a-z 0-9 . _ - :): repeating the call with it returns the lease the first call granted, not a second task. A new one per claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "request_id_schema")]
     pub request_id: Option<String>,
@@ -266,7 +286,7 @@ pub struct RenewArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "lease_schema")]
     pub lease: Option<String>,
-    /// Your agent name, for history. Omit it to use the name this server gave you.
+    /// Your agent name (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
@@ -299,7 +319,7 @@ pub struct ReleaseArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "release_to_schema")]
     pub status: Option<String>,
-    /// Your agent name, for history. Omit it to use the name this server gave you.
+    /// Your agent name (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
@@ -330,7 +350,7 @@ pub struct DoneArgs {
     /// The token your claim returned.
     #[schemars(schema_with = "token_schema")]
     pub token: i64,
-    /// Your agent name, for history. Omit it to use the name this server gave you.
+    /// Your agent name (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
@@ -432,7 +452,7 @@ pub struct ListArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "limit_schema")]
     pub limit: Option<u32>,
-    /// Your agent name, used by `mine`. Omit it to use the name this server gave you.
+    /// Your agent name, for `mine` (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,
@@ -449,19 +469,10 @@ pub struct ListArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "task_id_schema")]
     pub parent: Option<String>,
-}
-
-/// Which tasks `list` looks at before its filter.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ListView {
-    /// Every task.
-    All,
-    /// What claim-next would take, in order.
-    Ready,
-    /// Open tasks waiting on a dependency.
-    Blocked,
-    /// The children of a task.
-    Children(TaskId),
+    /// The fields of each row (`id` always): any field show gives a task, or `holder`; default status, priority, title, holder, lease_left_ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "fields_schema")]
+    pub fields: Option<Vec<String>>,
 }
 
 impl ListArgs {
@@ -522,6 +533,134 @@ impl ListArgs {
     }
 }
 
+impl ListArgs {
+    /// The fields of each row.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming a field rows do not have.
+    pub fn fields(&self) -> Result<Vec<&'static str>> {
+        let Some(asked) = &self.fields else {
+            return Ok(ROW_FIELDS.to_vec());
+        };
+        asked
+            .iter()
+            .map(|f| {
+                ALL_ROW_FIELDS
+                    .iter()
+                    .find(|a| **a == f.as_str())
+                    .copied()
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "fields",
+                            format!(
+                                "no field {}; allowed: {}",
+                                tasklease::text::quote(f),
+                                ALL_ROW_FIELDS.join(", ")
+                            ),
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
+/// `update`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateArgs {
+    /// The task you hold.
+    #[schemars(schema_with = "task_id_schema")]
+    pub id: String,
+    /// The token your claim returned.
+    #[schemars(schema_with = "token_schema")]
+    pub token: i64,
+    /// Text appended to the task's description (a progress note for whoever comes next).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "text_schema")]
+    pub notes: Option<String>,
+    /// A new status; to finish or hand back, call done or release instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "status_schema")]
+    pub status: Option<String>,
+    /// A new priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "priority_schema")]
+    pub priority: Option<String>,
+    /// Your agent name (default: the server's name for you).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "agent_schema")]
+    pub agent: Option<String>,
+}
+
+/// What an update asks for.
+pub struct Update {
+    /// The task.
+    pub id: TaskId,
+    /// The caller's token.
+    pub token: Token,
+    /// A note to append to the description.
+    pub notes: Option<String>,
+    /// The rest of the change.
+    pub patch: TaskPatch,
+    /// The caller.
+    pub agent: AgentId,
+}
+
+impl UpdateArgs {
+    /// # Errors
+    /// [`Error::Invalid`] naming the argument at fault, or when nothing is asked.
+    pub fn check(&self, me: impl Me) -> Result<Update> {
+        let patch = TaskPatch {
+            status: self.status.as_deref().map(str::parse).transpose()?,
+            priority: self.priority.as_deref().map(str::parse).transpose()?,
+            ..TaskPatch::default()
+        };
+        if self.notes.is_none() && patch.status.is_none() && patch.priority.is_none() {
+            return Err(Error::invalid(
+                "arguments",
+                "give at least one of `notes`, `status` and `priority`",
+            ));
+        }
+        patch.validate()?;
+        Ok(Update {
+            id: task_id(&self.id)?,
+            token: token(self.token)?,
+            notes: self.notes.clone(),
+            patch,
+            agent: agent(self.agent.as_deref(), me)?,
+        })
+    }
+}
+
+/// `log`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogArgs {
+    /// Only this task's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "task_id_schema")]
+    pub id: Option<String>,
+    /// The last this many events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "log_limit_schema")]
+    pub limit: Option<u32>,
+}
+
+impl LogArgs {
+    /// # Errors
+    /// [`Error::Invalid`] naming the argument at fault.
+    pub fn check(&self) -> Result<(Option<TaskId>, u32)> {
+        let limit = self.limit.unwrap_or(DEFAULT_LOG);
+        if !(1..=MAX_LIST).contains(&limit) {
+            return Err(Error::invalid(
+                "limit",
+                format!("limit {limit} is out of range; allowed: 1 to {MAX_LIST}"),
+            ));
+        }
+        Ok((self.id.as_deref().map(task_id).transpose()?, limit))
+    }
+}
+
 /// `show`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -543,7 +682,7 @@ impl ShowArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReapArgs {
-    /// Your agent name, for history. Omit it to use the name this server gave you.
+    /// Your agent name (default: the server's name for you).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "agent_schema")]
     pub agent: Option<String>,

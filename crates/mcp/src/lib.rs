@@ -22,14 +22,20 @@
 //! tasklease the name is for display and history: authority over a task is the token
 //! its claim returned, which renew, release and done require.
 //!
-//! # One store thread per session, calls in the order sent
+//! # Store threads per session, writes in the order sent, reads never stuck
 //!
 //! Store calls block, and the PostgreSQL store must never be called or dropped inside
-//! the async runtime, so the store lives in a [`tasklease::asynchronous::AsyncStore`]:
-//! created, used and dropped on a thread of its own, running calls one at a time in
-//! the order they were queued. rmcp runs each request as its own task, so the
-//! transport numbers tool calls as it reads them and each is queued only after the
-//! ones before it (`order.rs`): `add X` sent right before `claim X` is applied first.
+//! the async runtime, so a session's stores live in
+//! [`tasklease::asynchronous::AsyncStore`]s: each created, used and dropped on a thread
+//! of its own, running calls one at a time in the order queued. There are two: one
+//! for writes and one for reads ([`Stores::reads`]), so a read is never queued behind a
+//! write stuck on the database's writer turn. rmcp runs each request as its own task,
+//! so the transport numbers tool calls as they are read (`order.rs`); a write keeps its
+//! turn until it has finished, so writes apply in the order sent and a read sees every
+//! write sent before it (`add X` sent right before `claim X` is applied first), while a
+//! read passes its turn as it starts. `notifications/cancelled` aborts a call at once
+//! and passes its turn; a write already handed to its store cannot be withdrawn and
+//! may still take effect. `ping` is answered by rmcp directly, never queued.
 //!
 //! # Serving before the project exists
 //!
@@ -46,6 +52,7 @@
 //! exchange with the built binary.
 
 mod args;
+mod keep;
 mod order;
 mod reply;
 mod tools;
@@ -59,7 +66,7 @@ use tasklease::asynchronous::AsyncStore;
 use tasklease::{AgentId, Error, Result, Store};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use tools::{INSTRUCTIONS, Server};
+pub use tools::{INSTRUCTIONS, Options, QUICKSTART_URI, Server, WORKFLOW_PROMPT};
 pub use transport::MAX_LINE;
 use transport::{LineReader, LineTransport, Lines};
 
@@ -82,6 +89,10 @@ pub struct Stores {
     /// opens it, so a database created after the server started is picked up; the
     /// lock also keeps two first calls from opening (and migrating) it twice at once.
     store: tokio::sync::Mutex<Option<AsyncStore>>,
+    /// A second store for reads, opened by `open` as well, so that a read is never
+    /// queued behind a slow write (a claim waiting for the database's writer turn).
+    /// Empty until first used; a store handed over open serves reads itself.
+    reads: tokio::sync::Mutex<Option<AsyncStore>>,
 }
 
 impl Stores {
@@ -92,6 +103,7 @@ impl Stores {
             open: Some(Arc::new(open)),
             given: Mutex::new(None),
             store: tokio::sync::Mutex::new(None),
+            reads: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -101,6 +113,7 @@ impl Stores {
             open: None,
             given: Mutex::new(Some(store)),
             store: tokio::sync::Mutex::new(None),
+            reads: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -128,6 +141,27 @@ impl Stores {
             }
             (None, None) => return Err(Error::store("no store", "the store was never given")),
         };
+        *slot = Some(store.clone());
+        Ok(store)
+    }
+}
+
+impl Stores {
+    /// The store reads go to: one of their own when the store is opened here, else
+    /// the one store.
+    ///
+    /// # Errors
+    /// As [`Stores::get`].
+    pub async fn reads(&self) -> Result<AsyncStore> {
+        let Some(open) = &self.open else {
+            return self.get().await;
+        };
+        let mut slot = self.reads.lock().await;
+        if let Some(s) = &*slot {
+            return Ok(s.clone());
+        }
+        let open = open.clone();
+        let store = AsyncStore::open(move || open()).await?;
         *slot = Some(store.clone());
         Ok(store)
     }
@@ -193,6 +227,12 @@ where
     let reader = Arc::new(tokio::sync::Mutex::new(LineReader::new(reader)));
     let turns = order::Turnstile::new();
     let (lines, writer_task) = Lines::start(writer);
+    // `--keep-alive`: renews this session's leases until the session ends, and not a
+    // moment longer (see `keep.rs`).
+    let keeper = server
+        .options()
+        .keep_alive
+        .then(|| tokio::spawn(keep::run(server.clone())));
     let session = loop {
         let transport = LineTransport {
             reader: reader.clone(),
@@ -215,6 +255,9 @@ where
             }
         }
     };
+    if let Some(k) = keeper {
+        k.abort();
+    }
     drop(lines);
     let written = writer_task
         .await

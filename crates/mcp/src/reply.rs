@@ -1,41 +1,52 @@
-//! Tool results: the CLI's JSON object as structured content, and for refusals and
-//! errors a sentence in front saying what happened and what to do next.
+//! Tool results: the object `tasklease … --json` prints as structured content
+//! (`tasklease::json`, validated against the tool's `outputSchema`), and one short text
+//! block — a sentence saying what happened and, for refusals and errors, what to do
+//! next. The object is not repeated as text: the structured content carries it, and
+//! every byte here costs the agent context on every call.
 //!
-//! Every result carries `structuredContent` — the same object `tasklease … --json`
-//! prints — and the same object as JSON text, for clients that only show text. No tool
-//! declares an `outputSchema`: MCP clients built on the TypeScript SDK validate
-//! *every* structured result against it, error results included, so a refusal with
-//! its structured fields (`holder`, `lock_until`, …) would be turned into a
-//! client-side validation error. Each tool's description lists its result fields
-//! instead.
+//! Every tool declares an `outputSchema` that is the `anyOf` of its success shapes
+//! and the one failure shape (`tasklease::schema`), because MCP clients built on the
+//! TypeScript SDK validate every structured result against it, error results
+//! included: a refusal (`{"ok":false,"error":{…}}`) must fit too.
 
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
-use tasklease::json::{batch_refused_json, empty_json, error_of, refusal_json};
+use tasklease::json::{
+    EXIT_RUNTIME, batch_refused_json, empty_json, error_of, failure, refusal_json,
+};
 use tasklease::{Error, LostWhy, Refusal, TaskId, Unclaimable};
 
-/// A result: the object as structured content and as text.
-pub fn ok(value: Value) -> CallToolResult {
-    CallToolResult::structured(value)
-}
-
-/// A result with a sentence for the model in front of the object.
-pub fn ok_saying(sentence: String, value: Value) -> CallToolResult {
-    with_sentence(CallToolResult::structured(value), sentence)
-}
-
-/// A refusal or error (`isError: true`): the sentence, then the object.
-fn failed(sentence: String, value: Value) -> CallToolResult {
-    with_sentence(CallToolResult::structured_error(value), sentence)
-}
-
-fn with_sentence(mut r: CallToolResult, sentence: String) -> CallToolResult {
-    r.content.insert(0, ContentBlock::text(sentence));
+/// A success: the object, and a sentence saying what happened.
+pub fn ok(sentence: String, value: Value) -> CallToolResult {
+    let mut r = CallToolResult::success(vec![ContentBlock::text(sentence)]);
+    r.structured_content = Some(value);
     r
 }
 
-/// A library error: `{"ok":false,"error":{"code","message","exit","retryable"}}` and what
-/// to do.
+/// A refusal or error (`isError: true`): the object, and what to do next.
+fn failed(sentence: String, value: Value) -> CallToolResult {
+    let mut r = CallToolResult::error(vec![ContentBlock::text(sentence)]);
+    r.structured_content = Some(value);
+    r
+}
+
+/// A call the client cancelled: `error.code` `cancelled`. `maybe_applied`: it was a
+/// write already handed to the store, which cannot be withdrawn halfway.
+pub fn cancelled(maybe_applied: bool) -> CallToolResult {
+    let message = if maybe_applied {
+        "cancelled after the call was handed to the database: it may still take effect; \
+         look with list (mine: true) or show before repeating it"
+    } else {
+        "cancelled before it reached the database: nothing was done"
+    };
+    failed(
+        format!("{message}."),
+        failure("cancelled", EXIT_RUNTIME, message, Value::Null),
+    )
+}
+
+/// A library error: `{"ok":false,"error":{"code","exit","message","retryable"}}` and
+/// what to do.
 pub fn error(e: &Error) -> CallToolResult {
     failed(format!("{e}. {}", next_step(e)), error_of(e))
 }

@@ -8,39 +8,74 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CustomRequest, CustomResult,
-    ErrorCode, Implementation, ServerCapabilities, ServerConfig,
+    ErrorCode, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
+    JsonObject, ListPromptsResult, ListResourcesResult, PaginatedRequestParams, Prompt,
+    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, Role, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use tasklease::asynchronous::AsyncStore;
 use tasklease::json::{
-    batch_claimed_json, claimed_json, ended_by_token_json, locks_json, one_task_json, reaped_json,
-    renewed_json, shown_json, tasks_json,
+    batch_claimed_json, claimed_task_json, ended_by_token_json, events_json, locks_json,
+    one_task_json, reaped_json, renewed_json, rows_json, shown_json,
 };
 use tasklease::show::Shown;
 use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Result, Store, project};
 
 use crate::args::{
-    AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, ListView, LocksArgs, ReapArgs,
-    ReleaseArgs, RenewArgs, ShowArgs, schema,
+    AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, LocksArgs, LogArgs, ReapArgs, ReleaseArgs,
+    RenewArgs, ShowArgs, UpdateArgs, schema,
 };
 use crate::order::Turn;
 use crate::{Identity, Stores, reply};
 
 /// What the server tells the model when it connects.
 pub const INSTRUCTIONS: &str = "\
-tasklease coordinates several agents working on one project: each task is claimed by \
-exactly one agent at a time, under a lease that runs out unless renewed.
-How to work: (1) claim a task (next: true for the most urgent ready one, or its id) and \
-keep the token it returns; (2) work on it, calling renew with that token before \
-lock_until passes; (3) call done with the token when finished, or release to hand it \
-back. Never work on a task you have not claimed. If a call answers lease_lost, stop \
-working on that task: someone else may hold it now. If a call fails without an answer \
-(the outcome is unknown), call it again with the same arguments: done and release \
-answer already_done / already_released when your first call went through, and a \
-claim repeated with the same request_id returns the lease it granted. A task held by another agent \
-(outcome held) is theirs until lock_until: pick another. The `agent` argument is \
-optional; by default this server names you after your client, host and process.";
+tasklease shares one project's tasks between agents: a task is claimed by one agent at a \
+time, under a lease that runs out unless renewed.
+Workflow: (1) claim (next: true, or an id) with a lease at least as long as the work you \
+plan (up to 7d; default 30m) and keep its token; (2) work, calling renew with the token on \
+a timer, at about half the lease; (3) done with the token when finished, or release to \
+hand it back; update with the token records progress notes.
+Never work on a task you have not claimed. Errors are {ok:false,error:{code,…}}: held \
+(another agent's until lock_until: pick another), lease_lost (stop: the task is no longer \
+yours), outcome_unknown (look with list mine/show before repeating). A done or release \
+repeated with the same token is safe; a claim is safe to repeat with the same request_id.";
+
+/// The prompt `tasklease_workflow`: the workflow, step by step, for a client that
+/// offers prompts to its user.
+pub const WORKFLOW_PROMPT: &str = "\
+Work through this project's tasklease tasks. Repeat until claim answers empty:
+1. Call claim with next: true and a lease at least as long as the work you expect one \
+task to take (for example 1h). Keep the token, and read the title and description it \
+returns.
+2. Do the work. Every half lease (for example every 30 minutes of a 1h lease), call \
+renew with the id and token. Record progress with update (notes) if you may not finish.
+3. When finished, call done with the id and token. If you cannot finish, call release \
+(status todo, review or blocked) so someone else can take it.
+If any call answers lease_lost, stop working on that task at once and move on. If a call \
+answers held, choose another task.";
+
+/// The quickstart resource's address.
+pub const QUICKSTART_URI: &str = "tasklease://quickstart";
+
+/// The workflow prompt's name.
+const WORKFLOW: &str = "tasklease_workflow";
+
+/// The quickstart resource: the workflow and what the errors mean, in one page.
+const QUICKSTART: &str = include_str!("quickstart.md");
+
+/// What the server offers besides its own tools.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Offer `reap` (hidden by default: an agent never needs it, and a confused one
+    /// could use it to take over leases that only look stale to it).
+    pub reap: bool,
+    /// Renew the leases this session claimed while the client stays connected
+    /// (`--keep-alive`; see `keep.rs` for why it stops at disconnect).
+    pub keep_alive: bool,
+}
 
 /// The MCP server: tools over one store.
 #[derive(Clone)]
@@ -56,6 +91,16 @@ struct State {
     /// Where the server was started: `locks` finds the project root from here, afresh
     /// on each call. `None` when embedded without a project.
     dir: Option<PathBuf>,
+    options: Options,
+    /// The leases this session holds, renewed by the server with `--keep-alive`.
+    kept: crate::keep::Kept,
+}
+
+/// Whether a tool changes the store (its calls keep their order) or only reads it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
 }
 
 #[tool_router]
@@ -64,13 +109,29 @@ impl Server {
     /// found from `dir` (the directory it was started in), whose file locks `locks`
     /// lists.
     pub fn new(stores: Stores, identity: Identity, dir: Option<PathBuf>) -> Server {
+        Server::with_options(stores, identity, dir, Options::default())
+    }
+
+    /// [`Server::new`] with `options`.
+    pub fn with_options(
+        stores: Stores,
+        identity: Identity,
+        dir: Option<PathBuf>,
+        options: Options,
+    ) -> Server {
+        let mut tool_router = Server::tool_router();
+        if !options.reap {
+            tool_router.remove_route("reap");
+        }
         Server {
             state: Arc::new(State {
                 stores,
                 identity,
                 dir,
+                options,
+                kept: crate::keep::Kept::default(),
             }),
-            tool_router: Server::tool_router(),
+            tool_router,
         }
     }
 
@@ -82,13 +143,32 @@ impl Server {
         self.state.stores.get().await
     }
 
+    pub(crate) fn options(&self) -> Options {
+        self.state.options
+    }
+
+    pub(crate) fn kept(&self) -> &crate::keep::Kept {
+        &self.state.kept
+    }
+
     /// Answers a call: arguments that did not check out at once, without touching
-    /// the store; otherwise runs `f` with them against the store, on the store's own
-    /// thread ([`AsyncStore`]: store calls block, and tool futures must not). The call
-    /// is queued in the order the client sent it (see [`crate::order`]).
+    /// the store; otherwise runs `f` with them against the store, on a store thread
+    /// ([`AsyncStore`]: store calls block, and tool futures must not).
+    ///
+    /// Order: every call first waits for the calls sent before it (see
+    /// [`crate::order`]). A write keeps its turn until it has finished, so writes
+    /// apply in the order sent and a read sees every write sent before it; a read
+    /// passes its turn as it starts, and runs on a store of its own
+    /// ([`Stores::reads`]), so reads do not wait for one another nor for later writes.
+    ///
+    /// Cancellation (`notifications/cancelled`): the call is answered at once with
+    /// `error.code` `cancelled`, and its turn passes, so the calls behind it go on. A
+    /// call not yet handed to the store did nothing; a write already handed over
+    /// cannot be withdrawn halfway and may still take effect, and the answer says so.
     async fn run<C, F>(
         &self,
         cx: &RequestContext<RoleServer>,
+        kind: Kind,
         checked: Result<C>,
         f: F,
     ) -> CallToolResult
@@ -97,23 +177,34 @@ impl Server {
         F: FnOnce(&dyn Store, C) -> Result<CallToolResult> + Send + 'static,
     {
         let turn = cx.extensions.get::<Turn>().cloned();
-        if let Some(t) = &turn {
-            t.wait().await;
-        }
-        let answer = match checked {
-            Ok(c) => match self.state.stores.get().await {
-                Ok(store) => Ok(store.call(move |s| f(s, c))),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
+        let handed = std::sync::atomic::AtomicBool::new(false);
+        let work = async {
+            if let Some(t) = &turn {
+                t.wait().await;
+            }
+            let c = checked?;
+            let store = match kind {
+                Kind::Read => {
+                    if let Some(t) = &turn {
+                        t.pass();
+                    }
+                    self.state.stores.reads().await?
+                }
+                Kind::Write => self.state.stores.get().await?,
+            };
+            handed.store(true, std::sync::atomic::Ordering::SeqCst);
+            store.call(move |s| f(s, c)).await
+        };
+        let answer = tokio::select! {
+            a = work => a.unwrap_or_else(|e| reply::error(&e)),
+            () = cx.ct.cancelled() => {
+                reply::cancelled(kind == Kind::Write && handed.load(std::sync::atomic::Ordering::SeqCst))
+            }
         };
         if let Some(t) = &turn {
             t.pass();
         }
-        match answer {
-            Ok(answer) => answer.await.unwrap_or_else(|e| reply::error(&e)),
-            Err(e) => reply::error(&e),
-        }
+        answer
     }
 
     /// The caller's agent id: the call's own `agent`, else the server's.
@@ -129,177 +220,281 @@ impl Server {
         self.state.identity.resolve(client.as_deref())
     }
 
-    /// Claim a task so that you alone work on it. Call this before starting any task: of all agents claiming one task exactly one wins, so no two agents do the same work.
-    /// Give exactly one of: `id` (one task), `ids` (several tasks: you get all of them or none), or `next: true` (the highest-priority ready task — todo with every dependency done — oldest first).
-    /// Success: `id`, `token`, `lock_until` (RFC 3339, UTC), `lock_until_ms`, `lease_ms`, `agent`, `version` (a batch: `leases`, a list of these).
-    /// Keep the token: renew, release and done require it, and it proves the task is still yours. The lease runs out at `lock_until` (`lease`, default 30m); call renew before then while you still work on it. Once it runs out anyone may claim the task, and your token then stops working.
-    /// To extend a lease you hold, claim the same `id` with your `token` (the token stays the same).
-    /// Retrying: pass a `request_id` of your own; if the call fails without an answer, call again with the same `request_id` to get the lease the first call granted (same task and token) rather than a second task.
-    /// Refusals are errors with `outcome`: `held` (another agent, `holder`, has it until `lock_until`: do not work on it; claim another task), `not_claimable` (`reason` `closed`: it is done or cancelled; `waiting`: the tasks in `waiting_on` must be done first), `not_found` (no such id: call list), `empty` (next: nothing is ready now), `refused` (a batch: nothing was claimed; `refused` lists each id and why).
-    #[tool(input_schema = schema::<ClaimArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
+    /// Claim a task so that you alone work on it; call this before starting any task. Give one of: `id`, `ids` (all or none) or `next: true` (the most urgent ready task).
+    /// Choose `lease` at least as long as the work you plan (default 30m, at most 7d) and keep the `token`: renew, update, release and done need it. Renew before `lock_until`; once the lease runs out anyone may claim the task and your token stops working. Claiming an `id` you hold with its `token` extends the lease. A `request_id` makes a retry safe.
+    #[tool(title = "Claim a task", input_schema = schema::<ClaimArgs>(), output_schema = out("claim"), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
     async fn claim(
         &self,
         Args(args): Args<ClaimArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(&cx, checked, |store, (what, lease, agent, key)| {
-            let key = key.as_ref();
-            Ok(match what {
-                Claim::Next => match store.claim_next_keyed(&agent, lease, key)? {
-                    Some(l) => reply::ok_saying(claimed_sentence(&l), claimed_json(&l, lease)),
-                    None => reply::empty(),
-                },
-                Claim::One(id, token) => match store.claim_keyed(&id, &agent, lease, token, key)? {
-                    ClaimOutcome::Claimed(l) => {
-                        reply::ok_saying(claimed_sentence(&l), claimed_json(&l, lease))
+        let kept = self.keeping();
+        self.run(
+            &cx,
+            Kind::Write,
+            checked,
+            move |store, (what, lease, agent, key)| {
+                let key = key.as_ref();
+                let one = |l: tasklease::Lease| -> Result<CallToolResult> {
+                    let task = store.show(&l.task)?;
+                    kept.hold(&l, lease);
+                    Ok(reply::ok(
+                        claimed_sentence(&l),
+                        claimed_task_json(&l, lease, task.as_ref()),
+                    ))
+                };
+                match what {
+                    Claim::Next => match store.claim_next_keyed(&agent, lease, key)? {
+                        Some(l) => one(l),
+                        None => Ok(reply::empty()),
+                    },
+                    Claim::One(id, token) => {
+                        match store.claim_keyed(&id, &agent, lease, token, key)? {
+                            ClaimOutcome::Claimed(l) => one(l),
+                            ClaimOutcome::Refused(r) => Ok(reply::refused(&id, &r)),
+                        }
                     }
-                    ClaimOutcome::Refused(r) => reply::refused(&id, &r),
-                },
-                Claim::Batch(ids) => match store.claim_batch_keyed(&ids, &agent, lease, key)? {
-                    BatchOutcome::Claimed(leases) => {
-                        let each: Vec<String> = leases.iter().map(claimed_sentence).collect();
-                        reply::ok_saying(each.join(" "), batch_claimed_json(&leases))
-                    }
-                    BatchOutcome::Refused(why) => reply::batch_refused(&why),
-                },
-            })
-        })
+                    Claim::Batch(ids) => match store.claim_batch_keyed(&ids, &agent, lease, key)? {
+                        BatchOutcome::Claimed(leases) => {
+                            let each: Vec<String> = leases.iter().map(claimed_sentence).collect();
+                            for l in &leases {
+                                kept.hold(l, lease);
+                            }
+                            Ok(reply::ok(each.join(" "), batch_claimed_json(&leases)))
+                        }
+                        BatchOutcome::Refused(why) => Ok(reply::batch_refused(&why)),
+                    },
+                }
+            },
+        )
         .await
     }
 
-    /// Extend your lease on a task you claimed, to `lease` from now (default 30m). Call it before `lock_until` passes — for example at half the lease — for as long as you work on the task. Requires the `token` claim returned; the token stays the same.
-    /// Success: the lease (`id`, `token`, `lock_until`, `lock_until_ms`, `agent`, `version`), `outcome: renewed`.
-    /// Error `lease_lost`: the token no longer holds the task (another agent claimed it after your lease ran out, or it was released or done). Stop working on it, and check with show before doing anything else with it.
-    #[tool(input_schema = schema::<RenewArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
+    /// Extend your lease on a task you claimed to `lease` from now (default 30m); call it on a timer, at about half the lease, while you work. Needs the `token` claim returned (it stays the same).
+    /// Error `lease_lost`: the token no longer holds the task; stop working on it and call show.
+    #[tool(title = "Renew a lease", input_schema = schema::<RenewArgs>(), output_schema = out("renew"), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
     async fn renew(
         &self,
         Args(args): Args<RenewArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(&cx, checked, |store, (id, token, lease, agent)| {
-            Ok(reply::ok(renewed_json(
-                &store.renew(&id, token, lease, &agent)?,
-            )))
-        })
+        let kept = self.keeping();
+        self.run(
+            &cx,
+            Kind::Write,
+            checked,
+            move |store, (id, token, lease, agent)| {
+                let l = kept.settle(&id, store.renew(&id, token, lease, &agent))?;
+                kept.hold(&l, lease);
+                Ok(reply::ok(
+                    format!("Renewed {id} until {}.", l.lock_until),
+                    renewed_json(&l, store.now()?),
+                ))
+            },
+        )
         .await
     }
 
-    /// Hand back a task you hold without finishing it, ending your lease. `status` says where it goes: `todo` (default: anyone may claim it again), `review` (your work is ready for someone to look at) or `blocked` (it cannot go on for now). Requires your `token`. When the task is finished, call done instead.
-    /// Success: `outcome: released` and the `task` as it is now; `outcome: already_released` when this same token already released the task to this same status (your earlier call went through: nothing was changed now, and the task is handed back as you asked).
-    /// Error `lease_lost`: you no longer hold the task; nothing was changed.
-    /// There is no way to end another agent's lease here: that is for a person, with `tasklease release ID --force`.
-    #[tool(input_schema = schema::<ReleaseArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
+    /// Hand back a task you hold without finishing it: `status` todo (default: anyone may claim it), review (your work awaits a look) or blocked. Needs your `token`. Finished? Call done instead.
+    /// A repeat by the same token answers `already_released` (your earlier call went through). Error `lease_lost`: you no longer hold it; nothing was changed.
+    #[tool(title = "Release a task", input_schema = schema::<ReleaseArgs>(), output_schema = out("release"), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
     async fn release(
         &self,
         Args(args): Args<ReleaseArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(&cx, checked, |store, (id, token, to, agent)| {
-            let ended = store.release(&id, token, to, &agent)?;
-            Ok(reply::ok(ended_by_token_json(
-                "released",
-                &ended,
-                store.now()?,
-            )))
-        })
+        let kept = self.keeping();
+        self.run(
+            &cx,
+            Kind::Write,
+            checked,
+            move |store, (id, token, to, agent)| {
+                let ended = store.release(&id, token, to, &agent);
+                kept.drop_task(&id);
+                let ended = ended?;
+                Ok(reply::ok(
+                    format!("Released {id}; it is {} now.", ended.task.status),
+                    ended_by_token_json("released", &ended, store.now()?),
+                ))
+            },
+        )
         .await
     }
 
-    /// Mark a task you hold as finished, ending your lease; tasks that depend on it may become ready. Requires your `token`.
-    /// Success: `outcome: done` and the `task` as it is now; `outcome: already_done` when this same token already finished the task (your earlier call went through: your work counts, nothing was changed now).
-    /// Error `lease_lost`: your lease was lost before you finished (another agent claimed the task after your lease ran out, or it was released, reaped or force-released); nothing was changed. Your work may overlap with theirs: call show and check before doing anything else.
-    #[tool(input_schema = schema::<DoneArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
+    /// Mark a task you hold as finished, ending your lease; nothing reopens it through MCP. Tasks waiting on it may become ready. Needs your `token`.
+    /// A repeat by the same token answers `already_done`. Error `lease_lost`: your lease was lost before you finished (someone may have redone the work): call show before anything else.
+    #[tool(title = "Finish a task", input_schema = schema::<DoneArgs>(), output_schema = out("done"), annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false))]
     async fn done(
         &self,
         Args(args): Args<DoneArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(&cx, checked, |store, (id, token, agent)| {
-            let ended = store.done(&id, token, &agent)?;
-            Ok(reply::ok(ended_by_token_json("done", &ended, store.now()?)))
+        let kept = self.keeping();
+        self.run(
+            &cx,
+            Kind::Write,
+            checked,
+            move |store, (id, token, agent)| {
+                let ended = store.done(&id, token, &agent);
+                kept.drop_task(&id);
+                let ended = ended?;
+                Ok(reply::ok(
+                    format!("Done {id}."),
+                    ended_by_token_json("done", &ended, store.now()?),
+                ))
+            },
+        )
+        .await
+    }
+
+    /// Record progress on a task you hold: `notes` (appended to its description, for whoever comes next), `status` or `priority`. Needs your `token`. To finish or hand back, call done or release.
+    #[tool(title = "Update a task you hold", input_schema = schema::<UpdateArgs>(), output_schema = out("update"), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
+    async fn update(
+        &self,
+        Args(args): Args<UpdateArgs>,
+        cx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
+        self.run(&cx, Kind::Write, checked, |store, mut u| {
+            let task = store
+                .show(&u.id)?
+                .ok_or_else(|| Error::NotFound(u.id.clone()))?;
+            if let Some(notes) = u.notes.take() {
+                u.patch.description = Some(if task.description.is_empty() {
+                    notes
+                } else {
+                    format!("{}\n\n{notes}", task.description)
+                });
+            }
+            let t = store.update(&u.id, task.version, &u.patch, Some(u.token), &u.agent)?;
+            Ok(reply::ok(
+                format!("Updated {} (version {}).", t.id, t.version),
+                one_task_json("updated", &t, store.now()?),
+            ))
         })
         .await
     }
 
-    /// Create a task, in todo. Give a one-line `title`; optionally an `id` (default: the next free T-<n>), a `description`, a `priority` (critical, high, medium (default), low), `tags`, and `deps`: ids of existing tasks that must be done before this one is ready.
-    /// Adding does not claim: call claim to work on the task yourself.
-    /// Success: the `task` (`id`, `title`, `status`, `priority`, `deps`, `waiting_on`, `version`, …). Errors: `exists` (the id is taken), `invalid` (a bad field, or a dependency that does not exist).
-    #[tool(input_schema = schema::<AddArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
+    /// Create a task, in todo: a one-line `title`; optionally `id` (default the next free T-<n>), `description`, `priority`, `tags`, and `deps` (ids that must be done first). Adding does not claim it.
+    #[tool(title = "Add a task", input_schema = schema::<AddArgs>(), output_schema = out("add"), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
     async fn add(
         &self,
         Args(args): Args<AddArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        self.run(&cx, args.and_then(|a| a.check()), |store, new| {
-            let task = store.add(&new)?;
-            Ok(reply::ok(one_task_json(&task, store.now()?)))
-        })
+        self.run(
+            &cx,
+            Kind::Write,
+            args.and_then(|a| a.check()),
+            |store, new| {
+                let task = store.add(&new)?;
+                Ok(reply::ok(
+                    format!("Added {}.", task.id),
+                    one_task_json("added", &task, store.now()?),
+                ))
+            },
+        )
         .await
     }
 
-    /// List tasks, most urgent first (priority, then age), with who holds each and until when. Filter by `status` (todo, in_progress, review, done, cancelled, blocked), `assignee`, `mine: true` (the tasks you hold) or `tag`; `ready: true` lists exactly what claim with `next` would take, in its order; `blocked: true` the open tasks waiting on a dependency; `parent` the children of a task. Returns at most `limit` tasks (default 100); `truncated: true` means more matched.
-    /// Each task: `id`, `title`, `status`, `priority`, `assignee` and `lock_until` (the holder and its lease end), `lease_live`, `lease_left_ms`, `deps`, `waiting_on` (dependencies neither done nor cancelled yet), `parent`, `tags`, `version`, `attempts`. Tokens are never listed: only claim hands one out.
-    #[tool(input_schema = schema::<ListArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
+    /// List tasks, most urgent first, as compact rows (no descriptions: call show for one task's). Filters: `status`, `assignee`, `mine: true` (yours), `tag`; `ready: true` is exactly what claim next would take, in order; `blocked: true` open tasks waiting on a dependency; `parent` a task's children. `limit` (default 20); `more` says how many more matched. `fields` picks the row fields.
+    #[tool(title = "List tasks", input_schema = schema::<ListArgs>(), output_schema = out("list"), annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
     async fn list(
         &self,
         Args(args): Args<ListArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let checked = args.and_then(|a| Ok((a.view()?, a.check(|g| self.agent(g, &cx))?)));
-        self.run(&cx, checked, |store, (view, mut filter)| {
-            let limit = filter.limit.unwrap_or(u32::MAX) as usize;
-            // One more than asked says whether there are more, without counting them all.
-            filter.limit = filter.limit.map(|l| l.saturating_add(1));
-            let mut tasks = match &view {
-                ListView::All => store.list(&filter)?,
-                ListView::Ready => store.ready(&filter)?,
-                ListView::Blocked => store.blocked(&filter)?,
-                ListView::Children(p) => store.children(p, &filter)?,
+        let checked =
+            args.and_then(|a| Ok((a.view()?, a.check(|g| self.agent(g, &cx))?, a.fields()?)));
+        self.run(&cx, Kind::Read, checked, |store, (view, filter, fields)| {
+            let page = tasklease::listing::page(store, &view, &filter)?;
+            let sentence = match page.more {
+                0 => format!("{} tasks.", page.tasks.len()),
+                n => format!(
+                    "{} tasks; {}{n} more matched (raise limit, or filter).",
+                    page.tasks.len(),
+                    if page.more_at_least { "at least " } else { "" }
+                ),
             };
-            let truncated = tasks.len() > limit;
-            tasks.truncate(limit);
-            let mut j = tasks_json(&tasks, store.now()?);
-            j["truncated"] = truncated.into();
-            Ok(reply::ok(j))
+            Ok(reply::ok(sentence, rows_json(&page, store.now()?, &fields)))
         })
         .await
     }
 
-    /// One task with every field: `status`, the holder (`assignee`) and its `lock_until`, `deps` and `waiting_on` (how many are neither done nor cancelled), `cancelled_deps`, `parent`, `children` with `progress`, `description`, `version`, `attempts` (leases that ended without done). Use it before claiming a specific task, or after a lease_lost error to see who holds it now.
-    /// Error `not_found`: no task has that id.
-    #[tool(input_schema = schema::<ShowArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
+    /// One task with every field, its description, dependencies and children. Use it before claiming a specific task, or after lease_lost to see who holds it now.
+    #[tool(title = "Show a task", input_schema = schema::<ShowArgs>(), output_schema = out("show"), annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
     async fn show(
         &self,
         Args(args): Args<ShowArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        self.run(&cx, args.and_then(|a| a.check()), |store, id| {
-            Ok(reply::ok(shown_json(&Shown::read(store, &id)?)))
-        })
+        self.run(
+            &cx,
+            Kind::Read,
+            args.and_then(|a| a.check()),
+            |store, id| {
+                let shown = Shown::read(store, &id)?;
+                Ok(reply::ok(
+                    format!("{id} is {}.", shown.task.status),
+                    shown_json(&shown),
+                ))
+            },
+        )
         .await
     }
 
-    /// Housekeeping: return every task whose lease ran out to todo, and list them (`reaped`: `id`, the former holder `agent`, its now-stale `token`, `lock_until`; and `count`). You never need this before claiming — a claim already treats an expired lease as free.
-    #[tool(input_schema = schema::<ReapArgs>(), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
+    /// The lease history, oldest first: claims, renewals, releases, done, refusals, reaps — of one task (`id`) or all; the last `limit` events (default 20).
+    #[tool(title = "Lease history", input_schema = schema::<LogArgs>(), output_schema = out("log"), annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
+    async fn log(
+        &self,
+        Args(args): Args<LogArgs>,
+        cx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.run(
+            &cx,
+            Kind::Read,
+            args.and_then(|a| a.check()),
+            |store, (id, limit)| {
+                let events = store.log(id.as_ref(), limit)?;
+                if let Some(id) = &id
+                    && events.is_empty()
+                    && store.show(id)?.is_none()
+                {
+                    return Err(Error::NotFound(id.clone()));
+                }
+                Ok(reply::ok(
+                    format!("{} events.", events.len()),
+                    events_json(&events),
+                ))
+            },
+        )
+        .await
+    }
+
+    /// Housekeeping: return every task whose lease ran out to todo, and list them. Never needed before claiming: a claim already treats an expired lease as free.
+    #[tool(title = "Reap expired leases", input_schema = schema::<ReapArgs>(), output_schema = out("reap"), annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
     async fn reap(
         &self,
         Args(args): Args<ReapArgs>,
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
-        self.run(&cx, checked, |store, agent| {
-            Ok(reply::ok(reaped_json(&store.reap(&agent)?)))
+        self.run(&cx, Kind::Write, checked, |store, agent| {
+            let reaped = store.reap(&agent)?;
+            Ok(reply::ok(
+                format!("Reaped {} expired leases.", reaped.len()),
+                reaped_json(&reaped),
+            ))
         })
         .await
     }
 
-    /// List the project's file locks — the repository-wide git lock, the state lock, and one lock per task — and who holds each: `locks`, each with `name`, `kind` (git, state, task), `task`, `held`, `mode` (exclusive or shared) and `holder` (`agent`, `pid`, `host`, `since`); and `writer_turn` (`held`, `holder`, `held_for_ms`), the SQLite database's writer turn, whose holder every write waits for (null without one).
-    /// File locks are separate from task leases. Processes take them with the `tasklease lock … -- COMMAND` and `tasklease git …` commands, holding them while that command runs; they end when it ends, so a held lock always has a live holder. Use this to see who is committing (`git`) or changing shared state before you wait for a lock.
-    #[tool(input_schema = schema::<LocksArgs>(), annotations(read_only_hint = true, open_world_hint = false))]
+    /// The project's file locks (the git lock, the state lock, one per task) and who holds each, and the SQLite writer turn. File locks are not task leases: processes hold them while a `tasklease lock … -- COMMAND` or `tasklease git …` runs. Check here before waiting for one.
+    #[tool(title = "File locks", input_schema = schema::<LocksArgs>(), output_schema = out("locks"), annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
     async fn locks(&self, Args(args): Args<LocksArgs>) -> CallToolResult {
         if let Err(e) = args {
             return reply::error(&e);
@@ -335,10 +530,32 @@ impl Server {
         })
         .await;
         match listed {
-            Ok(Ok(json)) => reply::ok(json),
+            Ok(Ok(json)) => {
+                let held = json["locks"]
+                    .as_array()
+                    .map_or(0, |l| l.iter().filter(|l| l["held"] == true).count());
+                reply::ok(format!("{held} file locks held."), json)
+            }
             Ok(Err(e)) => reply::error(&e),
             Err(e) => reply::error(&Error::store("the tool call failed", e)),
         }
+    }
+}
+
+/// The output schema of the tool of `verb`'s name: the lean form of the schema in
+/// `docs/json/` (`tasklease::schema::lean`), to keep `tools/list` small.
+fn out(verb: &str) -> Arc<JsonObject> {
+    match tasklease::schema::lean(verb) {
+        Some(serde_json::Value::Object(o)) => Arc::new(o),
+        _ => unreachable!("no output schema for {verb}"),
+    }
+}
+
+impl Server {
+    /// The session's kept leases if `--keep-alive` is on, else a handle that keeps
+    /// nothing.
+    fn keeping(&self) -> crate::keep::Keeping {
+        self.state.kept.handle(self.state.options.keep_alive)
     }
 }
 
@@ -353,9 +570,80 @@ fn claimed_sentence(l: &tasklease::Lease) -> String {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_resources()
+            .build();
+        ServerConfig::new(caps)
             .with_server_info(Implementation::new("tasklease", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(vec![Prompt::new(
+            WORKFLOW,
+            Some("How to work through this project's tasks with tasklease"),
+            None,
+        )]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if request.name != WORKFLOW {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "no prompt named {}; the prompts are: {WORKFLOW}",
+                    tasklease::text::quote(&request.name)
+                ),
+                None,
+            ));
+        }
+        Ok(
+            GetPromptResult::new(vec![PromptMessage::new_text(Role::User, WORKFLOW_PROMPT)])
+                .with_description("The tasklease workflow")
+                .into(),
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(vec![
+            Resource::new(QUICKSTART_URI, "quickstart")
+                .with_title("tasklease quickstart")
+                .with_description("The workflow, the tools, and what each error means")
+                .with_mime_type("text/markdown"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri != QUICKSTART_URI {
+            return Err(ErrorData::resource_not_found(
+                format!(
+                    "no resource {}; the resources are: {QUICKSTART_URI}",
+                    tasklease::text::quote(&request.uri)
+                ),
+                None,
+            ));
+        }
+        Ok(
+            ReadResourceResult::new(vec![ResourceContents::text(QUICKSTART, QUICKSTART_URI)])
+                .into(),
+        )
     }
 
     // Written out rather than generated so that an unknown tool's error names the
@@ -375,7 +663,7 @@ impl ServerHandler for Server {
             return Err(ErrorData::invalid_params(
                 format!(
                     "no tool named {}; the tools are: {}",
-                    tasklease::id::quote(&request.name),
+                    tasklease::text::quote(&request.name),
                     names.join(", ")
                 ),
                 None,
@@ -416,8 +704,9 @@ impl ServerHandler for Server {
         Err(ErrorData::new(
             ErrorCode::METHOD_NOT_FOUND,
             format!(
-                "no method {}; this server answers initialize, ping, tools/list and tools/call",
-                tasklease::id::quote(method)
+                "no method {}; this server answers initialize, ping, tools/list, tools/call, \
+                 prompts/list, prompts/get, resources/list and resources/read",
+                tasklease::text::quote(method)
             ),
             None,
         ))

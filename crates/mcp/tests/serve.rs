@@ -55,23 +55,25 @@ async fn tools_are_listed_with_object_schemas_and_descriptions() {
     assert_eq!(
         names,
         [
-            "add", "claim", "done", "list", "locks", "reap", "release", "renew", "show"
+            "add", "claim", "done", "list", "locks", "log", "release", "renew", "show", "update"
         ]
     );
     for t in &tools {
         let d = t.description.as_deref().unwrap_or("");
         assert!(d.len() > 100, "{}: description too thin: {d}", t.name);
+        assert!(t.title.is_some(), "{}: no title", t.name);
         let s = Value::Object((*t.input_schema).clone());
         assert_eq!(s["type"], "object", "{}: {s}", t.name);
         assert_eq!(s["additionalProperties"], false, "{}: {s}", t.name);
-        assert!(t.output_schema.is_none(), "{}: see reply.rs", t.name);
+        let out = Value::Object((*t.output_schema.clone().expect("an output schema")).clone());
+        assert_eq!(out["type"], "object", "{}: {out}", t.name);
     }
     let renew = tools.iter().find(|t| t.name == "renew").unwrap();
     let s = Value::Object((*renew.input_schema).clone());
     assert_eq!(s["required"], json!(["id", "token"]), "{s}");
     assert_eq!(s["properties"]["token"]["minimum"], 1, "{s}");
     let d = renew.description.as_deref().unwrap();
-    assert!(d.contains("lock_until") && d.contains("lease_lost"), "{d}");
+    assert!(d.contains("on a timer") && d.contains("lease_lost"), "{d}");
     let info = c.peer_info().expect("server info");
     assert!(info.instructions.as_deref().unwrap_or("").contains("token"));
 }
@@ -127,7 +129,7 @@ async fn claim_renew_done_with_the_clients_name() {
     assert_eq!(d["outcome"], "done");
     assert_eq!(d["task"]["status"], "done");
     let e = structured(&call(&c, "claim", json!({"next": true})).await, true);
-    assert_eq!(e["outcome"], "empty");
+    assert_eq!(e["error"]["code"], "empty");
 }
 
 fn gethost() -> String {
@@ -170,8 +172,8 @@ async fn a_stale_token_is_refused_with_what_to_do() {
         );
     }
     let held = structured(&call(&c, "claim", json!({"id": "t"})).await, true);
-    assert_eq!(held["outcome"], "held");
-    assert_eq!(held["holder"], "fast");
+    assert_eq!(held["error"]["code"], "held");
+    assert_eq!(held["error"]["holder"], "fast");
 }
 
 /// An agent whose call failed without an answer calls again: a retried done or
@@ -263,7 +265,10 @@ async fn locks_needs_a_project_and_lists_its_locks() {
     tokio::spawn(tasklease_mcp::serve(r, w, server));
     let c = ClientConfig::default().serve(client_io).await.unwrap();
     let l = structured(&call(&c, "locks", json!({})).await, false);
-    assert_eq!(l, json!({"ok": true, "locks": [], "writer_turn": null}));
+    assert_eq!(
+        l,
+        json!({"ok": true, "outcome": "listed", "locks": [], "writer_turn": null})
+    );
 }
 
 #[tokio::test]
@@ -359,4 +364,55 @@ async fn list_shows_ready_blocked_and_children() {
     assert_eq!(ids(&kids), ["a", "b"]);
     let both = call(&c, "list", json!({"ready": true, "blocked": true})).await;
     assert_eq!(structured(&both, true)["error"]["code"], "invalid");
+}
+
+/// Through rmcp's own client: a refusal and a success of the same tool both validate
+/// (jsonschema) against the `outputSchema` the tool declares — what the TypeScript
+/// SDK checks every result against, error results included.
+#[tokio::test]
+async fn refusals_and_successes_fit_the_declared_output_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), Clock::Database);
+    store
+        .add(&tasklease::NewTask {
+            id: Some("t".parse().unwrap()),
+            title: "t".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let (c, _s) = connect(Stores::ready(store.clone()), Identity::default(), "checker").await;
+    let tools = c.list_all_tools().await.unwrap();
+    let schema = |name: &str| {
+        let t = tools.iter().find(|t| t.name == name).unwrap();
+        let s = Value::Object((*t.output_schema.clone().unwrap()).clone());
+        jsonschema::validator_for(&s).expect("a valid schema")
+    };
+    let fits = |name: &str, v: &Value| {
+        let errors: Vec<String> = schema(name).iter_errors(v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}\n{v}");
+    };
+    let won = structured(&call(&c, "claim", json!({"id": "t"})).await, false);
+    fits("claim", &won);
+    store
+        .add(&tasklease::NewTask {
+            id: Some("u".parse().unwrap()),
+            title: "u".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let other = AgentId::new("other").unwrap();
+    store
+        .claim(&"u".parse().unwrap(), &other, "5m".parse().unwrap(), None)
+        .unwrap();
+    let held = structured(&call(&c, "claim", json!({"id": "u"})).await, true);
+    assert_eq!(held["error"]["code"], "held");
+    fits("claim", &held);
+    let lost = structured(
+        &call(&c, "done", json!({"id": "u", "token": 999})).await,
+        true,
+    );
+    fits("done", &lost);
+    // Not every object fits: the shape refusals had before is rejected.
+    let old = json!({"ok": false, "outcome": "held", "holder": "other"});
+    assert!(schema("claim").iter_errors(&old).next().is_some());
 }

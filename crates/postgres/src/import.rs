@@ -52,6 +52,7 @@ fn import_in(c: &mut Conn, now: i64, batch: &ImportBatch) -> Result<ImportOutcom
     // First, before any row lock: the table lock is the one others queue on.
     let counting_off = batch.tasks.iter().any(|t| !t.deps.is_empty()) && counting_off(c)?;
     let ids: Vec<&str> = batch.tasks.iter().map(|t| t.id.as_str()).collect();
+    check_parents(c, batch)?;
     let mut existing = HashMap::new();
     for r in c.query(sql::IMPORT_ROWS, &[&ids])? {
         let t = task(&r)?;
@@ -123,15 +124,15 @@ fn import_in(c: &mut Conn, now: i64, batch: &ImportBatch) -> Result<ImportOutcom
             .chain(&update)
             .map(|t| (t.id.as_str(), t.status))
             .collect();
+        // A dependency done or cancelled is satisfied (design.md, "The task graph").
+        let satisfied = |s: Status| matches!(s, Status::Done | Status::Cancelled);
         let done = |d: &TaskId| match written.get(d.as_str()) {
-            Some(s) => *s == Status::Done,
-            None => {
-                existing
-                    .get(d)
-                    .map(|t: &tasklease_core::Task| t.status.as_str())
-                    .or_else(|| present.get(d.as_str()).map(String::as_str))
-                    == Some(Status::Done.as_str())
-            }
+            Some(s) => satisfied(*s),
+            None => existing
+                .get(d)
+                .map(|t: &tasklease_core::Task| t.status)
+                .or_else(|| present.get(d.as_str()).and_then(|s| s.parse().ok()))
+                .is_some_and(satisfied),
         };
         let waiting: Vec<i64> = create
             .iter()
@@ -188,6 +189,16 @@ fn import_in(c: &mut Conn, now: i64, batch: &ImportBatch) -> Result<ImportOutcom
     if !from.is_empty() {
         c.execute(sql::IMPORT_DEPS, &[&from, &to])?;
     }
+    // Parents once every row exists: a created task's when it has one, an overwritten
+    // task's always (`None` clears it).
+    let (mut kids, mut parents) = (Vec::new(), Vec::new());
+    for t in create.iter().filter(|t| t.parent.is_some()).chain(&update) {
+        kids.push(t.id.as_str());
+        parents.push(t.parent.as_ref().map(TaskId::as_str));
+    }
+    if !kids.is_empty() {
+        c.execute(sql::IMPORT_PARENTS, &[&kids, &parents])?;
+    }
     if counting_off {
         c.batch_execute(sql::IMPORT_COUNTING_ON)?;
     }
@@ -199,6 +210,40 @@ fn import_in(c: &mut Conn, now: i64, batch: &ImportBatch) -> Result<ImportOutcom
         c.execute(sql::IMPORT_RECOUNT, &[&ids])?;
     }
     Ok(out)
+}
+
+/// Checks the batch's parents (each exists, no cycle) against the rows as this
+/// transaction sees them. Stored parents outside the batch are read one level at a
+/// time, only along chains that leave the batch: usually none or a few.
+fn check_parents(c: &mut Conn, batch: &ImportBatch) -> Result<(), Failure> {
+    if batch.tasks.iter().all(|t| t.parent.is_none()) {
+        return Ok(());
+    }
+    let mut failure = None;
+    let checked = tasklease_core::check_batch_parents(batch, |id| {
+        let row = c.query_opt(
+            "SELECT parent FROM tasks WHERE id = $1 FOR SHARE",
+            &[&id.as_str()],
+        );
+        match row {
+            Ok(None) => Ok(None),
+            Ok(Some(r)) => {
+                let p: Option<String> = r.try_get(0).map_err(|e| {
+                    failure = Some(Failure::from(e));
+                    Error::invalid("parent", "unreadable")
+                })?;
+                p.map(crate::task_id).transpose().map(Some)
+            }
+            Err(e) => {
+                failure = Some(e);
+                Err(Error::invalid("parent", "unreadable"))
+            }
+        }
+    });
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    checked.map_err(Failure::from)
 }
 
 /// How many rows written make an import big enough to refresh the planner's

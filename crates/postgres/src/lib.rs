@@ -48,8 +48,8 @@ use std::time::{Duration, Instant};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Readiness,
-    ReadySignal, Reaped, Refusal, ReleaseTo, RequestId, Result, Retention, Status, Store, Tag,
-    Task, TaskId, TaskPatch, Token, retried_grant, validate_batch,
+    ReadySignal, Reaped, Refusal, ReleaseTo, RequestId, Result, Retention, Stamp, Status, Store,
+    Tag, Task, TaskId, TaskPatch, Token, retried_grant, validate_batch,
 };
 use tokio_postgres::{Config, Row};
 
@@ -521,7 +521,7 @@ fn plain(f: Failure) -> Error {
             "read the row",
             format!(
                 "no answer within {}",
-                tasklease_core::time::human_duration(waited)
+                tasklease_core::human_duration(waited)
             ),
         ),
     }
@@ -1203,6 +1203,12 @@ impl Store for PgStore {
         let now = self.now_param();
         self.run("read the database clock", Retry::Read, |c| {
             Ok(Millis(c.query_one(sql::NOW, &[&now])?.try_get(0)?))
+        })
+    }
+
+    fn stamp(&self) -> Result<Stamp> {
+        self.run("read the current snapshot", Retry::Read, |c| {
+            Ok(Stamp(c.query_one(sql::STAMP, &[])?.try_get(0)?))
         })
     }
 }

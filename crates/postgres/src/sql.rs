@@ -34,6 +34,7 @@ sql! {
     IMPORT_DEPS = "import_deps.sql";
     IMPORT_DEPS_PRESENT = "import_deps_present.sql";
     IMPORT_INSERT = "import_insert.sql";
+    IMPORT_PARENTS = "import_parents.sql";
     IMPORT_RECOUNT = "import_recount.sql";
     IMPORT_ROWS = "import_rows.sql";
     IMPORT_UPDATE = "import_update.sql";
@@ -60,6 +61,7 @@ sql! {
     RM_LOCK = "rm_lock.sql";
     SET_PARENT = "set_parent.sql";
     SHOW = "show.sql";
+    STAMP = "stamp.sql";
     TASK_BY_SEQ = "task_by_seq.sql";
     TASK_SEQ = "task_seq.sql";
     UPDATE = "update.sql";

@@ -4,11 +4,12 @@
 //! second: the `task_deps_added` trigger then counts each new edge against its
 //! dependency's final status, so created tasks need no recount. Overwritten tasks
 //! lose their old edges, which no trigger uncounts, so they are recounted from
-//! scratch at the end. A leased task is read and judged inside the same write
+//! scratch at the end. Parents are checked first (`check_batch_parents`: each one
+//! exists, no cycle) and set last, once every row they may name exists. A leased task is read and judged inside the same write
 //! transaction, so no claim can slip in between the look and the decision.
 
-use rusqlite::{Connection, named_params};
-use tasklease_core::{Error, ImportBatch, ImportOutcome, ImportTask, Result, Status, Task};
+use rusqlite::{Connection, OptionalExtension, named_params};
+use tasklease_core::{Error, ImportBatch, ImportOutcome, ImportTask, Result, Status, Task, TaskId};
 
 use crate::{Ctx, SqliteStore, find_task, sql, tags_json};
 
@@ -39,8 +40,10 @@ impl SqliteStore {
 }
 
 fn import_in(tx: &Connection, now: i64, batch: &ImportBatch) -> Result<ImportOutcome> {
+    tasklease_core::check_batch_parents(batch, |id| stored_parent(tx, id))?;
     let mut out = ImportOutcome::default();
-    let mut edges: Vec<(i64, &ImportTask)> = Vec::with_capacity(batch.tasks.len());
+    // (row, task, overwritten)
+    let mut edges: Vec<(i64, &ImportTask, bool)> = Vec::with_capacity(batch.tasks.len());
     let mut recount = Vec::new();
     for t in &batch.tasks {
         let plan = match find_task(tx, &t.id)? {
@@ -60,7 +63,7 @@ fn import_in(tx: &Connection, now: i64, batch: &ImportBatch) -> Result<ImportOut
             Plan::Same => out.unchanged += 1,
             Plan::Create => {
                 let seq = insert(tx, now, t)?;
-                edges.push((seq, t));
+                edges.push((seq, t, false));
                 out.created += 1;
             }
             Plan::Update(seq) => {
@@ -76,13 +79,13 @@ fn import_in(tx: &Connection, now: i64, batch: &ImportBatch) -> Result<ImportOut
                 tx.prepare_cached(sql::IMPORT_CLEAR_DEPS)
                     .and_then(|mut s| s.execute(named_params! {":task": seq}))
                     .ctx("replace an imported task's dependencies")?;
-                edges.push((seq, t));
+                edges.push((seq, t, true));
                 recount.push(seq);
                 out.updated += 1;
             }
         }
     }
-    for (seq, t) in edges {
+    for &(seq, t, _) in &edges {
         for dep in &t.deps {
             let n = tx
                 .prepare_cached(sql::ADD_DEP)
@@ -97,6 +100,19 @@ fn import_in(tx: &Connection, now: i64, batch: &ImportBatch) -> Result<ImportOut
                     ),
                 ));
             }
+        }
+    }
+    // Parents last, once every row they may name exists. A created task without one
+    // has none already; an overwritten one gets the batch's, `None` included.
+    for &(seq, t, overwritten) in &edges {
+        if t.parent.is_some() || overwritten {
+            tx.prepare_cached(sql::IMPORT_PARENTS)
+                .and_then(|mut s| {
+                    s.execute(named_params! {
+                        ":seq": seq, ":parent": t.parent.as_ref().map(TaskId::as_str),
+                    })
+                })
+                .ctx("set an imported task's parent")?;
         }
     }
     for seq in recount {
@@ -123,6 +139,16 @@ fn insert(tx: &Connection, now: i64, t: &ImportTask) -> Result<i64> {
             )
         })
         .ctx("create an imported task")
+}
+
+/// The stored parent of `id`; `None` when there is no such task.
+fn stored_parent(tx: &Connection, id: &TaskId) -> Result<Option<Option<TaskId>>> {
+    let row: Option<Option<String>> = tx
+        .prepare_cached("SELECT parent FROM tasks WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.as_str()], |r| r.get(0)).optional())
+        .ctx("read a task's parent")?;
+    row.map(|p| p.map(|p| crate::task_id(&p)).transpose())
+        .transpose()
 }
 
 fn seq_of(tx: &Connection, t: &Task) -> Result<i64> {

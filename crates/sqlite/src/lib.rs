@@ -42,8 +42,8 @@ use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Readiness,
-    ReadySignal, Reaped, Refusal, ReleaseTo, RequestId, Result, Retention, Status, Store, Tag,
-    Task, TaskId, TaskPatch, Token, validate_batch,
+    ReadySignal, Reaped, Refusal, ReleaseTo, RequestId, Result, Retention, Stamp, Status, Store,
+    Tag, Task, TaskId, TaskPatch, Token, validate_batch,
 };
 
 use crate::busy::{Busy, Wait};
@@ -71,7 +71,7 @@ impl std::str::FromStr for Synchronous {
                 "synchronous",
                 format!(
                     "{} is not a synchronous mode; allowed: normal, full",
-                    tasklease_core::id::quote(s)
+                    tasklease_core::text::quote(s)
                 ),
             )),
         }
@@ -1540,6 +1540,16 @@ impl Store for SqliteStore {
 
     fn now(&self) -> Result<Millis> {
         read_now(&self.lock().conn, &self.clock).map(Millis)
+    }
+
+    fn stamp(&self) -> Result<Stamp> {
+        let n: i64 = self
+            .lock()
+            .conn
+            .prepare_cached(sql::STAMP)
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .ctx("read the database's data version")?;
+        Ok(Stamp(n.to_string()))
     }
 }
 

@@ -26,6 +26,7 @@ sql! {
     EXPIRED = "expired.sql";
     IMPORT_CLEAR_DEPS = "import_clear_deps.sql";
     IMPORT_INSERT = "import_insert.sql";
+    IMPORT_PARENTS = "import_parents.sql";
     IMPORT_RECOUNT = "import_recount.sql";
     IMPORT_UPDATE = "import_update.sql";
     LEASE = "lease.sql";
@@ -48,6 +49,7 @@ sql! {
     RM_EDGES = "rm_edges.sql";
     RM_TOMBSTONE = "rm_tombstone.sql";
     SET_PARENT = "set_parent.sql";
+    STAMP = "stamp.sql";
     TASK_COLUMNS = "task_columns.sql";
     TASK_SEQ = "task_seq.sql";
     UPDATE = "update.sql";

@@ -1349,3 +1349,36 @@ pub fn claim_retried_with_its_request_id_returns_the_first_grant(f: &dyn Fixture
         .unwrap();
     assert_ne!(expired.token, after.token);
 }
+
+/// `stamp`: a watcher's handle sees a different stamp after each change another handle
+/// commits — an add, a claim, an update, a lease ended, a deletion — so a poller
+/// never misses one.
+pub fn stamp_moves_after_every_commit_by_another_handle(f: &dyn Fixture) {
+    let clock = Clock::manual(T0);
+    let (writer, watcher) = (f.open(&clock), f.open(&clock));
+    let mut last = watcher.stamp().unwrap();
+    let mut expect_moved = |what: &str| {
+        let now = watcher.stamp().unwrap();
+        assert_ne!(now, last, "the stamp did not move after {what}");
+        last = now;
+    };
+    let a = add(&*writer, "a", Priority::Medium, &[]);
+    expect_moved("an add");
+    let l = claimed(writer.claim(&a, &agent("x"), LEASE, None).unwrap());
+    expect_moved("a claim");
+    writer.renew(&a, l.token, LEASE, &agent("x")).unwrap();
+    expect_moved("a renewal");
+    writer
+        .release_force(&a, ReleaseTo::Todo, &agent("admin"))
+        .unwrap();
+    expect_moved("a forced release");
+    let v = writer.show(&a).unwrap().unwrap().version;
+    let patch = TaskPatch {
+        priority: Some(Priority::High),
+        ..TaskPatch::default()
+    };
+    writer.update(&a, v, &patch, None, &agent("x")).unwrap();
+    expect_moved("an update");
+    writer.rm(&[a], false, &agent("x")).unwrap();
+    expect_moved("a deletion");
+}

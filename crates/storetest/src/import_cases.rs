@@ -210,3 +210,101 @@ pub fn import_refuses_deleted_ids(f: &dyn Fixture) {
     assert!(e.to_string().contains("gone was deleted"), "{e}");
     assert!(s.list(&ListFilter::default()).unwrap().is_empty(), "{e}");
 }
+
+fn with_parent(name: &str, parent: Option<&str>) -> ImportTask {
+    ImportTask {
+        parent: parent.map(id),
+        ..task(name, Status::Todo, &[])
+    }
+}
+
+/// An import sets the parent of each task it writes (to a task in the batch or the
+/// store, in any order), a second import of the same batch changes nothing, one
+/// without a parent clears it, and a missing parent or a cycle of parents — within
+/// the batch or through a stored parent — refuses the whole batch.
+pub fn import_sets_parents_and_refuses_their_cycles(f: &dyn Fixture) {
+    let s = open(f);
+    s.add(&NewTask {
+        id: Some(id("epic")),
+        title: "stored epic".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    // The child comes before its parent: parents are set once every row exists.
+    let tasks = vec![
+        with_parent("b", Some("a")),
+        with_parent("a", Some("epic")),
+        with_parent("c", None),
+    ];
+    let out = s.import(&batch(tasks.clone())).unwrap();
+    assert_eq!(out.created, 3);
+    let parent = |t: &str| s.show(&id(t)).unwrap().unwrap().parent;
+    assert_eq!(parent("a"), Some(id("epic")));
+    assert_eq!(parent("b"), Some(id("a")));
+    assert_eq!(parent("c"), None);
+    let kids: Vec<TaskId> = s
+        .children(&id("a"), &ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(kids, vec![id("b")]);
+    let again = s.import(&batch(tasks)).unwrap();
+    assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 3));
+    let out = s
+        .import(&batch(vec![
+            with_parent("b", None),
+            with_parent("c", Some("b")),
+        ]))
+        .unwrap();
+    assert_eq!(out.updated, 2);
+    assert_eq!((parent("b"), parent("c")), (None, Some(id("b"))));
+
+    let before = s.list(&ListFilter::default()).unwrap();
+    for (tasks, says) in [
+        (
+            vec![with_parent("x", Some("y")), with_parent("y", Some("x"))],
+            "x → y → x",
+        ),
+        // Stored: c under b. The batch puts b under c.
+        (vec![with_parent("b", Some("c"))], "b → c → b"),
+        (vec![with_parent("n", Some("ghost"))], "parent ghost"),
+    ] {
+        let e = s.import(&batch(tasks)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Invalid {
+                    field: "parent",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(says), "{e}");
+        assert_eq!(s.list(&ListFilter::default()).unwrap(), before, "{e}");
+    }
+}
+
+/// A cancelled dependency is satisfied for imported tasks as for added ones: counted
+/// when the task is created, and when an overwritten task's edges are recounted.
+pub fn import_counts_a_cancelled_dependency_as_satisfied(f: &dyn Fixture) {
+    let s = open(f);
+    s.import(&batch(vec![
+        task("gone", Status::Cancelled, &[]),
+        task("a", Status::Todo, &["gone"]),
+    ]))
+    .unwrap();
+    assert_eq!(s.show(&id("a")).unwrap().unwrap().waiting_on, 0);
+    // `gone` is in the store now, outside the batch.
+    let mut b = task("b", Status::Todo, &["gone"]);
+    b.title = "new".into();
+    let mut a = task("a", Status::Todo, &["gone"]);
+    a.title = "changed".into();
+    let out = s.import(&batch(vec![a, b])).unwrap();
+    assert_eq!((out.created, out.updated), (1, 1));
+    for t in ["a", "b"] {
+        assert_eq!(s.show(&id(t)).unwrap().unwrap().waiting_on, 0, "{t}");
+    }
+    assert_eq!(ready(&*s), ["a", "b"]);
+}

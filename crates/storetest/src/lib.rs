@@ -64,7 +64,8 @@ macro_rules! conformance {
             prune_keeps_the_bound, counts_by_status, state_machine_model,
             waiting_on_exact_under_concurrent_add_and_done,
             retried_done_and_release_are_repeats, lease_ended_by_others_is_no_repeat,
-            claim_retried_with_its_request_id_returns_the_first_grant
+            claim_retried_with_its_request_id_returns_the_first_grant,
+            stamp_moves_after_every_commit_by_another_handle
         );
         $crate::conformance!(@graph $new;
             dep_edits_are_reported_and_idempotent, dep_cycles_are_refused_spelled_out,
@@ -80,7 +81,9 @@ macro_rules! conformance {
             import_creates_every_field_and_twice_changes_nothing,
             import_overwrites_but_never_a_leased_task,
             import_is_all_or_nothing_and_dry_runs_write_nothing,
-            import_refuses_deleted_ids
+            import_refuses_deleted_ids,
+            import_sets_parents_and_refuses_their_cycles,
+            import_counts_a_cancelled_dependency_as_satisfied
         );
     };
     (@graph $new:expr; $($case:ident),+ $(,)?) => {

@@ -73,8 +73,8 @@ use tokio::sync::oneshot;
 use crate::wait::{WaitOptions, Waited};
 use crate::{
     AgentId, BatchOutcome, ClaimOutcome, Ended, Error, Event, Lease, LeaseDuration, ListFilter,
-    Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Status, Store, Task, TaskId,
-    TaskPatch, Token,
+    Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Stamp, Status, Store, Task,
+    TaskId, TaskPatch, Token,
 };
 
 /// One queued call: runs against the store and sends its own answer.
@@ -372,6 +372,14 @@ impl AsyncStore {
     /// As [`Store::now`] and [`AsyncStore::call`].
     pub fn now(&self) -> impl Future<Output = Result<Millis>> + Send + 'static {
         self.call(|s| s.now())
+    }
+
+    /// [`Store::stamp`].
+    ///
+    /// # Errors
+    /// As [`Store::stamp`] and [`AsyncStore::call`].
+    pub fn stamp(&self) -> impl Future<Output = Result<Stamp>> + Send + 'static {
+        self.call(|s| s.stamp())
     }
 
     /// [`crate::wait::claim_next_waiting`]: claims the next ready task, waiting up to

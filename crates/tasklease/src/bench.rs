@@ -32,7 +32,7 @@ impl std::str::FromStr for Mode {
                 "mode",
                 format!(
                     "{} is not a bench mode; allowed: next, next-done, wait",
-                    crate::id::quote(s)
+                    crate::text::quote(s)
                 ),
             )),
         }

@@ -3,8 +3,16 @@
 //! results. Building them in one place is what keeps the two from drifting: a field
 //! added here appears in both.
 //!
-//! Every object carries `ok` (did the verb do what was asked) and, where a verb can
-//! end more than one way, `outcome` (`claimed`, `held`, `empty`, `renewed`, …).
+//! Every outcome has one of two shapes (docs/json.md; a JSON Schema per verb in
+//! `docs/json/`, built by [`crate::schema`]):
+//!
+//! - success: `{"ok": true, "outcome": "claimed" | "renewed" | …, …payload}`;
+//! - anything else — an error, a refusal, nothing to claim, a command that failed:
+//!   `{"ok": false, "error": {"code", "exit", "message", …details}}`. `code` is the
+//!   stable name to branch on, `exit` the CLI's exit status for it, and every detail
+//!   (`holder`, `lock_until`, `waiting_on`, …) sits inside `error`, so a reader finds
+//!   the why of every failure in one place.
+//!
 //! Instants are RFC 3339 strings in UTC with milliseconds; `lock_until_ms` repeats the
 //! lease end as epoch milliseconds for arithmetic. Tokens appear only in results given
 //! to the lease holder (claim, renew) and in reap's list of the now-stale tokens —
@@ -15,8 +23,8 @@ use serde_json::{Value, json};
 use crate::locks::LockInfo;
 use crate::show::Shown;
 use crate::{
-    Deleted, DepChange, DepState, Deps, Ended, Error, ErrorKind, Lease, LeaseDuration, Millis,
-    Reaped, Refusal, Status, Task, TaskId, Unclaimable,
+    Deleted, DepChange, DepState, Deps, Ended, Error, ErrorKind, Event, Lease, LeaseDuration,
+    Millis, Reaped, Refusal, Status, Task, TaskId, Unclaimable,
 };
 
 /// Exit status: done as asked.
@@ -53,7 +61,30 @@ pub fn refusal_exit(r: &Refusal) -> u8 {
 
 /// `{"ok":false,"error":{"code","message","exit"}}`: a failure with its stable code.
 pub fn error_json(code: &str, message: &str, exit: u8) -> Value {
-    json!({"ok": false, "error": {"code": code, "message": message, "exit": exit}})
+    failure(code, exit, message, Value::Null)
+}
+
+/// `{"ok":false,"error":{"code","exit","message",…details}}`: every non-success, with
+/// the fields of `details` (an object; anything else adds nothing) inside `error`.
+pub fn failure(code: &str, exit: u8, message: &str, details: Value) -> Value {
+    let mut error = json!({"code": code, "exit": exit, "message": message});
+    if let (Value::Object(e), Value::Object(d)) = (&mut error, details) {
+        for (k, v) in d {
+            e.entry(k).or_insert(v);
+        }
+    }
+    json!({"ok": false, "error": error})
+}
+
+/// `{"ok":true,"outcome":…}` with the fields of `payload` (an object) after them.
+pub fn success(outcome: &str, payload: Value) -> Value {
+    let mut j = json!({"ok": true, "outcome": outcome});
+    if let (Value::Object(o), Value::Object(p)) = (&mut j, payload) {
+        for (k, v) in p {
+            o.entry(k).or_insert(v);
+        }
+    }
+    j
 }
 
 /// [`error_json`] for a library error, with `"retryable"` ([`Error::is_retryable`]).
@@ -106,77 +137,106 @@ pub fn task_json(t: &Task, now: Millis) -> Value {
     })
 }
 
-/// A refusal as JSON: `outcome` is `held`, `not_found` or `not_claimable`.
+/// A refused claim as a failure: `error.code` is `held` (exit 3, with `holder` and
+/// `lock_until`), `not_found` (exit 2) or `not_claimable` (exit 4, with `reason`
+/// `closed` and the `status`, or `waiting` and the ids in `waiting_on`); `error.id`
+/// names the task.
 pub fn refusal_json(id: &TaskId, r: &Refusal) -> Value {
-    let mut j = json!({"ok": false, "id": id});
-    match r {
+    let mut d = json!({"id": id});
+    let code = match r {
         Refusal::Held { by, until } => {
-            j["outcome"] = json!("held");
-            j["holder"] = json!(by);
-            j["lock_until"] = json!(until.to_rfc3339());
+            d["holder"] = json!(by);
+            d["lock_until"] = json!(until.to_rfc3339());
+            d["lock_until_ms"] = json!(until.0);
+            "held"
         }
-        Refusal::NotFound => j["outcome"] = json!("not_found"),
+        Refusal::NotFound => "not_found",
         Refusal::NotClaimable { why } => {
-            j["outcome"] = json!("not_claimable");
             match why {
                 Unclaimable::Closed { status } => {
-                    j["reason"] = json!("closed");
-                    j["status"] = json!(status);
+                    d["reason"] = json!("closed");
+                    d["status"] = json!(status);
                 }
                 Unclaimable::Waiting { on } => {
-                    j["reason"] = json!("waiting");
-                    j["waiting_on"] = json!(on);
+                    d["reason"] = json!("waiting");
+                    d["waiting_on"] = json!(on);
                 }
             }
+            "not_claimable"
         }
-    }
+    };
+    failure(code, refusal_exit(r), &format!("{id}: {r}"), d)
+}
+
+/// One task claimed: the lease, `outcome: claimed`, the lease length asked for and
+/// `lease_left_ms` (all of it: a claim sets the lease end from its own now).
+pub fn claimed_json(l: &Lease, lease: LeaseDuration) -> Value {
+    let mut j = success("claimed", lease_json(l));
+    j["lease_ms"] = json!(lease.as_millis());
+    j["lease_left_ms"] = json!(lease.as_millis());
     j
 }
 
-/// One task claimed: the lease, `outcome: claimed`, and the lease length asked for.
-pub fn claimed_json(l: &Lease, lease: LeaseDuration) -> Value {
-    let mut j = lease_json(l);
-    j["ok"] = json!(true);
-    j["outcome"] = json!("claimed");
-    j["lease_ms"] = json!(lease.as_millis());
+/// [`claimed_json`] with what the holder needs to start work: the task's `title` and
+/// `description` (the MCP server's claim answers with these, saving a `show`).
+pub fn claimed_task_json(l: &Lease, lease: LeaseDuration, task: Option<&Task>) -> Value {
+    let mut j = claimed_json(l, lease);
+    if let Some(t) = task {
+        j["title"] = json!(t.title);
+        j["description"] = json!(t.description);
+    }
     j
 }
 
 /// A whole batch claimed, in the order asked.
 pub fn batch_claimed_json(leases: &[Lease]) -> Value {
-    json!({
-        "ok": true,
-        "outcome": "claimed",
-        "leases": leases.iter().map(lease_json).collect::<Vec<_>>(),
-    })
+    success(
+        "claimed",
+        json!({"leases": leases.iter().map(lease_json).collect::<Vec<_>>()}),
+    )
 }
 
-/// A batch refused: nothing was claimed, and each refused id says why.
+/// A batch refused (exit 3, `error.code` `refused`): nothing was claimed, and
+/// `error.refused` holds each refused id's own failure (`code`, `exit`, `message`,
+/// `id`, …details).
 pub fn batch_refused_json(why: &[(TaskId, Refusal)]) -> Value {
-    json!({
-        "ok": false,
-        "outcome": "refused",
-        "refused": why.iter().map(|(id, r)| refusal_json(id, r)).collect::<Vec<_>>(),
-    })
+    let each: Vec<Value> = why
+        .iter()
+        .map(|(id, r)| refusal_json(id, r)["error"].take())
+        .collect();
+    let ids: Vec<&str> = why.iter().map(|(id, _)| id.as_str()).collect();
+    failure(
+        "refused",
+        EXIT_CONFLICT,
+        &format!(
+            "claimed nothing (all or nothing): refused {}",
+            ids.join(", ")
+        ),
+        json!({"refused": each}),
+    )
 }
 
-/// `claim --next` found nothing ready.
+/// `claim --next` found nothing ready (exit 4, `error.code` `empty`).
 pub fn empty_json() -> Value {
-    json!({"ok": false, "outcome": "empty"})
+    failure(
+        "empty",
+        EXIT_EMPTY,
+        "nothing to claim: no task is ready",
+        Value::Null,
+    )
 }
 
-/// A lease extended.
-pub fn renewed_json(l: &Lease) -> Value {
-    let mut j = lease_json(l);
-    j["ok"] = json!(true);
-    j["outcome"] = json!("renewed");
+/// A lease extended: the lease, `outcome: renewed` and `lease_left_ms` at `now`.
+pub fn renewed_json(l: &Lease, now: Millis) -> Value {
+    let mut j = success("renewed", lease_json(l));
+    j["lease_left_ms"] = json!(l.lock_until.since(now).max(0));
     j
 }
 
 /// A lease ended: `outcome` is `released`, `forced` or `done`, with the task as it
 /// is now.
 pub fn ended_json(outcome: &str, task: &Task, now: Millis) -> Value {
-    json!({"ok": true, "outcome": outcome, "task": task_json(task, now)})
+    success(outcome, json!({"task": task_json(task, now)}))
 }
 
 /// A lease ended by its token: `op` is `done` or `released`. A retry that found the
@@ -206,21 +266,121 @@ pub fn reaped_item_json(r: &Reaped) -> Value {
 /// The expired leases `reap` ended.
 pub fn reaped_json(reaped: &[Reaped]) -> Value {
     let items: Vec<_> = reaped.iter().map(reaped_item_json).collect();
-    json!({"ok": true, "outcome": "reaped", "count": reaped.len(), "reaped": items})
+    success("reaped", json!({"count": reaped.len(), "reaped": items}))
 }
 
-/// A list of tasks.
+/// A list of tasks (`outcome: listed`).
 pub fn tasks_json(tasks: &[Task], now: Millis) -> Value {
+    success(
+        "listed",
+        json!({
+            "count": tasks.len(),
+            "tasks": tasks.iter().map(|t| task_json(t, now)).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+/// One event of the lease history. Tokens are shown: the history is an audit trail
+/// (docs/design.md).
+pub fn event_json(e: &Event) -> Value {
     json!({
-        "ok": true,
-        "count": tasks.len(),
-        "tasks": tasks.iter().map(|t| task_json(t, now)).collect::<Vec<_>>(),
+        "seq": e.seq,
+        "at": e.at.to_rfc3339(),
+        "at_ms": e.at.0,
+        "task": e.task,
+        "kind": e.kind,
+        "agent": e.agent,
+        "token": e.token,
+        "detail": e.detail,
+        "lease_ms": e.lease_ms,
+        "wait_us": e.wait_us,
+        "busy": e.busy,
     })
 }
 
-/// One task (`add`, `show`, `update`).
-pub fn one_task_json(task: &Task, now: Millis) -> Value {
-    json!({"ok": true, "task": task_json(task, now)})
+/// The lease history (`log`), oldest first.
+pub fn events_json(events: &[Event]) -> Value {
+    success(
+        "listed",
+        json!({
+            "count": events.len(),
+            "events": events.iter().map(event_json).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+/// The fields of a compact list row (`ROW_FIELDS` unless asked otherwise): `holder`
+/// is the agent whose lease is live, and `lease_left_ms` what is left of it.
+pub const ROW_FIELDS: &[&str] = &[
+    "id",
+    "status",
+    "priority",
+    "title",
+    "holder",
+    "lease_left_ms",
+];
+
+/// Every field a row may be asked for: [`task_json`]'s and `holder`.
+pub const ALL_ROW_FIELDS: &[&str] = &[
+    "id",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "tags",
+    "deps",
+    "waiting_on",
+    "parent",
+    "version",
+    "assignee",
+    "assigned_at",
+    "lock_until",
+    "lease_live",
+    "lease_left_ms",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "holder",
+];
+
+/// One task as a list row with just `fields` (`id` always).
+pub fn row_json(t: &Task, now: Millis, fields: &[&str]) -> Value {
+    let full = task_json(t, now);
+    let mut row = serde_json::Map::new();
+    row.insert("id".into(), json!(t.id));
+    for f in fields {
+        let v = match *f {
+            "holder" => json!(t.assignee.as_ref().filter(|_| t.is_leased_at(now))),
+            other => full.get(other).cloned().unwrap_or(Value::Null),
+        };
+        row.insert((*f).to_owned(), v);
+    }
+    Value::Object(row)
+}
+
+/// A page of list rows: `count`, `tasks`, and when cut, `truncated: true` with `more`
+/// (how many more matched; a lower bound when `more_at_least`).
+pub fn rows_json(page: &crate::listing::Page, now: Millis, fields: &[&str]) -> Value {
+    let mut j = success(
+        "listed",
+        json!({
+            "count": page.tasks.len(),
+            "tasks": page.tasks.iter().map(|t| row_json(t, now, fields)).collect::<Vec<_>>(),
+            "truncated": page.more > 0,
+        }),
+    );
+    if page.more > 0 {
+        j["more"] = json!(page.more);
+        if page.more_at_least {
+            j["more_at_least"] = json!(true);
+        }
+    }
+    j
+}
+
+/// One task, after `outcome` (`added`, `updated`).
+pub fn one_task_json(outcome: &str, task: &Task, now: Millis) -> Value {
+    success(outcome, json!({"task": task_json(task, now)}))
 }
 
 /// One end of a dependency edge: the task at the other end, its status and holder,
@@ -241,40 +401,45 @@ pub fn dep_state_json(d: &DepState) -> Value {
 /// `added`, `already`, `removed` or `absent`. Edits are idempotent: an edge that was
 /// already there (or already gone) is reported, not refused.
 pub fn dep_edit_json(task: &TaskId, changes: &[(TaskId, DepChange)]) -> Value {
-    json!({
-        "ok": true,
+    success(
+        "edited",
+        json!({
         "task": task,
         "deps": changes
             .iter()
             .map(|(id, c)| json!({"id": id, "outcome": c.as_str()}))
             .collect::<Vec<_>>(),
-    })
+        }),
+    )
 }
 
 /// Both directions of a task's dependencies (`dep list`): `on` (what it waits on),
 /// `needed_by` (what waits on it), and `waiting_on`, how many of `on` hold it back.
 pub fn deps_json(task: &TaskId, d: &Deps) -> Value {
-    json!({
-        "ok": true,
+    success(
+        "listed",
+        json!({
         "task": task,
         "waiting_on": d.on.iter().filter(|s| !s.satisfied()).count(),
         "on": d.on.iter().map(dep_state_json).collect::<Vec<_>>(),
         "needed_by": d.needed_by.iter().map(dep_state_json).collect::<Vec<_>>(),
-    })
+        }),
+    )
 }
 
 /// Tasks `rm` deleted: each with the `holder` whose live lease it ended and the
 /// tasks whose dependency on it was `dropped` (both only when forced).
 pub fn deleted_json(gone: &[Deleted]) -> Value {
-    json!({
-        "ok": true,
-        "outcome": "deleted",
+    success(
+        "deleted",
+        json!({
         "count": gone.len(),
         "deleted": gone
             .iter()
             .map(|d| json!({"id": d.id, "holder": d.holder, "dropped": d.dropped}))
             .collect::<Vec<_>>(),
-    })
+        }),
+    )
 }
 
 /// One task as `show` reports it: [`task_json`] plus `cancelled_deps` (dependencies
@@ -289,12 +454,12 @@ pub fn shown_json(s: &Shown) -> Value {
         .map(|c| json!({"id": c.id, "status": c.status}))
         .collect();
     t["progress"] = json!(s.progress());
-    json!({"ok": true, "task": t})
+    success("shown", json!({"task": t}))
 }
 
 /// The project's file locks, free or held, and by whom (`locks`).
 pub fn locks_json(locks: &[LockInfo]) -> Value {
-    json!({"ok": true, "locks": locks})
+    success("listed", json!({"locks": locks}))
 }
 
 /// The SQLite writer queue's turn (`tasklease locks`, `status`): `{"held", "holder",
@@ -348,7 +513,8 @@ mod tests {
             until: Millis(0),
         };
         assert_eq!(refusal_exit(&held), EXIT_CONFLICT);
-        assert_eq!(refusal_json(&id, &held)["holder"], "a");
+        assert_eq!(refusal_json(&id, &held)["error"]["holder"], "a");
+        assert_eq!(refusal_json(&id, &held)["error"]["exit"], 3);
         assert_eq!(refusal_exit(&Refusal::NotFound), EXIT_USAGE);
     }
 }

@@ -51,6 +51,26 @@
 //!
 //! The project's file locks — per task, the state lock, and the repository-wide git
 //! lock — and who holds them are in [`locks`].
+//!
+//! Every type has one path, at the crate root (`tasklease::TaskId`, not also
+//! `tasklease::id::TaskId`), and converts the way std types do: ids are
+//! `AsRef<str> + Borrow<str>` (a `HashMap<TaskId, _>` looks up by `&str`) and
+//! `TryFrom<&str>`/`TryFrom<String>`; `LeaseDuration: TryFrom<Duration>`;
+//! `Millis` ↔ `SystemTime`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tasklease::{LeaseDuration, TaskId};
+//! let id = TaskId::try_from("parser")?;
+//! let lease = LeaseDuration::try_from(Duration::from_secs(600))?;
+//! assert_eq!((id.as_ref(), lease.as_millis()), ("parser", 600_000));
+//! # Ok::<(), tasklease::Error>(())
+//! ```
+//!
+//! ```compile_fail
+//! // The modules the types are defined in are not a second path to them.
+//! use tasklease::id::TaskId;
+//! ```
 
 pub mod asynchronous;
 // `bench` and `stats` are the CLI's verbs of those names, public for it alone: hidden
@@ -63,9 +83,11 @@ pub mod identity;
 pub mod import;
 pub mod json;
 pub mod keepalive;
+pub mod listing;
 pub mod locks;
 pub mod open;
 pub mod project;
+pub mod schema;
 pub mod show;
 #[doc(hidden)]
 pub mod stats;

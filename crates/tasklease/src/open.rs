@@ -309,6 +309,7 @@ impl OpenOptions {
 
     /// Sets [`OpenOptions::clock`].
     #[must_use]
+    #[doc(hidden)] // for the stores and front ends, not a program (docs/library.md)
     pub fn clock(mut self, c: Clock) -> Self {
         self.clock = c;
         self
@@ -323,6 +324,7 @@ impl OpenOptions {
 
     /// Sets [`OpenOptions::one_shot`].
     #[must_use]
+    #[doc(hidden)] // for the stores and front ends, not a program (docs/library.md)
     pub fn one_shot(mut self, yes: bool) -> Self {
         self.one_shot = yes;
         self
@@ -338,6 +340,7 @@ impl OpenOptions {
     /// Sets [`OpenOptions::on_wait`].
     #[cfg(feature = "sqlite")]
     #[must_use]
+    #[doc(hidden)] // for the stores and front ends, not a program (docs/library.md)
     pub fn on_wait(mut self, hook: Option<WaitHook>) -> Self {
         self.on_wait = hook;
         self

@@ -40,8 +40,32 @@ pub fn run(cx: &Ctx<'_>, a: &BenchArgs) -> Result<Report> {
         return Err(Error::invalid("tasks", "--tasks must be at least 1"));
     }
     let tmp;
-    let target = match cx.cli.db.as_deref().map(DbSpec::parse) {
+    // A TASKLEASE_DB from the environment names the project's database, which bench
+    // never touches: a SQLite one is set aside (said on stderr), a PostgreSQL one is the
+    // server to make scratch schemas in, as --db would be. Only an explicit --db
+    // naming a SQLite file is refused: it asks for what bench will not do.
+    let explicit = std::env::args_os()
+        .any(|a| a == "--db" || a.to_str().is_some_and(|a| a.starts_with("--db=")));
+    let spec = cx.cli.db.as_deref().map(DbSpec::parse);
+    if !explicit && matches!(spec, Some(DbSpec::Sqlite { .. })) {
+        crate::output::note!(
+            "tasklease: bench: TASKLEASE_DB names a SQLite database; bench never touches it \
+             and fills fresh files{}",
+            a.dir
+                .as_ref()
+                .map(|d| format!(" in {}", d.display()))
+                .unwrap_or_else(|| " in a temporary directory".into())
+        );
+    }
+    let target = match spec {
         Some(DbSpec::Postgres { url }) => Target::Postgres(url),
+        Some(DbSpec::Sqlite { .. }) if !explicit => Target::SqliteDir(match &a.dir {
+            Some(d) => create_dir(d)?,
+            None => {
+                tmp = tempdir()?;
+                tmp.0.clone()
+            }
+        }),
         Some(DbSpec::Sqlite { .. }) => {
             return Err(Error::invalid(
                 "db",
@@ -51,7 +75,7 @@ pub fn run(cx: &Ctx<'_>, a: &BenchArgs) -> Result<Report> {
             ));
         }
         None => Target::SqliteDir(match &a.dir {
-            Some(d) => d.clone(),
+            Some(d) => create_dir(d)?,
             None => {
                 tmp = tempdir()?;
                 tmp.0.clone()
@@ -374,8 +398,23 @@ fn report(
             },
         ));
     }
+    // A run that ran out of tasks stopped claiming early: its claims/s is not a
+    // rate over the run, and a ratio against it compares nothing.
+    let exhausted = results.iter().any(|r| r.1.exhausted);
+    if exhausted {
+        human.push_str(
+            "a run ran out of tasks before its time was up: its claims/s is not a rate over \
+             the run; raise --tasks (or shorten --seconds) for figures that mean something\n",
+        );
+    }
     if let Some(r) = ratio {
-        human.push_str(&format!("ratio tasklease / raw baseline: {r:.2}\n"));
+        if exhausted {
+            human.push_str(&format!(
+                "ratio tasklease / raw baseline: {r:.2} (meaningless: a run ran out of tasks)\n"
+            ));
+        } else {
+            human.push_str(&format!("ratio tasklease / raw baseline: {r:.2}\n"));
+        }
     }
     let verified = doubles.is_empty();
     if verified {
@@ -386,8 +425,7 @@ fn report(
             human.push_str(&format!("\n  {} {:?}", d.task, d.holders));
         }
     }
-    let mut j = json!({
-        "ok": verified,
+    let j = json!({
         "backend": backend,
         "synchronous": sync,
         "agents": a.agents,
@@ -398,13 +436,20 @@ fn report(
         "tasklease": ours,
         "baseline": results.get(1).map(|b| &b.1),
         "ratio": ratio,
+        // false when a run ran out of tasks: its figures are not rates over the run.
+        "meaningful": !exhausted,
         "verified": verified,
         "double_claims": doubles,
     });
     if verified {
-        Report::ok(j, human)
+        Report::ok(tasklease::json::success("measured", j), human)
     } else {
-        j["error"] = json!({"code": "double_claim", "message": "a task was held by two agents at once", "exit": 1});
+        let j = tasklease::json::failure(
+            "double_claim",
+            Exit::Runtime as u8,
+            "a task was held by two agents at once",
+            j,
+        );
         Report::refused(Exit::Runtime, j, human)
     }
 }
@@ -452,7 +497,7 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
 
 /// One progress line on stderr (stdout carries only the result).
 fn progress(args: std::fmt::Arguments<'_>) {
-    crate::output::note!("bench: {args}");
+    crate::output::note!("tasklease: bench: {args}");
 }
 
 fn epoch_ms() -> u64 {
@@ -464,6 +509,13 @@ fn epoch_ms() -> u64 {
 
 /// A temporary directory removed on drop.
 struct TempDir(PathBuf);
+
+/// `--dir`, created if missing.
+fn create_dir(d: &std::path::Path) -> Result<std::path::PathBuf> {
+    std::fs::create_dir_all(d)
+        .map_err(|e| Error::store(format!("cannot create --dir {}", d.display()), e))?;
+    Ok(d.to_path_buf())
+}
 
 fn tempdir() -> Result<TempDir> {
     let d = std::env::temp_dir().join(format!("tasklease-bench-{}", std::process::id()));

@@ -82,7 +82,7 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
                 Report::ok(batch_claimed_json(&leases), human.join("\n"))
             }
             BatchOutcome::Refused(why) => {
-                let human: Vec<String> = why.iter().map(|(id, r)| format!("{id}: {r}")).collect();
+                let human: Vec<String> = why.iter().map(|(id, r)| r.message(id)).collect();
                 Report::refused(
                     Exit::Conflict,
                     batch_refused_json(&why),
@@ -115,6 +115,6 @@ pub fn refused(id: &TaskId, r: &Refusal) -> Report {
     Report::refused(
         Exit::from_code(refusal_exit(r)),
         tasklease::json::refusal_json(id, r),
-        format!("{id}: {r}"),
+        r.message(id),
     )
 }

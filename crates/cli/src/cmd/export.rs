@@ -60,24 +60,15 @@ pub fn run(cx: &Ctx<'_>, a: &ExportArgs) -> Result<Report> {
     std::fs::rename(&tmp, out).map_err(failed)?;
     say(start, done);
     Ok(Report::ok(
-        json!({"ok": true, "tasks": done.tasks, "out": out.display().to_string(),
-               "parents_not_exported": done.parents_left_out}),
+        json!({"ok": true, "outcome": "exported", "tasks": done.tasks, "out": out.display().to_string()}),
         format!("exported {} tasks to {}", done.tasks, out.display()),
     ))
 }
 
-/// Progress for a slow export, and what the format left out: nothing is dropped
-/// silently.
+/// Progress for a slow export.
 fn say(start: Instant, done: Exported) {
     let s = start.elapsed().as_secs_f64();
     if s >= 1.0 {
         note!("tasklease: export: {} tasks in {s:.1} s", done.tasks);
-    }
-    let n = done.parents_left_out;
-    if n > 0 {
-        note!(
-            "tasklease: export: {n} tasks have a parent, which this export format does not \
-             carry yet: importing it gives them none (docs/import.md)"
-        );
     }
 }

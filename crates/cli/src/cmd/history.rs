@@ -7,6 +7,7 @@ use tasklease::{Error, Event, LeaseDuration, ListFilter, Millis, Result, Status}
 use super::Ctx;
 use crate::args::{LogArgs, StatusArgs};
 use crate::output::{Report, human_ms, time_left};
+use tasklease::text::escape;
 
 pub fn log(cx: &Ctx<'_>, a: &LogArgs) -> Result<Report> {
     let store = cx.store()?;
@@ -21,63 +22,41 @@ pub fn log(cx: &Ctx<'_>, a: &LogArgs) -> Result<Report> {
     let human = if events.is_empty() {
         "no lease events".to_owned()
     } else {
-        events.iter().map(event_line).collect::<Vec<_>>().join("\n")
+        let rows = events.iter().map(event_row).collect();
+        crate::table::render(&["AT", "SEQ", "KIND", "TASK", "AGENT", "DETAIL"], rows, 5)
     };
-    Ok(Report::ok(
-        json!({
-            "ok": true,
-            "count": events.len(),
-            "events": events.iter().map(event_json).collect::<Vec<_>>(),
-        }),
-        human,
-    ))
+    Ok(Report::ok(tasklease::json::events_json(&events), human))
 }
 
-/// One event as JSON. Tokens are shown: the history is an audit trail, and tokens are
-/// fences, not secrets (docs/design.md).
-fn event_json(e: &Event) -> Value {
-    json!({
-        "seq": e.seq,
-        "at": e.at.to_rfc3339(),
-        "at_ms": e.at.0,
-        "task": e.task,
-        "kind": e.kind,
-        "agent": e.agent,
-        "token": e.token,
-        "detail": e.detail,
-        "lease_ms": e.lease_ms,
-        "wait_us": e.wait_us,
-        "busy": e.busy,
-    })
-}
-
-fn event_line(e: &Event) -> String {
-    let mut s = format!(
-        "{}  {:>6}  {:<9}  {}  {}",
-        e.at,
-        e.seq,
-        e.kind.as_str(),
-        e.task,
-        e.agent
-    );
+/// One event as a table row: when, its number, what, which task, who, and the rest.
+fn event_row(e: &Event) -> Vec<String> {
+    let mut detail = Vec::new();
     if let Some(t) = e.token {
-        s.push_str(&format!("  token {t}"));
+        detail.push(format!("token {t}"));
     }
     if let Some(ms) = e.lease_ms {
-        s.push_str(&format!("  lease {}", lease_str(ms)));
+        detail.push(format!("lease {}", lease_str(ms)));
     }
     if let Some(us) = e.wait_us
         && (us >= 1000 || e.busy.unwrap_or(0) > 0)
     {
-        s.push_str(&format!("  waited {}", human_us(us)));
+        let mut w = format!("waited {}", human_us(us));
         if let Some(b) = e.busy.filter(|&b| b > 0) {
-            s.push_str(&format!(" ({b} busy retries)"));
+            w.push_str(&format!(" ({b} busy retries)"));
         }
+        detail.push(w);
     }
     if let Some(d) = &e.detail {
-        s.push_str(&format!("  — {d}"));
+        detail.push(format!("— {}", escape(d)));
     }
-    s
+    vec![
+        e.at.to_string(),
+        e.seq.to_string(),
+        e.kind.as_str().to_owned(),
+        e.task.to_string(),
+        escape(e.agent.as_str()).into_owned(),
+        detail.join("  "),
+    ]
 }
 
 pub fn status(cx: &Ctx<'_>, a: &StatusArgs) -> Result<Report> {
@@ -96,6 +75,7 @@ pub fn status(cx: &Ctx<'_>, a: &StatusArgs) -> Result<Report> {
     let turn = tasklease::open::writer_turn(&cx.spec()?)?;
     let json = json!({
         "ok": true,
+        "outcome": "status",
         "now": now.to_rfc3339(),
         "tasks": counts.iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "total": counts.iter().map(|c| c.1).sum::<u64>(),
@@ -116,7 +96,7 @@ pub fn status(cx: &Ctx<'_>, a: &StatusArgs) -> Result<Report> {
     });
     let mut human = vec![
         tasks_line(&counts),
-        held_lines(&held, now),
+        held_lines(&held, now, a.all),
         contention_line(&contention, &events),
         lease_lines(&fits),
     ];
@@ -136,35 +116,50 @@ fn tasks_line(counts: &[(Status, u64)]) -> String {
     format!("tasks       {}", parts.join(" · "))
 }
 
-fn held_lines(held: &[Held], now: Millis) -> String {
+/// How many held tasks `status` lists without `--all`: the nearest expiries.
+const HELD_SHOWN: usize = 10;
+
+/// The held tasks, nearest expiry first: the ten that need a look soonest, or all with
+/// `--all`; a line says how many more there are.
+fn held_lines(held: &[Held], now: Millis, all: bool) -> String {
     if held.is_empty() {
         return "held        nothing".to_owned();
     }
-    let mut lines = Vec::new();
-    for (i, h) in held.iter().enumerate() {
-        let lease = h
-            .lease_ms
-            .map(|l| format!(", lease {}", lease_str(l)))
-            .unwrap_or_default();
-        let mark = match h.standing {
-            Standing::Live => "",
-            Standing::NearExpiry => "  ← near expiry",
-            Standing::Expired => "  ← expired: anyone may claim it",
-        };
-        lines.push(format!(
-            "{}{}  {}  {} (held {}{lease}){mark}",
-            if i == 0 {
-                "held        "
-            } else {
-                "            "
-            },
-            h.id,
-            h.holder,
-            time_left(h.lock_until, now),
-            human_ms(h.held_ms),
+    let mut by_expiry: Vec<&Held> = held.iter().collect();
+    by_expiry.sort_by_key(|h| (h.lock_until, h.id.clone()));
+    let shown = if all { by_expiry.len() } else { HELD_SHOWN };
+    let rows = by_expiry
+        .iter()
+        .take(shown)
+        .map(|h| {
+            let mark = match h.standing {
+                Standing::Live => "",
+                Standing::NearExpiry => "near expiry",
+                Standing::Expired => "expired: anyone may claim it",
+            };
+            vec![
+                h.id.to_string(),
+                escape(h.holder.as_str()).into_owned(),
+                time_left(h.lock_until, now),
+                human_ms(h.held_ms),
+                h.lease_ms.map(lease_str).unwrap_or_default(),
+                mark.to_owned(),
+            ]
+        })
+        .collect();
+    let mut out = format!(
+        "held        {} task{}, nearest expiry first:\n{}",
+        held.len(),
+        if held.len() == 1 { "" } else { "s" },
+        crate::table::render(&["TASK", "HOLDER", "LEFT", "HELD", "LEASE", ""], rows, 1)
+    );
+    if by_expiry.len() > shown {
+        out.push_str(&format!(
+            "\n… and {} more held (tasklease status --all lists every one)",
+            by_expiry.len() - shown
         ));
     }
-    lines.join("\n")
+    out
 }
 
 fn contention_line(c: &Contention, events: &[Event]) -> String {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tasklease::json::{
-    ended_by_token_json, ended_json, error_of, reaped_item_json, reaped_json, renewed_json,
+    ended_by_token_json, ended_json, error_of, reaped_item_json, reaped_json, renewed_json, success,
 };
 use tasklease::{AgentId, LeaseDuration, Reaped, Retention, Store, TaskId, Token};
 
@@ -22,9 +22,11 @@ pub fn renew(
     lease: LeaseDuration,
 ) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
-    let l = cx.store()?.renew(id, token, lease, &agent)?;
+    let store = cx.store()?;
+    let l = store.renew(id, token, lease, &agent)?;
+    let now = store.now()?;
     Ok(Report::ok(
-        renewed_json(&l),
+        renewed_json(&l, now),
         format!("renewed {id} (token {token}) until {}", l.lock_until),
     ))
 }
@@ -115,9 +117,7 @@ fn sweep(
         match store.reap(agent) {
             Ok(rs) => {
                 for r in &rs {
-                    let mut j = reaped_item_json(r);
-                    j["ok"] = json!(true);
-                    j["outcome"] = json!("reaped");
+                    let j = success("reaped", reaped_item_json(r));
                     emit(cx, &j, &reaped_human(r));
                 }
                 reaped += rs.len() as u64;
@@ -142,10 +142,12 @@ fn sweep(
         }
     };
     Ok(Report::ok(
-        json!({
-            "ok": true, "outcome": "stopped", "signal": caught.name(),
-            "sweeps": sweeps, "reaped": reaped, "pruned": pruned,
-        }),
+        success(
+            "stopped",
+            json!({
+                "signal": caught.name(), "sweeps": sweeps, "reaped": reaped, "pruned": pruned,
+            }),
+        ),
         format!(
             "stopped by {}: {sweeps} sweeps, {reaped} leases reaped, {pruned} history events pruned",
             caught.name()

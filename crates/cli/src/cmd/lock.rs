@@ -15,7 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tasklease::json::{failure, success};
 use tasklease::locks::{self, Acquired, Busy, Held, Lock, Mode, Name, Wait};
+use tasklease::text::escape;
 use tasklease::{Error, Result, project};
 
 use super::Ctx;
@@ -53,8 +55,7 @@ pub fn git(cx: &Ctx<'_>, a: &GitArgs) -> Result<Report> {
 pub fn locks(cx: &Ctx<'_>) -> Result<Report> {
     let listed = locks::list(&root(true)?)?;
     let turn = tasklease::open::writer_turn(&cx.spec()?)?;
-    let width = listed.iter().map(|l| l.name.len()).max().unwrap_or(0);
-    let mut human: Vec<String> = listed
+    let rows: Vec<Vec<String>> = listed
         .iter()
         .map(|l| {
             let state = match (&l.mode, &l.holder) {
@@ -62,9 +63,13 @@ pub fn locks(cx: &Ctx<'_>) -> Result<Report> {
                 (Some(m), Some(h)) => format!("held {m} by {h}"),
                 (Some(m), None) => format!("held {m} (no holder record)"),
             };
-            format!("{:width$}  {state}", l.name)
+            vec![escape(&l.name).into_owned(), escape(&state).into_owned()]
         })
         .collect();
+    let mut human = Vec::new();
+    if !rows.is_empty() {
+        human.push(crate::table::render(&["LOCK", "STATE"], rows, 1));
+    }
     if let Some(t) = &turn {
         human.push(writer_turn_line(t));
     }
@@ -197,11 +202,11 @@ fn spawn_error(program: &OsStr, e: &std::io::Error) -> Error {
             "command",
             format!(
                 "cannot run {}: no such command",
-                tasklease::id::quote(&name)
+                tasklease::text::quote(&name)
             ),
         ),
         _ => Error::store(
-            format!("cannot run {}", tasklease::id::quote(&name)),
+            format!("cannot run {}", tasklease::text::quote(&name)),
             std::io::Error::new(e.kind(), e.to_string()),
         ),
     }
@@ -216,16 +221,23 @@ fn ran(
     out: Ran,
 ) -> Report {
     let j = if json {
-        json!({
-            "ok": out.code == 0,
-            "outcome": "ran",
+        let ran = json!({
             "lock": lock_json(lock, held),
             "command": command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
             "exit": out.code,
             "signal": out.signal,
             "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
             "stdout": out.stdout.as_deref().map(String::from_utf8_lossy),
-        })
+        });
+        if out.code == 0 {
+            success("ran", ran)
+        } else {
+            let message = match out.signal {
+                Some(s) => format!("the command was killed by signal {s}"),
+                None => format!("the command exited with status {}", out.code),
+            };
+            failure("command_failed", out.code, &message, ran)
+        }
     } else {
         Value::Null
     };
@@ -250,15 +262,19 @@ fn busy(b: &Busy, timeout: Option<Duration>, waited: Duration) -> Report {
         Some(t) if t.is_zero() => "tried once (--timeout 0)".to_owned(),
         _ => format!("gave up after {}", human_ms(waited.as_millis() as i64)),
     };
+    let message = format!("{b}; {how}");
     Report::refused(
         Exit::Conflict,
-        json!({
-            "ok": false,
-            "outcome": "held",
-            "lock": {"label": b.lock, "path": b.path},
-            "holder": b.holder,
-            "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-        }),
-        format!("{b}; {how}"),
+        failure(
+            "held",
+            Exit::Conflict as u8,
+            &message,
+            json!({
+                "lock": {"label": b.lock, "path": b.path},
+                "holder": b.holder,
+                "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            }),
+        ),
+        message,
     )
 }

@@ -10,23 +10,23 @@ use std::path::PathBuf;
 
 use tasklease::open::{self, DbSpec};
 use tasklease::{AgentId, project};
-use tasklease_mcp::{Identity, Server, Stores};
+use tasklease_mcp::{Identity, Options, Server, Stores};
 
 use super::Ctx;
-use crate::args::Cli;
+use crate::args::{Cli, McpArgs};
 use crate::exit::Exit;
 
-pub fn run(cli: &Cli) -> ExitCode {
-    match serve(cli) {
+pub fn run(cli: &Cli, a: &McpArgs) -> ExitCode {
+    match serve(cli, a) {
         Ok(()) => Exit::Ok.into(),
         Err(e) => {
-            crate::output::note!("tasklease mcp: {e}");
+            crate::output::note!("tasklease: mcp: {e}");
             Exit::of(&e).into()
         }
     }
 }
 
-fn serve(cli: &Cli) -> tasklease::Result<()> {
+fn serve(cli: &Cli, a: &McpArgs) -> tasklease::Result<()> {
     let explicit = cli.agent.as_deref().map(AgentId::new).transpose()?;
     let identity = Identity::from_env(explicit)?;
     let cx = Ctx { cli };
@@ -39,7 +39,11 @@ fn serve(cli: &Cli) -> tasklease::Result<()> {
     let dir = project_dir(cli.db.as_deref()).unwrap_or_else(|| cwd.clone());
     let stores =
         Stores::open_with(move || open::open(&DbSpec::discover(db.as_deref(), &cwd)?, &options));
-    tasklease_mcp::run_stdio(Server::new(stores, identity, Some(dir)))
+    let options = Options {
+        reap: a.enable_reap,
+        keep_alive: a.keep_alive,
+    };
+    tasklease_mcp::run_stdio(Server::with_options(stores, identity, Some(dir), options))
 }
 
 /// Where `locks` looks for the project when `--db` names a database file inside one:

@@ -8,11 +8,13 @@ mod dep;
 mod export;
 mod history;
 mod import;
+pub mod install;
 mod lease;
 mod lock;
 pub mod mcp;
 mod run;
 mod tasks;
+pub mod ui;
 
 use tasklease::open::{self, DbSpec, OpenOptions, WaitHook};
 use tasklease::{AgentId, Result, Store};
@@ -86,8 +88,12 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Bench(a) => bench::run(&cx, a),
         Cmd::BenchWorker(a) => bench::worker(&cx, a),
         Cmd::BenchWaiter(a) => bench_wait::waiter(&cx, a),
-        // Served from main: it owns stdout for the protocol and reports nothing there.
-        Cmd::Mcp => unreachable!("`tasklease mcp` is run by main"),
+        // Served from main: they own stdout (the protocol, the script) and report nothing
+        // there.
+        Cmd::Mcp(_) => unreachable!("`tasklease mcp` is run by main"),
+        Cmd::Completions { .. } => unreachable!("`tasklease completions` is run by main"),
+        Cmd::Ui(_) => unreachable!("`tasklease ui` is run by main"),
+        Cmd::Man { dir } => install::man(dir),
         Cmd::Run(a) => run::run(&cx, a),
         Cmd::Log(a) => history::log(&cx, a),
         Cmd::Status(a) => history::status(&cx, a),

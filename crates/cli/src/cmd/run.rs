@@ -864,9 +864,7 @@ impl Run<'_> {
     /// The command was stopped, or finished, without a lease to vouch for it.
     fn lost(&self, why: &str, status: ExitStatus) -> Report {
         let msg = format!("{why}; the command's work is not fenced");
-        let mut r = self.report("lost", Exit::LeaseLost as u8, status, &msg);
-        r.json["error"] = json!(why);
-        r
+        self.report("lost", Exit::LeaseLost as u8, status, &msg)
     }
 
     fn interrupted_before_start(&self, c: Caught) -> Report {
@@ -891,9 +889,7 @@ impl Run<'_> {
             human_ms(took),
             renewals(self.renewals)
         );
-        let json = json!({
-            "ok": outcome == "done",
-            "outcome": outcome,
+        let ran = json!({
             "id": self.lease.task,
             "agent": self.agent,
             "token": self.lease.token,
@@ -903,6 +899,13 @@ impl Run<'_> {
             "child": child,
             "exit": code,
         });
+        // What exits 0 is a success (done, or the command settled the task itself);
+        // every other end is a failure whose code says how it ended.
+        let json = if code == 0 {
+            tasklease::json::success(outcome, ran)
+        } else {
+            tasklease::json::failure(outcome, code.max(1), msg, ran)
+        };
         let mut r = if code == 0 {
             Report::ok(json, "")
         } else {

@@ -2,7 +2,8 @@
 //! `agent-id`.
 
 use serde_json::json;
-use tasklease::json::{dep_state_json, one_task_json, shown_json, tasks_json};
+use tasklease::json::{dep_state_json, one_task_json, shown_json, success, tasks_json};
+use tasklease::listing::ListView;
 use tasklease::open::{self, DbSpec};
 use tasklease::show::Shown;
 use tasklease::text::escape;
@@ -27,7 +28,10 @@ pub fn init(cx: &Ctx<'_>, here: bool) -> Result<Report> {
         format!("created tasklease database at {db}")
     };
     Ok(Report::ok(
-        json!({"ok": true, "db": db, "created": !existed}),
+        success(
+            if existed { "exists" } else { "created" },
+            json!({"db": db, "created": !existed}),
+        ),
         human,
     ))
 }
@@ -47,7 +51,7 @@ pub fn add(cx: &Ctx<'_>, a: &AddArgs) -> Result<Report> {
     let task = store.add(&new)?;
     let now = store.now()?;
     Ok(Report::ok(
-        one_task_json(&task, now),
+        one_task_json("added", &task, now),
         format!("added {}: {}", task.id, task.title),
     ))
 }
@@ -65,24 +69,30 @@ pub fn list(cx: &Ctx<'_>, a: &ListArgs) -> Result<Report> {
         limit: a.limit,
     };
     let store = cx.store()?;
-    let tasks = if let Some(p) = &a.parent {
-        store.children(p, &filter)?
+    let view = if let Some(p) = &a.parent {
+        ListView::Children(p.clone())
     } else if a.ready {
-        store.ready(&filter)?
+        ListView::Ready
     } else if a.blocked {
-        store.blocked(&filter)?
+        ListView::Blocked
     } else {
-        store.list(&filter)?
+        ListView::All
     };
+    let page = tasklease::listing::page(&*store, &view, &filter)?;
+    let tasks = &page.tasks;
     let now = store.now()?;
     // What each waiting task waits on: people see the ids in the table; `--blocked`
     // adds them, with why, to the JSON. One read per waiting task.
     let waits = if a.blocked || !cx.cli.json {
-        waits_of(&*store, &tasks)?
+        waits_of(&*store, tasks)?
     } else {
         Vec::new()
     };
-    let mut json = tasks_json(&tasks, now);
+    let mut json = tasks_json(tasks, now);
+    if page.more > 0 {
+        json["truncated"] = true.into();
+        json["more"] = page.more.into();
+    }
     if a.blocked {
         for (j, w) in json["tasks"]
             .as_array_mut()
@@ -93,7 +103,15 @@ pub fn list(cx: &Ctx<'_>, a: &ListArgs) -> Result<Report> {
             j["waiting"] = w.iter().map(dep_state_json).collect();
         }
     }
-    Ok(Report::ok(json, table(&tasks, &waits, now)))
+    let mut human = table(tasks, &waits, now);
+    if page.more > 0 {
+        let at_least = if page.more_at_least { "at least " } else { "" };
+        human.push_str(&format!(
+            "\n… {at_least}{} more (raise --limit, or filter)",
+            page.more
+        ));
+    }
+    Ok(Report::ok(json, human))
 }
 
 /// The unsatisfied dependencies of each task (empty for tasks that wait on nothing).
@@ -144,33 +162,8 @@ fn table(tasks: &[Task], waits: &[Vec<DepState>], now: Millis) -> String {
             ]
         })
         .collect();
-    let head = ["ID", "STATUS", "PRIORITY", "HOLDER", "TITLE"].map(String::from);
-    let mut width = [0usize; 4];
-    for r in std::iter::once(&head).chain(&rows) {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    std::iter::once(&head)
-        .chain(&rows)
-        .map(|r| {
-            format!(
-                "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                w0 = width[0],
-                w1 = width[1],
-                w2 = width[2],
-                w3 = width[3]
-            )
-            .trim_end()
-            .to_owned()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let rows = rows.into_iter().map(Vec::from).collect();
+    crate::table::render(&["ID", "STATUS", "PRIORITY", "HOLDER", "TITLE"], rows, 4)
 }
 
 pub fn show(cx: &Ctx<'_>, id: &TaskId) -> Result<Report> {
@@ -263,7 +256,7 @@ pub fn update(cx: &Ctx<'_>, a: &UpdateArgs) -> Result<Report> {
     let task = store.update(&a.id, a.expect_version, &patch, a.token, &agent)?;
     let now = store.now()?;
     Ok(Report::ok(
-        one_task_json(&task, now),
+        one_task_json("updated", &task, now),
         format!("updated {} (now at version {})", task.id, task.version),
     ))
 }
@@ -286,19 +279,29 @@ pub fn migrate(cx: &Ctx<'_>, backup: bool) -> Result<Report> {
     for b in &backups {
         human.push_str(&format!("\nbackup written to {b}"));
     }
+    let outcome = if r.migrated.from == r.migrated.to {
+        "current"
+    } else {
+        "migrated"
+    };
     Ok(Report::ok(
-        json!({
-            "ok": true,
-            "db": r.db,
-            "from": r.migrated.from,
-            "to": r.migrated.to,
-            "backups": backups,
-        }),
+        success(
+            outcome,
+            json!({
+                "db": r.db,
+                "from": r.migrated.from,
+                "to": r.migrated.to,
+                "backups": backups,
+            }),
+        ),
         human,
     ))
 }
 
 pub fn agent_id(cx: &Ctx<'_>) -> Result<Report> {
     let a = cx.agent()?;
-    Ok(Report::ok(json!({"ok": true, "agent": a}), a.to_string()))
+    Ok(Report::ok(
+        success("named", json!({"agent": a})),
+        a.to_string(),
+    ))
 }

@@ -79,8 +79,10 @@ impl Project {
 
     /// Runs with `--json`, asserts the exit code, and parses the one JSON object.
     pub fn json(&self, args: &[&str], code: i32) -> Value {
+        // Before a `--`, after which everything is the command's.
         let mut all = args.to_vec();
-        all.push("--json");
+        let at = all.iter().position(|a| *a == "--").unwrap_or(all.len());
+        all.insert(at, "--json");
         let out = self.run(&all);
         assert_eq!(
             out.status.code(),
@@ -130,4 +132,51 @@ macro_rules! each_store {
             }
         )+
     };
+}
+
+/// The verb whose schema in `docs/json/` covers `tasklease ARGS…`.
+pub fn verb_of(args: &[&str]) -> String {
+    match args {
+        ["dep", sub, ..] => format!("dep-{sub}"),
+        ["git", ..] => "lock".to_owned(),
+        [verb, ..] => (*verb).to_owned(),
+        [] => panic!("no verb"),
+    }
+}
+
+/// Asserts that `v` validates against the published schema `docs/json/<verb>.json`
+/// (jsonschema, not hand-written checks), and that it agrees with the exit status:
+/// `ok: true` for 0, otherwise `ok: false` with `error.exit` equal to it.
+pub fn conforms(verb: &str, v: &Value, code: i32) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/json")
+        .join(format!("{verb}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema)
+        .unwrap_or_else(|e| panic!("{}: not a valid schema: {e}", path.display()));
+    let errors: Vec<String> = validator.iter_errors(v).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{verb}: output does not fit {}: {errors:#?}\n{v:#}",
+        path.display()
+    );
+    if code == 0 {
+        assert_eq!(v["ok"], true, "{verb} exited 0: {v}");
+    } else {
+        assert_eq!(v["ok"], false, "{verb} exited {code}: {v}");
+        assert_eq!(
+            v["error"]["exit"], code,
+            "{verb}: error.exit is the exit status: {v}"
+        );
+    }
+}
+
+impl Project {
+    /// [`Project::json`], the result checked against its verb's published schema.
+    pub fn checked(&self, args: &[&str], code: i32) -> Value {
+        let v = self.json(args, code);
+        conforms(&verb_of(args), &v, code);
+        v
+    }
 }

@@ -7,8 +7,10 @@
 //! work after an import is what `bd ready` listed. Statuses beads keeps out of ready
 //! work but that are not finished (`blocked`, `deferred`, `pinned`) become `blocked`
 //! (claimable by id, never by `claim --next`), the original kept as a tag. Every other
-//! link type stays visible on the task as a tag `link:TYPE:ID`; `parent-child` as
-//! `parent:ID` until tasks have parents of their own.
+//! link type stays visible on the task as a tag `link:TYPE:ID`. `parent-child` (the
+//! issue is a child of `depends_on_id`, its epic) becomes the task's parent; beads
+//! allows several, tasklease one: the first is the parent, any further one stays a tag
+//! `parent:ID`, counted.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -58,7 +60,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     (
         "dependencies parent-child",
-        "tag parent:ID (TODO: a parent once tasks have parents)",
+        "parent (the first; any further one a tag parent:ID, counted)",
     ),
     (
         "dependencies of any other type",
@@ -248,7 +250,7 @@ fn issue(at: &str, o: &Map<String, Value>, notes: &mut Notes) -> Result<Option<I
         None | Some(Value::Null) => {}
         Some(Value::Array(a)) => {
             for d in a {
-                link(at, &id, d, &mut t.deps, &mut tags, notes)?;
+                link(at, &id, d, &mut t, &mut tags, notes)?;
             }
         }
         Some(v) => {
@@ -282,12 +284,12 @@ fn issue(at: &str, o: &Map<String, Value>, notes: &mut Notes) -> Result<Option<I
     Ok(Some(t))
 }
 
-/// One entry of `dependencies`: a dependency, a parent tag or a link tag.
+/// One entry of `dependencies`: a dependency, the parent, or a tag.
 fn link(
     at: &str,
     id: &TaskId,
     d: &Value,
-    deps: &mut Vec<TaskId>,
+    t: &mut ImportTask,
     tags: &mut Vec<String>,
     notes: &mut Notes,
 ) -> Result<()> {
@@ -318,11 +320,25 @@ fn link(
                     format!("{id} depends on itself; allowed: other issues"),
                 ));
             }
-            if !deps.contains(&on_id) {
-                deps.push(on_id);
+            if !t.deps.contains(&on_id) {
+                t.deps.push(on_id);
             }
         }
-        "parent-child" => tags.push(format!("parent:{on}")),
+        "parent-child" if on_id == *id => {
+            return Err(bad(
+                at,
+                "dependencies",
+                format!("{id} is its own parent; allowed: another issue"),
+            ));
+        }
+        "parent-child" => match &t.parent {
+            None => t.parent = Some(on_id),
+            Some(p) if *p == on_id => {}
+            Some(_) => {
+                tags.push(format!("parent:{on}"));
+                notes.drop_field("beads.dependencies parent-child after the first (tag parent:ID)");
+            }
+        },
         k => {
             let tag = format!("link:{k}:{on}");
             if crate::Tag::new(&tag).is_ok() {

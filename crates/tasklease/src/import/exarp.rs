@@ -50,15 +50,19 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("dependencies / task_dependencies", "dependencies"),
     (
         "parent_id",
-        "tag parent:ID (TODO: a parent once tasks have parents)",
+        "parent (one that is not a task id, or the task itself, is counted)",
     ),
     (
-        "created (RFC 3339), else created_at (epoch seconds)",
+        "created (RFC 3339), else created_at or created_ts (epoch seconds)",
         "created_at",
     ),
     (
-        "last_modified (RFC 3339), else updated_at (epoch seconds)",
+        "last_modified (RFC 3339), else updated_at or last_modified_ts (epoch seconds)",
         "updated_at",
+    ),
+    (
+        "status_enum, priority_enum, priority_rank (later schemas)",
+        "implied by status and priority",
     ),
     ("completed", "implied by status"),
     (
@@ -93,6 +97,11 @@ const READ: &[&str] = &[
     "created_at",
     "last_modified",
     "updated_at",
+    "created_ts",
+    "last_modified_ts",
+    "status_enum",
+    "priority_enum",
+    "priority_rank",
     "completed",
     "assignee",
     "assigned_to",
@@ -399,9 +408,9 @@ fn todo(at: &str, o: &Map<String, Value>, db: bool, notes: &mut Notes) -> Result
     }
     let parent = string(o.get("parent_id"));
     if !parent.is_empty() && parent != "0" {
-        match crate::Tag::new(&format!("parent:{parent}")) {
-            Ok(tag) => tags.push(tag),
-            Err(_) => notes.drop_field(format!("{prefix}parent_id (does not fit a tag)")),
+        match TaskId::new(&parent) {
+            Ok(p) if p != t.id => t.parent = Some(p),
+            _ => notes.drop_field(format!("{prefix}parent_id (not a task id, or its own)")),
         }
     }
     t.tags = crate::distinct_tags(&tags);
@@ -421,10 +430,12 @@ fn todo(at: &str, o: &Map<String, Value>, db: bool, notes: &mut Notes) -> Result
             }
         }
     }
+    // Text first, then epoch seconds: `created_at`/`updated_at` (002–008), then the
+    // `*_ts` columns later schemas recreate the table with.
     let time = |text: &str, secs: &str, field: &'static str| -> Result<Option<Millis>> {
         match parse_time(&string(o.get(text))).map_err(|e| bad(at, field, e))? {
             Some(m) => Ok(Some(m)),
-            None => Ok(seconds(o.get(secs))),
+            None => Ok(seconds(o.get(secs)).or_else(|| seconds(o.get(&format!("{text}_ts"))))),
         }
     };
     // The JSON state spells creation `created` or `created_at` (RFC 3339 either way).

@@ -308,6 +308,9 @@ pub struct Report {
     pub placeholders: Vec<String>,
     /// Missing dependencies dropped (`drop_missing_deps`).
     pub dropped_deps: u64,
+    /// Task → its parent, in neither the sources nor the database: imported without a
+    /// parent, the id kept as a tag `parent:ID`.
+    pub missing_parents: BTreeMap<String, String>,
     /// Remarks.
     pub remarks: Vec<String>,
 }
@@ -318,6 +321,7 @@ impl Report {
         let mut v = serde_json::to_value(self).unwrap_or_else(|_| json!({}));
         if let Value::Object(o) = &mut v {
             o.insert("ok".into(), json!(true));
+            o.insert("outcome".into(), json!("imported"));
         }
         v
     }
@@ -368,6 +372,12 @@ impl Report {
                 } else {
                     "waiting on a blocked placeholder of that id"
                 }
+            ));
+        }
+        for (task, parent) in &self.missing_parents {
+            out.push(format!(
+                "{task}'s parent {parent} is in neither the import nor the database: \
+                 imported without a parent, tagged parent:{parent}"
             ));
         }
         if self.not_carried.is_empty() {
@@ -489,7 +499,8 @@ pub fn import(
     Ok(report)
 }
 
-/// Dependencies on ids in neither the batch nor the store: placeholders, or dropped.
+/// Dependencies on ids in neither the batch nor the store: placeholders, or dropped;
+/// parents in neither: dropped, kept as a tag.
 fn resolve_missing(
     store: &dyn Store,
     tasks: &mut Vec<ImportTask>,
@@ -500,6 +511,27 @@ fn resolve_missing(
     let mut known: HashMap<TaskId, bool> = HashMap::new();
     let mut missing: BTreeMap<TaskId, TaskId> = BTreeMap::new();
     for t in tasks.iter_mut() {
+        if let Some(p) = t.parent.clone().filter(|p| !inside.contains(p)) {
+            let exists = match known.get(&p) {
+                Some(e) => *e,
+                None => {
+                    let e = store.show(&p)?.is_some();
+                    known.insert(p.clone(), e);
+                    e
+                }
+            };
+            if !exists {
+                // Kept visible when it fits a tag; the report names it either way.
+                if let Ok(tag) = Tag::new(&format!("parent:{p}")) {
+                    t.tags.push(tag);
+                    t.tags = crate::distinct_tags(&t.tags);
+                }
+                t.parent = None;
+                report
+                    .missing_parents
+                    .insert(t.id.to_string(), p.to_string());
+            }
+        }
         let mut gone = Vec::new();
         for d in &t.deps {
             if inside.contains(d) {
@@ -591,7 +623,7 @@ fn refuse_cycles(tasks: &[ImportTask]) -> Result<()> {
                             "the source has a dependency cycle: {} (each depends on the \
                              next); tasks in a cycle could never be ready; allowed: \
                              dependencies without cycles",
-                            ids.join(" -> ")
+                            ids.join(" → ")
                         ),
                     ));
                 }
@@ -740,7 +772,7 @@ mod tests {
         ])
         .unwrap_err()
         .to_string();
-        assert!(e.contains("a -> c -> b -> a"), "{e}");
+        assert!(e.contains("a → c → b → a"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,8 @@ use super::{DroppedLease, Notes, Read, bad, parse_time};
 use crate::{Event, ImportTask, ListFilter, Millis, Priority, Result, Status, Store, Tag, TaskId};
 
 /// The format's version, the first key of every line. A reader refuses a larger one.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added `parent`; a version 1 line (no `parent`) reads as a task without one.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// How each field of a line is imported: (field, what becomes of it).
 pub const FIELDS: &[(&str, &str)] = &[
@@ -31,6 +32,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("priority", "priority"),
     ("tags", "tags"),
     ("deps", "dependencies"),
+    ("parent", "parent (absent before format version 2)"),
     ("version", "version of a created task"),
     ("attempts", "attempts"),
     ("waiting_on", "recomputed from the dependencies"),
@@ -62,6 +64,9 @@ pub struct Line {
     pub tags: Vec<String>,
     /// The dependencies, oldest first.
     pub deps: Vec<String>,
+    /// The parent (format version 2; absent in version 1).
+    #[serde(default)]
+    pub parent: Option<String>,
     /// How many dependencies are not done.
     pub waiting_on: i64,
     /// The row's version.
@@ -98,6 +103,7 @@ impl Line {
             priority: t.priority.to_string(),
             tags: t.tags.iter().map(|g| g.as_str().to_owned()).collect(),
             deps: t.deps.iter().map(ToString::to_string).collect(),
+            parent: t.parent.as_ref().map(ToString::to_string),
             waiting_on: t.waiting_on,
             version: t.version,
             attempts: t.attempts,
@@ -111,15 +117,12 @@ impl Line {
     }
 }
 
-/// What an export wrote, and what its format could not carry.
+/// What an export wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Exported {
     /// Tasks written.
     pub tasks: u64,
-    /// Tasks with a parent, which this format does not carry yet (it predates
-    /// parents): an import of the export gives them none.
-    pub parents_left_out: u64,
 }
 
 /// Writes every task of `store` to `out`, one JSON line each, sorted by id; with
@@ -148,7 +151,6 @@ pub fn export(store: &dyn Store, out: &mut dyn Write, with_history: bool) -> Res
     buf.flush().map_err(write)?;
     Ok(Exported {
         tasks: tasks.len() as u64,
-        parents_left_out: tasks.iter().filter(|t| t.parent.is_some()).count() as u64,
     })
 }
 
@@ -243,6 +245,11 @@ fn task(at: &str, l: Line, notes: &mut Notes) -> Result<ImportTask> {
         .iter()
         .map(|d| TaskId::new(d).map_err(|e| bad(at, "deps", e)))
         .collect::<Result<_>>()?;
+    let parent = l
+        .parent
+        .as_deref()
+        .map(|p| TaskId::new(p).map_err(|e| bad(at, "parent", e)))
+        .transpose()?;
     let when = |field: &'static str, s: &str| -> Result<Option<Millis>> {
         parse_time(s).map_err(|e| bad(at, field, e))
     };
@@ -259,6 +266,7 @@ fn task(at: &str, l: Line, notes: &mut Notes) -> Result<ImportTask> {
         priority,
         tags,
         deps,
+        parent,
         version: l.version,
         attempts: l.attempts,
         created_at: when("created_at", &l.created_at)?,
