@@ -522,8 +522,11 @@ fn ctrl_c_stops_a_fleet_and_releases_its_tasks(p: &Project) {
     );
     let lines = json_lines(&out.stdout);
     let summary = lines.last().unwrap();
-    assert_eq!(summary["outcome"], "interrupted", "{summary}");
-    assert_eq!(summary["released"], 2, "{summary}");
+    // A failure: the summary is the error's details.
+    assert_eq!(summary["ok"], false, "{summary}");
+    assert_eq!(summary["error"]["code"], "interrupted", "{summary}");
+    assert_eq!(summary["error"]["exit"], 130, "{summary}");
+    assert_eq!(summary["error"]["released"], 2, "{summary}");
     for id in ["x", "y"] {
         let t = p.json(&["show", id], 0);
         assert_eq!(t["task"]["status"], "todo", "{t}");

@@ -540,12 +540,12 @@ pub struct WorkerTally {
     pub error: Option<String>,
 }
 
-/// The end of `run --loop`: each worker's tally and the totals.
-pub fn run_summary_json(outcome: &str, workers: &[WorkerTally]) -> Value {
+/// The end of `run --loop`: each worker's tally and the totals. `outcome` is
+/// `finished` (a success), or `interrupted` / `error` (a failure with that code, `exit`
+/// and `message`).
+pub fn run_summary_json(outcome: &str, exit: u8, message: &str, workers: &[WorkerTally]) -> Value {
     let total = |f: fn(&WorkerTally) -> u64| workers.iter().map(f).sum::<u64>();
-    json!({
-        "ok": outcome != "error",
-        "outcome": outcome,
+    let summary = json!({
         "done": total(|w| w.done),
         "released": total(|w| w.released),
         "failed": total(|w| w.failed),
@@ -557,5 +557,10 @@ pub fn run_summary_json(outcome: &str, workers: &[WorkerTally]) -> Value {
             "ended": w.ended,
             "error": w.error,
         })).collect::<Vec<_>>(),
-    })
+    });
+    if exit == 0 {
+        success(outcome, summary)
+    } else {
+        failure(outcome, exit, message, summary)
+    }
 }

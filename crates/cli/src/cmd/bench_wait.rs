@@ -66,8 +66,10 @@ pub fn run(cx: &Ctx<'_>, a: &BenchArgs, target: &Target) -> Result<Report> {
         Target::Postgres(_) => "PostgreSQL",
         Target::SqliteDir(_) => "SQLite",
     };
-    let mut out = json!({"ok": true, "outcome": "measured", "mode": "wait", "store": store_desc,
-                         "waiters": WAITERS});
+    let mut out = tasklease::json::success(
+        "measured",
+        json!({"mode": "wait", "store": store_desc, "waiters": WAITERS}),
+    );
     let mut human = vec![format!(
         "tasklease bench --mode wait: {store_desc}, {WAITERS} waiters; polling = claim --next, \
          100 ms sleep on nothing ready"
@@ -440,5 +442,8 @@ pub fn waiter(cx: &Ctx<'_>, a: &BenchWaiterArgs) -> Result<Report> {
         say(json!({"event": "done", "task": l.task, "at_us": micros_now()}));
     }
     say(json!({"event": "counts", "claims": claims, "looks": looks}));
-    Ok(Report::ok(json!({"ok": true, "outcome": "stopped"}), ""))
+    Ok(Report::ok(
+        tasklease::json::success("stopped", json!({})),
+        "",
+    ))
 }

@@ -356,15 +356,20 @@ fn fleet(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
             line
         })
         .collect();
-    let json = run_summary_json(outcome, &tallies);
+    let human = human.join("\n");
     Ok(match (caught, outcome) {
         (Some(c), _) => {
-            let mut r = Report::refused(Exit::Runtime, json, human.join("\n"));
+            let msg = format!("interrupted by {}", c.name());
+            let json = run_summary_json(outcome, c.exit_status(), &msg, &tallies);
+            let mut r = Report::refused(Exit::Runtime, json, human);
             r.status = Some(c.exit_status());
             r
         }
-        (None, "error") => Report::refused(Exit::Runtime, json, human.join("\n")),
-        _ => Report::ok(json, human.join("\n")),
+        (None, "error") => {
+            let json = run_summary_json(outcome, Exit::Runtime as u8, "a worker failed", &tallies);
+            Report::refused(Exit::Runtime, json, human)
+        }
+        _ => Report::ok(run_summary_json(outcome, 0, "", &tallies), human),
     })
 }
 
@@ -453,7 +458,11 @@ impl Worker<'_> {
             if self.cx.cli.json {
                 print_json(&r.json);
             }
-            match r.json["outcome"].as_str() {
+            // A success says its outcome; a failure says it as its error's code.
+            let outcome = r.json["outcome"]
+                .as_str()
+                .or_else(|| r.json["error"]["code"].as_str());
+            match outcome {
                 Some("done") => t.done += 1,
                 Some("released") => t.released += 1,
                 Some("interrupted") => {
