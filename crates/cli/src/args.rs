@@ -214,6 +214,22 @@ pub enum Cmd {
     /// One benchmark agent process (started by `bench`)
     #[command(hide = true)]
     BenchWorker(BenchWorkerArgs),
+    /// One waiting agent process (started by `bench --mode wait`)
+    #[command(hide = true)]
+    BenchWaiter(BenchWaiterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchWaiterArgs {
+    /// wait (tasklease::wait), poll (claim --next, 100 ms sleep on nothing) or drain
+    /// (claim --next, 1 ms sleep on nothing)
+    #[arg(long)]
+    pub how: String,
+    #[arg(long)]
+    pub seconds: f64,
+    /// Also stop when stdin closes
+    #[arg(long)]
+    pub until_eof: bool,
 }
 
 #[derive(Debug, Args)]
@@ -251,7 +267,9 @@ pub struct BenchArgs {
     /// Length of the measured run
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
-    /// What each agent does: next (claim) or next-done (claim, then done)
+    /// What each agent does: next (claim) or next-done (claim, then done); or wait:
+    /// measure waiting for work (wake latency, idle cost over --seconds, a chain of
+    /// 1,000 tasks) against polling
     #[arg(long, default_value = "next")]
     pub mode: tasklease::bench::Mode,
     /// Also run the raw SQL baseline on a fresh database of the same kind, and print the ratio
@@ -507,6 +525,16 @@ pub struct ClaimArgs {
     /// (1-128 of A-Z a-z 0-9 . _ - :)
     #[arg(long, value_name = "K")]
     pub request_id: Option<RequestId>,
+    /// With --next: when nothing is ready, wait up to this long for a task to become
+    /// ready (woken by the change, not by polling), then claim it; exit 4 if none did.
+    /// E.g. 30s, 10m
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait_for)]
+    pub wait: Option<Duration>,
+}
+
+/// `--wait`: how long to wait for a ready task.
+fn parse_wait_for(s: &str) -> Result<Duration, tasklease::Error> {
+    tasklease::parse_wait("wait", s)
 }
 
 #[derive(Debug, Args)]
@@ -570,7 +598,15 @@ and TASKLEASE_AGENT in its environment. It exits 0: the task is done. Non-zero: 
 run exits with the command's status. Ctrl-C or SIGTERM: passed on to the command, the
 task goes back to todo, exit 128+signal. A renewal that finds the lease lost (or none
 that succeeds before the lease runs short) stops the command (SIGTERM, SIGKILL after
---grace) and exits 5. --next with nothing ready exits 4 and runs nothing.";
+--grace) and exits 5. --next with nothing ready exits 4 and runs nothing.
+
+With --loop, each task is finished or released as above — except that a task whose
+command failed goes to blocked (a loop would otherwise take it again at once; `tasklease
+update ID --status todo` offers it again) — and the next one claimed; the worker exits 0 once nothing is ready (after --wait, if given) or after
+--max-tasks, with a summary of what each worker finished, released and failed.
+Ctrl-C stops the running commands, releases their tasks and exits 128+signal.
+A fleet of eight coding agents on a task graph:
+  tasklease run --next --loop --jobs 8 --wait 10m -- ./agent.sh";
 
 /// `mcp`'s arguments.
 #[derive(Debug, Args)]
@@ -600,6 +636,21 @@ pub struct RunArgs {
     pub grace: Span,
     #[command(flatten)]
     pub keep: KeepArgs,
+    /// With --next: after each task, claim and run the next, until nothing is ready
+    /// (after --wait) or --max-tasks
+    #[arg(long = "loop")]
+    pub repeat: bool,
+    /// With --next: when nothing is ready, wait up to this long for a task to become
+    /// ready (woken by the change, not by polling); with --loop, exit 0 when none did
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait_for)]
+    pub wait: Option<Duration>,
+    /// With --loop: stop after this many tasks in all
+    #[arg(long, value_name = "N")]
+    pub max_tasks: Option<u64>,
+    /// With --loop: run N workers side by side, agents NAME-1 … NAME-N, each with its
+    /// own leases; their output lines are prefixed with the agent
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub jobs: u32,
     /// The command and its arguments, after --
     #[arg(last = true, required = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,

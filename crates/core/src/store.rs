@@ -2,8 +2,9 @@
 
 use crate::{
     AgentId, BatchOutcome, ClaimOutcome, Deleted, DepChange, Deps, Ended, Event, ImportBatch,
-    ImportOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Reaped, Reason, ReleaseTo,
-    RequestId, Result, Retention, Status, Task, TaskId, TaskPatch, Token,
+    ImportOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Readiness, ReadySignal,
+    Reaped, Reason, ReleaseTo, RequestId, Result, Retention, Status, Task, TaskId, TaskPatch,
+    Token,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -332,6 +333,23 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Only store failures.
     fn mine(&self, agent: &AgentId) -> Result<Vec<Lease>>;
+
+    /// Whether [`Store::claim_next`] would find a task now, and when the next live
+    /// lease runs out; one read, claiming nothing (`sql/readiness.sql`).
+    ///
+    /// # Errors
+    /// Only store failures.
+    fn readiness(&self) -> Result<Readiness>;
+
+    /// A signal that wakes when a task may have become ready, armed when it returns
+    /// (see [`ReadySignal`]). SQLite: the wake-up pipe beside the database; PostgreSQL:
+    /// a connection of its own that `LISTEN`s.
+    ///
+    /// # Errors
+    /// [`Error::Store`](crate::Error::Store) (or
+    /// [`Error::Unavailable`](crate::Error::Unavailable)) when the signal cannot be set
+    /// up.
+    fn ready_signal(&self) -> Result<Box<dyn ReadySignal>>;
 
     /// The store's clock, as leases see it.
     ///

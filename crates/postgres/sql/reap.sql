@@ -29,5 +29,7 @@ event AS (
            'lease of ' || assignee || ' ran out at ' || ms_text(lock_until)
       FROM reaped, now
      ORDER BY lock_until, seq
-)
-SELECT id, assignee, fence, lock_until FROM reaped ORDER BY lock_until, seq
+),
+-- Wakes waiters (LISTEN on the schema's channel, see listen.rs) at commit.
+wake AS MATERIALIZED (SELECT pg_notify('tasklease_ready_' || md5(current_schema()), '') FROM reaped)
+SELECT id, assignee, fence, lock_until, (SELECT count(*) FROM wake) AS woke FROM reaped ORDER BY lock_until, seq

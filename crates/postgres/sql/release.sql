@@ -25,8 +25,11 @@ ended AS (
 event AS (
     INSERT INTO events (at, task, kind, agent, token, detail, reason)
     SELECT now.t, $1, 'released', $4, $2, 'to ' || $5, $7::text FROM ended, now
-)
+),
+-- Wakes waiters (LISTEN on the schema's channel, see listen.rs) at commit.
+wake AS MATERIALIZED (SELECT pg_notify('tasklease_ready_' || md5(current_schema()), '') FROM ended WHERE $5 = 'todo')
 SELECT now.t AS now, ended.*, task_deps_of(ended.seq) AS deps,
        cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,
-       cur.fence AS cur_fence, cur.secret AS cur_secret, cur.waiting_on AS cur_waiting_on, cur.lease_end AS cur_lease_end
+       cur.fence AS cur_fence, cur.secret AS cur_secret, cur.waiting_on AS cur_waiting_on, cur.lease_end AS cur_lease_end,
+       (SELECT count(*) FROM wake) AS woke
   FROM now LEFT JOIN cur ON true LEFT JOIN ended ON true

@@ -25,8 +25,11 @@ event AS (
     SELECT now.t, $1, 'forced', $3, cur.fence,
            'held by ' || cur.assignee || ' until ' || ms_text(cur.lock_until) || '; to ' || $4
       FROM ended, cur, now
-)
+),
+-- Wakes waiters (LISTEN on the schema's channel, see listen.rs) at commit.
+wake AS MATERIALIZED (SELECT pg_notify('tasklease_ready_' || md5(current_schema()), '') FROM ended WHERE $4 = 'todo')
 SELECT now.t AS now, ended.*, task_deps_of(ended.seq) AS deps,
        cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,
-       cur.fence AS cur_fence, cur.waiting_on AS cur_waiting_on
+       cur.fence AS cur_fence, cur.waiting_on AS cur_waiting_on,
+       (SELECT count(*) FROM wake) AS woke
   FROM now LEFT JOIN cur ON true LEFT JOIN ended ON true

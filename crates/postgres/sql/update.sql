@@ -38,8 +38,13 @@ event AS (
            $10, cur.fence, 'by update to ' || updated.status
       FROM updated, cur, now
      WHERE cur.status = 'in_progress' AND updated.status <> 'in_progress'
-)
+),
+-- Wakes waiters (LISTEN on the schema's channel, see listen.rs) at commit: the task
+-- itself may be ready now, or (done, cancelled) its dependants.
+wake AS MATERIALIZED (SELECT pg_notify('tasklease_ready_' || md5(current_schema()), '') FROM updated
+                       WHERE updated.status IN ('todo', 'done', 'cancelled'))
 SELECT now.t AS now, updated.*, task_deps_of(updated.seq) AS deps,
        cur.status AS cur_status, cur.assignee AS cur_assignee, cur.lock_until AS cur_lock_until,
-       cur.fence AS cur_fence, cur.secret AS cur_secret, cur.waiting_on AS cur_waiting_on, cur.version AS cur_version
+       cur.fence AS cur_fence, cur.secret AS cur_secret, cur.waiting_on AS cur_waiting_on, cur.version AS cur_version,
+       (SELECT count(*) FROM wake) AS woke
   FROM now LEFT JOIN cur ON true LEFT JOIN updated ON true

@@ -83,6 +83,7 @@ pub(crate) fn rm(
     }
     if out.iter().any(|(_, ch)| *ch == DepChange::Removed) {
         c.execute(sql::DEP_TOUCH, &[&t, &now])?;
+        c.query_one(sql::NOTIFY, &[])?;
     }
     Ok(out)
 }
@@ -163,6 +164,10 @@ pub(crate) fn delete(
         c.execute(sql::RM_DETACH, &[seq, &now])?;
         let detail = d.detail();
         c.execute(sql::RM, &[seq, &at.0, &who.as_str(), token, &detail])?;
+    }
+    if plan.iter().any(|(_, _, _, d)| !d.dropped.is_empty()) {
+        // Dependants whose edges were dropped may be ready now.
+        c.query_one(sql::NOTIFY, &[])?;
     }
     Ok(plan.into_iter().map(|(_, _, _, d)| d).collect())
 }

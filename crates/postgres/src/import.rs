@@ -36,6 +36,9 @@ impl PgStore {
                     c.batch_execute("SAVEPOINT import_dry_run")?;
                 }
                 let out = import_in(c, now, batch);
+                if !batch.dry_run && out.is_ok() {
+                    c.query_one(sql::NOTIFY, &[])?;
+                }
                 if batch.dry_run && out.is_ok() {
                     c.batch_execute("ROLLBACK TO import_dry_run; RELEASE import_dry_run")?;
                 }

@@ -35,6 +35,7 @@ pub mod bench;
 mod conn;
 mod graph;
 mod import;
+mod listen;
 mod migrate;
 mod redact;
 mod sql;
@@ -46,9 +47,9 @@ use std::time::{Duration, Instant};
 
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
-    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
-    Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Stamp, Status, Store, Tag,
-    Task, TaskId, TaskPatch, Token, retried_grant, validate_batch,
+    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Readiness,
+    ReadySignal, Reaped, Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Stamp,
+    Status, Store, Tag, Task, TaskId, TaskPatch, Token, retried_grant, validate_batch,
 };
 use tokio_postgres::{Config, Row};
 
@@ -693,7 +694,11 @@ impl Store for PgStore {
                 if let Some(p) = &new.parent {
                     c.execute(sql::SET_PARENT, &[&seq, &p.as_str()])?;
                 }
-                task(&c.query_one(sql::TASK_BY_SEQ, &[&seq])?)
+                let added = task(&c.query_one(sql::TASK_BY_SEQ, &[&seq])?)?;
+                if added.waiting_on == 0 {
+                    c.query_one(sql::NOTIFY, &[])?;
+                }
+                Ok(added)
             })
         })
     }
@@ -1177,7 +1182,11 @@ impl Store for PgStore {
                     sql::SET_PARENT,
                     &[&seq, &parent.as_ref().map(TaskId::as_str)],
                 )?;
-                task(&c.query_one(sql::TASK_BY_SEQ, &[&seq])?)
+                let t = task(&c.query_one(sql::TASK_BY_SEQ, &[&seq])?)?;
+                if matches!(t.status, Status::Todo | Status::Done | Status::Cancelled) {
+                    c.query_one(sql::NOTIFY, &[])?;
+                }
+                Ok(t)
             })
         })
     }
@@ -1249,6 +1258,22 @@ impl Store for PgStore {
                 .map(|r| lease(r, task_id(r.try_get("id")?)?, who.clone(), "fence"))
                 .collect()
         })
+    }
+
+    fn readiness(&self) -> Result<Readiness> {
+        let now = self.now_param();
+        self.run("look for ready tasks", Retry::Read, |c| {
+            let r = c.query_one(sql::READINESS, &[&now])?;
+            Ok(Readiness {
+                ready: r.try_get("ready")?,
+                next_expiry: r.try_get::<_, Option<i64>>("next_expiry")?.map(Millis),
+                now: Millis(r.try_get("now")?),
+            })
+        })
+    }
+
+    fn ready_signal(&self) -> Result<Box<dyn ReadySignal>> {
+        Ok(Box::new(listen::listen(&self.target)?))
     }
 
     fn now(&self) -> Result<Millis> {

@@ -47,6 +47,9 @@ sql! {
     PRIOR = "prior.sql";
     MINE = "mine.sql";
     READY = "ready.sql";
+    READINESS = "readiness.sql";
+    NOTIFY = "notify.sql";
+    LISTEN_CHANNEL = "listen_channel.sql";
     PRUNE = "prune.sql";
     PRUNE_SPAN = "prune_span.sql";
     REAP = "reap.sql";

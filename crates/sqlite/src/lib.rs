@@ -30,6 +30,7 @@ mod import;
 mod migrate;
 mod queue;
 mod sql;
+mod wake;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -40,9 +41,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
-    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Reaped,
-    Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Stamp, Status, Store, Tag,
-    Task, TaskId, TaskPatch, Token, validate_batch,
+    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Readiness,
+    ReadySignal, Reaped, Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Stamp,
+    Status, Store, Tag, Task, TaskId, TaskPatch, Token, validate_batch,
 };
 
 use crate::busy::{Busy, Wait};
@@ -220,6 +221,8 @@ pub struct SqliteStore {
     /// The database is on a read-only mount: opened read-only, without the writer
     /// queue (whose files cannot be created there), and every write is refused.
     read_only: bool,
+    /// Rung after every commit that can make a task ready, to wake one waiter (`wake`).
+    bell: wake::Bell,
 }
 
 impl SqliteStore {
@@ -317,7 +320,16 @@ impl SqliteStore {
             migrated,
             busy,
             read_only,
+            bell: wake::Bell::new(path),
         })
+    }
+
+    /// Wakes one waiter when `r` says a change committed (see `wake`).
+    fn rang<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_ok() {
+            self.bell.ring();
+        }
+        r
     }
 
     /// Refuses a write up front on a read-only mount, where SQLite would answer only
@@ -1132,8 +1144,9 @@ fn tags_json(tags: &[Tag]) -> String {
 
 impl Store for SqliteStore {
     fn add(&self, task: &NewTask) -> Result<Task> {
-        task.validate()?;
-        self.write(|tx, now| {
+        let r = (|| -> Result<Task> {
+            task.validate()?;
+            self.write(|tx, now| {
             let id = match &task.id {
                 Some(id) if graph::was_deleted(tx, id)? => {
                     return Err(tasklease_core::deleted_id_error(id));
@@ -1180,6 +1193,8 @@ impl Store for SqliteStore {
             }
             task_by_seq(tx, seq)
         })
+        })();
+        self.rang(r)
     }
 
     fn show(&self, id: &TaskId) -> Result<Option<Task>> {
@@ -1196,8 +1211,11 @@ impl Store for SqliteStore {
     }
 
     fn dep_rm(&self, task: &TaskId, deps: &[TaskId]) -> Result<Vec<(TaskId, DepChange)>> {
-        tasklease_core::validate_dep_edit(task, deps)?;
-        self.write(|tx, now| graph::rm(tx, now, task, deps))
+        let r = (|| -> Result<Vec<(TaskId, DepChange)>> {
+            tasklease_core::validate_dep_edit(task, deps)?;
+            self.write(|tx, now| graph::rm(tx, now, task, deps))
+        })();
+        self.rang(r)
     }
 
     fn deps(&self, id: &TaskId) -> Result<Option<Deps>> {
@@ -1214,8 +1232,11 @@ impl Store for SqliteStore {
     }
 
     fn rm(&self, ids: &[TaskId], force: bool, agent: &AgentId) -> Result<Vec<Deleted>> {
-        tasklease_core::validate_rm(ids)?;
-        self.write(|tx, now| graph::delete(tx, now, ids, force, agent))
+        let r = (|| -> Result<Vec<Deleted>> {
+            tasklease_core::validate_rm(ids)?;
+            self.write(|tx, now| graph::delete(tx, now, ids, force, agent))
+        })();
+        self.rang(r)
     }
 
     fn ready(&self, filter: &ListFilter) -> Result<Vec<Task>> {
@@ -1393,60 +1414,67 @@ impl Store for SqliteStore {
         who: &AgentId,
         reason: Option<&Reason>,
     ) -> Result<Ended> {
-        self.write(|tx, now| {
-            let Some(task) = end_lease(tx, now, sql::RELEASE, id, token, Some(to.status()))? else {
-                return repeat_or_lost(tx, now, id, token, EventKind::Released, to.status());
-            };
-            let detail = format!("to {}", to.status());
-            let note = Note {
-                token: Some(token.fence()),
-                detail: Some(&detail),
-                reason: reason.map(Reason::as_str),
-                ..Note::default()
-            };
-            record(tx, now, id, EventKind::Released, who, note)?;
-            Ok(Ended {
-                task,
-                repeat: false,
+        let r = (|| -> Result<Ended> {
+            self.write(|tx, now| {
+                let Some(task) = end_lease(tx, now, sql::RELEASE, id, token, Some(to.status()))?
+                else {
+                    return repeat_or_lost(tx, now, id, token, EventKind::Released, to.status());
+                };
+                let detail = format!("to {}", to.status());
+                let note = Note {
+                    token: Some(token.fence()),
+                    detail: Some(&detail),
+                    reason: reason.map(Reason::as_str),
+                    ..Note::default()
+                };
+                record(tx, now, id, EventKind::Released, who, note)?;
+                Ok(Ended {
+                    task,
+                    repeat: false,
+                })
             })
-        })
+        })();
+        self.rang(r)
     }
 
     fn release_force(&self, id: &TaskId, to: ReleaseTo, who: &AgentId) -> Result<Task> {
-        self.write(|tx, now| {
-            let Some(row) = lease_row(tx, id)? else {
-                return Err(Error::NotFound(id.clone()));
-            };
-            if row.lease.status != Status::InProgress {
-                return Err(Error::invalid(
-                    "task",
-                    format!(
-                        "{id} is {} and has no lease; nothing to release",
-                        row.lease.status
-                    ),
-                ));
-            }
-            let token = row.lease.token().ok_or_else(|| {
-                Error::store("force release", "the lease's stored token is malformed")
-            })?;
-            let task = end_lease(tx, now, sql::RELEASE_FORCE, id, &token, Some(to.status()))?
-                .ok_or_else(|| {
+        let r = (|| -> Result<Task> {
+            self.write(|tx, now| {
+                let Some(row) = lease_row(tx, id)? else {
+                    return Err(Error::NotFound(id.clone()));
+                };
+                if row.lease.status != Status::InProgress {
+                    return Err(Error::invalid(
+                        "task",
+                        format!(
+                            "{id} is {} and has no lease; nothing to release",
+                            row.lease.status
+                        ),
+                    ));
+                }
+                let token = row.lease.token().ok_or_else(|| {
+                    Error::store("force release", "the lease's stored token is malformed")
+                })?;
+                let task = end_lease(tx, now, sql::RELEASE_FORCE, id, &token, Some(to.status()))?
+                    .ok_or_else(|| {
                     Error::store("force release", "the lease vanished inside the write lock")
                 })?;
-            let detail = format!(
-                "held by {} until {}; to {}",
-                row.lease.assignee.as_ref().map_or("?", AgentId::as_str),
-                row.lease.lock_until.unwrap_or(Millis(0)),
-                to.status()
-            );
-            let note = Note {
-                token: Some(token.fence()),
-                detail: Some(&detail),
-                ..Note::default()
-            };
-            record(tx, now, id, EventKind::Forced, who, note)?;
-            Ok(task)
-        })
+                let detail = format!(
+                    "held by {} until {}; to {}",
+                    row.lease.assignee.as_ref().map_or("?", AgentId::as_str),
+                    row.lease.lock_until.unwrap_or(Millis(0)),
+                    to.status()
+                );
+                let note = Note {
+                    token: Some(token.fence()),
+                    detail: Some(&detail),
+                    ..Note::default()
+                };
+                record(tx, now, id, EventKind::Forced, who, note)?;
+                Ok(task)
+            })
+        })();
+        self.rang(r)
     }
 
     fn done_with_reason(
@@ -1456,91 +1484,100 @@ impl Store for SqliteStore {
         who: &AgentId,
         reason: Option<&Reason>,
     ) -> Result<Ended> {
-        let finish = |tx: &Connection, now: i64| {
-            let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
-                return repeat_or_lost(tx, now, id, token, EventKind::Done, Status::Done);
+        let r = (|| -> Result<Ended> {
+            let finish = |tx: &Connection, now: i64| {
+                let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
+                    return repeat_or_lost(tx, now, id, token, EventKind::Done, Status::Done);
+                };
+                let note = Note {
+                    token: Some(token.fence()),
+                    reason: reason.map(Reason::as_str),
+                    ..Note::default()
+                };
+                record(tx, now, id, EventKind::Done, who, note)?;
+                Ok(Ended {
+                    task,
+                    repeat: false,
+                })
             };
-            let note = Note {
-                token: Some(token.fence()),
-                reason: reason.map(Reason::as_str),
-                ..Note::default()
+            self.writable()?;
+            // Combined with other processes' claims and dones through the writer queue:
+            // a claim + done loop would otherwise pay a hand-off of the turn per `done`.
+            let mut inner = self.lock();
+            let Inner { conn, queue, .. } = &mut *inner;
+            let clock = &self.clock;
+            let Some(q) = queue else {
+                return write_on(conn, clock, finish);
             };
-            record(tx, now, id, EventKind::Done, who, note)?;
-            Ok(Ended {
-                task,
-                repeat: false,
-            })
-        };
-        self.writable()?;
-        // Combined with other processes' claims and dones through the writer queue:
-        // a claim + done loop would otherwise pay a hand-off of the turn per `done`.
-        let mut inner = self.lock();
-        let Inner { conn, queue, .. } = &mut *inner;
-        let clock = &self.clock;
-        let Some(q) = queue else {
-            return write_on(conn, clock, finish);
-        };
-        if reason.is_some() {
-            // The board's records have no room for a reason: on a turn of our own.
-            return q.turn(conn, || write_on(conn, clock, finish));
-        }
-        let op = queue::Op::Done {
-            task: id.as_str().to_owned(),
-            token: token.fence(),
-            secret: token.secret().map(str::to_owned),
-        };
-        match q.submit(conn, clock, op, who, || write_on(conn, clock, finish))? {
-            queue::Combined::Alone(done) => done,
-            queue::Combined::Replied(queue::Reply::Done(true)) => Ok(Ended {
-                task: find_task(conn, id)?.ok_or_else(|| Error::NotFound(id.clone()))?,
-                repeat: false,
-            }),
-            // No slot, or the lease did not match (nothing changed): on our own turn,
-            // which also explains a refusal or finds a repeat of an earlier done.
-            _ => q.turn(conn, || write_on(conn, clock, finish)),
-        }
+            if reason.is_some() {
+                // The board's records have no room for a reason: on a turn of our own.
+                return q.turn(conn, || write_on(conn, clock, finish));
+            }
+            let op = queue::Op::Done {
+                task: id.as_str().to_owned(),
+                token: token.fence(),
+                secret: token.secret().map(str::to_owned),
+            };
+            match q.submit(conn, clock, op, who, || write_on(conn, clock, finish))? {
+                queue::Combined::Alone(done) => done,
+                queue::Combined::Replied(queue::Reply::Done(true)) => Ok(Ended {
+                    task: find_task(conn, id)?.ok_or_else(|| Error::NotFound(id.clone()))?,
+                    repeat: false,
+                }),
+                // No slot, or the lease did not match (nothing changed): on our own turn,
+                // which also explains a refusal or finds a repeat of an earlier done.
+                _ => q.turn(conn, || write_on(conn, clock, finish)),
+            }
+        })();
+        self.rang(r)
     }
 
     fn reap(&self, who: &AgentId) -> Result<Vec<Reaped>> {
-        self.write(|tx, now| {
-            let rows: Vec<(String, String, i64, i64)> = tx
-                .prepare_cached(sql::EXPIRED)
-                .and_then(|mut s| {
-                    s.query_map(named_params! {":now": now}, |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })?
-                    .collect()
-                })
-                .ctx("list expired leases")?;
-            let n = tx
-                .prepare_cached(sql::REAP)
-                .and_then(|mut s| s.execute(named_params! {":now": now}))
-                .ctx("reap expired leases")?;
-            if n != rows.len() {
-                return Err(Error::store(
-                    "reap",
-                    format!("listed {} expired leases but ended {n}", rows.len()),
-                ));
-            }
-            let mut reaped = Vec::with_capacity(rows.len());
-            for (id, holder, fence, until) in rows {
-                let id = task_id(&id)?;
-                let detail = format!("lease of {holder} ran out at {}", Millis(until));
-                let note = Note {
-                    token: Some(fence),
-                    detail: Some(&detail),
-                    ..Note::default()
-                };
-                record(tx, now, &id, EventKind::Reaped, who, note)?;
-                reaped.push(Reaped {
-                    id,
-                    agent: agent(&holder)?,
-                    fence,
-                    lock_until: Millis(until),
-                });
-            }
-            Ok(reaped)
-        })
+        let r = (|| -> Result<Vec<Reaped>> {
+            self.write(|tx, now| {
+                let rows: Vec<(String, String, i64, i64)> = tx
+                    .prepare_cached(sql::EXPIRED)
+                    .and_then(|mut s| {
+                        s.query_map(named_params! {":now": now}, |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        })?
+                        .collect()
+                    })
+                    .ctx("list expired leases")?;
+                let n = tx
+                    .prepare_cached(sql::REAP)
+                    .and_then(|mut s| s.execute(named_params! {":now": now}))
+                    .ctx("reap expired leases")?;
+                if n != rows.len() {
+                    return Err(Error::store(
+                        "reap",
+                        format!("listed {} expired leases but ended {n}", rows.len()),
+                    ));
+                }
+                let mut reaped = Vec::with_capacity(rows.len());
+                for (id, holder, fence, until) in rows {
+                    let id = task_id(&id)?;
+                    let detail = format!("lease of {holder} ran out at {}", Millis(until));
+                    let note = Note {
+                        token: Some(fence),
+                        detail: Some(&detail),
+                        ..Note::default()
+                    };
+                    record(tx, now, &id, EventKind::Reaped, who, note)?;
+                    reaped.push(Reaped {
+                        id,
+                        agent: agent(&holder)?,
+                        fence,
+                        lock_until: Millis(until),
+                    });
+                }
+                Ok(reaped)
+            })
+        })();
+        if r.as_ref().is_ok_and(|r| !r.is_empty()) {
+            self.bell.ring();
+        }
+        r
     }
 
     fn update(
@@ -1551,8 +1588,9 @@ impl Store for SqliteStore {
         token: Option<&Token>,
         who: &AgentId,
     ) -> Result<Task> {
-        patch.validate()?;
-        self.write(|tx, now| {
+        let r = (|| -> Result<Task> {
+            patch.validate()?;
+            self.write(|tx, now| {
             // Read first (under the write lock) only to know whether this update ends a
             // lease, which the history must record.
             let before = lease_row(tx, id)?;
@@ -1622,6 +1660,8 @@ impl Store for SqliteStore {
                 current: row.version,
             })
         })
+        })();
+        self.rang(r)
     }
 
     fn log(&self, task: Option<&TaskId>, limit: u32) -> Result<Vec<Event>> {
@@ -1695,7 +1735,11 @@ impl Store for SqliteStore {
     }
 
     fn import(&self, batch: &tasklease_core::ImportBatch) -> Result<tasklease_core::ImportOutcome> {
-        self.import_batch(batch)
+        let r = (|| -> Result<tasklease_core::ImportOutcome> { self.import_batch(batch) })();
+        if batch.dry_run {
+            return r;
+        }
+        self.rang(r)
     }
 
     fn counts(&self) -> Result<Vec<(Status, u64)>> {
@@ -1747,6 +1791,27 @@ impl Store for SqliteStore {
                 })
                 .collect()
         })
+    }
+
+    fn readiness(&self) -> Result<Readiness> {
+        self.read(|tx| {
+            let now = read_now(tx, &self.clock)?;
+            let (ready, next): (bool, Option<i64>) = tx
+                .prepare_cached(sql::READINESS)
+                .and_then(|mut s| {
+                    s.query_row(named_params! {":now": now}, |r| Ok((r.get(0)?, r.get(1)?)))
+                })
+                .ctx("look for ready tasks")?;
+            Ok(Readiness {
+                ready,
+                next_expiry: next.map(Millis),
+                now: Millis(now),
+            })
+        })
+    }
+
+    fn ready_signal(&self) -> Result<Box<dyn ReadySignal>> {
+        Ok(Box::new(wake::Listener::open(&self.path)?))
     }
 
     fn now(&self) -> Result<Millis> {

@@ -38,6 +38,7 @@ sql! {
     PRIOR = "prior.sql";
     MINE = "mine.sql";
     READY = "ready.sql";
+    READINESS = "readiness.sql";
     PRUNE = "prune.sql";
     PRUNE_SPAN = "prune_span.sql";
     REAP = "reap.sql";

@@ -17,6 +17,7 @@ pub mod cases;
 pub mod graph;
 pub mod import_cases;
 mod model;
+pub mod wait_cases;
 
 pub use tasklease_core::Store;
 use tasklease_core::{AgentId, Clock, Millis};
@@ -74,6 +75,10 @@ macro_rules! conformance {
             blocked_lists_waiting_tasks, graph_model, rm_deletes_and_never_reuses_ids,
             parents_are_a_non_blocking_hierarchy, concurrent_edges_never_close_a_cycle
         );
+        $crate::conformance!(@wait $new;
+            readiness_says_what_claim_next_would_find,
+            every_change_that_can_ready_a_task_wakes_a_waiter
+        );
         $crate::conformance!(@import $new;
             import_creates_every_field_and_twice_changes_nothing,
             import_overwrites_but_never_a_leased_task,
@@ -89,6 +94,15 @@ macro_rules! conformance {
             fn $case() {
                 let Some(fixture) = ($new)() else { return };
                 $crate::graph::$case(&fixture);
+            }
+        )+
+    };
+    (@wait $new:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let Some(fixture) = ($new)() else { return };
+                $crate::wait_cases::$case(&fixture);
             }
         )+
     };

@@ -65,10 +65,12 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
+use crate::wait::{WaitOptions, Waited};
 use crate::{
     AgentId, BatchOutcome, ClaimOutcome, Ended, Error, Event, Lease, LeaseDuration, ListFilter,
     Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Stamp, Status, Store, Task,
@@ -389,6 +391,87 @@ impl AsyncStore {
     /// As [`Store::stamp`] and [`AsyncStore::call`].
     pub fn stamp(&self) -> impl Future<Output = Result<Stamp>> + Send + 'static {
         self.call(|s| s.stamp())
+    }
+
+    /// [`crate::wait::claim_next_waiting`]: claims the next ready task, waiting up to
+    /// `opts.bound` for one. The waiting happens on a thread of its own; each look and
+    /// claim is queued on the store's thread like any call, so other calls are not held
+    /// up while it sleeps. Dropping the future cancels the wait within 100 ms (a claim
+    /// already queued still runs: a lease it grants is held under `request`'s key, or
+    /// the key made for the wait, until it runs out or is ended).
+    ///
+    /// # Errors
+    /// As [`crate::wait::claim_next_wait`] and [`AsyncStore::call`].
+    pub fn claim_next_wait(
+        &self,
+        agent: AgentId,
+        lease: LeaseDuration,
+        request: Option<RequestId>,
+        opts: WaitOptions,
+    ) -> impl Future<Output = Result<Waited>> + Send + 'static {
+        let cancel = opts.cancel.clone().unwrap_or_default();
+        let opts = WaitOptions {
+            cancel: Some(cancel.clone()),
+            ..opts
+        };
+        let via = Queued(self.jobs.clone());
+        let (reply, answer) = oneshot::channel::<Result<Waited>>();
+        let started = std::thread::Builder::new()
+            .name("tasklease-wait".into())
+            .spawn(move || {
+                let waited = via.blocking(|s| s.ready_signal()).and_then(|mut signal| {
+                    crate::wait::run(&via, &mut *signal, &agent, lease, request.as_ref(), &opts)
+                });
+                let _ = reply.send(waited);
+            })
+            .map_err(|e| Error::store("start the waiting thread", e));
+        async move {
+            let _cancel = CancelOnDrop(cancel);
+            started?;
+            answer.await.map_err(|_| gone())?
+        }
+    }
+}
+
+/// Ends a wait whose future was dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A waiting thread's way to the store: each call queued on the store's thread.
+struct Queued(mpsc::Sender<Job>);
+
+impl Queued {
+    fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = mpsc::channel::<Result<T>>();
+        self.0
+            .send(Box::new(move |store: &dyn Store| {
+                let _ = reply.send(f(store));
+            }))
+            .map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
+}
+
+impl crate::wait::Target for Queued {
+    fn claim(
+        &self,
+        agent: &AgentId,
+        lease: LeaseDuration,
+        key: Option<&RequestId>,
+    ) -> Result<Option<Lease>> {
+        let (agent, key) = (agent.clone(), key.cloned());
+        self.blocking(move |s| s.claim_next_keyed(&agent, lease, key.as_ref()))
+    }
+    fn readiness(&self) -> Result<crate::Readiness> {
+        self.blocking(|s| s.readiness())
     }
 }
 

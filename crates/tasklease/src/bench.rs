@@ -17,6 +17,8 @@ pub enum Mode {
     Next,
     /// Claim the next task, then mark it done.
     NextDone,
+    /// Not a claim loop: measure waiting for work against polling (`bench --mode wait`).
+    Wait,
 }
 
 impl std::str::FromStr for Mode {
@@ -25,10 +27,11 @@ impl std::str::FromStr for Mode {
         match s {
             "next" => Ok(Mode::Next),
             "next-done" => Ok(Mode::NextDone),
+            "wait" => Ok(Mode::Wait),
             _ => Err(Error::invalid(
                 "mode",
                 format!(
-                    "{} is not a bench mode; allowed: next, next-done",
+                    "{} is not a bench mode; allowed: next, next-done, wait",
                     crate::text::quote(s)
                 ),
             )),

@@ -549,3 +549,49 @@ mod tests {
         assert_eq!(refusal_exit(&Refusal::NotFound), EXIT_USAGE);
     }
 }
+
+/// What one worker of `run --loop` did with the tasks it took.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerTally {
+    /// The worker's agent name.
+    pub agent: String,
+    /// Tasks whose command exited 0 and were marked done (or that the command finished
+    /// itself).
+    pub done: u64,
+    /// Tasks handed back to `todo` without a failure: by the command itself, or on
+    /// Ctrl-C / SIGTERM.
+    pub released: u64,
+    /// Tasks whose command failed (released to `todo`, attempt counted) or whose lease
+    /// was lost while it ran.
+    pub failed: u64,
+    /// Why the worker stopped: `drained` (nothing ready, after any --wait),
+    /// `max_tasks`, `interrupted`, or `error` (with `error` set).
+    pub ended: String,
+    /// The error that stopped the worker, if one did.
+    pub error: Option<String>,
+}
+
+/// The end of `run --loop`: each worker's tally and the totals. `outcome` is
+/// `finished` (a success), or `interrupted` / `error` (a failure with that code, `exit`
+/// and `message`).
+pub fn run_summary_json(outcome: &str, exit: u8, message: &str, workers: &[WorkerTally]) -> Value {
+    let total = |f: fn(&WorkerTally) -> u64| workers.iter().map(f).sum::<u64>();
+    let summary = json!({
+        "done": total(|w| w.done),
+        "released": total(|w| w.released),
+        "failed": total(|w| w.failed),
+        "workers": workers.iter().map(|w| json!({
+            "agent": w.agent,
+            "done": w.done,
+            "released": w.released,
+            "failed": w.failed,
+            "ended": w.ended,
+            "error": w.error,
+        })).collect::<Vec<_>>(),
+    });
+    if exit == 0 {
+        success(outcome, summary)
+    } else {
+        failure(outcome, exit, message, summary)
+    }
+}

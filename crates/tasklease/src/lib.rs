@@ -91,6 +91,7 @@ pub mod schema;
 pub mod show;
 #[doc(hidden)]
 pub mod stats;
+pub mod wait;
 
 pub use hold::{Held, Trust, hold, hold_from};
 pub use tasklease_core::*;

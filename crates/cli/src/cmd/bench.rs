@@ -82,6 +82,9 @@ pub fn run(cx: &Ctx<'_>, a: &BenchArgs) -> Result<Report> {
             }
         }),
     };
+    if a.mode == Mode::Wait {
+        return super::bench_wait::run(cx, a, &target);
+    }
     let mut runs = vec![("tasklease", false)];
     if a.baseline {
         runs.push(("raw baseline", true));
@@ -143,7 +146,7 @@ fn one_run(
     // The database must agree with what the agents reported.
     let store = tasklease::open::open(&db.spec(), &cx.options())?;
     let status = match a.mode {
-        Mode::Next => tasklease::Status::InProgress,
+        Mode::Next | Mode::Wait => tasklease::Status::InProgress,
         Mode::NextDone => tasklease::Status::Done,
     };
     let held = store
@@ -197,6 +200,7 @@ fn spawn_worker(
         .arg(match a.mode {
             Mode::Next => "next",
             Mode::NextDone => "next-done",
+            Mode::Wait => "wait",
         })
         .arg("--seconds")
         .arg(a.seconds.to_string())
@@ -364,6 +368,7 @@ fn report(
         match a.mode {
             Mode::Next => "next",
             Mode::NextDone => "next-done",
+            Mode::Wait => "wait",
         },
         a.tasks,
         if a.deps { " (with dependencies)" } else { "" },

@@ -17,9 +17,46 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
             "--token re-claims one task; a batch claims free tasks only",
         ));
     }
+    if a.wait.is_some() && !a.next {
+        return Err(tasklease::Error::invalid(
+            "wait",
+            "--wait waits for a task to become ready: it goes with --next, not with ids",
+        ));
+    }
     let agent = cx.agent()?;
     let store = cx.store()?;
     let key = a.request_id.as_ref();
+    if a.next
+        && let Some(bound) = a.wait
+    {
+        let w = tasklease::wait::claim_next_waiting(
+            &*store,
+            &agent,
+            a.lease,
+            key,
+            &tasklease::wait::WaitOptions::new(bound),
+        )?;
+        let waited = human_ms(i64::try_from(w.waited.as_millis()).unwrap_or(i64::MAX));
+        return Ok(match &w.lease {
+            Some(l) if w.looks > 0 => Report::ok(
+                claimed_json(l, a.lease),
+                format!("{} (after waiting {waited})", human_lease(l, a.lease)),
+            ),
+            Some(l) => claimed(l, a.lease),
+            None => Report::refused(
+                Exit::Empty,
+                empty_json(),
+                format!(
+                    "nothing to claim: no task became ready within {} (waited {} on {}; \
+                     looked {} times)",
+                    human_ms(i64::try_from(bound.as_millis()).unwrap_or(i64::MAX)),
+                    waited,
+                    w.on,
+                    w.looks,
+                ),
+            ),
+        });
+    }
     if a.next {
         return Ok(match store.claim_next_keyed(&agent, a.lease, key)? {
             Some(l) => claimed(&l, a.lease),

@@ -2,6 +2,7 @@
 //! [`Report`]; none prints directly.
 
 mod bench;
+mod bench_wait;
 mod claim;
 mod dep;
 mod export;
@@ -93,6 +94,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Reap(a) => lease::reap(&cx, a),
         Cmd::Bench(a) => bench::run(&cx, a),
         Cmd::BenchWorker(a) => bench::worker(&cx, a),
+        Cmd::BenchWaiter(a) => bench_wait::waiter(&cx, a),
         // Served from main: they own stdout (the protocol, the script) and report nothing
         // there.
         Cmd::Mcp(_) => unreachable!("`tasklease mcp` is run by main"),

@@ -20,6 +20,17 @@
 //! The command may finish the task itself (`tasklease done` or `release` with
 //! `$TASKLEASE_TOKEN`); run then stops renewing and leaves the task as the command left
 //! it.
+//!
+//! `--loop` does this task after task (`fleet`), and `--jobs N` runs N such workers on
+//! threads of one process, each its own agent (`NAME-1` …) with its own store, leases
+//! and tokens. A worker with nothing ready waits up to `--wait` on the store's wake-up
+//! signal (`tasklease::wait`), so a fleet on a task graph sits idle at no cost and
+//! starts a task milliseconds after it becomes ready. Ctrl-C is broadcast to every
+//! worker: a running command is stopped and its task released as above, a waiting
+//! worker stops waiting (within 100 ms). In a loop a failed task goes to `blocked`,
+//! not `todo`: it would otherwise be the next task claimed, by the same worker, at once
+//! and for ever. Each worker's output lines go through a thread that prefixes them,
+//! one write per line, so lines of different workers never interleave mid-line.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -28,8 +39,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use serde_json::{Value, json};
+use tasklease::json::{WorkerTally, empty_json, run_summary_json};
 use tasklease::keepalive::{self, Beat, KeepAlive};
+use tasklease::wait::WaitOptions;
 use tasklease::{
     AgentId, ClaimOutcome, Error, EventKind, Lease, LostWhy, ReleaseTo, RequestId, Result, Store,
 };
@@ -37,7 +52,7 @@ use tasklease::{
 use super::Ctx;
 use crate::args::RunArgs;
 use crate::exit::Exit;
-use crate::output::{Report, human_ms, note};
+use crate::output::{Report, human_ms, note, print_json};
 use crate::signals::{self, Caught, Stop, Supervised};
 
 /// How often the child is checked for having exited, between other messages.
@@ -79,6 +94,9 @@ struct Run<'a> {
     sent: Instant,
     started: Instant,
     renewals: u32,
+    /// The worker's name when several run side by side (`--jobs`): prefixes its
+    /// messages and its command's output lines.
+    label: Option<String>,
 }
 
 /// The shortest lease `run` accepts: renewing every third of it must stay possible on
@@ -96,7 +114,11 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
             ),
         ));
     }
+    check_loop_args(a)?;
     check_program(&a.cmd[0])?;
+    if a.repeat {
+        return fleet(cx, a);
+    }
     let agent = cx.agent()?;
     let store: Arc<dyn Store> = Arc::from(tasklease::open::open(
         &cx.spec()?,
@@ -110,10 +132,27 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
     })
     .map_err(|e| Error::store("cannot catch Ctrl-C and SIGTERM", e))?;
     let sent = Instant::now();
-    let lease = match claim(&*store, a, &agent)? {
+    let lease = match claim(&*store, a, &agent, None)? {
         Ok(lease) => lease,
         Err(refused) => return Ok(refused),
     };
+    one(cx, a, store, agent, lease, sent, tx, &rx, None)
+}
+
+/// Runs the command on one claimed task, renewing its lease, and finishes or releases
+/// the task by how the command ended.
+#[allow(clippy::too_many_arguments)]
+fn one(
+    cx: &Ctx<'_>,
+    a: &RunArgs,
+    store: Arc<dyn Store>,
+    agent: AgentId,
+    lease: Lease,
+    sent: Instant,
+    tx: mpsc::Sender<Msg>,
+    rx: &Receiver<Msg>,
+    label: Option<String>,
+) -> Result<Report> {
     let mut run = Run {
         a,
         store,
@@ -122,6 +161,7 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
         sent,
         started: Instant::now(),
         renewals: 0,
+        label,
     };
     if let Some(c) = rx.try_iter().find_map(|m| match m {
         Msg::Caught(c) => Some(c),
@@ -132,7 +172,8 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
     }
     let mut child = run.spawn(cx)?;
     note!(
-        "tasklease: claimed {} (fence {}, lease {}), running {}",
+        "tasklease{}: claimed {} (fence {}, lease {}), running {}",
+        run.tag(),
         run.lease.task,
         run.lease.token.fence(),
         a.lease,
@@ -148,7 +189,7 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
             let _ = tx.send(Msg::Beat(b));
         },
     )?;
-    let ending = run.watch(&mut child, &rx);
+    let ending = run.watch(&mut child, rx);
     // Renewals failing until the lease ran short mostly means the store is not
     // answering: the renewal in flight then waits out its own bound (the busy
     // timeout), and the run must not wait with it.
@@ -174,6 +215,266 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
         prune(&*run.store, a);
     }
     report
+}
+
+/// The most workers one `run --jobs` starts.
+const MAX_JOBS: u32 = 256;
+
+/// Refuses `--loop`, `--wait`, `--max-tasks` and `--jobs` where they mean nothing.
+fn check_loop_args(a: &RunArgs) -> Result<()> {
+    let refuse = |field, message: &str| Err(Error::invalid(field, message));
+    if a.repeat && !a.next {
+        return refuse(
+            "loop",
+            "--loop takes one ready task after another: it goes with --next, not with an id",
+        );
+    }
+    if a.wait.is_some() && !a.next {
+        return refuse(
+            "wait",
+            "--wait waits for a task to become ready: it goes with --next, not with an id",
+        );
+    }
+    if a.max_tasks.is_some() && !a.repeat {
+        return refuse("max-tasks", "--max-tasks bounds a --loop: add --loop");
+    }
+    if a.max_tasks == Some(0) {
+        return refuse(
+            "max-tasks",
+            "--max-tasks 0 would run nothing; allowed: 1 or more",
+        );
+    }
+    if a.jobs == 0 || a.jobs > MAX_JOBS {
+        return Err(Error::invalid(
+            "jobs",
+            format!(
+                "--jobs {} is not a number of workers; allowed: 1 to {MAX_JOBS}",
+                a.jobs
+            ),
+        ));
+    }
+    if a.jobs > 1 && !a.repeat {
+        return refuse(
+            "jobs",
+            "--jobs runs workers that each take task after task: add --loop",
+        );
+    }
+    Ok(())
+}
+
+/// `run --next --loop [--jobs N]`: N workers, each its own agent with its own store,
+/// claiming (waiting up to `--wait` when nothing is ready), running and finishing task
+/// after task. Ctrl-C (SIGTERM, SIGHUP) reaches every worker: a running command is
+/// stopped and its task released, a waiting worker stops waiting; then the summary.
+fn fleet(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
+    let base = cx.agent()?;
+    let shown = base.to_string();
+    let names: Vec<AgentId> = if a.jobs == 1 {
+        vec![base]
+    } else {
+        (1..=a.jobs)
+            .map(|i| AgentId::new(&format!("{base}-{i}")))
+            .collect::<Result<_>>()?
+    };
+    let spec = cx.spec()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let first = Arc::new(std::sync::Mutex::new(None::<Caught>));
+    let chans: Vec<_> = names.iter().map(|_| mpsc::channel::<Msg>()).collect();
+    let senders: Vec<mpsc::Sender<Msg>> = chans.iter().map(|(t, _)| t.clone()).collect();
+    let (stopping, caught) = (stop.clone(), first.clone());
+    signals::catch(move |c| {
+        stopping.store(true, Ordering::SeqCst);
+        caught
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert(c);
+        for t in &senders {
+            let _ = t.send(Msg::Caught(c));
+        }
+    })
+    .map_err(|e| Error::store("cannot catch Ctrl-C and SIGTERM", e))?;
+    if a.jobs > 1 {
+        note!(
+            "tasklease: {} workers ({shown}-1 … {shown}-{}); Ctrl-C stops them and releases \
+             their tasks",
+            a.jobs,
+            a.jobs
+        );
+    }
+    let taken = AtomicU64::new(0);
+    let tallies: Vec<WorkerTally> = std::thread::scope(|s| {
+        let workers: Vec<_> = names
+            .iter()
+            .zip(chans)
+            .map(|(agent, (tx, rx))| {
+                let label = (a.jobs > 1).then(|| agent.to_string());
+                let w = Worker {
+                    cx,
+                    a,
+                    spec: &spec,
+                    agent: agent.clone(),
+                    stop: &stop,
+                    taken: &taken,
+                    label,
+                };
+                s.spawn(move || w.work(&tx, &rx))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .zip(&names)
+            .map(|(h, agent)| {
+                h.join().unwrap_or_else(|_| WorkerTally {
+                    agent: agent.to_string(),
+                    ended: "error".into(),
+                    error: Some("the worker panicked".into()),
+                    ..WorkerTally::default()
+                })
+            })
+            .collect()
+    });
+    let caught = *first
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let outcome = if caught.is_some() {
+        "interrupted"
+    } else if tallies.iter().any(|t| t.error.is_some()) {
+        "error"
+    } else {
+        "finished"
+    };
+    let human: Vec<String> = tallies
+        .iter()
+        .map(|t| {
+            let mut line = format!(
+                "{}: {} done, {} released, {} failed ({})",
+                t.agent, t.done, t.released, t.failed, t.ended
+            );
+            if let Some(e) = &t.error {
+                line.push_str(&format!(": {e}"));
+            }
+            line
+        })
+        .collect();
+    let human = human.join("\n");
+    Ok(match (caught, outcome) {
+        (Some(c), _) => {
+            let msg = format!("interrupted by {}", c.name());
+            let json = run_summary_json(outcome, c.exit_status(), &msg, &tallies);
+            let mut r = Report::refused(Exit::Runtime, json, human);
+            r.status = Some(c.exit_status());
+            r
+        }
+        (None, "error") => {
+            let json = run_summary_json(outcome, Exit::Runtime as u8, "a worker failed", &tallies);
+            Report::refused(Exit::Runtime, json, human)
+        }
+        _ => Report::ok(run_summary_json(outcome, 0, "", &tallies), human),
+    })
+}
+
+/// One worker of [`fleet`].
+struct Worker<'a> {
+    cx: &'a Ctx<'a>,
+    a: &'a RunArgs,
+    spec: &'a tasklease::open::DbSpec,
+    agent: AgentId,
+    /// Set by Ctrl-C / SIGTERM / SIGHUP: take no more tasks, stop waiting.
+    stop: &'a Arc<AtomicBool>,
+    /// Tasks claimed by all workers so far, for --max-tasks.
+    taken: &'a AtomicU64,
+    label: Option<String>,
+}
+
+impl Worker<'_> {
+    fn work(&self, tx: &mpsc::Sender<Msg>, rx: &Receiver<Msg>) -> WorkerTally {
+        let mut t = WorkerTally {
+            agent: self.agent.to_string(),
+            ..WorkerTally::default()
+        };
+        let tag = self
+            .label
+            .as_ref()
+            .map_or_else(String::new, |l| format!(" [{l}]"));
+        let fail = |t: &mut WorkerTally, e: &Error| {
+            note!("tasklease{tag}: {e}");
+            t.ended = "error".into();
+            t.error = Some(e.to_string());
+        };
+        let store: Arc<dyn Store> =
+            match tasklease::open::open(self.spec, &self.cx.long_running_options()) {
+                Ok(s) => Arc::from(s),
+                Err(e) => {
+                    fail(&mut t, &e);
+                    return t;
+                }
+            };
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                t.ended = "interrupted".into();
+                break;
+            }
+            if let Some(max) = self.a.max_tasks
+                && self.taken.fetch_add(1, Ordering::SeqCst) >= max
+            {
+                t.ended = "max_tasks".into();
+                break;
+            }
+            let sent = Instant::now();
+            let lease = match claim(&*store, self.a, &self.agent, Some(self.stop.clone())) {
+                Ok(Ok(l)) => l,
+                Ok(Err(_)) if self.stop.load(Ordering::SeqCst) => {
+                    t.ended = "interrupted".into();
+                    break;
+                }
+                Ok(Err(_)) => {
+                    t.ended = "drained".into();
+                    break;
+                }
+                Err(e) => {
+                    fail(&mut t, &e);
+                    break;
+                }
+            };
+            let ran = one(
+                self.cx,
+                self.a,
+                store.clone(),
+                self.agent.clone(),
+                lease,
+                sent,
+                tx.clone(),
+                rx,
+                self.label.clone(),
+            );
+            let r = match ran {
+                Ok(r) => r,
+                Err(e) => {
+                    t.failed += 1;
+                    fail(&mut t, &e);
+                    break;
+                }
+            };
+            if self.cx.cli.json {
+                print_json(&r.json);
+            }
+            // A success says its outcome; a failure says it as its error's code.
+            let outcome = r.json["outcome"]
+                .as_str()
+                .or_else(|| r.json["error"]["code"].as_str());
+            match outcome {
+                Some("done") => t.done += 1,
+                Some("released") => t.released += 1,
+                Some("interrupted") => {
+                    t.released += 1;
+                    t.ended = "interrupted".into();
+                    break;
+                }
+                _ => t.failed += 1,
+            }
+        }
+        t
+    }
 }
 
 /// Refuses a command that cannot be started, before anything is claimed.
@@ -221,11 +522,36 @@ fn runnable(p: &Path) -> bool {
     }
 }
 
-/// The lease, or the report of why there is none.
-fn claim(store: &dyn Store, a: &RunArgs, agent: &AgentId) -> Result<Result<Lease, Report>> {
+/// The lease, or the report of why there is none. With `--wait`, waits for a ready
+/// task (ended early when `cancel` is set).
+fn claim(
+    store: &dyn Store,
+    a: &RunArgs,
+    agent: &AgentId,
+    cancel: Option<Arc<AtomicBool>>,
+) -> Result<Result<Lease, Report>> {
     // A key of its own: should a store ever retry this claim after an unknown outcome,
     // the retry finds this lease instead of claiming a second task.
     let key = RequestId::generate();
+    if let (None, Some(bound)) = (&a.id, a.wait) {
+        let opts = WaitOptions {
+            cancel,
+            ..WaitOptions::new(bound)
+        };
+        let w = tasklease::wait::claim_next_waiting(store, agent, a.lease, Some(&key), &opts)?;
+        return Ok(w.lease.ok_or_else(|| {
+            Report::refused(
+                Exit::Empty,
+                empty_json(),
+                format!(
+                    "nothing to claim: no task became ready within {} (waited on {}); \
+                     nothing was run",
+                    human_ms(i64::try_from(bound.as_millis()).unwrap_or(i64::MAX)),
+                    w.on
+                ),
+            )
+        }));
+    }
     if let Some(id) = &a.id {
         return Ok(
             match store.claim_keyed(id, agent, a.lease, None, Some(&key))? {
@@ -239,7 +565,7 @@ fn claim(store: &dyn Store, a: &RunArgs, agent: &AgentId) -> Result<Result<Lease
         .ok_or_else(|| {
             Report::refused(
                 Exit::Empty,
-                tasklease::json::empty_json(),
+                empty_json(),
                 "nothing to claim: no task is ready; nothing was run",
             )
         }))
@@ -254,6 +580,13 @@ fn prune(store: &dyn Store, a: &RunArgs) {
 }
 
 impl Run<'_> {
+    /// ` [worker]` after `tasklease` in messages, when several workers share a terminal.
+    fn tag(&self) -> String {
+        self.label
+            .as_ref()
+            .map_or_else(String::new, |l| format!(" [{l}]"))
+    }
+
     fn spawn(&self, cx: &Ctx<'_>) -> Result<Supervised> {
         // Spawned from this (the main) thread, which lives as long as `run`: the
         // child's parent-death signal is tied to the thread that forked it.
@@ -265,13 +598,28 @@ impl Run<'_> {
         if let Some(db) = cx.cli.db.as_deref().filter(|d| !d.is_empty()) {
             cmd.env(tasklease::open::DB_VAR, db);
         }
-        if cx.cli.json {
+        if self.label.is_some() {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        } else if cx.cli.json {
             // stdout carries exactly one JSON object: the command's output goes to stderr.
             cmd.stdout(Stdio::from(std::io::stderr()));
         }
         let own_group = signals::prepare(&mut cmd);
         match cmd.spawn() {
-            Ok(child) => Ok(Supervised { child, own_group }),
+            Ok(mut child) => {
+                if let Some(label) = &self.label {
+                    // With --json, stdout carries JSON lines only: the command's output
+                    // goes to stderr, prefixed like everything else.
+                    let to_stdout = !cx.cli.json;
+                    if let Some(out) = child.stdout.take() {
+                        prefix_lines(out, label, to_stdout);
+                    }
+                    if let Some(err) = child.stderr.take() {
+                        prefix_lines(err, label, false);
+                    }
+                }
+                Ok(Supervised { child, own_group })
+            }
             Err(e) => {
                 self.release();
                 Err(Error::store(
@@ -316,7 +664,8 @@ impl Run<'_> {
                 Ok(Msg::Beat(Beat::Retrying { error, .. })) => {
                     if last_error.is_none() {
                         note!(
-                            "tasklease: renewing {} failed ({error}); retrying while the lease lasts",
+                            "tasklease{}: renewing {} failed ({error}); retrying while the lease lasts",
+                            self.tag(),
                             self.lease.task
                         );
                     }
@@ -325,13 +674,14 @@ impl Run<'_> {
                 Ok(Msg::Beat(Beat::Lost(e))) => match self.settled_by_holder(&e) {
                     Some(kind) => settled = Some(kind),
                     None => {
-                        note!("tasklease: {e}; stopping the command");
+                        note!("tasklease{}: {e}; stopping the command", self.tag());
                         begin_stop(&mut stopping, Why::Lost(e), Stop::Terminate, sup);
                     }
                 },
                 Ok(Msg::Caught(c)) if stopping.is_none() => {
                     note!(
-                        "tasklease: {}: stopping the command, then releasing {}",
+                        "tasklease{}: {}: stopping the command, then releasing {}",
+                        self.tag(),
                         c.name(),
                         self.lease.task
                     );
@@ -345,7 +695,8 @@ impl Run<'_> {
             }
             if stopping.is_none() && settled.is_none() && Instant::now() >= trusted {
                 note!(
-                    "tasklease: could not renew {} before its lease ran short; stopping the command",
+                    "tasklease{}: could not renew {} before its lease ran short; stopping the command",
+                    self.tag(),
                     self.lease.task
                 );
                 let ends = trusted + keepalive::margin(self.a.lease);
@@ -363,16 +714,22 @@ impl Run<'_> {
 
     /// Hands the task back to todo; a lease already gone is not an error here.
     fn release(&self) {
-        let r = self.store.release(
-            &self.lease.task,
-            &self.lease.token,
-            ReleaseTo::Todo,
-            &self.agent,
-        );
+        self.release_to(ReleaseTo::Todo);
+    }
+
+    /// Hands the task back in `to`; a lease already gone is not an error here.
+    fn release_to(&self, to: ReleaseTo) {
+        let r = self
+            .store
+            .release(&self.lease.task, &self.lease.token, to, &self.agent);
         if let Err(e) = r
             && !keepalive::is_lost(&e)
         {
-            note!("tasklease: could not release {}: {e}", self.lease.task);
+            note!(
+                "tasklease{}: could not release {}: {e}",
+                self.tag(),
+                self.lease.task
+            );
         }
     }
 
@@ -464,11 +821,19 @@ impl Run<'_> {
             }
             None if end.status.success() => self.done(end.status),
             None => {
-                self.release();
+                // In a loop the failed task would be the next one claimed, again and
+                // again: it goes to blocked, for a person to look at.
+                let to = if self.label.is_some() || self.a.repeat {
+                    ReleaseTo::Blocked
+                } else {
+                    ReleaseTo::Todo
+                };
+                self.release_to(to);
                 let msg = format!(
-                    "the command {}; released {} back to todo",
+                    "the command {}; released {} to {}",
                     describe(end.status),
-                    self.lease.task
+                    self.lease.task,
+                    to.status()
                 );
                 Ok(self.report("failed", child, end.status, &msg))
             }
@@ -529,7 +894,8 @@ impl Run<'_> {
     fn report_json(&self, outcome: &str, code: u8, child: Value, msg: &str) -> Report {
         let took = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         note!(
-            "tasklease: {msg} (after {}, {})",
+            "tasklease{}: {msg} (after {}, {})",
+            self.tag(),
             human_ms(took),
             renewals(self.renewals)
         );
@@ -605,6 +971,38 @@ fn renewals(n: u32) -> String {
         1 => "1 renewal".to_owned(),
         n => format!("{n} renewals"),
     }
+}
+
+/// Copies a worker's command output line by line to our stdout (or stderr), each line
+/// prefixed with `[worker] `. The thread ends when the command (and anything it left
+/// holding the pipe) closes it.
+fn prefix_lines(from: impl std::io::Read + Send + 'static, label: &str, to_stdout: bool) {
+    use std::io::{BufRead, Write};
+    let prefix = format!("[{label}] ");
+    let _ = std::thread::Builder::new()
+        .name("tasklease-output".into())
+        .spawn(move || {
+            let mut lines = std::io::BufReader::new(from);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match lines.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if !line.ends_with(b"\n") {
+                    line.push(b'\n');
+                }
+                let mut whole = prefix.clone().into_bytes();
+                whole.extend_from_slice(&line);
+                // One write per line, so lines of workers never interleave.
+                let _ = if to_stdout {
+                    std::io::stdout().lock().write_all(&whole)
+                } else {
+                    std::io::stderr().lock().write_all(&whole)
+                };
+            }
+        });
 }
 
 #[cfg(test)]

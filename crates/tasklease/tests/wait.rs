@@ -1,0 +1,142 @@
+//! `tasklease::wait` on both stores, in one process with threads (the CLI tests run
+//! waiters as separate processes): a waiter is woken by a change, by a lease running
+//! out, ends at its bound, and an async wait ends when its future is dropped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tasklease::asynchronous::AsyncStore;
+use tasklease::open::{DbSpec, OpenOptions};
+use tasklease::wait::{WaitOptions, claim_next_waiting};
+use tasklease::{AgentId, LeaseDuration, NewTask, Store, TaskId};
+
+/// Long past any wake-up, short of the waits' bounds: an answer before it came from
+/// the wake-up, not from the fallback look or the bound.
+const SOON: Duration = Duration::from_secs(10);
+const BOUND: Duration = Duration::from_secs(60);
+
+fn opts() -> WaitOptions {
+    WaitOptions {
+        bound: BOUND,
+        // Longer than the bound: only a wake-up or the lease timer can end these waits.
+        fallback: Duration::from_secs(600),
+        cancel: None,
+    }
+}
+
+fn me(n: &str) -> AgentId {
+    AgentId::new(n).unwrap()
+}
+
+fn add(s: &dyn Store, name: &str) {
+    s.add(&NewTask {
+        id: Some(TaskId::new(name).unwrap()),
+        title: name.into(),
+        ..Default::default()
+    })
+    .unwrap();
+}
+
+/// Each store under test, opened twice (a waiter's handle and another's).
+fn stores(f: impl Fn(&dyn Fn() -> Box<dyn Store>)) {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = DbSpec::parse(dir.path().join("t.db").to_str().unwrap());
+    tasklease::open::init(&spec, &OpenOptions::default()).unwrap();
+    f(&|| tasklease::open::open(&spec, &OpenOptions::default().one_shot(false)).unwrap());
+    let Some(server) = tasklease_postgres::testing::server() else {
+        return;
+    };
+    let scratch = tasklease_postgres::testing::Scratch::new(&server);
+    let spec = DbSpec::parse(scratch.conn());
+    tasklease::open::init(&spec, &OpenOptions::default()).unwrap();
+    f(&|| tasklease::open::open(&spec, &OpenOptions::default()).unwrap());
+}
+
+#[test]
+fn a_task_added_while_waiting_wakes_the_waiter() {
+    stores(|open| {
+        let waiter: Arc<dyn Store> = open().into();
+        let other = open();
+        // Armed before the task exists: the waiter finds nothing, then is woken.
+        let w = std::thread::spawn({
+            let waiter = waiter.clone();
+            move || claim_next_waiting(&*waiter, &me("w"), LeaseDuration::DEFAULT, None, &opts())
+        });
+        // Whether the waiter is already asleep or not, it must end with the task soon.
+        std::thread::sleep(Duration::from_millis(200));
+        let added = Instant::now();
+        add(&*other, "A");
+        let got = w.join().unwrap().unwrap();
+        assert_eq!(got.lease.expect("claimed").task.as_str(), "A");
+        assert!(added.elapsed() < SOON, "took {:?}", added.elapsed());
+    });
+}
+
+#[test]
+fn a_lease_running_out_wakes_a_waiter() {
+    stores(|open| {
+        let s = open();
+        add(&*s, "A");
+        let one_s = LeaseDuration::from_millis(1_000).unwrap();
+        let held = s.claim_next(&me("gone"), one_s).unwrap().unwrap();
+        let started = Instant::now();
+        let got = claim_next_waiting(&*s, &me("w"), LeaseDuration::DEFAULT, None, &opts()).unwrap();
+        let l = got.lease.clone().expect("the expired task");
+        assert_eq!(l.task, held.task);
+        assert!(started.elapsed() < SOON, "took {:?}", started.elapsed());
+        assert!(
+            got.claims <= 3,
+            "claims while waiting for the lease: {got:?}"
+        );
+    });
+}
+
+#[test]
+fn a_wait_ends_at_its_bound_with_nothing() {
+    stores(|open| {
+        let s = open();
+        let bound = Duration::from_millis(700);
+        let o = WaitOptions { bound, ..opts() };
+        let got = claim_next_waiting(&*s, &me("w"), LeaseDuration::DEFAULT, None, &o).unwrap();
+        assert!(got.lease.is_none());
+        assert!(got.waited >= bound, "{got:?}");
+        // The busy timeout (30 s by default) bounds the last look; in practice it is ms.
+        assert!(got.waited < bound + Duration::from_secs(30), "{got:?}");
+        assert_eq!(got.claims, 1, "one claim, then only looks: {got:?}");
+    });
+}
+
+#[test]
+fn dropping_an_async_wait_cancels_it_and_a_later_wait_is_woken() {
+    stores(|open| {
+        let other: Arc<dyn Store> = open().into();
+        let store = open();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let s = AsyncStore::new(store).unwrap();
+            let cancelled = tokio::time::timeout(
+                Duration::from_millis(300),
+                s.claim_next_wait(me("w"), LeaseDuration::DEFAULT, None, opts()),
+            )
+            .await;
+            assert!(cancelled.is_err(), "nothing was ready");
+            let wait = s.claim_next_wait(me("w"), LeaseDuration::DEFAULT, None, opts());
+            let started = Instant::now();
+            // A sync store is never called inside the runtime: from a thread of its own.
+            let o = other.clone();
+            std::thread::spawn(move || add(&*o, "A")).join().unwrap();
+            let got = tokio::time::timeout(SOON, wait)
+                .await
+                .expect("woken")
+                .unwrap();
+            assert_eq!(got.lease.expect("claimed").task.as_str(), "A");
+            assert!(started.elapsed() < SOON);
+            // The cancelled wait claimed nothing: A went to the second wait.
+            assert_eq!(s.counts().await.unwrap()[1].1, 1, "one task in progress");
+        });
+    });
+}
