@@ -1414,66 +1414,61 @@ impl Store for SqliteStore {
         who: &AgentId,
         reason: Option<&Reason>,
     ) -> Result<Ended> {
-        let r = (|| -> Result<Ended> {
-            self.write(|tx, now| {
-                let Some(task) = end_lease(tx, now, sql::RELEASE, id, token, Some(to.status()))?
-                else {
-                    return repeat_or_lost(tx, now, id, token, EventKind::Released, to.status());
-                };
-                let detail = format!("to {}", to.status());
-                let note = Note {
-                    token: Some(token.fence()),
-                    detail: Some(&detail),
-                    reason: reason.map(Reason::as_str),
-                    ..Note::default()
-                };
-                record(tx, now, id, EventKind::Released, who, note)?;
-                Ok(Ended {
-                    task,
-                    repeat: false,
-                })
+        let r = self.write(|tx, now| {
+            let Some(task) = end_lease(tx, now, sql::RELEASE, id, token, Some(to.status()))? else {
+                return repeat_or_lost(tx, now, id, token, EventKind::Released, to.status());
+            };
+            let detail = format!("to {}", to.status());
+            let note = Note {
+                token: Some(token.fence()),
+                detail: Some(&detail),
+                reason: reason.map(Reason::as_str),
+                ..Note::default()
+            };
+            record(tx, now, id, EventKind::Released, who, note)?;
+            Ok(Ended {
+                task,
+                repeat: false,
             })
-        })();
+        });
         self.rang(r)
     }
 
     fn release_force(&self, id: &TaskId, to: ReleaseTo, who: &AgentId) -> Result<Task> {
-        let r = (|| -> Result<Task> {
-            self.write(|tx, now| {
-                let Some(row) = lease_row(tx, id)? else {
-                    return Err(Error::NotFound(id.clone()));
-                };
-                if row.lease.status != Status::InProgress {
-                    return Err(Error::invalid(
-                        "task",
-                        format!(
-                            "{id} is {} and has no lease; nothing to release",
-                            row.lease.status
-                        ),
-                    ));
-                }
-                let token = row.lease.token().ok_or_else(|| {
-                    Error::store("force release", "the lease's stored token is malformed")
-                })?;
-                let task = end_lease(tx, now, sql::RELEASE_FORCE, id, &token, Some(to.status()))?
-                    .ok_or_else(|| {
+        let r = self.write(|tx, now| {
+            let Some(row) = lease_row(tx, id)? else {
+                return Err(Error::NotFound(id.clone()));
+            };
+            if row.lease.status != Status::InProgress {
+                return Err(Error::invalid(
+                    "task",
+                    format!(
+                        "{id} is {} and has no lease; nothing to release",
+                        row.lease.status
+                    ),
+                ));
+            }
+            let token = row.lease.token().ok_or_else(|| {
+                Error::store("force release", "the lease's stored token is malformed")
+            })?;
+            let task = end_lease(tx, now, sql::RELEASE_FORCE, id, &token, Some(to.status()))?
+                .ok_or_else(|| {
                     Error::store("force release", "the lease vanished inside the write lock")
                 })?;
-                let detail = format!(
-                    "held by {} until {}; to {}",
-                    row.lease.assignee.as_ref().map_or("?", AgentId::as_str),
-                    row.lease.lock_until.unwrap_or(Millis(0)),
-                    to.status()
-                );
-                let note = Note {
-                    token: Some(token.fence()),
-                    detail: Some(&detail),
-                    ..Note::default()
-                };
-                record(tx, now, id, EventKind::Forced, who, note)?;
-                Ok(task)
-            })
-        })();
+            let detail = format!(
+                "held by {} until {}; to {}",
+                row.lease.assignee.as_ref().map_or("?", AgentId::as_str),
+                row.lease.lock_until.unwrap_or(Millis(0)),
+                to.status()
+            );
+            let note = Note {
+                token: Some(token.fence()),
+                detail: Some(&detail),
+                ..Note::default()
+            };
+            record(tx, now, id, EventKind::Forced, who, note)?;
+            Ok(task)
+        });
         self.rang(r)
     }
 
@@ -1533,47 +1528,45 @@ impl Store for SqliteStore {
     }
 
     fn reap(&self, who: &AgentId) -> Result<Vec<Reaped>> {
-        let r = (|| -> Result<Vec<Reaped>> {
-            self.write(|tx, now| {
-                let rows: Vec<(String, String, i64, i64)> = tx
-                    .prepare_cached(sql::EXPIRED)
-                    .and_then(|mut s| {
-                        s.query_map(named_params! {":now": now}, |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                        })?
-                        .collect()
-                    })
-                    .ctx("list expired leases")?;
-                let n = tx
-                    .prepare_cached(sql::REAP)
-                    .and_then(|mut s| s.execute(named_params! {":now": now}))
-                    .ctx("reap expired leases")?;
-                if n != rows.len() {
-                    return Err(Error::store(
-                        "reap",
-                        format!("listed {} expired leases but ended {n}", rows.len()),
-                    ));
-                }
-                let mut reaped = Vec::with_capacity(rows.len());
-                for (id, holder, fence, until) in rows {
-                    let id = task_id(&id)?;
-                    let detail = format!("lease of {holder} ran out at {}", Millis(until));
-                    let note = Note {
-                        token: Some(fence),
-                        detail: Some(&detail),
-                        ..Note::default()
-                    };
-                    record(tx, now, &id, EventKind::Reaped, who, note)?;
-                    reaped.push(Reaped {
-                        id,
-                        agent: agent(&holder)?,
-                        fence,
-                        lock_until: Millis(until),
-                    });
-                }
-                Ok(reaped)
-            })
-        })();
+        let r = self.write(|tx, now| {
+            let rows: Vec<(String, String, i64, i64)> = tx
+                .prepare_cached(sql::EXPIRED)
+                .and_then(|mut s| {
+                    s.query_map(named_params! {":now": now}, |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?
+                    .collect()
+                })
+                .ctx("list expired leases")?;
+            let n = tx
+                .prepare_cached(sql::REAP)
+                .and_then(|mut s| s.execute(named_params! {":now": now}))
+                .ctx("reap expired leases")?;
+            if n != rows.len() {
+                return Err(Error::store(
+                    "reap",
+                    format!("listed {} expired leases but ended {n}", rows.len()),
+                ));
+            }
+            let mut reaped = Vec::with_capacity(rows.len());
+            for (id, holder, fence, until) in rows {
+                let id = task_id(&id)?;
+                let detail = format!("lease of {holder} ran out at {}", Millis(until));
+                let note = Note {
+                    token: Some(fence),
+                    detail: Some(&detail),
+                    ..Note::default()
+                };
+                record(tx, now, &id, EventKind::Reaped, who, note)?;
+                reaped.push(Reaped {
+                    id,
+                    agent: agent(&holder)?,
+                    fence,
+                    lock_until: Millis(until),
+                });
+            }
+            Ok(reaped)
+        });
         if r.as_ref().is_ok_and(|r| !r.is_empty()) {
             self.bell.ring();
         }
@@ -1735,7 +1728,7 @@ impl Store for SqliteStore {
     }
 
     fn import(&self, batch: &tasklease_core::ImportBatch) -> Result<tasklease_core::ImportOutcome> {
-        let r = (|| -> Result<tasklease_core::ImportOutcome> { self.import_batch(batch) })();
+        let r = self.import_batch(batch);
         if batch.dry_run {
             return r;
         }
