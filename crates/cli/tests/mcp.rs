@@ -58,6 +58,7 @@ each_store!(
     two_clients_race_for_one_task_and_exactly_one_wins,
     every_session_ends_with_exit_0_at_end_of_input,
     pipelined_adds_and_claims_apply_in_the_order_sent,
+    claim_waits_for_a_task_to_become_ready,
 );
 
 /// A hand-driven server on the project's store, whichever it is.
@@ -980,4 +981,73 @@ fn keep_alive_renews_while_connected_and_stops_at_disconnect() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `claim` with `next` and `wait_seconds`: an agent blocks in one call until a task
+/// becomes ready (here when another agent, a CLI process, finishes its dependency) and
+/// gets it; meanwhile the session still answers; with nothing ready it answers `empty`
+/// once its bound passes; a cancelled wait frees the session at once.
+fn claim_waits_for_a_task_to_become_ready(p: &Project) {
+    p.ok(&["add", "first", "--id", "a"]);
+    p.ok(&["add", "second", "--id", "b", "--dep", "a"]);
+    let held = p.json(&["claim", "a", "--agent", "other"], 0);
+    let token = held["token"].as_str().unwrap().to_owned();
+    let mut s = raw(p);
+    s.handshake();
+    let start = std::time::Instant::now();
+    s.send(
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "claim", "arguments": {"next": true, "wait_seconds": 60}}})
+        .to_string(),
+    );
+    // The session answers while the claim waits.
+    let pong = s.request(3, "ping", json!({}));
+    assert!(pong["result"].is_object(), "{pong}");
+    std::thread::sleep(Duration::from_millis(500));
+    p.json(&["done", "a", "--token", &token, "--agent", "other"], 0);
+    let got = s.recv();
+    assert_eq!(got["id"], 2, "{got}");
+    let r = &got["result"]["structuredContent"];
+    assert_eq!(
+        (r["ok"].as_bool(), r["id"].as_str()),
+        (Some(true), Some("b")),
+        "{got}"
+    );
+    assert!(r["token"].as_str().is_some(), "{got}");
+    // Woken by the done, not by the 30 s fallback look.
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // Nothing ready: empty once the bound passes.
+    let start = std::time::Instant::now();
+    let empty = s.tool(4, "claim", json!({"next": true, "wait_seconds": 1}));
+    assert_eq!(
+        empty["result"]["structuredContent"]["error"]["code"], "empty",
+        "{empty}"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // Cancelled: no answer for it, and the next call is answered at once.
+    s.send(
+        &json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                "params": {"name": "claim", "arguments": {"next": true, "wait_seconds": 100}}})
+        .to_string(),
+    );
+    s.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": 5, "reason": "agent stopped"}})
+        .to_string(),
+    );
+    let listed = s.tool(6, "list", json!({}));
+    assert_eq!(listed["result"]["isError"], false, "{listed}");
+    let bad = s.tool(7, "claim", json!({"id": "b", "wait_seconds": 5}));
+    assert_eq!(bad["result"]["isError"], true, "{bad}");
+    s.hang_up();
 }

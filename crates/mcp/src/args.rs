@@ -146,6 +146,14 @@ fn log_limit_schema(_: &mut SchemaGenerator) -> Schema {
 /// How many events `log` returns when no `limit` is given.
 pub const DEFAULT_LOG: u32 = 20;
 
+fn wait_seconds_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "integer", "minimum": 0, "maximum": MAX_WAIT_SECONDS})
+}
+
+/// The longest `claim` with `wait_seconds` waits: a call blocks that long, and clients
+/// time tool calls out (often after a minute or two); wait again after `empty`.
+pub const MAX_WAIT_SECONDS: u64 = 120;
+
 fn limit_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "integer", "minimum": 1, "maximum": MAX_LIST, "default": DEFAULT_LIST})
 }
@@ -215,6 +223,10 @@ pub struct ClaimArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "request_id_schema")]
     pub request_id: Option<String>,
+    /// With `next`: wait up to this many seconds for a task to become ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "wait_seconds_schema")]
+    pub wait_seconds: Option<u64>,
 }
 
 /// What a claim asks for.
@@ -223,8 +235,8 @@ pub enum Claim {
     One(TaskId, Option<Token>),
     /// Several tasks, all or none.
     Batch(Vec<TaskId>),
-    /// The next ready task.
-    Next,
+    /// The next ready task, waiting up to the given time for one to become ready.
+    Next(Option<std::time::Duration>),
 }
 
 impl ClaimArgs {
@@ -235,6 +247,25 @@ impl ClaimArgs {
     /// [`Error::Invalid`] naming the argument at fault.
     pub fn check(&self, me: impl Me) -> Result<(Claim, LeaseDuration, AgentId, Option<RequestId>)> {
         let next = self.next.unwrap_or(false);
+        let wait = match self.wait_seconds {
+            None | Some(0) => None,
+            Some(s) if s > MAX_WAIT_SECONDS => {
+                return Err(Error::invalid(
+                    "wait_seconds",
+                    format!(
+                        "wait_seconds {s} is too long; allowed: 0 to {MAX_WAIT_SECONDS} (wait \
+                         again after an empty answer)"
+                    ),
+                ));
+            }
+            Some(s) => Some(std::time::Duration::from_secs(s)),
+        };
+        if wait.is_some() && !next {
+            return Err(Error::invalid(
+                "wait_seconds",
+                "wait_seconds waits for the next ready task: give it with `next: true`",
+            ));
+        }
         let what = match (&self.id, &self.ids, next) {
             (Some(id), None, false) => {
                 Claim::One(task_id(id)?, self.token.as_deref().map(token).transpose()?)
@@ -256,7 +287,7 @@ impl ClaimArgs {
                         "`token` re-claims one task given as `id`; `next` claims a free task",
                     ));
                 }
-                Claim::Next
+                Claim::Next(wait)
             }
             _ => {
                 return Err(Error::invalid(
@@ -772,8 +803,21 @@ mod tests {
         let c = |v| args::<ClaimArgs>(v).unwrap().check(me);
         assert!(matches!(
             c(serde_json::json!({"next": true})),
-            Ok((Claim::Next, _, _, _))
+            Ok((Claim::Next(None), _, _, _))
         ));
+        assert!(matches!(
+            c(serde_json::json!({"next": true, "wait_seconds": 30})),
+            Ok((Claim::Next(Some(w)), _, _, _)) if w.as_secs() == 30
+        ));
+        for bad in [
+            serde_json::json!({"next": true, "wait_seconds": 121}),
+            serde_json::json!({"id": "a", "wait_seconds": 5}),
+        ] {
+            let Err(e) = c(bad.clone()) else {
+                panic!("{bad}: accepted");
+            };
+            assert!(e.to_string().contains("wait_seconds"), "{bad}: {e}");
+        }
         assert!(matches!(
             c(serde_json::json!({"id": "a", "token": "3.k3f9q2m8x1c4v6b0"})),
             Ok((Claim::One(_, Some(t)), _, _, _)) if t.fence() == 3

@@ -207,6 +207,56 @@ impl Server {
         answer
     }
 
+    /// `claim` with `next` and `wait_seconds`: the library's event-driven wait
+    /// (`tasklease::wait`, docs/waiting.md) on a thread of its own. It takes its turn
+    /// among the session's calls to start, then hands it on: the session's other calls
+    /// (reads, ping, other writes) go on while it waits. A cancelled call
+    /// (`notifications/cancelled`) drops the wait, which stops within 100 ms.
+    async fn claim_waiting(
+        &self,
+        cx: &RequestContext<RoleServer>,
+        lease: tasklease::LeaseDuration,
+        agent: AgentId,
+        key: Option<tasklease::RequestId>,
+        bound: std::time::Duration,
+    ) -> CallToolResult {
+        let turn = cx.extensions.get::<Turn>().cloned();
+        let kept = self.keeping();
+        let started = std::sync::atomic::AtomicBool::new(false);
+        let work = async {
+            if let Some(t) = &turn {
+                t.wait().await;
+            }
+            let store = self.state.stores.get().await?;
+            if let Some(t) = &turn {
+                t.pass();
+            }
+            started.store(true, std::sync::atomic::Ordering::SeqCst);
+            let opts = tasklease::wait::WaitOptions::new(bound);
+            let waited = store.claim_next_wait(agent, lease, key, opts).await?;
+            let Some(l) = waited.lease else {
+                return Ok(reply::empty());
+            };
+            let id = l.task.clone();
+            let task = store.call(move |s| s.show(&id)).await?;
+            kept.hold(&l, lease);
+            Ok::<_, Error>(reply::ok(
+                claimed_sentence(&l),
+                claimed_task_json(&l, lease, task.as_ref()),
+            ))
+        };
+        let answer = tokio::select! {
+            a = work => a.unwrap_or_else(|e| reply::error(&e)),
+            () = cx.ct.cancelled() => {
+                reply::cancelled(started.load(std::sync::atomic::Ordering::SeqCst))
+            }
+        };
+        if let Some(t) = &turn {
+            t.pass();
+        }
+        answer
+    }
+
     /// The caller's agent id: the call's own `agent`, else the server's.
     fn agent(&self, given: Option<AgentId>, cx: &RequestContext<RoleServer>) -> Result<AgentId> {
         if let Some(a) = given {
@@ -229,6 +279,9 @@ impl Server {
         cx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let checked = args.and_then(|a| a.check(|g| self.agent(g, &cx)));
+        if let Ok((Claim::Next(Some(bound)), lease, agent, key)) = checked {
+            return self.claim_waiting(&cx, lease, agent, key, bound).await;
+        }
         let kept = self.keeping();
         self.run(
             &cx,
@@ -245,7 +298,7 @@ impl Server {
                     ))
                 };
                 match what {
-                    Claim::Next => match store.claim_next_keyed(&agent, lease, key)? {
+                    Claim::Next(_) => match store.claim_next_keyed(&agent, lease, key)? {
                         Some(l) => one(l),
                         None => Ok(reply::empty()),
                     },
