@@ -140,7 +140,9 @@ fn run_against_a_frozen_server_exits_within_lease_and_grace() {
 }
 
 /// A long-lived process — the MCP server — meets the statement bound: its store was
-/// opened before the server froze, so the claim is sent and its answer never comes.
+/// opened before the server froze, so the claim is sent and its answer never comes;
+/// it answers `outcome_unknown`, and once the server answers again the agent finds its
+/// way back with `mine`.
 #[test]
 fn mcp_claim_on_a_frozen_server_answers_outcome_unknown_within_the_busy_timeout() {
     use std::io::Write;
@@ -204,10 +206,54 @@ fn mcp_claim_on_a_frozen_server_answers_outcome_unknown_within_the_busy_timeout(
             && msg.contains("whether it took effect is unknown: look first"),
         "{msg}"
     );
+    // Recovery, as the message says: the server answers again, and the agent looks
+    // with `mine` before doing anything. Either the claim took effect (the bytes held
+    // while frozen reached the server: `mine` has the lease, with its token, and
+    // `done` with it works) or it did not (nothing in `mine`, the task still todo, and
+    // claiming again works). Never a task held by nobody's known token.
+    proxy.thaw();
+    let mine_tool = |id: i64| {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                           "params": {"name": "mine", "arguments": {}}})
+    };
+    let mut id = 10;
+    let deadline = Instant::now() + LIMIT;
+    let lease = loop {
+        id += 1;
+        let mine = ask(mine_tool(id), true).unwrap();
+        if mine["result"]["isError"] == false {
+            let leases = mine["result"]["structuredContent"]["leases"].clone();
+            let status = p.json(&["show", "t"], 0)["task"]["status"].clone();
+            match (leases.as_array().map(Vec::len), status.as_str()) {
+                (Some(1), Some("in_progress")) => break Some(leases[0].clone()),
+                (Some(0), Some("todo")) => break None,
+                // The held claim may still be on its way: look again.
+                _ => {}
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no clear answer after thawing: {mine}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let finished = match lease {
+        Some(l) => {
+            assert_eq!(l["id"], "t", "{l}");
+            let token = l["token"].as_str().unwrap().to_owned();
+            ask(
+                serde_json::json!({"jsonrpc": "2.0", "id": 90, "method": "tools/call",
+                    "params": {"name": "done", "arguments": {"id": "t", "token": token}}}),
+                true,
+            )
+            .unwrap()
+        }
+        None => ask(tool(90, "claim"), true).unwrap(),
+    };
+    assert_eq!(finished["result"]["isError"], false, "{finished}");
     drop(stdin);
     assert_eq!(wait_within(child).status.code(), Some(0));
     drop(proxy);
-    assert_eq!(p.json(&["show", "t"], 0)["task"]["status"], "todo");
 }
 
 /// The lines `from` yields, on a channel, so that reading them can time out.
