@@ -6,7 +6,7 @@
 //! With dependencies, "nothing ready" is an agent's normal state: most of a graph
 //! waits on a few tasks. Polling (`claim --next`, sleep, again) costs every agent a
 //! database turn per interval and leaves work idle for up to that interval. Here a
-//! waiter sleeps on its store's [`ReadySignal`] — SQLite: one byte per change through
+//! waiter sleeps on its store's [`ReadySignal`](crate::ReadySignal) — SQLite: one byte per change through
 //! a named pipe beside the database, which wakes one waiter; PostgreSQL: `LISTEN` on a
 //! connection of its own, the `NOTIFY` sent by the change's own transaction — and
 //! looks only when woken. Three timers remain, each bounded:
