@@ -6,10 +6,11 @@
 mod common;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::own_pg::OwnPg;
 use common::{Project, parse_one};
 
 /// How soon a waiter must hold a task that became ready: generous for a loaded CI
@@ -153,7 +154,9 @@ fn a_postgres_restart_during_a_wait_is_ridden_out() {
     if tasklease_postgres::testing::server().is_none() {
         return;
     }
-    let Some(pg) = OwnPg::start() else { return };
+    let Some(pg) = OwnPg::start("wait", 57000) else {
+        return;
+    };
     let db = pg.conn();
     let cli = |args: &[&str]| {
         let mut c = Command::new(common::bin());
@@ -211,135 +214,6 @@ fn a_postgres_restart_during_a_wait_is_ridden_out() {
     }
     taken.sort();
     assert_eq!(taken, ["t0", "t1", "t2"]);
-}
-
-/// A PostgreSQL server of the test's own, which it may restart: never the shared test
-/// server. Stopped and removed on drop.
-struct OwnPg {
-    dir: tempfile::TempDir,
-    bindir: PathBuf,
-    port: u16,
-}
-
-impl OwnPg {
-    /// Starts one, or `None` (recorded as a skip) where Debian's `postgresql` package
-    /// is missing — a failure under CI=true.
-    fn start() -> Option<OwnPg> {
-        let bindir = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .filter(|b| b.join("initdb").exists())
-            .max();
-        let Some(bindir) = bindir else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "no PostgreSQL server binaries, and CI=true: apt-get install postgresql"
-            );
-            tasklease_postgres::testing::skip("no PostgreSQL server binaries");
-            return None;
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("tasklease-wait-pg")
-            .tempdir()
-            .unwrap();
-        let port = 57000 + (std::process::id() % 1000) as u16;
-        let pg = OwnPg { dir, bindir, port };
-        if is_root() {
-            let ok = Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(pg.dir.path())
-                .status()
-                .unwrap();
-            assert!(ok.success(), "chown postgres {}", pg.dir.path().display());
-        }
-        let data = pg.dir.path().join("data");
-        let out = pg
-            .as_owner(&pg.bindir.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "initdb: {out:?}");
-        let out = pg
-            .pg_ctl()
-            .arg("-l")
-            .arg(pg.dir.path().join("server.log"))
-            .arg("-o")
-            .arg(format!(
-                "-c listen_addresses='' -k {} -p {} -c max_connections=100 -c fsync=off",
-                pg.dir.path().display(),
-                pg.port
-            ))
-            .arg("start")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "pg_ctl start: {out:?}");
-        Some(pg)
-    }
-
-    fn as_owner(&self, program: &Path) -> Command {
-        if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            Command::new(program)
-        }
-    }
-
-    fn pg_ctl(&self) -> Command {
-        let mut c = self.as_owner(&self.bindir.join("pg_ctl"));
-        c.arg("-D")
-            .arg(self.dir.path().join("data"))
-            .args(["-w", "-s"]);
-        c
-    }
-
-    fn conn(&self) -> String {
-        format!(
-            "host={} port={} user=postgres dbname=postgres",
-            self.dir.path().display(),
-            self.port
-        )
-    }
-
-    /// Restarts the server; whether it came back is the agents' problem to survive,
-    /// but a restart that failed is said (and the server started again).
-    fn restart(&self, mode: &str) -> bool {
-        // The server started again writes to the log file, not to a pipe of ours
-        // (which `output()` would wait on for as long as the server runs).
-        let log = self.dir.path().join("server.log");
-        let out = self
-            .pg_ctl()
-            .arg("-l")
-            .arg(&log)
-            .args(["-m", mode, "restart"])
-            .output();
-        if out.as_ref().is_ok_and(|o| o.status.success()) {
-            return true;
-        }
-        eprintln!("wait test: pg_ctl restart -m {mode} failed: {out:?}");
-        let _ = self.pg_ctl().arg("-l").arg(&log).arg("start").output();
-        false
-    }
-}
-
-impl Drop for OwnPg {
-    fn drop(&mut self) {
-        let _ = self
-            .pg_ctl()
-            .args(["-m", "immediate", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
 }
 
 /// Writes an executable script into the project.

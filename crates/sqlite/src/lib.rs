@@ -955,8 +955,7 @@ fn prior_leases(
     who: &AgentId,
     request: &RequestId,
 ) -> Result<Vec<Lease>> {
-    type PriorRow = (String, i64, Option<String>, i64, i64, i64);
-    let rows: Vec<PriorRow> =
+    let rows: Vec<HeldRow> =
         tx.prepare_cached(sql::PRIOR)
             .and_then(|mut s| {
                 s.query_map(
@@ -966,18 +965,23 @@ fn prior_leases(
             .collect()
             })
             .ctx("look up the claim's request id")?;
-    rows.into_iter()
-        .map(|(id, fence, secret, assigned_at, lock_until, version)| {
-            Ok(Lease {
-                task: task_id(&id)?,
-                agent: who.clone(),
-                token: Token::from_parts(fence, secret.as_deref())?,
-                assigned_at: Millis(assigned_at),
-                lock_until: Millis(lock_until),
-                version,
-            })
-        })
-        .collect()
+    rows.into_iter().map(|r| held_lease(who, r)).collect()
+}
+
+/// A lease row of `prior.sql` or `mine.sql` (id, fence, secret, assigned_at,
+/// lock_until, version), held by `who`.
+type HeldRow = (String, i64, Option<String>, i64, i64, i64);
+
+fn held_lease(who: &AgentId, row: HeldRow) -> Result<Lease> {
+    let (id, fence, secret, assigned_at, lock_until, version) = row;
+    Ok(Lease {
+        task: task_id(&id)?,
+        agent: who.clone(),
+        token: Token::from_parts(fence, secret.as_deref())?,
+        assigned_at: Millis(assigned_at),
+        lock_until: Millis(lock_until),
+        version,
+    })
 }
 
 /// A lease-ending call that matched nothing: a repeat of what `token` already did
@@ -1754,8 +1758,7 @@ impl Store for SqliteStore {
     fn mine(&self, who: &AgentId) -> Result<Vec<Lease>> {
         self.read(|tx| {
             let now = read_now(tx, &self.clock)?;
-            type Row = (String, i64, Option<String>, i64, i64, i64);
-            let rows: Vec<Row> = tx
+            let rows: Vec<HeldRow> = tx
                 .prepare_cached(sql::MINE)
                 .and_then(|mut s| {
                     s.query_map(named_params! {":agent": who.as_str(), ":now": now}, |r| {
@@ -1771,18 +1774,7 @@ impl Store for SqliteStore {
                     .collect()
                 })
                 .ctx("list your leases")?;
-            rows.into_iter()
-                .map(|(id, fence, secret, assigned_at, lock_until, version)| {
-                    Ok(Lease {
-                        task: task_id(&id)?,
-                        agent: who.clone(),
-                        token: Token::from_parts(fence, secret.as_deref())?,
-                        assigned_at: Millis(assigned_at),
-                        lock_until: Millis(lock_until),
-                        version,
-                    })
-                })
-                .collect()
+            rows.into_iter().map(|r| held_lease(who, r)).collect()
         })
     }
 

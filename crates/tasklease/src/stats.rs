@@ -226,6 +226,30 @@ pub struct LeaseFit {
     pub suggest_ms: Option<i64>,
 }
 
+impl LeaseFit {
+    /// The verdict in words, with the lease to use instead: what `status` prints and
+    /// the board's fleet page shows.
+    pub fn advice(&self) -> String {
+        let suggest = self
+            .suggest_ms
+            .map(|ms| crate::human_duration(std::time::Duration::from_millis(ms.unsigned_abs())))
+            .unwrap_or_default();
+        match self.verdict {
+            Verdict::TooFew => "too few finished leases to judge".to_owned(),
+            Verdict::Fits => "fits the work".to_owned(),
+            Verdict::TooShort => format!(
+                "too short: {} of {} ran out before their holder finished, never renewed; use \
+                 --lease {suggest} or more, or `tasklease run`, which renews",
+                self.expired_unrenewed, self.leases
+            ),
+            Verdict::TooLong => format!(
+                "too long: holders finish well within it and never renew, so a crashed agent's \
+                 task waits the whole lease; about --lease {suggest} would do"
+            ),
+        }
+    }
+}
+
 /// Whether a lease length fits the work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

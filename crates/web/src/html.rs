@@ -3,7 +3,7 @@
 //! strings by hand.
 
 use maud::{DOCTYPE, Markup, html};
-use tasklease::stats::{Held, LeaseFit, Standing, Verdict};
+use tasklease::stats::{Held, Standing};
 use tasklease::{DepState, Event, LeaseDuration, Millis, Status, Task};
 
 use crate::read::{Board, Filter, Fleet, LeaseInfo, Query, TaskPage};
@@ -432,23 +432,6 @@ fn chart(label: &str, values: &[Option<f64>], unit: impl Fn(f64) -> String) -> M
     }
 }
 
-fn advice(f: &LeaseFit) -> String {
-    let suggest = f.suggest_ms.map(lease_str).unwrap_or_default();
-    match f.verdict {
-        Verdict::TooFew => "too few finished leases to judge".to_owned(),
-        Verdict::Fits => "fits the work".to_owned(),
-        Verdict::TooShort => format!(
-            "too short: {} of {} ran out before their holder finished, never renewed; use \
-             --lease {suggest} or more, or `tasklease run`, which renews",
-            f.expired_unrenewed, f.leases
-        ),
-        Verdict::TooLong => format!(
-            "too long: holders finish well within it and never renew, so a crashed agent's \
-             task waits the whole lease; about --lease {suggest} would do"
-        ),
-    }
-}
-
 fn held_cell(h: &Held, now: Millis) -> Markup {
     html! {
         a href={ "/tasks/" (h.id) } { (h.id) } " "
@@ -528,7 +511,7 @@ pub fn fleet_live(f: &Fleet) -> Markup {
                                     td { (lease_str(fit.lease_ms)) }
                                     td { (fit.leases) " (" (fit.done) " done, " (fit.expired) " ran out)" }
                                     td { @if let (Some(a), Some(b)) = (fit.held_ms_p50, fit.held_ms_p90) { (human_ms(a)) " / " (human_ms(b)) } }
-                                    td class={ "verdict-" (serde_json::to_value(fit.verdict).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) } { (advice(fit)) }
+                                    td class={ "verdict-" (serde_json::to_value(fit.verdict).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) } { (fit.advice()) }
                                 }
                             }
                         }

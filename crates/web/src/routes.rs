@@ -506,19 +506,7 @@ async fn form_release(
     headers: HeaderMap,
     Form(f): Form<SecretForm>,
 ) -> Response {
-    if let Err(r) = authorize(&app, &headers, f.secret.as_deref()) {
-        return refused_page(&app, &r);
-    }
-    let agent = app.config.agent.clone();
-    let id = match task_id(&id) {
-        Ok(id) => id,
-        Err(e) => return page_error(&app, &e),
-    };
-    let target = id.clone();
-    match write(&app, move |s| op::release(s, &target, &agent)).await {
-        Ok(_) => back_to(&id),
-        Err(e) => page_error(&app, &e),
-    }
+    form_lease_end(app, &id, &headers, f, op::release).await
 }
 
 async fn form_cancel(
@@ -527,16 +515,28 @@ async fn form_cancel(
     headers: HeaderMap,
     Form(f): Form<SecretForm>,
 ) -> Response {
-    if let Err(r) = authorize(&app, &headers, f.secret.as_deref()) {
+    form_lease_end(app, &id, &headers, f, op::cancel).await
+}
+
+/// A form that ends what is going on with one task (a forced release, a cancel): the
+/// run's secret checked, the write done as the board's agent, back to the task page.
+async fn form_lease_end(
+    app: Shared,
+    id: &str,
+    headers: &HeaderMap,
+    f: SecretForm,
+    write_op: fn(&dyn Store, &TaskId, &tasklease::AgentId) -> Result<Value>,
+) -> Response {
+    if let Err(r) = authorize(&app, headers, f.secret.as_deref()) {
         return refused_page(&app, &r);
     }
     let agent = app.config.agent.clone();
-    let id = match task_id(&id) {
+    let id = match task_id(id) {
         Ok(id) => id,
         Err(e) => return page_error(&app, &e),
     };
     let target = id.clone();
-    match write(&app, move |s| op::cancel(s, &target, &agent)).await {
+    match write(&app, move |s| write_op(s, &target, &agent)).await {
         Ok(_) => back_to(&id),
         Err(e) => page_error(&app, &e),
     }

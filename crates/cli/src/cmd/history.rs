@@ -1,7 +1,7 @@
 //! `log` and `status`: what the lease history and the task table say, read-only.
 
 use serde_json::{Value, json};
-use tasklease::stats::{self, Contention, Held, LeaseFit, Standing, Verdict};
+use tasklease::stats::{self, Contention, Held, LeaseFit, Standing};
 use tasklease::{Error, Event, LeaseDuration, ListFilter, Millis, Result, Status};
 
 use super::Ctx;
@@ -89,7 +89,7 @@ pub fn status(cx: &Ctx<'_>, a: &StatusArgs) -> Result<Report> {
         "contention": contention,
         "leases": fits.iter().map(|f| {
             let mut j = json!(f);
-            j["advice"] = json!(advice(f));
+            j["advice"] = json!(f.advice());
             j
         }).collect::<Vec<_>>(),
         "window": {
@@ -225,29 +225,11 @@ fn lease_lines(fits: &[LeaseFit]) -> String {
                 f.leases,
                 if f.leases == 1 { "lease" } else { "leases" },
                 ends.join(", "),
-                advice(f)
+                f.advice()
             )
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The verdict on one lease length, in words.
-fn advice(f: &LeaseFit) -> String {
-    let suggest = f.suggest_ms.map(lease_str).unwrap_or_default();
-    match f.verdict {
-        Verdict::TooFew => "too few finished leases to judge".to_owned(),
-        Verdict::Fits => "fits the work".to_owned(),
-        Verdict::TooShort => format!(
-            "too short: {} of {} ran out before their holder finished, never renewed; use \
-             --lease {suggest} or more, or `tasklease run`, which renews",
-            f.expired_unrenewed, f.leases
-        ),
-        Verdict::TooLong => format!(
-            "too long: holders finish well within it and never renew, so a crashed agent's \
-             task waits the whole lease; about --lease {suggest} would do"
-        ),
-    }
 }
 
 /// A lease length as `--lease` takes it: `5m`, `1h30m`, `600ms`.

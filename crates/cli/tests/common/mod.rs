@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+#[cfg(unix)]
+pub mod own_pg;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
