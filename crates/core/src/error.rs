@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{AgentId, LostWhy, Millis, TaskId, Token};
+use crate::{AgentId, LostWhy, Millis, TaskId, Token, Version};
 
 /// What went wrong, in terms of the task model rather than any database.
 ///
@@ -73,9 +73,9 @@ pub enum Error {
         /// The task.
         task: TaskId,
         /// The version the caller read.
-        expected: i64,
+        expected: Version,
         /// The version stored now.
-        current: i64,
+        current: Version,
     },
 
     /// A task with this id exists already.
@@ -353,8 +353,8 @@ mod tests {
         assert!(!Error::invalid("id", "bad").is_retryable());
         let conflict = Error::VersionConflict {
             task: TaskId::new("t").unwrap(),
-            expected: 1,
-            current: 2,
+            expected: Version::new(1),
+            current: Version::new(2),
         };
         assert!(!conflict.is_retryable());
         assert_eq!(Error::unavailable("c", "s").kind(), ErrorKind::Runtime);

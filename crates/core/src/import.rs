@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::{Error, Millis, Priority, Status, Tag, TaskId, distinct_tags};
+use crate::{Error, Millis, Priority, Status, Tag, TaskId, Version, distinct_tags};
 
 /// One task as an import brings it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub struct ImportTask {
     /// parent of every task it creates or overwrites, so `None` clears one.
     pub parent: Option<TaskId>,
     /// The version a newly created row starts at (1 unless the source is our export).
-    pub version: i64,
+    pub version: Version,
     /// Leases that ended without `done`.
     pub attempts: i64,
     /// Creation time; the store's clock when `None`.
@@ -51,7 +51,7 @@ impl ImportTask {
             tags: Vec::new(),
             deps: Vec::new(),
             parent: None,
-            version: 1,
+            version: Version::FIRST,
             attempts: 0,
             created_at: None,
             updated_at: None,
@@ -90,7 +90,7 @@ impl ImportTask {
                 ),
             ));
         }
-        if self.version < 1 || self.attempts < 0 {
+        if self.version < Version::FIRST || self.attempts < 0 {
             return Err(Error::invalid(
                 "version",
                 format!(

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AgentId, Error, Millis, RequestId, Status, Task, TaskId, Token};
+use crate::{AgentId, Error, Millis, RequestId, Status, Task, TaskId, Token, Version};
 
 /// A granted lease: proof of holding `task` until `lock_until`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -22,7 +22,7 @@ pub struct Lease {
     /// When the lease runs out unless renewed (database clock).
     pub lock_until: Millis,
     /// The task row's version after the claim.
-    pub version: i64,
+    pub version: Version,
 }
 
 /// What `done` or `release` by a token came to: the task after it, and whether this

@@ -26,6 +26,7 @@ mod task;
 pub mod text;
 mod time;
 mod token;
+mod version;
 mod wait;
 
 pub use error::{DISK_FULL, Error, ErrorKind, READ_ONLY_FS, Result};
@@ -50,4 +51,5 @@ pub use time::{
     Clock, DurationError, LeaseDuration, Millis, human_duration, parse_duration_ms, parse_wait,
 };
 pub use token::{Secret, TOKEN_FORM, Token, secret_eq};
+pub use version::Version;
 pub use wait::{Readiness, ReadySignal};

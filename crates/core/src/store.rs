@@ -4,7 +4,7 @@ use crate::{
     AgentId, BatchOutcome, ClaimOutcome, Deleted, DepChange, Deps, Ended, Event, ImportBatch,
     ImportOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Readiness, ReadySignal,
     Reaped, Reason, ReleaseTo, RequestId, Result, Retention, Status, Task, TaskId, TaskPatch,
-    Token,
+    Token, Version,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -217,7 +217,7 @@ pub trait Store: Send + Sync {
     fn update(
         &self,
         id: &TaskId,
-        expect_version: i64,
+        expect_version: Version,
         patch: &TaskPatch,
         token: Option<&Token>,
         agent: &AgentId,

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::id::quote;
-use crate::{AgentId, Error, Millis, Tag, TaskId};
+use crate::{AgentId, Error, Millis, Tag, TaskId, Version};
 
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $s:literal,)+ }) => {
@@ -166,7 +166,7 @@ pub struct Task {
     /// The task this one is part of (an epic), if any. Never blocks either way.
     pub parent: Option<TaskId>,
     /// Optimistic-concurrency counter, bumped by every change to the row.
-    pub version: i64,
+    pub version: Version,
     /// The agent holding the lease, when `status` is `in_progress`.
     pub assignee: Option<AgentId>,
     /// When the current holder first claimed it.

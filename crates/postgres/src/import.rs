@@ -115,7 +115,7 @@ fn import_in(c: &mut Conn, now: i64, batch: &ImportBatch) -> Result<ImportOutcom
     }
     if !create.is_empty() {
         let cols = Columns::of(&create);
-        let versions: Vec<i64> = create.iter().map(|t| t.version).collect();
+        let versions: Vec<i64> = create.iter().map(|t| t.version.get()).collect();
         let created: Vec<Option<i64>> = create.iter().map(|t| t.created_at.map(|m| m.0)).collect();
         let updated: Vec<Option<i64>> = create.iter().map(|t| t.updated_at.map(|m| m.0)).collect();
         // Each dependency's status once this import commits.

@@ -49,7 +49,7 @@ use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Readiness,
     ReadySignal, Reaped, Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Stamp,
-    Status, Store, Tag, Task, TaskId, TaskPatch, Token, retried_grant, validate_batch,
+    Status, Store, Tag, Task, TaskId, TaskPatch, Token, Version, retried_grant, validate_batch,
 };
 use tokio_postgres::{Config, Row};
 
@@ -427,7 +427,7 @@ fn task(r: &Row) -> Result<Task, Failure> {
             .map(task_id)
             .transpose()?,
         waiting_on: r.try_get("waiting_on")?,
-        version: r.try_get("version")?,
+        version: Version::new(r.try_get("version")?),
         assignee: r
             .try_get::<_, Option<String>>("assignee")?
             .map(agent)
@@ -444,7 +444,7 @@ fn task(r: &Row) -> Result<Task, Failure> {
 fn updated(
     r: &Row,
     id: &TaskId,
-    expect_version: i64,
+    expect_version: Version,
     token: Option<&Token>,
 ) -> Result<Task, Failure> {
     if r.try_get::<_, Option<i64>>("seq")?.is_some() {
@@ -470,7 +470,7 @@ fn updated(
     Err(Error::VersionConflict {
         task: id.clone(),
         expected: expect_version,
-        current: r.try_get("cur_version")?,
+        current: Version::new(r.try_get("cur_version")?),
     }
     .into())
 }
@@ -563,7 +563,7 @@ fn lease(r: &Row, task: TaskId, agent: AgentId, fence_col: &str) -> Result<Lease
         )?,
         assigned_at: Millis(r.try_get("assigned_at")?),
         lock_until: Millis(r.try_get("lock_until")?),
-        version: r.try_get("version")?,
+        version: Version::new(r.try_get("version")?),
     })
 }
 
@@ -1126,7 +1126,7 @@ impl Store for PgStore {
     fn update(
         &self,
         id: &TaskId,
-        expect_version: i64,
+        expect_version: Version,
         patch: &TaskPatch,
         token: Option<&Token>,
         who: &AgentId,
@@ -1142,7 +1142,7 @@ impl Store for PgStore {
             .map(|t| t.iter().map(Tag::as_str).collect());
         let params: [&(dyn postgres::types::ToSql + Sync); 11] = [
             &id.as_str(),
-            &expect_version,
+            &expect_version.get(),
             &now,
             &fence,
             &patch.title,

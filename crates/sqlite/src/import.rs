@@ -131,7 +131,7 @@ fn insert(tx: &Connection, now: i64, t: &ImportTask) -> Result<i64> {
                 named_params! {
                     ":id": t.id.as_str(), ":title": t.title, ":description": t.description,
                     ":status": t.status.as_str(), ":priority": t.priority.rank(),
-                    ":tags": tags_json(&t.tags), ":version": t.version, ":attempts": t.attempts,
+                    ":tags": tags_json(&t.tags), ":version": t.version.get(), ":attempts": t.attempts,
                     ":created": t.created_at.map(|m| m.0), ":updated": t.updated_at.map(|m| m.0),
                     ":now": now,
                 },

@@ -43,7 +43,7 @@ use tasklease_core::{
     AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
     EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Readiness,
     ReadySignal, Reaped, Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Stamp,
-    Status, Store, Tag, Task, TaskId, TaskPatch, Token, validate_batch,
+    Status, Store, Tag, Task, TaskId, TaskPatch, Token, Version, validate_batch,
 };
 
 use crate::busy::{Busy, Wait};
@@ -944,7 +944,7 @@ fn claim_one(
         token: Token::from_parts(fence, secret.as_deref())?,
         assigned_at: Millis(assigned_at),
         lock_until: Millis(lock_until),
-        version,
+        version: Version::new(version),
     }))
 }
 
@@ -980,7 +980,7 @@ fn held_lease(who: &AgentId, row: HeldRow) -> Result<Lease> {
         token: Token::from_parts(fence, secret.as_deref())?,
         assigned_at: Millis(assigned_at),
         lock_until: Millis(lock_until),
-        version,
+        version: Version::new(version),
     })
 }
 
@@ -1405,7 +1405,7 @@ impl Store for SqliteStore {
                 token: Token::from_parts(fence, secret.as_deref())?,
                 assigned_at: Millis(assigned_at),
                 lock_until: Millis(lock_until),
-                version,
+                version: Version::new(version),
             })
         })
     }
@@ -1580,7 +1580,7 @@ impl Store for SqliteStore {
     fn update(
         &self,
         id: &TaskId,
-        expect_version: i64,
+        expect_version: Version,
         patch: &TaskPatch,
         token: Option<&Token>,
         who: &AgentId,
@@ -1602,7 +1602,7 @@ impl Store for SqliteStore {
                 .and_then(|mut s| {
                     s.query_row(
                         named_params! {
-                            ":id": id.as_str(), ":expect": expect_version, ":now": now,
+                            ":id": id.as_str(), ":expect": expect_version.get(), ":now": now,
                             ":token": token.map(Token::fence), ":secret": token.and_then(Token::secret),
                             ":title": patch.title, ":description": patch.description,
                             ":priority": patch.priority.map(Priority::rank),
@@ -1654,7 +1654,7 @@ impl Store for SqliteStore {
             Err(Error::VersionConflict {
                 task: id.clone(),
                 expected: expect_version,
-                current: row.version,
+                current: Version::new(row.version),
             })
         })
         })();
@@ -1943,7 +1943,7 @@ impl RawTask {
             deps,
             waiting_on: self.waiting_on,
             parent: self.parent.as_deref().map(task_id).transpose()?,
-            version: self.version,
+            version: Version::new(self.version),
             assigned_at: self.assigned_at.map(Millis),
             lock_until: self.lock_until.map(Millis),
             attempts: self.attempts,

@@ -109,7 +109,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, named_params};
 use tasklease_core::{
     AgentId, Clock, Error, EventKind, Lease, LeaseDuration, Millis, RequestId, Result, Secret,
-    Status, TaskId, Token,
+    Status, TaskId, Token, Version,
 };
 use tasklease_filelock::{Guard, Holder, LockFile, Mode, private};
 
@@ -894,7 +894,7 @@ impl From<Lease> for Row {
             secret: l.token.secret().map(str::to_owned),
             assigned_at: l.assigned_at.0,
             lock_until: l.lock_until.0,
-            version: l.version,
+            version: l.version.get(),
         }
     }
 }
@@ -907,7 +907,7 @@ impl Row {
             token: Token::from_parts(self.token, self.secret.as_deref())?,
             assigned_at: Millis(self.assigned_at),
             lock_until: Millis(self.lock_until),
-            version: self.version,
+            version: Version::new(self.version),
         })
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier};
 use tasklease_core::{
     BatchOutcome, ClaimOutcome, Clock, Error, EventKind, Lease, LeaseDuration, ListFilter, LostWhy,
     Millis, NewTask, Priority, Reason, Refusal, ReleaseTo, RequestId, Retention, Status, Store,
-    Tag, TaskId, TaskPatch, Token, Unclaimable,
+    Tag, TaskId, TaskPatch, Token, Unclaimable, Version,
 };
 
 use crate::{Fixture, T0, agent};
@@ -84,7 +84,7 @@ pub fn add_and_show(f: &dyn Fixture) {
     assert_eq!(t.tags.len(), 2);
     assert_eq!(t.deps, vec![id("dep")]);
     assert_eq!(t.waiting_on, 1);
-    assert_eq!(t.version, 1);
+    assert_eq!(t.version.get(), 1);
     assert_eq!(t.assignee, None);
     assert_eq!(t.lock_until, None);
     assert_eq!(t.created_at, T0);
@@ -151,7 +151,7 @@ pub fn claim_grants_lease(f: &dyn Fixture) {
     assert_eq!(row.assignee, Some(agent("a")));
     assert_eq!(row.lock_until, Some(l.lock_until));
     assert_eq!(row.version, l.version);
-    assert!(row.version > 1, "a claim bumps the version");
+    assert!(row.version.get() > 1, "a claim bumps the version");
     assert!(row.is_leased_at(Millis(T0.0 + 2000)));
 }
 
@@ -745,7 +745,7 @@ pub fn update_optimistic(f: &dyn Fixture) {
     assert_eq!(row.priority, Priority::Critical);
     assert_eq!(row.tags, vec![Tag::new("x").unwrap()]);
     assert_eq!(row.description, "", "fields not in the patch stay");
-    assert_eq!(row.version, v1 + 1);
+    assert_eq!(row.version.get(), v1.get() + 1);
     let lost = TaskPatch {
         title: Some("lost update".into()),
         ..Default::default()
@@ -755,17 +755,23 @@ pub fn update_optimistic(f: &dyn Fixture) {
             expected, current, ..
         }) => {
             assert_eq!(expected, v1);
-            assert_eq!(current, v1 + 1);
+            assert_eq!(current.get(), v1.get() + 1);
         }
         other => panic!("stale version must conflict: {other:?}"),
     }
     assert_eq!(s.show(&t).unwrap().unwrap().title, "renamed");
     assert!(matches!(
-        s.update(&id("ghost"), 1, &lost, None, &agent("b")),
+        s.update(&id("ghost"), Version::FIRST, &lost, None, &agent("b")),
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        s.update(&t, v1 + 1, &TaskPatch::default(), None, &agent("b")),
+        s.update(
+            &t,
+            Version::new(v1.get() + 1),
+            &TaskPatch::default(),
+            None,
+            &agent("b")
+        ),
         Err(Error::Invalid { .. })
     ));
 }
@@ -814,7 +820,7 @@ pub fn update_under_lease(f: &dyn Fixture) {
     let l2 = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
     clock.advance(60_000);
     let row = s.update(&t, l2.version, &p, None, &agent("b")).unwrap();
-    assert_eq!(row.version, l2.version + 1);
+    assert_eq!(row.version.get(), l2.version.get() + 1);
 }
 
 /// Reap returns exactly the expired leases to todo and lists them.

@@ -76,7 +76,7 @@ pub fn dep_edits_are_reported_and_idempotent(f: &dyn Fixture) {
     assert_eq!(waiting(s, "t"), 1, "c is done, a is not");
     let t = s.show(&id("t")).unwrap().unwrap();
     assert_eq!(t.deps, ids(&["a", "c"]));
-    assert_eq!(t.version, v0 + 1);
+    assert_eq!(t.version.get(), v0.get() + 1);
 
     let got = s.dep_add(&id("t"), &ids(&["a", "b"])).unwrap();
     assert_eq!(
@@ -87,8 +87,8 @@ pub fn dep_edits_are_reported_and_idempotent(f: &dyn Fixture) {
     let again = s.dep_add(&id("t"), &ids(&["a"])).unwrap();
     assert_eq!(again, vec![(id("a"), DepChange::Already)]);
     assert_eq!(
-        s.show(&id("t")).unwrap().unwrap().version,
-        v0 + 2,
+        s.show(&id("t")).unwrap().unwrap().version.get(),
+        v0.get() + 2,
         "no change, no bump"
     );
 
@@ -430,7 +430,10 @@ pub fn parents_are_a_non_blocking_hierarchy(f: &dyn Fixture) {
     add(s, "c3", Priority::High, &[]);
     let v = s.show(&id("c3")).unwrap().unwrap().version;
     let t = set_parent(s, "c3", Some("epic")).unwrap();
-    assert_eq!((t.parent.clone(), t.version), (Some(id("epic")), v + 1));
+    assert_eq!(
+        (t.parent.clone(), t.version),
+        (Some(id("epic")), tasklease_core::Version::new(v.get() + 1))
+    );
     assert_eq!(child_ids(s, "epic"), ids(&["c3", "c1", "c2"]));
     let done_only = ListFilter {
         statuses: vec![Status::Done],

@@ -60,7 +60,7 @@ pub fn import_creates_every_field_and_twice_changes_nothing(f: &dyn Fixture) {
     a.description = "two\nlines".into();
     a.priority = Priority::Critical;
     a.tags = vec![Tag::new("type:bug").unwrap(), Tag::new("x").unwrap()];
-    a.version = 7;
+    a.version = tasklease_core::Version::new(7);
     a.attempts = 2;
     a.created_at = Some(Millis(1_000));
     a.updated_at = Some(Millis(2_000));
@@ -81,7 +81,7 @@ pub fn import_creates_every_field_and_twice_changes_nothing(f: &dyn Fixture) {
     assert_eq!(a.description, "two\nlines");
     assert_eq!(a.priority, Priority::Critical);
     assert_eq!(a.tags.len(), 2);
-    assert_eq!((a.version, a.attempts), (7, 2));
+    assert_eq!((a.version.get(), a.attempts), (7, 2));
     assert_eq!((a.created_at, a.updated_at), (Millis(1_000), Millis(2_000)));
     let c = s.show(&id("c")).unwrap().unwrap();
     assert_eq!(c.deps, vec![id("a"), id("b")]);
@@ -92,7 +92,7 @@ pub fn import_creates_every_field_and_twice_changes_nothing(f: &dyn Fixture) {
 
     let again = s.import(&batch(tasks)).unwrap();
     assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 7));
-    assert_eq!(s.show(&id("a")).unwrap().unwrap().version, 7);
+    assert_eq!(s.show(&id("a")).unwrap().unwrap().version.get(), 7);
 }
 
 /// A task that differs is overwritten (version + 1, dependencies replaced and
@@ -147,7 +147,7 @@ pub fn import_overwrites_but_never_a_leased_task(f: &dyn Fixture) {
     assert_eq!(out.leased, vec![id("held")]);
     assert_eq!(s.show(&id("held")).unwrap().unwrap(), before);
     let x = s.show(&id("x")).unwrap().unwrap();
-    assert_eq!((x.status, x.version), (Status::Done, 2));
+    assert_eq!((x.status, x.version.get()), (Status::Done, 2));
     let y = s.show(&id("y")).unwrap().unwrap();
     assert_eq!((y.deps.clone(), y.waiting_on), (vec![id("z")], 1));
     let lapsed = s.show(&id("lapsed")).unwrap().unwrap();

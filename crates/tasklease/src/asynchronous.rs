@@ -74,7 +74,7 @@ use crate::wait::{WaitOptions, Waited};
 use crate::{
     AgentId, BatchOutcome, ClaimOutcome, Ended, Error, Event, Lease, LeaseDuration, ListFilter,
     Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Stamp, Status, Store, Task,
-    TaskId, TaskPatch, Token,
+    TaskId, TaskPatch, Token, Version,
 };
 
 /// One queued call: runs against the store and sends its own answer.
@@ -330,7 +330,7 @@ impl AsyncStore {
     pub fn update(
         &self,
         id: TaskId,
-        expect_version: i64,
+        expect_version: Version,
         patch: TaskPatch,
         token: Option<Token>,
         agent: AgentId,

@@ -595,7 +595,7 @@ mod tests {
             deps: vec![],
             waiting_on: 0,
             parent: None,
-            version: 1,
+            version: crate::Version::FIRST,
             assignee: Some(AgentId::new("a").unwrap()),
             assigned_at: Some(Millis(0)),
             lock_until: Some(Millis(until)),

@@ -9,6 +9,7 @@ use tasklease::show::Shown;
 use tasklease::text::escape;
 use tasklease::{
     AgentId, DepState, Error, ListFilter, Millis, NewTask, Result, Store, Task, TaskId, TaskPatch,
+    Version,
 };
 
 use super::Ctx;
@@ -262,7 +263,13 @@ pub fn update(cx: &Ctx<'_>, a: &UpdateArgs) -> Result<Report> {
     patch.validate()?;
     let agent = cx.agent()?;
     let store = cx.store()?;
-    let task = store.update(&a.id, a.expect_version, &patch, a.token.as_ref(), &agent)?;
+    let task = store.update(
+        &a.id,
+        Version::new(a.expect_version),
+        &patch,
+        a.token.as_ref(),
+        &agent,
+    )?;
     let now = store.now()?;
     Ok(Report::ok(
         one_task_json("updated", &task, now),

@@ -70,7 +70,7 @@ pub struct Line {
     /// How many dependencies are not done.
     pub waiting_on: i64,
     /// The row's version.
-    pub version: i64,
+    pub version: crate::Version,
     /// Leases that ended without `done`.
     pub attempts: i64,
     /// The lease holder, when in progress.
