@@ -372,4 +372,13 @@ pub trait Store: Send + Sync {
 /// What [`Store::stamp`] returns: opaque, compared only for equality with another
 /// stamp of the same store handle.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Stamp(pub String);
+pub struct Stamp(String);
+
+impl Stamp {
+    /// A stamp of `mark`, for a store implementing [`Store::stamp`]: whatever text
+    /// changes when the committed state does (SQLite's data version, PostgreSQL's
+    /// current snapshot).
+    pub fn new(mark: impl Into<String>) -> Stamp {
+        Stamp(mark.into())
+    }
+}

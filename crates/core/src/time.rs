@@ -15,11 +15,28 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 
 /// An instant as milliseconds since the Unix epoch, read from the database clock.
+///
+/// Made with [`Millis::from_millis`] or from a [`std::time::SystemTime`], read with
+/// [`Millis::as_millis`]; the field is private, so the representation can change.
+///
+/// ```compile_fail
+/// let m = tasklease_core::Millis(5);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Millis(pub i64);
+pub struct Millis(i64);
 
 impl Millis {
+    /// The instant `ms` milliseconds after the Unix epoch (before it when negative).
+    pub const fn from_millis(ms: i64) -> Millis {
+        Millis(ms)
+    }
+
+    /// Milliseconds since the Unix epoch (negative before it), as stores keep them.
+    pub const fn as_millis(self) -> i64 {
+        self.0
+    }
+
     /// The instant as RFC 3339 in UTC with millisecond precision, e.g.
     /// `2026-11-27T14:03:32.123Z`.
     pub fn to_rfc3339(self) -> String {
@@ -40,8 +57,8 @@ impl From<std::time::SystemTime> for Millis {
     fn from(t: std::time::SystemTime) -> Millis {
         let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         match t.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => Millis(ms(d)),
-            Err(e) => Millis(-ms(e.duration())),
+            Ok(d) => Millis::from_millis(ms(d)),
+            Err(e) => Millis::from_millis(-ms(e.duration())),
         }
     }
 }
@@ -363,16 +380,19 @@ mod tests {
 
     #[test]
     fn rfc3339() {
-        assert_eq!(Millis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
         assert_eq!(
-            Millis(1_795_788_212_123).to_rfc3339(),
+            Millis::from_millis(0).to_rfc3339(),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            Millis::from_millis(1_795_788_212_123).to_rfc3339(),
             "2026-11-27T14:03:32.123Z"
         );
     }
 
     #[test]
     fn manual_clock_is_shared() {
-        let c = Clock::manual(Millis(1000));
+        let c = Clock::manual(Millis::from_millis(1000));
         let c2 = c.clone();
         c.advance(500);
         assert_eq!(c2.injected(), Some(1500));
@@ -394,10 +414,11 @@ mod conversion_tests {
         assert!(LeaseDuration::try_from(Duration::from_micros(10)).is_err());
         assert!(LeaseDuration::try_from(Duration::from_secs(8 * 86_400)).is_err());
         let t = UNIX_EPOCH + Duration::from_millis(1_767_952_800_123);
-        assert_eq!(Millis::from(t), Millis(1_767_952_800_123));
-        assert_eq!(SystemTime::from(Millis(1_767_952_800_123)), t);
+        assert_eq!(Millis::from(t), Millis::from_millis(1_767_952_800_123));
+        assert_eq!(Millis::from(t).as_millis(), 1_767_952_800_123);
+        assert_eq!(SystemTime::from(Millis::from_millis(1_767_952_800_123)), t);
         let before = UNIX_EPOCH - Duration::from_millis(5);
-        assert_eq!(Millis::from(before), Millis(-5));
-        assert_eq!(SystemTime::from(Millis(-5)), before);
+        assert_eq!(Millis::from(before), Millis::from_millis(-5));
+        assert_eq!(SystemTime::from(Millis::from_millis(-5)), before);
     }
 }

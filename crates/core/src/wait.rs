@@ -24,8 +24,9 @@ pub struct Readiness {
 impl Readiness {
     /// How long until the next live lease runs out, on the store's clock.
     pub fn until_expiry(&self) -> Option<Duration> {
-        self.next_expiry
-            .map(|t| Duration::from_millis(u64::try_from(t.0 - self.now.0).unwrap_or(0)))
+        self.next_expiry.map(|t| {
+            Duration::from_millis(u64::try_from(t.as_millis() - self.now.as_millis()).unwrap_or(0))
+        })
     }
 }
 

@@ -46,7 +46,7 @@ impl Holder {
             agent,
             pid: std::process::id(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
-            since: Millis(since),
+            since: Millis::from_millis(since),
             mode,
         }
     }
@@ -68,7 +68,7 @@ impl Serialize for Holder {
             pid: self.pid,
             host: &self.host,
             since: self.since.to_rfc3339(),
-            since_ms: self.since.0,
+            since_ms: self.since.as_millis(),
             mode: self.mode,
         }
         .serialize(s)
@@ -179,7 +179,7 @@ mod tests {
             agent: AgentId::new("alice").unwrap(),
             pid: 42,
             host: "build-1".into(),
-            since: Millis(0),
+            since: Millis::from_millis(0),
             mode: Mode::Shared,
         };
         assert_eq!(

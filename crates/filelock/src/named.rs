@@ -377,7 +377,7 @@ impl Lock {
         // The record names the ancestor only while the ancestor still holds the lock:
         // nobody else can write it until the ancestor lets go.
         Ok(holder::read(record)
-            .filter(|h| h.pid == entry.pid && h.since.0 == entry.since_ms)
+            .filter(|h| h.pid == entry.pid && h.since.as_millis() == entry.since_ms)
             .map(|h| Held {
                 file: None,
                 record: None,
@@ -479,7 +479,7 @@ impl Held {
                 v.push("\n");
             }
             let h = &self.holder;
-            v.push(format!("{} {} {} ", h.mode, h.pid, h.since.0));
+            v.push(format!("{} {} {} ", h.mode, h.pid, h.since.as_millis()));
             v.push(file.path());
         }
         (HELD_VAR, v)
@@ -627,7 +627,7 @@ mod tests {
             agent: agent("ghost"),
             pid: 999_999,
             host: "gone".into(),
-            since: tasklease_core::Millis(0),
+            since: tasklease_core::Millis::from_millis(0),
             mode: Mode::Exclusive,
         };
         std::fs::write(

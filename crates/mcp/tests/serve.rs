@@ -137,7 +137,7 @@ async fn claim_renew_done_with_the_clients_name() {
 #[tokio::test]
 async fn a_stale_token_is_refused_with_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Clock::manual(Millis(1_000_000));
+    let clock = Clock::manual(Millis::from_millis(1_000_000));
     let store = sqlite(dir.path(), clock.clone());
     store
         .add(&tasklease::NewTask {

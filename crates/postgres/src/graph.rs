@@ -104,7 +104,9 @@ pub(crate) fn list(c: &mut Conn, id: &TaskId) -> Result<Option<Deps>, Failure> {
                 .try_get::<_, Option<String>>("assignee")?
                 .map(agent)
                 .transpose()?,
-            lock_until: r.try_get::<_, Option<i64>>("lock_until")?.map(Millis),
+            lock_until: r
+                .try_get::<_, Option<i64>>("lock_until")?
+                .map(Millis::from_millis),
         };
         if r.try_get::<_, &str>("dir")? == "on" {
             deps.on.push(state);
@@ -130,9 +132,11 @@ pub(crate) fn delete(
             .query_opt(sql::RM_LOCK, &[&id.as_str(), &now])?
             .ok_or_else(|| Error::NotFound(id.clone()))?;
         let seq: i64 = row.try_get("seq")?;
-        let at = Millis(row.try_get("now")?);
+        let at = Millis::from_millis(row.try_get("now")?);
         let st = status(row.try_get("status")?)?;
-        let until = row.try_get::<_, Option<i64>>("lock_until")?.map(Millis);
+        let until = row
+            .try_get::<_, Option<i64>>("lock_until")?
+            .map(Millis::from_millis);
         let holder = row
             .try_get::<_, Option<String>>("assignee")?
             .map(agent)
@@ -163,7 +167,10 @@ pub(crate) fn delete(
         c.execute(sql::RM_EDGES, &[seq])?;
         c.execute(sql::RM_DETACH, &[seq, &now])?;
         let detail = d.detail();
-        c.execute(sql::RM, &[seq, &at.0, &who.as_str(), token, &detail])?;
+        c.execute(
+            sql::RM,
+            &[seq, &at.as_millis(), &who.as_str(), token, &detail],
+        )?;
     }
     if plan.iter().any(|(_, _, _, d)| !d.dropped.is_empty()) {
         // Dependants whose edges were dropped may be ready now.

@@ -64,7 +64,9 @@ fn import_in(c: &mut Conn, now: i64, batch: &ImportBatch) -> Result<ImportOutcom
     for t in &batch.tasks {
         match existing.get(&t.id) {
             None => create.push(t),
-            Some(old) if old.is_leased_at(Millis(now)) => out.leased.push(t.id.clone()),
+            Some(old) if old.is_leased_at(Millis::from_millis(now)) => {
+                out.leased.push(t.id.clone())
+            }
             Some(old) if t.same_as(old) => out.unchanged += 1,
             Some(_) => update.push(t),
         }
@@ -116,8 +118,14 @@ fn import_in(c: &mut Conn, now: i64, batch: &ImportBatch) -> Result<ImportOutcom
     if !create.is_empty() {
         let cols = Columns::of(&create);
         let versions: Vec<i64> = create.iter().map(|t| t.version.get()).collect();
-        let created: Vec<Option<i64>> = create.iter().map(|t| t.created_at.map(|m| m.0)).collect();
-        let updated: Vec<Option<i64>> = create.iter().map(|t| t.updated_at.map(|m| m.0)).collect();
+        let created: Vec<Option<i64>> = create
+            .iter()
+            .map(|t| t.created_at.map(|m| m.as_millis()))
+            .collect();
+        let updated: Vec<Option<i64>> = create
+            .iter()
+            .map(|t| t.updated_at.map(|m| m.as_millis()))
+            .collect();
         // Each dependency's status once this import commits.
         let written: HashMap<&str, Status> = create
             .iter()

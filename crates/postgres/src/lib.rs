@@ -242,7 +242,7 @@ impl PgStore {
         op: EventKind,
         to: Status,
     ) -> Result<Ended> {
-        let now = Millis(
+        let now = Millis::from_millis(
             r.try_get("now")
                 .map_err(|e| conn::translate("read the row", e))?,
         );
@@ -432,11 +432,15 @@ fn task(r: &Row) -> Result<Task, Failure> {
             .try_get::<_, Option<String>>("assignee")?
             .map(agent)
             .transpose()?,
-        assigned_at: r.try_get::<_, Option<i64>>("assigned_at")?.map(Millis),
-        lock_until: r.try_get::<_, Option<i64>>("lock_until")?.map(Millis),
+        assigned_at: r
+            .try_get::<_, Option<i64>>("assigned_at")?
+            .map(Millis::from_millis),
+        lock_until: r
+            .try_get::<_, Option<i64>>("lock_until")?
+            .map(Millis::from_millis),
         attempts: r.try_get("attempts")?,
-        created_at: Millis(r.try_get("created_at")?),
-        updated_at: Millis(r.try_get("updated_at")?),
+        created_at: Millis::from_millis(r.try_get("created_at")?),
+        updated_at: Millis::from_millis(r.try_get("updated_at")?),
     })
 }
 
@@ -450,7 +454,7 @@ fn updated(
     if r.try_get::<_, Option<i64>>("seq")?.is_some() {
         return task(r);
     }
-    let now = Millis(r.try_get("now")?);
+    let now = Millis::from_millis(r.try_get("now")?);
     let Some(state) = lease_state(r)? else {
         return Err(Error::NotFound(id.clone()).into());
     };
@@ -487,7 +491,9 @@ fn lease_state(r: &Row) -> Result<Option<LeaseState>, Failure> {
             .try_get::<_, Option<String>>("cur_assignee")?
             .map(agent)
             .transpose()?,
-        lock_until: r.try_get::<_, Option<i64>>("cur_lock_until")?.map(Millis),
+        lock_until: r
+            .try_get::<_, Option<i64>>("cur_lock_until")?
+            .map(Millis::from_millis),
         fence: r.try_get("cur_fence")?,
         // Only the statements that check a token return it.
         secret: if has_column(r, "cur_secret") {
@@ -561,8 +567,8 @@ fn lease(r: &Row, task: TaskId, agent: AgentId, fence_col: &str) -> Result<Lease
             r.try_get(fence_col)?,
             r.try_get::<_, Option<&str>>("secret")?,
         )?,
-        assigned_at: Millis(r.try_get("assigned_at")?),
-        lock_until: Millis(r.try_get("lock_until")?),
+        assigned_at: Millis::from_millis(r.try_get("assigned_at")?),
+        lock_until: Millis::from_millis(r.try_get("lock_until")?),
         version: Version::new(r.try_get("version")?),
     })
 }
@@ -592,7 +598,7 @@ fn batch_rows(rows: &[Row], ids: &[TaskId], who: &AgentId) -> Result<BatchTry, F
         } else if r.try_get("skipped")? {
             contended = true;
         } else if !r.try_get::<_, bool>("free")? {
-            let now = Millis(r.try_get("now")?);
+            let now = Millis::from_millis(r.try_get("now")?);
             refused.push((id.clone(), refusal(r, id, now)?));
         }
     }
@@ -615,7 +621,7 @@ fn event(r: &Row) -> Result<Event, Failure> {
     let kind: String = r.try_get("kind")?;
     Ok(Event {
         seq: r.try_get("seq")?,
-        at: Millis(r.try_get("at")?),
+        at: Millis::from_millis(r.try_get("at")?),
         task: task_id(r.try_get("task")?)?,
         kind: EventKind::parse(&kind).ok_or_else(|| corrupt("an event kind", &kind))?,
         agent: agent(r.try_get("agent")?)?,
@@ -839,7 +845,7 @@ impl Store for PgStore {
                     "token",
                 )?));
             }
-            let now = Millis(r.try_get("now")?);
+            let now = Millis::from_millis(r.try_get("now")?);
             Ok(ClaimOutcome::Refused(refusal(&r, id, now)?))
         };
         match request {
@@ -1009,7 +1015,7 @@ impl Store for PgStore {
             if let Some(holder) = r.try_get::<_, Option<String>>("assignee")? {
                 return lease(&r, id.clone(), agent(holder)?, "fence");
             }
-            let now = Millis(r.try_get("now")?);
+            let now = Millis::from_millis(r.try_get("now")?);
             Err(match lease_state(&r)? {
                 None => Error::NotFound(id.clone()),
                 Some(state) => state.lost(id, token, now),
@@ -1116,7 +1122,7 @@ impl Store for PgStore {
                         id: task_id(r.try_get("id")?)?,
                         agent: agent(r.try_get("assignee")?)?,
                         fence: r.try_get("fence")?,
-                        lock_until: Millis(r.try_get("lock_until")?),
+                        lock_until: Millis::from_millis(r.try_get("lock_until")?),
                     })
                 })
                 .collect()
@@ -1266,8 +1272,10 @@ impl Store for PgStore {
             let r = c.query_one(sql::READINESS, &[&now])?;
             Ok(Readiness {
                 ready: r.try_get("ready")?,
-                next_expiry: r.try_get::<_, Option<i64>>("next_expiry")?.map(Millis),
-                now: Millis(r.try_get("now")?),
+                next_expiry: r
+                    .try_get::<_, Option<i64>>("next_expiry")?
+                    .map(Millis::from_millis),
+                now: Millis::from_millis(r.try_get("now")?),
             })
         })
     }
@@ -1279,13 +1287,17 @@ impl Store for PgStore {
     fn now(&self) -> Result<Millis> {
         let now = self.now_param();
         self.run("read the database clock", Retry::Read, |c| {
-            Ok(Millis(c.query_one(sql::NOW, &[&now])?.try_get(0)?))
+            Ok(Millis::from_millis(
+                c.query_one(sql::NOW, &[&now])?.try_get(0)?,
+            ))
         })
     }
 
     fn stamp(&self) -> Result<Stamp> {
         self.run("read the current snapshot", Retry::Read, |c| {
-            Ok(Stamp(c.query_one(sql::STAMP, &[])?.try_get(0)?))
+            Ok(Stamp::new(
+                c.query_one(sql::STAMP, &[])?.try_get::<_, String>(0)?,
+            ))
         })
     }
 }

@@ -139,7 +139,7 @@ pub(crate) fn list(tx: &Connection, id: &TaskId) -> Result<Option<Deps>> {
             id: task_id(&id)?,
             status: parse_status(&status)?,
             holder: holder.as_deref().map(agent).transpose()?,
-            lock_until: until.map(Millis),
+            lock_until: until.map(Millis::from_millis),
         };
         if dir == "on" {
             deps.on.push(state);
@@ -179,7 +179,7 @@ pub(crate) fn delete(
     for id in ids {
         let row = lease_row(tx, id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
         let seq = must_seq(tx, id)?;
-        let held = row.lease.live_holder(Millis(now));
+        let held = row.lease.live_holder(Millis::from_millis(now));
         let deps = list(tx, id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
         let dropped: Vec<TaskId> = deps
             .needed_by

@@ -52,7 +52,7 @@ fn import_in(tx: &Connection, now: i64, batch: &ImportBatch) -> Result<ImportOut
                 return Err(tasklease_core::deleted_id_error(&t.id));
             }
             None => Plan::Create,
-            Some(old) if old.is_leased_at(tasklease_core::Millis(now)) => {
+            Some(old) if old.is_leased_at(tasklease_core::Millis::from_millis(now)) => {
                 out.leased.push(t.id.clone());
                 continue;
             }
@@ -132,7 +132,7 @@ fn insert(tx: &Connection, now: i64, t: &ImportTask) -> Result<i64> {
                     ":id": t.id.as_str(), ":title": t.title, ":description": t.description,
                     ":status": t.status.as_str(), ":priority": t.priority.rank(),
                     ":tags": tags_json(&t.tags), ":version": t.version.get(), ":attempts": t.attempts,
-                    ":created": t.created_at.map(|m| m.0), ":updated": t.updated_at.map(|m| m.0),
+                    ":created": t.created_at.map(|m| m.as_millis()), ":updated": t.updated_at.map(|m| m.as_millis()),
                     ":now": now,
                 },
                 |r| r.get(0),

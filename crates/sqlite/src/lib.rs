@@ -836,7 +836,7 @@ pub(crate) fn lease_row(tx: &Connection, id: &TaskId) -> Result<Option<LeaseRow>
                 lease: LeaseState {
                     status: parse_status(&status)?,
                     assignee: assignee.as_deref().map(agent).transpose()?,
-                    lock_until: lock_until.map(Millis),
+                    lock_until: lock_until.map(Millis::from_millis),
                     fence,
                     secret,
                     waiting_on,
@@ -855,7 +855,8 @@ fn explain_refusal(tx: &Connection, now: i64, id: &TaskId) -> Result<Refusal> {
     let Some(row) = lease_row(tx, id)? else {
         return Ok(Refusal::NotFound);
     };
-    row.lease.refusal(id, Millis(now), || waiting_on(tx, id))
+    row.lease
+        .refusal(id, Millis::from_millis(now), || waiting_on(tx, id))
 }
 
 fn waiting_on(tx: &Connection, id: &TaskId) -> Result<Vec<TaskId>> {
@@ -874,7 +875,7 @@ fn explain_lost(tx: &Connection, now: i64, id: &TaskId, token: &Token) -> Result
     let Some(row) = lease_row(tx, id)? else {
         return Ok(Error::NotFound(id.clone()));
     };
-    Ok(row.lease.lost(id, token, Millis(now)))
+    Ok(row.lease.lost(id, token, Millis::from_millis(now)))
 }
 
 /// Who claims, and under which idempotency key (stored with the lease it gets).
@@ -942,8 +943,8 @@ fn claim_one(
         task: id.clone(),
         agent: who.clone(),
         token: Token::from_parts(fence, secret.as_deref())?,
-        assigned_at: Millis(assigned_at),
-        lock_until: Millis(lock_until),
+        assigned_at: Millis::from_millis(assigned_at),
+        lock_until: Millis::from_millis(lock_until),
         version: Version::new(version),
     }))
 }
@@ -978,8 +979,8 @@ fn held_lease(who: &AgentId, row: HeldRow) -> Result<Lease> {
         task: task_id(&id)?,
         agent: who.clone(),
         token: Token::from_parts(fence, secret.as_deref())?,
-        assigned_at: Millis(assigned_at),
-        lock_until: Millis(lock_until),
+        assigned_at: Millis::from_millis(assigned_at),
+        lock_until: Millis::from_millis(lock_until),
         version: Version::new(version),
     })
 }
@@ -998,7 +999,7 @@ fn repeat_or_lost(
         return Err(Error::NotFound(id.clone()));
     };
     if !row.lease.repeat_of(token, op, to) {
-        return Err(row.lease.lost(id, token, Millis(now)));
+        return Err(row.lease.lost(id, token, Millis::from_millis(now)));
     }
     let task = find_task(tx, id)?.ok_or_else(|| Error::NotFound(id.clone()))?;
     Ok(Ended { task, repeat: true })
@@ -1403,8 +1404,8 @@ impl Store for SqliteStore {
                 task: id.clone(),
                 agent: agent(&holder)?,
                 token: Token::from_parts(fence, secret.as_deref())?,
-                assigned_at: Millis(assigned_at),
-                lock_until: Millis(lock_until),
+                assigned_at: Millis::from_millis(assigned_at),
+                lock_until: Millis::from_millis(lock_until),
                 version: Version::new(version),
             })
         })
@@ -1462,7 +1463,7 @@ impl Store for SqliteStore {
             let detail = format!(
                 "held by {} until {}; to {}",
                 row.lease.assignee.as_ref().map_or("?", AgentId::as_str),
-                row.lease.lock_until.unwrap_or(Millis(0)),
+                row.lease.lock_until.unwrap_or(Millis::from_millis(0)),
                 to.status()
             );
             let note = Note {
@@ -1555,7 +1556,10 @@ impl Store for SqliteStore {
             let mut reaped = Vec::with_capacity(rows.len());
             for (id, holder, fence, until) in rows {
                 let id = task_id(&id)?;
-                let detail = format!("lease of {holder} ran out at {}", Millis(until));
+                let detail = format!(
+                    "lease of {holder} ran out at {}",
+                    Millis::from_millis(until)
+                );
                 let note = Note {
                     token: Some(fence),
                     detail: Some(&detail),
@@ -1566,7 +1570,7 @@ impl Store for SqliteStore {
                     id,
                     agent: agent(&holder)?,
                     fence,
-                    lock_until: Millis(until),
+                    lock_until: Millis::from_millis(until),
                 });
             }
             Ok(reaped)
@@ -1639,7 +1643,7 @@ impl Store for SqliteStore {
             let Some(row) = before else {
                 return Err(Error::NotFound(id.clone()));
             };
-            if let Some((holder, until)) = row.lease.live_holder(Millis(now))
+            if let Some((holder, until)) = row.lease.live_holder(Millis::from_millis(now))
                 && !token.is_some_and(|t| t.matches(row.lease.fence, row.lease.secret.as_deref()))
             {
                 return Err(match token {
@@ -1789,8 +1793,8 @@ impl Store for SqliteStore {
                 .ctx("look for ready tasks")?;
             Ok(Readiness {
                 ready,
-                next_expiry: next.map(Millis),
-                now: Millis(now),
+                next_expiry: next.map(Millis::from_millis),
+                now: Millis::from_millis(now),
             })
         })
     }
@@ -1800,7 +1804,7 @@ impl Store for SqliteStore {
     }
 
     fn now(&self) -> Result<Millis> {
-        read_now(&self.lock().conn, &self.clock).map(Millis)
+        read_now(&self.lock().conn, &self.clock).map(Millis::from_millis)
     }
 
     fn stamp(&self) -> Result<Stamp> {
@@ -1810,7 +1814,7 @@ impl Store for SqliteStore {
             .prepare_cached(sql::STAMP)
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .ctx("read the database's data version")?;
-        Ok(Stamp(n.to_string()))
+        Ok(Stamp::new(n.to_string()))
     }
 }
 
@@ -1843,7 +1847,7 @@ impl RawEvent {
         })?;
         Ok(Event {
             seq: self.seq,
-            at: Millis(self.at),
+            at: Millis::from_millis(self.at),
             task: task_id(&self.task)?,
             kind,
             agent: agent(&self.agent)?,
@@ -1944,11 +1948,11 @@ impl RawTask {
             waiting_on: self.waiting_on,
             parent: self.parent.as_deref().map(task_id).transpose()?,
             version: Version::new(self.version),
-            assigned_at: self.assigned_at.map(Millis),
-            lock_until: self.lock_until.map(Millis),
+            assigned_at: self.assigned_at.map(Millis::from_millis),
+            lock_until: self.lock_until.map(Millis::from_millis),
             attempts: self.attempts,
-            created_at: Millis(self.created_at),
-            updated_at: Millis(self.updated_at),
+            created_at: Millis::from_millis(self.created_at),
+            updated_at: Millis::from_millis(self.updated_at),
         })
     }
 }

@@ -892,8 +892,8 @@ impl From<Lease> for Row {
             id: l.task.to_string(),
             token: l.token.fence(),
             secret: l.token.secret().map(str::to_owned),
-            assigned_at: l.assigned_at.0,
-            lock_until: l.lock_until.0,
+            assigned_at: l.assigned_at.as_millis(),
+            lock_until: l.lock_until.as_millis(),
             version: l.version.get(),
         }
     }
@@ -905,8 +905,8 @@ impl Row {
             task: task_id(&self.id)?,
             agent,
             token: Token::from_parts(self.token, self.secret.as_deref())?,
-            assigned_at: Millis(self.assigned_at),
-            lock_until: Millis(self.lock_until),
+            assigned_at: Millis::from_millis(self.assigned_at),
+            lock_until: Millis::from_millis(self.lock_until),
             version: Version::new(self.version),
         })
     }
@@ -1241,7 +1241,7 @@ fn took_effect(conn: &Connection, req: &Request, reply: &Reply) -> Result<bool> 
             Reply::Claimed(Some(row)) => {
                 now.status == Status::InProgress
                     && now.assignee.as_ref().map(AgentId::as_str) == Some(req.agent.as_str())
-                    && now.lock_until == Some(Millis(row.lock_until))
+                    && now.lock_until == Some(Millis::from_millis(row.lock_until))
             }
             // Done by this very request: not an `update` to done meanwhile.
             _ => now.status == Status::Done && now.ended_by == Some(EventKind::Done),
@@ -1539,7 +1539,7 @@ fn queue_dir(db: &Path) -> PathBuf {
 /// record is for people, and a write that fails leaves waiters saying less.
 fn write_holder(board: &File, me: &Holder) {
     let mut me = me.clone();
-    me.since = Millis(epoch_us() / 1000);
+    me.since = Millis::from_millis(epoch_us() / 1000);
     let Ok(json) = serde_json::to_vec(&me) else {
         return;
     };
@@ -2290,7 +2290,7 @@ mod tests {
             .unwrap()
             .board;
         let conn = connect(&path, Duration::from_secs(5));
-        let clock = Clock::manual(Millis(1_000_000));
+        let clock = Clock::manual(Millis::from_millis(1_000_000));
         let first = claim_next_stmt(&conn, &clock, "a", 1000, (0, 0), None)
             .unwrap()
             .expect("a task");

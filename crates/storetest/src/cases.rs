@@ -144,15 +144,18 @@ pub fn claim_grants_lease(f: &dyn Fixture) {
     assert_eq!(l.task, t);
     assert_eq!(l.agent, agent("a"));
     assert!(l.token.fence() >= 1);
-    assert_eq!(l.assigned_at, Millis(T0.0 + 1000));
-    assert_eq!(l.lock_until, Millis(T0.0 + 1000 + 300_000));
+    assert_eq!(l.assigned_at, Millis::from_millis(T0.as_millis() + 1000));
+    assert_eq!(
+        l.lock_until,
+        Millis::from_millis(T0.as_millis() + 1000 + 300_000)
+    );
     let row = s.show(&t).unwrap().unwrap();
     assert_eq!(row.status, Status::InProgress);
     assert_eq!(row.assignee, Some(agent("a")));
     assert_eq!(row.lock_until, Some(l.lock_until));
     assert_eq!(row.version, l.version);
     assert!(row.version.get() > 1, "a claim bumps the version");
-    assert!(row.is_leased_at(Millis(T0.0 + 2000)));
+    assert!(row.is_leased_at(Millis::from_millis(T0.as_millis() + 2000)));
 }
 
 /// Held, not found, closed and waiting are each reported as such.
@@ -225,7 +228,10 @@ pub fn reclaim_with_token(f: &dyn Fixture) {
     );
     assert_eq!(l2.token, l1.token);
     assert_eq!(l2.assigned_at, l1.assigned_at);
-    assert_eq!(l2.lock_until, Millis(T0.0 + 30_000 + 600_000));
+    assert_eq!(
+        l2.lock_until,
+        Millis::from_millis(T0.as_millis() + 30_000 + 600_000)
+    );
     // A wrong token is not a re-claim.
     assert!(matches!(
         refused(
@@ -336,11 +342,17 @@ pub fn renew_extends(f: &dyn Fixture) {
     clock.advance(50_000);
     let r = s.renew(&t, &l.token, minutes(2), &agent("a")).unwrap();
     assert_eq!(r.token, l.token);
-    assert_eq!(r.lock_until, Millis(T0.0 + 50_000 + 120_000));
+    assert_eq!(
+        r.lock_until,
+        Millis::from_millis(T0.as_millis() + 50_000 + 120_000)
+    );
     assert!(r.version > l.version);
     clock.advance(500_000); // expired, but nobody took it
     let r2 = s.renew(&t, &l.token, minutes(1), &agent("a")).unwrap();
-    assert_eq!(r2.lock_until, Millis(T0.0 + 550_000 + 60_000));
+    assert_eq!(
+        r2.lock_until,
+        Millis::from_millis(T0.as_millis() + 550_000 + 60_000)
+    );
     assert!(matches!(
         refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
         Refusal::Held { .. }
@@ -949,12 +961,12 @@ pub fn database_clock(f: &dyn Fixture) {
         .as_millis() as i64;
     let now = s.now().unwrap();
     assert!(
-        (now.0 - wall).abs() < 60_000,
+        (now.as_millis() - wall).abs() < 60_000,
         "database clock {now} is far from this host's"
     );
     let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
-    assert!(l.assigned_at.0 >= now.0);
-    assert_eq!(l.lock_until.0 - l.assigned_at.0, 60_000);
+    assert!(l.assigned_at.as_millis() >= now.as_millis());
+    assert_eq!(l.lock_until.as_millis() - l.assigned_at.as_millis(), 60_000);
 }
 
 /// List filters by status, assignee and tag, ordered by priority then age.

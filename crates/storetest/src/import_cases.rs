@@ -62,8 +62,8 @@ pub fn import_creates_every_field_and_twice_changes_nothing(f: &dyn Fixture) {
     a.tags = vec![Tag::new("type:bug").unwrap(), Tag::new("x").unwrap()];
     a.version = tasklease_core::Version::new(7);
     a.attempts = 2;
-    a.created_at = Some(Millis(1_000));
-    a.updated_at = Some(Millis(2_000));
+    a.created_at = Some(Millis::from_millis(1_000));
+    a.updated_at = Some(Millis::from_millis(2_000));
     let tasks = vec![
         a,
         task("b", Status::Todo, &["a"]),
@@ -82,7 +82,10 @@ pub fn import_creates_every_field_and_twice_changes_nothing(f: &dyn Fixture) {
     assert_eq!(a.priority, Priority::Critical);
     assert_eq!(a.tags.len(), 2);
     assert_eq!((a.version.get(), a.attempts), (7, 2));
-    assert_eq!((a.created_at, a.updated_at), (Millis(1_000), Millis(2_000)));
+    assert_eq!(
+        (a.created_at, a.updated_at),
+        (Millis::from_millis(1_000), Millis::from_millis(2_000))
+    );
     let c = s.show(&id("c")).unwrap().unwrap();
     assert_eq!(c.deps, vec![id("a"), id("b")]);
     assert_eq!(c.waiting_on, 1, "a is done, b is not");

@@ -30,7 +30,7 @@ pub trait Fixture: Send + Sync {
 }
 
 /// The instant manual clocks start at: 2026-11-27T00:00:00Z.
-pub const T0: Millis = Millis(1_795_737_600_000);
+pub const T0: Millis = Millis::from_millis(1_795_737_600_000);
 
 /// An agent id for tests.
 pub fn agent(name: &str) -> AgentId {

@@ -184,7 +184,7 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
                         ClaimOutcome::Claimed(l) => {
                             prop_assert_eq!(l.token.fence(), m.tasks[t].fence);
                             issued.insert((t, l.token.fence()), l.token.clone());
-                            prop_assert_eq!(l.lock_until, Millis(now + LEASE_MS));
+                            prop_assert_eq!(l.lock_until, Millis::from_millis(now + LEASE_MS));
                         }
                         ClaimOutcome::Refused(r) => {
                             return Err(TestCaseError::fail(format!("{op:?}: refused {r}")));
@@ -198,7 +198,7 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
                     } else if m.live(t, now) {
                         Refusal::Held {
                             by: who(m.tasks[t].holder.unwrap()),
-                            until: Millis(m.tasks[t].until),
+                            until: Millis::from_millis(m.tasks[t].until),
                         }
                     } else {
                         Refusal::NotClaimable {
@@ -321,7 +321,7 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
                 op
             );
             if row.status == Status::InProgress {
-                prop_assert_eq!(row.lock_until, Some(Millis(m.tasks[t].until)));
+                prop_assert_eq!(row.lock_until, Some(Millis::from_millis(m.tasks[t].until)));
             }
             prop_assert_eq!(row.waiting_on as usize, m.waiting(t).len());
         }

@@ -57,7 +57,10 @@ pub fn readiness_says_what_claim_next_would_find(f: &dyn Fixture) {
     let la = s.claim_next(&agent("x"), minutes(1)).unwrap().expect("a");
     let r = s.readiness().unwrap();
     assert!(!r.ready, "b waits on a, a is held: {r:?}");
-    assert_eq!(r.next_expiry, Some(Millis(T0.0 + 60_000)));
+    assert_eq!(
+        r.next_expiry,
+        Some(Millis::from_millis(T0.as_millis() + 60_000))
+    );
     assert_eq!(r.until_expiry(), Some(Duration::from_secs(60)));
     clock.advance(60_000);
     let r = s.readiness().unwrap();

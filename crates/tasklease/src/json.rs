@@ -109,7 +109,7 @@ pub fn lease_json(l: &Lease) -> Value {
         "fence": l.token.fence(),
         "assigned_at": l.assigned_at.to_rfc3339(),
         "lock_until": l.lock_until.to_rfc3339(),
-        "lock_until_ms": l.lock_until.0,
+        "lock_until_ms": l.lock_until.as_millis(),
         "version": l.version,
     })
 }
@@ -149,7 +149,7 @@ pub fn refusal_json(id: &TaskId, r: &Refusal) -> Value {
         Refusal::Held { by, until } => {
             d["holder"] = json!(by);
             d["lock_until"] = json!(until.to_rfc3339());
-            d["lock_until_ms"] = json!(until.0);
+            d["lock_until_ms"] = json!(until.as_millis());
             "held"
         }
         Refusal::NotFound => "not_found",
@@ -310,7 +310,7 @@ pub fn event_json(e: &Event) -> Value {
     json!({
         "seq": e.seq,
         "at": e.at.to_rfc3339(),
-        "at_ms": e.at.0,
+        "at_ms": e.at.as_millis(),
         "task": e.task,
         "kind": e.kind,
         "agent": e.agent,
@@ -516,7 +516,7 @@ pub fn held_for_ms(since: Millis) -> i64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    now.saturating_sub(since.0).max(0)
+    now.saturating_sub(since.as_millis()).max(0)
 }
 
 #[cfg(test)]
@@ -541,7 +541,7 @@ mod tests {
         assert_eq!(error_of(&unsent)["error"]["retryable"], true);
         let held = Refusal::Held {
             by: AgentId::new("a").unwrap(),
-            until: Millis(0),
+            until: Millis::from_millis(0),
         };
         assert_eq!(refusal_exit(&held), EXIT_CONFLICT);
         assert_eq!(refusal_json(&id, &held)["error"]["holder"], "a");

@@ -112,7 +112,7 @@ struct Open {
 
 impl Open {
     fn expires(&self) -> Millis {
-        Millis(self.granted_at.0.saturating_add(self.granted_ms))
+        Millis::from_millis(self.granted_at.as_millis().saturating_add(self.granted_ms))
     }
 
     fn close(self, task: &TaskId, end: End, at: Millis) -> Hold {
@@ -436,7 +436,7 @@ mod tests {
     fn ev(seq: i64, at: i64, task: &str, kind: EventKind, token: i64) -> Event {
         Event {
             seq,
-            at: Millis(at),
+            at: Millis::from_millis(at),
             task: TaskId::new(task).unwrap(),
             kind,
             agent: AgentId::new("a").unwrap(),
@@ -525,7 +525,7 @@ mod tests {
             fence: 1,
             agent: AgentId::new("a").unwrap(),
             lease_ms,
-            start: Millis(0),
+            start: Millis::from_millis(0),
             held_ms,
             renewals,
             end,
@@ -597,11 +597,11 @@ mod tests {
             parent: None,
             version: crate::Version::FIRST,
             assignee: Some(AgentId::new("a").unwrap()),
-            assigned_at: Some(Millis(0)),
-            lock_until: Some(Millis(until)),
+            assigned_at: Some(Millis::from_millis(0)),
+            lock_until: Some(Millis::from_millis(until)),
             attempts: 0,
-            created_at: Millis(0),
-            updated_at: Millis(0),
+            created_at: Millis::from_millis(0),
+            updated_at: Millis::from_millis(0),
         };
         let events = vec![
             grant(ev(1, 0, "live", EventKind::Claimed, 1), 9_000),
@@ -614,7 +614,7 @@ mod tests {
             task("gone", 10_000 - 1),
             task("unknown", 10_000 + 30_000),
         ];
-        let h = held(&tasks, &events, Millis(10_000));
+        let h = held(&tasks, &events, Millis::from_millis(10_000));
         let s: Vec<(&str, Standing)> = h.iter().map(|h| (h.id.as_str(), h.standing)).collect();
         assert_eq!(
             s,

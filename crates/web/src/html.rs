@@ -108,7 +108,7 @@ fn countdown(until: Millis, now: Millis, lease_ms: Option<i64>) -> Markup {
         "countdown"
     };
     html! {
-        span class=(class) data-until-ms=(until.0) data-near-ms=(near_ms)
+        span class=(class) data-until-ms=(until.as_millis()) data-near-ms=(near_ms)
             title={ "lease ends " (until) } { (time_left(until, now)) }
     }
 }
@@ -191,7 +191,7 @@ fn percent(s: &str) -> String {
 pub fn board_live(b: &Board, filter: &Filter, q: &Query) -> Markup {
     let total: u64 = b.counts.iter().map(|c| c.1).sum();
     html! {
-        div #live data-now-ms=(b.now.0) {
+        div #live data-now-ms=(b.now.as_millis()) {
             p.summary {
                 (total) " tasks"
                 @for (s, n) in &b.counts { " · " (n) " " (s) }
@@ -305,7 +305,7 @@ pub fn task_live(p: &TaskPage) -> Markup {
     let now = p.shown.now;
     let progress = p.shown.progress();
     html! {
-        div #live data-now-ms=(now.0) {
+        div #live data-now-ms=(now.as_millis()) {
             h1 { span.card-id { (t.id) } " " (t.title) }
             dl.fields data-id=(t.id) data-status=(t.status) {
                 dt { "Status" } dd.status { (t.status) }
@@ -455,7 +455,7 @@ pub fn fleet_live(f: &Fleet) -> Markup {
         .collect();
     let c = &f.contention;
     html! {
-        div #live data-now-ms=(f.now.0) {
+        div #live data-now-ms=(f.now.as_millis()) {
             h1 { "Fleet" }
             p.summary {
                 (f.agents.len()) " agents seen · " (f.held.len()) " leases held"

@@ -479,7 +479,7 @@ mod tests {
     fn ev(seq: i64, task: &str, kind: EventKind, token: Option<i64>) -> Event {
         Event {
             seq,
-            at: Millis(seq * 1000),
+            at: Millis::from_millis(seq * 1000),
             task: TaskId::new(task).unwrap(),
             kind,
             agent: AgentId::new("a").unwrap(),
@@ -515,7 +515,7 @@ mod tests {
         let events: Vec<Event> = (1..=30)
             .map(|i| ev(i, "t", EventKind::Claimed, Some(i)))
             .collect();
-        let (b, width) = buckets(&events, Millis(31_000));
+        let (b, width) = buckets(&events, Millis::from_millis(31_000));
         assert_eq!(b.len(), 30);
         assert_eq!(width, 1000);
         let total: f64 = b

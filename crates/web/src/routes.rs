@@ -309,7 +309,7 @@ async fn api_fleet(State(app): State<Shared>) -> Response {
         Ok(json!({
             "ok": true,
             "now": f.now.to_rfc3339(),
-            "now_ms": f.now.0,
+            "now_ms": f.now.as_millis(),
             "tasks": f.counts.iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "agents": f.agents.iter().map(|a| json!({
                 "agent": a.id,

@@ -313,7 +313,7 @@ fn string(v: Option<&Value>) -> String {
 fn seconds(v: Option<&Value>) -> Option<Millis> {
     v.and_then(Value::as_i64)
         .filter(|s| *s > 0)
-        .map(|s| Millis(s * 1000))
+        .map(|s| Millis::from_millis(s * 1000))
 }
 
 /// One task, from a database row (`db`) or a JSON todo: the one mapping both share.

@@ -698,7 +698,7 @@ pub(crate) fn parse_time(s: &str) -> std::result::Result<Option<crate::Millis>, 
         return Ok(None);
     }
     s.parse::<jiff::Timestamp>()
-        .map(|t| Some(crate::Millis(t.as_millisecond())))
+        .map(|t| Some(crate::Millis::from_millis(t.as_millisecond())))
         .map_err(|_| format!("{s:?} is not a time; allowed: RFC 3339, e.g. 2026-01-09T12:00:00Z"))
 }
 
