@@ -210,15 +210,21 @@ pub enum Cmd {
         dir: std::path::PathBuf,
     },
     /// Measure claims/s and latency with N agent processes on a fresh database
+    // The benchmark compares the stores and runs their raw SQL baselines: built with
+    // both backends only.
+    #[cfg(all(feature = "sqlite", feature = "postgres"))]
     Bench(BenchArgs),
     /// One benchmark agent process (started by `bench`)
     #[command(hide = true)]
+    #[cfg(all(feature = "sqlite", feature = "postgres"))]
     BenchWorker(BenchWorkerArgs),
     /// One waiting agent process (started by `bench --mode wait`)
     #[command(hide = true)]
+    #[cfg(all(feature = "sqlite", feature = "postgres"))]
     BenchWaiter(BenchWaiterArgs),
 }
 
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
 #[derive(Debug, Args)]
 pub struct BenchWaiterArgs {
     /// wait (tasklease::wait), poll (claim --next, 100 ms sleep on nothing) or drain
@@ -256,6 +262,7 @@ pub struct UiArgs {
     pub token: Option<String>,
 }
 
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Agent processes
@@ -290,6 +297,7 @@ pub struct BenchArgs {
     pub inject_double_claim: bool,
 }
 
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
 #[derive(Debug, Args)]
 pub struct BenchWorkerArgs {
     #[arg(long)]

@@ -93,7 +93,7 @@ fn bench_refuses_bad_sizes_and_real_databases() {
 
 #[test]
 fn bench_runs_small_on_postgres_in_scratch_schemas() {
-    let Some(server) = tasklease_postgres::testing::server() else {
+    let Some(server) = common::pg_server() else {
         return;
     };
     let p = Project::new();

@@ -59,6 +59,9 @@ fn timed(p: &Project, db: &str, args: &[&str]) -> (Output, Duration) {
 
 #[test]
 fn a_server_that_never_answers_fails_with_exit_1_within_the_connect_timeout() {
+    if !common::built_with_postgres() {
+        return;
+    }
     let p = Project::new();
     let silent = Silent::start();
     let db = silent.conn("connect_timeout=2");
@@ -82,7 +85,7 @@ fn a_frozen_server_fails_list_and_claim_with_exit_1_within_the_connect_timeout()
     let Some(p) = Project::postgres() else {
         return;
     };
-    let server = tasklease_postgres::testing::server().unwrap();
+    let server = common::pg_server().unwrap();
     let proxy = Proxy::start(&server);
     let db = proxy.via(p.pg.as_ref().unwrap().conn());
     p.ok(&["add", "t", "--id", "t"]);
@@ -111,7 +114,7 @@ fn run_against_a_frozen_server_exits_within_lease_and_grace() {
     let Some(p) = Project::postgres() else {
         return;
     };
-    let server = tasklease_postgres::testing::server().unwrap();
+    let server = common::pg_server().unwrap();
     let proxy = Proxy::start(&server);
     let db = proxy.via(p.pg.as_ref().unwrap().conn());
     p.ok(&["add", "t", "--id", "t"]);
@@ -150,7 +153,7 @@ fn mcp_claim_on_a_frozen_server_answers_outcome_unknown_within_the_busy_timeout(
     let Some(p) = Project::postgres() else {
         return;
     };
-    let server = tasklease_postgres::testing::server().unwrap();
+    let server = common::pg_server().unwrap();
     let proxy = Proxy::start(&server);
     let db = proxy.via(p.pg.as_ref().unwrap().conn());
     p.ok(&["add", "t", "--id", "t"]);

@@ -95,7 +95,7 @@ fn a_project_without_init_is_refused_and_nothing_is_created() {
 
 #[test]
 fn a_postgres_schema_without_tables_is_refused_until_init() {
-    let Some(server) = tasklease_postgres::testing::server() else {
+    let Some(server) = common::pg_server() else {
         return;
     };
     let scratch = tasklease_postgres::testing::Scratch::new(&server);
@@ -132,7 +132,7 @@ fn a_postgres_schema_without_tables_is_refused_until_init() {
 
 #[test]
 fn migrate_creates_the_tables_in_an_empty_postgres_schema() {
-    let Some(server) = tasklease_postgres::testing::server() else {
+    let Some(server) = common::pg_server() else {
         return;
     };
     let scratch = tasklease_postgres::testing::Scratch::new(&server);
@@ -249,7 +249,7 @@ fn a_failed_sqlite_migration_says_which_in_one_line_and_backs_up_once() {
 
 #[test]
 fn a_failed_postgres_migration_says_which_in_one_line() {
-    let Some(server) = tasklease_postgres::testing::server() else {
+    let Some(server) = common::pg_server() else {
         return;
     };
     let scratch = tasklease_postgres::testing::Scratch::new(&server);
@@ -272,7 +272,7 @@ fn a_failed_postgres_migration_says_which_in_one_line() {
 
 #[test]
 fn an_older_postgres_schema_is_still_migrated_on_open() {
-    let Some(server) = tasklease_postgres::testing::server() else {
+    let Some(server) = common::pg_server() else {
         return;
     };
     let scratch = tasklease_postgres::testing::Scratch::new(&server);

@@ -9,6 +9,9 @@ use common::Project;
 /// the exit code stays 1 (runtime trouble).
 #[test]
 fn an_unreachable_server_is_retryable_and_exit_1() {
+    if !common::built_with_postgres() {
+        return;
+    }
     let p = Project::new();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

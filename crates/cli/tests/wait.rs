@@ -151,7 +151,7 @@ each_store!(
 /// wake-up, well before the fallback look.
 #[test]
 fn a_postgres_restart_during_a_wait_is_ridden_out() {
-    if tasklease_postgres::testing::server().is_none() {
+    if common::pg_server().is_none() {
         return;
     }
     let Some(pg) = OwnPg::start("wait", 57000) else {

@@ -1,7 +1,9 @@
 //! One module per verb. Each turns parsed arguments into library calls and a
 //! [`Report`]; none prints directly.
 
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod bench;
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
 mod bench_wait;
 mod claim;
 mod dep;
@@ -92,8 +94,11 @@ pub fn run(cli: &Cli) -> Result<Report> {
         Cmd::Release(a) => lease::release(&cx, a),
         Cmd::Done { id, token, reason } => lease::done(&cx, id, token, reason.as_ref()),
         Cmd::Reap(a) => lease::reap(&cx, a),
+        #[cfg(all(feature = "sqlite", feature = "postgres"))]
         Cmd::Bench(a) => bench::run(&cx, a),
+        #[cfg(all(feature = "sqlite", feature = "postgres"))]
         Cmd::BenchWorker(a) => bench::worker(&cx, a),
+        #[cfg(all(feature = "sqlite", feature = "postgres"))]
         Cmd::BenchWaiter(a) => bench_wait::waiter(&cx, a),
         // Served from main: they own stdout (the protocol, the script) and report nothing
         // there.

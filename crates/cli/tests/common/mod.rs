@@ -11,6 +11,25 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// The test PostgreSQL server, or `None` (recorded as a skip) when there is none or
+/// the binary under test is built without the `postgres` feature (a SQLite-only
+/// build: `cargo test -p tasklease-cli --no-default-features --features sqlite`).
+pub fn pg_server() -> Option<String> {
+    if !built_with_postgres() {
+        return None;
+    }
+    tasklease_postgres::testing::server()
+}
+
+/// Whether the binary under test speaks PostgreSQL; when not, a skip is recorded.
+pub fn built_with_postgres() -> bool {
+    if !cfg!(feature = "postgres") {
+        tasklease_postgres::testing::skip("tasklease is built without the postgres feature");
+        return false;
+    }
+    true
+}
+
 /// A scratch project: a temp dir holding `.git` and an initialized database — the
 /// project's SQLite file, or a schema of its own on the test PostgreSQL server.
 pub struct Project {
@@ -28,7 +47,7 @@ impl Project {
     /// A project on a fresh schema of the test PostgreSQL server, or `None` when
     /// there is no server to test against (a failure under CI=true).
     pub fn postgres() -> Option<Project> {
-        let server = tasklease_postgres::testing::server()?;
+        let server = pg_server()?;
         Some(Project::with(Some(
             tasklease_postgres::testing::Scratch::new(&server),
         )))

@@ -17,6 +17,9 @@ impl OwnPg {
     /// Starts one, or `None` (recorded as a skip) where Debian's `postgresql` package
     /// is missing — a failure under CI=true.
     pub fn start(label: &'static str, port_base: u16) -> Option<OwnPg> {
+        if !super::built_with_postgres() {
+            return None;
+        }
         let bindir = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .into_iter()
