@@ -278,7 +278,7 @@ pub struct BenchArgs {
     /// measure waiting for work (wake latency, idle cost over --seconds, a chain of
     /// 1,000 tasks) against polling
     #[arg(long, default_value = "next")]
-    pub mode: tasklease::bench::Mode,
+    pub mode: crate::bench::Mode,
     /// Also run the raw SQL baseline on a fresh database of the same kind, and print the ratio
     #[arg(long)]
     pub baseline: bool,
@@ -301,7 +301,7 @@ pub struct BenchArgs {
 #[derive(Debug, Args)]
 pub struct BenchWorkerArgs {
     #[arg(long)]
-    pub mode: tasklease::bench::Mode,
+    pub mode: crate::bench::Mode,
     #[arg(long)]
     pub seconds: f64,
     /// Start time, epoch milliseconds, so all workers begin together

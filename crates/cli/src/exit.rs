@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use tasklease::Error;
-use tasklease::json;
+use tasklease_shape::json;
 
 /// What a run came to, as an exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl Exit {
         Exit::from_code(json::exit_code(e))
     }
 
-    /// The exit for one of the library's stable codes (`tasklease::json::EXIT_*`).
+    /// The exit for one of the library's stable codes (`tasklease_shape::json::EXIT_*`).
     pub fn from_code(code: u8) -> Exit {
         match code {
             json::EXIT_OK => Exit::Ok,

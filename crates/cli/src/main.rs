@@ -3,6 +3,8 @@
 //! and exits with a stable code (see [`exit`]).
 
 mod args;
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+mod bench;
 mod child;
 mod cmd;
 mod exit;

@@ -10,11 +10,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use serde_json::Value;
-// The result objects themselves are built in `tasklease::json`, shared with the MCP
+// The result objects themselves are built in `tasklease_shape::json`, shared with the MCP
 // server; this module only decides where they go.
-use tasklease::json::{error_json, error_said};
 use tasklease::text::{escape, escape_lines};
 use tasklease::{Error, Millis};
+use tasklease_shape::json::{error_json, error_said};
 
 use crate::exit::Exit;
 

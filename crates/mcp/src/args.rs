@@ -18,12 +18,12 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tasklease::MAX_ID_LEN;
-use tasklease::json::{ALL_ROW_FIELDS, ROW_FIELDS};
 pub use tasklease::listing::ListView;
 use tasklease::{
     AgentId, Error, LeaseDuration, ListFilter, NewTask, Priority, Reason, ReleaseTo, RequestId,
     Result, Status, Tag, TaskId, TaskPatch, Token,
 };
+use tasklease_shape::json::{ALL_ROW_FIELDS, ROW_FIELDS};
 
 /// The arguments of one call, or why they do not fit the tool's schema.
 pub struct Args<T>(pub Result<T>);

@@ -5,7 +5,7 @@
 //!
 //! The server is a thin layer over the same library as the CLI: each tool parses its
 //! arguments into the core's validated types, makes one [`Store`] call, and answers
-//! with the object `tasklease <verb> --json` prints (built by `tasklease::json`, so the
+//! with the object `tasklease <verb> --json` prints (built by `tasklease_shape::json`, so the
 //! two cannot drift). Refusals — held by another agent, lease lost, nothing ready, bad
 //! arguments — are tool errors (`isError: true`) carrying the same fields plus a
 //! sentence telling the model what to do next; the server keeps serving after any of

@@ -1,20 +1,20 @@
 //! Tool results: the object `tasklease … --json` prints as structured content
-//! (`tasklease::json`, validated against the tool's `outputSchema`), and one short text
+//! (`tasklease_shape::json`, validated against the tool's `outputSchema`), and one short text
 //! block — a sentence saying what happened and, for refusals and errors, what to do
 //! next. The object is not repeated as text: the structured content carries it, and
 //! every byte here costs the agent context on every call.
 //!
 //! Every tool declares an `outputSchema` that is the `anyOf` of its success shapes
-//! and the one failure shape (`tasklease::schema`), because MCP clients built on the
+//! and the one failure shape (`tasklease_shape::schema`), because MCP clients built on the
 //! TypeScript SDK validate every structured result against it, error results
 //! included: a refusal (`{"ok":false,"error":{…}}`) must fit too.
 
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::Value;
-use tasklease::json::{
+use tasklease::{Error, Lease, LostWhy, Refusal, TaskId, Unclaimable};
+use tasklease_shape::json::{
     EXIT_RUNTIME, batch_refused_json, empty_json, error_of, failure, refusal_json,
 };
-use tasklease::{Error, Lease, LostWhy, Refusal, TaskId, Unclaimable};
 
 /// A success: the object, and a sentence saying what happened.
 pub fn ok(sentence: String, value: Value) -> CallToolResult {

@@ -16,12 +16,12 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use tasklease::asynchronous::AsyncStore;
-use tasklease::json::{
+use tasklease::show::Shown;
+use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Refusal, Result, Store, project};
+use tasklease_shape::json::{
     already_held_json, batch_claimed_json, claimed_task_json, ended_by_token_json, events_json,
     locks_json, mine_json, one_task_json, reaped_json, renewed_json, rows_json, shown_json,
 };
-use tasklease::show::Shown;
-use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Error, Refusal, Result, Store, project};
 
 use crate::args::{
     AddArgs, Args, Claim, ClaimArgs, DoneArgs, ListArgs, LocksArgs, LogArgs, MineArgs, ReapArgs,
@@ -622,7 +622,7 @@ impl Server {
             };
             let turn = tasklease::open::writer_turn(&db)?;
             let mut json = locks_json(&locks);
-            json["writer_turn"] = tasklease::json::writer_turn_json(turn.as_ref());
+            json["writer_turn"] = tasklease_shape::json::writer_turn_json(turn.as_ref());
             Ok(json)
         })
         .await;
@@ -640,9 +640,9 @@ impl Server {
 }
 
 /// The output schema of the tool of `verb`'s name: the lean form of the schema in
-/// `docs/json/` (`tasklease::schema::lean`), to keep `tools/list` small.
+/// `docs/json/` (`tasklease_shape::schema::lean`), to keep `tools/list` small.
 fn out(verb: &str) -> Arc<JsonObject> {
-    match tasklease::schema::lean(verb) {
+    match tasklease_shape::schema::lean(verb) {
         Some(serde_json::Value::Object(o)) => Arc::new(o),
         _ => unreachable!("no output schema for {verb}"),
     }

@@ -5,8 +5,9 @@
 //! re-exports the backend-neutral core ([`Store`], [`TaskId`], [`Lease`], …) and adds
 //! what every front end needs and no store should know: where the project's database
 //! lives ([`project`]), who the calling agent is ([`identity`]), how to open the
-//! right store from a `--db` value ([`open`]), and the JSON object of every result
-//! ([`json`]), so the CLI's `--json` and the MCP server's tool results are one shape.
+//! right store from a `--db` value ([`open`]). The JSON shapes the front ends print
+//! are not part of it: they live in the `tasklease-shape` crate, for tasklease's own
+//! front ends.
 //!
 //! Depend on `tasklease` (not the store crates): it opens either store from one
 //! value, and its features `sqlite` and `postgres` (both on by default) choose which
@@ -71,26 +72,22 @@
 //! // The modules the types are defined in are not a second path to them.
 //! use tasklease::id::TaskId;
 //! ```
+//!
+//! ```compile_fail
+//! // The front ends' JSON shapes are not the library's: they are `tasklease-shape`.
+//! use tasklease::json::success;
+//! ```
 
 pub mod asynchronous;
-// `bench` and `stats` are the CLI's verbs of those names, public for it alone: hidden
-// from the library's documentation (docs/library.md, "What is still CLI-shaped").
-#[cfg(all(feature = "sqlite", feature = "postgres"))]
-#[doc(hidden)]
-pub mod bench;
 pub mod hold;
 pub mod identity;
 pub mod import;
-pub mod json;
 pub mod keepalive;
 pub mod listing;
 pub mod locks;
 pub mod open;
 pub mod project;
-pub mod schema;
 pub mod show;
-#[doc(hidden)]
-pub mod stats;
 pub mod wait;
 
 pub use hold::{Held, Trust, hold, hold_from};

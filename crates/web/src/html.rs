@@ -3,8 +3,8 @@
 //! strings by hand.
 
 use maud::{DOCTYPE, Markup, html};
-use tasklease::stats::{Held, Standing};
 use tasklease::{DepState, Event, LeaseDuration, Millis, Status, Task};
+use tasklease_shape::stats::{Held, Standing};
 
 use crate::read::{Board, Filter, Fleet, LeaseInfo, Query, TaskPage};
 
@@ -98,7 +98,7 @@ fn column_name(s: Status) -> &'static str {
 /// end and the server's clock; red once less than a third of the lease (or, its
 /// length unknown, a minute) is left.
 fn countdown(until: Millis, now: Millis, lease_ms: Option<i64>) -> Markup {
-    let near_ms = lease_ms.map_or(tasklease::stats::NEAR_EXPIRY_MS, |l| l / 3);
+    let near_ms = lease_ms.map_or(tasklease_shape::stats::NEAR_EXPIRY_MS, |l| l / 3);
     let left = until.since(now);
     let class = if left <= 0 {
         "countdown expired"

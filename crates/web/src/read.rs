@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 use tasklease::show::Shown;
-use tasklease::stats::{self, Contention, Held, LeaseFit};
 use tasklease::{
     AgentId, Deps, Error, Event, EventKind, ListFilter, Millis, Result, Status, Store, Tag, Task,
     TaskId,
 };
+use tasklease_shape::stats::{self, Contention, Held, LeaseFit};
 
 /// The order of the board's columns.
 pub const COLUMNS: [Status; 6] = [

@@ -1,5 +1,5 @@
 //! The routes: pages, `/api/…` JSON (the CLI's `--json` shapes, from
-//! `tasklease::json`), the live feed, static files and the writes.
+//! `tasklease_shape::json`), the live feed, static files and the writes.
 //!
 //! | Route | What |
 //! |---|---|
@@ -30,10 +30,10 @@ use axum::{Form, Json, Router};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tasklease::json as tj;
 use tasklease::{
     Error, ErrorKind, NewTask, Priority, ReleaseTo, Result, Status, Store, Tag, TaskId, TaskPatch,
 };
+use tasklease_shape::json as tj;
 
 use crate::html::{self, Frame};
 use crate::read::{self, Filter, Query};

@@ -9,8 +9,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::bench::{self, BenchDb, Mode, Raw, Summary, Target, WorkerReport};
 use serde_json::{Value, json};
-use tasklease::bench::{self, BenchDb, Mode, Raw, Summary, Target, WorkerReport};
 use tasklease::open::{DbSpec, Synchronous};
 use tasklease::{Error, LeaseDuration, Result};
 
@@ -442,9 +442,9 @@ fn report(
         "double_claims": doubles,
     });
     if verified {
-        Report::ok(tasklease::json::success("measured", j), human)
+        Report::ok(tasklease_shape::json::success("measured", j), human)
     } else {
-        let j = tasklease::json::failure(
+        let j = tasklease_shape::json::failure(
             "double_claim",
             Exit::Runtime as u8,
             "a task was held by two agents at once",

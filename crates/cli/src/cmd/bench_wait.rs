@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::bench::{BenchDb, Target};
 use serde_json::{Value, json};
-use tasklease::bench::{BenchDb, Target};
 use tasklease::wait::WaitOptions;
 use tasklease::{AgentId, Error, LeaseDuration, NewTask, Result, Store, TaskId};
 
@@ -66,7 +66,7 @@ pub fn run(cx: &Ctx<'_>, a: &BenchArgs, target: &Target) -> Result<Report> {
         Target::Postgres(_) => "PostgreSQL",
         Target::SqliteDir(_) => "SQLite",
     };
-    let mut out = tasklease::json::success(
+    let mut out = tasklease_shape::json::success(
         "measured",
         json!({"mode": "wait", "store": store_desc, "waiters": WAITERS}),
     );
@@ -443,7 +443,7 @@ pub fn waiter(cx: &Ctx<'_>, a: &BenchWaiterArgs) -> Result<Report> {
     }
     say(json!({"event": "counts", "claims": claims, "looks": looks}));
     Ok(Report::ok(
-        tasklease::json::success("stopped", json!({})),
+        tasklease_shape::json::success("stopped", json!({})),
         "",
     ))
 }

@@ -1,9 +1,9 @@
 //! `tasklease claim ID…|--next`.
 
-use tasklease::json::{
+use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Lease, LeaseDuration, Refusal, TaskId};
+use tasklease_shape::json::{
     batch_claimed_json, batch_refused_json, claimed_json, empty_json, refusal_exit,
 };
-use tasklease::{AgentId, BatchOutcome, ClaimOutcome, Lease, LeaseDuration, Refusal, TaskId};
 
 use super::Ctx;
 use crate::args::ClaimArgs;
@@ -120,7 +120,7 @@ pub fn refused_to(id: &TaskId, r: &Refusal, me: &AgentId) -> Report {
     if by != me {
         return refused(id, r);
     }
-    let mut json = tasklease::json::refusal_json(id, r);
+    let mut json = tasklease_shape::json::refusal_json(id, r);
     json["error"]["held_by_you"] = serde_json::json!(true);
     Report::refused(
         Exit::from_code(refusal_exit(r)),
@@ -136,7 +136,7 @@ pub fn refused_to(id: &TaskId, r: &Refusal, me: &AgentId) -> Report {
 pub fn refused(id: &TaskId, r: &Refusal) -> Report {
     Report::refused(
         Exit::from_code(refusal_exit(r)),
-        tasklease::json::refusal_json(id, r),
+        tasklease_shape::json::refusal_json(id, r),
         r.message(id),
     )
 }

@@ -1,8 +1,8 @@
 //! `dep add`, `dep rm`, `dep list`: the dependency graph, edited and read; and `rm`,
 //! which deletes tasks from it.
 
-use tasklease::json::{deleted_json, dep_edit_json, deps_json};
 use tasklease::{DepChange, DepState, Error, Result, TaskId};
+use tasklease_shape::json::{deleted_json, dep_edit_json, deps_json};
 
 use super::Ctx;
 use crate::args::{DepCmd, RmArgs};

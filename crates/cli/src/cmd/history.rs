@@ -1,8 +1,8 @@
 //! `log` and `status`: what the lease history and the task table say, read-only.
 
 use serde_json::{Value, json};
-use tasklease::stats::{self, Contention, Held, LeaseFit, Standing};
 use tasklease::{Error, Event, LeaseDuration, ListFilter, Millis, Result, Status};
+use tasklease_shape::stats::{self, Contention, Held, LeaseFit, Standing};
 
 use super::Ctx;
 use crate::args::{LogArgs, StatusArgs};
@@ -25,7 +25,10 @@ pub fn log(cx: &Ctx<'_>, a: &LogArgs) -> Result<Report> {
         let rows = events.iter().map(event_row).collect();
         crate::table::render(&["AT", "SEQ", "KIND", "TASK", "AGENT", "DETAIL"], rows, 5)
     };
-    Ok(Report::ok(tasklease::json::events_json(&events), human))
+    Ok(Report::ok(
+        tasklease_shape::json::events_json(&events),
+        human,
+    ))
 }
 
 /// One event as a table row: when, its number, what, which task, who, and the rest.
@@ -96,7 +99,7 @@ pub fn status(cx: &Ctx<'_>, a: &StatusArgs) -> Result<Report> {
             "events": events.len(),
             "since": events.first().map(|e| e.at.to_rfc3339()),
         },
-        "writer_turn": tasklease::json::writer_turn_json(turn.as_ref()),
+        "writer_turn": tasklease_shape::json::writer_turn_json(turn.as_ref()),
     });
     let mut human = vec![
         tasks_line(&counts),

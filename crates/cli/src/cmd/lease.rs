@@ -5,11 +5,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tasklease::json::{
+use tasklease::{AgentId, LeaseDuration, Reaped, Reason, Retention, Store, TaskId, Token};
+use tasklease_shape::json::{
     ended_by_token_json, ended_json, error_of, mine_json, reaped_item_json, reaped_json,
     renewed_json, success,
 };
-use tasklease::{AgentId, LeaseDuration, Reaped, Reason, Retention, Store, TaskId, Token};
 
 use super::Ctx;
 use crate::args::{ReapArgs, ReleaseArgs};

@@ -15,10 +15,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tasklease::json::{failure, success};
 use tasklease::locks::{self, Acquired, Busy, Held, Lock, Mode, Name, Wait};
 use tasklease::text::escape;
 use tasklease::{Error, Result, project};
+use tasklease_shape::json::{failure, success};
 
 use super::Ctx;
 use crate::args::{GitArgs, LockArgs, LockTarget};
@@ -73,8 +73,8 @@ pub fn locks(cx: &Ctx<'_>) -> Result<Report> {
     if let Some(t) = &turn {
         human.push(writer_turn_line(t));
     }
-    let mut json = tasklease::json::locks_json(&listed);
-    json["writer_turn"] = tasklease::json::writer_turn_json(turn.as_ref());
+    let mut json = tasklease_shape::json::locks_json(&listed);
+    json["writer_turn"] = tasklease_shape::json::writer_turn_json(turn.as_ref());
     Ok(Report::ok(
         json,
         if human.is_empty() {
@@ -91,7 +91,7 @@ pub fn writer_turn_line(t: &tasklease::open::TurnState) -> String {
         (false, _) => "free".to_owned(),
         (true, Some(h)) => format!(
             "held by {h} (for {})",
-            human_ms(tasklease::json::held_for_ms(h.since))
+            human_ms(tasklease_shape::json::held_for_ms(h.since))
         ),
         (true, None) => "held by a process that left no record of itself".to_owned(),
     };

@@ -42,12 +42,12 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
-use tasklease::json::{WorkerTally, empty_json, run_summary_json};
 use tasklease::keepalive::{self, Beat, KeepAlive};
 use tasklease::wait::WaitOptions;
 use tasklease::{
     AgentId, ClaimOutcome, Error, EventKind, Lease, LostWhy, ReleaseTo, RequestId, Result, Store,
 };
+use tasklease_shape::json::{WorkerTally, empty_json, run_summary_json};
 
 use super::Ctx;
 use crate::args::RunArgs;
@@ -913,9 +913,9 @@ impl Run<'_> {
         // What exits 0 is a success (done, or the command settled the task itself);
         // every other end is a failure whose code says how it ended.
         let json = if code == 0 {
-            tasklease::json::success(outcome, ran)
+            tasklease_shape::json::success(outcome, ran)
         } else {
-            tasklease::json::failure(outcome, code.max(1), msg, ran)
+            tasklease_shape::json::failure(outcome, code.max(1), msg, ran)
         };
         let mut r = if code == 0 {
             Report::ok(json, "")

@@ -2,7 +2,6 @@
 //! `agent-id`.
 
 use serde_json::json;
-use tasklease::json::{dep_state_json, one_task_json, shown_json, success, tasks_json};
 use tasklease::listing::ListView;
 use tasklease::open::{self, DbSpec};
 use tasklease::show::Shown;
@@ -11,6 +10,7 @@ use tasklease::{
     AgentId, DepState, Error, ListFilter, Millis, NewTask, Result, Store, Task, TaskId, TaskPatch,
     Version,
 };
+use tasklease_shape::json::{dep_state_json, one_task_json, shown_json, success, tasks_json};
 
 use super::Ctx;
 use crate::args::{AddArgs, ListArgs, UpdateArgs};

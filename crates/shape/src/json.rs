@@ -21,9 +21,9 @@
 
 use serde_json::{Value, json};
 
-use crate::locks::LockInfo;
-use crate::show::Shown;
-use crate::{
+use tasklease::locks::LockInfo;
+use tasklease::show::Shown;
+use tasklease::{
     Deleted, DepChange, DepState, Deps, Ended, Error, ErrorKind, Event, Lease, LeaseDuration,
     Millis, Reaped, Refusal, Status, Task, TaskId, Unclaimable,
 };
@@ -385,7 +385,7 @@ pub fn row_json(t: &Task, now: Millis, fields: &[&str]) -> Value {
 
 /// A page of list rows: `count`, `tasks`, and when cut, `truncated: true` with `more`
 /// (how many more matched; a lower bound when `more_at_least`).
-pub fn rows_json(page: &crate::listing::Page, now: Millis, fields: &[&str]) -> Value {
+pub fn rows_json(page: &tasklease::listing::Page, now: Millis, fields: &[&str]) -> Value {
     let mut j = success(
         "listed",
         json!({
@@ -498,7 +498,7 @@ pub fn locks_json(locks: &[LockInfo]) -> Value {
 /// has no such turn or no process has used it yet. `held_for_ms` counts from the
 /// holder's own clock's `since` to this one's now, so clocks apart skew it.
 #[cfg(feature = "sqlite")]
-pub fn writer_turn_json(turn: Option<&crate::open::TurnState>) -> Value {
+pub fn writer_turn_json(turn: Option<&tasklease::open::TurnState>) -> Value {
     let Some(t) = turn else {
         return Value::Null;
     };
@@ -522,7 +522,7 @@ pub fn held_for_ms(since: Millis) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AgentId, Token};
+    use tasklease::{AgentId, Token};
 
     #[test]
     fn exit_codes_follow_the_error_kind() {
@@ -531,7 +531,7 @@ mod tests {
         let lost = Error::LeaseLost {
             task: id.clone(),
             token: Token::legacy(1),
-            why: crate::LostWhy::Unknown,
+            why: tasklease::LostWhy::Unknown,
         };
         assert_eq!(exit_code(&lost), EXIT_LEASE_LOST);
         assert_eq!(error_of(&lost)["error"]["code"], "lease_lost");

@@ -2,7 +2,7 @@
 //! and whether lease lengths fit the work.
 //!
 //! Everything here is computed from rows the stores already write — the `events` of
-//! [`crate::Store::log`], each claim's carrying its wait and busy retries — so asking
+//! [`tasklease::Store::log`], each claim's carrying its wait and busy retries — so asking
 //! costs the claim path nothing. These are pure functions over a window of events; a
 //! lease whose claim fell out of the window is not judged.
 
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::{AgentId, Event, EventKind, Millis, Task, TaskId};
+use tasklease::{AgentId, Event, EventKind, Millis, Task, TaskId};
 
 /// Claim attempts in a window of history, and what they cost.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -232,7 +232,9 @@ impl LeaseFit {
     pub fn advice(&self) -> String {
         let suggest = self
             .suggest_ms
-            .map(|ms| crate::human_duration(std::time::Duration::from_millis(ms.unsigned_abs())))
+            .map(|ms| {
+                tasklease::human_duration(std::time::Duration::from_millis(ms.unsigned_abs()))
+            })
             .unwrap_or_default();
         match self.verdict {
             Verdict::TooFew => "too few finished leases to judge".to_owned(),
@@ -589,13 +591,13 @@ mod tests {
             id: TaskId::new(id).unwrap(),
             title: id.into(),
             description: String::new(),
-            status: crate::Status::InProgress,
-            priority: crate::Priority::Medium,
+            status: tasklease::Status::InProgress,
+            priority: tasklease::Priority::Medium,
             tags: vec![],
             deps: vec![],
             waiting_on: 0,
             parent: None,
-            version: crate::Version::FIRST,
+            version: tasklease::Version::FIRST,
             assignee: Some(AgentId::new("a").unwrap()),
             assigned_at: Some(Millis::from_millis(0)),
             lock_until: Some(Millis::from_millis(until)),

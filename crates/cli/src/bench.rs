@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use tasklease::{Error, Result};
 
 /// What each worker does per iteration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ impl std::str::FromStr for Mode {
                 "mode",
                 format!(
                     "{} is not a bench mode; allowed: next, next-done, wait",
-                    crate::text::quote(s)
+                    tasklease::text::quote(s)
                 ),
             )),
         }
@@ -63,8 +63,8 @@ pub fn work(
     agent: &str,
     mode: Mode,
     deadline: Instant,
-    mut claim: impl FnMut() -> Result<Option<(String, crate::Token)>>,
-    mut done: impl FnMut(&str, &crate::Token) -> Result<()>,
+    mut claim: impl FnMut() -> Result<Option<(String, tasklease::Token)>>,
+    mut done: impl FnMut(&str, &tasklease::Token) -> Result<()>,
 ) -> Result<WorkerReport> {
     let mut r = WorkerReport {
         agent: agent.to_owned(),
@@ -222,7 +222,7 @@ impl BenchDb {
         tasks: u64,
         deps: bool,
         raw: bool,
-        sync: crate::open::Synchronous,
+        sync: tasklease::open::Synchronous,
     ) -> Result<BenchDb> {
         let name = format!("tasklease_bench_{}_{label}", std::process::id());
         match target {
@@ -239,13 +239,13 @@ impl BenchDb {
     }
 
     /// The store, as `--db` names it.
-    pub fn spec(&self) -> crate::open::DbSpec {
+    pub fn spec(&self) -> tasklease::open::DbSpec {
         match self {
-            BenchDb::Sqlite(path) => crate::open::DbSpec::Sqlite {
+            BenchDb::Sqlite(path) => tasklease::open::DbSpec::Sqlite {
                 path: path.clone(),
                 explicit: true,
             },
-            BenchDb::Postgres(s) => crate::open::DbSpec::parse(s.conn()),
+            BenchDb::Postgres(s) => tasklease::open::DbSpec::parse(s.conn()),
         }
     }
 
@@ -287,12 +287,12 @@ impl Raw {
     ///
     /// # Errors
     /// Store failures.
-    pub fn open(spec: &crate::open::DbSpec, sync: crate::open::Synchronous) -> Result<Raw> {
+    pub fn open(spec: &tasklease::open::DbSpec, sync: tasklease::open::Synchronous) -> Result<Raw> {
         Ok(match spec {
-            crate::open::DbSpec::Sqlite { path, .. } => {
+            tasklease::open::DbSpec::Sqlite { path, .. } => {
                 Raw::Sqlite(tasklease_sqlite::bench::RawClaimer::open(path, sync)?)
             }
-            crate::open::DbSpec::Postgres { url } => {
+            tasklease::open::DbSpec::Postgres { url } => {
                 Raw::Postgres(tasklease_postgres::bench::RawClaimer::open(url)?)
             }
         })
@@ -370,7 +370,7 @@ mod tests {
             Instant::now() + Duration::from_secs(10),
             || {
                 left -= 1;
-                Ok((left >= 0).then(|| (format!("t{left}"), crate::Token::legacy(1))))
+                Ok((left >= 0).then(|| (format!("t{left}"), tasklease::Token::legacy(1))))
             },
             |_, _| Ok(()),
         )

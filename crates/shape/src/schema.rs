@@ -30,7 +30,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::json::{EXIT_CONFLICT, EXIT_EMPTY, EXIT_USAGE};
-use crate::{Priority, Status};
+use tasklease::{Priority, Status};
 
 /// One verb's output: its name (the CLI verb, `dep-add` for `dep add`), a title, and
 /// the `$defs` of its success shapes.
