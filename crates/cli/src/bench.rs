@@ -302,10 +302,10 @@ impl Raw {
     ///
     /// # Errors
     /// Store failures.
-    pub fn claim_next(&mut self, agent: &str, lease_ms: i64) -> Result<Option<(String, i64)>> {
+    pub fn claim_next(&mut self, lease_ms: i64, agent: &str) -> Result<Option<(String, i64)>> {
         match self {
-            Raw::Sqlite(r) => r.claim_next(agent, lease_ms),
-            Raw::Postgres(r) => r.claim_next(agent, lease_ms),
+            Raw::Sqlite(r) => r.claim_next(lease_ms, agent),
+            Raw::Postgres(r) => r.claim_next(lease_ms, agent),
         }
     }
 

@@ -14,6 +14,37 @@ use crate::{
 /// injected a [`crate::Clock::Manual`]). `agent` is who is acting, recorded for history;
 /// authority over a leased task comes only from its [`Token`].
 ///
+/// **The acting agent is always the last argument** — of every method here, of
+/// `tasklease`'s `AsyncStore`, its `wait` functions and every other public function
+/// that takes one (a callback aside, which goes after it). What is acted on comes
+/// first, then how (lease length, token, reason, key). Every argument is a type of its
+/// own, so an argument in the wrong place does not compile:
+///
+/// ```
+/// # use tasklease_core::{AgentId, LeaseDuration, Store, TaskId};
+/// fn take(store: &dyn Store, id: &TaskId, me: &AgentId) -> tasklease_core::Result<()> {
+///     store.claim(id, LeaseDuration::DEFAULT, None, me)?;
+///     store.claim_next(LeaseDuration::DEFAULT, me)?;
+///     Ok(())
+/// }
+/// ```
+///
+/// ```compile_fail
+/// # use tasklease_core::{AgentId, LeaseDuration, Store, TaskId};
+/// fn take(store: &dyn Store, id: &TaskId, me: &AgentId) {
+///     // The agent where it used to be, second: a compile error.
+///     let _ = store.claim(id, me, LeaseDuration::DEFAULT, None);
+/// }
+/// ```
+///
+/// ```compile_fail
+/// # use tasklease_core::{AgentId, LeaseDuration, Store, Token, TaskId};
+/// fn finish(store: &dyn Store, id: &TaskId, token: &Token, me: &AgentId) {
+///     // The token and the agent swapped.
+///     let _ = store.done(id, me, token);
+/// }
+/// ```
+///
 /// Policy — retries, renewal cadence, reaping schedules — lives above this trait.
 pub trait Store: Send + Sync {
     /// Creates a task in `todo`.
@@ -46,11 +77,11 @@ pub trait Store: Send + Sync {
     fn claim(
         &self,
         id: &TaskId,
-        agent: &AgentId,
         lease: LeaseDuration,
         token: Option<&Token>,
+        agent: &AgentId,
     ) -> Result<ClaimOutcome> {
-        self.claim_keyed(id, agent, lease, token, None)
+        self.claim_keyed(id, lease, token, None, agent)
     }
 
     /// [`Store::claim`], made safe to retry by `request`: while a lease that `agent`
@@ -64,10 +95,10 @@ pub trait Store: Send + Sync {
     fn claim_keyed(
         &self,
         id: &TaskId,
-        agent: &AgentId,
         lease: LeaseDuration,
         token: Option<&Token>,
         request: Option<&RequestId>,
+        agent: &AgentId,
     ) -> Result<ClaimOutcome>;
 
     /// Claims the highest-priority ready task — `todo` with every dependency done, or
@@ -77,8 +108,8 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// Only store failures.
-    fn claim_next(&self, agent: &AgentId, lease: LeaseDuration) -> Result<Option<Lease>> {
-        self.claim_next_keyed(agent, lease, None)
+    fn claim_next(&self, lease: LeaseDuration, agent: &AgentId) -> Result<Option<Lease>> {
+        self.claim_next_keyed(lease, None, agent)
     }
 
     /// [`Store::claim_next`], made safe to retry by `request` as in
@@ -90,9 +121,9 @@ pub trait Store: Send + Sync {
     /// than one task (it named a batch); store failures.
     fn claim_next_keyed(
         &self,
-        agent: &AgentId,
         lease: LeaseDuration,
         request: Option<&RequestId>,
+        agent: &AgentId,
     ) -> Result<Option<Lease>>;
 
     /// Claims every task in `ids` in one transaction, or none of them. On refusal,
@@ -105,10 +136,10 @@ pub trait Store: Send + Sync {
     fn claim_batch(
         &self,
         ids: &[TaskId],
-        agent: &AgentId,
         lease: LeaseDuration,
+        agent: &AgentId,
     ) -> Result<BatchOutcome> {
-        self.claim_batch_keyed(ids, agent, lease, None)
+        self.claim_batch_keyed(ids, lease, None, agent)
     }
 
     /// [`Store::claim_batch`], made safe to retry by `request`: when the leases
@@ -121,9 +152,9 @@ pub trait Store: Send + Sync {
     fn claim_batch_keyed(
         &self,
         ids: &[TaskId],
-        agent: &AgentId,
         lease: LeaseDuration,
         request: Option<&RequestId>,
+        agent: &AgentId,
     ) -> Result<BatchOutcome>;
 
     /// Extends the lease to `now + lease`. Works while `token` is the task's current
@@ -148,7 +179,7 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// As [`Store::renew`].
     fn release(&self, id: &TaskId, token: &Token, to: ReleaseTo, agent: &AgentId) -> Result<Ended> {
-        self.release_with_reason(id, token, to, agent, None)
+        self.release_with_reason(id, token, to, None, agent)
     }
 
     /// [`Store::release`], recording `reason` in the history's `released` row (a repeat
@@ -161,8 +192,8 @@ pub trait Store: Send + Sync {
         id: &TaskId,
         token: &Token,
         to: ReleaseTo,
-        agent: &AgentId,
         reason: Option<&Reason>,
+        agent: &AgentId,
     ) -> Result<Ended>;
 
     /// Ends whatever lease the task has, without a token: the admin escape hatch,
@@ -180,7 +211,7 @@ pub trait Store: Send + Sync {
     /// As [`Store::renew`]: a token whose lease was reaped, forced, taken over, released
     /// or ended by an `update` is [`Error::LeaseLost`](crate::Error::LeaseLost).
     fn done(&self, id: &TaskId, token: &Token, agent: &AgentId) -> Result<Ended> {
-        self.done_with_reason(id, token, agent, None)
+        self.done_with_reason(id, token, None, agent)
     }
 
     /// [`Store::done`], recording `reason` in the history's `done` row (a repeat
@@ -192,8 +223,8 @@ pub trait Store: Send + Sync {
         &self,
         id: &TaskId,
         token: &Token,
-        agent: &AgentId,
         reason: Option<&Reason>,
+        agent: &AgentId,
     ) -> Result<Ended>;
 
     /// Returns every task whose lease ran out to `todo`, in one statement. Claims treat

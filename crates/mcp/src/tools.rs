@@ -233,7 +233,7 @@ impl Server {
             }
             started.store(true, std::sync::atomic::Ordering::SeqCst);
             let opts = tasklease::wait::WaitOptions::new(bound);
-            let waited = store.claim_next_wait(agent, lease, key, opts).await?;
+            let waited = store.claim_next_wait(lease, key, opts, agent).await?;
             let Some(l) = waited.lease else {
                 return Ok(reply::empty());
             };
@@ -298,12 +298,12 @@ impl Server {
                     ))
                 };
                 match what {
-                    Claim::Next(_) => match store.claim_next_keyed(&agent, lease, key)? {
+                    Claim::Next(_) => match store.claim_next_keyed(lease, key, &agent)? {
                         Some(l) => one(l),
                         None => Ok(reply::empty()),
                     },
                     Claim::One(id, token) => {
-                        match store.claim_keyed(&id, &agent, lease, token.as_ref(), key)? {
+                        match store.claim_keyed(&id, lease, token.as_ref(), key, &agent)? {
                             ClaimOutcome::Claimed(l) => one(l),
                             // Held by this very name: its own lease, not a refusal (an
                             // agent that lost its context finds its way back).
@@ -324,7 +324,7 @@ impl Server {
                             }
                         }
                     }
-                    Claim::Batch(ids) => match store.claim_batch_keyed(&ids, &agent, lease, key)? {
+                    Claim::Batch(ids) => match store.claim_batch_keyed(&ids, lease, key, &agent)? {
                         BatchOutcome::Claimed(leases) => {
                             let each: Vec<String> = leases.iter().map(claimed_sentence).collect();
                             for l in &leases {
@@ -391,7 +391,7 @@ impl Server {
             Kind::Write,
             checked,
             move |store, (id, token, to, agent, reason)| {
-                let ended = store.release_with_reason(&id, &token, to, &agent, reason.as_ref());
+                let ended = store.release_with_reason(&id, &token, to, reason.as_ref(), &agent);
                 kept.drop_task(&id);
                 let ended = ended?;
                 Ok(reply::ok(
@@ -418,7 +418,7 @@ impl Server {
             Kind::Write,
             checked,
             move |store, (id, token, agent, reason)| {
-                let ended = store.done_with_reason(&id, &token, &agent, reason.as_ref());
+                let ended = store.done_with_reason(&id, &token, reason.as_ref(), &agent);
                 kept.drop_task(&id);
                 let ended = ended?;
                 Ok(reply::ok(

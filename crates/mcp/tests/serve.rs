@@ -154,7 +154,7 @@ async fn a_stale_token_is_refused_with_what_to_do() {
     clock.advance(61_000);
     let other = AgentId::new("fast").unwrap();
     store
-        .claim(&"t".parse().unwrap(), &other, "5m".parse().unwrap(), None)
+        .claim(&"t".parse().unwrap(), "5m".parse().unwrap(), None, &other)
         .unwrap();
     for tool in ["renew", "done", "release"] {
         let r = call(&c, tool, json!({"id": "t", "token": mine["token"]})).await;
@@ -407,7 +407,7 @@ async fn refusals_and_successes_fit_the_declared_output_schema() {
         .unwrap();
     let other = AgentId::new("other").unwrap();
     store
-        .claim(&"u".parse().unwrap(), &other, "5m".parse().unwrap(), None)
+        .claim(&"u".parse().unwrap(), "5m".parse().unwrap(), None, &other)
         .unwrap();
     let held = structured(&call(&c, "claim", json!({"id": "u"})).await, true);
     assert_eq!(held["error"]["code"], "held");

@@ -135,7 +135,7 @@ impl RawClaimer {
     ///
     /// # Errors
     /// [`Error::Store`].
-    pub fn claim_next(&mut self, agent: &str, lease_ms: i64) -> Result<Option<(String, i64)>> {
+    pub fn claim_next(&mut self, lease_ms: i64, agent: &str) -> Result<Option<(String, i64)>> {
         let row = self
             .client
             .query_opt(&self.claim, &[&agent, &lease_ms])

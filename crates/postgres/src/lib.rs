@@ -809,10 +809,10 @@ impl Store for PgStore {
     fn claim_keyed(
         &self,
         id: &TaskId,
-        who: &AgentId,
         lease_for: LeaseDuration,
         token: Option<&Token>,
         request: Option<&RequestId>,
+        who: &AgentId,
     ) -> Result<ClaimOutcome> {
         let now = self.now_param();
         let (fence, secret) = (token.map(Token::fence), token.and_then(Token::secret));
@@ -865,9 +865,9 @@ impl Store for PgStore {
 
     fn claim_next_keyed(
         &self,
-        who: &AgentId,
         lease_for: LeaseDuration,
         request: Option<&RequestId>,
+        who: &AgentId,
     ) -> Result<Option<Lease>> {
         let key = request.map(RequestId::as_str);
         let now = self.now_param();
@@ -907,9 +907,9 @@ impl Store for PgStore {
     fn claim_batch_keyed(
         &self,
         ids: &[TaskId],
-        who: &AgentId,
         lease_for: LeaseDuration,
         request: Option<&RequestId>,
+        who: &AgentId,
     ) -> Result<BatchOutcome> {
         validate_batch(ids)?;
         let now = self.now_param();
@@ -1029,8 +1029,8 @@ impl Store for PgStore {
         id: &TaskId,
         token: &Token,
         to: ReleaseTo,
-        who: &AgentId,
         reason: Option<&Reason>,
+        who: &AgentId,
     ) -> Result<Ended> {
         let reason = reason.map(Reason::as_str);
         let now = self.now_param();
@@ -1085,8 +1085,8 @@ impl Store for PgStore {
         &self,
         id: &TaskId,
         token: &Token,
-        who: &AgentId,
         reason: Option<&Reason>,
+        who: &AgentId,
     ) -> Result<Ended> {
         let now = self.now_param();
         let reason = reason.map(Reason::as_str);

@@ -107,7 +107,7 @@ fn claim_next_passes_over_a_row_another_session_is_writing() {
         .unwrap();
 
     let lease = store
-        .claim_next(&agent("a"), LeaseDuration::DEFAULT)
+        .claim_next(LeaseDuration::DEFAULT, &agent("a"))
         .unwrap()
         .expect("the unlocked task");
     assert_eq!(
@@ -117,7 +117,7 @@ fn claim_next_passes_over_a_row_another_session_is_writing() {
     );
     assert!(
         store
-            .claim_next(&agent("a"), LeaseDuration::DEFAULT)
+            .claim_next(LeaseDuration::DEFAULT, &agent("a"))
             .unwrap()
             .is_none()
     );
@@ -126,7 +126,7 @@ fn claim_next_passes_over_a_row_another_session_is_writing() {
     // the wait with an error that says so.
     let started = Instant::now();
     let err = store
-        .claim(&id("first"), &agent("b"), LeaseDuration::DEFAULT, None)
+        .claim(&id("first"), LeaseDuration::DEFAULT, None, &agent("b"))
         .unwrap_err();
     assert!(err.to_string().contains("statement timeout"), "{err}");
     // The server cancelled it: surely not applied, so a plain retry is safe.
@@ -136,7 +136,7 @@ fn claim_next_passes_over_a_row_another_session_is_writing() {
 
     tx.rollback().unwrap();
     let got = store
-        .claim(&id("first"), &agent("b"), LeaseDuration::DEFAULT, None)
+        .claim(&id("first"), LeaseDuration::DEFAULT, None, &agent("b"))
         .unwrap();
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
 }
@@ -170,7 +170,7 @@ fn a_dropped_idle_connection_is_replaced_before_the_next_write() {
     // A claim is never re-sent after a break; this one goes through because the
     // dead connection is noticed, and replaced, before anything is sent.
     let got = store
-        .claim(&id("t"), &agent("a"), LeaseDuration::DEFAULT, None)
+        .claim(&id("t"), LeaseDuration::DEFAULT, None, &agent("a"))
         .unwrap();
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
     assert!(store.show(&id("t")).unwrap().unwrap().assignee.is_some());
@@ -219,7 +219,7 @@ fn upgrade_to_v4_recounts_waiting_on_for_cancelled_deps() {
     assert_eq!(s.migrated().from, 3);
     assert_eq!(s.show(&id("b")).unwrap().unwrap().waiting_on, 0);
     let got = s
-        .claim(&id("b"), &agent("me"), LeaseDuration::DEFAULT, None)
+        .claim(&id("b"), LeaseDuration::DEFAULT, None, &agent("me"))
         .unwrap();
     assert!(matches!(got, ClaimOutcome::Claimed(_)), "{got:?}");
 }
@@ -372,7 +372,7 @@ fn a_write_to_a_frozen_server_is_outcome_unknown_and_not_resent() {
     let started = Instant::now();
     let s = store.clone();
     let e = bounded(move || {
-        s.claim(&id("a"), &agent("x"), LeaseDuration::DEFAULT, None)
+        s.claim(&id("a"), LeaseDuration::DEFAULT, None, &agent("x"))
             .err()
     })
     .expect("a frozen server answered");
@@ -390,7 +390,7 @@ fn a_write_to_a_frozen_server_is_outcome_unknown_and_not_resent() {
     proxy.cut();
     proxy.thaw();
     match store
-        .claim(&id("a"), &agent("x"), LeaseDuration::DEFAULT, None)
+        .claim(&id("a"), LeaseDuration::DEFAULT, None, &agent("x"))
         .unwrap()
     {
         ClaimOutcome::Claimed(l) => assert_eq!(l.token.fence(), 1, "the first claim was re-sent"),
@@ -453,11 +453,11 @@ fn a_keyed_claim_retried_while_the_first_attempt_runs_returns_its_grant() {
         .unwrap();
     let (got_first, got_retry) = std::thread::scope(|sc| {
         let h1 =
-            sc.spawn(|| first.claim_keyed(&id("a"), &me, LeaseDuration::DEFAULT, None, Some(&key)));
+            sc.spawn(|| first.claim_keyed(&id("a"), LeaseDuration::DEFAULT, None, Some(&key), &me));
         // The first attempt is now waiting for the row lock; the retry starts.
         std::thread::sleep(Duration::from_millis(500));
         let h2 =
-            sc.spawn(|| retry.claim_keyed(&id("a"), &me, LeaseDuration::DEFAULT, None, Some(&key)));
+            sc.spawn(|| retry.claim_keyed(&id("a"), LeaseDuration::DEFAULT, None, Some(&key), &me));
         std::thread::sleep(Duration::from_millis(500));
         blocker.commit().unwrap();
         (h1.join().unwrap(), h2.join().unwrap())

@@ -34,8 +34,8 @@ fn a_blocked_call_does_not_hold_up_other_threads() {
     let me = AgentId::new("me").unwrap();
     let (a, b) = (task(&store, "a"), task(&store, "b"));
     let len = LeaseDuration::DEFAULT;
-    let lease_a = store.claim_next(&me, len).unwrap().unwrap();
-    let lease_b = store.claim_next(&me, len).unwrap().unwrap();
+    let lease_a = store.claim_next(len, &me).unwrap().unwrap();
+    let lease_b = store.claim_next(len, &me).unwrap().unwrap();
     assert_eq!((&lease_a.task, &lease_b.task), (&a, &b));
 
     let mut admin = Client::connect(scratch.conn(), NoTls).unwrap();
@@ -111,9 +111,9 @@ fn a_server_gone_between_calls_is_unavailable_not_unknown() {
     let e = store
         .claim(
             &id,
-            &AgentId::new("me").unwrap(),
             LeaseDuration::DEFAULT,
             None,
+            &AgentId::new("me").unwrap(),
         )
         .unwrap_err();
     assert!(

@@ -30,7 +30,7 @@ fn store_claim_next(b: divan::Bencher) {
     let me = AgentId::new("bench").unwrap();
     b.bench_local(|| {
         store
-            .claim_next(&me, LeaseDuration::MAX)
+            .claim_next(LeaseDuration::MAX, &me)
             .unwrap()
             .expect("a task")
     });
@@ -43,7 +43,7 @@ fn store_claim_next_done(b: divan::Bencher) {
     let me = AgentId::new("bench").unwrap();
     b.bench_local(|| {
         let l = store
-            .claim_next(&me, LeaseDuration::MAX)
+            .claim_next(LeaseDuration::MAX, &me)
             .unwrap()
             .expect("a task");
         store.done(&l.task, &l.token, &me).unwrap()
@@ -55,7 +55,7 @@ fn raw_claim_next(b: divan::Bencher) {
     let (_dir, path) = fresh("raw.db");
     let mut raw = RawClaimer::open(&path, Synchronous::Normal).expect("open");
     b.bench_local(|| {
-        raw.claim_next("bench", LeaseDuration::MAX.as_millis())
+        raw.claim_next(LeaseDuration::MAX.as_millis(), "bench")
             .unwrap()
             .expect("a task")
     });
@@ -67,7 +67,7 @@ fn raw_claim_next_done(b: divan::Bencher) {
     let mut raw = RawClaimer::open(&path, Synchronous::Normal).expect("open");
     b.bench_local(|| {
         let (id, tok) = raw
-            .claim_next("bench", LeaseDuration::MAX.as_millis())
+            .claim_next(LeaseDuration::MAX.as_millis(), "bench")
             .unwrap()
             .expect("a task");
         raw.done(&id, tok).unwrap()

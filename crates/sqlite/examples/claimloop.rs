@@ -34,7 +34,7 @@ fn main() {
 #[inline(never)]
 fn run_store(s: &SqliteStore, me: &AgentId, n: u64, done: bool) {
     for _ in 0..n {
-        let l = s.claim_next(me, LeaseDuration::MAX).unwrap().unwrap();
+        let l = s.claim_next(LeaseDuration::MAX, me).unwrap().unwrap();
         if done {
             s.done(&l.task, &l.token, me).unwrap();
         }
@@ -45,7 +45,7 @@ fn run_store(s: &SqliteStore, me: &AgentId, n: u64, done: bool) {
 fn run_raw(r: &mut RawClaimer, n: u64, done: bool) {
     for _ in 0..n {
         let (id, t) = r
-            .claim_next("bench", LeaseDuration::MAX.as_millis())
+            .claim_next(LeaseDuration::MAX.as_millis(), "bench")
             .unwrap()
             .unwrap();
         if done {

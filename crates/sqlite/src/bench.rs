@@ -122,7 +122,7 @@ impl RawClaimer {
     ///
     /// # Errors
     /// [`Error::Store`].
-    pub fn claim_next(&mut self, agent: &str, lease_ms: i64) -> Result<Option<(String, i64)>> {
+    pub fn claim_next(&mut self, lease_ms: i64, agent: &str) -> Result<Option<(String, i64)>> {
         let tx = Tx::begin(&self.conn, Tx::IMMEDIATE)?;
         let got = {
             let mut st = tx.prepare_cached(&self.claim_next).ctx("prepare")?;

@@ -1260,10 +1260,10 @@ impl Store for SqliteStore {
     fn claim_keyed(
         &self,
         id: &TaskId,
-        agent: &AgentId,
         lease: LeaseDuration,
         token: Option<&Token>,
         request: Option<&RequestId>,
+        agent: &AgentId,
     ) -> Result<ClaimOutcome> {
         self.write_timed(|tx, now, wait| {
             if let Some(key) = request {
@@ -1289,9 +1289,9 @@ impl Store for SqliteStore {
 
     fn claim_next_keyed(
         &self,
-        who: &AgentId,
         lease: LeaseDuration,
         request: Option<&RequestId>,
+        who: &AgentId,
     ) -> Result<Option<Lease>> {
         // The hot path: one statement that reads the clock itself and a trigger that
         // records the event, combined with other processes' claims by the queue. A
@@ -1315,9 +1315,9 @@ impl Store for SqliteStore {
     fn claim_batch_keyed(
         &self,
         ids: &[TaskId],
-        agent: &AgentId,
         lease: LeaseDuration,
         request: Option<&RequestId>,
+        agent: &AgentId,
     ) -> Result<BatchOutcome> {
         validate_batch(ids)?;
         self.write_timed(|tx, now, wait| {
@@ -1416,8 +1416,8 @@ impl Store for SqliteStore {
         id: &TaskId,
         token: &Token,
         to: ReleaseTo,
-        who: &AgentId,
         reason: Option<&Reason>,
+        who: &AgentId,
     ) -> Result<Ended> {
         let r = self.write(|tx, now| {
             let Some(task) = end_lease(tx, now, sql::RELEASE, id, token, Some(to.status()))? else {
@@ -1481,8 +1481,8 @@ impl Store for SqliteStore {
         &self,
         id: &TaskId,
         token: &Token,
-        who: &AgentId,
         reason: Option<&Reason>,
+        who: &AgentId,
     ) -> Result<Ended> {
         let r = (|| -> Result<Ended> {
             let finish = |tx: &Connection, now: i64| {

@@ -27,7 +27,7 @@ fn a_claim_behind_another_writer_records_its_wait_and_retries() {
 
     // Uncontended: no retries.
     store
-        .claim(&free, &me, LeaseDuration::DEFAULT, None)
+        .claim(&free, LeaseDuration::DEFAULT, None, &me)
         .unwrap();
     assert_eq!(store.log(Some(&free), 1).unwrap()[0].busy, Some(0));
 
@@ -39,7 +39,7 @@ fn a_claim_behind_another_writer_records_its_wait_and_retries() {
         std::thread::sleep(HOLD);
         other.execute_batch("COMMIT").unwrap();
     });
-    store.claim(&t, &me, LeaseDuration::DEFAULT, None).unwrap();
+    store.claim(&t, LeaseDuration::DEFAULT, None, &me).unwrap();
     holder.join().unwrap();
     let e = &store.log(Some(&t), 1).unwrap()[0];
     assert!(e.busy.unwrap() >= 1, "{e:?}");

@@ -39,7 +39,7 @@ fn v1_history_survives_the_upgrade_to_v2() {
     );
     // New events go after the old ones, with the new columns filled in.
     let me = AgentId::new("new-agent").unwrap();
-    store.claim(&t, &me, LeaseDuration::DEFAULT, None).unwrap();
+    store.claim(&t, LeaseDuration::DEFAULT, None, &me).unwrap();
     let log = store.log(Some(&t), 10).unwrap();
     assert_eq!(log.len(), 2);
     assert!(log[1].seq > log[0].seq);
@@ -121,7 +121,7 @@ fn upgrade_to_v4_recounts_waiting_on_for_cancelled_deps() {
     let b = TaskId::new("b").unwrap();
     assert_eq!(store.show(&b).unwrap().unwrap().waiting_on, 0);
     let me = AgentId::new("me").unwrap();
-    let got = store.claim(&b, &me, LeaseDuration::DEFAULT, None).unwrap();
+    let got = store.claim(&b, LeaseDuration::DEFAULT, None, &me).unwrap();
     assert!(
         matches!(got, tasklease_core::ClaimOutcome::Claimed(_)),
         "{got:?}"

@@ -15,7 +15,7 @@ fn claim_many(path: &Path, who: usize, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| {
             store
-                .claim_next(&me, LeaseDuration::MAX)
+                .claim_next(LeaseDuration::MAX, &me)
                 .expect("claim")
                 .expect("a task")
                 .task
@@ -113,7 +113,7 @@ fn a_long_running_store_takes_its_slot_when_it_opens() {
         ..Options::default()
     };
     let cli = SqliteStore::open(&path, &one_shot).unwrap();
-    cli.claim_next(&AgentId::new("cli").unwrap(), LeaseDuration::DEFAULT)
+    cli.claim_next(LeaseDuration::DEFAULT, &AgentId::new("cli").unwrap())
         .unwrap();
     assert!(!slot(1).exists(), "a one-shot store took a slot");
     let second = SqliteStore::open(&path, &Options::default()).unwrap();
@@ -132,7 +132,7 @@ fn a_retried_done_is_a_repeat_through_the_board_too() {
     prefill(&path, 3, false, false, Synchronous::Normal).unwrap();
     let store = SqliteStore::open(&path, &Options::default()).unwrap();
     let me = AgentId::new("q").unwrap();
-    let l = store.claim_next(&me, LeaseDuration::MAX).unwrap().unwrap();
+    let l = store.claim_next(LeaseDuration::MAX, &me).unwrap().unwrap();
     let mut turn = tasklease_filelock::LockFile::open(dir.path().join("q.db-queue/turn")).unwrap();
     let mut done_with_turn_held = || {
         let held = turn.lock_exclusive().unwrap();
@@ -177,7 +177,7 @@ fn a_keyed_claim_next_is_served_through_the_board() {
     let mut claim_with_turn_held = |key: &tasklease_core::RequestId| {
         let held = turn.lock_exclusive().unwrap();
         std::thread::scope(|s| {
-            let h = s.spawn(|| store.claim_next_keyed(&me, LeaseDuration::MAX, Some(key)));
+            let h = s.spawn(|| store.claim_next_keyed(LeaseDuration::MAX, Some(key), &me));
             std::thread::sleep(std::time::Duration::from_millis(200));
             drop(held);
             h.join().unwrap().unwrap().expect("a task")

@@ -134,7 +134,7 @@ fn the_raw_baseline_checkpoints_like_plain_sqlite() {
     tasklease_sqlite::bench::prefill(&db, 4000, false, true, Synchronous::Normal).unwrap();
     let mut raw = tasklease_sqlite::bench::RawClaimer::open(&db, Synchronous::Normal).unwrap();
     for _ in 0..3000 {
-        raw.claim_next("a", 60_000).unwrap().expect("a task");
+        raw.claim_next(60_000, "a").unwrap().expect("a task");
     }
     let frames = wal_len(&db) / 4120;
     assert!(frames < 1500, "the WAL grew to {frames} frames");

@@ -140,7 +140,7 @@ pub fn claim_grants_lease(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
     clock.advance(1000);
-    let l = claimed(s.claim(&t, &agent("a"), minutes(5), None).unwrap());
+    let l = claimed(s.claim(&t, minutes(5), None, &agent("a")).unwrap());
     assert_eq!(l.task, t);
     assert_eq!(l.agent, agent("a"));
     assert!(l.token.fence() >= 1);
@@ -162,9 +162,9 @@ pub fn claim_grants_lease(f: &dyn Fixture) {
 pub fn claim_refusals(f: &dyn Fixture) {
     let (s, _) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &agent("a"), LEASE, None).unwrap());
+    let l = claimed(s.claim(&t, LEASE, None, &agent("a")).unwrap());
     assert_eq!(
-        refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
+        refused(s.claim(&t, LEASE, None, &agent("b")).unwrap()),
         Refusal::Held {
             by: agent("a"),
             until: l.lock_until
@@ -172,16 +172,16 @@ pub fn claim_refusals(f: &dyn Fixture) {
     );
     // The holder itself, without its token, is told it holds the task.
     assert!(matches!(
-        refused(s.claim(&t, &agent("a"), LEASE, None).unwrap()),
+        refused(s.claim(&t, LEASE, None, &agent("a")).unwrap()),
         Refusal::Held { .. }
     ));
     assert_eq!(
-        refused(s.claim(&id("ghost"), &agent("b"), LEASE, None).unwrap()),
+        refused(s.claim(&id("ghost"), LEASE, None, &agent("b")).unwrap()),
         Refusal::NotFound
     );
     s.done(&t, &l.token, &agent("a")).unwrap();
     assert_eq!(
-        refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
+        refused(s.claim(&t, LEASE, None, &agent("b")).unwrap()),
         Refusal::NotClaimable {
             why: Unclaimable::Closed {
                 status: Status::Done
@@ -196,7 +196,7 @@ pub fn claim_refusals(f: &dyn Fixture) {
     };
     s.update(&c, v, &patch, None, &agent("admin")).unwrap();
     assert_eq!(
-        refused(s.claim(&c, &agent("b"), LEASE, None).unwrap()),
+        refused(s.claim(&c, LEASE, None, &agent("b")).unwrap()),
         Refusal::NotClaimable {
             why: Unclaimable::Closed {
                 status: Status::Cancelled
@@ -207,7 +207,7 @@ pub fn claim_refusals(f: &dyn Fixture) {
     add(&*s, "d2", Priority::Medium, &[]);
     let w = add(&*s, "w", Priority::Medium, &["d1", "t", "d2"]);
     assert_eq!(
-        refused(s.claim(&w, &agent("b"), LEASE, None).unwrap()),
+        refused(s.claim(&w, LEASE, None, &agent("b")).unwrap()),
         Refusal::NotClaimable {
             why: Unclaimable::Waiting {
                 on: vec![id("d1"), id("d2")]
@@ -220,10 +220,10 @@ pub fn claim_refusals(f: &dyn Fixture) {
 pub fn reclaim_with_token(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let l1 = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let l1 = claimed(s.claim(&t, minutes(1), None, &agent("a")).unwrap());
     clock.advance(30_000);
     let l2 = claimed(
-        s.claim(&t, &agent("a"), minutes(10), Some(&l1.token))
+        s.claim(&t, minutes(10), Some(&l1.token), &agent("a"))
             .unwrap(),
     );
     assert_eq!(l2.token, l1.token);
@@ -237,9 +237,9 @@ pub fn reclaim_with_token(f: &dyn Fixture) {
         refused(
             s.claim(
                 &t,
-                &agent("a"),
                 minutes(1),
-                Some(&Token::legacy(l1.token.fence() + 7))
+                Some(&Token::legacy(l1.token.fence() + 7)),
+                &agent("a")
             )
             .unwrap()
         ),
@@ -253,7 +253,7 @@ pub fn claim_with_an_unissued_token(f: &dyn Fixture) {
     let (s, _clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
     let l = claimed(
-        s.claim(&t, &agent("a"), LEASE, Some(&Token::legacy(1)))
+        s.claim(&t, LEASE, Some(&Token::legacy(1)), &agent("a"))
             .unwrap(),
     );
     assert_eq!(l.token.fence(), 1);
@@ -261,7 +261,7 @@ pub fn claim_with_an_unissued_token(f: &dyn Fixture) {
     s.release(&t, &l.token, ReleaseTo::Todo, &agent("a"))
         .unwrap();
     let l2 = claimed(
-        s.claim(&t, &agent("a"), LEASE, Some(&Token::legacy(2)))
+        s.claim(&t, LEASE, Some(&Token::legacy(2)), &agent("a"))
             .unwrap(),
     );
     assert_eq!(l2.token.fence(), 2);
@@ -282,14 +282,14 @@ pub fn claim_with_an_unissued_token(f: &dyn Fixture) {
 pub fn expiry_lets_another_claim(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let a = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let a = claimed(s.claim(&t, minutes(1), None, &agent("a")).unwrap());
     clock.advance(59_999);
     assert!(matches!(
-        refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
+        refused(s.claim(&t, LEASE, None, &agent("b")).unwrap()),
         Refusal::Held { .. }
     ));
     clock.advance(1); // now == lock_until: the lease is over
-    let b = claimed(s.claim(&t, &agent("b"), LEASE, None).unwrap());
+    let b = claimed(s.claim(&t, LEASE, None, &agent("b")).unwrap());
     assert!(b.token.fence() > a.token.fence());
     assert_eq!(b.agent, agent("b"));
     let row = s.show(&t).unwrap().unwrap();
@@ -311,7 +311,7 @@ pub fn tokens_increase_per_task(f: &dyn Fixture) {
     let t = add(&*s, "t", Priority::Medium, &[]);
     let mut last = 0;
     let mut next = |s: &dyn Store| {
-        let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+        let l = claimed(s.claim(&t, minutes(1), None, &agent("a")).unwrap());
         assert!(l.token.fence() > last, "{} after {last}", l.token);
         last = l.token.fence();
         l
@@ -338,7 +338,7 @@ pub fn tokens_increase_per_task(f: &dyn Fixture) {
 pub fn renew_extends(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let l = claimed(s.claim(&t, minutes(1), None, &agent("a")).unwrap());
     clock.advance(50_000);
     let r = s.renew(&t, &l.token, minutes(2), &agent("a")).unwrap();
     assert_eq!(r.token, l.token);
@@ -354,7 +354,7 @@ pub fn renew_extends(f: &dyn Fixture) {
         Millis::from_millis(T0.as_millis() + 550_000 + 60_000)
     );
     assert!(matches!(
-        refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
+        refused(s.claim(&t, LEASE, None, &agent("b")).unwrap()),
         Refusal::Held { .. }
     ));
 }
@@ -368,14 +368,14 @@ pub fn release_hands_back(f: &dyn Fixture) {
         ("c", ReleaseTo::Blocked),
     ] {
         let t = add(&*s, name, Priority::Medium, &[]);
-        let l = claimed(s.claim(&t, &agent("x"), LEASE, None).unwrap());
+        let l = claimed(s.claim(&t, LEASE, None, &agent("x")).unwrap());
         let row = s.release(&t, &l.token, to, &agent("x")).unwrap();
         assert_eq!(row.task.status, to.status());
         assert_eq!(row.task.assignee, None);
         assert_eq!(row.task.lock_until, None);
         assert_eq!(row.task.assigned_at, None);
         // Released to any of these, it can be claimed again by id.
-        let again = claimed(s.claim(&t, &agent("y"), LEASE, None).unwrap());
+        let again = claimed(s.claim(&t, LEASE, None, &agent("y")).unwrap());
         assert!(again.token.fence() > l.token.fence());
     }
 }
@@ -386,16 +386,16 @@ pub fn done_unblocks_dependants(f: &dyn Fixture) {
     let a = add(&*s, "a", Priority::Low, &[]);
     let b = add(&*s, "b", Priority::Low, &[]);
     let c = add(&*s, "c", Priority::Critical, &["a", "b"]);
-    let la = claimed(s.claim(&a, &agent("x"), LEASE, None).unwrap());
+    let la = claimed(s.claim(&a, LEASE, None, &agent("x")).unwrap());
     let row = s.done(&a, &la.token, &agent("x")).unwrap();
     assert_eq!(row.task.status, Status::Done);
     assert_eq!(row.task.assignee, None);
     assert_eq!(s.show(&c).unwrap().unwrap().waiting_on, 1);
-    let lb = claimed(s.claim(&b, &agent("x"), LEASE, None).unwrap());
+    let lb = claimed(s.claim(&b, LEASE, None, &agent("x")).unwrap());
     s.done(&b, &lb.token, &agent("x")).unwrap();
     assert_eq!(s.show(&c).unwrap().unwrap().waiting_on, 0);
     let next = s
-        .claim_next(&agent("y"), LEASE)
+        .claim_next(LEASE, &agent("y"))
         .unwrap()
         .expect("c is ready");
     assert_eq!(next.task, c);
@@ -419,13 +419,13 @@ pub fn release_and_done_record_their_reason(f: &dyn Fixture) {
     );
     let who = agent("x");
     let why = Reason::new("blocked on the schema review").unwrap();
-    let la = claimed(s.claim(&a, &who, LEASE, None).unwrap());
-    s.release_with_reason(&a, &la.token, ReleaseTo::Blocked, &who, Some(&why))
+    let la = claimed(s.claim(&a, LEASE, None, &who).unwrap());
+    s.release_with_reason(&a, &la.token, ReleaseTo::Blocked, Some(&why), &who)
         .unwrap();
     let how = Reason::new("parser rewritten; tests green").unwrap();
-    let lb = claimed(s.claim(&b, &who, LEASE, None).unwrap());
-    s.done_with_reason(&b, &lb.token, &who, Some(&how)).unwrap();
-    let again = s.done_with_reason(&b, &lb.token, &who, Some(&why)).unwrap();
+    let lb = claimed(s.claim(&b, LEASE, None, &who).unwrap());
+    s.done_with_reason(&b, &lb.token, Some(&how), &who).unwrap();
+    let again = s.done_with_reason(&b, &lb.token, Some(&why), &who).unwrap();
     assert!(again.repeat);
     let reasons = |t: &TaskId| -> Vec<(EventKind, Option<String>)> {
         s.log(Some(t), 100)
@@ -460,10 +460,10 @@ pub fn mine_lists_live_leases_with_tokens(f: &dyn Fixture) {
     }
     let (a, b) = (agent("a"), agent("b"));
     assert!(s.mine(&a).unwrap().is_empty());
-    let l1 = claimed(s.claim(&id("t1"), &a, minutes(1), None).unwrap());
+    let l1 = claimed(s.claim(&id("t1"), minutes(1), None, &a).unwrap());
     clock.advance(10);
-    let l2 = claimed(s.claim(&id("t2"), &a, minutes(5), None).unwrap());
-    let l3 = claimed(s.claim(&id("t3"), &b, minutes(5), None).unwrap());
+    let l2 = claimed(s.claim(&id("t2"), minutes(5), None, &a).unwrap());
+    let l3 = claimed(s.claim(&id("t3"), minutes(5), None, &b).unwrap());
     let mine = s.mine(&a).unwrap();
     assert_eq!(mine, [l1.clone(), l2.clone()]);
     assert_eq!(s.mine(&b).unwrap(), [l3]);
@@ -484,7 +484,7 @@ pub fn mine_lists_live_leases_with_tokens(f: &dyn Fixture) {
 pub fn a_guessed_token_is_refused(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let l = claimed(s.claim(&t, minutes(1), None, &agent("a")).unwrap());
     let secret = l
         .token
         .secret()
@@ -528,7 +528,7 @@ pub fn a_guessed_token_is_refused(f: &dyn Fixture) {
         }
         // Claiming with it is no re-claim: the task is held.
         assert!(matches!(
-            refused(s.claim(&t, &who, LEASE, Some(guess)).unwrap()),
+            refused(s.claim(&t, LEASE, Some(guess), &who).unwrap()),
             Refusal::Held { .. }
         ));
     }
@@ -547,12 +547,12 @@ pub fn a_guessed_token_is_refused(f: &dyn Fixture) {
     ));
     // Every new lease has its own secret.
     let u = add(&*s, "u", Priority::Medium, &[]);
-    let first = claimed(s.claim(&u, &agent("a"), minutes(1), None).unwrap());
+    let first = claimed(s.claim(&u, minutes(1), None, &agent("a")).unwrap());
     clock.advance(61_000);
-    let second = claimed(s.claim(&u, &agent("a"), minutes(1), None).unwrap());
+    let second = claimed(s.claim(&u, minutes(1), None, &agent("a")).unwrap());
     assert_eq!(second.token.fence(), first.token.fence() + 1);
     assert_ne!(second.token.secret(), first.token.secret());
-    let next = s.claim_next(&agent("b"), LEASE).unwrap();
+    let next = s.claim_next(LEASE, &agent("b")).unwrap();
     assert!(next.is_none_or(|n| n.token.secret().is_some()));
 }
 
@@ -561,9 +561,9 @@ pub fn a_guessed_token_is_refused(f: &dyn Fixture) {
 pub fn stale_token_refused_everywhere(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let old = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let old = claimed(s.claim(&t, minutes(1), None, &agent("a")).unwrap());
     clock.advance(61_000);
-    let new = claimed(s.claim(&t, &agent("b"), minutes(1), None).unwrap());
+    let new = claimed(s.claim(&t, minutes(1), None, &agent("b")).unwrap());
     let before = s.show(&t).unwrap().unwrap();
     let who = agent("a");
     let attempts: [(&str, Result<(), Error>); 3] = [
@@ -620,7 +620,7 @@ pub fn claim_next_order(f: &dyn Fixture) {
     add(&*s, "med2", Priority::Medium, &[]);
     add(&*s, "high1", Priority::High, &[]);
     add(&*s, "crit2", Priority::Critical, &[]);
-    let order: Vec<String> = std::iter::from_fn(|| s.claim_next(&agent("a"), LEASE).unwrap())
+    let order: Vec<String> = std::iter::from_fn(|| s.claim_next(LEASE, &agent("a")).unwrap())
         .map(|l| l.task.to_string())
         .collect();
     assert_eq!(order, ["crit1", "crit2", "high1", "med1", "med2", "low1"]);
@@ -632,15 +632,15 @@ pub fn claim_next_dependencies(f: &dyn Fixture) {
     let base = add(&*s, "base", Priority::Low, &[]);
     add(&*s, "top", Priority::Critical, &["base"]);
     let r = add(&*s, "rev", Priority::Critical, &[]);
-    let l = claimed(s.claim(&r, &agent("a"), LEASE, None).unwrap());
+    let l = claimed(s.claim(&r, LEASE, None, &agent("a")).unwrap());
     s.release(&r, &l.token, ReleaseTo::Review, &agent("a"))
         .unwrap();
-    let first = s.claim_next(&agent("a"), LEASE).unwrap().unwrap();
+    let first = s.claim_next(LEASE, &agent("a")).unwrap().unwrap();
     assert_eq!(first.task, base, "top waits on base; rev is in review");
-    assert!(s.claim_next(&agent("a"), LEASE).unwrap().is_none());
+    assert!(s.claim_next(LEASE, &agent("a")).unwrap().is_none());
     s.done(&base, &first.token, &agent("a")).unwrap();
     assert_eq!(
-        s.claim_next(&agent("a"), LEASE).unwrap().unwrap().task,
+        s.claim_next(LEASE, &agent("a")).unwrap().unwrap().task,
         id("top")
     );
 }
@@ -650,14 +650,14 @@ pub fn claim_next_takes_expired(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let hi = add(&*s, "hi", Priority::High, &[]);
     add(&*s, "lo", Priority::Low, &[]);
-    let old = claimed(s.claim(&hi, &agent("a"), minutes(1), None).unwrap());
+    let old = claimed(s.claim(&hi, minutes(1), None, &agent("a")).unwrap());
     assert_eq!(
-        s.claim_next(&agent("b"), LEASE).unwrap().unwrap().task,
+        s.claim_next(LEASE, &agent("b")).unwrap().unwrap().task,
         id("lo")
     );
-    assert!(s.claim_next(&agent("b"), LEASE).unwrap().is_none());
+    assert!(s.claim_next(LEASE, &agent("b")).unwrap().is_none());
     clock.advance(60_000);
-    let took = s.claim_next(&agent("b"), LEASE).unwrap().unwrap();
+    let took = s.claim_next(LEASE, &agent("b")).unwrap().unwrap();
     assert_eq!(took.task, hi);
     assert!(took.token.fence() > old.token.fence());
     assert!(s.renew(&hi, &old.token, LEASE, &agent("a")).is_err());
@@ -666,11 +666,11 @@ pub fn claim_next_takes_expired(f: &dyn Fixture) {
 /// Claim-next on an empty or exhausted store says so.
 pub fn claim_next_empty(f: &dyn Fixture) {
     let (s, _) = setup(f);
-    assert!(s.claim_next(&agent("a"), LEASE).unwrap().is_none());
+    assert!(s.claim_next(LEASE, &agent("a")).unwrap().is_none());
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let l = s.claim_next(&agent("a"), LEASE).unwrap().unwrap();
+    let l = s.claim_next(LEASE, &agent("a")).unwrap().unwrap();
     s.done(&t, &l.token, &agent("a")).unwrap();
-    assert!(s.claim_next(&agent("a"), LEASE).unwrap().is_none());
+    assert!(s.claim_next(LEASE, &agent("a")).unwrap().is_none());
 }
 
 /// A batch claims every task or none, and says why per id.
@@ -679,13 +679,13 @@ pub fn batch_all_or_nothing(f: &dyn Fixture) {
     for n in ["a", "b", "c", "d"] {
         add(&*s, n, Priority::Medium, &[]);
     }
-    let held = claimed(s.claim(&id("c"), &agent("other"), LEASE, None).unwrap());
+    let held = claimed(s.claim(&id("c"), LEASE, None, &agent("other")).unwrap());
     let before: Vec<_> = s.list(&ListFilter::default()).unwrap();
     let out = s
         .claim_batch(
             &[id("a"), id("c"), id("b"), id("ghost")],
-            &agent("me"),
             LEASE,
+            &agent("me"),
         )
         .unwrap();
     match out {
@@ -712,7 +712,7 @@ pub fn batch_all_or_nothing(f: &dyn Fixture) {
         "a refused batch claims nothing"
     );
     match s
-        .claim_batch(&[id("a"), id("b"), id("d")], &agent("me"), LEASE)
+        .claim_batch(&[id("a"), id("b"), id("d")], LEASE, &agent("me"))
         .unwrap()
     {
         BatchOutcome::Claimed(leases) => {
@@ -731,11 +731,11 @@ pub fn batch_bad_input(f: &dyn Fixture) {
     let (s, _) = setup(f);
     add(&*s, "a", Priority::Medium, &[]);
     assert!(matches!(
-        s.claim_batch(&[], &agent("me"), LEASE),
+        s.claim_batch(&[], LEASE, &agent("me")),
         Err(Error::Invalid { .. })
     ));
     assert!(matches!(
-        s.claim_batch(&[id("a"), id("a")], &agent("me"), LEASE),
+        s.claim_batch(&[id("a"), id("a")], LEASE, &agent("me")),
         Err(Error::Invalid { .. })
     ));
     assert_eq!(status(&*s, &id("a")), Status::Todo);
@@ -792,7 +792,7 @@ pub fn update_optimistic(f: &dyn Fixture) {
 pub fn update_under_lease(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let l = claimed(s.claim(&t, minutes(1), None, &agent("a")).unwrap());
     let p = TaskPatch {
         description: Some("notes".into()),
         ..Default::default()
@@ -829,7 +829,7 @@ pub fn update_under_lease(f: &dyn Fixture) {
     assert_eq!(row.assignee, None);
     assert!(s.renew(&t, &l.token, LEASE, &agent("a")).is_err());
     // An expired lease no longer protects the task.
-    let l2 = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let l2 = claimed(s.claim(&t, minutes(1), None, &agent("a")).unwrap());
     clock.advance(60_000);
     let row = s.update(&t, l2.version, &p, None, &agent("b")).unwrap();
     assert_eq!(row.version.get(), l2.version.get() + 1);
@@ -841,8 +841,8 @@ pub fn reap_expired(f: &dyn Fixture) {
     let a = add(&*s, "a", Priority::Medium, &[]);
     let b = add(&*s, "b", Priority::Medium, &[]);
     let c = add(&*s, "c", Priority::Medium, &[]);
-    let la = claimed(s.claim(&a, &agent("x"), minutes(1), None).unwrap());
-    claimed(s.claim(&b, &agent("y"), minutes(10), None).unwrap());
+    let la = claimed(s.claim(&a, minutes(1), None, &agent("x")).unwrap());
+    claimed(s.claim(&b, minutes(10), None, &agent("y")).unwrap());
     clock.advance(90_000);
     assert_eq!(s.reap(&agent("r")).unwrap().len(), 1);
     let reaped_again = s.reap(&agent("r")).unwrap();
@@ -869,7 +869,7 @@ pub fn reap_expired(f: &dyn Fixture) {
 pub fn release_force(f: &dyn Fixture) {
     let (s, _) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &agent("a"), LEASE, None).unwrap());
+    let l = claimed(s.claim(&t, LEASE, None, &agent("a")).unwrap());
     let row = s
         .release_force(&t, ReleaseTo::Blocked, &agent("admin"))
         .unwrap();
@@ -906,7 +906,7 @@ pub fn one_winner_across_handles(f: &dyn Fixture) {
                     let (barrier, t) = (barrier.clone(), t.clone());
                     sc.spawn(move || {
                         barrier.wait();
-                        match s.claim(&t, &agent(&format!("h{i}")), LEASE, None).unwrap() {
+                        match s.claim(&t, LEASE, None, &agent(&format!("h{i}"))).unwrap() {
                             ClaimOutcome::Claimed(_) => 1,
                             ClaimOutcome::Refused(Refusal::Held { .. }) => 0,
                             ClaimOutcome::Refused(r) => panic!("unexpected refusal {r}"),
@@ -936,7 +936,7 @@ pub fn claim_next_across_handles(f: &dyn Fixture) {
             .map(|(i, s)| {
                 sc.spawn(move || {
                     let me = agent(&format!("h{i}"));
-                    std::iter::from_fn(|| s.claim_next(&me, LEASE).unwrap())
+                    std::iter::from_fn(|| s.claim_next(LEASE, &me).unwrap())
                         .map(|l| l.task.to_string())
                         .collect::<Vec<_>>()
                 })
@@ -964,7 +964,7 @@ pub fn database_clock(f: &dyn Fixture) {
         (now.as_millis() - wall).abs() < 60_000,
         "database clock {now} is far from this host's"
     );
-    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let l = claimed(s.claim(&t, minutes(1), None, &agent("a")).unwrap());
     assert!(l.assigned_at.as_millis() >= now.as_millis());
     assert_eq!(l.lock_until.as_millis() - l.assigned_at.as_millis(), 60_000);
 }
@@ -982,7 +982,7 @@ pub fn list_filters(f: &dyn Fixture) {
     })
     .unwrap();
     add(&*s, "c", Priority::High, &[]);
-    claimed(s.claim(&id("c"), &agent("x"), LEASE, None).unwrap());
+    claimed(s.claim(&id("c"), LEASE, None, &agent("x")).unwrap());
     let ids = |f: ListFilter| -> Vec<String> {
         s.list(&f)
             .unwrap()
@@ -1031,23 +1031,23 @@ pub fn history_records_each_step(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
     let other = add(&*s, "other", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let l = claimed(s.claim(&t, minutes(1), None, &agent("a")).unwrap());
     claimed(
-        s.claim(&t, &agent("a"), minutes(1), Some(&l.token))
+        s.claim(&t, minutes(1), Some(&l.token), &agent("a"))
             .unwrap(),
     );
     s.renew(&t, &l.token, minutes(1), &agent("a")).unwrap();
     s.release(&t, &l.token, ReleaseTo::Todo, &agent("a"))
         .unwrap();
-    let l2 = claimed(s.claim(&t, &agent("b"), minutes(1), None).unwrap());
+    let l2 = claimed(s.claim(&t, minutes(1), None, &agent("b")).unwrap());
     clock.advance(61_000);
     s.reap(&agent("reaper")).unwrap();
-    let l3 = claimed(s.claim(&t, &agent("c"), minutes(1), None).unwrap());
+    let l3 = claimed(s.claim(&t, minutes(1), None, &agent("c")).unwrap());
     s.release_force(&t, ReleaseTo::Todo, &agent("admin"))
         .unwrap();
-    let l4 = claimed(s.claim(&t, &agent("d"), minutes(1), None).unwrap());
+    let l4 = claimed(s.claim(&t, minutes(1), None, &agent("d")).unwrap());
     s.done(&t, &l4.token, &agent("d")).unwrap();
-    claimed(s.claim(&other, &agent("z"), minutes(1), None).unwrap());
+    claimed(s.claim(&other, minutes(1), None, &agent("z")).unwrap());
     // Refusals are not lease events.
     let _ = s.done(&t, &l.token, &agent("a"));
     let log = s.log(Some(&t), 100).unwrap();
@@ -1111,7 +1111,7 @@ pub fn waiting_on_exact_under_concurrent_add_and_done(f: &dyn Fixture) {
     let mut dependants = Vec::new();
     for k in 0..DEPS {
         let d = add(&*finisher, &format!("dep{k}"), Priority::Medium, &[]);
-        let l = claimed(finisher.claim(&d, &agent("w"), LEASE, None).unwrap());
+        let l = claimed(finisher.claim(&d, LEASE, None, &agent("w")).unwrap());
         let finished = AtomicBool::new(false);
         std::thread::scope(|sc| {
             sc.spawn(|| {
@@ -1146,23 +1146,23 @@ pub fn history_records_refused_claims(f: &dyn Fixture) {
     let t = add(&*s, "t", Priority::Medium, &[]);
     let u = add(&*s, "u", Priority::Medium, &[]);
     let w = add(&*s, "w", Priority::Medium, &["u"]);
-    let l = claimed(s.claim(&t, &agent("a"), minutes(2), None).unwrap());
+    let l = claimed(s.claim(&t, minutes(2), None, &agent("a")).unwrap());
     assert!(matches!(
-        refused(s.claim(&t, &agent("b"), LEASE, None).unwrap()),
+        refused(s.claim(&t, LEASE, None, &agent("b")).unwrap()),
         Refusal::Held { .. }
     ));
-    refused(s.claim(&w, &agent("b"), LEASE, None).unwrap());
-    refused(s.claim(&id("ghost"), &agent("b"), LEASE, None).unwrap());
+    refused(s.claim(&w, LEASE, None, &agent("b")).unwrap());
+    refused(s.claim(&id("ghost"), LEASE, None, &agent("b")).unwrap());
     // A refused batch records its held id only, none of its rolled-back claims.
     assert!(matches!(
-        s.claim_batch(&[u.clone(), t.clone()], &agent("c"), LEASE)
+        s.claim_batch(&[u.clone(), t.clone()], LEASE, &agent("c"))
             .unwrap(),
         BatchOutcome::Refused(_)
     ));
     s.renew(&t, &l.token, minutes(3), &agent("a")).unwrap();
     s.done(&t, &l.token, &agent("a")).unwrap();
-    refused(s.claim(&t, &agent("d"), LEASE, None).unwrap());
-    let next = s.claim_next(&agent("e"), minutes(4)).unwrap().unwrap();
+    refused(s.claim(&t, LEASE, None, &agent("d")).unwrap());
+    let next = s.claim_next(minutes(4), &agent("e")).unwrap().unwrap();
     assert_eq!(next.task, u);
 
     let log = s.log(None, 100).unwrap();
@@ -1219,7 +1219,7 @@ pub fn history_records_refused_claims(f: &dyn Fixture) {
 pub fn prune_keeps_the_bound(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &agent("a"), LEASE, None).unwrap());
+    let l = claimed(s.claim(&t, LEASE, None, &agent("a")).unwrap());
     for _ in 0..9 {
         s.renew(&t, &l.token, LEASE, &agent("a")).unwrap();
     }
@@ -1254,7 +1254,7 @@ pub fn prune_keeps_the_bound(f: &dyn Fixture) {
     let last = seqs(&*s);
     assert_eq!(last.len(), 1);
     let t2 = add(&*s, "t2", Priority::Medium, &[]);
-    claimed(s.claim(&t2, &agent("b"), LEASE, None).unwrap());
+    claimed(s.claim(&t2, LEASE, None, &agent("b")).unwrap());
     let after = seqs(&*s);
     assert!(after[1] > last[0], "seqs went backwards: {after:?}");
 
@@ -1281,10 +1281,10 @@ pub fn counts_by_status(f: &dyn Fixture) {
     for n in ["a", "b", "c", "d"] {
         add(&*s, n, Priority::Medium, &[]);
     }
-    let l = claimed(s.claim(&id("a"), &agent("x"), LEASE, None).unwrap());
+    let l = claimed(s.claim(&id("a"), LEASE, None, &agent("x")).unwrap());
     s.done(&id("a"), &l.token, &agent("x")).unwrap();
-    claimed(s.claim(&id("b"), &agent("x"), LEASE, None).unwrap());
-    let l = claimed(s.claim(&id("c"), &agent("x"), LEASE, None).unwrap());
+    claimed(s.claim(&id("b"), LEASE, None, &agent("x")).unwrap());
+    let l = claimed(s.claim(&id("c"), LEASE, None, &agent("x")).unwrap());
     s.release(&id("c"), &l.token, ReleaseTo::Blocked, &agent("x"))
         .unwrap();
     let got = s.counts().unwrap();
@@ -1307,14 +1307,14 @@ pub fn counts_by_status(f: &dyn Fixture) {
 pub fn update_ending_a_lease_is_recorded(f: &dyn Fixture) {
     let (s, clock) = setup(f);
     let t = add(&*s, "t", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &agent("a"), minutes(1), None).unwrap());
+    let l = claimed(s.claim(&t, minutes(1), None, &agent("a")).unwrap());
     let to_review = TaskPatch {
         status: Some(Status::Review),
         ..Default::default()
     };
     s.update(&t, l.version, &to_review, Some(&l.token), &agent("a"))
         .unwrap();
-    let l2 = claimed(s.claim(&t, &agent("b"), minutes(1), None).unwrap());
+    let l2 = claimed(s.claim(&t, minutes(1), None, &agent("b")).unwrap());
     clock.advance(61_000);
     let v = s.show(&t).unwrap().unwrap().version;
     let to_done = TaskPatch {
@@ -1366,7 +1366,7 @@ pub fn retried_done_and_release_are_repeats(f: &dyn Fixture) {
     let (s, _clock) = setup(f);
     let a = agent("a");
     let d = add(&*s, "d", Priority::Medium, &[]);
-    let l = claimed(s.claim(&d, &a, LEASE, None).unwrap());
+    let l = claimed(s.claim(&d, LEASE, None, &a).unwrap());
     let first = s.done(&d, &l.token, &a).unwrap();
     assert!(!first.repeat);
     let again = s.done(&d, &l.token, &a).unwrap();
@@ -1379,7 +1379,7 @@ pub fn retried_done_and_release_are_repeats(f: &dyn Fixture) {
     ));
 
     let r = add(&*s, "r", Priority::Medium, &[]);
-    let l = claimed(s.claim(&r, &a, LEASE, None).unwrap());
+    let l = claimed(s.claim(&r, LEASE, None, &a).unwrap());
     let first = s.release(&r, &l.token, ReleaseTo::Review, &a).unwrap();
     assert!(!first.repeat);
     let again = s.release(&r, &l.token, ReleaseTo::Review, &a).unwrap();
@@ -1412,7 +1412,7 @@ pub fn lease_ended_by_others_is_no_repeat(f: &dyn Fixture) {
     };
     // Reaped and forced leave the task in todo under the same fence, as a release would.
     let t = add(&*s, "reaped", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &a, minutes(1), None).unwrap());
+    let l = claimed(s.claim(&t, minutes(1), None, &a).unwrap());
     clock.advance(61_000);
     assert_eq!(s.reap(&agent("reaper")).unwrap().len(), 1);
     lost(
@@ -1422,7 +1422,7 @@ pub fn lease_ended_by_others_is_no_repeat(f: &dyn Fixture) {
     lost(s.done(&t, &l.token, &a), "done after reap");
 
     let t = add(&*s, "forced", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &a, LEASE, None).unwrap());
+    let l = claimed(s.claim(&t, LEASE, None, &a).unwrap());
     s.release_force(&t, ReleaseTo::Todo, &agent("admin"))
         .unwrap();
     lost(
@@ -1431,14 +1431,14 @@ pub fn lease_ended_by_others_is_no_repeat(f: &dyn Fixture) {
     );
 
     let t = add(&*s, "taken", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &a, minutes(1), None).unwrap());
+    let l = claimed(s.claim(&t, minutes(1), None, &a).unwrap());
     clock.advance(61_000);
-    let b = claimed(s.claim(&t, &agent("b"), LEASE, None).unwrap());
+    let b = claimed(s.claim(&t, LEASE, None, &agent("b")).unwrap());
     s.done(&t, &b.token, &agent("b")).unwrap();
     lost(s.done(&t, &l.token, &a), "done after takeover");
 
     let t = add(&*s, "updated", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &a, LEASE, None).unwrap());
+    let l = claimed(s.claim(&t, LEASE, None, &a).unwrap());
     let to_done = TaskPatch {
         status: Some(Status::Done),
         ..Default::default()
@@ -1448,7 +1448,7 @@ pub fn lease_ended_by_others_is_no_repeat(f: &dyn Fixture) {
     lost(s.done(&t, &l.token, &a), "done after an update to done");
     // A done, then an update away and back: the task was moved since.
     let t = add(&*s, "reopened", Priority::Medium, &[]);
-    let l = claimed(s.claim(&t, &a, LEASE, None).unwrap());
+    let l = claimed(s.claim(&t, LEASE, None, &a).unwrap());
     let v = s.done(&t, &l.token, &a).unwrap().task.version;
     let reopen = TaskPatch {
         status: Some(Status::Todo),
@@ -1475,12 +1475,12 @@ pub fn claim_retried_with_its_request_id_returns_the_first_grant(f: &dyn Fixture
     // claim --next
     let k = key("next-1");
     let first = s
-        .claim_next_keyed(&a, minutes(1), Some(&k))
+        .claim_next_keyed(minutes(1), Some(&k), &a)
         .unwrap()
         .unwrap();
     clock.advance(1_000);
     let again = s
-        .claim_next_keyed(&a, minutes(1), Some(&k))
+        .claim_next_keyed(minutes(1), Some(&k), &a)
         .unwrap()
         .unwrap();
     assert_eq!(again, first, "the retry returns the first grant");
@@ -1488,54 +1488,54 @@ pub fn claim_retried_with_its_request_id_returns_the_first_grant(f: &dyn Fixture
     assert_eq!(lease_events(&*s, &first.task), [EventKind::Claimed]);
     // Another agent with the same key gets its own claim.
     let other = s
-        .claim_next_keyed(&agent("b"), minutes(1), Some(&k))
+        .claim_next_keyed(minutes(1), Some(&k), &agent("b"))
         .unwrap()
         .unwrap();
     assert_ne!(other.task, first.task);
     // claim ID
     let k1 = key("one-1");
     let one = claimed(
-        s.claim_keyed(&id("one"), &a, LEASE, None, Some(&k1))
+        s.claim_keyed(&id("one"), LEASE, None, Some(&k1), &a)
             .unwrap(),
     );
     let again = claimed(
-        s.claim_keyed(&id("one"), &a, LEASE, None, Some(&k1))
+        s.claim_keyed(&id("one"), LEASE, None, Some(&k1), &a)
             .unwrap(),
     );
     assert_eq!(again, one);
     // The same key for another claim: bad input, nothing claimed.
     assert!(matches!(
-        s.claim_keyed(&id("b1"), &a, LEASE, None, Some(&k1)),
+        s.claim_keyed(&id("b1"), LEASE, None, Some(&k1), &a),
         Err(Error::Invalid { .. })
     ));
     assert_eq!(status(&*s, &id("b1")), Status::Todo);
     // A batch, answered in the order asked.
     let kb = key("batch:1");
     let ids = [id("b2"), id("b1")];
-    let BatchOutcome::Claimed(batch) = s.claim_batch_keyed(&ids, &a, LEASE, Some(&kb)).unwrap()
+    let BatchOutcome::Claimed(batch) = s.claim_batch_keyed(&ids, LEASE, Some(&kb), &a).unwrap()
     else {
         panic!("batch refused")
     };
-    let BatchOutcome::Claimed(again) = s.claim_batch_keyed(&ids, &a, LEASE, Some(&kb)).unwrap()
+    let BatchOutcome::Claimed(again) = s.claim_batch_keyed(&ids, LEASE, Some(&kb), &a).unwrap()
     else {
         panic!("batch retry refused")
     };
     assert_eq!(again, batch);
     assert!(matches!(
-        s.claim_batch_keyed(&[id("b1")], &a, LEASE, Some(&kb)),
+        s.claim_batch_keyed(&[id("b1")], LEASE, Some(&kb), &a),
         Err(Error::Invalid { .. })
     ));
     // A key whose lease ended is forgotten: the retry claims as a new claim would.
     s.done(&first.task, &first.token, &a).unwrap();
     let after = s
-        .claim_next_keyed(&a, minutes(1), Some(&k))
+        .claim_next_keyed(minutes(1), Some(&k), &a)
         .unwrap()
         .unwrap();
     assert_ne!(after.task, first.task);
     // ... and so is one whose lease expired.
     clock.advance(61_000);
     let expired = s
-        .claim_next_keyed(&a, minutes(1), Some(&k))
+        .claim_next_keyed(minutes(1), Some(&k), &a)
         .unwrap()
         .unwrap();
     assert_ne!(expired.token, after.token);
@@ -1570,7 +1570,7 @@ pub fn pre_secret_leases_keep_working(s: &dyn Store) {
         ..Default::default()
     };
     s.update(&live, v, &reopen, None, &who).unwrap();
-    let l = claimed(s.claim(&live, &who, LEASE, None).unwrap());
+    let l = claimed(s.claim(&live, LEASE, None, &who).unwrap());
     assert_eq!(l.token.fence(), 4);
     assert!(l.token.secret().is_some());
     assert!(matches!(
@@ -1597,7 +1597,7 @@ pub fn stamp_moves_after_every_commit_by_another_handle(f: &dyn Fixture) {
     };
     let a = add(&*writer, "a", Priority::Medium, &[]);
     expect_moved("an add");
-    let l = claimed(writer.claim(&a, &agent("x"), LEASE, None).unwrap());
+    let l = claimed(writer.claim(&a, LEASE, None, &agent("x")).unwrap());
     expect_moved("a claim");
     writer.renew(&a, &l.token, LEASE, &agent("x")).unwrap();
     expect_moved("a renewal");

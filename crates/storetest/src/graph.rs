@@ -103,7 +103,7 @@ pub fn dep_edits_are_reported_and_idempotent(f: &dyn Fixture) {
     s.dep_rm(&id("t"), &ids(&["b"])).unwrap();
     assert_eq!(waiting(s, "t"), 0);
     assert!(matches!(
-        s.claim(&id("t"), &agent("x"), LEASE, None).unwrap(),
+        s.claim(&id("t"), LEASE, None, &agent("x")).unwrap(),
         ClaimOutcome::Claimed(_)
     ));
 
@@ -171,7 +171,7 @@ pub fn cancelled_dependency_no_longer_blocks(f: &dyn Fixture) {
     assert!(deps.on[0].satisfied());
     assert_eq!(ready_ids(s), ids(&["b"]));
     let next = s
-        .claim_next(&agent("x"), LEASE)
+        .claim_next(LEASE, &agent("x"))
         .unwrap()
         .expect("b is ready");
     assert_eq!(next.task, id("b"));
@@ -206,7 +206,7 @@ pub fn ready_lists_what_claim_next_takes(f: &dyn Fixture) {
     // An expired lease is ready again.
     let short = LeaseDuration::from_millis(1_000).unwrap();
     assert!(matches!(
-        s.claim(&id("high2"), &agent("old"), short, None).unwrap(),
+        s.claim(&id("high2"), short, None, &agent("old")).unwrap(),
         ClaimOutcome::Claimed(_)
     ));
     clock.advance(2_000);
@@ -233,7 +233,7 @@ pub fn ready_lists_what_claim_next_takes(f: &dyn Fixture) {
     let mut taken = Vec::new();
     loop {
         let first = ready_ids(s).into_iter().next();
-        let got = s.claim_next(&agent("x"), LEASE).unwrap();
+        let got = s.claim_next(LEASE, &agent("x")).unwrap();
         assert_eq!(
             got.as_ref().map(|l| &l.task),
             first.as_ref(),
@@ -264,7 +264,7 @@ pub fn blocked_lists_waiting_tasks(f: &dyn Fixture) {
     set_status(s, "closed", Status::Cancelled);
     set_status(s, "c", Status::Cancelled);
     assert!(matches!(
-        s.claim(&id("b"), &agent("bob"), LEASE, None).unwrap(),
+        s.claim(&id("b"), LEASE, None, &agent("bob")).unwrap(),
         ClaimOutcome::Claimed(_)
     ));
     let blocked: Vec<TaskId> = s
@@ -307,7 +307,7 @@ pub fn rm_deletes_and_never_reuses_ids(f: &dyn Fixture) {
     add(s, "b", Priority::Medium, &["a"]);
     add(s, "c", Priority::Medium, &[]);
     add(s, "d", Priority::Medium, &["c"]);
-    let ClaimOutcome::Claimed(lease) = s.claim(&id("c"), &agent("x"), LEASE, None).unwrap() else {
+    let ClaimOutcome::Claimed(lease) = s.claim(&id("c"), LEASE, None, &agent("x")).unwrap() else {
         panic!("c is free")
     };
     let before = s.list(&ListFilter::default()).unwrap();
@@ -667,7 +667,7 @@ fn run_graph(s: &dyn Store, round: u32, ops: &[Op]) -> Result<(), TestCaseError>
         .map_err(fail)?
         .into_iter()
         .next();
-    let got = s.claim_next(&agent("m"), LEASE).map_err(fail)?;
+    let got = s.claim_next(LEASE, &agent("m")).map_err(fail)?;
     prop_assert_eq!(got.as_ref().map(|l| &l.task), first.as_ref().map(|t| &t.id));
     // Retire the round's tasks so later rounds' ready lists start empty.
     for n in &names {

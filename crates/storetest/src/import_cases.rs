@@ -116,12 +116,12 @@ pub fn import_overwrites_but_never_a_leased_task(f: &dyn Fixture) {
     let me = agent("a1");
     let short = LeaseDuration::from_millis(1_000).unwrap();
     assert!(matches!(
-        s.claim(&id("lapsed"), &me, short, None).unwrap(),
+        s.claim(&id("lapsed"), short, None, &me).unwrap(),
         tasklease_core::ClaimOutcome::Claimed(_)
     ));
     clock.advance(5_000);
     assert!(matches!(
-        s.claim(&id("held"), &me, LeaseDuration::DEFAULT, None)
+        s.claim(&id("held"), LeaseDuration::DEFAULT, None, &me)
             .unwrap(),
         tasklease_core::ClaimOutcome::Claimed(_)
     ));

@@ -171,7 +171,7 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
                 let token = if with_token { m.tokens[a][t] } else { None };
                 let whole = token.and_then(|f| issued.get(&(t, f)).cloned());
                 let got = s
-                    .claim(&ids[t], &who(a), lease, whole.as_ref())
+                    .claim(&ids[t], lease, whole.as_ref(), &who(a))
                     .map_err(fail)?;
                 let st = m.status(t);
                 let reclaim = st == Status::InProgress && token == Some(m.tasks[t].fence);
@@ -211,7 +211,7 @@ fn run_case(s: &dyn Store, clock: &Clock, round: u32, ops: &[Op]) -> Result<(), 
                 }
             }
             Op::ClaimNext { a } => {
-                let got = s.claim_next(&who(a), lease).map_err(fail)?;
+                let got = s.claim_next(lease, &who(a)).map_err(fail)?;
                 let pick = (0..TASKS)
                     .filter(|&t| {
                         m.waiting(t).is_empty()

@@ -54,7 +54,7 @@ pub fn readiness_says_what_claim_next_would_find(f: &dyn Fixture) {
     add(&*s, "a", &[]);
     add(&*s, "b", &["a"]);
     assert!(s.readiness().unwrap().ready, "a is ready");
-    let la = s.claim_next(&agent("x"), minutes(1)).unwrap().expect("a");
+    let la = s.claim_next(minutes(1), &agent("x")).unwrap().expect("a");
     let r = s.readiness().unwrap();
     assert!(!r.ready, "b waits on a, a is held: {r:?}");
     assert_eq!(
@@ -92,23 +92,23 @@ pub fn every_change_that_can_ready_a_task_wakes_a_waiter(f: &dyn Fixture) {
     add(s, "c", &["b"]);
     let x = agent("x");
     expect_wake("release to todo", &|| {
-        let l = s.claim(&id("a"), &x, minutes(1), None).unwrap();
+        let l = s.claim(&id("a"), minutes(1), None, &x).unwrap();
         let tasklease_core::ClaimOutcome::Claimed(l) = l else {
             panic!("{l:?}")
         };
         s.release(&l.task, &l.token, ReleaseTo::Todo, &x).unwrap();
     });
     expect_wake("done of a dependency", &|| {
-        let l = s.claim_next(&x, minutes(1)).unwrap().expect("a");
+        let l = s.claim_next(minutes(1), &x).unwrap().expect("a");
         s.done(&l.task, &l.token, &x).unwrap();
     });
     expect_wake("reap", &|| {
-        s.claim_next(&x, minutes(1)).unwrap().expect("b");
+        s.claim_next(minutes(1), &x).unwrap().expect("b");
         clock.advance(120_000);
         assert_eq!(s.reap(&agent("r")).unwrap().len(), 1);
     });
     expect_wake("forced release", &|| {
-        s.claim_next(&x, minutes(1)).unwrap().expect("b");
+        s.claim_next(minutes(1), &x).unwrap().expect("b");
         s.release_force(&id("b"), ReleaseTo::Todo, &agent("admin"))
             .unwrap();
     });
@@ -131,7 +131,7 @@ pub fn every_change_that_can_ready_a_task_wakes_a_waiter(f: &dyn Fixture) {
     });
     // Nothing a claim does can make a task ready: no wake-up.
     signal.drain();
-    s.claim_next(&x, minutes(1))
+    s.claim_next(minutes(1), &x)
         .unwrap()
         .expect("something is ready");
     assert!(

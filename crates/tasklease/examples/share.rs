@@ -92,7 +92,7 @@ fn measure(
             std::thread::spawn(move || -> tasklease::Result<()> {
                 let me = AgentId::new(&format!("w{n}"))?;
                 while !stop.load(Ordering::Relaxed) {
-                    let Some(lease) = store.claim_next(&me, LeaseDuration::DEFAULT)? else {
+                    let Some(lease) = store.claim_next(LeaseDuration::DEFAULT, &me)? else {
                         break;
                     };
                     store.done(&lease.task, &lease.token, &me)?;

@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 // A name per thread: history shows which worker did what.
                 let me = tasklease::identity::agent_id_for("worker", n)?;
                 let mut finished = 0;
-                while let Some(lease) = store.claim_next(&me, length)? {
+                while let Some(lease) = store.claim_next(length, &me)? {
                     let held = tasklease::hold(store.clone(), &lease, length)?;
                     // The work: a few steps, each only while the lease is trusted.
                     for _ in 0..3 {

@@ -54,7 +54,7 @@
 //!     let me = AgentId::new("docs")?;
 //!     // Queued in this order, so the claim finds the task.
 //!     let added = store.add(NewTask { id: Some(id.clone()), title: "write docs".into(), ..Default::default() });
-//!     let claimed = store.claim(id, me, LeaseDuration::DEFAULT, None);
+//!     let claimed = store.claim(id, LeaseDuration::DEFAULT, None, me);
 //!     added.await?;
 //!     assert!(matches!(claimed.await?, tasklease::ClaimOutcome::Claimed(_)));
 //!     Ok(())
@@ -184,11 +184,11 @@ impl AsyncStore {
     pub fn claim(
         &self,
         id: TaskId,
-        agent: AgentId,
         lease: LeaseDuration,
         token: Option<Token>,
+        agent: AgentId,
     ) -> impl Future<Output = Result<ClaimOutcome>> + Send + 'static {
-        self.call(move |s| s.claim(&id, &agent, lease, token.as_ref()))
+        self.call(move |s| s.claim(&id, lease, token.as_ref(), &agent))
     }
 
     /// [`Store::claim_next`].
@@ -197,10 +197,10 @@ impl AsyncStore {
     /// As [`Store::claim_next`] and [`AsyncStore::call`].
     pub fn claim_next(
         &self,
-        agent: AgentId,
         lease: LeaseDuration,
+        agent: AgentId,
     ) -> impl Future<Output = Result<Option<Lease>>> + Send + 'static {
-        self.call(move |s| s.claim_next(&agent, lease))
+        self.call(move |s| s.claim_next(lease, &agent))
     }
 
     /// [`Store::claim_batch`].
@@ -210,10 +210,10 @@ impl AsyncStore {
     pub fn claim_batch(
         &self,
         ids: Vec<TaskId>,
-        agent: AgentId,
         lease: LeaseDuration,
+        agent: AgentId,
     ) -> impl Future<Output = Result<BatchOutcome>> + Send + 'static {
-        self.call(move |s| s.claim_batch(&ids, &agent, lease))
+        self.call(move |s| s.claim_batch(&ids, lease, &agent))
     }
 
     /// [`Store::claim_keyed`].
@@ -223,12 +223,12 @@ impl AsyncStore {
     pub fn claim_keyed(
         &self,
         id: TaskId,
-        agent: AgentId,
         lease: LeaseDuration,
         token: Option<Token>,
         request: Option<RequestId>,
+        agent: AgentId,
     ) -> impl Future<Output = Result<ClaimOutcome>> + Send + 'static {
-        self.call(move |s| s.claim_keyed(&id, &agent, lease, token.as_ref(), request.as_ref()))
+        self.call(move |s| s.claim_keyed(&id, lease, token.as_ref(), request.as_ref(), &agent))
     }
 
     /// [`Store::claim_next_keyed`].
@@ -237,11 +237,11 @@ impl AsyncStore {
     /// As [`Store::claim_next_keyed`] and [`AsyncStore::call`].
     pub fn claim_next_keyed(
         &self,
-        agent: AgentId,
         lease: LeaseDuration,
         request: Option<RequestId>,
+        agent: AgentId,
     ) -> impl Future<Output = Result<Option<Lease>>> + Send + 'static {
-        self.call(move |s| s.claim_next_keyed(&agent, lease, request.as_ref()))
+        self.call(move |s| s.claim_next_keyed(lease, request.as_ref(), &agent))
     }
 
     /// [`Store::claim_batch_keyed`].
@@ -251,11 +251,11 @@ impl AsyncStore {
     pub fn claim_batch_keyed(
         &self,
         ids: Vec<TaskId>,
-        agent: AgentId,
         lease: LeaseDuration,
         request: Option<RequestId>,
+        agent: AgentId,
     ) -> impl Future<Output = Result<BatchOutcome>> + Send + 'static {
-        self.call(move |s| s.claim_batch_keyed(&ids, &agent, lease, request.as_ref()))
+        self.call(move |s| s.claim_batch_keyed(&ids, lease, request.as_ref(), &agent))
     }
 
     /// [`Store::renew`].
@@ -404,10 +404,10 @@ impl AsyncStore {
     /// As [`crate::wait::claim_next_wait`] and [`AsyncStore::call`].
     pub fn claim_next_wait(
         &self,
-        agent: AgentId,
         lease: LeaseDuration,
         request: Option<RequestId>,
         opts: WaitOptions,
+        agent: AgentId,
     ) -> impl Future<Output = Result<Waited>> + Send + 'static {
         let cancel = opts.cancel.clone().unwrap_or_default();
         let opts = WaitOptions {
@@ -420,7 +420,7 @@ impl AsyncStore {
             .name("tasklease-wait".into())
             .spawn(move || {
                 let waited = via.blocking(|s| s.ready_signal()).and_then(|mut signal| {
-                    crate::wait::run(&via, &mut *signal, &agent, lease, request.as_ref(), &opts)
+                    crate::wait::run(&via, &mut *signal, lease, request.as_ref(), &opts, &agent)
                 });
                 let _ = reply.send(waited);
             })
@@ -463,12 +463,12 @@ impl Queued {
 impl crate::wait::Target for Queued {
     fn claim(
         &self,
-        agent: &AgentId,
         lease: LeaseDuration,
         key: Option<&RequestId>,
+        agent: &AgentId,
     ) -> Result<Option<Lease>> {
         let (agent, key) = (agent.clone(), key.cloned());
-        self.blocking(move |s| s.claim_next_keyed(&agent, lease, key.as_ref()))
+        self.blocking(move |s| s.claim_next_keyed(lease, key.as_ref(), &agent))
     }
     fn readiness(&self) -> Result<crate::Readiness> {
         self.blocking(|s| s.readiness())

@@ -14,7 +14,7 @@
 //!
 //! let me = AgentId::new("worker-1")?;
 //! let length = LeaseDuration::from_millis(60_000)?;
-//! if let Some(lease) = store.claim_next(&me, length)? {
+//! if let Some(lease) = store.claim_next(length, &me)? {
 //!     let held = tasklease::hold(store.clone(), &lease, length)?;
 //!     for _step in 0..3 {
 //!         if !held.is_trusted() {

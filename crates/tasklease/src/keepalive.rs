@@ -97,7 +97,8 @@ struct Held {
 
 impl KeepAlive {
     /// Starts renewing `lease` (granted for `length` by a claim sent at `sent`) on its
-    /// own thread, reporting every outcome to `notify`.
+    /// own thread as `agent`, reporting every outcome to `notify`. The acting agent is
+    /// the last argument but the callback (which Rust puts last).
     ///
     /// # Errors
     /// [`Error::Store`] if the thread cannot be started.
@@ -105,8 +106,8 @@ impl KeepAlive {
         store: Arc<dyn Store>,
         lease: &Lease,
         length: LeaseDuration,
-        agent: AgentId,
         sent: Instant,
+        agent: AgentId,
         notify: impl Fn(Beat) + Send + 'static,
     ) -> crate::Result<KeepAlive> {
         let (stop, stopped) = mpsc::channel::<()>();

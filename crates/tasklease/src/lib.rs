@@ -33,7 +33,7 @@
 //!
 //! let me = tasklease::identity::agent_id_for("worker", 1)?;
 //! let length = LeaseDuration::from_millis(5 * 60_000)?;
-//! while let Some(lease) = store.claim_next(&me, length)? {
+//! while let Some(lease) = store.claim_next(length, &me)? {
 //!     let held = tasklease::hold(store.clone(), &lease, length)?;
 //!     // ... the work, checking held.is_trusted() between steps ...
 //!     held.done()?;

@@ -126,12 +126,12 @@ pub struct Waited {
 /// let store = tasklease::open::open(&spec, &OpenOptions::default())?;
 /// let me = AgentId::new("worker")?;
 /// // Nothing there: the wait ends after its bound.
-/// let got = tasklease::wait::claim_next_wait(&*store, &me, LeaseDuration::DEFAULT, None,
-///     Duration::from_millis(50))?;
+/// let got = tasklease::wait::claim_next_wait(&*store, LeaseDuration::DEFAULT, None,
+///     Duration::from_millis(50), &me)?;
 /// assert!(got.is_none());
 /// store.add(&NewTask { title: "t".into(), ..Default::default() })?;
-/// let got = tasklease::wait::claim_next_wait(&*store, &me, LeaseDuration::DEFAULT, None,
-///     Duration::from_secs(5))?;
+/// let got = tasklease::wait::claim_next_wait(&*store, LeaseDuration::DEFAULT, None,
+///     Duration::from_secs(5), &me)?;
 /// assert!(got.is_some());
 /// # Ok(()) }
 /// ```
@@ -141,12 +141,12 @@ pub struct Waited {
 /// ([`Error::is_retryable`]) only if it was still the answer when the bound passed.
 pub fn claim_next_wait(
     store: &dyn Store,
-    agent: &AgentId,
     lease: LeaseDuration,
     request: Option<&RequestId>,
     bound: Duration,
+    agent: &AgentId,
 ) -> Result<Option<Lease>> {
-    claim_next_waiting(store, agent, lease, request, &WaitOptions::new(bound)).map(|w| w.lease)
+    claim_next_waiting(store, lease, request, &WaitOptions::new(bound), agent).map(|w| w.lease)
 }
 
 /// [`claim_next_wait`] with every option, saying what the wait cost.
@@ -155,12 +155,12 @@ pub fn claim_next_wait(
 /// As [`claim_next_wait`].
 pub fn claim_next_waiting(
     store: &dyn Store,
-    agent: &AgentId,
     lease: LeaseDuration,
     request: Option<&RequestId>,
     opts: &WaitOptions,
+    agent: &AgentId,
 ) -> Result<Waited> {
-    Waiter::new(store)?.claim_next(agent, lease, request, opts)
+    Waiter::new(store)?.claim_next(lease, request, opts, agent)
 }
 
 /// A store and its armed [`crate::ReadySignal`], kept across waits: a worker that
@@ -189,18 +189,18 @@ impl<'s> Waiter<'s> {
     /// As [`claim_next_wait`].
     pub fn claim_next(
         &mut self,
-        agent: &AgentId,
         lease: LeaseDuration,
         request: Option<&RequestId>,
         opts: &WaitOptions,
+        agent: &AgentId,
     ) -> Result<Waited> {
         run(
             &Direct(self.store),
             &mut *self.signal,
-            agent,
             lease,
             request,
             opts,
+            agent,
         )
     }
 }
@@ -209,9 +209,9 @@ impl<'s> Waiter<'s> {
 pub(crate) trait Target {
     fn claim(
         &self,
-        agent: &AgentId,
         lease: LeaseDuration,
         key: Option<&RequestId>,
+        agent: &AgentId,
     ) -> Result<Option<Lease>>;
     fn readiness(&self) -> Result<Readiness>;
 }
@@ -221,11 +221,11 @@ struct Direct<'a>(&'a dyn Store);
 impl Target for Direct<'_> {
     fn claim(
         &self,
-        agent: &AgentId,
         lease: LeaseDuration,
         key: Option<&RequestId>,
+        agent: &AgentId,
     ) -> Result<Option<Lease>> {
-        self.0.claim_next_keyed(agent, lease, key)
+        self.0.claim_next_keyed(lease, key, agent)
     }
     fn readiness(&self) -> Result<Readiness> {
         self.0.readiness()
@@ -248,10 +248,10 @@ enum Step {
 pub(crate) fn run(
     target: &dyn Target,
     signal: &mut dyn crate::ReadySignal,
-    agent: &AgentId,
     lease: LeaseDuration,
     request: Option<&RequestId>,
     opts: &WaitOptions,
+    agent: &AgentId,
 ) -> Result<Waited> {
     let start = Instant::now();
     let deadline = start + opts.bound;
@@ -283,7 +283,7 @@ pub(crate) fn run(
                 }
             }
             w.claims += 1;
-            if let Some(l) = target.claim(agent, lease, key)? {
+            if let Some(l) = target.claim(lease, key, agent)? {
                 return Ok(Step::Claimed(l));
             }
             w.looks += 1;

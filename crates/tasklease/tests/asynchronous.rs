@@ -42,7 +42,7 @@ fn every_operation(spec: DbSpec) {
         s.add(new("C", &[])).await.unwrap();
         assert_eq!(s.show(id("A")).await.unwrap().unwrap().title, "A");
         assert_eq!(s.list(ListFilter::default()).await.unwrap().len(), 3);
-        let ClaimOutcome::Claimed(a) = s.claim(id("A"), me.clone(), lease, None).await.unwrap()
+        let ClaimOutcome::Claimed(a) = s.claim(id("A"), lease, None, me.clone()).await.unwrap()
         else {
             panic!("A was not claimed")
         };
@@ -50,13 +50,13 @@ fn every_operation(spec: DbSpec) {
             .await
             .unwrap();
         s.done(id("A"), a.token, me.clone()).await.unwrap();
-        let b = s.claim_next(me.clone(), lease).await.unwrap().unwrap();
+        let b = s.claim_next(lease, me.clone()).await.unwrap().unwrap();
         assert_eq!(b.task, id("B"));
         s.release(id("B"), b.token, ReleaseTo::Todo, me.clone())
             .await
             .unwrap();
         let BatchOutcome::Claimed(both) = s
-            .claim_batch(vec![id("B"), id("C")], me.clone(), lease)
+            .claim_batch(vec![id("B"), id("C")], lease, me.clone())
             .await
             .unwrap()
         else {
@@ -89,7 +89,7 @@ fn every_operation(spec: DbSpec) {
         s.now().await.unwrap();
         // Queued one after another without waiting: they run in that order.
         let added = s.add(new("D", &[]));
-        let claimed = s.claim(id("D"), me.clone(), lease, None);
+        let claimed = s.claim(id("D"), lease, None, me.clone());
         added.await.unwrap();
         assert!(matches!(claimed.await.unwrap(), ClaimOutcome::Claimed(_)));
         drop(s);

@@ -46,7 +46,7 @@ fn claim(s: &dyn Store, id: &str, length: LeaseDuration) -> Lease {
         ..Default::default()
     })
     .unwrap();
-    match s.claim(&t, &me(), length, None).unwrap() {
+    match s.claim(&t, length, None, &me()).unwrap() {
         ClaimOutcome::Claimed(l) => l,
         ClaimOutcome::Refused(r) => panic!("{r}"),
     }
@@ -224,7 +224,7 @@ fn async_code_holds_a_lease_claimed_through_the_async_facade() {
             .unwrap();
         let trust = rt.block_on(async {
             let sent = Instant::now();
-            let lease = match facade.claim(id.clone(), me(), length, None).await.unwrap() {
+            let lease = match facade.claim(id.clone(), length, None, me()).await.unwrap() {
                 ClaimOutcome::Claimed(l) => l,
                 ClaimOutcome::Refused(r) => panic!("{r}"),
             };

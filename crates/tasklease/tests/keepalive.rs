@@ -27,7 +27,7 @@ fn claim(s: &dyn Store, length: LeaseDuration) -> Lease {
         ..Default::default()
     })
     .unwrap();
-    match s.claim(&t, &me(), length, None).unwrap() {
+    match s.claim(&t, length, None, &me()).unwrap() {
         ClaimOutcome::Claimed(l) => l,
         ClaimOutcome::Refused(r) => panic!("{r}"),
     }
@@ -47,7 +47,7 @@ fn start(
     length: LeaseDuration,
 ) -> (KeepAlive, mpsc::Receiver<Beat>) {
     let (tx, rx) = mpsc::channel();
-    let k = KeepAlive::start(s.clone(), l, length, me(), Instant::now(), move |b| {
+    let k = KeepAlive::start(s.clone(), l, length, Instant::now(), me(), move |b| {
         let _ = tx.send(b);
     })
     .unwrap();

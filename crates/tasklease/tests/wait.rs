@@ -60,7 +60,7 @@ fn a_task_added_while_waiting_wakes_the_waiter() {
         // Armed before the task exists: the waiter finds nothing, then is woken.
         let w = std::thread::spawn({
             let waiter = waiter.clone();
-            move || claim_next_waiting(&*waiter, &me("w"), LeaseDuration::DEFAULT, None, &opts())
+            move || claim_next_waiting(&*waiter, LeaseDuration::DEFAULT, None, &opts(), &me("w"))
         });
         // Whether the waiter is already asleep or not, it must end with the task soon.
         std::thread::sleep(Duration::from_millis(200));
@@ -78,9 +78,9 @@ fn a_lease_running_out_wakes_a_waiter() {
         let s = open();
         add(&*s, "A");
         let one_s = LeaseDuration::from_millis(1_000).unwrap();
-        let held = s.claim_next(&me("gone"), one_s).unwrap().unwrap();
+        let held = s.claim_next(one_s, &me("gone")).unwrap().unwrap();
         let started = Instant::now();
-        let got = claim_next_waiting(&*s, &me("w"), LeaseDuration::DEFAULT, None, &opts()).unwrap();
+        let got = claim_next_waiting(&*s, LeaseDuration::DEFAULT, None, &opts(), &me("w")).unwrap();
         let l = got.lease.clone().expect("the expired task");
         assert_eq!(l.task, held.task);
         assert!(started.elapsed() < SOON, "took {:?}", started.elapsed());
@@ -97,7 +97,7 @@ fn a_wait_ends_at_its_bound_with_nothing() {
         let s = open();
         let bound = Duration::from_millis(700);
         let o = WaitOptions { bound, ..opts() };
-        let got = claim_next_waiting(&*s, &me("w"), LeaseDuration::DEFAULT, None, &o).unwrap();
+        let got = claim_next_waiting(&*s, LeaseDuration::DEFAULT, None, &o, &me("w")).unwrap();
         assert!(got.lease.is_none());
         assert!(got.waited >= bound, "{got:?}");
         // The busy timeout (30 s by default) bounds the last look; in practice it is ms.
@@ -120,11 +120,11 @@ fn dropping_an_async_wait_cancels_it_and_a_later_wait_is_woken() {
             let s = AsyncStore::new(store).unwrap();
             let cancelled = tokio::time::timeout(
                 Duration::from_millis(300),
-                s.claim_next_wait(me("w"), LeaseDuration::DEFAULT, None, opts()),
+                s.claim_next_wait(LeaseDuration::DEFAULT, None, opts(), me("w")),
             )
             .await;
             assert!(cancelled.is_err(), "nothing was ready");
-            let wait = s.claim_next_wait(me("w"), LeaseDuration::DEFAULT, None, opts());
+            let wait = s.claim_next_wait(LeaseDuration::DEFAULT, None, opts(), me("w"));
             let started = Instant::now();
             // A sync store is never called inside the runtime: from a thread of its own.
             let o = other.clone();

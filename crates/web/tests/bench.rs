@@ -76,7 +76,7 @@ fn bench_board_of_ten_thousand_tasks() {
         let agent = AgentId::new(&format!("agent-{a}")).unwrap();
         for _ in 0..50 {
             store
-                .claim_next(&agent, lease)
+                .claim_next(lease, &agent)
                 .unwrap()
                 .expect("a ready task");
         }

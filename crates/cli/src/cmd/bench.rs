@@ -472,7 +472,7 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
         run(
             // The baseline's own statements fence by number alone.
             &mut || {
-                let got = raw.borrow_mut().claim_next(agent.as_str(), lease_ms)?;
+                let got = raw.borrow_mut().claim_next(lease_ms, agent.as_str())?;
                 Ok(got.map(|(id, fence)| (id, tasklease::Token::legacy(fence))))
             },
             &mut |id, tok| raw.borrow_mut().done(id, tok.fence()),
@@ -483,7 +483,7 @@ pub fn worker(cx: &Ctx<'_>, a: &BenchWorkerArgs) -> Result<Report> {
         run(
             &mut || {
                 Ok(store
-                    .claim_next(&agent, LEASE)?
+                    .claim_next(LEASE, &agent)?
                     .map(|l| (l.task.to_string(), l.token)))
             },
             &mut |id, tok| {

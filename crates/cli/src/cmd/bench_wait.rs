@@ -268,7 +268,7 @@ fn latency(cx: &Ctx<'_>, target: &Target, how: How) -> Result<(f64, f64, f64)> {
     for r in 0..ROUNDS {
         let gate = format!("gate-{r}");
         add(&*store, &gate, &[])?;
-        let lease = store.claim_next(&me, LEASE)?.expect("the gate is ready");
+        let lease = store.claim_next(LEASE, &me)?.expect("the gate is ready");
         add(&*store, &format!("task-{r}"), &[gate])?;
         gates.push(lease);
     }
@@ -353,7 +353,7 @@ fn drain(cx: &Ctx<'_>, target: &Target, how: How, chain: bool) -> Result<Duratio
     let (db, store) = fresh(cx, target, &format!("chain_{}_{chain}", how.arg()))?;
     let me = AgentId::new("bench-parent")?;
     add(&*store, "c0", &[])?;
-    let gate = store.claim_next(&me, LEASE)?.expect("c0 is ready");
+    let gate = store.claim_next(LEASE, &me)?.expect("c0 is ready");
     for i in 1..=CHAIN {
         let deps = if chain {
             vec![format!("c{}", i - 1)]
@@ -417,14 +417,14 @@ pub fn waiter(cx: &Ctx<'_>, a: &BenchWaiterArgs) -> Result<Report> {
                     cancel: a.until_eof.then(|| stop.clone()),
                     ..WaitOptions::new(left)
                 };
-                let w = waiter.claim_next(&agent, LEASE, None, &opts)?;
+                let w = waiter.claim_next(LEASE, None, &opts, &agent)?;
                 claims += u64::from(w.claims);
                 looks += u64::from(w.looks);
                 w.lease
             }
             How::Poll | How::Drain => {
                 claims += 1;
-                let got = store.claim_next(&agent, LEASE)?;
+                let got = store.claim_next(LEASE, &agent)?;
                 if got.is_none() {
                     let nap = if how == How::Poll {
                         POLL

@@ -31,10 +31,10 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
     {
         let w = tasklease::wait::claim_next_waiting(
             &*store,
-            &agent,
             a.lease,
             key,
             &tasklease::wait::WaitOptions::new(bound),
+            &agent,
         )?;
         let waited = human_ms(i64::try_from(w.waited.as_millis()).unwrap_or(i64::MAX));
         return Ok(match &w.lease {
@@ -58,7 +58,7 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
         });
     }
     if a.next {
-        return Ok(match store.claim_next_keyed(&agent, a.lease, key)? {
+        return Ok(match store.claim_next_keyed(a.lease, key, &agent)? {
             Some(l) => claimed(&l, a.lease),
             None => Report::refused(
                 Exit::Empty,
@@ -69,14 +69,14 @@ pub fn run(cx: &Ctx<'_>, a: &ClaimArgs) -> tasklease::Result<Report> {
     }
     if let [id] = a.ids.as_slice() {
         return Ok(
-            match store.claim_keyed(id, &agent, a.lease, a.token.as_ref(), key)? {
+            match store.claim_keyed(id, a.lease, a.token.as_ref(), key, &agent)? {
                 ClaimOutcome::Claimed(l) => claimed(&l, a.lease),
                 ClaimOutcome::Refused(r) => refused_to(id, &r, &agent),
             },
         );
     }
     Ok(
-        match store.claim_batch_keyed(&a.ids, &agent, a.lease, key)? {
+        match store.claim_batch_keyed(&a.ids, a.lease, key, &agent)? {
             BatchOutcome::Claimed(leases) => {
                 let human: Vec<String> = leases.iter().map(|l| human_lease(l, a.lease)).collect();
                 Report::ok(batch_claimed_json(&leases), human.join("\n"))

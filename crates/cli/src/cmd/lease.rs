@@ -36,7 +36,7 @@ pub fn release(cx: &Ctx<'_>, a: &ReleaseArgs) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
     let store = cx.store()?;
     if let Some(token) = a.token.as_ref().filter(|_| !a.force) {
-        let ended = store.release_with_reason(&a.id, token, a.status, &agent, a.reason.as_ref())?;
+        let ended = store.release_with_reason(&a.id, token, a.status, a.reason.as_ref(), &agent)?;
         let now = store.now()?;
         let human = if ended.repeat {
             format!(
@@ -68,7 +68,7 @@ pub fn done(
 ) -> tasklease::Result<Report> {
     let agent = cx.agent()?;
     let store = cx.store()?;
-    let ended = store.done_with_reason(id, token, &agent, reason)?;
+    let ended = store.done_with_reason(id, token, reason, &agent)?;
     let now = store.now()?;
     let human = if ended.repeat {
         format!(

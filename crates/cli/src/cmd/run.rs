@@ -183,8 +183,8 @@ fn one(
         run.store.clone(),
         &run.lease,
         a.lease,
-        run.agent.clone(),
         run.sent,
+        run.agent.clone(),
         move |b| {
             let _ = tx.send(Msg::Beat(b));
         },
@@ -538,7 +538,7 @@ fn claim(
             cancel,
             ..WaitOptions::new(bound)
         };
-        let w = tasklease::wait::claim_next_waiting(store, agent, a.lease, Some(&key), &opts)?;
+        let w = tasklease::wait::claim_next_waiting(store, a.lease, Some(&key), &opts, agent)?;
         return Ok(w.lease.ok_or_else(|| {
             Report::refused(
                 Exit::Empty,
@@ -554,14 +554,14 @@ fn claim(
     }
     if let Some(id) = &a.id {
         return Ok(
-            match store.claim_keyed(id, agent, a.lease, None, Some(&key))? {
+            match store.claim_keyed(id, a.lease, None, Some(&key), agent)? {
                 ClaimOutcome::Claimed(l) => Ok(l),
                 ClaimOutcome::Refused(r) => Err(super::claim::refused(id, &r)),
             },
         );
     }
     Ok(store
-        .claim_next_keyed(agent, a.lease, Some(&key))?
+        .claim_next_keyed(a.lease, Some(&key), agent)?
         .ok_or_else(|| {
             Report::refused(
                 Exit::Empty,
