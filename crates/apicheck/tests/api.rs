@@ -20,15 +20,20 @@ const CRATES: &[&str] = &[
 const BOUND: Duration = Duration::from_secs(20 * 60);
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
-/// A target directory apart from the one the tests run from, so the nested cargo never
-/// waits for the outer one's lock, and rustdoc's unstable flag never touches its builds.
+/// A target directory apart from the one the tests run from (`<target>/apicheck`, found
+/// from this test's own path, wherever cargo was told to build), so the nested cargo
+/// never waits for the outer one's lock and rustdoc's unstable flag touches none of its
+/// builds.
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"))
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    // <target>/debug/deps/api-HASH
+    exe.ancestors()
+        .nth(3)
+        .expect("a test binary under <target>/debug/deps")
         .join("apicheck")
 }
 
