@@ -236,6 +236,10 @@ pub struct BenchWaiterArgs {
     /// Also stop when stdin closes
     #[arg(long)]
     pub until_eof: bool,
+    /// Finish each task with done_then_claim_next (as `run --loop` does) instead of
+    /// done, then claim
+    #[arg(long)]
+    pub then_next: bool,
 }
 
 #[derive(Debug, Args)]

@@ -407,7 +407,85 @@ fn ctrl_c_stops_a_fleet_and_releases_its_tasks(p: &Project) {
     }
 }
 
+/// A chain drained by a fleet: the worker that finishes a task takes the next one
+/// itself (`done_then_claim_next`), so the whole chain is claimed by one worker and
+/// the others, never woken for a task they could not have, claim nothing after their
+/// first look. With --max-tasks the step never claims beyond the bound: exactly that
+/// many tasks run and none is left in progress.
+fn a_fleet_on_a_chain_hands_each_task_to_its_finisher(p: &Project) {
+    let chain = |name: &str| {
+        for i in 0..6 {
+            let id = format!("{name}{i}");
+            let mut args = vec!["add".to_owned(), id.clone(), "--id".into(), id];
+            if i > 0 {
+                args.extend(["--dep".into(), format!("{name}{}", i - 1)]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            p.ok(&args);
+        }
+    };
+    let fleet = |max: Option<&str>| {
+        let mut args = vec![
+            "run", "--next", "--loop", "--jobs", "3", "--wait", "3s", "--agent", "fleet", "--json",
+        ];
+        if let Some(m) = max {
+            args.extend(["--max-tasks", m]);
+        }
+        args.extend(["--", "true"]);
+        let out = p.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out.stdout).pop().unwrap()
+    };
+    chain("c");
+    let summary = fleet(None);
+    assert_eq!(summary["done"], 6, "{summary}");
+    let log = p.json(&["log", "--limit", "1000"], 0);
+    let claims: Vec<(String, String)> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "claimed")
+        .map(|e| {
+            (
+                e["task"].as_str().unwrap().to_owned(),
+                e["agent"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(claims.len(), 6, "each task claimed once: {claims:?}");
+    assert!(
+        claims.iter().all(|(_, a)| *a == claims[0].1),
+        "the finisher of each task took the next: {claims:?}"
+    );
+    // --max-tasks bounds the step too: 4 run, none is left claimed.
+    chain("d");
+    let summary = fleet(Some("4"));
+    assert_eq!(summary["done"], 4, "{summary}");
+    let list = p.json(&["list", "--limit", "100"], 0);
+    let mut seen = 0;
+    for t in list["tasks"].as_array().unwrap() {
+        let id = t["id"].as_str().unwrap();
+        let Some(i) = id.strip_prefix('d') else {
+            continue;
+        };
+        seen += 1;
+        let want = if i.parse::<u32>().unwrap() < 4 {
+            "done"
+        } else {
+            "todo"
+        };
+        assert_eq!(t["status"], want, "{t}");
+    }
+    assert_eq!(seen, 6, "{list}");
+}
+
 each_store!(
     a_fleet_drains_a_graph_and_its_summary_matches_the_history,
-    ctrl_c_stops_a_fleet_and_releases_its_tasks
+    ctrl_c_stops_a_fleet_and_releases_its_tasks,
+    a_fleet_on_a_chain_hands_each_task_to_its_finisher
 );

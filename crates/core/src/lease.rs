@@ -38,6 +38,18 @@ pub struct Ended {
     pub repeat: bool,
 }
 
+/// What [`Store::done_then_claim_next`](crate::Store::done_then_claim_next) came to:
+/// two steps, each with its own outcome. When the call returns this, the task is done
+/// (or was already, by the same token); `next` is what the claim that followed came to.
+#[derive(Debug)]
+pub struct DoneThenNext {
+    /// The finished task, as after [`Store::done`](crate::Store::done).
+    pub ended: Ended,
+    /// The next task claimed, `None` when nothing was ready, or the claim's error —
+    /// the task above is done either way.
+    pub next: Result<Option<Lease>, Error>,
+}
+
 /// What a claim of one task came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClaimOutcome {

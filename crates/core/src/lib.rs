@@ -39,8 +39,8 @@ pub use import::{
     ImportBatch, ImportOutcome, ImportTask, check_batch_parents, validate_batch as validate_import,
 };
 pub use lease::{
-    BatchOutcome, ClaimOutcome, Ended, Event, EventKind, Lease, LeaseState, LostWhy, Reaped,
-    Refusal, Retention, Unclaimable, retried_grant, validate_batch,
+    BatchOutcome, ClaimOutcome, DoneThenNext, Ended, Event, EventKind, Lease, LeaseState, LostWhy,
+    Reaped, Refusal, Retention, Unclaimable, retried_grant, validate_batch,
 };
 pub use store::{Stamp, Store};
 pub use task::{

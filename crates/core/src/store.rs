@@ -1,10 +1,10 @@
 //! The contract every store implements.
 
 use crate::{
-    AgentId, BatchOutcome, ClaimOutcome, Deleted, DepChange, Deps, Ended, Event, ImportBatch,
-    ImportOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Readiness, ReadySignal,
-    Reaped, Reason, ReleaseTo, RequestId, Result, Retention, Status, Task, TaskId, TaskPatch,
-    Token, Version,
+    AgentId, BatchOutcome, ClaimOutcome, Deleted, DepChange, Deps, DoneThenNext, Ended, Event,
+    ImportBatch, ImportOutcome, Lease, LeaseDuration, ListFilter, Millis, NewTask, Readiness,
+    ReadySignal, Reaped, Reason, ReleaseTo, RequestId, Result, Retention, Status, Task, TaskId,
+    TaskPatch, Token, Version,
 };
 
 /// The operations on tasks and leases, the same for every backend.
@@ -226,6 +226,37 @@ pub trait Store: Send + Sync {
         reason: Option<&Reason>,
         agent: &AgentId,
     ) -> Result<Ended>;
+
+    /// [`Store::done`], then [`Store::claim_next_keyed`]: a worker's step from one task
+    /// to the next. The result is the same as the two calls, with one difference that
+    /// matters to a fleet of waiting workers: the `done` wakes no waiter by itself.
+    /// Waiters are woken only if, after this worker's own claim, a task is still ready
+    /// — so in a chain of dependent tasks the worker that finishes one takes the next,
+    /// and nineteen others are not woken to find it gone (`docs/waiting.md`).
+    ///
+    /// Two steps, not one transaction, and each answers for itself: an error from the
+    /// `done` is this call's error (nothing was claimed); once the task is done, the
+    /// claim's result — a lease, `None`, or its error — is [`DoneThenNext::next`]. After
+    /// a claim that failed, waiters are woken so that a ready task is not left waiting.
+    /// The call is safe to repeat: the `done` answers a repeat ([`Ended::repeat`]), and
+    /// a claim under the same `request` key answers with the grant it made (without a
+    /// key, as for [`Store::claim_next`], a claim whose outcome is unknown may have
+    /// granted a lease nobody knows of until it expires).
+    ///
+    /// # Errors
+    /// As [`Store::done`].
+    fn done_then_claim_next(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        lease: LeaseDuration,
+        request: Option<&RequestId>,
+        agent: &AgentId,
+    ) -> Result<DoneThenNext> {
+        let ended = self.done(id, token, agent)?;
+        let next = self.claim_next_keyed(lease, request, agent);
+        Ok(DoneThenNext { ended, next })
+    }
 
     /// Returns every task whose lease ran out to `todo`, in one statement. Claims treat
     /// expired leases as free anyway, so this is housekeeping, not correctness.

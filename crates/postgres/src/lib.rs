@@ -46,10 +46,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use tasklease_core::{
-    AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
-    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Readiness,
-    ReadySignal, Reaped, Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Stamp,
-    Status, Store, Tag, Task, TaskId, TaskPatch, Token, Version, retried_grant, validate_batch,
+    AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, DoneThenNext, Ended,
+    Error, Event, EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask,
+    Priority, Readiness, ReadySignal, Reaped, Reason, Refusal, ReleaseTo, RequestId, Result,
+    Retention, Secret, Stamp, Status, Store, Tag, Task, TaskId, TaskPatch, Token, Version,
+    retried_grant, validate_batch,
 };
 use tokio_postgres::{Config, Row};
 
@@ -230,6 +231,85 @@ impl PgStore {
                 claim(c)
             })
         })
+    }
+
+    /// `claim_next_keyed`, also notifying waiters when `wake_more` and another task is
+    /// ready besides the one claimed (`claim_next.sql`).
+    fn claim_next_waking(
+        &self,
+        who: &AgentId,
+        lease_for: LeaseDuration,
+        request: Option<&RequestId>,
+        wake_more: bool,
+    ) -> Result<Option<Lease>> {
+        let key = request.map(RequestId::as_str);
+        let now = self.now_param();
+        let secret = Secret::random()?;
+        let mut reruns: i64 = 0;
+        let claim = |c: &mut Conn| {
+            let got = c.query_opt(
+                sql::CLAIM_NEXT,
+                &[
+                    &who.as_str(),
+                    &now,
+                    &lease_for.as_millis(),
+                    &reruns,
+                    &key,
+                    &secret.as_str(),
+                    &wake_more,
+                ],
+            );
+            reruns += 1;
+            let Some(r) = got? else {
+                return Ok(None);
+            };
+            let id = task_id(r.try_get("id")?)?;
+            Ok(Some(lease(&r, id, who.clone(), "fence")?))
+        };
+        match request {
+            Some(k) => self.keyed(
+                "claim the next task",
+                who,
+                k,
+                |prior| Ok(Some(retried_grant(k, prior, &[])?.remove(0))),
+                claim,
+            ),
+            None => self.run("claim the next task", Retry::Write, claim),
+        }
+    }
+
+    /// `done_with_reason`, notifying waiters at commit only when `wake` (`done.sql`).
+    fn done_notifying(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        who: &AgentId,
+        reason: Option<&Reason>,
+        wake: bool,
+    ) -> Result<Ended> {
+        let now = self.now_param();
+        let reason = reason.map(Reason::as_str);
+        let r = self.run("finish the task", Retry::Write, |c| {
+            c.query_one(
+                sql::DONE,
+                &[
+                    &id.as_str(),
+                    &token.fence(),
+                    &now,
+                    &who.as_str(),
+                    &token.secret(),
+                    &reason,
+                    &wake,
+                ],
+            )
+        })?;
+        match ended(&r)? {
+            Some(task) => Ok(Ended {
+                task,
+                repeat: false,
+            }),
+            None => self.repeat_or_lost(&r, id, token, EventKind::Done, Status::Done),
+        }
     }
 
     /// A done or release that matched nothing: a repeat of what `token` already did
@@ -869,39 +949,38 @@ impl Store for PgStore {
         request: Option<&RequestId>,
         who: &AgentId,
     ) -> Result<Option<Lease>> {
-        let key = request.map(RequestId::as_str);
-        let now = self.now_param();
-        let secret = Secret::random()?;
-        let mut reruns: i64 = 0;
-        let claim = |c: &mut Conn| {
-            let got = c.query_opt(
-                sql::CLAIM_NEXT,
-                &[
-                    &who.as_str(),
-                    &now,
-                    &lease_for.as_millis(),
-                    &reruns,
-                    &key,
-                    &secret.as_str(),
-                ],
-            );
-            reruns += 1;
-            let Some(r) = got? else {
-                return Ok(None);
-            };
-            let id = task_id(r.try_get("id")?)?;
-            Ok(Some(lease(&r, id, who.clone(), "fence")?))
-        };
-        match request {
-            Some(k) => self.keyed(
-                "claim the next task",
-                who,
-                k,
-                |prior| Ok(Some(retried_grant(k, prior, &[])?.remove(0))),
-                claim,
-            ),
-            None => self.run("claim the next task", Retry::Write, claim),
+        self.claim_next_waking(who, lease_for, request, false)
+    }
+
+    fn done_then_claim_next(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        lease: LeaseDuration,
+        request: Option<&RequestId>,
+        who: &AgentId,
+    ) -> Result<DoneThenNext> {
+        // The done notifies nobody: this worker takes the next task itself, and its
+        // claim notifies only if another task is ready besides the one it took.
+        let ended = self.done_notifying(id, token, who, None, false)?;
+        let next = self.claim_next_waking(who, lease, request, true);
+        if next.is_err() {
+            // Best effort: a ready task must not wait for a fallback look.
+            let _ = self.run("wake waiters", Retry::Write, |c| {
+                c.query_one(sql::NOTIFY, &[])
+            });
         }
+        Ok(DoneThenNext { ended, next })
+    }
+
+    fn done_with_reason(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        reason: Option<&Reason>,
+        who: &AgentId,
+    ) -> Result<Ended> {
+        self.done_notifying(id, token, who, reason, true)
     }
 
     fn claim_batch_keyed(
@@ -1079,37 +1158,6 @@ impl Store for PgStore {
             }
             .into())
         })
-    }
-
-    fn done_with_reason(
-        &self,
-        id: &TaskId,
-        token: &Token,
-        reason: Option<&Reason>,
-        who: &AgentId,
-    ) -> Result<Ended> {
-        let now = self.now_param();
-        let reason = reason.map(Reason::as_str);
-        let r = self.run("finish the task", Retry::Write, |c| {
-            c.query_one(
-                sql::DONE,
-                &[
-                    &id.as_str(),
-                    &token.fence(),
-                    &now,
-                    &who.as_str(),
-                    &token.secret(),
-                    &reason,
-                ],
-            )
-        })?;
-        match ended(&r)? {
-            Some(task) => Ok(Ended {
-                task,
-                repeat: false,
-            }),
-            None => self.repeat_or_lost(&r, id, token, EventKind::Done, Status::Done),
-        }
     }
 
     fn reap(&self, who: &AgentId) -> Result<Vec<Reaped>> {

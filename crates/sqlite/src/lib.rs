@@ -40,10 +40,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite::{named_params, params_from_iter};
 use tasklease_core::{
-    AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, Ended, Error, Event,
-    EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask, Priority, Readiness,
-    ReadySignal, Reaped, Reason, Refusal, ReleaseTo, RequestId, Result, Retention, Secret, Stamp,
-    Status, Store, Tag, Task, TaskId, TaskPatch, Token, Version, validate_batch,
+    AgentId, BatchOutcome, ClaimOutcome, Clock, Deleted, DepChange, Deps, DoneThenNext, Ended,
+    Error, Event, EventKind, Lease, LeaseDuration, LeaseState, ListFilter, Millis, NewTask,
+    Priority, Readiness, ReadySignal, Reaped, Reason, Refusal, ReleaseTo, RequestId, Result,
+    Retention, Secret, Stamp, Status, Store, Tag, Task, TaskId, TaskPatch, Token, Version,
+    validate_batch,
 };
 
 use crate::busy::{Busy, Wait};
@@ -330,6 +331,59 @@ impl SqliteStore {
             self.bell.ring();
         }
         r
+    }
+
+    /// `done` without ringing the bell: the caller rings (or knows nobody needs to).
+    fn done_quietly(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        who: &AgentId,
+        reason: Option<&Reason>,
+    ) -> Result<Ended> {
+        let finish = |tx: &Connection, now: i64| {
+            let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
+                return repeat_or_lost(tx, now, id, token, EventKind::Done, Status::Done);
+            };
+            let note = Note {
+                token: Some(token.fence()),
+                reason: reason.map(Reason::as_str),
+                ..Note::default()
+            };
+            record(tx, now, id, EventKind::Done, who, note)?;
+            Ok(Ended {
+                task,
+                repeat: false,
+            })
+        };
+        self.writable()?;
+        // Combined with other processes' claims and dones through the writer queue:
+        // a claim + done loop would otherwise pay a hand-off of the turn per `done`.
+        let mut inner = self.lock();
+        let Inner { conn, queue, .. } = &mut *inner;
+        let clock = &self.clock;
+        let Some(q) = queue else {
+            return write_on(conn, clock, finish);
+        };
+        if reason.is_some() {
+            // The board's records have no room for a reason: on a turn of our own.
+            return q.turn(conn, || write_on(conn, clock, finish));
+        }
+        let op = queue::Op::Done {
+            task: id.as_str().to_owned(),
+            token: token.fence(),
+            secret: token.secret().map(str::to_owned),
+        };
+        match q.submit(conn, clock, op, who, || write_on(conn, clock, finish))? {
+            queue::Combined::Alone(done) => done,
+            queue::Combined::Replied(queue::Reply::Done(true)) => Ok(Ended {
+                task: find_task(conn, id)?.ok_or_else(|| Error::NotFound(id.clone()))?,
+                repeat: false,
+            }),
+            // No slot, or the lease did not match (nothing changed): on our own turn,
+            // which also explains a refusal or finds a repeat of an earlier done.
+            _ => q.turn(conn, || write_on(conn, clock, finish)),
+        }
     }
 
     /// Refuses a write up front on a read-only mount, where SQLite would answer only
@@ -1484,52 +1538,31 @@ impl Store for SqliteStore {
         reason: Option<&Reason>,
         who: &AgentId,
     ) -> Result<Ended> {
-        let r = (|| -> Result<Ended> {
-            let finish = |tx: &Connection, now: i64| {
-                let Some(task) = end_lease(tx, now, sql::DONE, id, token, None)? else {
-                    return repeat_or_lost(tx, now, id, token, EventKind::Done, Status::Done);
-                };
-                let note = Note {
-                    token: Some(token.fence()),
-                    reason: reason.map(Reason::as_str),
-                    ..Note::default()
-                };
-                record(tx, now, id, EventKind::Done, who, note)?;
-                Ok(Ended {
-                    task,
-                    repeat: false,
-                })
-            };
-            self.writable()?;
-            // Combined with other processes' claims and dones through the writer queue:
-            // a claim + done loop would otherwise pay a hand-off of the turn per `done`.
-            let mut inner = self.lock();
-            let Inner { conn, queue, .. } = &mut *inner;
-            let clock = &self.clock;
-            let Some(q) = queue else {
-                return write_on(conn, clock, finish);
-            };
-            if reason.is_some() {
-                // The board's records have no room for a reason: on a turn of our own.
-                return q.turn(conn, || write_on(conn, clock, finish));
-            }
-            let op = queue::Op::Done {
-                task: id.as_str().to_owned(),
-                token: token.fence(),
-                secret: token.secret().map(str::to_owned),
-            };
-            match q.submit(conn, clock, op, who, || write_on(conn, clock, finish))? {
-                queue::Combined::Alone(done) => done,
-                queue::Combined::Replied(queue::Reply::Done(true)) => Ok(Ended {
-                    task: find_task(conn, id)?.ok_or_else(|| Error::NotFound(id.clone()))?,
-                    repeat: false,
-                }),
-                // No slot, or the lease did not match (nothing changed): on our own turn,
-                // which also explains a refusal or finds a repeat of an earlier done.
-                _ => q.turn(conn, || write_on(conn, clock, finish)),
-            }
-        })();
+        let r = self.done_quietly(id, token, who, reason);
         self.rang(r)
+    }
+
+    fn done_then_claim_next(
+        &self,
+        id: &TaskId,
+        token: &Token,
+        lease: LeaseDuration,
+        request: Option<&RequestId>,
+        who: &AgentId,
+    ) -> Result<DoneThenNext> {
+        // The done rings nobody: this worker takes the next task itself, and rings for
+        // a waiter only if more is ready after its claim (or its claim failed).
+        let ended = self.done_quietly(id, token, who, None)?;
+        let next = self.claim_next_keyed(lease, request, who);
+        let more = match &next {
+            Ok(None) => false,
+            Ok(Some(_)) => self.readiness().is_ok_and(|r| r.ready),
+            Err(_) => true,
+        };
+        if more {
+            self.bell.ring();
+        }
+        Ok(DoneThenNext { ended, next })
     }
 
     fn reap(&self, who: &AgentId) -> Result<Vec<Reaped>> {

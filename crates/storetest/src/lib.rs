@@ -77,7 +77,8 @@ macro_rules! conformance {
         );
         $crate::conformance!(@wait $new;
             readiness_says_what_claim_next_would_find,
-            every_change_that_can_ready_a_task_wakes_a_waiter
+            every_change_that_can_ready_a_task_wakes_a_waiter,
+            done_then_claim_next_wakes_only_for_what_is_left
         );
         $crate::conformance!(@import $new;
             import_creates_every_field_and_twice_changes_nothing,

@@ -139,3 +139,85 @@ pub fn every_change_that_can_ready_a_task_wakes_a_waiter(f: &dyn Fixture) {
         "a claim woke the waiter"
     );
 }
+
+/// `done_then_claim_next` finishes the task and claims the next ready one, as `done`
+/// then `claim_next` would; its `done` wakes no waiter, and a waiter is woken only
+/// when something is still ready after the worker's own claim. A lost token claims
+/// nothing; a repeat still claims; a claim key answers its first grant again.
+pub fn done_then_claim_next_wakes_only_for_what_is_left(f: &dyn Fixture) {
+    let clock = Clock::manual(T0);
+    let waiter = f.open(&clock);
+    let s = f.open(&clock);
+    let s = &*s;
+    let mut signal = waiter.ready_signal().expect("a signal");
+    let x = agent("x");
+    // A chain a → b, and c waiting on b with d: b's done readies c and d.
+    add(s, "a", &[]);
+    add(s, "b", &["a"]);
+    add(s, "c", &["b"]);
+    add(s, "d", &["b"]);
+    let la = s.claim_next(minutes(1), &x).unwrap().expect("a");
+    signal.drain();
+    let step = s
+        .done_then_claim_next(&la.task, &la.token, minutes(1), None, &x)
+        .unwrap();
+    assert_eq!(step.ended.task.status, Status::Done);
+    assert!(!step.ended.repeat);
+    let lb = step.next.unwrap().expect("b became ready and was claimed");
+    assert_eq!(lb.task, id("b"));
+    assert_eq!(lb.agent, x);
+    assert_eq!(
+        s.show(&id("b")).unwrap().unwrap().status,
+        Status::InProgress
+    );
+    assert!(
+        !signal.wait(Duration::from_millis(300)).unwrap(),
+        "nothing was left ready, yet a waiter was woken"
+    );
+    // b's done readies c and d: the worker takes c, a waiter is woken for d.
+    let step = s
+        .done_then_claim_next(&lb.task, &lb.token, minutes(1), None, &x)
+        .unwrap();
+    let lc = step.next.unwrap().expect("c");
+    assert_eq!(lc.task, id("c"));
+    assert!(
+        signal.wait(WOKEN_WITHIN).unwrap(),
+        "d was left ready and no waiter was woken within {WOKEN_WITHIN:?}"
+    );
+    // A repeat of b's done is answered as a repeat, and still claims (d).
+    let again = s
+        .done_then_claim_next(&lb.task, &lb.token, minutes(1), None, &x)
+        .unwrap();
+    assert!(again.ended.repeat, "{again:?}");
+    let ld = again.next.unwrap().expect("d");
+    assert_eq!(ld.task, id("d"));
+    // A lost token is refused before anything is claimed.
+    add(s, "e", &[]);
+    let err = s
+        .done_then_claim_next(&la.task, &lc.token, minutes(1), None, &x)
+        .unwrap_err();
+    assert!(
+        matches!(err, tasklease_core::Error::LeaseLost { .. }),
+        "{err:?}"
+    );
+    assert_eq!(s.show(&id("e")).unwrap().unwrap().status, Status::Todo);
+    // Under a claim key a retry answers with the first grant.
+    let key = tasklease_core::RequestId::new("step-1").unwrap();
+    let first = s
+        .done_then_claim_next(&lc.task, &lc.token, minutes(1), Some(&key), &x)
+        .unwrap()
+        .next
+        .unwrap()
+        .expect("e");
+    let again = s
+        .done_then_claim_next(&lc.task, &lc.token, minutes(1), Some(&key), &x)
+        .unwrap();
+    assert!(again.ended.repeat);
+    let second = again.next.unwrap().expect("the first grant again");
+    assert_eq!(second.token, first.token);
+    // Nothing left: the worker gets nothing.
+    let last = s
+        .done_then_claim_next(&first.task, &first.token, minutes(1), None, &x)
+        .unwrap();
+    assert_eq!(last.next.unwrap(), None);
+}

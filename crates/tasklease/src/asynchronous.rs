@@ -72,9 +72,9 @@ use tokio::sync::oneshot;
 
 use crate::wait::{WaitOptions, Waited};
 use crate::{
-    AgentId, BatchOutcome, ClaimOutcome, Ended, Error, Event, Lease, LeaseDuration, ListFilter,
-    Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Stamp, Status, Store, Task,
-    TaskId, TaskPatch, Token, Version,
+    AgentId, BatchOutcome, ClaimOutcome, DoneThenNext, Ended, Error, Event, Lease, LeaseDuration,
+    ListFilter, Millis, NewTask, Reaped, ReleaseTo, RequestId, Result, Retention, Stamp, Status,
+    Store, Task, TaskId, TaskPatch, Token, Version,
 };
 
 /// One queued call: runs against the store and sends its own answer.
@@ -312,6 +312,21 @@ impl AsyncStore {
         self.call(move |s| s.done(&id, &token, &agent))
     }
 
+    /// [`Store::done_then_claim_next`].
+    ///
+    /// # Errors
+    /// As [`Store::done_then_claim_next`] and [`AsyncStore::call`].
+    pub fn done_then_claim_next(
+        &self,
+        id: TaskId,
+        token: Token,
+        lease: LeaseDuration,
+        request: Option<RequestId>,
+        agent: AgentId,
+    ) -> impl Future<Output = Result<DoneThenNext>> + Send + 'static {
+        self.call(move |s| s.done_then_claim_next(&id, &token, lease, request.as_ref(), &agent))
+    }
+
     /// [`Store::reap`].
     ///
     /// # Errors
@@ -420,7 +435,17 @@ impl AsyncStore {
             .name("tasklease-wait".into())
             .spawn(move || {
                 let waited = via.blocking(|s| s.ready_signal()).and_then(|mut signal| {
-                    crate::wait::run(&via, &mut *signal, lease, request.as_ref(), &opts, &agent)
+                    crate::wait::run(
+                        &via,
+                        &mut *signal,
+                        crate::wait::Start {
+                            agent: &agent,
+                            lease,
+                            request: request.as_ref(),
+                            look_first: false,
+                        },
+                        &opts,
+                    )
                 });
                 let _ = reply.send(waited);
             })

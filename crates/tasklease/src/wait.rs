@@ -169,6 +169,9 @@ pub fn claim_next_waiting(
 pub struct Waiter<'s> {
     store: &'s dyn Store,
     signal: Box<dyn crate::ReadySignal>,
+    /// The last step found nothing ready: the next wait starts with a look (a read),
+    /// not a claim (a writer turn).
+    found_nothing: bool,
 }
 
 impl<'s> Waiter<'s> {
@@ -180,6 +183,7 @@ impl<'s> Waiter<'s> {
         Ok(Waiter {
             store,
             signal: store.ready_signal()?,
+            found_nothing: false,
         })
     }
 
@@ -194,15 +198,49 @@ impl<'s> Waiter<'s> {
         opts: &WaitOptions,
         agent: &AgentId,
     ) -> Result<Waited> {
+        let look_first = std::mem::take(&mut self.found_nothing);
         run(
             &Direct(self.store),
             &mut *self.signal,
-            lease,
-            request,
+            Start {
+                agent,
+                lease,
+                request,
+                look_first,
+            },
             opts,
-            agent,
         )
     }
+
+    /// [`Store::done_then_claim_next`]: a worker's step from one task to the next.
+    /// When it finds nothing ready, the next [`Waiter::claim_next`] starts by looking
+    /// (a read) rather than claiming (a writer turn).
+    ///
+    /// # Errors
+    /// As [`Store::done_then_claim_next`].
+    pub fn done_then_claim_next(
+        &mut self,
+        id: &crate::TaskId,
+        token: &crate::Token,
+        lease: LeaseDuration,
+        request: Option<&RequestId>,
+        agent: &AgentId,
+    ) -> Result<crate::DoneThenNext> {
+        let step = self
+            .store
+            .done_then_claim_next(id, token, lease, request, agent)?;
+        self.found_nothing = matches!(step.next, Ok(None));
+        Ok(step)
+    }
+}
+
+/// Who waits, for what lease, and how the loop begins.
+pub(crate) struct Start<'a> {
+    pub(crate) agent: &'a AgentId,
+    pub(crate) lease: LeaseDuration,
+    pub(crate) request: Option<&'a RequestId>,
+    /// Look before the first claim (the caller just found nothing ready).
+    pub(crate) look_first: bool,
 }
 
 /// What the loop asks of a store: directly, or through an `AsyncStore`'s thread.
@@ -248,11 +286,15 @@ enum Step {
 pub(crate) fn run(
     target: &dyn Target,
     signal: &mut dyn crate::ReadySignal,
-    lease: LeaseDuration,
-    request: Option<&RequestId>,
+    start_with: Start<'_>,
     opts: &WaitOptions,
-    agent: &AgentId,
 ) -> Result<Waited> {
+    let Start {
+        agent,
+        lease,
+        request,
+        look_first,
+    } = start_with;
     let start = Instant::now();
     let deadline = start + opts.bound;
     let key = request;
@@ -265,7 +307,7 @@ pub(crate) fn run(
         claims: 0,
         cancelled: false,
     };
-    let mut look_first = false;
+    let mut look_first = look_first;
     let mut woken = false;
     let mut disagreed = 0u32;
     loop {

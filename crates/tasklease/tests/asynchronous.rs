@@ -87,6 +87,12 @@ fn every_operation(spec: DbSpec) {
         let counts = s.counts().await.unwrap();
         assert!(counts.contains(&(Status::Done, 1)), "{counts:?}");
         s.now().await.unwrap();
+        let step = s
+            .done_then_claim_next(id("B"), both[0].token.clone(), lease, None, me.clone())
+            .await
+            .unwrap();
+        assert_eq!(step.ended.task.status, Status::Done);
+        assert_eq!(step.next.unwrap().map(|l| l.task), Some(id("C")));
         // Queued one after another without waiting: they run in that order.
         let added = s.add(new("D", &[]));
         let claimed = s.claim(id("D"), lease, None, me.clone());

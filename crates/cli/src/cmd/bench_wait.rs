@@ -12,8 +12,11 @@
 //!   `--seconds` (from `/proc/<pid>/stat`) and the claims (writer turns) and looks
 //!   (reads) they made in it.
 //! - **Chain**: 1,000 tasks each depending on the one before, drained by 20 waiting
-//!   workers (claim, done, claim…), against one worker draining 1,000 tasks that are
-//!   all ready from the start.
+//!   workers, against one worker draining 1,000 tasks that are all ready from the
+//!   start. Each worker steps from task to task as `run --loop` does, with
+//!   `done_then_claim_next` (the worker that finishes a task takes the next; waiters
+//!   are woken only for what is left), and — for comparison — with a plain `done`
+//!   then a claim. The one-worker baseline is measured both ways too.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -36,6 +39,8 @@ const WAITERS: usize = 20;
 const ROUNDS: usize = 40;
 /// Tasks in the chain.
 const CHAIN: usize = 1000;
+/// Rounds of each chain run (medians reported).
+const CHAIN_ROUNDS: usize = 3;
 /// The polling alternative's sleep on "nothing ready".
 const POLL: Duration = Duration::from_millis(100);
 /// Bench leases outlast any run.
@@ -50,7 +55,102 @@ enum How {
     Drain,
 }
 
+/// One drain of the chain bench.
+struct Drain {
+    how: How,
+    step: Step,
+    /// Each task depends on the one before (else all are ready at once).
+    chain: bool,
+    workers: usize,
+    label: &'static str,
+}
+
+impl Drain {
+    const ALL: [Drain; 6] = [
+        Drain {
+            how: How::Drain,
+            step: Step::ThenNext,
+            chain: false,
+            workers: 1,
+            label: "one worker, 1,000 ready tasks, done_then_claim_next",
+        },
+        Drain {
+            how: How::Wait,
+            step: Step::ThenNext,
+            chain: true,
+            workers: WAITERS,
+            label: "chain of 1,000, 20 waiting workers, done_then_claim_next",
+        },
+        Drain {
+            how: How::Wait,
+            step: Step::ThenNext,
+            chain: true,
+            workers: 1,
+            label: "chain of 1,000, 1 waiting worker, done_then_claim_next",
+        },
+        Drain {
+            how: How::Drain,
+            step: Step::DoneThenClaim,
+            chain: false,
+            workers: 1,
+            label: "one worker, 1,000 ready tasks, done then claim",
+        },
+        Drain {
+            how: How::Wait,
+            step: Step::DoneThenClaim,
+            chain: true,
+            workers: WAITERS,
+            label: "chain of 1,000, 20 waiting workers, done then claim",
+        },
+        Drain {
+            how: How::Poll,
+            step: Step::DoneThenClaim,
+            chain: true,
+            workers: WAITERS,
+            label: "chain of 1,000, 20 polling workers, done then claim",
+        },
+    ];
+
+    /// The run's key in the JSON report.
+    fn key(&self) -> String {
+        let shape = if self.chain { "chain" } else { "ready_list" };
+        format!(
+            "{shape}_{}_{}_{}",
+            self.workers,
+            self.how.arg(),
+            self.step.arg()
+        )
+    }
+}
+
+/// How a worker steps from one task to the next.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// `done_then_claim_next`, as `run --loop` does.
+    ThenNext,
+    /// `done`, then a claim.
+    DoneThenClaim,
+}
+
+impl Step {
+    fn arg(self) -> &'static str {
+        match self {
+            Step::ThenNext => "done_then_claim_next",
+            Step::DoneThenClaim => "done_then_claim",
+        }
+    }
+}
+
 impl How {
+    /// How such a worker steps on: a waiting one as `run --loop` does, a polling one
+    /// as a `claim --next` loop does.
+    fn step(self) -> Step {
+        match self {
+            How::Wait => Step::ThenNext,
+            How::Poll | How::Drain => Step::DoneThenClaim,
+        }
+    }
+
     fn arg(self) -> &'static str {
         match self {
             How::Wait => "wait",
@@ -101,25 +201,32 @@ pub fn run(cx: &Ctx<'_>, a: &BenchArgs, target: &Target) -> Result<Report> {
             idle.as_secs_f64()
         ));
     }
-    progress("chain: one worker over 1,000 ready tasks…");
-    let one = drain(cx, target, How::Drain, false)?;
-    let mut chain = json!({"one_worker_ready_list_s": one.as_secs_f64(), "tasks": CHAIN});
-    human.push(format!(
-        "one worker, {CHAIN} ready tasks: {:.2} s",
-        one.as_secs_f64()
-    ));
-    for how in [How::Wait, How::Poll] {
-        progress(&format!(
-            "chain of {CHAIN}, {WAITERS} workers, {}…",
-            how.arg()
-        ));
-        let took = drain(cx, target, how, true)?;
-        let ratio = took.as_secs_f64() / one.as_secs_f64();
-        chain[how.arg()] = json!({"seconds": took.as_secs_f64(), "ratio_to_one_worker": ratio});
+    // Alternating rounds, medians: a loaded machine moves every figure.
+    let runs = Drain::ALL;
+    let mut took: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
+    for round in 1..=CHAIN_ROUNDS {
+        for (i, d) in runs.iter().enumerate() {
+            progress(&format!("round {round}/{CHAIN_ROUNDS}: {}…", d.label));
+            took[i].push(drain(cx, target, d)?.as_secs_f64());
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let secs: Vec<f64> = took.iter_mut().map(median).collect();
+    let mut chain = json!({"tasks": CHAIN, "rounds": CHAIN_ROUNDS});
+    for (i, d) in runs.iter().enumerate() {
+        let base = runs
+            .iter()
+            .position(|b| b.step == d.step && !b.chain)
+            .expect("every step has its one-worker baseline");
+        let ratio = secs[i] / secs[base];
+        chain[d.key()] = json!({"seconds": secs[i], "ratio_to_one_worker": ratio,
+                                "workers": d.workers});
         human.push(format!(
-            "chain of {CHAIN}, {WAITERS} workers ({}): {:.2} s = {ratio:.2} × one worker",
-            how.arg(),
-            took.as_secs_f64()
+            "{}: {:.3} s = {ratio:.2} × one worker over a ready list (same step)",
+            d.label, secs[i]
         ));
     }
     out["chain"] = chain;
@@ -146,7 +253,14 @@ struct Waiters {
 }
 
 impl Waiters {
-    fn start(db: &BenchDb, how: How, n: usize, seconds: f64, until_eof: bool) -> Result<Waiters> {
+    fn start(
+        db: &BenchDb,
+        how: How,
+        step: Step,
+        n: usize,
+        seconds: f64,
+        until_eof: bool,
+    ) -> Result<Waiters> {
         let exe =
             std::env::current_exe().map_err(|e| Error::store("find the tasklease binary", e))?;
         let (tx, lines) = mpsc::channel();
@@ -171,6 +285,9 @@ impl Waiters {
                 .stderr(Stdio::inherit());
             if until_eof {
                 c.arg("--until-eof");
+            }
+            if step == Step::ThenNext {
+                c.arg("--then-next");
             }
             let mut child = c
                 .spawn()
@@ -272,12 +389,12 @@ fn latency(cx: &Ctx<'_>, target: &Target, how: How) -> Result<(f64, f64, f64)> {
         add(&*store, &format!("task-{r}"), &[gate])?;
         gates.push(lease);
     }
-    let w = Waiters::start(&db, how, WAITERS, 3600.0, true)?;
+    let w = Waiters::start(&db, how, how.step(), WAITERS, 3600.0, true)?;
     w.settle(WAITERS)?;
     let mut lat = Vec::with_capacity(ROUNDS);
     for (r, gate) in gates.iter().enumerate() {
         let task = format!("task-{r}");
-        // Let every waiter fall asleep again (on SQLite the last done woke one).
+        // Let every waiter fall asleep again.
         std::thread::sleep(Duration::from_millis(150));
         // From the call: the done's own commit is inside the figure, so it is an upper
         // bound (the waiter may hold the task before the done has returned here).
@@ -303,7 +420,7 @@ fn latency(cx: &Ctx<'_>, target: &Target, how: How) -> Result<(f64, f64, f64)> {
 fn idle_cost(cx: &Ctx<'_>, target: &Target, how: How, window: Duration) -> Result<(f64, u64, u64)> {
     let (db, _store) = fresh(cx, target, &format!("idle_{}", how.arg()))?;
     let life = window.as_secs_f64() + 3.0;
-    let w = Waiters::start(&db, how, WAITERS, life, false)?;
+    let w = Waiters::start(&db, how, how.step(), WAITERS, life, false)?;
     w.settle(WAITERS)?;
     let pids: Vec<u32> = w.children.iter().map(Child::id).collect();
     let before = cpu_ticks(&pids)?;
@@ -349,8 +466,15 @@ fn clock_ticks() -> f64 {
 
 /// Time to finish [`CHAIN`] tasks: a chain drained by [`WAITERS`] workers, or (with
 /// `chain` off) a list of ready tasks drained by one.
-fn drain(cx: &Ctx<'_>, target: &Target, how: How, chain: bool) -> Result<Duration> {
-    let (db, store) = fresh(cx, target, &format!("chain_{}_{chain}", how.arg()))?;
+fn drain(cx: &Ctx<'_>, target: &Target, run: &Drain) -> Result<Duration> {
+    let Drain {
+        how,
+        step,
+        chain,
+        workers: n,
+        ..
+    } = *run;
+    let (db, store) = fresh(cx, target, &format!("drain_{}", run.key()))?;
     let me = AgentId::new("bench-parent")?;
     add(&*store, "c0", &[])?;
     let gate = store.claim_next(LEASE, &me)?.expect("c0 is ready");
@@ -362,8 +486,7 @@ fn drain(cx: &Ctx<'_>, target: &Target, how: How, chain: bool) -> Result<Duratio
         };
         add(&*store, &format!("c{i}"), &deps)?;
     }
-    let n = if chain { WAITERS } else { 1 };
-    let w = Waiters::start(&db, how, n, 3600.0, true)?;
+    let w = Waiters::start(&db, how, step, n, 3600.0, true)?;
     w.settle(n)?;
     let t0 = Instant::now();
     store.done(&gate.task, &gate.token, &me)?;
@@ -409,9 +532,11 @@ pub fn waiter(cx: &Ctx<'_>, a: &BenchWaiterArgs) -> Result<Report> {
     let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
     let (mut claims, mut looks) = (0u64, 0u64);
     say(json!({"event": "started"}));
+    let mut next: Option<tasklease::Lease> = None;
     while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
-        let lease = match how {
-            How::Wait => {
+        let lease = match (next.take(), how) {
+            (Some(l), _) => Some(l),
+            (None, How::Wait) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let opts = WaitOptions {
                     cancel: a.until_eof.then(|| stop.clone()),
@@ -422,7 +547,7 @@ pub fn waiter(cx: &Ctx<'_>, a: &BenchWaiterArgs) -> Result<Report> {
                 looks += u64::from(w.looks);
                 w.lease
             }
-            How::Poll | How::Drain => {
+            (None, How::Poll | How::Drain) => {
                 claims += 1;
                 let got = store.claim_next(LEASE, &agent)?;
                 if got.is_none() {
@@ -438,7 +563,14 @@ pub fn waiter(cx: &Ctx<'_>, a: &BenchWaiterArgs) -> Result<Report> {
         };
         let Some(l) = lease else { continue };
         say(json!({"event": "claimed", "task": l.task, "at_us": micros_now()}));
-        store.done(&l.task, &l.token, &agent)?;
+        if a.then_next {
+            claims += 1;
+            next = waiter
+                .done_then_claim_next(&l.task, &l.token, LEASE, None, &agent)?
+                .next?;
+        } else {
+            store.done(&l.task, &l.token, &agent)?;
+        }
         say(json!({"event": "done", "task": l.task, "at_us": micros_now()}));
     }
     say(json!({"event": "counts", "claims": claims, "looks": looks}));

@@ -97,6 +97,13 @@ struct Run<'a> {
     /// The worker's name when several run side by side (`--jobs`): prefixes its
     /// messages and its command's output lines.
     label: Option<String>,
+    /// In a loop that may take another task: on success, finish with
+    /// `done_then_claim_next` under this key, so the worker takes the next task itself
+    /// and no waiter is woken for it.
+    then_next: Option<RequestId>,
+    /// The task `done_then_claim_next` claimed (and when its claim was sent), for the
+    /// loop to run next.
+    next: std::cell::RefCell<Option<(Lease, Instant)>>,
 }
 
 /// The shortest lease `run` accepts: renewing every third of it must stay possible on
@@ -136,7 +143,7 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
         Ok(lease) => lease,
         Err(refused) => return Ok(refused),
     };
-    one(cx, a, store, agent, lease, sent, tx, &rx, None)
+    one(cx, a, store, agent, lease, sent, tx, &rx, None, None).map(|(r, _)| r)
 }
 
 /// Runs the command on one claimed task, renewing its lease, and finishes or releases
@@ -152,7 +159,8 @@ fn one(
     tx: mpsc::Sender<Msg>,
     rx: &Receiver<Msg>,
     label: Option<String>,
-) -> Result<Report> {
+    then_next: Option<RequestId>,
+) -> Result<(Report, Option<(Lease, Instant)>)> {
     let mut run = Run {
         a,
         store,
@@ -162,13 +170,15 @@ fn one(
         started: Instant::now(),
         renewals: 0,
         label,
+        then_next,
+        next: std::cell::RefCell::new(None),
     };
     if let Some(c) = rx.try_iter().find_map(|m| match m {
         Msg::Caught(c) => Some(c),
         Msg::Beat(_) => None,
     }) {
         run.release();
-        return Ok(run.interrupted_before_start(c));
+        return Ok((run.interrupted_before_start(c), None));
     }
     let mut child = run.spawn(cx)?;
     note!(
@@ -214,7 +224,8 @@ fn one(
     if !unanswered {
         prune(&*run.store, a);
     }
-    report
+    let next = run.next.take();
+    report.map(|r| (r, next))
 }
 
 /// The most workers one `run --jobs` starts.
@@ -409,32 +420,60 @@ impl Worker<'_> {
                     return t;
                 }
             };
+        // The task the last one's done claimed, and whether a --max-tasks slot is
+        // already counted for the claim to come.
+        let mut pending: Option<(Lease, Instant)> = None;
+        let mut reserved = false;
         loop {
             if self.stop.load(Ordering::SeqCst) {
+                if let Some((l, _)) = pending.take() {
+                    // Claimed by the last done, never started: handed straight back.
+                    match store.release(&l.task, &l.token, ReleaseTo::Todo, &self.agent) {
+                        Ok(_) => t.released += 1,
+                        Err(e) => note!("tasklease{tag}: could not release {}: {e}", l.task),
+                    }
+                }
                 t.ended = "interrupted".into();
                 break;
             }
-            if let Some(max) = self.a.max_tasks
-                && self.taken.fetch_add(1, Ordering::SeqCst) >= max
-            {
-                t.ended = "max_tasks".into();
-                break;
-            }
-            let sent = Instant::now();
-            let lease = match claim(&*store, self.a, &self.agent, Some(self.stop.clone())) {
-                Ok(Ok(l)) => l,
-                Ok(Err(_)) if self.stop.load(Ordering::SeqCst) => {
-                    t.ended = "interrupted".into();
-                    break;
+            let (lease, sent) = match pending.take() {
+                Some(p) => p,
+                None => {
+                    if let Some(max) = self.a.max_tasks
+                        && !std::mem::take(&mut reserved)
+                        && self.taken.fetch_add(1, Ordering::SeqCst) >= max
+                    {
+                        t.ended = "max_tasks".into();
+                        break;
+                    }
+                    let sent = Instant::now();
+                    match claim(&*store, self.a, &self.agent, Some(self.stop.clone())) {
+                        Ok(Ok(l)) => (l, sent),
+                        Ok(Err(_)) if self.stop.load(Ordering::SeqCst) => {
+                            t.ended = "interrupted".into();
+                            break;
+                        }
+                        Ok(Err(_)) => {
+                            t.ended = "drained".into();
+                            break;
+                        }
+                        Err(e) => {
+                            fail(&mut t, &e);
+                            break;
+                        }
+                    }
                 }
-                Ok(Err(_)) => {
-                    t.ended = "drained".into();
-                    break;
+            };
+            // Its done may claim the next task (no waiter is woken for it) while the
+            // fleet is not stopping and --max-tasks leaves room: a slot is counted now.
+            let then_next = match self.a.max_tasks {
+                _ if self.stop.load(Ordering::SeqCst) => None,
+                Some(max) if self.taken.fetch_add(1, Ordering::SeqCst) >= max => None,
+                Some(_) => {
+                    reserved = true;
+                    Some(RequestId::generate())
                 }
-                Err(e) => {
-                    fail(&mut t, &e);
-                    break;
-                }
+                None => Some(RequestId::generate()),
             };
             let ran = one(
                 self.cx,
@@ -446,7 +485,16 @@ impl Worker<'_> {
                 tx.clone(),
                 rx,
                 self.label.clone(),
+                then_next,
             );
+            let ran = ran.map(|(r, next)| {
+                if next.is_some() {
+                    // The slot counted above went to this task.
+                    reserved = false;
+                }
+                pending = next;
+                r
+            });
             let r = match ran {
                 Ok(r) => r,
                 Err(e) => {
@@ -841,10 +889,26 @@ impl Run<'_> {
     }
 
     fn done(&self, status: ExitStatus) -> Result<Report> {
-        match self
-            .store
-            .done(&self.lease.task, &self.lease.token, &self.agent)
-        {
+        let (task, token, agent) = (&self.lease.task, &self.lease.token, &self.agent);
+        let sent = Instant::now();
+        let ended = match &self.then_next {
+            Some(key) => self
+                .store
+                .done_then_claim_next(task, token, self.a.lease, Some(key), agent)
+                .map(|step| {
+                    match step.next {
+                        Ok(next) => *self.next.borrow_mut() = next.map(|l| (l, sent)),
+                        // The task is done; the loop's own claim meets this again.
+                        Err(e) => note!(
+                            "tasklease{}: done {task}, but claiming the next task failed: {e}",
+                            self.tag()
+                        ),
+                    }
+                    step.ended
+                }),
+            None => self.store.done(task, token, agent),
+        };
+        match ended {
             Ok(_) => {
                 let msg = format!("done {}", self.lease.task);
                 Ok(self.report("done", 0, status, &msg))
