@@ -6,8 +6,9 @@
 //!
 //! Real processes, as in production: `tasklease mcp` servers driven over stdio by a
 //! harness thread each (the thread is the "LLM", the server is the process chaos
-//! hits), and `tasklease run --next` loops whose command records the task and token
-//! it was handed. An agent whose process dies is started again. Every call has a
+//! hits), and `tasklease run --next` agents whose command records the task and token
+//! it was handed — every other one `run --next --loop --max-tasks 3`, which steps from
+//! task to task with `done_then_claim_next`. An agent whose process dies is started again. Every call has a
 //! bound; a call that outlives it is a violation unless its own process was the one
 //! stopped.
 //!
@@ -224,6 +225,9 @@ struct Shared {
     overdue: Mutex<Vec<String>>,
     calls: AtomicU64,
     failed_calls: AtomicU64,
+    /// Tasks a looping `run` took with `done_then_claim_next` (its second or later
+    /// task in one process).
+    stepped: AtomicU64,
     kills: AtomicU64,
     turn_kills: AtomicU64,
     stops: AtomicU64,
@@ -318,7 +322,9 @@ fn chaos(t: &Target) -> Value {
         }
         for k in 0..RUN_AGENTS {
             let shared = &shared;
-            s.spawn(move || run_agent(t, shared, &format!("run-{k}")));
+            // Every other one loops: its steps from task to task are
+            // done_then_claim_next, killed mid-step like anything else.
+            s.spawn(move || run_agent(t, shared, &format!("run-{k}"), k % 2 == 1));
         }
         // Ends the agents even if the chaos itself panics: the scope waits for them.
         let _end = EndAgents(&shared);
@@ -562,15 +568,25 @@ impl Mcp {
     }
 }
 
-/// `tasklease run --next` in a loop; its command records the task and token it got.
-fn run_agent(t: &Target, shared: &Shared, name: &str) {
+/// Tasks a looping `run` agent takes per process.
+const LOOP_TASKS: u32 = 3;
+
+/// `tasklease run --next` again and again (or, `looped`, `run --next --loop
+/// --max-tasks 3`); its command records the task and token it got.
+fn run_agent(t: &Target, shared: &Shared, name: &str, looped: bool) {
     let record = t.root.join(format!("{name}.told"));
+    let max = LOOP_TASKS.to_string();
+    let (loop_args, tasks): (&[&str], u32) = if looped {
+        (&["--loop", "--max-tasks", &max], LOOP_TASKS)
+    } else {
+        (&[], 1)
+    };
     while !shared.stop.load(Ordering::SeqCst) {
         let Ok(mut child) = t
             .cmd()
-            .args([
-                "run", "--next", "--lease", LEASE, "--grace", "1s", "--json", "--",
-            ])
+            .args(["run", "--next"])
+            .args(loop_args)
+            .args(["--lease", LEASE, "--grace", "1s", "--json", "--"])
             .args([
                 "sh",
                 "-c",
@@ -593,9 +609,9 @@ fn run_agent(t: &Target, shared: &Shared, name: &str) {
         let out = wait_bounded(&mut child, shared, pid, stops);
         shared.pids.lock().unwrap().remove(&pid);
         // A run's wait is bounded by its claim's and its done's busy timeouts, the
-        // lease and the grace period.
+        // lease and the grace period, per task.
         let took = start.elapsed();
-        let bound = BUSY * 2 + Duration::from_secs(4 + 1) + SLACK;
+        let bound = (BUSY * 2 + Duration::from_secs(4 + 1)) * tasks + SLACK;
         if took > bound && !shared.was_stopped(pid, stops) {
             shared
                 .overdue
@@ -603,21 +619,39 @@ fn run_agent(t: &Target, shared: &Shared, name: &str) {
                 .unwrap()
                 .push(format!("{name}: run took {took:?}, past {bound:?}"));
         }
-        let Some(v) = out.and_then(|s| serde_json::from_str::<Value>(s.trim()).ok()) else {
+        // One JSON line per task (and, looped, a summary line last).
+        let lines: Vec<Value> = out
+            .iter()
+            .flat_map(|s| s.lines())
+            .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+            .collect();
+        if lines.is_empty() {
             shared.failed_calls.fetch_add(1, Ordering::Relaxed);
             continue;
-        };
-        if v["outcome"] == "done" {
-            shared.tell(Told::Done {
-                agent: name.to_owned(),
-                task: v["id"].as_str().unwrap_or_default().to_owned(),
-                token: v["fence"].as_i64().unwrap_or(-1),
-            });
-        } else {
-            shared.failed_calls.fetch_add(1, Ordering::Relaxed);
-            if v["error"]["code"] == "empty" {
-                std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut idle = false;
+        let dones = lines.iter().filter(|v| v["outcome"] == "done").count() as u64;
+        shared
+            .stepped
+            .fetch_add(dones.saturating_sub(1), Ordering::Relaxed);
+        for v in &lines {
+            if v["outcome"] == "done" {
+                shared.tell(Told::Done {
+                    agent: name.to_owned(),
+                    task: v["id"].as_str().unwrap_or_default().to_owned(),
+                    token: v["fence"].as_i64().unwrap_or(-1),
+                });
+            } else if v["outcome"] != "finished" {
+                shared.failed_calls.fetch_add(1, Ordering::Relaxed);
+                idle |= v["error"]["code"] == "empty";
             }
+        }
+        if idle
+            || lines
+                .last()
+                .is_some_and(|v| v["workers"][0]["ended"] == "drained")
+        {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
     // What the commands were handed: each line one claim this agent was told of.
@@ -854,6 +888,7 @@ fn verify(t: &Target, shared: &Shared) -> Value {
         "claims_told": n_claims,
         "dones_told": n_dones,
         "calls": shared.calls.load(Ordering::Relaxed),
+        "stepped": shared.stepped.load(Ordering::Relaxed),
         "failed_calls": shared.failed_calls.load(Ordering::Relaxed),
         "kills": shared.kills.load(Ordering::Relaxed),
         "turn_holder_kills": shared.turn_kills.load(Ordering::Relaxed),
@@ -888,6 +923,10 @@ fn finish(store: &str, report: &Value) {
     assert!(
         report["dones_told"].as_u64().unwrap() > 0,
         "no agent finished anything: the run proves nothing"
+    );
+    assert!(
+        report["stepped"].as_u64().unwrap() > 0,
+        "no looping run stepped from a task to the next: done_then_claim_next went untested"
     );
 }
 

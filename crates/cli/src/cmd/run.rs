@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 use tasklease::keepalive::{self, Beat, KeepAlive};
-use tasklease::wait::WaitOptions;
+use tasklease::wait::{WaitOptions, Waiter};
 use tasklease::{
     AgentId, ClaimOutcome, Error, EventKind, Lease, LostWhy, ReleaseTo, RequestId, Result, Store,
 };
@@ -139,7 +139,7 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
     })
     .map_err(|e| Error::store("cannot catch Ctrl-C and SIGTERM", e))?;
     let sent = Instant::now();
-    let lease = match claim(&*store, a, &agent, None)? {
+    let lease = match claim(&*store, a, &agent, None, None)? {
         Ok(lease) => lease,
         Err(refused) => return Ok(refused),
     };
@@ -420,6 +420,13 @@ impl Worker<'_> {
                     return t;
                 }
             };
+        let mut waiter = match self.a.wait.map(|_| Waiter::new(&*store)).transpose() {
+            Ok(w) => w,
+            Err(e) => {
+                fail(&mut t, &e);
+                return t;
+            }
+        };
         // The task the last one's done claimed, and whether a --max-tasks slot is
         // already counted for the claim to come.
         let mut pending: Option<(Lease, Instant)> = None;
@@ -447,7 +454,14 @@ impl Worker<'_> {
                         break;
                     }
                     let sent = Instant::now();
-                    match claim(&*store, self.a, &self.agent, Some(self.stop.clone())) {
+                    let waiter = waiter.as_mut();
+                    match claim(
+                        &*store,
+                        self.a,
+                        &self.agent,
+                        Some(self.stop.clone()),
+                        waiter,
+                    ) {
                         Ok(Ok(l)) => (l, sent),
                         Ok(Err(_)) if self.stop.load(Ordering::SeqCst) => {
                             t.ended = "interrupted".into();
@@ -577,6 +591,7 @@ fn claim(
     a: &RunArgs,
     agent: &AgentId,
     cancel: Option<Arc<AtomicBool>>,
+    waiter: Option<&mut Waiter<'_>>,
 ) -> Result<Result<Lease, Report>> {
     // A key of its own: should a store ever retry this claim after an unknown outcome,
     // the retry finds this lease instead of claiming a second task.
@@ -586,7 +601,11 @@ fn claim(
             cancel,
             ..WaitOptions::new(bound)
         };
-        let w = tasklease::wait::claim_next_waiting(store, a.lease, Some(&key), &opts, agent)?;
+        // A loop keeps its waiter, and the wake-ups that came while it worked.
+        let w = match waiter {
+            Some(w) => w.claim_next(a.lease, Some(&key), &opts, agent)?,
+            None => tasklease::wait::claim_next_waiting(store, a.lease, Some(&key), &opts, agent)?,
+        };
         return Ok(w.lease.ok_or_else(|| {
             Report::refused(
                 Exit::Empty,
