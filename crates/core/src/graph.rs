@@ -34,7 +34,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{AgentId, Error, ListFilter, Millis, Status, TaskId};
 
@@ -47,7 +47,7 @@ impl Status {
 }
 
 /// One end of a dependency edge, as it stands now.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DepState {
     /// The task at the other end.
     pub id: TaskId,
@@ -79,7 +79,7 @@ impl DepState {
 }
 
 /// Both directions of a task's dependencies.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deps {
     /// What the task waits on, oldest first.
     pub on: Vec<DepState>,
@@ -89,7 +89,7 @@ pub struct Deps {
 
 /// What a dependency edit did to one edge: edits are idempotent, so adding an edge
 /// that exists or removing one that does not is reported, not refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DepChange {
     /// The edge was added.
@@ -168,7 +168,7 @@ pub fn cycle_error(task: &TaskId, path: &[TaskId]) -> Error {
 }
 
 /// A task `rm` deleted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deleted {
     /// The task.
     pub id: TaskId,
@@ -278,7 +278,7 @@ pub fn parent_cycle_error(task: &TaskId, chain: &[TaskId]) -> Error {
 }
 
 /// A parent's progress: how many of its children are done, cancelled, and in all.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     /// Children that are done.
     pub done: usize,

@@ -5,7 +5,7 @@
 //! [`ImportTask`]s; every store upserts them the same way, so "import twice changes
 //! nothing" and "a leased task is never overwritten" hold for every source and store.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Millis, Priority, Status, Tag, TaskId, Version, distinct_tags};
 
@@ -134,7 +134,7 @@ pub struct ImportBatch {
 }
 
 /// What an import did, per task.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportOutcome {
     /// Tasks that did not exist.
     pub created: u64,

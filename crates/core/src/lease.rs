@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{AgentId, Error, Millis, RequestId, Status, Task, TaskId, Token, Version};
 
 /// A granted lease: proof of holding `task` until `lock_until`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     /// The task held.
     #[serde(rename = "id")]
@@ -60,7 +60,7 @@ pub enum ClaimOutcome {
 }
 
 /// Why a task could not be claimed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Refusal {
     /// Another lease is live (possibly the caller's own, claimed without its token).
@@ -80,7 +80,7 @@ pub enum Refusal {
 }
 
 /// Why an existing, unheld task is not claimable.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Unclaimable {
     /// The task is finished or abandoned.
@@ -134,7 +134,7 @@ pub enum BatchOutcome {
 }
 
 /// A lease ended by `reap` because it had run out.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reaped {
     /// The task, now `todo` again.
     pub id: TaskId,
@@ -148,7 +148,7 @@ pub struct Reaped {
 }
 
 /// Why a token no longer holds its task.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LostWhy {
     /// Another claim happened since: the token is stale.
@@ -253,7 +253,7 @@ impl fmt::Display for EventKind {
 }
 
 /// One entry of the lease history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Position in the history: larger is later.
     pub seq: i64,
@@ -283,7 +283,7 @@ pub struct Event {
 
 /// How much lease history a store keeps. Either bound may be off; with both on, an
 /// event goes when either says so.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retention {
     /// Keep at most this many of the latest events.
     pub max_events: Option<u64>,

@@ -145,7 +145,7 @@ impl FromStr for ReleaseTo {
 
 /// A task as stored. The fencing token is not part of it: only the holder learns it,
 /// from the claim.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     /// The id.
     pub id: TaskId,
@@ -319,7 +319,7 @@ pub const MAX_REASON_LEN: usize = 280;
 
 /// Why a lease was released or a task done, in a few words (`--reason`): one line of
 /// printable text, at most [`MAX_REASON_LEN`] bytes, recorded in the history.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Reason(String);
 
