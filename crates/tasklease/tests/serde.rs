@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tasklease::open::{DbSpec, OpenOptions};
 use tasklease::{
-    AgentId, ClaimOutcome, LeaseDuration, ListFilter, NewTask, Refusal, Retention, Store, TaskId,
+    AgentId, ClaimOutcome, LeaseDuration, ListFilter, NewTask, Refusal, Retention, TaskId,
 };
 
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(what: &str, v: &T) {
