@@ -65,6 +65,12 @@ fn a_guessed_token_is_refused(p: &Project) {
             assert_eq!(out.status.code(), Some(5), "{verb:?}");
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(err.contains("lease lost on parser"), "{verb:?}: {err}");
+            // The refusal names the token by its fence: a token is a secret, even a
+            // wrong one (it may be a real one from another task, or a typo of one).
+            assert!(
+                !err.contains(&flipped) && !msg.contains(&flipped),
+                "{verb:?} printed the token it was given: {err} / {msg}"
+            );
         }
         // A claim with it is no re-claim: the task is held.
         p.json(

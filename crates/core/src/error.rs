@@ -25,7 +25,7 @@ pub enum Error {
     NotFound(TaskId),
 
     /// The token presented does not hold the task's lease any more.
-    #[error("lease lost on {task}: token {token} {}", lost_detail(why))]
+    #[error("lease lost on {task}: token {} {}", token.redacted(), lost_detail(why))]
     LeaseLost {
         /// The task.
         task: TaskId,
