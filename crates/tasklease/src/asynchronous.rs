@@ -90,8 +90,10 @@ pub struct AsyncStore {
 }
 
 impl AsyncStore {
-    /// Moves an open store to a thread of its own. Hand over the only reference, so
-    /// that the store is dropped on that thread.
+    /// Moves an open store to a thread of its own. A store is dropped where its last
+    /// reference goes: hand over the only one and it is dropped on that thread. A
+    /// clone kept for [`crate::hold_from`] (whose renewal thread calls the store,
+    /// never the runtime) is fine; drop yours outside async tasks.
     ///
     /// # Errors
     /// [`Error::Store`] when the thread cannot be started.

@@ -225,6 +225,15 @@ impl Held {
             .done(&lease.task, &lease.token, &lease.agent)
     }
 
+    /// Stops renewing and hands back the lease, still live: for finishing it some
+    /// other way than [`Held::done`] or [`Held::release`] — e.g.
+    /// [`Store::done_then_claim_next`](crate::Store::done_then_claim_next), a worker's
+    /// step to its next task. The lease runs out at its `lock_until` unless ended or
+    /// renewed.
+    pub fn into_lease(self) -> Lease {
+        self.stop()
+    }
+
     /// Marks the entry stopped (the renewal thread drops it) and returns the lease.
     fn stop(&self) -> Lease {
         let mut s = self.entry.lock();

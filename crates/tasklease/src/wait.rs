@@ -91,8 +91,10 @@ impl WaitOptions {
     }
 }
 
-/// What a wait came to, and what it cost.
+/// What a wait came to, and what it cost. Only ever made by a wait, so it may grow
+/// fields.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Waited {
     /// The task claimed, or `None` when the bound passed (or the wait was cancelled)
     /// with nothing ready.
@@ -109,6 +111,11 @@ pub struct Waited {
     pub claims: u32,
     /// The wait was cancelled.
     pub cancelled: bool,
+    /// When the claim that returned [`Waited::lease`] was sent: pass it as the `sent`
+    /// of [`crate::hold()`] or [`crate::keepalive::KeepAlive::start`], whose trust in
+    /// the lease counts from the claim, not from the start of the wait (a wait longer
+    /// than the lease would otherwise hand over a lease already untrusted).
+    pub sent: Option<Instant>,
 }
 
 /// [`Store::claim_next_keyed`], waiting up to `bound` for a task to become ready when
@@ -306,7 +313,10 @@ pub(crate) fn run(
         looks: 0,
         claims: 0,
         cancelled: false,
+        sent: None,
     };
+    // When the latest claim was sent.
+    let mut sent = start;
     let mut look_first = look_first;
     let mut woken = false;
     let mut disagreed = 0u32;
@@ -325,6 +335,7 @@ pub(crate) fn run(
                 }
             }
             w.claims += 1;
+            sent = Instant::now();
             if let Some(l) = target.claim(lease, key, agent)? {
                 return Ok(Step::Claimed(l));
             }
@@ -342,6 +353,7 @@ pub(crate) fn run(
                     signal.pass_on();
                 }
                 w.lease = Some(l);
+                w.sent = Some(sent);
                 w.waited = start.elapsed();
                 return Ok(w);
             }

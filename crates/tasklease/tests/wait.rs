@@ -72,6 +72,44 @@ fn a_task_added_while_waiting_wakes_the_waiter() {
     });
 }
 
+/// A wait longer than the lease it claims: `Waited::sent` is when the successful claim
+/// was sent, so a guard started from it trusts the fresh lease; one started from the
+/// beginning of the wait would hand over a lease already past its trusted end.
+#[test]
+fn a_lease_claimed_after_a_long_wait_is_trusted_from_its_claim() {
+    stores(|open| {
+        let waiter: Arc<dyn Store> = open().into();
+        let other = open();
+        let one_s = LeaseDuration::from_millis(1_000).unwrap();
+        let started = Instant::now();
+        let w = std::thread::spawn({
+            let waiter = waiter.clone();
+            move || claim_next_waiting(&*waiter, one_s, None, &opts(), &me("w"))
+        });
+        std::thread::sleep(Duration::from_millis(1_500));
+        let before_add = Instant::now();
+        add(&*other, "A");
+        let got = w.join().unwrap().unwrap();
+        let lease = got.lease.expect("claimed");
+        let sent = got.sent.expect("a claim that returned a lease has a time");
+        assert!(sent >= before_add, "the claim cannot precede the add");
+        let held = tasklease::hold_from(waiter.clone(), &lease, one_s, sent).unwrap();
+        assert!(held.is_trusted(), "{held:?}");
+        assert!(held.trusted_until() > before_add, "{held:?}");
+        // The lease handed back stops renewing without ending it: finish it in a step.
+        let lease = held.into_lease();
+        let step = waiter
+            .done_then_claim_next(&lease.task, &lease.token, one_s, None, &me("w"))
+            .unwrap();
+        assert_eq!(step.next.unwrap(), None);
+        // Counting from the start of the wait, the same lease is already untrusted.
+        let stale = tasklease::hold_from(waiter.clone(), &lease, one_s, started);
+        if let Ok(stale) = stale {
+            assert!(!stale.is_trusted(), "{stale:?}");
+        }
+    });
+}
+
 #[test]
 fn a_lease_running_out_wakes_a_waiter() {
     stores(|open| {

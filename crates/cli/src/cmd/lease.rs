@@ -28,7 +28,11 @@ pub fn renew(
     let now = store.now()?;
     Ok(Report::ok(
         renewed_json(&l, now),
-        format!("renewed {id} (fence {}) until {}", token.fence(), l.lock_until),
+        format!(
+            "renewed {id} (fence {}) until {}",
+            token.fence(),
+            l.lock_until
+        ),
     ))
 }
 

@@ -138,9 +138,8 @@ pub fn run(cx: &Ctx<'_>, a: &RunArgs) -> Result<Report> {
         let _ = caught.send(Msg::Caught(c));
     })
     .map_err(|e| Error::store("cannot catch Ctrl-C and SIGTERM", e))?;
-    let sent = Instant::now();
-    let lease = match claim(&*store, a, &agent, None, None)? {
-        Ok(lease) => lease,
+    let (lease, sent) = match claim(&*store, a, &agent, None, None)? {
+        Ok(claimed) => claimed,
         Err(refused) => return Ok(refused),
     };
     one(cx, a, store, agent, lease, sent, tx, &rx, None, None).map(|(r, _)| r)
@@ -453,7 +452,6 @@ impl Worker<'_> {
                         t.ended = "max_tasks".into();
                         break;
                     }
-                    let sent = Instant::now();
                     let waiter = waiter.as_mut();
                     match claim(
                         &*store,
@@ -462,7 +460,7 @@ impl Worker<'_> {
                         Some(self.stop.clone()),
                         waiter,
                     ) {
-                        Ok(Ok(l)) => (l, sent),
+                        Ok(Ok(claimed)) => claimed,
                         Ok(Err(_)) if self.stop.load(Ordering::SeqCst) => {
                             t.ended = "interrupted".into();
                             break;
@@ -584,18 +582,20 @@ fn runnable(p: &Path) -> bool {
     }
 }
 
-/// The lease, or the report of why there is none. With `--wait`, waits for a ready
-/// task (ended early when `cancel` is set).
+/// The lease and when its claim was sent (the lease's trust counts from there), or
+/// the report of why there is none. With `--wait`, waits for a ready task (ended early
+/// when `cancel` is set).
 fn claim(
     store: &dyn Store,
     a: &RunArgs,
     agent: &AgentId,
     cancel: Option<Arc<AtomicBool>>,
     waiter: Option<&mut Waiter<'_>>,
-) -> Result<Result<Lease, Report>> {
+) -> Result<Result<(Lease, Instant), Report>> {
     // A key of its own: should a store ever retry this claim after an unknown outcome,
     // the retry finds this lease instead of claiming a second task.
     let key = RequestId::generate();
+    let sent = Instant::now();
     if let (None, Some(bound)) = (&a.id, a.wait) {
         let opts = WaitOptions {
             cancel,
@@ -606,7 +606,10 @@ fn claim(
             Some(w) => w.claim_next(a.lease, Some(&key), &opts, agent)?,
             None => tasklease::wait::claim_next_waiting(store, a.lease, Some(&key), &opts, agent)?,
         };
-        return Ok(w.lease.ok_or_else(|| {
+        // Not the start of the wait: a wait longer than the lease would hand over a
+        // lease already past its trusted end.
+        let sent = w.sent.unwrap_or(sent);
+        return Ok(w.lease.map(|l| (l, sent)).ok_or_else(|| {
             Report::refused(
                 Exit::Empty,
                 empty_json(),
@@ -622,13 +625,14 @@ fn claim(
     if let Some(id) = &a.id {
         return Ok(
             match store.claim_keyed(id, a.lease, None, Some(&key), agent)? {
-                ClaimOutcome::Claimed(l) => Ok(l),
+                ClaimOutcome::Claimed(l) => Ok((l, sent)),
                 ClaimOutcome::Refused(r) => Err(super::claim::refused(id, &r)),
             },
         );
     }
     Ok(store
         .claim_next_keyed(a.lease, Some(&key), agent)?
+        .map(|l| (l, sent))
         .ok_or_else(|| {
             Report::refused(
                 Exit::Empty,
