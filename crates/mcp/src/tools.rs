@@ -233,7 +233,7 @@ impl Server {
             }
             started.store(true, std::sync::atomic::Ordering::SeqCst);
             let opts = tasklease::wait::WaitOptions::new(bound);
-            let waited = store.claim_next_wait(lease, key, opts, agent).await?;
+            let waited = store.claim_next_waiting(lease, key, opts, agent).await?;
             let Some(l) = waited.lease else {
                 return Ok(reply::empty());
             };

@@ -419,7 +419,7 @@ impl AsyncStore {
     ///
     /// # Errors
     /// As [`crate::wait::claim_next_wait`] and [`AsyncStore::call`].
-    pub fn claim_next_wait(
+    pub fn claim_next_waiting(
         &self,
         lease: LeaseDuration,
         request: Option<RequestId>,

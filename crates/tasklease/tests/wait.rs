@@ -158,11 +158,11 @@ fn dropping_an_async_wait_cancels_it_and_a_later_wait_is_woken() {
             let s = AsyncStore::new(store).unwrap();
             let cancelled = tokio::time::timeout(
                 Duration::from_millis(300),
-                s.claim_next_wait(LeaseDuration::DEFAULT, None, opts(), me("w")),
+                s.claim_next_waiting(LeaseDuration::DEFAULT, None, opts(), me("w")),
             )
             .await;
             assert!(cancelled.is_err(), "nothing was ready");
-            let wait = s.claim_next_wait(LeaseDuration::DEFAULT, None, opts(), me("w"));
+            let wait = s.claim_next_waiting(LeaseDuration::DEFAULT, None, opts(), me("w"));
             let started = Instant::now();
             // A sync store is never called inside the runtime: from a thread of its own.
             let o = other.clone();
