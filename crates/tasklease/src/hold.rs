@@ -227,7 +227,7 @@ impl Held {
 
     /// Stops renewing and hands back the lease, still live: for finishing it some
     /// other way than [`Held::done`] or [`Held::release`] — e.g.
-    /// [`Store::done_then_claim_next`](crate::Store::done_then_claim_next), a worker's
+    /// [`Store::done_then_claim_next`], a worker's
     /// step to its next task. The lease runs out at its `lock_until` unless ended or
     /// renewed.
     pub fn into_lease(self) -> Lease {
