@@ -615,14 +615,18 @@ impl Server {
                 )
             })?;
             let locks = tasklease::locks::list(&root)?;
-            // The project database's writer turn, as `tasklease locks` shows it.
-            let db = tasklease::open::DbSpec::Sqlite {
-                path: project::db_path(&root),
-                explicit: true,
-            };
-            let turn = tasklease::open::writer_turn(&db)?;
+            #[allow(unused_mut)] // a build without SQLite has no writer turn to add
             let mut json = locks_json(&locks);
-            json["writer_turn"] = tasklease_shape::json::writer_turn_json(turn.as_ref());
+            // The project database's writer turn, as `tasklease locks` shows it.
+            #[cfg(feature = "sqlite")]
+            {
+                let db = tasklease::open::DbSpec::Sqlite {
+                    path: project::db_path(&root),
+                    explicit: true,
+                };
+                let turn = tasklease::open::writer_turn(&db)?;
+                json["writer_turn"] = tasklease_shape::json::writer_turn_json(turn.as_ref());
+            }
             Ok(json)
         })
         .await;
