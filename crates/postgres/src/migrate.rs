@@ -52,16 +52,21 @@ fn version(c: &mut Conn, target: &Target) -> Result<(String, i64)> {
     let what = "read the schema version";
     let row = c
         .query_one(
-            "SELECT current_schema(), to_regclass('schema_migrations') IS NOT NULL",
+            "SELECT current_schema(), to_regclass('schema_migrations') IS NOT NULL, \
+                    current_setting('search_path')",
             &[],
         )
         .map_err(|f| target.failed(what, f, CONNECT_BOUND))?;
     let schema: Option<String> = row.get(0);
     let Some(schema) = schema else {
+        let path: String = row.get(2);
         return Err(Error::invalid(
             "db",
-            "no schema on the connection's search_path exists; create it first \
-             (CREATE SCHEMA name) or point search_path at one (options=-c search_path=name)",
+            format!(
+                "no schema on the connection's search_path ({}) exists; create it first \
+                 (CREATE SCHEMA name) or point search_path at one (options=-c search_path=name)",
+                tasklease_core::text::quote(&path)
+            ),
         ));
     };
     if !row.get::<_, bool>(1) {

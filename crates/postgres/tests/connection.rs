@@ -82,7 +82,12 @@ fn a_search_path_without_a_schema_is_bad_input() {
     };
     let conn = testing::with_search_path(&server, "tl_no_such_schema");
     match PgStore::open(&conn, &Options::default()) {
-        Err(e @ Error::Invalid { .. }) => assert!(e.to_string().contains("CREATE SCHEMA"), "{e}"),
+        Err(e @ Error::Invalid { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("CREATE SCHEMA"), "{e}");
+            // It names the search_path it tried.
+            assert!(msg.contains("tl_no_such_schema"), "{e}");
+        }
         other => panic!("expected Invalid, got {:?}", other.err()),
     }
 }
