@@ -285,7 +285,8 @@ pub trait Store: Send + Sync {
         agent: &AgentId,
     ) -> Result<Task>;
 
-    /// The lease history, oldest first: the last `limit` events, of one task or of all.
+    /// The lease history, oldest first: the last `limit` events, of one task or of all
+    /// (`u32::MAX` for every event the history keeps; see [`Store::prune`]).
     ///
     /// # Errors
     /// Only store failures.

@@ -1051,6 +1051,12 @@ pub fn history_records_each_step(f: &dyn Fixture) {
     // Refusals are not lease events.
     let _ = s.done(&t, &l.token, &agent("a"));
     let log = s.log(Some(&t), 100).unwrap();
+    // u32::MAX reads every event kept, on either store.
+    assert_eq!(s.log(Some(&t), u32::MAX).unwrap(), log);
+    assert_eq!(
+        s.log(None, u32::MAX).unwrap().len(),
+        s.log(None, 10_000).unwrap().len()
+    );
     let got: Vec<(EventKind, &str, Option<i64>)> = log
         .iter()
         .map(|e| (e.kind, e.agent.as_str(), e.fence))
