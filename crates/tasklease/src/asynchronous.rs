@@ -426,28 +426,152 @@ impl AsyncStore {
         opts: WaitOptions,
         agent: AgentId,
     ) -> impl Future<Output = Result<Waited>> + Send + 'static {
+        let wait = Wait {
+            lease,
+            request,
+            opts,
+            agent,
+            look_first: false,
+        };
+        wait.start(Queued(self.jobs.clone()), None, None)
+    }
+
+    /// An [`AsyncWaiter`]: the async [`crate::wait::Waiter`], for a worker that claims
+    /// task after task.
+    pub fn waiter(&self) -> AsyncWaiter {
+        AsyncWaiter {
+            store: self.clone(),
+            signal: Arc::default(),
+            found_nothing: false,
+        }
+    }
+}
+
+/// [`crate::wait::Waiter`] for async code, made by [`AsyncStore::waiter`]: keeps its
+/// wake-up signal across waits (wake-ups that came while the worker worked are not
+/// lost), and after a [`AsyncWaiter::done_then_claim_next`] that found nothing, starts
+/// its next wait with a look rather than a claim. A wait whose future was dropped
+/// hands the signal back when its thread ends (within 100 ms); a wait begun before
+/// that arms a signal of its own.
+pub struct AsyncWaiter {
+    store: AsyncStore,
+    /// The armed signal between waits.
+    signal: SignalSlot,
+    found_nothing: bool,
+}
+
+impl AsyncWaiter {
+    /// [`AsyncStore::claim_next_waiting`] on this waiter's signal.
+    ///
+    /// # Errors
+    /// As [`AsyncStore::claim_next_waiting`].
+    pub fn claim_next_waiting(
+        &mut self,
+        lease: LeaseDuration,
+        request: Option<RequestId>,
+        opts: WaitOptions,
+        agent: AgentId,
+    ) -> impl Future<Output = Result<Waited>> + Send + 'static {
+        let wait = Wait {
+            lease,
+            request,
+            opts,
+            agent,
+            look_first: std::mem::take(&mut self.found_nothing),
+        };
+        let kept = self
+            .signal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        wait.start(
+            Queued(self.store.jobs.clone()),
+            kept,
+            Some(self.signal.clone()),
+        )
+    }
+
+    /// [`AsyncStore::done_then_claim_next`]; when it finds nothing ready, the next
+    /// wait starts with a look.
+    ///
+    /// # Errors
+    /// As [`crate::Store::done_then_claim_next`] and [`AsyncStore::call`].
+    pub async fn done_then_claim_next(
+        &mut self,
+        id: TaskId,
+        token: Token,
+        lease: LeaseDuration,
+        request: Option<RequestId>,
+        agent: AgentId,
+    ) -> Result<DoneThenNext> {
+        let step = self
+            .store
+            .done_then_claim_next(id, token, lease, request, agent)
+            .await?;
+        self.found_nothing = matches!(step.next, Ok(None));
+        Ok(step)
+    }
+}
+
+/// One async wait: its arguments, run on a thread of its own.
+struct Wait {
+    lease: LeaseDuration,
+    request: Option<RequestId>,
+    opts: WaitOptions,
+    agent: AgentId,
+    look_first: bool,
+}
+
+/// Where a waiter keeps its signal between waits.
+type SignalSlot = Arc<std::sync::Mutex<Option<Box<dyn crate::ReadySignal>>>>;
+
+impl Wait {
+    /// Starts the wait on its thread with `signal` (armed anew when `None`), handing
+    /// the signal back to `keep` when the wait ends.
+    fn start(
+        self,
+        via: Queued,
+        signal: Option<Box<dyn crate::ReadySignal>>,
+        keep: Option<SignalSlot>,
+    ) -> impl Future<Output = Result<Waited>> + Send + 'static {
+        let Wait {
+            lease,
+            request,
+            opts,
+            agent,
+            look_first,
+        } = self;
         let cancel = opts.cancel.clone().unwrap_or_default();
         let opts = WaitOptions {
             cancel: Some(cancel.clone()),
             ..opts
         };
-        let via = Queued(self.jobs.clone());
         let (reply, answer) = oneshot::channel::<Result<Waited>>();
         let started = std::thread::Builder::new()
             .name("tasklease-wait".into())
             .spawn(move || {
-                let waited = via.blocking(|s| s.ready_signal()).and_then(|mut signal| {
-                    crate::wait::run(
+                let armed = match signal {
+                    Some(s) => Ok(s),
+                    None => via.blocking(|s| s.ready_signal()),
+                };
+                let waited = armed.and_then(|mut signal| {
+                    let waited = crate::wait::run(
                         &via,
                         &mut *signal,
                         crate::wait::Start {
                             agent: &agent,
                             lease,
                             request: request.as_ref(),
-                            look_first: false,
+                            look_first,
                         },
                         &opts,
-                    )
+                    );
+                    if let Some(keep) = keep {
+                        *keep
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(signal);
+                    }
+                    waited
                 });
                 let _ = reply.send(waited);
             })

@@ -178,3 +178,89 @@ fn dropping_an_async_wait_cancels_it_and_a_later_wait_is_woken() {
         });
     });
 }
+
+fn short(bound: Duration) -> WaitOptions {
+    WaitOptions { bound, ..opts() }
+}
+
+/// A worker's step that found nothing makes its next wait start with a look (a
+/// read), not a claim (a writer turn): the waiter, sync or async, takes no writer turn
+/// until something is ready — and still claims what becomes ready.
+#[test]
+fn after_a_step_that_found_nothing_a_waiter_looks_before_it_claims() {
+    stores(|open| {
+        let store = open();
+        let other = open();
+        add(&*other, "A");
+        let mut waiter = tasklease::wait::Waiter::new(&*store).unwrap();
+        let a = waiter
+            .claim_next(LeaseDuration::DEFAULT, None, &opts(), &me("w"))
+            .unwrap()
+            .lease
+            .expect("A");
+        let step = waiter
+            .done_then_claim_next(&a.task, &a.token, LeaseDuration::DEFAULT, None, &me("w"))
+            .unwrap();
+        assert_eq!(step.next.unwrap(), None);
+        let idle = waiter
+            .claim_next(
+                LeaseDuration::DEFAULT,
+                None,
+                &short(Duration::from_millis(300)),
+                &me("w"),
+            )
+            .unwrap();
+        assert!(idle.lease.is_none());
+        assert_eq!(idle.claims, 0, "a claim with nothing ready: {idle:?}");
+        assert!(idle.looks >= 1, "{idle:?}");
+        // The same through the async waiter, which keeps its signal across waits.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let other: Arc<dyn Store> = other.into();
+        // Outside the runtime: a PostgreSQL store must not be called from inside it.
+        add(&*other, "B");
+        rt.block_on(async {
+            let s = AsyncStore::new(store).unwrap();
+            let mut waiter = s.waiter();
+            let b = waiter
+                .claim_next_waiting(LeaseDuration::DEFAULT, None, opts(), me("w"))
+                .await
+                .unwrap()
+                .lease
+                .expect("B");
+            let step = waiter
+                .done_then_claim_next(b.task, b.token, LeaseDuration::DEFAULT, None, me("w"))
+                .await
+                .unwrap();
+            assert_eq!(step.next.unwrap(), None);
+            let idle = waiter
+                .claim_next_waiting(
+                    LeaseDuration::DEFAULT,
+                    None,
+                    short(Duration::from_millis(300)),
+                    me("w"),
+                )
+                .await
+                .unwrap();
+            assert!(idle.lease.is_none());
+            assert_eq!(idle.claims, 0, "a claim with nothing ready: {idle:?}");
+            // Woken on the kept signal by a task added while it waits.
+            let wait = waiter.claim_next_waiting(LeaseDuration::DEFAULT, None, opts(), me("w"));
+            let adder = {
+                let other = other.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(200));
+                    add(&*other, "C");
+                })
+            };
+            let started = Instant::now();
+            let got = wait.await.unwrap();
+            adder.join().unwrap();
+            assert_eq!(got.lease.expect("C").task.as_str(), "C");
+            assert!(started.elapsed() < SOON, "took {:?}", started.elapsed());
+        });
+    });
+}
