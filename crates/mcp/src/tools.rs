@@ -615,18 +615,20 @@ impl Server {
                 )
             })?;
             let locks = tasklease::locks::list(&root)?;
-            #[allow(unused_mut)] // a build without SQLite has no writer turn to add
-            let mut json = locks_json(&locks);
-            // The project database's writer turn, as `tasklease locks` shows it.
+            let json = locks_json(&locks);
+            // The project database's writer turn, as `tasklease locks` shows it (a
+            // build without SQLite has none).
             #[cfg(feature = "sqlite")]
-            {
+            let json = {
+                let mut json = json;
                 let db = tasklease::open::DbSpec::Sqlite {
                     path: project::db_path(&root),
                     explicit: true,
                 };
                 let turn = tasklease::open::writer_turn(&db)?;
                 json["writer_turn"] = tasklease_shape::json::writer_turn_json(turn.as_ref());
-            }
+                json
+            };
             Ok(json)
         })
         .await;

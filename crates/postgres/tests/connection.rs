@@ -181,6 +181,30 @@ fn a_dropped_idle_connection_is_replaced_before_the_next_write() {
     assert!(store.show(&id("t")).unwrap().unwrap().assignee.is_some());
 }
 
+/// The migrations, oldest first, as a store of each version applied them.
+const MIGRATIONS: [&str; 4] = [
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_history.sql"),
+    include_str!("../migrations/0003_retries.sql"),
+    include_str!("../migrations/0004_graph.sql"),
+];
+
+/// Builds the schema as tasklease version `v` left it, for an upgrade test.
+fn schema_at(admin: &mut Client, v: usize) {
+    admin
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, applied_at bigint NOT NULL);",
+        )
+        .unwrap();
+    for (i, m) in MIGRATIONS[..v].iter().enumerate() {
+        admin.batch_execute(m).unwrap();
+        let version = i as i64 + 1;
+        admin
+            .execute("INSERT INTO schema_migrations VALUES ($1, 0)", &[&version])
+            .unwrap();
+    }
+}
+
 /// Migration 0004 on PostgreSQL: a dependency cancelled before the upgrade stops
 /// blocking at once — the migration recounts every `waiting_on` under the new rule.
 #[test]
@@ -188,25 +212,7 @@ fn upgrade_to_v4_recounts_waiting_on_for_cancelled_deps() {
     let Some((scratch, mut admin)) = setup() else {
         return;
     };
-    admin
-        .batch_execute(
-            "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, applied_at bigint NOT NULL);",
-        )
-        .unwrap();
-    for (v, m) in [
-        include_str!("../migrations/0001_init.sql"),
-        include_str!("../migrations/0002_history.sql"),
-        include_str!("../migrations/0003_retries.sql"),
-    ]
-    .iter()
-    .enumerate()
-    {
-        admin.batch_execute(m).unwrap();
-        let v = v as i64 + 1;
-        admin
-            .execute("INSERT INTO schema_migrations VALUES ($1, 0)", &[&v])
-            .unwrap();
-    }
+    schema_at(&mut admin, 3);
     admin
         .batch_execute(
             "INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('a', 'a', 1, 1), ('b', 'b', 1, 1);
@@ -236,26 +242,7 @@ fn upgrade_to_v5_keeps_live_leases_working() {
     let Some((scratch, mut admin)) = setup() else {
         return;
     };
-    admin
-        .batch_execute(
-            "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, applied_at bigint NOT NULL);",
-        )
-        .unwrap();
-    for (v, m) in [
-        include_str!("../migrations/0001_init.sql"),
-        include_str!("../migrations/0002_history.sql"),
-        include_str!("../migrations/0003_retries.sql"),
-        include_str!("../migrations/0004_graph.sql"),
-    ]
-    .iter()
-    .enumerate()
-    {
-        admin.batch_execute(m).unwrap();
-        let v = v as i64 + 1;
-        admin
-            .execute("INSERT INTO schema_migrations VALUES ($1, 0)", &[&v])
-            .unwrap();
-    }
+    schema_at(&mut admin, 4);
     admin
         .batch_execute(
             "INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('live', 'l', 1, 1), ('finished', 'f', 1, 1);

@@ -87,6 +87,20 @@ fn reopening_migrates_nothing_and_backs_up_nothing() {
     assert!(again.migrated().backup.is_none());
 }
 
+/// Builds the schema as tasklease version `v` left it (its `user_version` is the
+/// test's to set), for an upgrade test.
+fn schema_at(conn: &rusqlite::Connection, v: usize) {
+    let migrations = [
+        V1,
+        include_str!("../migrations/0002_history.sql"),
+        include_str!("../migrations/0003_retries.sql"),
+        include_str!("../migrations/0004_graph.sql"),
+    ];
+    for m in &migrations[..v] {
+        conn.execute_batch(m).unwrap();
+    }
+}
+
 /// Migration 0004: a dependency cancelled before the upgrade stops blocking its
 /// dependant at once — the migration recounts every `waiting_on` under the new rule.
 #[test]
@@ -95,13 +109,7 @@ fn upgrade_to_v4_recounts_waiting_on_for_cancelled_deps() {
     let path = dir.path().join("old.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        for m in [
-            V1,
-            include_str!("../migrations/0002_history.sql"),
-            include_str!("../migrations/0003_retries.sql"),
-        ] {
-            conn.execute_batch(m).unwrap();
-        }
+        schema_at(&conn, 3);
         conn.execute_batch(
             "INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('a', 'a', 1, 1);
              INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('b', 'b', 1, 1);
@@ -136,14 +144,7 @@ fn upgrade_to_v5_keeps_live_leases_working() {
     let path = dir.path().join("old.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        for m in [
-            V1,
-            include_str!("../migrations/0002_history.sql"),
-            include_str!("../migrations/0003_retries.sql"),
-            include_str!("../migrations/0004_graph.sql"),
-        ] {
-            conn.execute_batch(m).unwrap();
-        }
+        schema_at(&conn, 4);
         conn.execute_batch(
             "INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('live', 'l', 1, 1);
              INSERT INTO tasks (id, title, created_at, updated_at) VALUES ('finished', 'f', 1, 1);
