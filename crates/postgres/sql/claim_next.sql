@@ -4,8 +4,7 @@
 -- another claimer is taking right now is passed over, never waited for. Each branch
 -- locks at most one row; the better of the two is taken.
 -- $1 agent, $2 injected now, $3 lease ms, $4 re-runs, $5 claim key (NULL: none),
--- $6 the new lease's secret, $7 wake waiters if, besides the task claimed, another is
--- ready (done_then_claim_next: the worker's done woke nobody)
+-- $6 the new lease's secret
 WITH now AS MATERIALIZED (SELECT clock_ms($2) AS t),
 ready AS (
     SELECT seq, priority FROM tasks
@@ -46,15 +45,5 @@ event AS (
     INSERT INTO events (at, task, kind, agent, token, lease_ms, wait_us, busy)
     SELECT now.t, claimed.id, 'claimed', $1, claimed.fence, $3, waited_us(), $4::bigint
       FROM claimed, now
-),
--- Only when asked ($7) and a task was claimed: counted below so that it runs.
-more AS MATERIALIZED (
-    SELECT pg_notify('tasklease_ready_' || md5(current_schema()), '')
-      FROM pick, now
-     WHERE $7::bool
-       AND (EXISTS (SELECT 1 FROM tasks WHERE status = 'todo' AND waiting_on = 0 AND seq <> pick.seq)
-            OR EXISTS (SELECT 1 FROM tasks WHERE status = 'in_progress' AND lock_until <= now.t
-                                             AND waiting_on = 0 AND seq <> pick.seq))
 )
-SELECT id, fence, secret, assigned_at, lock_until, version, (SELECT count(*) FROM more) AS woke
-  FROM claimed
+SELECT id, fence, secret, assigned_at, lock_until, version FROM claimed

@@ -234,7 +234,7 @@ impl PgStore {
     }
 
     /// `claim_next_keyed`, also notifying waiters when `wake_more` and another task is
-    /// ready besides the one claimed (`claim_next.sql`).
+    /// ready besides the one claimed (`claim_next_waking.sql`, see `sql.rs`).
     fn claim_next_waking(
         &self,
         who: &AgentId,
@@ -248,7 +248,11 @@ impl PgStore {
         let mut reruns: i64 = 0;
         let claim = |c: &mut Conn| {
             let got = c.query_opt(
-                sql::CLAIM_NEXT,
+                if wake_more {
+                    *sql::CLAIM_NEXT_WAKING
+                } else {
+                    sql::CLAIM_NEXT
+                },
                 &[
                     &who.as_str(),
                     &now,
@@ -256,7 +260,6 @@ impl PgStore {
                     &reruns,
                     &key,
                     &secret.as_str(),
-                    &wake_more,
                 ],
             );
             reruns += 1;

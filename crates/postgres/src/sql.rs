@@ -17,6 +17,7 @@ sql! {
     CLAIM = "claim.sql";
     CLAIM_BATCH = "claim_batch.sql";
     CLAIM_NEXT = "claim_next.sql";
+    CLAIM_NEXT_WAKING_TAIL = "claim_next_waking.sql";
     COUNTS = "counts.sql";
     BLOCKED = "blocked.sql";
     DELETED_ID = "deleted_id.sql";
@@ -71,6 +72,23 @@ sql! {
 /// `claim_batch.sql` waiting for row locks instead of skipping them: the last resort
 /// when rows stay locked by others across several tries. Derived, so the two cannot
 /// drift apart.
+/// claim_next.sql whose answer also wakes waiters when another task is ready
+/// (`claim_next_waking.sql` in place of its final SELECT).
+pub(crate) static CLAIM_NEXT_WAKING: LazyLock<&'static str> = LazyLock::new(|| {
+    let answer = CLAIM_NEXT
+        .rfind("\nSELECT ")
+        .expect("claim_next.sql ends with its answer, a SELECT");
+    let tail = CLAIM_NEXT_WAKING_TAIL
+        .find("\nmore AS")
+        .expect("claim_next_waking.sql starts its CTE with `more AS`");
+    let waking = format!(
+        "{},{}",
+        &CLAIM_NEXT[..answer],
+        &CLAIM_NEXT_WAKING_TAIL[tail..]
+    );
+    Box::leak(waking.into_boxed_str())
+});
+
 pub(crate) static CLAIM_BATCH_WAIT: LazyLock<&'static str> = LazyLock::new(|| {
     let wait = CLAIM_BATCH.replace("FOR UPDATE SKIP LOCKED", "FOR UPDATE");
     assert_ne!(
